@@ -1,0 +1,27 @@
+# The two commands of the README. Each creates its own virtualenv (.venv).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test install bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+# Start the PDP on 127.0.0.1:8181 with its embedded defaults and the dev issuer.
+run: install
+	$(BIN)/pdp serve --dev
+
+# Install and run the whole test suite (fails if no test ran).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pdp .pytest_cache

@@ -1,0 +1,179 @@
+"""A hash chain over the decision log, so that edits, deletions and reordering show.
+
+Each stored record carries ``seq`` (1, 2, 3, ... without gaps), ``prev_hash``
+(the ``hash`` of record ``seq - 1``, or :data:`GENESIS` for the first) and
+``hash`` = SHA-256 over ``prev_hash`` and the record's canonical JSON. Changing
+one byte of a record breaks its own hash; deleting or moving one breaks the
+link to its neighbour. This is the construction of RFC 6962's tree heads in its
+simplest, linear form.
+
+What a chain alone cannot show is a cut-off tail: drop the newest records and
+what remains is a valid, shorter chain. Publish :attr:`ChainReport.head_hash`
+and :attr:`ChainReport.last_seq` somewhere else from time to time (an anchor),
+and compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+GENESIS = "0" * 64
+"""``prev_hash`` of the first record: there is nothing before it."""
+
+CHAIN_KEYS = ("seq", "prev_hash", "hash")
+"""Keys the store adds; they are not part of the hashed content."""
+
+Problem = Literal[
+    "hash mismatch",  # the record's content was changed
+    "prev_hash mismatch",  # a record before it was removed, or re-hashed after a change
+    "sequence gap",  # a seq is missing: a record was deleted
+    "out of order",  # records were moved
+    "malformed record",  # not a dict, or the chain keys are missing
+    "index mismatch",  # (SQLite) a query column disagrees with the record it indexes
+]
+
+
+def canonical(obj: Any) -> str:
+    """One JSON text per value: sorted keys, no spaces, UTF-8 kept as is.
+
+    Two equal records always give the same text, whatever the key order they
+    were built in, so their hashes agree. NaN and infinities are refused: they
+    are not JSON, and no other store or language would read them back.
+    """
+    return _ENCODER.encode(obj)
+
+
+# json.dumps(obj, sort_keys=True, ...) builds this same encoder on every call; reuse one.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
+def body(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The hashed part of a record: everything except :data:`CHAIN_KEYS`."""
+    return {k: v for k, v in record.items() if k not in CHAIN_KEYS}
+
+
+def hash_body(prev_hash: str, body_json: str) -> str:
+    """``link_hash`` for a body already in canonical JSON (the writer's fast path)."""
+    return hashlib.sha256(f"{prev_hash}\n{body_json}".encode()).hexdigest()
+
+
+def link_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
+    """SHA-256 hex of ``prev_hash + "\\n" + canonical(record minus seq/prev_hash/hash)``."""
+    return hash_body(prev_hash, canonical(body(record)))
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The outcome of checking a chain from its first record.
+
+    ``first_broken_seq`` is the seq at which the chain stops linking, and
+    ``first_broken_decision_id`` the ``decision_id`` of the record found there
+    (for a gap: the record found where the missing one should have been).
+    ``last_seq``/``head_hash`` describe the last record that checked out: the
+    values to anchor elsewhere.
+    """
+
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    first_broken_decision_id: str | None = None
+    problem: Problem | None = None
+    detail: str = ""
+    last_seq: int = 0
+    head_hash: str = GENESIS
+
+
+class ChainChecker:
+    """Checks records one at a time, in the order the store keeps them.
+
+    Incremental so a store can stream millions of rows and interleave its own
+    checks. A seq that jumps ahead is either a deletion or a move; which one is
+    decided by the next record (a move brings a lower seq back later), so a
+    jump is held as *pending* for one record.
+    """
+
+    def __init__(self, *, start_seq: int = 1, start_hash: str = GENESIS) -> None:
+        self.checked = 0
+        self.expected_seq = start_seq
+        self.head_hash = start_hash
+        self.pending: tuple[int, dict[str, Any]] | None = None  # (expected seq, record found)
+
+    def feed(self, record: Any) -> ChainReport | None:
+        """Check the next record; a report means the chain is broken (stop feeding)."""
+        if self.pending is not None:
+            expected, found = self.pending
+            later_seq = record.get("seq") if isinstance(record, dict) else None
+            moved = isinstance(later_seq, int) and later_seq < found["seq"]
+            return self._broken(expected, found, "out of order" if moved else "sequence gap")
+        if not isinstance(record, dict) or not all(k in record for k in CHAIN_KEYS) \
+                or not isinstance(record["seq"], int):
+            rid = record.get("decision_id") if isinstance(record, dict) else None
+            return self._broken(self.expected_seq, {"decision_id": rid}, "malformed record")
+        seq = record["seq"]
+        if seq < self.expected_seq:
+            return self._broken(self.expected_seq, record, "out of order")
+        if seq > self.expected_seq:
+            self.pending = (self.expected_seq, record)
+            return None
+        if record["prev_hash"] != self.head_hash:
+            return self._broken(seq, record, "prev_hash mismatch")
+        try:
+            expected_hash = link_hash(self.head_hash, record)
+        except (TypeError, ValueError):  # not JSON-able: cannot be what was stored
+            return self._broken(seq, record, "malformed record")
+        if expected_hash != record["hash"]:
+            return self._broken(seq, record, "hash mismatch")
+        self.checked += 1
+        self.expected_seq += 1
+        self.head_hash = record["hash"]
+        return None
+
+    def finish(self) -> ChainReport:
+        """The report once every record was fed."""
+        if self.pending is not None:
+            expected, found = self.pending
+            return self._broken(expected, found, "sequence gap")
+        return ChainReport(ok=True, checked=self.checked, last_seq=self.expected_seq - 1,
+                           head_hash=self.head_hash)
+
+    def _broken(self, seq: int, found: Mapping[str, Any], problem: Problem) -> ChainReport:
+        rid = found.get("decision_id")
+        detail = f"chain broken at seq {seq}: {problem}"
+        if problem in ("sequence gap", "out of order"):
+            detail += f" (found seq {found.get('seq')!r} where {seq} was expected)"
+        return ChainReport(
+            ok=False, checked=self.checked, first_broken_seq=seq,
+            first_broken_decision_id=rid if isinstance(rid, str) else None,
+            problem=problem, detail=detail, last_seq=self.expected_seq - 1,
+            head_hash=self.head_hash)
+
+
+def verify_chain(records: Iterable[Any], *, start_seq: int = 1,
+                 start_hash: str = GENESIS) -> ChainReport:
+    """Check that ``records`` (in stored order) form one unbroken chain from ``start_seq``.
+
+    Stops at the first break and names it; see :data:`Problem` for the kinds.
+    """
+    checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
+    for record in records:
+        if (report := checker.feed(record)) is not None:
+            return report
+    return checker.finish()
+
+
+def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
+    """The record as stored at ``seq`` after ``prev_hash``: its body plus the chain keys."""
+    sealed = body(record)
+    sealed.update(seq=seq, prev_hash=prev_hash, hash=link_hash(prev_hash, sealed))
+    return sealed
+
+
+__all__ = [
+    "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
+    "hash_body", "link_hash", "seal", "verify_chain",
+]

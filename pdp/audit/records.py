@@ -1,0 +1,160 @@
+"""What the log reads out of a record: the few columns auditors filter on.
+
+A decision record is an opaque, JSON-able dict built by ``pdp.decision``; the
+log stores it whole and pulls out only the indexed columns (who, what, on
+what, the outcome, which policies decided). Everything else is kept verbatim
+so the decision can be explained and replayed later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pdp.audit.hashchain import CHAIN_KEYS, body, canonical
+
+_CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_TEXT_KEYS = ("kind", "principal", "action", "resource", "decision", "pep")
+
+
+def normalize_ts(value: datetime | str) -> str:
+    """An RFC 3339 UTC timestamp with microseconds, e.g. ``2026-11-23T13:00:00.123456Z``.
+
+    One fixed width and zone, so timestamps compare correctly as text (range
+    conditions on an index). Naive datetimes are taken as UTC.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+        if _CANONICAL_TS.fullmatch(value):  # the usual case: already in this form
+            return value
+        value = parsed
+    if not isinstance(value, datetime):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedColumns:
+    """The queryable facts of one record; ``policies`` are the determining policy ids."""
+
+    decision_id: str
+    ts: str
+    kind: str | None = None
+    principal: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    decision: str | None = None
+    pep: str | None = None
+    policies: tuple[str, ...] = ()
+    reason_codes: tuple[str, ...] = ()
+
+
+def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
+    """Read the indexed columns, refusing a record that would index wrongly."""
+    decision_id = record.get("decision_id")
+    if not isinstance(decision_id, str) or not decision_id:
+        raise ValueError("record needs a non-empty string 'decision_id'")
+    if "timestamp" not in record:
+        raise ValueError("record needs a 'timestamp'")
+    text: dict[str, str | None] = {}
+    for key in _TEXT_KEYS:
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"record field {key!r} must be a string or null")
+        text[key] = value
+    reasons = record.get("reasons") or []
+    codes = record.get("reason_codes") or []
+    if not isinstance(reasons, list) or not isinstance(codes, list):
+        raise ValueError("record fields 'reasons' and 'reason_codes' must be lists")
+    if not all(isinstance(c, str) for c in codes):
+        raise ValueError("record field 'reason_codes' must hold strings")
+    policies = tuple(r["policy"] for r in reasons
+                     if isinstance(r, dict) and isinstance(r.get("policy"), str))
+    return IndexedColumns(
+        decision_id=decision_id, ts=normalize_ts(record["timestamp"]),
+        policies=policies, reason_codes=tuple(codes), **text)
+
+
+# The stored text is the body's canonical JSON with the chain keys in their sorted
+# places. Rather than serialize every record twice (once to hash, once to store),
+# prepare() serializes it once with unguessable placeholders for the chain keys;
+# the writer then swaps in the real values. Chain keys sort after "decision_id",
+# which every record has, so each placeholder member is preceded by a comma.
+_NONCE = secrets.token_hex(8)
+_SLOTS = {key: f"\0{_NONCE}:{key}" for key in CHAIN_KEYS}
+_MEMBERS = {key: f",{canonical(key)}:{canonical(slot)}" for key, slot in _SLOTS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A record checked and serialized on the caller's side, ready to be chained.
+
+    ``body_json`` is the canonical JSON that the hash covers. The stored text
+    is fixed here too, so a caller mutating its dict after ``append`` changes
+    nothing that is stored. ``record`` is a shallow copy of the body, used
+    only for the dict handed back to the caller.
+    """
+
+    record: dict[str, Any]
+    body_json: str
+    columns: IndexedColumns
+    template: str | None  # the stored text with placeholders; None: serialize again
+
+    def stored_text(self, seq: int, prev_hash: str, digest: str) -> str:
+        """The canonical JSON of the record with its chain keys, as stored at ``seq``."""
+        if self.template is None:
+            return canonical(self.stored(seq, prev_hash, digest))
+        return (self.template.replace(_MEMBERS["seq"], f',"seq":{seq}')
+                .replace(_MEMBERS["prev_hash"], f',"prev_hash":"{prev_hash}"')
+                .replace(_MEMBERS["hash"], f',"hash":"{digest}"'))
+
+    def stored(self, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
+        return {**self.record, "seq": seq, "prev_hash": prev_hash, "hash": digest}
+
+
+def prepare(record: Mapping[str, Any]) -> PreparedRecord:
+    """Validate and serialize ``record``; any ``seq``/``prev_hash``/``hash`` given is ignored.
+
+    Raises ``ValueError`` (a bug in the caller, not an unavailable store) for a
+    record that is not JSON-able or lacks the indexed fields.
+    """
+    if not isinstance(record, Mapping):
+        raise ValueError("a decision record is a dict")
+    copy = body(record)
+    columns = columns_of(copy)
+    try:
+        template = canonical({**copy, **_SLOTS})
+        template.encode()  # lone surrogates would only fail later, inside a batch
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ValueError(f"record is not JSON-able: {exc}") from None
+    body_json = template
+    for member in _MEMBERS.values():
+        if template.count(member) != 1:  # the record itself holds a placeholder: no shortcut
+            return _prepare_slowly(copy, columns)
+        body_json = body_json.replace(member, "")
+    return PreparedRecord(record=copy, body_json=body_json, columns=columns, template=template)
+
+
+def _prepare_slowly(copy: dict[str, Any], columns: IndexedColumns) -> PreparedRecord:
+    body_json = canonical(copy)
+    private = json.loads(body_json)  # deep copy: the stored text is built later from it
+    return PreparedRecord(record=private, body_json=body_json, columns=columns, template=None)
+
+
+def same_record(prepared: PreparedRecord, stored_json: str) -> bool:
+    """Whether a stored record (JSON text, chain keys included) is this record again."""
+    return canonical(body(json.loads(stored_json))) == prepared.body_json
+
+
+__all__ = ["IndexedColumns", "PreparedRecord", "columns_of", "normalize_ts", "prepare",
+           "same_record"]

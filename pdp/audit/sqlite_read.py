@@ -1,0 +1,178 @@
+"""Reading the SQLite decision log: lookups, filtered pages, export and verification.
+
+Every call opens its own short-lived, ``query_only`` connection. In WAL mode a
+reader sees the last commit and neither waits for the writer nor holds it up,
+so an auditor's scan never slows decisions down.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pdp.audit.errors import AuditUnavailable
+from pdp.audit.hashchain import ChainChecker, ChainReport, canonical
+from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
+from pdp.audit.records import columns_of
+from pdp.audit.sqlite_schema import COLUMNS, connect
+
+_CHUNK = 1000  # rows per statement when streaming the whole log
+_EQUAL = ("principal", "action", "resource", "decision", "pep", "kind")
+
+
+class Reader:
+    """Read access to one decision-log file; cheap to create, holds no connection."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"cannot read decision log {self.path}: {exc}") from exc
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"cannot read decision log {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT record FROM decisions WHERE decision_id = ?",
+                               (decision_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def tail(self, n: int) -> list[dict[str, Any]]:
+        if n <= 0:
+            return []
+        with self._connection() as conn:
+            rows = conn.execute("SELECT record FROM decisions ORDER BY seq DESC LIMIT ?",
+                                (n,)).fetchall()
+        return [json.loads(text) for (text,) in reversed(rows)]
+
+    def query(self, flt: DecisionFilter, limit: int, cursor: str | None) -> Page:
+        check_limit(limit)
+        where, params = where_clause(flt, before=decode_cursor(cursor))
+        sql = f"SELECT seq, record FROM decisions{where} ORDER BY seq DESC LIMIT ?"
+        with self._connection() as conn:
+            rows = conn.execute(sql, [*params, limit + 1]).fetchall()  # +1: is there more?
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(records=[json.loads(text) for _, text in rows],
+                    next_cursor=encode_cursor(rows[-1][0]) if more else None)
+
+    def iter_all(self) -> Iterator[dict[str, Any]]:
+        for row in self._rows("seq, record"):
+            yield json.loads(row[1])
+
+    def verify(self) -> ChainReport:
+        """Check the chain over the ``record`` JSON, and every query column against it.
+
+        A changed column (say ``decision`` flipped in place) would mislead
+        filters without touching the chain, so it is reported as
+        ``index mismatch``.
+        """
+        checker = ChainChecker()
+        for row in self._rows(", ".join(COLUMNS)):
+            values = dict(zip(COLUMNS, row))
+            try:
+                record: Any = json.loads(values["record"])
+            except ValueError:
+                record = None
+            if (report := checker.feed(record)) is not None:
+                return report
+            if checker.pending is None and _columns_disagree(values, record):
+                return ChainReport(
+                    ok=False, checked=checker.checked - 1, first_broken_seq=values["seq"],
+                    first_broken_decision_id=record.get("decision_id"), problem="index mismatch",
+                    detail=f"row {values['seq']}: query columns disagree with the record",
+                    last_seq=checker.expected_seq - 2, head_hash=record["prev_hash"])
+        return checker.finish()
+
+    def _rows(self, columns: str) -> Iterator[tuple[Any, ...]]:
+        """All rows in seq order, a chunk per statement so no read transaction stays open."""
+        last = 0
+        with self._connection() as conn:
+            while True:
+                rows = conn.execute(
+                    f"SELECT {columns} FROM decisions WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, _CHUNK)).fetchall()
+                yield from rows
+                if len(rows) < _CHUNK:
+                    return
+                last = rows[-1][0]
+
+
+def _columns_disagree(values: dict[str, Any], record: dict[str, Any]) -> bool:
+    try:
+        cols = columns_of(record)
+    except ValueError:
+        return True
+    expected = {
+        "seq": record["seq"], "decision_id": cols.decision_id, "kind": cols.kind, "ts": cols.ts,
+        "principal": cols.principal, "action": cols.action, "resource": cols.resource,
+        "decision": cols.decision, "pep": cols.pep, "policies": canonical(list(cols.policies)),
+        "reason_codes": canonical(list(cols.reason_codes)), "prev_hash": record["prev_hash"],
+        "hash": record["hash"],
+    }
+    return any(values[name] != value for name, value in expected.items())
+
+
+def where_clause(flt: DecisionFilter, *, before: int | None = None) -> tuple[str, list[Any]]:
+    """``DecisionFilter`` as SQL, with the meaning of :func:`pdp.audit.query.matches`."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name in _EQUAL:
+        if (value := getattr(flt, name)) is not None:
+            clauses.append(f"{name} = ?")
+            params.append(value)
+    if flt.principal_prefix is not None:
+        # A range, not LIKE (case-insensitive, needs escaping): it uses the (principal, ts) index.
+        clauses.append("principal >= ?")
+        params.append(flt.principal_prefix)
+        if (upper := prefix_upper_bound(flt.principal_prefix)) is not None:
+            clauses.append("principal < ?")
+            params.append(upper)
+    for name, column in (("policy", "policies"), ("reason_code", "reason_codes")):
+        if (value := getattr(flt, name)) is not None:  # exact element, not a substring
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(decisions.{column}) AS e "
+                           "WHERE e.value = ?)")
+            params.append(value)
+    if flt.since is not None:
+        clauses.append("ts >= ?")
+        params.append(flt.since)
+    if flt.until is not None:
+        clauses.append("ts < ?")
+        params.append(flt.until)
+    if before is not None:
+        clauses.append("seq < ?")
+        params.append(before)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix``.
+
+    SQLite compares text as UTF-8 bytes, which orders like code points, so
+    "bump the last code point" is exact: ``principal >= p AND principal < bound``
+    holds for precisely the strings starting with ``p``. None: no upper bound.
+    """
+    chars = list(prefix)
+    while chars:
+        point = ord(chars[-1]) + 1
+        if point <= 0x10FFFF:
+            chars[-1] = chr(0xE000 if 0xD800 <= point <= 0xDFFF else point)  # skip surrogates
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+__all__ = ["Reader", "prefix_upper_bound", "where_clause"]

@@ -1,0 +1,145 @@
+"""The SQLite decision log's tables, connections and migrations.
+
+The full record is kept as canonical JSON in ``record``; the other columns
+are copies of its indexed fields so auditors' filters hit an index. The schema
+version lives in ``PRAGMA user_version`` and each migration runs in its own
+transaction, so a later release can add columns or indexes in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from pdp.audit.errors import AuditUnavailable
+from pdp.audit.hashchain import GENESIS
+
+SCHEMA_VERSION = 1
+
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+"""Allowed ``PRAGMA synchronous`` levels. In WAL mode only FULL (or EXTRA) makes
+a commit survive power loss; NORMAL keeps the file consistent but may drop
+the newest transactions."""
+
+# version -> statements that bring the schema from version - 1 to version.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE decisions (
+            seq          INTEGER PRIMARY KEY,
+            decision_id  TEXT UNIQUE NOT NULL,
+            kind         TEXT,
+            ts           TEXT,
+            principal    TEXT,
+            action       TEXT,
+            resource     TEXT,
+            decision     TEXT,
+            pep          TEXT,
+            policies     TEXT,  -- JSON list of determining policy ids
+            reason_codes TEXT,  -- JSON list
+            record       TEXT NOT NULL,  -- canonical JSON incl. seq/prev_hash/hash
+            prev_hash    TEXT,
+            hash         TEXT
+        )""",
+        "CREATE INDEX decisions_principal_ts ON decisions (principal, ts)",
+        "CREATE INDEX decisions_ts ON decisions (ts)",
+        "CREATE INDEX decisions_action_ts ON decisions (action, ts)",
+        "CREATE INDEX decisions_decision_ts ON decisions (decision, ts)",
+    ),
+}
+
+COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
+           "pep", "policies", "reason_codes", "record", "prev_hash", "hash")
+INSERT = f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES "
+ROW = f"({', '.join('?' * len(COLUMNS))})"
+ROWS_PER_INSERT = 2000  # x 14 parameters, below SQLite's limit of 32766 per statement
+
+
+def insert_rows(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert rows with as few multi-row INSERTs as SQLite's parameter limit allows."""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start:start + ROWS_PER_INSERT]
+        conn.execute(INSERT + ", ".join([ROW] * len(chunk)),
+                     [value for row in chunk for value in row])
+
+
+def insert_atomically(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert and commit ``rows`` as one transaction, in as few statements as possible.
+
+    Each statement releases the GIL while SQLite works and must win it back
+    from a busy event loop, so statements per batch, not rows, set the pace. A
+    batch that fits one multi-row INSERT is sent as just that: in autocommit
+    mode a single statement is its own durable transaction.
+    """
+    if len(rows) <= ROWS_PER_INSERT:
+        if rows:
+            insert_rows(conn, rows)
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    insert_rows(conn, rows)
+    conn.execute("COMMIT")
+
+
+def read_head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """``(seq, hash)`` of the newest record, or ``(0, GENESIS)`` for an empty log."""
+    row = conn.execute("SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row is not None else (0, GENESIS)
+
+
+def connect(path: Path, *, busy_timeout_ms: int, synchronous: str = "FULL",
+            writer: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode: every transaction is an explicit BEGIN...COMMIT.
+
+    The writer turns on WAL (readers never block it, nor it them) and the
+    requested ``synchronous`` level; readers are ``query_only``.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout_ms / 1000)
+    try:
+        if writer:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch {path} to WAL (mode {mode})")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+        else:
+            conn.execute("PRAGMA query_only=1")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; return the version found before.
+
+    Refuses (``AuditUnavailable``) a file written by a newer release rather
+    than guess at its layout.
+    """
+    conn.execute("BEGIN IMMEDIATE")  # re-read the version under the write lock: one migrator wins
+    try:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise AuditUnavailable(
+                f"decision log schema version {found} is newer than this release's "
+                f"{SCHEMA_VERSION}; upgrade the PDP")
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(conn)
+        raise
+    return found
+
+
+def rollback_quietly(conn: sqlite3.Connection) -> None:
+    """End a failed transaction without masking the error that failed it."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # the connection is dropped by the caller anyway
+
+
+__all__ = ["COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SYNCHRONOUS", "connect",
+           "insert_atomically", "insert_rows", "migrate", "read_head", "rollback_quietly"]

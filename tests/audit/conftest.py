@@ -1,0 +1,95 @@
+"""Records and stores shared by the decision-log tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uuid_utils
+
+from pdp.audit import MemoryDecisionLog, SqliteDecisionLog
+from pdp.audit.store import DecisionStore
+
+T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=timezone.utc)
+
+MakeRecord = Callable[..., dict[str, Any]]
+
+
+def at(seconds: float) -> str:
+    """The record timestamp ``seconds`` after T0, in the wire format."""
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture
+def make_record() -> MakeRecord:
+    """Builds decision records shaped like pdp.decision's, one second apart."""
+    clock = count()
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        policy = overrides.pop("policy", "allow-readers")
+        decision = overrides.get("decision", "allow")
+        record: dict[str, Any] = {
+            "decision_id": str(uuid_utils.uuid7()),
+            "kind": "decision",
+            "timestamp": at(next(clock)),
+            "instance": "pdp-1:4242",
+            "request_id": "req-1",
+            "pep": "gateway",
+            "principal": "spiffe://example.org/agent",
+            "credential": {"issuer": "spiffe://example.org", "kind": "jwt-svid",
+                           "jti": "j-1", "serial": None, "sha256": "ab" * 32},
+            "action": 'App::Action::"read"',
+            "resource": 'App::Dataset::"sales"',
+            "request": {"context": {"ip": "10.0.0.1", "note": "naïve ☃"}},
+            "live": {"incident": False, "risk_level": 0},
+            "policy_version": {"commit": "c0ffee", "sha256": "cd" * 32},
+            "decision": decision,
+            "reasons": [{"policy": policy, "effect": "permit" if decision == "allow"
+                         else "forbid", "message": "because"}],
+            "reason_codes": ["policy.permit" if decision == "allow" else "policy.forbid"],
+            "errors": [],
+            "explanation": "readers may read",
+            "latency_us": 120,
+        }
+        record.update(overrides)
+        return record
+
+    return make
+
+
+@pytest.fixture
+def make_admin_event() -> Callable[..., dict[str, Any]]:
+    def make(**overrides: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "decision_id": str(uuid_utils.uuid7()), "kind": "admin", "timestamp": at(10_000),
+            "instance": "pdp-1:4242", "event": "bundle.reload", "detail": {"commit": "c0ffee"},
+            "principal": None, "action": None, "resource": None, "decision": None,
+            "reasons": [], "reason_codes": [], "errors": [],
+        }
+        event.update(overrides)
+        return event
+
+    return make
+
+
+def open_store(kind: str, path: Path) -> DecisionStore:
+    return MemoryDecisionLog() if kind == "memory" else SqliteDecisionLog(path / "decisions.db")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionStore]:
+    """Each behaviour test runs against both stores: they must answer alike."""
+    log = open_store(request.param, tmp_path)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def sqlite_log(tmp_path: Path) -> Iterator[SqliteDecisionLog]:
+    log = SqliteDecisionLog(tmp_path / "decisions.db")
+    yield log
+    log.close()

@@ -1,0 +1,162 @@
+"""The hash chain: canonical hashing and detection of edits, deletions and moves."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdp.audit.hashchain import GENESIS, canonical, link_hash, seal, verify_chain
+
+
+def chain(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    records, head = [], GENESIS
+    for seq, body in enumerate(bodies, start=1):
+        records.append(seal(body, seq, head))
+        head = records[-1]["hash"]
+    return records
+
+
+def bodies(n: int) -> list[dict[str, Any]]:
+    return [{"decision_id": f"d{i}", "decision": "allow", "n": i} for i in range(1, n + 1)]
+
+
+def test_link_hash_is_sha256_of_prev_hash_newline_canonical_body() -> None:
+    record = {"b": 1, "a": "ü", "seq": 9, "prev_hash": "x", "hash": "y"}
+    expected = hashlib.sha256((GENESIS + "\n" + '{"a":"ü","b":1}').encode()).hexdigest()
+    assert link_hash(GENESIS, record) == expected
+
+
+def test_link_hash_ignores_key_order_and_chain_keys() -> None:
+    a = {"x": 1, "y": {"q": [1, 2], "p": None}}
+    b = {"y": {"p": None, "q": [1, 2]}, "x": 1, "seq": 5, "hash": "h", "prev_hash": "p"}
+    assert link_hash(GENESIS, a) == link_hash(GENESIS, b)
+    assert link_hash(GENESIS, a) != link_hash("1" * 64, a)
+
+
+def test_canonical_refuses_nan_which_is_not_json() -> None:
+    with pytest.raises(ValueError):
+        canonical({"x": float("nan")})
+
+
+def test_intact_chain_verifies_and_reports_its_head() -> None:
+    records = chain(bodies(5))
+    report = verify_chain(records)
+    assert report.ok and report.checked == 5
+    assert (report.last_seq, report.head_hash) == (5, records[-1]["hash"])
+    assert report.problem is None and report.first_broken_seq is None
+
+
+def test_empty_chain_is_ok() -> None:
+    assert verify_chain([]) == verify_chain(iter(()))
+    assert verify_chain([]).ok and verify_chain([]).head_hash == GENESIS
+
+
+def test_edited_record_is_reported_as_hash_mismatch_at_its_seq() -> None:
+    records = chain(bodies(5))
+    records[2]["decision"] = "deny"
+    report = verify_chain(records)
+    assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 3)
+    assert report.first_broken_decision_id == "d3" and report.checked == 2
+
+
+def test_edited_and_rehashed_record_breaks_the_next_link() -> None:
+    records = chain(bodies(5))
+    records[2]["decision"] = "deny"
+    records[2] = seal(records[2], 3, records[1]["hash"])
+    report = verify_chain(records)
+    assert (report.problem, report.first_broken_seq) == ("prev_hash mismatch", 4)
+
+
+def test_deleted_record_is_reported_as_sequence_gap_at_the_missing_seq() -> None:
+    records = chain(bodies(5))
+    del records[1]
+    report = verify_chain(records)
+    assert (report.problem, report.first_broken_seq) == ("sequence gap", 2)
+    assert report.first_broken_decision_id == "d3"  # found where seq 2 should be
+
+
+def test_deleted_record_with_renumbered_successors_breaks_prev_hash() -> None:
+    records = chain(bodies(5))
+    del records[1]
+    for seq, record in enumerate(records, start=1):
+        record["seq"] = seq
+    report = verify_chain(records)
+    assert (report.problem, report.first_broken_seq) == ("prev_hash mismatch", 2)
+
+
+@pytest.mark.parametrize(("i", "j"), [(0, 1), (1, 3), (3, 4), (0, 4)])
+def test_swapped_records_are_reported_out_of_order_at_the_first_moved_seq(i: int,
+                                                                          j: int) -> None:
+    records = chain(bodies(5))
+    records[i], records[j] = records[j], records[i]
+    report = verify_chain(records)
+    assert (report.problem, report.first_broken_seq) == ("out of order", i + 1)
+
+
+def test_repeated_record_is_out_of_order() -> None:
+    records = chain(bodies(3))
+    report = verify_chain([*records, records[1]])
+    assert (report.problem, report.first_broken_seq) == ("out of order", 4)
+
+
+def test_record_without_chain_keys_is_malformed() -> None:
+    records = chain(bodies(3))
+    del records[1]["hash"]
+    report = verify_chain(records)
+    assert (report.problem, report.first_broken_seq) == ("malformed record", 2)
+    assert verify_chain(["not a record"]).problem == "malformed record"
+
+
+def test_cut_off_tail_still_verifies_so_the_head_must_be_anchored() -> None:
+    records = chain(bodies(5))
+    report = verify_chain(records[:3])
+    assert report.ok and report.last_seq == 3  # only comparing with an anchor shows the loss
+    assert report.head_hash != records[-1]["hash"]
+
+
+# -- property: one random tampering is always caught, at the right seq ------
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=8) | \
+    st.floats(allow_nan=False, allow_infinity=False)
+json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+record_body = st.builds(
+    lambda i, extra: {**extra, "decision_id": f"id-{i}", "payload": extra.get("payload")},
+    st.integers(), st.dictionaries(st.text(max_size=6).filter(
+        lambda k: k not in ("seq", "prev_hash", "hash", "decision_id")), json_value, max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies=st.lists(record_body, min_size=2, max_size=25), data=st.data())
+def test_any_single_mutation_is_detected_at_the_right_seq(bodies: list[dict[str, Any]],
+                                                           data: st.DataObject) -> None:
+    records = chain(bodies)
+    n = len(records)
+    assert verify_chain(records).ok
+    kind = data.draw(st.sampled_from(["modify", "delete", "swap"]))
+    if kind == "modify":
+        i = data.draw(st.integers(0, n - 1))
+        key = data.draw(st.sampled_from(["payload", "decision_id", "new-key", "prev_hash",
+                                         "hash"]))
+        new = data.draw(json_value.filter(lambda v: v != records[i].get(key)))
+        if key in ("prev_hash", "hash"):
+            new = data.draw(st.text(min_size=1).filter(lambda v: v != records[i][key]))
+        records[i][key] = new
+        expected = ("prev_hash mismatch" if key == "prev_hash" else "hash mismatch", i + 1)
+    elif kind == "delete":
+        i = data.draw(st.integers(0, n - 2))  # not the last: see the anchoring test above
+        del records[i]
+        expected = ("sequence gap", i + 1)
+    else:
+        i, j = sorted(data.draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2,
+                                         unique=True)))
+        records[i], records[j] = records[j], records[i]
+        expected = ("out of order", i + 1)
+    report = verify_chain(records)
+    assert not report.ok
+    assert (report.problem, report.first_broken_seq) == expected
+    assert report.checked == i

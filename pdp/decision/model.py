@@ -1,0 +1,124 @@
+"""The Decision every door returns, and the request that produced it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pdp.identity.model import Credential, VerifiedIdentity
+
+if TYPE_CHECKING:
+    from context.model import LiveSnapshot
+    from pdp.engine.bundle import BundleVersion
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """The resource as the PEP names it: Cedar type and id, optionally attributes/parents."""
+
+    type: str
+    id: str
+    attrs: Mapping[str, Any] | None = None
+    parents: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def cedar(self) -> str:
+        from pdp.engine.actions import cedar_uid
+
+        return cedar_uid(self.type, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeInput:
+    """One question from a PEP: may the holder of ``credential`` do ``action`` on ``resource``?"""
+
+    credential: Credential | None
+    action: str
+    resource: ResourceRef
+    context: Mapping[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+    pep: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A determining policy: its id, its effect and its ``@reason`` text."""
+
+    policy: str
+    effect: Literal["permit", "forbid"]
+    message: str
+    advice: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"policy": self.policy, "effect": self.effect,
+                               "message": self.message}
+        if self.advice:
+            out["advice"] = self.advice
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionError:
+    """Something that went wrong on the way to the decision, with its reason code."""
+
+    code: str
+    message: str
+    policy: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "policy": self.policy}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """allow or deny, and everything a person or an auditor needs to understand it."""
+
+    decision_id: str
+    decision: Literal["allow", "deny"]
+    timestamp: datetime
+    principal: str | None
+    action: str | None
+    resource: str | None
+    reasons: tuple[Reason, ...]
+    reason_codes: tuple[str, ...]
+    explanation: str
+    errors: tuple[DecisionError, ...]
+    version: BundleVersion | None
+    live: LiveSnapshot | None
+    valid_until: datetime
+    identity: VerifiedIdentity | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow"
+
+    # Rendered on demand: the snapshot and version are immutable, and a caller
+    # that only needs allow/deny (an SDK cache, `pdp test`) never pays for them.
+    @property
+    def policy_version(self) -> dict[str, Any] | None:
+        return self.version.as_dict() if self.version is not None else None
+
+    @property
+    def context(self) -> dict[str, Any] | None:
+        """The live-context snapshot the decision used."""
+        return self.live.as_dict() if self.live is not None else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The response body of ``/v1/authorize`` (and of ``pdp check``)."""
+        return {
+            "decision": self.decision,
+            "decision_id": self.decision_id,
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "reason_codes": list(self.reason_codes),
+            "explanation": self.explanation,
+            "errors": [e.as_dict() for e in self.errors],
+            "policy_version": self.policy_version,
+            "context": self.context,
+            "valid_until": self.valid_until.isoformat().replace("+00:00", "Z"),
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+        }

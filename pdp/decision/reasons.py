@@ -1,0 +1,51 @@
+"""The closed set of reason codes a decision can carry.
+
+A reason code is a dotted string; the prefix names the layer that refused
+(``identity``, ``request``, ``policy``, ``engine``, ``context``, ``audit``).
+They are stable API: PEPs, dashboards and auditors match on them, so add new
+codes here and never rename one.
+"""
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    # A policy decided.
+    POLICY_PERMIT = "policy.permit"
+    POLICY_FORBID = "policy.forbid"
+    POLICY_NO_PERMIT = "policy.no_permit"
+
+    # The credential could not be verified (see pdp.identity.errors).
+    IDENTITY_MISSING = "identity.missing"
+    IDENTITY_MALFORMED = "identity.malformed"
+    IDENTITY_HEADER = "identity.header"
+    IDENTITY_ALGORITHM = "identity.algorithm"
+    IDENTITY_TYPE = "identity.type"
+    IDENTITY_UNTRUSTED_ISSUER = "identity.untrusted_issuer"
+    IDENTITY_UNKNOWN_KEY = "identity.unknown_key"
+    IDENTITY_BAD_SIGNATURE = "identity.bad_signature"
+    IDENTITY_EXPIRED = "identity.expired"
+    IDENTITY_NOT_YET_VALID = "identity.not_yet_valid"
+    IDENTITY_AUDIENCE = "identity.audience"
+    IDENTITY_CLAIMS = "identity.claims"
+    IDENTITY_LIFETIME_EXCEEDED = "identity.lifetime_exceeded"
+    IDENTITY_BAD_SPIFFE_ID = "identity.bad_spiffe_id"
+    IDENTITY_CERTIFICATE = "identity.certificate"
+    IDENTITY_REVOKED = "identity.revoked"
+
+    # The request could not be evaluated as sent.
+    REQUEST_INVALID = "request.invalid"
+    REQUEST_UNKNOWN_ACTION = "request.unknown_action"
+
+    # The engine failed, or a forbid policy could not be evaluated.
+    ENGINE_ERROR = "engine.error"
+    ENGINE_NO_BUNDLE = "engine.no_bundle"
+
+    # Live context was stale or unreachable and defaults were used.
+    CONTEXT_DEGRADED = "context.degraded"
+
+    # The decision could not be recorded durably.
+    AUDIT_UNAVAILABLE = "audit.unavailable"
+
+
+__all__ = ["ReasonCode"]

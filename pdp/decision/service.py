@@ -1,0 +1,134 @@
+"""The decision service: verify the credential, decide, record, answer.
+
+Every door (HTTP, AuthZEN, gateways, ``pdp check``) calls ``authorize`` on the
+same ``DecisionService``, as every Cerbos door calls ``Engine.Check``. A
+decision is returned only after its record is committed to the log
+("acknowledged means recorded"); if the log cannot take it, the answer is a
+deny with ``audit.unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from context.clock import Clock
+from context.provider import LiveContextProvider
+from pdp.audit.errors import AuditUnavailable
+from pdp.audit.store import DecisionLog
+from pdp.decision.decide import DEFAULT_MAX_TTL, Outcomes, decide, new_decision_id
+from pdp.decision.model import AuthorizeInput, Decision, DecisionError
+from pdp.decision.reasons import ReasonCode
+from pdp.decision.record import decision_record
+from pdp.engine.store import BundleStore
+from pdp.identity.errors import IdentityError, MissingCredential
+from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
+
+
+class CredentialVerifier(Protocol):
+    def verify(self, credential: Credential, now: datetime) -> VerifiedIdentity:
+        """Return the verified identity or raise an ``IdentityError``."""
+        ...
+
+
+DecisionObserver = Callable[[Decision, float], None]
+
+
+@dataclass
+class DecisionService:
+    bundles: BundleStore
+    verifier: CredentialVerifier
+    live: LiveContextProvider
+    log: DecisionLog
+    clock: Clock
+    max_ttl: timedelta = DEFAULT_MAX_TTL
+    observer: DecisionObserver | None = None
+
+    async def authorize(self, request: AuthorizeInput) -> Decision:
+        """Decide one request and return only once its record is durable."""
+        started = time.perf_counter()
+        decision, record = self._decide(request, started)
+        return await self._commit(decision, record, request, started)
+
+    async def authorize_batch(self, requests: Sequence[AuthorizeInput]) -> list[Decision]:
+        """Decide several requests; their records go to the log in one group commit."""
+        started = time.perf_counter()
+        decided = [self._decide(r, started) for r in requests]
+        return list(await asyncio.gather(*(
+            self._commit(d, rec, r, started) for (d, rec), r in zip(decided, requests))))
+
+    def authorize_sync(self, request: AuthorizeInput) -> Decision:
+        """The same as ``authorize`` for callers without an event loop (the CLI)."""
+        started = time.perf_counter()
+        decision, record = self._decide(request, started)
+        try:
+            self.log.append_sync(record)
+        except AuditUnavailable as e:
+            decision = self._audit_failure(decision, request, e)
+        self._observe(decision, started)
+        return decision
+
+    def verify(self, credential: Credential | None, now: datetime) -> VerifiedIdentity:
+        """Verify a credential or raise ``IdentityError`` (``MissingCredential`` for none)."""
+        if credential is None:
+            raise MissingCredential("no credential was presented")
+        return self.verifier.verify(credential, now)
+
+    def _decide(self, request: AuthorizeInput, started: float) -> tuple[Decision, dict[str, Any]]:
+        now = self.clock.now()
+        bundle = self.bundles.current
+        try:
+            identity = self.verify(request.credential, now)
+        except IdentityError as e:
+            decision = self._outcomes(request, now, None).error(
+                DecisionError(e.code, e.message))
+        else:
+            live = self.live.snapshot(identity.principal_id, now)
+            decision = decide(bundle, identity=identity, action=request.action,
+                              resource=request.resource, context=request.context, live=live,
+                              now=now, max_ttl=self.max_ttl)
+        record = decision_record(decision, request, latency_us=_micros_since(started),
+                                 credential_sha256=_credential_sha256(request.credential))
+        return decision, record
+
+    async def _commit(self, decision: Decision, record: dict[str, Any],
+                      request: AuthorizeInput, started: float) -> Decision:
+        try:
+            await self.log.append(record)
+        except AuditUnavailable as e:
+            decision = self._audit_failure(decision, request, e)
+        self._observe(decision, started)
+        return decision
+
+    def _audit_failure(self, decision: Decision, request: AuthorizeInput,
+                       error: Exception) -> Decision:
+        """Fail closed: a decision that cannot be recorded is not given."""
+        return self._outcomes(request, decision.timestamp, decision.identity).error(
+            DecisionError(ReasonCode.AUDIT_UNAVAILABLE,
+                          f"the decision log could not record the decision: {error}"))
+
+    def _outcomes(self, request: AuthorizeInput, now: datetime,
+                  identity: VerifiedIdentity | None) -> Outcomes:
+        return Outcomes(decision_id=new_decision_id(), now=now, identity=identity,
+                        action=request.action, resource=request.resource.cedar, live=None,
+                        bundle=self.bundles.current, max_ttl=self.max_ttl)
+
+    def _observe(self, decision: Decision, started: float) -> None:
+        if self.observer is not None:
+            self.observer(decision, time.perf_counter() - started)
+
+
+def _micros_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1_000_000)
+
+
+def _credential_sha256(credential: Credential | None) -> str | None:
+    if credential is None:
+        return None
+    raw = credential.token if isinstance(credential, BearerToken) else credential.pem
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,160 @@
+"""Evaluate one request against a loaded bundle with Cedar.
+
+Cedar skips a policy whose condition raises an error. For a ``permit`` that is
+already safe (it grants nothing), but a ``forbid`` that errored might have
+applied, so we fail closed: the request is denied and the forbid is named in
+``errored_forbids``. This is the one place our decision can differ from raw
+Cedar, and only towards deny.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cedarpy
+
+from pdp.engine import cedar_call
+from pdp.engine.actions import ActionInfo, Uid
+from pdp.engine.cedar_call import CedarResult
+from pdp.engine.bundle import Bundle
+
+_POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
+
+
+@dataclass(frozen=True, slots=True)
+class EntityInput:
+    """A request entity: uid, and attributes/parents when the caller supplies them."""
+
+    type: str
+    id: str
+    attrs: Mapping[str, Any] | None = None
+    parents: tuple[Uid, ...] = ()
+    # Hashable value that determines attrs and parents (e.g. the verified identity),
+    # so the engine can reuse the entity handle it built for it.
+    cache_key: Hashable | None = None
+
+    @property
+    def uid(self) -> dict[str, str]:
+        return {"type": self.type, "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRequest:
+    principal: EntityInput
+    action: ActionInfo
+    resource: EntityInput
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyError:
+    """An evaluation error, with the policy that raised it when Cedar names one."""
+
+    message: str
+    policy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    allowed: bool
+    determining: tuple[str, ...] = ()
+    errors: tuple[PolicyError, ...] = ()
+    errored_forbids: tuple[str, ...] = ()
+    # Set when the input itself was refused (schema mismatch): nothing was evaluated.
+    request_error: str | None = None
+    cedar_allowed: bool = field(default=False)
+
+
+def evaluate(bundle: Bundle, request: EvalRequest,
+             policy_set: cedarpy.PolicySet | None = None) -> Evaluation:
+    """Decide ``request`` with Cedar. Never raises: failures come back in the ``Evaluation``.
+
+    ``policy_set`` overrides the bundle's (e.g. with template-linked grants added).
+    """
+    problem = _check_static_conflict(bundle, request.resource)
+    if problem:
+        return Evaluation(allowed=False, request_error=problem)
+    try:
+        principal = request.principal
+        principal_json = lambda: json.dumps([_principal_entity(bundle, principal)])  # noqa: E731
+        entities = bundle.principal_entities.with_principal(
+            principal.cache_key if principal.cache_key is not None else principal_json(),
+            principal_json)
+        resource = _resource_entity(bundle, request.resource)
+        if resource is not None:
+            # Attributes from the PEP are checked against the schema before use.
+            entities = entities.with_added_json_str(json.dumps([resource]), bundle.schema)
+    except ValueError as e:
+        return Evaluation(allowed=False, request_error=f"entities do not match the schema: {e}")
+    try:
+        result = cedar_call.is_authorized(
+            request.principal.uid, {"type": request.action.type, "id": request.action.id},
+            request.resource.uid, request.context, policy_set or bundle.policy_set, entities,
+            bundle.schema)
+    except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
+        return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
+    return _to_evaluation(bundle, result)
+
+
+def _to_evaluation(bundle: Bundle, result: CedarResult) -> Evaluation:
+    if result.decision == "NoDecision":
+        # Cedar refuses to build the request (context or entity types off the schema).
+        message = "; ".join(result.errors) or "request does not match the schema"
+        return Evaluation(allowed=False, request_error=message)
+    errors = tuple(_policy_error(m) for m in result.errors)
+    errored_forbids = tuple(sorted({
+        e.policy for e in errors
+        if e.policy is not None and _effect(bundle, e.policy) != "permit"}))
+    return Evaluation(
+        allowed=result.allowed and not errored_forbids,
+        determining=result.reasons,
+        errors=errors,
+        errored_forbids=errored_forbids,
+        cedar_allowed=result.allowed,
+    )
+
+
+def _effect(bundle: Bundle, policy_id: str) -> str | None:
+    # An id we cannot place counts as a forbid: when in doubt, deny.
+    info = bundle.policies.get(policy_id)
+    return info.effect if info is not None else None
+
+
+def _policy_error(message: str) -> PolicyError:
+    match = _POLICY_IN_ERROR.search(message)
+    return PolicyError(message=message, policy=match.group(1) if match else None)
+
+
+def _check_static_conflict(bundle: Bundle, resource: EntityInput) -> str | None:
+    if (resource.type, resource.id) in bundle.static_uids and (
+            resource.attrs is not None or resource.parents):
+        return (f"resource {resource.type}::{resource.id!r} is defined by the policy bundle; "
+                "send only its type and id")
+    return None
+
+
+def _principal_entity(bundle: Bundle, principal: EntityInput) -> dict[str, Any]:
+    """The principal with its own parents plus those entities.json gives it."""
+    parents = list(principal.parents) + [
+        (p["type"], p["id"]) for p in bundle.workload_parents.get(principal.id, ())]
+    return {
+        "uid": principal.uid,
+        "attrs": dict(principal.attrs or {}),
+        "parents": [{"type": t, "id": i} for t, i in dict.fromkeys(parents)],
+    }
+
+
+def _resource_entity(bundle: Bundle, resource: EntityInput) -> dict[str, Any] | None:
+    """The resource as the PEP describes it, or None when the bundle (or nobody) defines it."""
+    if (resource.type, resource.id) in bundle.static_uids or (
+            resource.attrs is None and not resource.parents):
+        return None
+    return {
+        "uid": resource.uid,
+        "attrs": dict(resource.attrs or {}),
+        "parents": [{"type": t, "id": i} for t, i in resource.parents],
+    }

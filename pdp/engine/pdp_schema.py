@@ -1,0 +1,90 @@
+"""The Cedar schema of what the PDP itself puts into every request.
+
+Bundles reference these types instead of redefining them:
+
+- ``Pdp::Workload`` is the principal: the verified caller, whose id is its
+  SPIFFE ID (or the issuer's principal claim), member of ``Pdp::Group``
+  entities (from ``entities.json`` or the issuer's groups claim).
+- ``Pdp::Live`` is ``context.live``: conditions at the moment of the decision.
+- ``Pdp::Credential`` is ``context.credential``: facts of the credential.
+
+An action whose schema context declares ``live: Pdp::Live`` and/or
+``credential: Pdp::Credential`` gets those attributes filled in by the PDP; a
+PEP may never send them. The namespace is merged with the bundle's schema at
+load time (Cedar or JSON syntax), so a bundle must not declare ``Pdp`` itself.
+``pdp schema`` prints this namespace in Cedar syntax.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+PDP_NAMESPACE = "Pdp"
+WORKLOAD_TYPE = "Pdp::Workload"
+GROUP_TYPE = "Pdp::Group"
+LIVE_ATTR = "live"
+CREDENTIAL_ATTR = "credential"
+RESERVED_CONTEXT_ATTRS = (LIVE_ATTR, CREDENTIAL_ATTR)
+
+
+def _attrs(**types: Any) -> dict[str, Any]:
+    return {"type": "Record", "attributes": types}
+
+
+_STRING = {"type": "String"}
+_LONG = {"type": "Long"}
+_BOOL = {"type": "Boolean"}
+_STRINGS = {"type": "Set", "element": {"type": "String"}}
+
+# Cedar JSON schema of namespace Pdp. Attribute meanings are in the README.
+_PDP_SCHEMA_JSON: dict[str, Any] = {
+    PDP_NAMESPACE: {
+        "commonTypes": {
+            "Live": _attrs(
+                now={"type": "Extension", "name": "datetime"},
+                incident=_BOOL,          # an incident applies to this request
+                risk_level=_LONG,        # 0 low, 1 medium, 2 high, 3 critical
+                business_hours=_BOOL,
+            ),
+            "Credential": _attrs(
+                kind=_STRING,            # "x509-svid" | "jwt-svid" | "jwt"
+                age_s=_LONG,             # now - iat (or notBefore)
+                ttl_s=_LONG,             # exp - now
+                lifetime_s=_LONG,        # exp - iat
+                delegated=_BOOL,         # an RFC 8693 `act` claim is present
+                actor=_STRING,           # the current actor (act.sub), "" if none
+                chain_depth=_LONG,       # number of `act` levels
+            ),
+        },
+        "entityTypes": {
+            "Group": {"memberOfTypes": ["Group"]},
+            "Workload": {
+                "memberOfTypes": ["Group"],
+                "shape": _attrs(
+                    trust_domain=_STRING,     # "" when the subject is not a SPIFFE ID
+                    path=_STRING,             # SPIFFE path, e.g. "/agents/reporter"
+                    issuer=_STRING,           # `iss`, or spiffe://<trust domain>
+                    credential_kind=_STRING,  # "x509-svid" | "jwt-svid" | "jwt"
+                    scopes=_STRINGS,
+                    groups=_STRINGS,
+                ),
+            },
+        },
+        "actions": {},
+    }
+}
+
+
+def pdp_schema_json() -> dict[str, Any]:
+    """A fresh copy of the ``Pdp`` namespace in Cedar JSON schema format."""
+    return copy.deepcopy(_PDP_SCHEMA_JSON)
+
+
+def pdp_schema_cedar() -> str:
+    """The ``Pdp`` namespace rendered in Cedar schema syntax by Cedar itself."""
+    import json
+
+    import cedarpy
+
+    return str(cedarpy.Schema.from_json_str(json.dumps(_PDP_SCHEMA_JSON)))

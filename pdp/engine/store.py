@@ -1,0 +1,120 @@
+"""The one swapped-atomically bundle: load, reload, keep the last good one.
+
+Readers take ``store.current`` once per decision and use that object to the
+end, so a reload in the middle of a decision never mixes two bundles. A bad
+bundle never replaces a good one: the failure is kept in ``last_error`` for
+``/readyz`` and metrics, and the old bundle keeps serving.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pdp.engine.bundle import Bundle, BundleInvalid, load_bundle
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    ok: bool
+    changed: bool
+    version: str | None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadFailure:
+    at: datetime
+    problems: tuple[str, ...]
+
+
+class BundleStore:
+    """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""
+
+    def __init__(self, directory: Path, *,
+                 on_reload: Callable[[ReloadOutcome], None] | None = None) -> None:
+        self.directory = Path(directory)
+        self._on_reload = on_reload
+        self._lock = threading.Lock()
+        self._current: Bundle | None = None
+        self.last_error: ReloadFailure | None = None
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def current(self) -> Bundle | None:
+        return self._current
+
+    def load_initial(self) -> Bundle:
+        """The first load: with nothing to fall back to, a refused bundle raises ``BundleInvalid``."""
+        bundle = load_bundle(self.directory)
+        with self._lock:
+            self._current = bundle
+            self.last_error = None
+        if self._on_reload is not None:
+            self._on_reload(ReloadOutcome(ok=True, changed=True, version=bundle.version.label))
+        return bundle
+
+    def reload(self) -> ReloadOutcome:
+        """Load the directory again; swap only if valid. Serialized: one reload at a time."""
+        with self._lock:
+            try:
+                bundle = load_bundle(self.directory)
+            except BundleInvalid as e:
+                problems = tuple(str(p) for p in e.problems)
+                self.last_error = ReloadFailure(at=datetime.now(UTC), problems=problems)
+                old = self._current.version.label if self._current else None
+                outcome = ReloadOutcome(ok=False, changed=False, version=old, problems=problems)
+            else:
+                changed = self._current is None or (
+                    self._current.version.sha256 != bundle.version.sha256
+                    or self._current.version.commit != bundle.version.commit)
+                self._current = bundle
+                self.last_error = None
+                outcome = ReloadOutcome(ok=True, changed=changed, version=bundle.version.label)
+        if self._on_reload is not None:
+            self._on_reload(outcome)
+        return outcome
+
+    def start_watching(self, interval_s: float = 1.0) -> None:
+        """Poll the bundle's files and reload when any changes (cheap: stat only)."""
+        if self._watcher is not None:
+            return
+        self._watch_stop.clear()
+        # Fingerprint now, not in the thread: a change right after this call must count.
+        seen = self._fingerprint()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval_s, seen), name="pdp-bundle-watch", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    def _watch(self, interval_s: float, seen: tuple[tuple[str, int, int], ...]) -> None:
+        while not self._watch_stop.wait(interval_s):
+            now = self._fingerprint()
+            if now != seen:
+                seen = now
+                # Let an editor or `git checkout` finish writing before loading.
+                time.sleep(min(0.2, interval_s))
+                seen = self._fingerprint()
+                self.reload()
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        entries = []
+        for base in (self.directory, self.directory / "tests"):
+            try:
+                for p in base.iterdir():
+                    if p.is_file():
+                        st = p.stat()
+                        entries.append((str(p), st.st_mtime_ns, st.st_size))
+            except OSError:
+                continue
+        return tuple(sorted(entries))

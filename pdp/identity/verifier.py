@@ -1,0 +1,274 @@
+"""The one way in: :class:`IdentityVerifier` turns any presented credential into a
+:class:`~pdp.identity.model.VerifiedIdentity` or an ``IdentityError``.
+
+Routing of a bearer token, decided on its unverified header and payload:
+
+1. ``typ`` is ``at+jwt``, or ``iss`` names a configured issuer → that issuer's
+   OAuth verification (an ``at+jwt`` with no such issuer is refused);
+2. else ``sub`` claims to be a SPIFFE ID → JWT-SVID verification against the
+   bundle of its trust domain;
+3. else → :class:`~pdp.identity.errors.UntrustedIssuer`.
+
+So each token kind has its own trust anchors: an issuer's JWKS never verifies
+a JWT-SVID, and a SPIFFE bundle never verifies an access token. A PEM chain
+goes to X.509-SVID verification.
+
+Example::
+
+    verifier = IdentityVerifier.from_settings(settings, dev_issuer=dev)
+    identity = verifier.verify(BearerToken(token), now=datetime.now(UTC))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from pdp.config import IssuerConfig, Settings, TrustDomainConfig
+from pdp.identity.algorithms import allowed_algorithms
+from pdp.identity.claims import JwtRules, check_times
+from pdp.identity.dev_issuer import DevIssuer
+from pdp.identity.errors import MalformedCredential, MissingCredential, UntrustedIssuer
+from pdp.identity.jose import CompactJws, is_access_token_typ, parse_compact_jws
+from pdp.identity.jwk import JwtKey
+from pdp.identity.jwks import load_jwks_file
+from pdp.identity.jwt_svid import verify_jwt_svid
+from pdp.identity.model import BearerToken, Credential, VerifiedIdentity, X509Chain
+from pdp.identity.oauth_jwt import OAuthIssuer, verify_oauth_jwt
+from pdp.identity.revocation import DenyList, RevocationCheck
+from pdp.identity.spiffe_id import looks_like_spiffe_id
+from pdp.identity.trust_store import TrustStore
+from pdp.identity.x509_svid import check_validity_period, verify_x509_chain
+
+DEFAULT_CACHE_SIZE = 10000
+
+# Re-checks a cached identity's time claims at a new ``now`` (raises Expired/NotYetValid).
+Recheck = Callable[[datetime], object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    identity: VerifiedIdentity
+    recheck: Recheck
+
+
+class VerificationCache:
+    """A bounded LRU of verified credentials keyed by SHA-256 of the credential.
+
+    A hit skips the signature and path checks, never the clock: the caller
+    re-checks the entry's validity at the current time.
+    """
+
+    def __init__(self, max_size: int = DEFAULT_CACHE_SIZE) -> None:
+        if max_size < 0:
+            raise ValueError("cache size must be >= 0")
+        self.max_size = max_size
+        self._entries: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> _Verified | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: _Verified) -> None:
+        if self.max_size == 0:
+            return
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class IdentityVerifier:
+    """Verifies JWT-SVIDs, OAuth JWTs and X.509-SVIDs against the configured trust.
+
+    - ``store``: the trust anchors (bundles by trust domain, issuers with keys).
+    - ``svid_rules``: JWT-SVID rules by trust domain; a domain without rules is untrusted.
+    - ``deny_list``: live revocations, checked on every verification, cached or not.
+    - ``cache_size``: most verified credentials remembered (0 disables the cache).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TrustStore,
+        svid_rules: Mapping[str, JwtRules],
+        deny_list: RevocationCheck | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self.store = store
+        self.svid_rules = dict(svid_rules)
+        self.deny_list: RevocationCheck = deny_list if deny_list is not None else DenyList()
+        self.cache = VerificationCache(cache_size)
+        self._cache_version = store.version
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        dev_issuer: DevIssuer | None = None,
+        deny_list: RevocationCheck | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> IdentityVerifier:
+        """Build from settings: load every bundle and JWKS file now (errors raise).
+
+        With ``dev_issuer``, its trust domain (``example.org``) is trusted with
+        the dev key added to any configured bundle of that domain.
+        """
+        _check_unique([td.name for td in settings.trust_domains], "trust domain")
+        _check_unique([i.name for i in settings.issuers], "issuer name")
+        _check_unique([i.issuer.rstrip("/") for i in settings.issuers], "issuer")
+        svid_rules = {td.name: _domain_rules(td, settings) for td in settings.trust_domains}
+        extra_keys: dict[str, dict[str, JwtKey]] = {}
+        if dev_issuer is not None:
+            extra_keys[dev_issuer.trust_domain] = {dev_issuer.kid: dev_issuer.jwt_key}
+            svid_rules.setdefault(dev_issuer.trust_domain, _default_rules(settings))
+        store = TrustStore.from_files(
+            bundle_files={td.name: td.bundle_file for td in settings.trust_domains},
+            issuers=[_oauth_issuer(cfg, settings) for cfg in settings.issuers],
+            jwks_files={cfg.name: cfg.jwks_file for cfg in settings.issuers},
+            extra_jwt_keys=extra_keys,
+        )
+        return cls(store=store, svid_rules=svid_rules, deny_list=deny_list,
+                   cache_size=cache_size)
+
+    def verify(self, credential: Credential, now: datetime) -> VerifiedIdentity:
+        """Verify ``credential`` at ``now`` (timezone-aware); raise an ``IdentityError``."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        key = _cache_key(credential)
+        version = self._drop_cache_if_trust_changed()
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = self._verify_uncached(credential, now)
+            if self.store.version == version:  # not verified with anchors replaced meanwhile
+                self.cache.put(key, cached)
+        else:
+            cached.recheck(now)
+        self.deny_list.check(cached.identity)
+        return cached.identity
+
+    def refresh(self, now: datetime) -> list[str]:
+        """Re-read the bundle and JWKS files that are due; return every error."""
+        errors = self.store.refresh(now)
+        self._drop_cache_if_trust_changed()
+        return errors
+
+    def _verify_uncached(self, credential: Credential, now: datetime) -> _Verified:
+        if isinstance(credential, X509Chain):
+            result = verify_x509_chain(credential.pem, self.store.bundles, now)
+            return _Verified(result.identity,
+                             lambda at: check_validity_period(result.chain, at))
+        return self._verify_token(parse_compact_jws(credential.token), now)
+
+    def _verify_token(self, jws: CompactJws, now: datetime) -> _Verified:
+        issuer = self._issuer_for(jws)
+        if issuer is not None:
+            identity = verify_oauth_jwt(jws, issuer=issuer, now=now)
+            leeway = issuer.rules.leeway_s
+        elif looks_like_spiffe_id(jws.payload.get("sub")):
+            identity = verify_jwt_svid(
+                jws, bundles=self.store.bundles, rules=self.svid_rules, now=now)
+            leeway = self.svid_rules[identity.trust_domain].leeway_s
+        else:
+            raise UntrustedIssuer("token is neither from a configured issuer nor a JWT-SVID")
+        payload = jws.payload
+        return _Verified(identity, lambda at: check_times(payload, at, leeway))
+
+    def _issuer_for(self, jws: CompactJws) -> OAuthIssuer | None:
+        iss = jws.payload.get("iss")
+        issuers = self.store.issuers
+        issuer = (next((i for i in issuers if i.issuer == iss), None)
+                  or next((i for i in issuers if i.matches(iss)), None))
+        if issuer is None and is_access_token_typ(jws.header.get("typ")):
+            raise UntrustedIssuer(f"no configured issuer {iss!r} for this access token")
+        return issuer
+
+    def _drop_cache_if_trust_changed(self) -> int:
+        version = self.store.version
+        if version != self._cache_version:
+            self.cache.clear()
+            self._cache_version = version
+        return version
+
+
+def _cache_key(credential: Credential) -> str:
+    if isinstance(credential, BearerToken):
+        kind, raw = b"jwt", credential.token
+    elif isinstance(credential, X509Chain):
+        kind, raw = b"x509", credential.pem
+    else:
+        raise MalformedCredential(f"unsupported credential type {type(credential).__name__}")
+    if not isinstance(raw, str):
+        raise MalformedCredential("credential is not text")
+    if not raw.strip():
+        raise MissingCredential("no credential presented")
+    return hashlib.sha256(kind + b"\0" + raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _default_rules(settings: Settings) -> JwtRules:
+    return JwtRules(
+        audiences=frozenset({settings.audience}),
+        allow_multiple_audiences=settings.allow_multiple_audiences,
+        leeway_s=settings.leeway_s,
+    )
+
+
+def _domain_rules(td: TrustDomainConfig, settings: Settings) -> JwtRules:
+    return JwtRules(
+        audiences=frozenset({settings.audience}),
+        algorithms=allowed_algorithms(td.algorithms),
+        allow_multiple_audiences=settings.allow_multiple_audiences,
+        leeway_s=settings.leeway_s,
+        max_lifetime_s=td.max_lifetime_s,
+        lifetime_policy=td.lifetime_policy,
+    )
+
+
+def _oauth_issuer(cfg: IssuerConfig, settings: Settings) -> OAuthIssuer:
+    return OAuthIssuer(
+        name=cfg.name,
+        issuer=cfg.issuer,
+        keys=load_jwks_file(cfg.jwks_file).keys,
+        rules=JwtRules(
+            audiences=frozenset(cfg.audiences or [settings.audience]),
+            algorithms=allowed_algorithms(cfg.algorithms),
+            allow_multiple_audiences=settings.allow_multiple_audiences,
+            leeway_s=settings.leeway_s,
+            max_lifetime_s=cfg.max_lifetime_s,
+            lifetime_policy=cfg.lifetime_policy,
+        ),
+        token_type=cfg.token_type,
+        required_claims=frozenset(cfg.required_claims),
+        principal_claim=cfg.principal_claim,
+        scopes_claim=cfg.scopes_claim,
+        groups_claim=cfg.groups_claim,
+        allow_trailing_slash=cfg.allow_trailing_slash,
+    )
+
+
+def _check_unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is configured twice")
+        seen.add(value)
+
+
+__all__ = ["DEFAULT_CACHE_SIZE", "IdentityVerifier", "VerificationCache"]

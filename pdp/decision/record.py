@@ -80,3 +80,33 @@ def _iso(decision: Decision) -> str:
 
 def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(value) if value is not None else None
+
+
+def admin_event_record(event: str, *, principal: str | None, authorized_by: str | None,
+                       detail: Mapping[str, Any], timestamp: str, event_id: str,
+                       request_id: str | None = None,
+                       instance: str = INSTANCE) -> dict[str, Any]:
+    """An administrative event (context change, revocation, reload, ...) for the same chain.
+
+    ``authorized_by`` is the decision id that allowed the change (None for the
+    PDP's own actions, such as a reload on file change).
+    """
+    return {
+        "decision_id": event_id,
+        "kind": "admin",
+        "timestamp": timestamp,
+        "instance": instance,
+        "request_id": request_id,
+        "pep": None,
+        "principal": principal,
+        "event": event,
+        "authorized_by": authorized_by,
+        "detail": dict(detail),
+        "decision": None,
+        "action": None,
+        "resource": None,
+        "reasons": [],
+        "reason_codes": [],
+        "errors": [],
+        "explanation": f"{event} by {principal or 'the PDP'}",
+    }

@@ -24,7 +24,7 @@ from pdp.audit.store import DecisionLog
 from pdp.decision.decide import DEFAULT_MAX_TTL, Outcomes, decide, new_decision_id
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
 from pdp.decision.reasons import ReasonCode
-from pdp.decision.record import decision_record
+from pdp.decision.record import admin_event_record, decision_record
 from pdp.engine.store import BundleStore
 from pdp.identity.errors import IdentityError, MissingCredential
 from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
@@ -72,6 +72,27 @@ class DecisionService:
             decision = self._audit_failure(decision, request, e)
         self._observe(decision, started)
         return decision
+
+    async def record_admin_event(self, event: str, *, principal: str | None,
+                                 authorized_by: str | None, detail: dict[str, Any],
+                                 request_id: str | None = None) -> dict[str, Any]:
+        """Append an administrative event to the decision log's chain (raises AuditUnavailable)."""
+        return await self.log.append(self._admin_record(event, principal, authorized_by,
+                                                        detail, request_id))
+
+    def record_admin_event_sync(self, event: str, *, principal: str | None,
+                                authorized_by: str | None,
+                                detail: dict[str, Any]) -> dict[str, Any]:
+        return self.log.append_sync(self._admin_record(event, principal, authorized_by,
+                                                       detail, None))
+
+    def _admin_record(self, event: str, principal: str | None, authorized_by: str | None,
+                      detail: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+        now = self.clock.now()
+        return admin_event_record(
+            event, principal=principal, authorized_by=authorized_by, detail=detail,
+            timestamp=now.isoformat().replace("+00:00", "Z"), event_id=new_decision_id(),
+            request_id=request_id)
 
     def verify(self, credential: Credential | None, now: datetime) -> VerifiedIdentity:
         """Verify a credential or raise ``IdentityError`` (``MissingCredential`` for none)."""

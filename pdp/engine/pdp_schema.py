@@ -23,6 +23,20 @@ from typing import Any
 PDP_NAMESPACE = "Pdp"
 WORKLOAD_TYPE = "Pdp::Workload"
 GROUP_TYPE = "Pdp::Group"
+ADMIN_TYPE = "Pdp::Admin"
+ADMIN_ACTION_TYPE = "Pdp::Action"
+
+# The PDP's own administrative actions, grouped by area. Admin endpoints are
+# authorized like any request: `Pdp::Action::"<action>"` on `Pdp::Admin::"<area>"`,
+# so a bundle grants them with ordinary Cedar, e.g.
+#   permit(principal in Pdp::Group::"sre", action in Pdp::Action::"context", resource);
+ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
+    "context": ("context.read", "context.incident.set", "context.incident.clear",
+                "context.risk.set"),
+    "identity": ("identity.revocations.read", "identity.revoke", "identity.unrevoke"),
+    "audit": ("audit.read", "audit.verify", "audit.replay", "audit.export"),
+    "policy": ("policy.reload", "policy.grants.read", "policy.grant", "policy.ungrant"),
+}
 LIVE_ATTR = "live"
 CREDENTIAL_ATTR = "credential"
 RESERVED_CONTEXT_ATTRS = (LIVE_ATTR, CREDENTIAL_ATTR)
@@ -74,6 +88,22 @@ _PDP_SCHEMA_JSON: dict[str, Any] = {
         "actions": {},
     }
 }
+
+
+def _admin_actions() -> dict[str, object]:
+    applies = {"principalTypes": ["Workload"], "resourceTypes": ["Admin"],
+               "context": {"type": "Record", "attributes": {
+                   "live": {"type": "Live"}, "credential": {"type": "Credential"}}}}
+    actions: dict[str, object] = {area: {} for area in ADMIN_ACTIONS}
+    for area, names in ADMIN_ACTIONS.items():
+        for name in names:
+            actions[name] = {"memberOf": [{"id": area}], "appliesTo": applies}
+    return actions
+
+
+# Pdp::Admin::"<area>" is the resource of an admin action ("context", "identity", ...).
+_PDP_SCHEMA_JSON[PDP_NAMESPACE]["entityTypes"]["Admin"] = {}
+_PDP_SCHEMA_JSON[PDP_NAMESPACE]["actions"] = _admin_actions()
 
 
 def pdp_schema_json() -> dict[str, Any]:

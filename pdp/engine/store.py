@@ -24,6 +24,9 @@ class ReloadOutcome:
     changed: bool
     version: str | None
     problems: tuple[str, ...] = ()
+    # Who asked: a principal with the decision that allowed it, or None for the watcher.
+    requested_by: str | None = None
+    authorized_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +38,9 @@ class ReloadFailure:
 class BundleStore:
     """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""
 
-    def __init__(self, directory: Path, *,
-                 on_reload: Callable[[ReloadOutcome], None] | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self._on_reload = on_reload
+        self._listeners: list[Callable[[ReloadOutcome], None]] = []
         self._lock = threading.Lock()
         self._current: Bundle | None = None
         self.last_error: ReloadFailure | None = None
@@ -55,11 +57,19 @@ class BundleStore:
         with self._lock:
             self._current = bundle
             self.last_error = None
-        if self._on_reload is not None:
-            self._on_reload(ReloadOutcome(ok=True, changed=True, version=bundle.version.label))
+        self._notify(ReloadOutcome(ok=True, changed=True, version=bundle.version.label))
         return bundle
 
-    def reload(self) -> ReloadOutcome:
+    def subscribe(self, listener: Callable[[ReloadOutcome], None]) -> None:
+        """Call ``listener`` after every load or reload attempt (metrics, the audit log)."""
+        self._listeners.append(listener)
+
+    def _notify(self, outcome: ReloadOutcome) -> None:
+        for listener in self._listeners:
+            listener(outcome)
+
+    def reload(self, requested_by: str | None = None,
+               authorized_by: str | None = None) -> ReloadOutcome:
         """Load the directory again; swap only if valid. Serialized: one reload at a time."""
         with self._lock:
             try:
@@ -68,16 +78,17 @@ class BundleStore:
                 problems = tuple(str(p) for p in e.problems)
                 self.last_error = ReloadFailure(at=datetime.now(UTC), problems=problems)
                 old = self._current.version.label if self._current else None
-                outcome = ReloadOutcome(ok=False, changed=False, version=old, problems=problems)
+                outcome = ReloadOutcome(ok=False, changed=False, version=old, problems=problems,
+                                        requested_by=requested_by, authorized_by=authorized_by)
             else:
                 changed = self._current is None or (
                     self._current.version.sha256 != bundle.version.sha256
                     or self._current.version.commit != bundle.version.commit)
                 self._current = bundle
                 self.last_error = None
-                outcome = ReloadOutcome(ok=True, changed=changed, version=bundle.version.label)
-        if self._on_reload is not None:
-            self._on_reload(outcome)
+                outcome = ReloadOutcome(ok=True, changed=changed, version=bundle.version.label,
+                                        requested_by=requested_by, authorized_by=authorized_by)
+        self._notify(outcome)
         return outcome
 
     def start_watching(self, interval_s: float = 1.0) -> None:

@@ -138,11 +138,12 @@ def test_version_changes_with_content_and_names_the_git_commit(tmp_path: Path, b
 def test_a_bad_reload_keeps_the_good_bundle_serving(bundle_copy) -> None:
     d = bundle_copy()
     outcomes = []
-    store = BundleStore(d, on_reload=outcomes.append)
+    store = BundleStore(d)
+    store.subscribe(outcomes.append)
     good = store.load_initial()
     (d / "broken.cedar").write_text("permit(")
     outcome = store.reload()
-    assert not outcome.ok and outcome.problems
+    assert not outcome.ok and outcome.problems and outcomes[-1] == outcome
     assert store.current is good
     assert store.last_error is not None
     (d / "broken.cedar").unlink()

@@ -1,0 +1,76 @@
+"""Timing helpers: interleaved rounds, medians, ratios, and RESULTS.md rows."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    ours_us: float
+    baseline_us: float
+    baseline_name: str
+    target: str
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_us / self.baseline_us
+
+
+def compare(ours: Callable[[], object], baseline: Callable[[], object], *, rounds: int = 15,
+            per_round: int = 300, warmup: int = 300) -> tuple[float, float]:
+    """Median microseconds per call of ``ours`` and ``baseline``, alternating rounds so that
+    noise from the shared machine falls on both alike."""
+    for _ in range(warmup):
+        ours()
+        baseline()
+    ours_rounds, base_rounds = [], []
+    for _ in range(rounds):
+        base_rounds.append(_per_call(baseline, per_round))
+        ours_rounds.append(_per_call(ours, per_round))
+    return median(ours_rounds) * 1e6, median(base_rounds) * 1e6
+
+
+def _per_call(fn: Callable[[], object], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+def table(rows: list[Comparison]) -> str:
+    lines = ["| benchmark | ours (median µs) | baseline | baseline (median µs) | ratio | target |",
+             "|---|---:|---|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.ours_us:.1f} | {r.baseline_name} | {r.baseline_us:.1f} "
+                     f"| {r.ratio:.2f} | {r.target} |")
+    return "\n".join(lines)
+
+
+def record(section: str, command: str, body: str) -> None:
+    """Replace (or add) ``section`` in RESULTS.md with this run's figures."""
+    header = f"## {section}"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = f"{header}\n\nCommand: `{command}` — {stamp}, {machine()}\n\n{body}\n"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    if header in text:
+        start = text.index(header)
+        end = text.find("\n## ", start + len(header))
+        text = text[:start] + block + (text[end + 1:] if end != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    RESULTS.write_text(text)

@@ -1,0 +1,84 @@
+"""Admin endpoints are authorized by the bundle's own Cedar policies.
+
+An admin call is a decision like any other: the caller's bearer credential
+(``Authorization: Bearer <token>``) is verified, and ``Pdp::Action::"<action>"``
+on ``Pdp::Admin::"<area>"`` is evaluated by the same ``DecisionService``, so
+every admin call — allowed or refused — is in the decision log. A credential
+that fails is 401; a policy deny is 403 with the explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pdp.api.deps import get_components, request_id
+from pdp.api.problems import PROBLEM_JSON
+from pdp.components import Components
+from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
+from pdp.engine.actions import cedar_uid
+from pdp.engine.pdp_schema import ADMIN_ACTION_TYPE, ADMIN_ACTIONS, ADMIN_TYPE
+from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
+
+
+@dataclass(frozen=True, slots=True)
+class AdminCaller:
+    """Who called an admin endpoint, and the decision that let them."""
+
+    identity: VerifiedIdentity
+    decision_id: str
+
+    @property
+    def principal(self) -> str:
+        return self.identity.principal_id
+
+
+class AdminRefused(Exception):
+    def __init__(self, status: int, decision: Decision) -> None:
+        self.status = status
+        self.decision = decision
+
+
+def bearer_credential(request: Request) -> Credential | None:
+    """The credential in ``Authorization: Bearer <token>``, if any."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return BearerToken(token.strip())
+
+
+def admin_access(action: str) -> Callable[..., Awaitable[AdminCaller]]:
+    """A dependency that lets the call through only if the bundle permits ``action``."""
+    area = next((a for a, names in ADMIN_ACTIONS.items() if action in names), None)
+    if area is None:
+        raise ValueError(f"{action!r} is not an admin action; see pdp_schema.ADMIN_ACTIONS")
+
+    async def dependency(request: Request,
+                         components: Components = Depends(get_components)) -> AdminCaller:
+        decision = await components.service.authorize(AuthorizeInput(
+            credential=bearer_credential(request),
+            action=cedar_uid(ADMIN_ACTION_TYPE, action),
+            resource=ResourceRef(ADMIN_TYPE, area),
+            request_id=request_id(request), pep="admin-api"))
+        if decision.allowed and decision.identity is not None:
+            return AdminCaller(identity=decision.identity, decision_id=decision.decision_id)
+        identity_failed = decision.identity is None
+        raise AdminRefused(401 if identity_failed else 403, decision)
+
+    return dependency
+
+
+def install_admin_handler(app: FastAPI) -> None:
+    @app.exception_handler(AdminRefused)
+    async def _refused(_: Request, exc: AdminRefused) -> JSONResponse:
+        d = exc.decision
+        body = {"type": "about:blank", "status": exc.status,
+                "title": "Authentication required" if exc.status == 401 else "Forbidden",
+                "detail": d.explanation, "decision_id": d.decision_id,
+                "reason_codes": [str(c) for c in d.reason_codes]}
+        headers = {"www-authenticate": 'Bearer realm="pdp-admin"'} if exc.status == 401 else {}
+        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON,
+                            headers=headers)

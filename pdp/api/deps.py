@@ -1,0 +1,20 @@
+"""How routers reach the wired parts: one ``Components`` on the app, through ``Depends``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pdp.components import Components
+
+
+def get_components(request: Request) -> Components:
+    return request.app.state.components  # type: ignore[no-any-return]
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]
+
+
+def request_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id")

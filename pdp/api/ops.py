@@ -1,0 +1,67 @@
+"""Operations: liveness, readiness, metrics, bundle reload."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pdp.api.admin_auth import AdminCaller, admin_access
+from pdp.api.deps import ComponentsDep
+from pdp.api.models import Problem
+from pdp.api.problems import problem
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    """The process is up and answering."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness",
+            responses={503: {"description": "No valid bundle is loaded"}})
+async def readyz(components: ComponentsDep) -> JSONResponse:
+    """Ready when a valid bundle serves decisions. If the last reload was refused,
+    the old bundle keeps serving and `status` is `degraded`, with the problems."""
+    bundle = components.bundles.current
+    body: dict[str, Any] = {"status": "ready",
+                            "bundle": bundle.version.as_dict() if bundle else None}
+    failure = components.bundles.last_error
+    if failure is not None:
+        body["status"] = "degraded"
+        body["bundle_reload_error"] = {"at": failure.at.isoformat(),
+                                       "problems": list(failure.problems)}
+    if bundle is None:
+        body["status"] = "unavailable"
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(body)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(components: ComponentsDep) -> Response:
+    return Response(generate_latest(components.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/v1/policies/reload", tags=["policies"], summary="Reload the policy bundle",
+             responses={409: {"model": Problem, "description": "Refused; the old bundle serves"}})
+async def reload_policies(
+        components: ComponentsDep,
+        caller: AdminCaller = Depends(admin_access("policy.reload"))) -> JSONResponse:
+    """Load the bundle directory again. A bundle with problems is refused and the
+    previous one keeps serving (409, with every problem listed).
+
+    Needs `Pdp::Action::"policy.reload"` (bearer credential); recorded as an
+    administrative event."""
+    outcome = await asyncio.to_thread(components.bundles.reload, caller.principal,
+                                      caller.decision_id)
+    if not outcome.ok:
+        return problem(409, "Bundle refused",
+                       f"still serving {outcome.version}",
+                       [{"problem": p} for p in outcome.problems])
+    return JSONResponse({"ok": True, "changed": outcome.changed, "version": outcome.version})

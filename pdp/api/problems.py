@@ -1,0 +1,43 @@
+"""Client errors as RFC 9457 problem details, each naming the field at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str | None = None,
+            errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_field_error(e) for e in exc.errors()]
+        # Malformed JSON is a 400 (the body is not JSON at all); a schema mismatch is a 422.
+        if any(e["type"] in ("json_invalid", "json_type") for e in errors):
+            return problem(400, "Malformed JSON body", errors[0]["msg"], errors)
+        fields = ", ".join(e["field"] for e in errors)
+        return problem(422, "Invalid request", f"invalid field(s): {fields}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail))
+
+
+def _field_error(error: Any) -> dict[str, Any]:
+    loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+    return {"field": ".".join(loc) or "body", "msg": error.get("msg", ""),
+            "type": error.get("type", "")}

@@ -1,0 +1,224 @@
+"""The ``pdp`` command. Every subcommand runs on the same code as the service."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pdp.cli import audit as audit_cli
+from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, settings_from, fail
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Policy decision point for machine identities (SPIFFE, JWT, Cedar).")
+app.add_typer(audit_cli.app, name="audit")
+
+
+@app.command()
+def serve(
+    dev: DevOpt = False,
+    policies: PoliciesOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default: 8181].")] = None,
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Serve the HTTP API (``--dev``: trust a local issuer for example.org)."""
+    import uvicorn
+
+    from pdp.api.app import create_app
+    from pdp.components import build_components
+    from pdp.engine.bundle import BundleInvalid
+
+    settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
+                             state_dir=state_dir)
+    try:
+        components = build_components(settings)
+    except BundleInvalid as e:
+        fail(str(e))
+    bundle = components.bundles.current
+    typer.echo(f"pdp: serving bundle {settings.policies} ({bundle.version.label if bundle else '?'}) "
+               f"on http://{settings.host}:{settings.port}", err=True)
+    typer.echo(f"pdp: decision log: {settings.audit.backend} "
+               f"{settings.sqlite_path if settings.audit.backend == 'sqlite' else ''}", err=True)
+    if components.dev_issuer is not None:
+        typer.echo("pdp: --dev: trusting the local development issuer for spiffe://example.org.\n"
+                   "     mint a token:  pdp token --spiffe-id spiffe://example.org/services/etl",
+                   err=True)
+    uvicorn.run(create_app(components), host=settings.host, port=settings.port,
+                log_level="warning")
+
+
+@app.command()
+def token(
+    spiffe_id: Annotated[str, typer.Option("--spiffe-id", help="Subject, e.g. spiffe://example.org/services/etl.")],
+    audience: Annotated[str, typer.Option(help="Audience (the PDP's `audience`).")] = "pdp",
+    ttl: Annotated[str, typer.Option(help="Lifetime: 300, 90s, 5m, 1h.")] = "5m",
+    scope: Annotated[list[str] | None, typer.Option(help="A scope; repeat for several.")] = None,
+    state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a JWT-SVID signed by the local development issuer (trusted only with --dev)."""
+    from pdp.identity.dev_issuer import DevIssuer
+
+    settings = settings_from(config, state_dir=state_dir)
+    issuer = DevIssuer.load_or_create(settings.state_dir)
+    try:
+        typer.echo(issuer.mint(spiffe_id, audience=audience, ttl_s=parse_duration(ttl),
+                               scopes=list(scope or [])))
+    except ValueError as e:
+        fail(str(e))
+
+
+@app.command()
+def validate(directory: Annotated[Path, typer.Argument(help="Bundle directory.")] = Path("policies")) -> None:
+    """Validate a bundle: schema, every policy against it, @id/@reason, entities."""
+    from pdp.engine.bundle import BundleInvalid, load_bundle
+
+    try:
+        bundle = load_bundle(directory)
+    except BundleInvalid as e:
+        fail(str(e))
+    templates = sum(p.is_template for p in bundle.policies.values())
+    typer.echo(f"ok: {directory} is valid: {len(bundle.policies) - templates} policies, "
+               f"{templates} templates, {len(bundle.actions.by_uid)} actions, "
+               f"version {bundle.version.label}")
+
+
+@app.command("test")
+def test_bundle(directory: Annotated[Path, typer.Argument(help="Bundle directory.")] = Path("policies"),
+                config: ConfigOpt = None) -> None:
+    """Run the bundle's tests/*.yaml; one line per failure, then `N passed, M failed`."""
+    from context.calendar import BusinessCalendar
+    from pdp.engine.bundle import BundleInvalid, load_bundle
+    from pdp.policytests import SuiteError, run_suites
+
+    settings = settings_from(config)
+    calendar = BusinessCalendar.from_strings(**settings.live.business_hours.model_dump())
+    try:
+        report = run_suites(load_bundle(directory), calendar=calendar)
+    except (BundleInvalid, SuiteError) as e:
+        fail(str(e))
+    for result in report.results:
+        if not result.passed:
+            typer.echo(f"FAIL {result.suite}: {result.description}: {'; '.join(result.problems)}")
+    typer.echo(f"{report.passed} passed, {report.failed} failed")
+    if report.failed or not report.results:
+        raise typer.Exit(1)
+
+
+@app.command()
+def fmt(directory: Annotated[Path, typer.Argument(help="Bundle directory.")] = Path("policies"),
+        check: Annotated[bool, typer.Option("--check", help="Only report files that would change.")] = False) -> None:
+    """Format the bundle's *.cedar files with Cedar's own formatter."""
+    import cedarpy
+
+    changed = []
+    for path in sorted(directory.glob("*.cedar")):
+        text = path.read_text()
+        try:
+            formatted = cedarpy.format_policies(text, 80, 2).rstrip("\n") + "\n"
+        except ValueError as e:
+            fail(f"{path}: {e}")
+        if formatted != text:
+            changed.append(path)
+            if not check:
+                path.write_text(formatted)
+    verb = "would reformat" if check else "reformatted"
+    for path in changed:
+        typer.echo(f"{verb} {path}")
+    if check and changed:
+        raise typer.Exit(1)
+    if not changed:
+        typer.echo("all files formatted")
+
+
+@app.command()
+def schema() -> None:
+    """Print the Pdp namespace the PDP merges into every bundle's schema."""
+    from pdp.engine.pdp_schema import pdp_schema_cedar
+
+    typer.echo(pdp_schema_cedar().replace("__cedar::", ""))
+
+
+@app.command()
+def check(
+    action: Annotated[str | None, typer.Option(help="Action, e.g. read.")] = None,
+    resource: Annotated[str | None, typer.Option(help='Resource: App::Dataset::sales-daily or App::Dataset::"x".')] = None,
+    token: Annotated[str | None, typer.Option(help="A credential to verify, as the API would.")] = None,
+    principal: Annotated[str | None, typer.Option(help="Assert a principal instead of a token (policy debugging).")] = None,
+    context: Annotated[str | None, typer.Option(help="The PEP's context as JSON.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="A /v1/authorize JSON body.")] = None,
+    dev: DevOpt = False,
+    policies: PoliciesOpt = None,
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """One decision in-process; prints the same JSON as the API."""
+    from pdp.cli.check import run_check
+
+    settings = settings_from(config, dev=dev, policies=policies, state_dir=state_dir)
+    body = _check_body(action, resource, token, context, input_file)
+    decision = run_check(settings, body, principal=principal)
+    typer.echo(json.dumps(decision, indent=2))
+    raise typer.Exit(0 if decision["decision"] == "allow" else 2)
+
+
+def _check_body(action: str | None, resource: str | None, token: str | None,
+                context: str | None, input_file: Path | None) -> dict[str, Any]:
+    if input_file is not None:
+        try:
+            body = json.loads(input_file.read_text())
+        except (OSError, ValueError) as e:
+            fail(f"--input: {e}")
+        if not isinstance(body, dict):
+            fail("--input: a JSON object like the /v1/authorize body")
+        return body
+    if not action or not resource:
+        fail("give --action and --resource (or --input FILE)")
+    type_, id_ = parse_resource(resource)
+    body = {"action": action, "resource": {"type": type_, "id": id_}}
+    if token:
+        body["subject"] = {"token": token}
+    if context:
+        try:
+            body["context"] = json.loads(context)
+        except ValueError as e:
+            fail(f"--context is not JSON: {e}")
+    return body
+
+
+def parse_resource(text: str) -> tuple[str, str]:
+    """``App::Dataset::sales-daily`` or ``App::Dataset::"sales-daily"`` -> (type, id)."""
+    quoted = re.fullmatch(r'(.+)::"(.*)"', text)
+    if quoted:
+        return quoted.group(1), json.loads(f'"{quoted.group(2)}"')
+    type_, sep, id_ = text.rpartition("::")
+    if not sep or not type_ or not id_:
+        fail(f"resource {text!r}: write Type::id, e.g. App::Dataset::sales-daily")
+    return type_, id_
+
+
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+
+
+def parse_duration(text: str) -> int:
+    """``300``, ``90s``, ``5m``, ``1h``, ``1d`` -> seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration like 300, 90s, 5m, 1h")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return int(match.group(1)) * unit
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -128,6 +128,22 @@ class Settings(BaseSettings):
     live: LiveDefaultsConfig = Field(default_factory=LiveDefaultsConfig)
     max_decision_ttl_s: int = Field(
         default=300, description="Upper bound of a decision's `valid_until` from now.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="IP addresses or CIDRs of proxies (Envoy, nginx) whose forwarded client "
+                    "certificates are accepted. Empty: forwarded certificates are ignored.")
+    pep_allowlist: list[str] = Field(
+        default_factory=list,
+        description="PEP identities allowed to call the decision endpoints: SPIFFE IDs, or "
+                    "patterns ending in `/*` (a path prefix). Empty: any caller (always in --dev).")
+    trusted_assertors: list[str] = Field(
+        default_factory=list,
+        description="PEP identities trusted to assert a subject without a credential "
+                    "(AuthZEN style); such decisions are marked `asserted`.")
+    verification_cache_size: int = Field(
+        default=10000, ge=0, description="Verified credentials kept (LRU) until they expire.")
+    identity_refresh_s: int = Field(
+        default=30, ge=1, description="How often trust bundles and JWKS files are re-read.")
 
     @classmethod
     def settings_customise_sources(

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from bench import engine_overhead
+from bench import engine_overhead, identity_cache
 from bench.harness import machine, record, table
 
 
 def main() -> int:
+    if sys.argv[1:] == ["identity"]:  # python -m bench identity: that section only
+        return identity_cache.main()
     print(f"machine: {machine()}")
     rows = engine_overhead.run()
     text = table(rows)
     print(text)
     record("Engine overhead", "make bench", text)
+    identity_cache.main()
     return 0
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+# How far ahead ``next_change`` looks for a boundary (two weeks covers any weekly calendar
+# except one interrupted by a long run of holidays, where "no change soon" is the answer).
+_LOOKAHEAD_DAYS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +37,19 @@ class BusinessCalendar:
         local = now.astimezone(ZoneInfo(self.timezone))
         return (local.weekday() in self.days and local.date() not in self.holidays
                 and self.start <= local.time() < self.end)
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """The next instant after ``now`` at which ``is_business_hours`` flips (None: not soon).
+
+        Decisions that depend on business hours must not be cached across it.
+        """
+        zone = ZoneInfo(self.timezone)
+        today = now.astimezone(zone).date()
+        current = self.is_business_hours(now)
+        for offset in range(_LOOKAHEAD_DAYS):
+            day = today + timedelta(days=offset)
+            for at in (self.start, self.end):
+                boundary = datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+                if boundary > now and self.is_business_hours(boundary) != current:
+                    return boundary
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -9,6 +10,12 @@ from context.model import LiveSnapshot
 
 
 class LiveContextProvider(Protocol):
-    def snapshot(self, principal_id: str | None, now: datetime) -> LiveSnapshot:
-        """The live context for ``principal_id`` at ``now``; never raises, never blocks on I/O."""
+    def snapshot(self, principal_id: str | None, now: datetime, *,
+                 resource_type: str | None = None,
+                 resource_tags: Collection[str] = ()) -> LiveSnapshot:
+        """The live context for ``principal_id`` asking about a resource of ``resource_type``
+        tagged ``resource_tags`` (incidents can be scoped to either), at ``now``.
+
+        Never raises, never blocks on I/O: providers read a local copy.
+        """
         ...

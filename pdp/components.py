@@ -9,15 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from context.calendar import BusinessCalendar
 from context.clock import Clock, SystemClock
-from context.memory import InMemoryContext
+from context.factory import BehaviourWatch, open_live_context, shared_revocations, watch_behaviour
+from context.grants import GrantStore
 from context.provider import LiveContextProvider
-from pdp.audit.factory import open_decision_log
+from context.revocations import InMemoryRevocationStore, RevocationStore
+from pdp.audit.archive import BundleArchive, archive_dir
+from pdp.audit.factory import open_configured_log
+from pdp.audit.maintenance import AuditMaintenance, start_maintenance
+from pdp.audit.redact import Redactor
 from pdp.config import Settings
 from pdp.decision.service import DecisionService
+from pdp.engine.sources import BundleSource, DirectorySource, GitSource
 from pdp.engine.store import BundleStore, ReloadOutcome
 from pdp.identity.dev_issuer import DevIssuer
+from pdp.identity.revocation import StoreRevocationCheck
 from pdp.identity.verifier import IdentityVerifier
 from pdp.metrics import Metrics
 
@@ -33,14 +39,36 @@ class Components:
     clock: Clock
     metrics: Metrics
     service: DecisionService
+    # Every bundle version that decided, by SHA-256 (pdp.audit.archive).
+    archive: BundleArchive | None = None
+
+    @property
+    def grants(self) -> GrantStore:
+        assert self.service.grants is not None
+        return self.service.grants
+    # Live revocations (context.revocations), consulted on every verification.
+    revocations: RevocationStore | None = None
+    # The behaviour monitor feeding adaptive risk (context.factory.BehaviourWatch).
+    behaviour: BehaviourWatch | None = None
+    # Signed checkpoints and retention of the decision log (pdp.audit.maintenance).
+    audit_maintenance: AuditMaintenance | None = None
 
     def close(self) -> None:
         self.bundles.stop_watching()
+        self.verifier.stop_refreshing()
+        if self.behaviour is not None:
+            self.behaviour.close()
         self.log.close()  # type: ignore[attr-defined]
+        if self.audit_maintenance is not None:  # after the log: signs its final head
+            self.audit_maintenance.close()
+        close_live = getattr(self.live, "close", None)  # Redis: its sync thread
+        if close_live is not None:
+            close_live()
 
 
 def build_components(settings: Settings, *, clock: Clock | None = None,
-                     log: object | None = None) -> Components:
+                     log: object | None = None,
+                     revocations: RevocationStore | None = None) -> Components:
     """Build every part from ``settings``.
 
     Raises ``pdp.engine.BundleInvalid`` if the bundle is refused: a PDP with no
@@ -50,23 +78,36 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     clock = clock or SystemClock()
     metrics = Metrics()
     dev_issuer = DevIssuer.load_or_create(settings.state_dir) if settings.dev else None
-    verifier = IdentityVerifier.from_settings(settings, dev_issuer=dev_issuer)
+    # Live context: in process, or shared through Redis with revocations (context.factory).
+    live = open_live_context(settings)
+    if revocations is None:
+        revocations = shared_revocations(live)
+    revocations = revocations if revocations is not None else InMemoryRevocationStore()
+    verifier = IdentityVerifier.from_settings(
+        settings, dev_issuer=dev_issuer, deny_list=StoreRevocationCheck(revocations),
+        observer=metrics.observe_identity_source)
 
-    bundles = BundleStore(settings.policies)
+    bundles = BundleStore(bundle_source(settings))
     bundles.subscribe(metrics.observe_reload)
     bundles.load_initial()
+    # Archive each bundle version as it is loaded, so old decisions keep their policies' text.
+    archive = BundleArchive(archive_dir(settings.state_dir))
+    archive.store_quietly(bundles.current)
+    bundles.subscribe(lambda outcome: archive.store_quietly(bundles.current) if outcome.ok else None)
 
-    live = InMemoryContext(
-        calendar=BusinessCalendar.from_strings(**settings.live.business_hours.model_dump()),
-        incident=settings.live.incident, risk_level=settings.live.risk_level)
+    audit_maintenance = None
     if log is None:
-        log = open_decision_log(settings.audit.backend, sqlite_path=settings.sqlite_path,
-                                batch_max=settings.audit.batch_max)
+        log = open_configured_log(settings)  # [audit]: backend, spool
+        audit_maintenance = start_maintenance(settings, log)  # checkpoints, retention
     service = DecisionService(
         bundles=bundles, verifier=verifier, live=live, log=log,  # type: ignore[arg-type]
         clock=clock, max_ttl=timedelta(seconds=settings.max_decision_ttl_s),
-        observer=metrics.observe_decision)
+        observer=metrics.observe_decision,
+        redactor=Redactor.from_pointers(settings.audit.redact) or None,
+        grants=GrantStore(settings.state_dir / "grants.json"))
     bundles.subscribe(lambda outcome: _record_reload(service, outcome))
+    # Adaptive risk from the service's own decisions (context.behaviour).
+    behaviour = watch_behaviour(service, live, settings)
     loaded = bundles.current
     service.record_admin_event_sync(
         "bundle.load", principal=None, authorized_by=None,
@@ -74,7 +115,9 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
                 "directory": str(settings.policies)})
     return Components(settings=settings, bundles=bundles, verifier=verifier,
                       dev_issuer=dev_issuer, live=live, log=log, clock=clock,
-                      metrics=metrics, service=service)
+                      metrics=metrics, service=service, archive=archive,
+                      revocations=revocations, behaviour=behaviour,
+                      audit_maintenance=audit_maintenance)
 
 
 
@@ -85,3 +128,12 @@ def _record_reload(service: DecisionService, outcome: ReloadOutcome) -> None:
         principal=outcome.requested_by, authorized_by=outcome.authorized_by,
         detail={"version": outcome.version, "changed": outcome.changed,
                 "problems": list(outcome.problems)})
+
+
+def bundle_source(settings: Settings) -> BundleSource:
+    """The configured policy source: a git repository and ref, or the `policies` directory."""
+    git = settings.policies_git
+    if git is None:
+        return DirectorySource(settings.policies)
+    return GitSource(git.url, ref=git.ref, subdir=git.subdir,
+                     cache_dir=settings.state_dir / "git")

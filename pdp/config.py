@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,7 +41,21 @@ class IssuerConfig(BaseModel):
 
     name: str = Field(description="Label used in logs and metrics.")
     issuer: str = Field(description="Exact `iss` value of its tokens.")
-    jwks_file: Path = Field(description="JWK Set file with the issuer's public keys.")
+    jwks_file: Path | None = Field(
+        default=None, description="JWK Set file with the issuer's public keys. Give exactly "
+                                  "one of `jwks_file`, `jwks_uri` and `discovery_url`.")
+    jwks_uri: str | None = Field(
+        default=None, description="https (or loopback http) URL of the issuer's JWK Set.")
+    discovery_url: str | None = Field(
+        default=None, description="OpenID discovery document, e.g. "
+                                  "`https://idp.example.com/.well-known/openid-configuration`; its "
+                                  "`issuer` must equal `issuer` and its `jwks_uri` gives the keys.")
+    refresh_s: int = Field(
+        default=300, ge=1, description="How often `jwks_uri`/`discovery_url` are fetched again "
+                                       "(files: `identity_refresh_s`). A failed fetch keeps the "
+                                       "last good key set.")
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for https fetches; default: the system's.")
     audiences: list[str] | None = Field(
         default=None, description="Accepted `aud` values; default: the PDP's `audience`.")
     algorithms: list[str] = Field(
@@ -66,23 +80,103 @@ class IssuerConfig(BaseModel):
     allow_trailing_slash: bool = Field(
         default=False, description="Accept `iss` with or without one trailing `/`.")
 
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerConfig:
+        given = [n for n in ("jwks_file", "jwks_uri", "discovery_url") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(f"issuer {self.name!r}: give exactly one of jwks_file, jwks_uri "
+                             f"and discovery_url (got {', '.join(given) or 'none'})")
+        return self
+
 
 class TrustDomainConfig(BaseModel):
     """A SPIFFE trust domain whose SVIDs are trusted, with its bundle."""
 
     name: str = Field(description="Trust domain name, e.g. `example.org`.")
-    bundle_file: Path = Field(description="SPIFFE bundle (JWK Set with `use` members).")
+    bundle_file: Path | None = Field(
+        default=None, description="SPIFFE bundle (JWK Set with `use` members). Give exactly "
+                                  "one of `bundle_file` and `bundle_url`.")
+    bundle_url: str | None = Field(
+        default=None, description="SPIFFE bundle endpoint (https_web profile; http only on "
+                                  "loopback), fetched every `spiffe_refresh_hint` seconds "
+                                  "(default 300).")
+    refresh_s: int | None = Field(
+        default=None, ge=1, description="Fetch `bundle_url` this often instead of the bundle's "
+                                        "`spiffe_refresh_hint`.")
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for an https `bundle_url`; default: the system's.")
     max_lifetime_s: int = Field(default=3600, description="Maximum JWT-SVID `exp - iat`.")
     lifetime_policy: Literal["deny", "flag"] = "deny"
     algorithms: list[str] = Field(default_factory=lambda: list(ALL_ASYMMETRIC_ALGORITHMS))
 
+    @model_validator(mode="after")
+    def _one_bundle_source(self) -> TrustDomainConfig:
+        if (self.bundle_file is None) == (self.bundle_url is None):
+            raise ValueError(f"trust domain {self.name!r}: give exactly one of bundle_file "
+                             "and bundle_url")
+        return self
+
+
+class GitPoliciesConfig(BaseModel):
+    """Take the bundle from a git repository instead of the `policies` directory."""
+
+    url: str = Field(description="Repository: a local path or a URL git can clone.")
+    ref: str = Field(default="main", description="Branch, tag or commit to follow.")
+    subdir: str = Field(default="", description="The bundle's directory inside the repository.")
+    poll_s: float = Field(default=30, gt=0, description="How often to look for a new commit.")
+
 
 class AuditConfig(BaseModel):
-    backend: Literal["sqlite", "memory"] = Field(
-        default="sqlite", description="Decision log store.")
+    backend: Literal["sqlite", "memory", "postgres"] = Field(
+        default="sqlite", description="Decision log store (see docs/audit-storage.md).")
     sqlite_path: Path | None = Field(
         default=None, description="SQLite file; default `<state_dir>/decisions.db`.")
-    batch_max: int = Field(default=512, description="Most records in one group commit.")
+    batch_max: int = Field(default=512, ge=1, description="Most records in one group commit.")
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="FULL", description="SQLite `PRAGMA synchronous`. FULL: a commit survives power "
+                                    "loss. NORMAL: it survives a crash of the PDP, not of the "
+                                    "machine.")
+    busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="SQLite: how long a commit waits for a lock held by "
+                                        "another process before the log is unavailable.")
+    postgres_dsn: str | None = Field(
+        default=None, description="PostgreSQL connection string for backend `postgres`, e.g. "
+                                  "`postgresql://pdp@db/pdp?options=-csearch_path%3Dpdp`.")
+    spool_path: Path | None = Field(
+        default=None, description="Off by default (fail closed). When set, a record the store "
+                                  "cannot take is appended and fsynced to this JSON Lines file, "
+                                  "the decision is answered, and the spool is shipped to the "
+                                  "store when it is back.")
+    checkpoint_key: Path | None = Field(
+        default=None, description="PEM Ed25519 private key that signs checkpoints. Default: "
+                                  "none (no checkpoints, verify says `unsigned`); with `--dev`, "
+                                  "`<state_dir>/dev/audit-checkpoint-key.pem`, created once.")
+    checkpoint_public_key: Path | None = Field(
+        default=None, description="PEM Ed25519 public key that checks checkpoints (auditors); "
+                                  "default: the public half of `checkpoint_key`.")
+    checkpoint_every_records: int = Field(
+        default=1000, ge=1, description="Sign a checkpoint after this many new records...")
+    checkpoint_every_s: float = Field(
+        default=60.0, gt=0, description="...or this many seconds after the last one, if the "
+                                        "log grew; and on a clean shutdown.")
+    retention_days: int | None = Field(
+        default=None, ge=1, description="Delete records older than this many days, keeping "
+                                        "the chain verifiable from a signed anchor. Default: "
+                                        "keep everything.")
+    redact: list[str] = Field(
+        default_factory=list,
+        description="JSON Pointers (RFC 6901) into the request, erased before a decision is "
+                    "logged and listed in its `redacted`; only under `/context/...` and "
+                    "`/resource/attrs/...`, e.g. `/context/card_number`.")
+
+    @field_validator("redact")
+    @classmethod
+    def _check_redact(cls, pointers: list[str]) -> list[str]:
+        from pdp.audit.redact import check_redaction_pointer
+
+        for pointer in pointers:
+            check_redaction_pointer(pointer)  # BadPointer is a ValueError: a config error
+        return pointers
 
 
 class BusinessHoursConfig(BaseModel):
@@ -92,12 +186,115 @@ class BusinessHoursConfig(BaseModel):
     days: list[int] = Field(
         default_factory=lambda: [0, 1, 2, 3, 4],
         description="Business days, 0 = Monday ... 6 = Sunday.")
+    holidays: list[str] = Field(
+        default_factory=list, description="Dates (YYYY-MM-DD, local) that are not business days.")
 
 
 class LiveDefaultsConfig(BaseModel):
     incident: bool = Field(default=False, description="Incident mode when nothing set it.")
     risk_level: int = Field(default=0, ge=0, le=3, description="0 low ... 3 critical.")
     business_hours: BusinessHoursConfig = Field(default_factory=BusinessHoursConfig)
+
+
+class ContextMaxAgeConfig(BaseModel):
+    """How long a value may go unconfirmed by its store before it is stale."""
+
+    incident_s: float = Field(default=30.0, gt=0, description="Incidents.")
+    risk_s: float = Field(default=30.0, gt=0, description="Global and per-principal risk.")
+
+
+class ContextDegradedConfig(BaseModel):
+    """Conservative values used for stale or unreachable context (never below the last known)."""
+
+    incident_level: int = Field(
+        default=0, ge=0, le=3, description="Assume a global incident of this level (0: none).")
+    global_risk_level: int = Field(default=2, ge=0, le=3, description="Global risk (2 high).")
+    principal_risk_level: int = Field(default=0, ge=0, le=3, description="Each principal's risk.")
+    decision_ttl_s: float = Field(
+        default=5.0, gt=0, description="Most a PEP may cache a decision made on degraded context.")
+
+
+class BehaviourConfig(BaseModel):
+    """Adaptive risk from the PDP's own decisions (see `context.behaviour`). Levels 0-3."""
+
+    enabled: bool = Field(default=True, description="Watch decisions and raise risk.")
+    window_s: float = Field(default=60.0, gt=0, description="Sliding window of the signals.")
+    deny_burst: int = Field(default=20, ge=1, description="Denies in the window that raise risk.")
+    deny_burst_level: int = Field(default=2, ge=0, le=3)
+    deny_reasons: list[str] = Field(
+        default_factory=lambda: ["policy.no_permit"],
+        description="Reason codes counted as denies (guards' `policy.forbid` is not: an "
+                    "incident or a risk raise must not feed on itself).")
+    rate_factor: float = Field(default=5.0, gt=1, description="Rate / own baseline that raises.")
+    rate_min_requests: int = Field(default=120, ge=1, description="Fewest requests in the window.")
+    rate_level: int = Field(default=1, ge=0, le=3)
+    baseline_s: float = Field(default=3600.0, gt=0, description="Time constant of the baseline.")
+    baseline_warmup_s: float = Field(default=600.0, ge=0, description="History before rate counts.")
+    new_source_level: int = Field(default=1, ge=0, le=3, description="First-seen source address.")
+    new_pep_level: int = Field(default=1, ge=0, le=3, description="First-seen PEP.")
+    new_source_min_history: int = Field(
+        default=50, ge=0, description="Decisions before a new source or PEP counts.")
+    source_keys: list[str] = Field(
+        default_factory=lambda: ["source_address", "source_ip"],
+        description="Keys of the PEP's context that carry the workload's source address.")
+    revoked_uses: int = Field(default=1, ge=1, description="Uses of a revoked credential.")
+    revoked_level: int = Field(default=3, ge=0, le=3)
+    expired_uses: int = Field(default=5, ge=1, description="Uses of an expired credential.")
+    expired_level: int = Field(default=1, ge=0, le=3)
+    decay_s: float = Field(default=300.0, gt=0, description="An automatic raise drops one level "
+                                                            "per this many seconds.")
+    max_principals: int = Field(default=10000, ge=1, description="Principals tracked (LRU).")
+
+
+class ContextConfig(BaseModel):
+    """Live context: where incidents and risk levels live, freshness, defaults, behaviour."""
+
+    backend: Literal["memory", "redis"] = Field(
+        default="memory", description="`memory`: this process only. `redis`: shared by replicas.")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for `redis`.")
+    redis_prefix: str = Field(default="pdp", description="Prefix of every Redis key and channel.")
+    redis_timeout_s: float = Field(default=0.5, gt=0, description="Redis socket timeout.")
+    resync_s: float = Field(
+        default=1.0, gt=0, description="How often the local copy is checked against Redis "
+                                       "(changes arrive sooner, by pub/sub).")
+    risk_ttl_s: float | None = Field(
+        default=3600.0, gt=0, description="Lifetime of a risk level set without an expiry.")
+    max_age: ContextMaxAgeConfig = Field(default_factory=ContextMaxAgeConfig)
+    degraded: ContextDegradedConfig = Field(default_factory=ContextDegradedConfig)
+    behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
+
+
+class RouteConfig(BaseModel):
+    """One gateway route: method + path pattern -> action on a resource (Envoy, nginx).
+
+    ``{name}`` in ``path`` matches one path segment; ``resource_id`` and the
+    ``context`` values may use ``{name}`` and ``{method}``. Routes are tried in
+    order; a request no route matches is denied (403)::
+
+        [[routes]]
+        method = "GET"
+        path = "/datasets/{name}"
+        action = "read"
+        resource_type = "App::Dataset"
+        resource_id = "{name}"
+    """
+
+    model_config = {"extra": "forbid"}
+
+    method: str = Field(default="*", description="HTTP method, or `*` for any.")
+    path: str = Field(description="Path pattern, e.g. `/datasets/{name}`.")
+    action: str = Field(description="Action id (`read`) or Cedar uid.")
+    resource_type: str = Field(description="Cedar entity type of the resource.")
+    resource_id: str = Field(description="Resource id template, e.g. `{name}`.")
+    context: dict[str, str] = Field(
+        default_factory=dict, description="Request context, values are templates.")
+
+    @model_validator(mode="after")
+    def _compiles(self) -> RouteConfig:
+        from pdp.gateway.routes import compile_route
+
+        compile_route(self)  # RouteError is a ValueError: a config error
+        return self
 
 
 class Settings(BaseSettings):
@@ -112,6 +309,9 @@ class Settings(BaseSettings):
         default=False,
         description="Development mode: create and trust a local issuer for `example.org`.")
     policies: Path = Field(default=Path("policies"), description="Policy bundle directory.")
+    policies_git: GitPoliciesConfig | None = Field(
+        default=None, description="Follow a git repository and ref instead of `policies`; each "
+                                  "commit's SHA becomes the policy version.")
     watch_policies: bool = Field(
         default=True, description="Reload the bundle when its files change.")
     state_dir: Path = Field(default=Path(".pdp"), description="Local state (keys, SQLite log).")
@@ -126,6 +326,10 @@ class Settings(BaseSettings):
     trust_domains: list[TrustDomainConfig] = Field(default_factory=list)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     live: LiveDefaultsConfig = Field(default_factory=LiveDefaultsConfig)
+    context: ContextConfig = Field(
+        default_factory=ContextConfig,
+        description="Live context backend (memory | redis), freshness, degraded defaults, "
+                    "behaviour signals; e.g. `PDP_CONTEXT__BACKEND=redis`.")
     max_decision_ttl_s: int = Field(
         default=300, description="Upper bound of a decision's `valid_until` from now.")
     trusted_proxies: list[str] = Field(
@@ -140,10 +344,26 @@ class Settings(BaseSettings):
         default_factory=list,
         description="PEP identities trusted to assert a subject without a credential "
                     "(AuthZEN style); such decisions are marked `asserted`.")
+    routes: list[RouteConfig] = Field(
+        default_factory=list,
+        description="Gateway route table (Envoy ext_authz, nginx auth_request): method + path "
+                    "-> action and resource, first match wins; unmatched requests are denied.")
     verification_cache_size: int = Field(
         default=10000, ge=0, description="Verified credentials kept (LRU) until they expire.")
     identity_refresh_s: int = Field(
         default=30, ge=1, description="How often trust bundles and JWKS files are re-read.")
+    delegation_max_depth: int = Field(
+        default=3, ge=1, le=10,
+        description="Most RFC 8693 `act` levels in a token; a deeper chain is denied "
+                    "(identity.claims).")
+    tls_cert: Path | None = Field(
+        default=None, description="Serve HTTPS with this certificate chain (PEM).")
+    tls_key: Path | None = Field(default=None, description="Private key of `tls_cert` (PEM).")
+    client_ca_bundle: Path | None = Field(
+        default=None, description="Ask TLS clients (PEPs) for a certificate issued by these CAs; "
+                                  "the certificate's X.509-SVID is the PEP's identity.")
+    client_cert_required: bool = Field(
+        default=False, description="With `client_ca_bundle`: refuse TLS clients without one.")
 
     @classmethod
     def settings_customise_sources(
@@ -180,6 +400,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
 
 
 __all__ = [
-    "AuditConfig", "BusinessHoursConfig", "IssuerConfig", "LiveDefaultsConfig",
-    "Settings", "TrustDomainConfig", "load_settings",
+    "AuditConfig", "BehaviourConfig", "BusinessHoursConfig", "ContextConfig",
+    "IssuerConfig", "LiveDefaultsConfig",
+    "RouteConfig", "Settings", "TrustDomainConfig", "load_settings",
 ]

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from pdp.decision.model import Decision
 from pdp.engine.store import ReloadOutcome
+from pdp.identity.trust_store import SourceStatus
 
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -27,6 +28,14 @@ class Metrics:
         self.bundle_last_reload_ok = Gauge(
             "pdp_bundle_last_reload_ok", "1 if the last reload succeeded, 0 if it was refused.",
             registry=self.registry)
+        self.identity_source_up = Gauge(
+            "pdp_identity_source_up",
+            "1 if the last read of a trust source (bundle, JWKS) succeeded, 0 if it failed "
+            "and the last good copy is in use.", ["source"], registry=self.registry)
+        self.identity_source_failures = Counter(
+            "pdp_identity_source_refresh_failures",
+            "Failed reads of a trust source (bundle file or endpoint, JWKS, discovery).",
+            ["source"], registry=self.registry)
 
     def observe_decision(self, decision: Decision, seconds: float) -> None:
         reason = decision.reason_codes[0] if decision.reason_codes else "none"
@@ -38,3 +47,10 @@ class Metrics:
         self.bundle_last_reload_ok.set(1 if outcome.ok else 0)
         if outcome.ok and outcome.version:
             self.bundle.info({"version": outcome.version})
+
+    def observe_identity_source(self, status: SourceStatus) -> None:
+        """After each read of a trust source (``pdp.identity.trust_store``)."""
+        self.identity_source_up.labels(source=status.source).set(1 if status.ok else 0)
+        failures = self.identity_source_failures.labels(source=status.source)
+        if not status.ok:
+            failures.inc()

@@ -13,12 +13,20 @@ A suite is a YAML file::
         context: {purpose: report}                       # the PEP's context
         live: {incident: false, risk_level: 0}           # overrides; business_hours follows `now`
         credential: {age_s: 30, lifetime_s: 300}         # ages of the credential at `now`
+        grants: [{template: grant.dataset.read, expires_in_s: 900}]   # task grants, optional
+        live_state:                                      # optional: state the provider holds
+          incidents: [{scope: "resource_tag:pii", level: 3}]   # matched against this request
+          global_risk: 1
+          principal_risk: 2                              # this case's principal
+          automatic_risk: {level: 2, evidence: ["25 denies in 60 s"], signals: [deny_burst]}
         expect:
           decision: allow
           policies: [dataset.pipelines.read-write]       # the determining policies, exactly
           reason_code: policy.permit                     # optional
 
-``principal`` may be a mapping: ``{id, kind, issuer, scopes, groups}``. The
+``principal`` may be a mapping: ``{id, kind, issuer, scopes, groups}``, plus
+``actor`` (an RFC 8693 acting workload, which the policies must allow too),
+``actor_issuer`` and ``earlier_actors``. The
 clock is frozen at ``now`` and live values default to the configured ones, so
 a case decides the same way on every machine and every day.
 """
@@ -35,13 +43,20 @@ import yaml
 
 from context.calendar import BusinessCalendar
 from context.memory import InMemoryContext
-from pdp.decision.decide import decide
+from context.model import LiveSnapshot
+from context.scope import resource_tags
+from pdp.coverage import CoverageTracker, templates_of
+from pdp.decision.decide import decide, diagnose_request
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine.bundle import Bundle
+from pdp.engine.grants import Grant
+from pdp.engine.whynot import PolicyDiagnosis
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import parse_spiffe_id
 
+# Cases that never reached Cedar say nothing about coverage.
+NOT_EVALUATED = {"request.invalid", "request.unknown_action", "engine.no_bundle"}
 DEFAULT_NOW = "2026-01-05T10:00:00Z"  # a Monday morning, inside default business hours
 
 
@@ -71,21 +86,26 @@ class SuiteReport:
         return len(self.results) - self.passed
 
 
-def run_suites(bundle: Bundle, *, calendar: BusinessCalendar | None = None) -> SuiteReport:
-    """Run every ``tests/*.yaml`` of ``bundle``; a malformed suite raises ``SuiteError``."""
+def run_suites(bundle: Bundle, *, calendar: BusinessCalendar | None = None,
+               coverage: CoverageTracker | None = None) -> SuiteReport:
+    """Run every ``tests/*.yaml`` of ``bundle``; a malformed suite raises ``SuiteError``.
+
+    With ``coverage``, every case also records which policies decided it and how
+    each in-scope condition evaluated.
+    """
     calendar = calendar or BusinessCalendar()
     results: list[CaseResult] = []
-    for name, suite in _suites(bundle):
+    for name, suite in suites(bundle):
         defaults = suite.get("defaults") or {}
         for i, raw in enumerate(suite["cases"]):
             if not isinstance(raw, Mapping):
                 raise SuiteError(f"{name}: case {i + 1} is not a mapping")
             case = {**defaults, **raw}
-            results.append(run_case(bundle, name, i, case, calendar))
+            results.append(run_case(bundle, name, i, case, calendar, coverage))
     return SuiteReport(tuple(results))
 
 
-def _suites(bundle: Bundle) -> Iterator[tuple[str, dict[str, Any]]]:
+def suites(bundle: Bundle) -> Iterator[tuple[str, dict[str, Any]]]:
     for name in sorted(bundle.files):
         if not name.startswith("tests/"):
             continue
@@ -98,23 +118,69 @@ def _suites(bundle: Bundle) -> Iterator[tuple[str, dict[str, Any]]]:
         yield name, suite
 
 
+@dataclass(frozen=True, slots=True)
+class CaseInputs:
+    """``decide()``'s arguments for one case: frozen clock, asserted identity, live overrides."""
+
+    identity: VerifiedIdentity
+    action: str
+    resource: ResourceRef
+    context: Mapping[str, Any]
+    live: LiveSnapshot
+    now: datetime
+    grants: tuple[Grant, ...]
+
+    def decide(self, bundle: Bundle) -> Decision:
+        return decide(bundle, identity=self.identity, action=self.action,
+                      resource=self.resource, context=self.context, live=self.live,
+                      now=self.now, grants=self.grants)
+
+    def diagnose(self, bundle: Bundle) -> tuple[PolicyDiagnosis, ...]:
+        return diagnose_request(bundle, identity=self.identity, action=self.action,
+                                resource=self.resource, context=self.context, live=self.live,
+                                now=self.now, grants=self.grants)
+
+
+def case_inputs(case: Mapping[str, Any], calendar: BusinessCalendar,
+                bundle: Bundle | None = None) -> CaseInputs:
+    """Read a case (``KeyError``/``TypeError``/``ValueError`` when it is malformed).
+
+    ``live_state`` (incidents by scope, risk levels, an automatic raise; see
+    ``InMemoryContext.from_spec``) goes through the same provider as the server,
+    so scope matching is tested too; ``bundle`` supplies static resources' tags.
+    """
+    now = parse_time(case.get("now", DEFAULT_NOW))
+    identity = case_identity(case, now)
+    resource = case["resource"]
+    state = case.get("live_state")
+    provider = (InMemoryContext.from_spec(state, calendar=calendar,
+                                          principal_id=identity.principal_id, now=now)
+                if state else InMemoryContext(calendar=calendar))
+    live = provider.snapshot(
+        identity.principal_id, now, resource_type=resource["type"],
+        resource_tags=resource_tags(ResourceRef(type=resource["type"], id=str(resource["id"]),
+                                                attrs=resource.get("attrs")), bundle))
+    overrides = case.get("live") or {}
+    live = live.with_overrides(**overrides) if overrides else live
+    return CaseInputs(
+        identity=identity, action=str(case["action"]),
+        resource=ResourceRef(
+            type=resource["type"], id=str(resource["id"]), attrs=resource.get("attrs"),
+            parents=tuple((p["type"], p["id"]) for p in resource.get("parents", []))),
+        context=case.get("context") or {}, live=live, now=now,
+        grants=tuple(case_grants(case, identity.principal_id, resource, now)))
+
+
 def run_case(bundle: Bundle, suite: str, index: int, case: Mapping[str, Any],
-             calendar: BusinessCalendar) -> CaseResult:
+             calendar: BusinessCalendar, coverage: CoverageTracker | None = None) -> CaseResult:
     description = str(case.get("description") or f"case {index + 1}")
     try:
-        now = _time(case.get("now", DEFAULT_NOW))
-        identity = case_identity(case, now)
-        live = InMemoryContext(calendar=calendar).snapshot(identity.principal_id, now)
-        overrides = case.get("live") or {}
-        live = live.with_overrides(**overrides) if overrides else live
-        resource = case["resource"]
-        decision = decide(
-            bundle, identity=identity, action=str(case["action"]),
-            resource=ResourceRef(
-                type=resource["type"], id=str(resource["id"]), attrs=resource.get("attrs"),
-                parents=tuple((p["type"], p["id"]) for p in resource.get("parents", []))),
-            context=case.get("context") or {}, live=live, now=now)
+        inputs = case_inputs(case, calendar, bundle)
+        decision = inputs.decide(bundle)
         expect = case["expect"]
+        if coverage is not None and decision.reason_codes[0] not in NOT_EVALUATED:
+            coverage.observe([r.policy for r in decision.reasons], templates_of(inputs.grants),
+                             inputs.diagnose(bundle))
     except (KeyError, TypeError, ValueError) as e:
         raise SuiteError(f"{suite}: case {description!r}: {type(e).__name__}: {e}") from e
     return CaseResult(suite=suite, description=description,
@@ -136,6 +202,25 @@ def _compare(decision: Decision, expect: Mapping[str, Any]) -> list[str]:
     if code is not None and code not in decision.reason_codes:
         problems.append(f"expected reason code {code}, got {list(decision.reason_codes)}")
     return problems
+
+
+def case_grants(case: Mapping[str, Any], principal: str, resource: Mapping[str, Any],
+                now: datetime) -> list[Grant]:
+    """Task grants a case declares: ``grants: [{template, expires_in_s, principal?, resource?}]``.
+
+    ``principal`` and ``resource`` default to the case's own; a negative
+    ``expires_in_s`` makes a grant that has already expired.
+    """
+    out = []
+    for i, spec in enumerate(case.get("grants") or []):
+        target = spec.get("resource", resource)
+        out.append(Grant(
+            id=f"case-{i}", template=str(spec["template"]),
+            principal=str(spec.get("principal", principal)),
+            resource_type=str(target["type"]), resource_id=str(target["id"]),
+            expires_at=now + timedelta(seconds=int(spec.get("expires_in_s", 900))),
+            task=str(spec.get("task", "test")), created_by=None, created_at=now))
+    return out
 
 
 def case_identity(case: Mapping[str, Any], now: datetime) -> VerifiedIdentity:
@@ -160,10 +245,38 @@ def case_identity(case: Mapping[str, Any], now: datetime) -> VerifiedIdentity:
         groups=frozenset(spec.get("groups", [])),
         issued_at=issued,
         expires_at=issued + timedelta(seconds=int(ages.get("lifetime_s", 300))),
+        # RFC 8693 delegation: `actor` acts for the principal (earlier actors are records only).
+        actor=spec.get("actor"),
+        chain_depth=(1 + len(spec.get("earlier_actors", []))) if spec.get("actor") else 0,
+        actor_chain=tuple(spec.get("earlier_actors", [])),
+        actor_issuer=spec.get("actor_issuer"),
     )
 
 
-def _time(value: Any) -> datetime:
+def parse_time(value: Any) -> datetime:
     at = value if isinstance(value, datetime) else datetime.fromisoformat(
         str(value).replace("Z", "+00:00"))
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def write_junit(report: SuiteReport, path: Path) -> None:
+    """JUnit XML: one <testsuite> per YAML file, one <testcase> per case."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites", tests=str(len(report.results)),
+                      failures=str(report.failed))
+    suites: dict[str, ET.Element] = {}
+    for result in report.results:
+        suite = suites.get(result.suite)
+        if suite is None:
+            suite = suites[result.suite] = ET.SubElement(root, "testsuite", name=result.suite)
+        case = ET.SubElement(suite, "testcase", classname=result.suite, name=result.description)
+        if not result.passed:
+            failure = ET.SubElement(case, "failure", message=result.problems[0])
+            failure.text = "\n".join(result.problems)
+    for name, suite in suites.items():
+        cases = [r for r in report.results if r.suite == name]
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(not r.passed for r in cases)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -8,6 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pdp.api import authorize, decisions, ops
+from pdp.api import audit as audit_api
+from pdp.api import revocations
+from pdp.api import authzen, gateways
+from pdp.api import context_admin
+from pdp.api.pep import install_pep_handler, warn_if_pep_allowlist_open
+from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
 from pdp.api.limits import BodySizeLimit
 from pdp.api.problems import install_problem_handlers
@@ -29,7 +35,10 @@ def create_app(components: Components, *, watch: bool | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if watch:
-            components.bundles.start_watching()
+            git = components.settings.policies_git
+            components.bundles.start_watching(git.poll_s if git else 1.0)
+        components.verifier.start_refreshing(components.clock.now)  # trust bundles, JWKS
+        warn_if_pep_allowlist_open(components.settings)
         try:
             yield
         finally:
@@ -39,8 +48,15 @@ def create_app(components: Components, *, watch: bool | None = None) -> FastAPI:
     app.state.components = components
     install_problem_handlers(app)
     install_admin_handler(app)
+    install_pep_handler(app)
     app.include_router(authorize.router)
     app.include_router(decisions.router)
+    app.include_router(audit_api.router)  # auditors: /v1/decisions, /v1/audit/*, /v1/identities
     app.include_router(ops.router)
+    app.include_router(grants_api.router)  # task grants: /v1/grants
+    app.include_router(revocations.router)  # /v1/revocations (identity admin)
+    app.include_router(authzen.router)  # AuthZEN 1.0: /access/v1/*, /.well-known/authzen-configuration
+    app.include_router(gateways.router)  # Envoy ext_authz, nginx auth_request: /v1/gateway/*
+    app.include_router(context_admin.router); context_admin.install_context_handler(app)  # /v1/context
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
     return app

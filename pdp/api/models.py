@@ -66,6 +66,10 @@ class AuthorizeItem(BaseModel):
         default_factory=dict,
         description="The PEP's request context, as the action's schema declares it. "
                     "`live` and `credential` are reserved: the PDP fills them in.")
+    explain: bool = Field(
+        default=False,
+        description="Also diagnose an allow (denies are always diagnosed): which policies "
+                    "applied and which of their conditions held, computed by Cedar.")
 
 
 class AuthorizeRequest(AuthorizeItem):
@@ -103,7 +107,7 @@ def to_input(subject: Subject, item: AuthorizeItem, *, request_id: str | None,
              pep: str | None) -> AuthorizeInput:
     return AuthorizeInput(credential=subject.credential(), action=item.action,
                           resource=item.resource.to_ref(), context=item.context,
-                          request_id=request_id, pep=pep)
+                          request_id=request_id, pep=pep, explain=item.explain or None)
 
 
 class ReasonOut(BaseModel):
@@ -155,6 +159,11 @@ class AuthorizeResponse(BaseModel):
     context: dict[str, Any] | None = Field(description="The live-context snapshot used.")
     valid_until: str = Field(description="Cache the answer until then, never longer.")
     timestamp: str
+    diagnosis: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="For denies (or with `explain`): each policy worth explaining, whether its "
+                    "scope matched, and each condition of its when/unless clauses with its "
+                    "outcome (true/false/error), whether it blocked, and the values it read.")
 
 
 class BatchResponse(BaseModel):

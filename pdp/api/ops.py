@@ -36,6 +36,17 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
         body["status"] = "degraded"
         body["bundle_reload_error"] = {"at": failure.at.isoformat(),
                                        "problems": list(failure.problems)}
+    # Trust sources (bundles, JWKS): a failed read keeps the last good copy: degraded.
+    sources = [s.as_dict() for s in components.verifier.source_statuses()]
+    body["identity"] = {"sources": sources}
+    if any(not s["ok"] for s in sources):
+        body["status"] = "degraded"
+    # Live context: an unreachable store or stale values (defaults in use): degraded.
+    context_health = getattr(components.live, "health", None)
+    if context_health is not None:
+        body["context"] = context_health()
+        if body["context"]["status"] != "ok":
+            body["status"] = "degraded"
     if bundle is None:
         body["status"] = "unavailable"
         return JSONResponse(body, status_code=503)

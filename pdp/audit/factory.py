@@ -1,39 +1,68 @@
 """Open the decision log that configuration names (``[audit] backend = "sqlite"``).
 
-Backends register here by name, as Cerbos's audit backends do, so adding
-PostgreSQL is one entry; config validation and this table must agree.
+Backends register here by name, as Cerbos's audit backends do; config
+validation (``AuditConfig.backend``) and this table must agree. The spool
+(``spool_path``) wraps whichever store was opened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pdp.audit.memory import MemoryDecisionLog
 from pdp.audit.sqlite import SqliteDecisionLog
 from pdp.audit.store import DecisionStore
 
 
-def _sqlite(sqlite_path: Path | None, batch_max: int) -> DecisionStore:
-    if sqlite_path is None:
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    """Everything a backend may need; each takes what applies to it."""
+
+    sqlite_path: Path | None = None
+    batch_max: int = 512
+    synchronous: str = "FULL"
+    busy_timeout_ms: int = 5000
+    postgres_dsn: str | None = None
+
+
+def _sqlite(o: BackendOptions) -> DecisionStore:
+    if o.sqlite_path is None:
         raise ValueError("the sqlite decision log needs sqlite_path")
-    return SqliteDecisionLog(sqlite_path, batch_max=batch_max)
+    return SqliteDecisionLog(o.sqlite_path, batch_max=o.batch_max, synchronous=o.synchronous,
+                             busy_timeout_ms=o.busy_timeout_ms)
 
 
-def _memory(sqlite_path: Path | None, batch_max: int) -> DecisionStore:
+def _memory(o: BackendOptions) -> DecisionStore:
     return MemoryDecisionLog()
 
 
-BACKENDS: dict[str, Callable[[Path | None, int], DecisionStore]] = {
+def _postgres(o: BackendOptions) -> DecisionStore:
+    if not o.postgres_dsn:
+        raise ValueError("the postgres decision log needs postgres_dsn "
+                         "([audit] postgres_dsn or PDP_AUDIT__POSTGRES_DSN)")
+    from pdp.audit.postgres import PostgresDecisionLog  # psycopg only when asked for
+
+    return PostgresDecisionLog(o.postgres_dsn, batch_max=o.batch_max)
+
+
+BACKENDS: dict[str, Callable[[BackendOptions], DecisionStore]] = {
     "sqlite": _sqlite,
     "memory": _memory,
+    "postgres": _postgres,
 }
 
 
-def open_decision_log(backend: str, *, sqlite_path: Path | None = None,
-                      batch_max: int = 512) -> DecisionStore:
+def open_decision_log(backend: str, *, sqlite_path: Path | None = None, batch_max: int = 512,
+                      synchronous: str = "FULL", busy_timeout_ms: int = 5000,
+                      postgres_dsn: str | None = None,
+                      spool_path: Path | None = None) -> DecisionStore:
     """Open the named store: ``"sqlite"`` (the default for ``pdp serve``; needs
-    ``sqlite_path``) or ``"memory"`` (tests, ``pdp check``).
+    ``sqlite_path``), ``"postgres"`` (several replicas; needs ``postgres_dsn``)
+    or ``"memory"`` (tests, ``pdp check``). With ``spool_path``, the store is
+    wrapped in a :class:`~pdp.audit.spool.SpoolingLog`.
 
     The result is both a ``DecisionLog`` and a ``QueryableLog``. Raises
     ``ValueError`` for an unknown name, listing the known ones, and
@@ -44,7 +73,30 @@ def open_decision_log(backend: str, *, sqlite_path: Path | None = None,
     except KeyError:
         raise ValueError(f"unknown decision log backend {backend!r}; "
                          f"choose one of: {', '.join(sorted(BACKENDS))}") from None
-    return opener(sqlite_path, batch_max)
+    store = opener(BackendOptions(sqlite_path=sqlite_path, batch_max=batch_max,
+                                  synchronous=synchronous, busy_timeout_ms=busy_timeout_ms,
+                                  postgres_dsn=postgres_dsn))
+    if spool_path is None:
+        return store
+    from pdp.audit.spool import SpoolingLog
+
+    try:
+        return SpoolingLog(store, spool_path)  # type: ignore[return-value]
+    except BaseException:
+        store.close()
+        raise
 
 
-__all__ = ["BACKENDS", "open_decision_log"]
+def open_configured_log(settings: Any, *, spool: bool = True) -> DecisionStore:
+    """The store ``settings.audit`` names, opened as ``pdp serve`` opens it.
+
+    ``spool=False`` leaves the spool out (reading tools: ``pdp audit ...``).
+    """
+    audit = settings.audit
+    return open_decision_log(
+        audit.backend, sqlite_path=settings.sqlite_path, batch_max=audit.batch_max,
+        synchronous=audit.synchronous, busy_timeout_ms=audit.busy_timeout_ms,
+        postgres_dsn=audit.postgres_dsn, spool_path=audit.spool_path if spool else None)
+
+
+__all__ = ["BACKENDS", "BackendOptions", "open_configured_log", "open_decision_log"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from json import encoder as _json_encoder
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -87,36 +88,74 @@ def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
 
 # The stored text is the body's canonical JSON with the chain keys in their sorted
 # places. Rather than serialize every record twice (once to hash, once to store),
-# prepare() serializes it once with unguessable placeholders for the chain keys;
-# the writer then swaps in the real values. Chain keys sort after "decision_id",
-# which every record has, so each placeholder member is preceded by a comma.
+# prepare() serializes it once with unguessable placeholders for the chain keys and
+# cuts the text at them; the writer then joins the pieces around the real values.
+# Chain keys sort after "decision_id", which every record has, so each placeholder
+# member is preceded by a comma; and they sort among themselves as hash < prev_hash
+# < seq, which is the order the pieces come in.
 _NONCE = secrets.token_hex(8)
 _SLOTS = {key: f"\0{_NONCE}:{key}" for key in CHAIN_KEYS}
 _MEMBERS = {key: f",{canonical(key)}:{canonical(slot)}" for key, slot in _SLOTS.items()}
+_ORDER = ("hash", "prev_hash", "seq")
+_NONCE_JSON = canonical(f"\0{_NONCE}")[1:-1]  # how the nonce shows inside the JSON text
+_LIST_JSON: dict[tuple[str, ...], str] = {}  # policy and reason-code lists repeat: memo
 
 
-@dataclass(frozen=True, slots=True)
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# hashchain.canonical() builds this very C encoder anew on every call; the writer's hot
+# path keeps one. Same settings (sorted keys, compact, UTF-8, no NaN), so the same text;
+# without a circular-reference check (a cycle ends in RecursionError, refused below).
+_C_ENCODER = None
+if _json_encoder.c_make_encoder is not None:  # pragma: no branch - CPython has it
+    _C_ENCODER = _json_encoder.c_make_encoder(
+        None, _refuse, _json_encoder.encode_basestring, None, ":", ",", True, False, False)
+
+
+def _canonical_fast(obj: Any) -> str:
+    if _C_ENCODER is None:
+        return canonical(obj)
+    return "".join(_C_ENCODER(obj, 0))
+
+
+def list_json(values: tuple[str, ...]) -> str:
+    """Canonical JSON of a list of strings, memoized (the query columns of every record)."""
+    text = _LIST_JSON.get(values)
+    if text is None:
+        if len(_LIST_JSON) > 4096:
+            _LIST_JSON.clear()
+        text = _LIST_JSON[values] = canonical(list(values))
+    return text
+
+
+@dataclass(slots=True)  # not frozen: built once per record on the hot path, never changed
 class PreparedRecord:
     """A record checked and serialized on the caller's side, ready to be chained.
 
     ``body_json`` is the canonical JSON that the hash covers. The stored text
     is fixed here too, so a caller mutating its dict after ``append`` changes
     nothing that is stored. ``record`` is a shallow copy of the body, used
-    only for the dict handed back to the caller.
+    only for the dict handed back to the caller. ``pieces`` is the stored text
+    cut where the chain keys go (None: serialize again, see :func:`prepare`).
     """
 
     record: dict[str, Any]
     body_json: str
     columns: IndexedColumns
     template: str | None  # the stored text with placeholders; None: serialize again
+    pieces: tuple[str, str, str, str] | None = None
+    policies_json: str = "[]"
+    reason_codes_json: str = "[]"
 
     def stored_text(self, seq: int, prev_hash: str, digest: str) -> str:
         """The canonical JSON of the record with its chain keys, as stored at ``seq``."""
-        if self.template is None:
+        if self.pieces is None:
             return canonical(self.stored(seq, prev_hash, digest))
-        return (self.template.replace(_MEMBERS["seq"], f',"seq":{seq}')
-                .replace(_MEMBERS["prev_hash"], f',"prev_hash":"{prev_hash}"')
-                .replace(_MEMBERS["hash"], f',"hash":"{digest}"'))
+        a, b, c, d = self.pieces
+        return "".join((a, ',"hash":"', digest, '"', b, ',"prev_hash":"', prev_hash, '"', c,
+                        ',"seq":', str(seq), d))
 
     def stored(self, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
         return {**self.record, "seq": seq, "prev_hash": prev_hash, "hash": digest}
@@ -130,25 +169,44 @@ def prepare(record: Mapping[str, Any]) -> PreparedRecord:
     """
     if not isinstance(record, Mapping):
         raise ValueError("a decision record is a dict")
-    copy = body(record)
+    copy = dict(record)
+    for key in CHAIN_KEYS:
+        if key in copy:
+            del copy[key]
     columns = columns_of(copy)
+    copy.update(_SLOTS)
     try:
-        template = canonical({**copy, **_SLOTS})
+        template = _canonical_fast(copy)
         template.encode()  # lone surrogates would only fail later, inside a batch
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError: a ValueError
         raise ValueError(f"record is not JSON-able: {exc}") from None
-    body_json = template
-    for member in _MEMBERS.values():
-        if template.count(member) != 1:  # the record itself holds a placeholder: no shortcut
-            return _prepare_slowly(copy, columns)
-        body_json = body_json.replace(member, "")
-    return PreparedRecord(record=copy, body_json=body_json, columns=columns, template=template)
+    finally:
+        for key in CHAIN_KEYS:
+            del copy[key]
+    policies_json = list_json(columns.policies)
+    codes_json = list_json(columns.reason_codes)
+    if template.count(_NONCE_JSON) != len(CHAIN_KEYS):  # the record holds a placeholder
+        return _prepare_slowly(copy, columns, policies_json, codes_json)
+    cuts: list[str] = []
+    start = 0
+    for key in _ORDER:
+        member = _MEMBERS[key]
+        at = template.index(member, start)
+        cuts.append(template[start:at])
+        start = at + len(member)
+    cuts.append(template[start:])
+    a, b, c, d = cuts
+    return PreparedRecord(record=copy, body_json="".join(cuts), columns=columns,
+                          template=template, pieces=(a, b, c, d), policies_json=policies_json,
+                          reason_codes_json=codes_json)
 
 
-def _prepare_slowly(copy: dict[str, Any], columns: IndexedColumns) -> PreparedRecord:
+def _prepare_slowly(copy: dict[str, Any], columns: IndexedColumns, policies_json: str,
+                    codes_json: str) -> PreparedRecord:
     body_json = canonical(copy)
     private = json.loads(body_json)  # deep copy: the stored text is built later from it
-    return PreparedRecord(record=private, body_json=body_json, columns=columns, template=None)
+    return PreparedRecord(record=private, body_json=body_json, columns=columns, template=None,
+                          policies_json=policies_json, reason_codes_json=codes_json)
 
 
 def same_record(prepared: PreparedRecord, stored_json: str) -> bool:
@@ -156,5 +214,5 @@ def same_record(prepared: PreparedRecord, stored_json: str) -> bool:
     return canonical(body(json.loads(stored_json))) == prepared.body_json
 
 
-__all__ = ["IndexedColumns", "PreparedRecord", "columns_of", "normalize_ts", "prepare",
-           "same_record"]
+__all__ = ["IndexedColumns", "PreparedRecord", "columns_of", "list_json", "normalize_ts",
+           "prepare", "same_record"]

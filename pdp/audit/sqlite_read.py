@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.hashchain import ChainChecker, ChainReport, canonical
+from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, canonical
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
 from pdp.audit.records import columns_of
-from pdp.audit.sqlite_schema import COLUMNS, connect
+from pdp.audit.sqlite_schema import COLUMNS, connect, read_head
 
 _CHUNK = 1000  # rows per statement when streaming the whole log
 _EQUAL = ("principal", "action", "resource", "decision", "pep", "kind")
@@ -73,15 +74,17 @@ class Reader:
         for row in self._rows("seq, record"):
             yield json.loads(row[1])
 
-    def verify(self) -> ChainReport:
+    def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
+               end_seq: int | None = None) -> ChainReport:
         """Check the chain over the ``record`` JSON, and every query column against it.
 
         A changed column (say ``decision`` flipped in place) would mislead
         filters without touching the chain, so it is reported as
-        ``index mismatch``.
+        ``index mismatch``. ``start_seq``/``start_hash`` start the check at a
+        retention anchor instead of genesis; ``end_seq`` stops it there.
         """
-        checker = ChainChecker()
-        for row in self._rows(", ".join(COLUMNS)):
+        checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
+        for row in self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq):
             values = dict(zip(COLUMNS, row))
             try:
                 record: Any = json.loads(values["record"])
@@ -97,14 +100,48 @@ class Reader:
                     last_seq=checker.expected_seq - 2, head_hash=record["prev_hash"])
         return checker.finish()
 
-    def _rows(self, columns: str) -> Iterator[tuple[Any, ...]]:
-        """All rows in seq order, a chunk per statement so no read transaction stays open."""
-        last = 0
+    def head(self) -> tuple[int, str]:
+        with self._connection() as conn:
+            return read_head(conn)
+
+    def first_seq(self) -> int | None:
+        with self._connection() as conn:
+            return conn.execute("SELECT min(seq) FROM decisions").fetchone()[0]
+
+    def first_seq_at_or_after(self, ts: str) -> int | None:
+        with self._connection() as conn:
+            return conn.execute("SELECT min(seq) FROM decisions WHERE ts >= ?",
+                                (ts,)).fetchone()[0]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._connection() as conn:
+            rows = conn.execute("SELECT seq, head_hash, ts, kind, key_id, signature "
+                                "FROM checkpoints ORDER BY seq, id").fetchall()
+        return [Checkpoint(*row) for row in rows]
+
+    def hashes_at(self, seqs: Any) -> dict[int, tuple[str, str]]:
+        wanted = sorted(set(seqs))
+        found: dict[int, tuple[str, str]] = {}
+        with self._connection() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for seq, digest, rid in conn.execute(
+                        f"SELECT seq, hash, decision_id FROM decisions WHERE seq IN ({marks})",
+                        chunk):
+                    found[seq] = (digest, rid)
+        return found
+
+    def _rows(self, columns: str, after: int = 0,
+              through: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """Rows in seq order, a chunk per statement so no read transaction stays open."""
+        last = after
+        end = through if through is not None else 2**63 - 1
         with self._connection() as conn:
             while True:
                 rows = conn.execute(
-                    f"SELECT {columns} FROM decisions WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (last, _CHUNK)).fetchall()
+                    f"SELECT {columns} FROM decisions WHERE seq > ? AND seq <= ? "
+                    "ORDER BY seq LIMIT ?", (last, end, _CHUNK)).fetchall()
                 yield from rows
                 if len(rows) < _CHUNK:
                     return

@@ -4,6 +4,18 @@ The full record is kept as canonical JSON in ``record``; the other columns
 are copies of its indexed fields so auditors' filters hit an index. The schema
 version lives in ``PRAGMA user_version`` and each migration runs in its own
 transaction, so a later release can add columns or indexes in place.
+
+Indexes (each filter of ``GET /v1/decisions`` reaches one; ``seq`` is the
+rowid, so every index also carries it and pages ordered by ``seq`` read only
+the index until the page is chosen):
+
+- ``decisions_principal_ts (principal, ts)``: a principal (or a prefix of it)
+  over a time range, the auditor's usual question;
+- ``decisions_ts (ts)``: a time range alone, and retention's cut;
+- ``decisions_action_ts (action, ts)``, ``decisions_decision_ts (decision, ts)``;
+- ``decision_id`` UNIQUE: lookups by id and idempotent appends.
+
+``checkpoints`` (version 2) holds signed heads; see :mod:`pdp.audit.checkpoint`.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from pathlib import Path
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Allowed ``PRAGMA synchronous`` levels. In WAL mode only FULL (or EXTRA) makes
@@ -44,6 +56,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX decisions_ts ON decisions (ts)",
         "CREATE INDEX decisions_action_ts ON decisions (action, ts)",
         "CREATE INDEX decisions_decision_ts ON decisions (decision, ts)",
+    ),
+    2: (
+        """CREATE TABLE checkpoints (
+            id         INTEGER PRIMARY KEY,
+            seq        INTEGER NOT NULL,  -- the record the checkpoint covers (0: empty log)
+            head_hash  TEXT NOT NULL,     -- that record's hash
+            ts         TEXT NOT NULL,     -- when it was signed (UTC)
+            kind       TEXT NOT NULL,     -- periodic | shutdown | manual | anchor
+            key_id     TEXT,              -- which Ed25519 key signed it (NULL: unsigned)
+            signature  TEXT               -- base64url Ed25519 signature
+        )""",
+        "CREATE INDEX checkpoints_seq ON checkpoints (seq)",
     ),
 }
 

@@ -12,11 +12,20 @@ from typing import Annotated, Any
 import typer
 
 from pdp.cli import audit as audit_cli
+from pdp.cli import grant as grant_cli
+from pdp.cli import revoke as revoke_cli
+from pdp.cli import context as context_cli
+from pdp.cli.impact import impact_command
 from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, settings_from, fail
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Policy decision point for machine identities (SPIFFE, JWT, Cedar).")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(grant_cli.app, name="grant")
+app.add_typer(revoke_cli.app, name="revoke")
+app.add_typer(context_cli.app, name="context")
+app.command("unrevoke")(revoke_cli.unrevoke)
+app.command("impact")(impact_command)
 
 
 @app.command()
@@ -27,22 +36,35 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port [default: 8181].")] = None,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert (PEM).")] = None,
+    client_ca_bundle: Annotated[Path | None, typer.Option("--client-ca-bundle", help="Ask PEPs for a client certificate from these CAs; its X.509-SVID is the PEP's identity.")] = None,
+    client_cert_required: Annotated[bool, typer.Option("--client-cert-required", help="Refuse TLS clients without a certificate.")] = False,
 ) -> None:
     """Serve the HTTP API (``--dev``: trust a local issuer for example.org)."""
     import uvicorn
 
     from pdp.api.app import create_app
+    from pdp.api.pep import PepAllowlist
+    from pdp.api.tls import uvicorn_tls_options
     from pdp.components import build_components
     from pdp.engine.bundle import BundleInvalid
+    from pdp.identity.trust_bundle import BundleError
 
     settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
-                             state_dir=state_dir)
+                             state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
+                             client_ca_bundle=client_ca_bundle,
+                             client_cert_required=client_cert_required)
     try:
+        tls = uvicorn_tls_options(settings)
+        PepAllowlist.parse(settings.pep_allowlist)
         components = build_components(settings)
     except BundleInvalid as e:
         fail(str(e))
+    except (BundleError, ValueError) as e:  # trust bundles, issuers, TLS, PEP allowlist
+        fail(f"configuration: {e}")
     bundle = components.bundles.current
-    typer.echo(f"pdp: serving bundle {settings.policies} ({bundle.version.label if bundle else '?'}) "
+    typer.echo(f"pdp: serving bundle {components.bundles.source.label} ({bundle.version.label if bundle else '?'}) "
                f"on http://{settings.host}:{settings.port}", err=True)
     typer.echo(f"pdp: decision log: {settings.audit.backend} "
                f"{settings.sqlite_path if settings.audit.backend == 'sqlite' else ''}", err=True)
@@ -50,8 +72,14 @@ def serve(
         typer.echo("pdp: --dev: trusting the local development issuer for spiffe://example.org.\n"
                    "     mint a token:  pdp token --spiffe-id spiffe://example.org/services/etl",
                    err=True)
+    if tls:
+        typer.echo(f"pdp: TLS on; PEP client certificates "
+                   f"{'asked for' if settings.client_ca_bundle else 'not asked for'}", err=True)
+    if not settings.dev and not settings.pep_allowlist:
+        typer.echo("pdp: warning: pep_allowlist is empty: any caller may ask for decisions",
+                   err=True)
     uvicorn.run(create_app(components), host=settings.host, port=settings.port,
-                log_level="warning")
+                log_level="warning", **tls)
 
 
 @app.command()
@@ -91,24 +119,41 @@ def validate(directory: Annotated[Path, typer.Argument(help="Bundle directory.")
 
 
 @app.command("test")
-def test_bundle(directory: Annotated[Path, typer.Argument(help="Bundle directory.")] = Path("policies"),
-                config: ConfigOpt = None) -> None:
+def test_bundle(
+    directory: Annotated[Path, typer.Argument(help="Bundle directory.")] = Path("policies"),
+    config: ConfigOpt = None,
+    coverage: Annotated[bool, typer.Option("--coverage", help="Report policies and conditions the suites never exercise.")] = False,
+    min_coverage: Annotated[float | None, typer.Option("--min-coverage", help="Fail below this coverage percent (implies --coverage).")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML for CI systems.")] = None,
+) -> None:
     """Run the bundle's tests/*.yaml; one line per failure, then `N passed, M failed`."""
     from context.calendar import BusinessCalendar
+    from pdp.coverage import CoverageTracker
     from pdp.engine.bundle import BundleInvalid, load_bundle
-    from pdp.policytests import SuiteError, run_suites
+    from pdp.policytests import SuiteError, run_suites, write_junit
 
     settings = settings_from(config)
     calendar = BusinessCalendar.from_strings(**settings.live.business_hours.model_dump())
     try:
-        report = run_suites(load_bundle(directory), calendar=calendar)
+        bundle = load_bundle(directory)
+        tracker = CoverageTracker(bundle) if coverage or min_coverage is not None else None
+        report = run_suites(bundle, calendar=calendar, coverage=tracker)
     except (BundleInvalid, SuiteError) as e:
         fail(str(e))
     for result in report.results:
         if not result.passed:
             typer.echo(f"FAIL {result.suite}: {result.description}: {'; '.join(result.problems)}")
+    if junit is not None:
+        write_junit(report, junit)
+    below = False
+    if tracker is not None:
+        covered = tracker.report()
+        typer.echo("\n".join(covered.lines()))
+        below = min_coverage is not None and covered.percent < min_coverage
+        if below:
+            typer.echo(f"coverage {covered.percent:.1f}% is below --min-coverage {min_coverage}")
     typer.echo(f"{report.passed} passed, {report.failed} failed")
-    if report.failed or not report.results:
+    if report.failed or not report.results or below:
         raise typer.Exit(1)
 
 

@@ -12,6 +12,7 @@ from pdp.identity.model import Credential, VerifiedIdentity
 if TYPE_CHECKING:
     from context.model import LiveSnapshot
     from pdp.engine.bundle import BundleVersion
+    from pdp.engine.whynot import PolicyDiagnosis
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,23 @@ class ResourceRef:
 
 
 @dataclass(frozen=True, slots=True)
+class AssertedSubject:
+    """A subject a trusted PEP asserts without a credential (AuthZEN style).
+
+    Only PEPs configured as ``trusted_assertors`` may assert; the decision is
+    evaluated like any other, and its record is marked ``asserted`` with the
+    PEP that asserted it. ``type`` is the Cedar entity type (``Pdp::Workload``,
+    or a bundle type such as ``Photo::User``); ``properties`` become its
+    attributes.
+    """
+
+    type: str
+    id: str
+    asserted_by: str
+    properties: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthorizeInput:
     """One question from a PEP: may the holder of ``credential`` do ``action`` on ``resource``?"""
 
@@ -40,6 +58,13 @@ class AuthorizeInput:
     context: Mapping[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     pep: str | None = None
+    # Diagnose the policies (why / why not): None = for denies only, True = always.
+    explain: bool | None = None
+    # Set instead of a credential when a trusted assertor names the subject.
+    asserted: AssertedSubject | None = None
+    # The principal id the PEP names (AuthZEN `subject.id`): a verified credential
+    # of another principal is denied (request.invalid).
+    subject_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +114,8 @@ class Decision:
     live: LiveSnapshot | None
     valid_until: datetime
     identity: VerifiedIdentity | None = None
+    # Why policies did or did not apply (denies, or on request): computed by Cedar.
+    diagnosis: tuple[PolicyDiagnosis, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -121,4 +148,5 @@ class Decision:
             "context": self.context,
             "valid_until": self.valid_until.isoformat().replace("+00:00", "Z"),
             "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "diagnosis": [d.as_dict() for d in self.diagnosis],
         }

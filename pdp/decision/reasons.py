@@ -36,6 +36,8 @@ class ReasonCode(StrEnum):
     # The request could not be evaluated as sent.
     REQUEST_INVALID = "request.invalid"
     REQUEST_UNKNOWN_ACTION = "request.unknown_action"
+    # A gateway request (Envoy, nginx) that no configured route maps to an action.
+    REQUEST_NO_ROUTE = "request.no_route"
 
     # The engine failed, or a forbid policy could not be evaluated.
     ENGINE_ERROR = "engine.error"

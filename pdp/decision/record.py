@@ -11,18 +11,49 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from pdp.decision.decide import credential_facts, principal_entity
 from pdp.decision.model import AuthorizeInput, Decision
+from pdp.engine.pdp_schema import WORKLOAD_TYPE
 from pdp.identity.model import VerifiedIdentity
+
+if TYPE_CHECKING:
+    from pdp.engine.actions import ActionInfo
+    from pdp.engine.bundle import Bundle
+
+
+class RequestRedactor(Protocol):
+    """Erases configured parts of the logged request (``pdp.audit.redact.Redactor``)."""
+
+    def redact(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]: ...
 
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: int,
-                    credential_sha256: str | None = None, instance: str = INSTANCE) -> dict[str, Any]:
-    """The record the decision log keeps for ``decision`` (JSON-able, flat)."""
+                    credential_sha256: str | None = None, instance: str = INSTANCE,
+                    bundle: Bundle | None = None,
+                    redactor: RequestRedactor | None = None) -> dict[str, Any]:
+    """The record the decision log keeps for ``decision`` (JSON-able, flat).
+
+    ``bundle`` is the bundle the decision was made with: with it the record
+    also keeps what replay needs (``action_uid``, the ``principal_entity`` as
+    Cedar saw it, the ``credential_context`` as used). ``redactor`` erases
+    configured pointers from ``request`` and lists them in ``redacted``.
+    """
     identity = decision.identity
+    logged_request: dict[str, Any] = {
+        "action": request.action,
+        "resource": {"type": request.resource.type, "id": request.resource.id,
+                     "attrs": _jsonable(request.resource.attrs),
+                     "parents": [list(p) for p in request.resource.parents]},
+        "context": _jsonable(request.context),
+    }
+    redacted: list[str] = []
+    if redactor:
+        logged_request, redacted = redactor.redact(logged_request)
+    action_info = _resolved_action(bundle, request.action) if identity is not None else None
     return {
         "decision_id": decision.decision_id,
         "kind": "decision",
@@ -34,13 +65,18 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "credential": credential_facts_record(identity, credential_sha256),
         "action": decision.action,
         "resource": decision.resource,
-        "request": {
-            "action": request.action,
-            "resource": {"type": request.resource.type, "id": request.resource.id,
-                         "attrs": _jsonable(request.resource.attrs),
-                         "parents": [list(p) for p in request.resource.parents]},
-            "context": _jsonable(request.context),
-        },
+        "request": logged_request,
+        "redacted": redacted,
+        "action_uid": action_info.cedar if action_info is not None else None,
+        "principal_entity": (_principal_entity_record(identity, bundle)
+                             if request.asserted is None
+                             or request.asserted.type == WORKLOAD_TYPE else None),
+        # A subject a trusted PEP asserted without a credential (AuthZEN), and who asserted it.
+        "asserted": request.asserted is not None,
+        "asserted_subject": _asserted_record(request),
+        "credential_context": (credential_facts(identity, decision.timestamp)
+                               if identity is not None and action_info is not None
+                               and action_info.declares_credential else None),
         "live": decision.context,
         "policy_version": decision.policy_version,
         "decision": decision.decision,
@@ -48,6 +84,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "reason_codes": [str(c) for c in decision.reason_codes],
         "errors": [e.as_dict() for e in decision.errors],
         "explanation": decision.explanation,
+        "diagnosis": [d.as_dict() for d in decision.diagnosis],
         "valid_until": decision.valid_until.isoformat(),
         "latency_us": latency_us,
     }
@@ -64,14 +101,51 @@ def credential_facts_record(identity: VerifiedIdentity | None,
         "serial": identity.serial,
         "sha256": identity.credential_sha256 or credential_sha256,
         "issued_at": identity.issued_at.isoformat() if identity.issued_at else None,
+        "not_before": identity.not_before.isoformat() if identity.not_before else None,
         "expires_at": identity.expires_at.isoformat() if identity.expires_at else None,
         "trust_domain": identity.trust_domain,
         "scopes": sorted(identity.scopes),
         "groups": sorted(identity.groups),
         "actor": identity.actor,
         "actor_chain": list(identity.actor_chain),
+        "chain_depth": identity.chain_depth,
+        "path": identity.path,
         "flags": list(identity.flags),
     }
+
+
+def _resolved_action(bundle: Bundle | None, action: str) -> ActionInfo | None:
+    """The action as the bundle resolves it (the same lookup ``decide()`` made), or None."""
+    if bundle is None:
+        return None
+    from pdp.engine.actions import UnknownAction
+
+    try:
+        return bundle.actions.resolve(action)
+    except UnknownAction:
+        return None
+
+
+def _principal_entity_record(identity: VerifiedIdentity | None,
+                             bundle: Bundle | None) -> dict[str, Any] | None:
+    """The ``Pdp::Workload`` entity as Cedar saw it: attributes, and parents from the
+    credential's groups plus those the bundle's ``entities.json`` gives it."""
+    if identity is None:
+        return None
+    entity = principal_entity(identity)
+    parents = list(entity.parents) + [
+        (p["type"], p["id"]) for p in (bundle.workload_parents.get(entity.id, ())
+                                       if bundle is not None else ())]
+    return {"type": entity.type, "id": entity.id, "attrs": dict(entity.attrs or {}),
+            "parents": [{"type": t, "id": i} for t, i in dict.fromkeys(parents)]}
+
+
+def _asserted_record(request: AuthorizeInput) -> dict[str, Any] | None:
+    subject = request.asserted
+    if subject is None:
+        return None
+    return {"type": subject.type, "id": subject.id, "asserted_by": subject.asserted_by,
+            "properties": _jsonable(subject.properties)}
 
 
 def _iso(decision: Decision) -> str:

@@ -13,18 +13,22 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from context.clock import Clock
+from context.grants import GrantStore
 from context.provider import LiveContextProvider
+from context.scope import resource_tags
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.store import DecisionLog
-from pdp.decision.decide import DEFAULT_MAX_TTL, Outcomes, decide, new_decision_id
+from pdp.decision.decide import (
+    DEFAULT_MAX_TTL, Outcomes, asserted_principal, decide, new_decision_id,
+)
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
 from pdp.decision.reasons import ReasonCode
-from pdp.decision.record import admin_event_record, decision_record
+from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
 from pdp.engine.store import BundleStore
 from pdp.identity.errors import IdentityError, MissingCredential
 from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
@@ -37,6 +41,9 @@ class CredentialVerifier(Protocol):
 
 
 DecisionObserver = Callable[[Decision, float], None]
+# Called with each decision and its request once the decision is final (recorded or
+# refused by the log), e.g. the behaviour monitor (context.factory.BehaviourWatch).
+DecisionListener = Callable[[Decision, AuthorizeInput], None]
 
 
 @dataclass
@@ -48,6 +55,11 @@ class DecisionService:
     clock: Clock
     max_ttl: timedelta = DEFAULT_MAX_TTL
     observer: DecisionObserver | None = None
+    listeners: list[DecisionListener] = field(default_factory=list)
+    # Erases configured request pointers before the record is written (pdp.audit.redact).
+    redactor: RequestRedactor | None = None
+    # Task grants (templates linked until an expiry), read by every decision.
+    grants: GrantStore | None = None
 
     async def authorize(self, request: AuthorizeInput) -> Decision:
         """Decide one request and return only once its record is durable."""
@@ -71,6 +83,7 @@ class DecisionService:
         except AuditUnavailable as e:
             decision = self._audit_failure(decision, request, e)
         self._observe(decision, started)
+        self._notify(decision, request)
         return decision
 
     async def record_admin_event(self, event: str, *, principal: str | None,
@@ -103,18 +116,42 @@ class DecisionService:
     def _decide(self, request: AuthorizeInput, started: float) -> tuple[Decision, dict[str, Any]]:
         now = self.clock.now()
         bundle = self.bundles.current
+        principal = None
         try:
-            identity = self.verify(request.credential, now)
+            if request.asserted is not None:
+                # A trusted assertor named the subject (the API checked it may): no credential.
+                identity, principal = asserted_principal(request.asserted)
+            else:
+                identity = self.verify(request.credential, now)
         except IdentityError as e:
             decision = self._outcomes(request, now, None).error(
                 DecisionError(e.code, e.message))
+        except ValueError as e:
+            decision = self._outcomes(request, now, None).error(
+                DecisionError(ReasonCode.REQUEST_INVALID, str(e)))
         else:
-            live = self.live.snapshot(identity.principal_id, now)
+            if request.subject_id is not None and request.subject_id != identity.principal_id:
+                decision = self._outcomes(request, now, identity).error(DecisionError(
+                    ReasonCode.REQUEST_INVALID,
+                    f"subject.id {request.subject_id!r} is not the principal of the "
+                    f"presented credential ({identity.principal_id!r})"))
+                record = decision_record(
+                    decision, request, latency_us=_micros_since(started),
+                    credential_sha256=_credential_sha256(request.credential),
+                    bundle=bundle, redactor=self.redactor)
+                return decision, record
+            # Incidents can be scoped to the resource's type or tags (context.scope).
+            live = self.live.snapshot(identity.principal_id, now,
+                                      resource_type=request.resource.type,
+                                      resource_tags=resource_tags(request.resource, bundle))
             decision = decide(bundle, identity=identity, action=request.action,
                               resource=request.resource, context=request.context, live=live,
-                              now=now, max_ttl=self.max_ttl)
+                              now=now, max_ttl=self.max_ttl, principal=principal,
+                              explain=request.explain,
+                              grants=self.grants.active(now) if self.grants else ())
         record = decision_record(decision, request, latency_us=_micros_since(started),
-                                 credential_sha256=_credential_sha256(request.credential))
+                                 credential_sha256=_credential_sha256(request.credential),
+                                 bundle=bundle, redactor=self.redactor)
         return decision, record
 
     async def _commit(self, decision: Decision, record: dict[str, Any],
@@ -124,6 +161,7 @@ class DecisionService:
         except AuditUnavailable as e:
             decision = self._audit_failure(decision, request, e)
         self._observe(decision, started)
+        self._notify(decision, request)
         return decision
 
     def _audit_failure(self, decision: Decision, request: AuthorizeInput,
@@ -142,6 +180,10 @@ class DecisionService:
     def _observe(self, decision: Decision, started: float) -> None:
         if self.observer is not None:
             self.observer(decision, time.perf_counter() - started)
+
+    def _notify(self, decision: Decision, request: AuthorizeInput) -> None:
+        for listener in self.listeners:
+            listener(decision, request)
 
 
 def _micros_since(started: float) -> int:

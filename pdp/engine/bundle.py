@@ -107,9 +107,15 @@ class Bundle:
     workload_parents: Mapping[str, tuple[dict[str, str], ...]]
     # Every (type, id) defined statically: a request may not redefine one.
     static_uids: frozenset[tuple[str, str]]
+    # Their attributes as written in entities.json, to show values in explanations.
+    static_attrs: Mapping[tuple[str, str], Mapping[str, Any]]
     actions: ActionCatalog
     files: Mapping[str, bytes]
     principal_entities: PrincipalEntityCache
+    # Probe policy sets for explanations (pdp.engine.whynot), built on first use.
+    probes: Any = field(default=None, compare=False, repr=False)
+    # Policy sets with task grants linked (pdp.engine.grants), built on first use.
+    linked: Any = field(default=None, compare=False, repr=False)
 
 
 def load_bundle(directory: Path | str) -> Bundle:
@@ -124,12 +130,17 @@ def load_bundle(directory: Path | str) -> Bundle:
     policies, templates, infos = _load_policies(files, problems)
     if schema is not None:
         _validate_policies(files, schema, infos, problems)
-    entities, workload_parents, static_uids = _load_entities(files, schema, problems)
+    entities, workload_parents, static_attrs = _load_entities(files, schema, problems)
     policy_set = _build_policy_set(policies, templates, problems)
     if problems or schema is None or entities is None or policy_set is None:
         raise BundleInvalid(directory, problems)
 
+    from pdp.engine.grants import LinkedSets
+    from pdp.engine.whynot import ProbeCache
+
     return Bundle(
+        probes=ProbeCache(),
+        linked=LinkedSets(),
         directory=directory.resolve(),
         version=compute_version(directory, files),
         schema=schema,
@@ -138,7 +149,8 @@ def load_bundle(directory: Path | str) -> Bundle:
         policies=infos,
         entities=entities,
         workload_parents=workload_parents,
-        static_uids=static_uids,
+        static_uids=frozenset(static_attrs),
+        static_attrs=static_attrs,
         actions=build_action_catalog(schema, entities),
         files=files,
         principal_entities=PrincipalEntityCache(entities),
@@ -260,7 +272,7 @@ def _validate_policies(files: Mapping[str, bytes], schema: cedarpy.Schema,
 def _load_entities(
     files: Mapping[str, bytes], schema: cedarpy.Schema | None, problems: list[BundleProblem],
 ) -> tuple[cedarpy.Entities | None, dict[str, tuple[dict[str, str], ...]],
-           frozenset[tuple[str, str]]]:
+           dict[tuple[str, str], Mapping[str, Any]]]:
     """Static entities. Workloads are kept apart: their parents join the principal per request."""
     raw: Any = []
     if ENTITIES_FILE in files:
@@ -268,12 +280,12 @@ def _load_entities(
             raw = json.loads(files[ENTITIES_FILE])
         except (ValueError, UnicodeDecodeError) as e:
             problems.append(BundleProblem(ENTITIES_FILE, f"not JSON: {e}"))
-            return None, {}, frozenset()
+            return None, {}, {}
     if not isinstance(raw, list) or not all(
             isinstance(e, dict) and isinstance(e.get("uid"), dict) for e in raw):
         problems.append(BundleProblem(
             ENTITIES_FILE, "must be a JSON list of Cedar entities with `uid`"))
-        return None, {}, frozenset()
+        return None, {}, {}
     workload_parents: dict[str, tuple[dict[str, str], ...]] = {}
     others = []
     for entity in raw:
@@ -287,14 +299,15 @@ def _load_entities(
         else:
             others.append(entity)
     if schema is None:
-        return None, workload_parents, frozenset()
+        return None, workload_parents, {}
     try:
         entities = cedarpy.Entities.from_json_str(json.dumps(others), schema)
     except ValueError as e:
         problems.append(BundleProblem(ENTITIES_FILE, f"entities do not match the schema: {e}"))
-        return None, workload_parents, frozenset()
-    static_uids = frozenset((str(e["uid"].get("type")), str(e["uid"].get("id"))) for e in others)
-    return entities, workload_parents, static_uids
+        return None, workload_parents, {}
+    static_attrs = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e.get("attrs") or {}
+                    for e in others}
+    return entities, workload_parents, static_attrs
 
 
 def _build_policy_set(static: dict[str, pst.Template], templates: dict[str, pst.Template],

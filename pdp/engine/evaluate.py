@@ -36,6 +36,9 @@ class EntityInput:
     # Hashable value that determines attrs and parents (e.g. the verified identity),
     # so the engine can reuse the entity handle it built for it.
     cache_key: Hashable | None = None
+    # A principal the PEP describes (an AuthZEN asserted subject of its own type):
+    # added like a PEP-described resource, its attributes checked against the schema.
+    pep_described: bool = False
 
     @property
     def uid(self) -> dict[str, str]:
@@ -67,23 +70,35 @@ class Evaluation:
     # Set when the input itself was refused (schema mismatch): nothing was evaluated.
     request_error: str | None = None
     cedar_allowed: bool = field(default=False)
+    # The entities the request was evaluated against, for explanations.
+    entities: cedarpy.Entities | None = field(default=None, compare=False, repr=False)
 
 
 def evaluate(bundle: Bundle, request: EvalRequest,
-             policy_set: cedarpy.PolicySet | None = None) -> Evaluation:
+             policy_set: cedarpy.PolicySet | None = None,
+             extra_effects: Mapping[str, str] | None = None) -> Evaluation:
     """Decide ``request`` with Cedar. Never raises: failures come back in the ``Evaluation``.
 
-    ``policy_set`` overrides the bundle's (e.g. with template-linked grants added).
+    ``policy_set`` overrides the bundle's (e.g. with template-linked grants added), and
+    ``extra_effects`` gives the effect of policies not in the bundle (the linked ones).
     """
     problem = _check_static_conflict(bundle, request.resource)
+    if not problem and request.principal.pep_described:
+        problem = _check_static_conflict(bundle, request.principal)
     if problem:
         return Evaluation(allowed=False, request_error=problem)
     try:
         principal = request.principal
-        principal_json = lambda: json.dumps([_principal_entity(bundle, principal)])  # noqa: E731
-        entities = bundle.principal_entities.with_principal(
-            principal.cache_key if principal.cache_key is not None else principal_json(),
-            principal_json)
+        if principal.pep_described:
+            entities = bundle.principal_entities.base
+            described = _resource_entity(bundle, principal)
+            if described is not None:
+                entities = entities.with_added_json_str(json.dumps([described]), bundle.schema)
+        else:
+            principal_json = lambda: json.dumps([_principal_entity(bundle, principal)])  # noqa: E731
+            entities = bundle.principal_entities.with_principal(
+                principal.cache_key if principal.cache_key is not None else principal_json(),
+                principal_json)
         resource = _resource_entity(bundle, request.resource)
         if resource is not None:
             # Attributes from the PEP are checked against the schema before use.
@@ -97,10 +112,11 @@ def evaluate(bundle: Bundle, request: EvalRequest,
             bundle.schema)
     except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
         return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
-    return _to_evaluation(bundle, result)
+    return _to_evaluation(bundle, result, entities, extra_effects or {})
 
 
-def _to_evaluation(bundle: Bundle, result: CedarResult) -> Evaluation:
+def _to_evaluation(bundle: Bundle, result: CedarResult, entities: cedarpy.Entities,
+                   extra_effects: Mapping[str, str]) -> Evaluation:
     if result.decision == "NoDecision":
         # Cedar refuses to build the request (context or entity types off the schema).
         message = "; ".join(result.errors) or "request does not match the schema"
@@ -108,13 +124,15 @@ def _to_evaluation(bundle: Bundle, result: CedarResult) -> Evaluation:
     errors = tuple(_policy_error(m) for m in result.errors)
     errored_forbids = tuple(sorted({
         e.policy for e in errors
-        if e.policy is not None and _effect(bundle, e.policy) != "permit"}))
+        if e.policy is not None
+        and extra_effects.get(e.policy, _effect(bundle, e.policy)) != "permit"}))
     return Evaluation(
         allowed=result.allowed and not errored_forbids,
         determining=result.reasons,
         errors=errors,
         errored_forbids=errored_forbids,
         cedar_allowed=result.allowed,
+        entities=entities,
     )
 
 

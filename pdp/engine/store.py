@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdp.engine.bundle import Bundle, BundleInvalid, load_bundle
+from pdp.engine.bundle import Bundle, BundleInvalid, BundleProblem, load_bundle
+from pdp.engine.sources import BundleSource, DirectorySource, SourceError
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,9 @@ class ReloadFailure:
 class BundleStore:
     """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+    def __init__(self, source: Path | BundleSource) -> None:
+        self.source: BundleSource = (DirectorySource(source) if isinstance(source, (str, Path))
+                                     else source)
         self._listeners: list[Callable[[ReloadOutcome], None]] = []
         self._lock = threading.Lock()
         self._current: Bundle | None = None
@@ -51,9 +53,23 @@ class BundleStore:
     def current(self) -> Bundle | None:
         return self._current
 
+    @property
+    def directory(self) -> Path:
+        """The directory the current bundle was loaded from."""
+        if self._current is not None:
+            return self._current.directory
+        return self.source.fetch()
+
+    def _load(self) -> Bundle:
+        try:
+            directory = self.source.fetch()
+        except SourceError as e:
+            raise BundleInvalid(Path(self.source.label), [BundleProblem(self.source.label, str(e))]) from e
+        return load_bundle(directory)
+
     def load_initial(self) -> Bundle:
         """The first load: with nothing to fall back to, a refused bundle raises ``BundleInvalid``."""
-        bundle = load_bundle(self.directory)
+        bundle = self._load()
         with self._lock:
             self._current = bundle
             self.last_error = None
@@ -73,7 +89,7 @@ class BundleStore:
         """Load the directory again; swap only if valid. Serialized: one reload at a time."""
         with self._lock:
             try:
-                bundle = load_bundle(self.directory)
+                bundle = self._load()
             except BundleInvalid as e:
                 problems = tuple(str(p) for p in e.problems)
                 self.last_error = ReloadFailure(at=datetime.now(UTC), problems=problems)
@@ -92,7 +108,7 @@ class BundleStore:
         return outcome
 
     def start_watching(self, interval_s: float = 1.0) -> None:
-        """Poll the bundle's files and reload when any changes (cheap: stat only)."""
+        """Poll the source (file stats, or the git ref's commit) and reload when it changes."""
         if self._watcher is not None:
             return
         self._watch_stop.clear()
@@ -108,7 +124,7 @@ class BundleStore:
             self._watcher.join(timeout=5)
             self._watcher = None
 
-    def _watch(self, interval_s: float, seen: tuple[tuple[str, int, int], ...]) -> None:
+    def _watch(self, interval_s: float, seen: object) -> None:
         while not self._watch_stop.wait(interval_s):
             now = self._fingerprint()
             if now != seen:
@@ -118,14 +134,5 @@ class BundleStore:
                 seen = self._fingerprint()
                 self.reload()
 
-    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        entries = []
-        for base in (self.directory, self.directory / "tests"):
-            try:
-                for p in base.iterdir():
-                    if p.is_file():
-                        st = p.stat()
-                        entries.append((str(p), st.st_mtime_ns, st.st_size))
-            except OSError:
-                continue
-        return tuple(sorted(entries))
+    def _fingerprint(self) -> object:
+        return self.source.fingerprint()

@@ -40,6 +40,7 @@ class JwtRules:
     - ``leeway_s``: clock skew tolerated on ``exp``/``nbf``/``iat``, 0..60 s (default 30).
     - ``max_lifetime_s``: longest ``exp - iat`` (default one hour).
     - ``lifetime_policy``: ``deny`` (default) or ``flag`` a token over that lifetime.
+    - ``max_act_depth``: most RFC 8693 ``act`` levels (default 3).
     """
 
     audiences: frozenset[str]
@@ -48,12 +49,15 @@ class JwtRules:
     leeway_s: int = 30
     max_lifetime_s: int = 3600
     lifetime_policy: Literal["deny", "flag"] = "deny"
+    max_act_depth: int = MAX_ACT_DEPTH
 
     def __post_init__(self) -> None:
         if not self.audiences:
             raise ValueError("at least one audience is required")
         if not 0 <= self.leeway_s <= MAX_LEEWAY_S:
             raise ValueError(f"leeway must be 0..{MAX_LEEWAY_S} seconds")
+        if not 1 <= self.max_act_depth <= 10:
+            raise ValueError("max_act_depth must be 1..10")
         allowed_algorithms(self.algorithms)
 
 
@@ -68,11 +72,13 @@ class TokenTimes:
 
 @dataclass(frozen=True, slots=True)
 class ActorChain:
-    """RFC 8693 delegation: ``actor`` acts now; ``earlier`` are prior actors, nearest first."""
+    """RFC 8693 delegation: ``actor`` acts now (vouched for by ``actor_issuer``,
+    its ``act.iss``, if given); ``earlier`` are prior actors, nearest first."""
 
     actor: str | None = None
     depth: int = 0
     earlier: tuple[str, ...] = ()
+    actor_issuer: str | None = None
 
 
 def check_times(payload: Mapping[str, Any], now: datetime, leeway_s: int) -> TokenTimes:
@@ -190,26 +196,29 @@ def read_groups(payload: Mapping[str, Any], name: str | None) -> frozenset[str]:
     return frozenset(value)
 
 
-def read_actors(payload: Mapping[str, Any]) -> ActorChain:
+def read_actors(payload: Mapping[str, Any], max_depth: int = MAX_ACT_DEPTH) -> ActorChain:
     """The RFC 8693 ``act`` chain: ``act.sub`` is the current actor, nested ``act`` earlier ones.
 
     Each level is an object with a non-empty string ``sub`` (a SPIFFE-looking
-    one must parse) and an optional string ``iss``. More than
-    :data:`MAX_ACT_DEPTH` levels is refused: the chain is recorded in every
-    decision and must stay small.
+    one must parse) and an optional string ``iss``. More than ``max_depth``
+    (default :data:`MAX_ACT_DEPTH`) levels is refused: the chain is recorded in
+    every decision and must stay small.
     """
     subjects: list[str] = []
+    issuers: list[str | None] = []
     act = payload.get("act")
     while act is not None:
-        if len(subjects) == MAX_ACT_DEPTH:
+        if len(subjects) == max_depth:
             raise InvalidClaim("act chain too deep", claim="act")
         if not isinstance(act, dict):
             raise InvalidClaim("act must be an object", claim="act")
         subjects.append(_actor_subject(act))
+        issuers.append(act.get("iss"))
         act = act.get("act")
     if not subjects:
         return ActorChain()
-    return ActorChain(actor=subjects[0], depth=len(subjects), earlier=tuple(subjects[1:]))
+    return ActorChain(actor=subjects[0], depth=len(subjects), earlier=tuple(subjects[1:]),
+                      actor_issuer=issuers[0])
 
 
 def to_datetime(seconds: int | None) -> datetime | None:

@@ -84,20 +84,26 @@ def parse_xfcc(header: str) -> list[dict[str, str]]:
     return elements
 
 
-def _check_peer(peer: str, trusted_proxies: Collection[str]) -> None:
+def is_trusted_peer(peer: str, trusted_proxies: Collection[str]) -> bool:
+    """True if the address ``peer`` is in one of ``trusted_proxies`` (addresses or CIDRs)."""
     try:
         address = ipaddress.ip_address(peer)
-        trusted = any(address in ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        return any(address in ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
     except ValueError:
-        trusted = False
-    if not trusted:
+        return False
+
+
+def _check_peer(peer: str, trusted_proxies: Collection[str]) -> None:
+    if not is_trusted_peer(peer, trusted_proxies):
         raise UntrustedIssuer(
             f"forwarded client certificate from {peer!r}, not a trusted proxy",
             reason="untrusted-proxy")
 
 
 def _split_unquoted(text: str, separator: str) -> list[str]:
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in text:
         if escaped:
             escaped = False
@@ -151,4 +157,4 @@ def _check_element_matches(pem: str, element: dict[str, str]) -> None:
                                       reason="xfcc-uri-mismatch")
 
 
-__all__ = ["chain_from_escaped_pem", "chain_from_xfcc", "parse_xfcc"]
+__all__ = ["chain_from_escaped_pem", "chain_from_xfcc", "is_trusted_peer", "parse_xfcc"]

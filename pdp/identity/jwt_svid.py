@@ -60,7 +60,7 @@ def verify_jwt_svid(
     times = check_times(jws.payload, now, domain_rules.leeway_s)
     check_audience(jws.payload, domain_rules)
     flags = check_lifetime(times, domain_rules, now)
-    actors = read_actors(jws.payload)
+    actors = read_actors(jws.payload, domain_rules.max_act_depth)
     return VerifiedIdentity(
         principal_id=str(spiffe_id),
         kind="jwt-svid",
@@ -76,6 +76,7 @@ def verify_jwt_svid(
         actor=actors.actor,
         chain_depth=actors.depth,
         actor_chain=actors.earlier,
+        actor_issuer=actors.actor_issuer,
         flags=flags,
     )
 

@@ -53,6 +53,8 @@ class VerifiedIdentity:
     chain_depth: int = 0
     # Earlier actors, nearest first: recorded, never used to grant.
     actor_chain: tuple[str, ...] = field(default=())
+    # ``act.iss`` of the current actor, when the token names one.
+    actor_issuer: str | None = None
     # Accepted although over the issuer's maximum lifetime (configured to flag).
     flags: tuple[str, ...] = field(default=())
 

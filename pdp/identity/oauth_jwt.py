@@ -97,7 +97,7 @@ def verify_oauth_jwt(
     _check_string_claims(jws.payload)
     flags = check_lifetime(times, issuer.rules, now)
     principal_id, spiffe_id = _principal(jws.payload, issuer.principal_claim)
-    actors = read_actors(jws.payload)
+    actors = read_actors(jws.payload, issuer.rules.max_act_depth)
     return VerifiedIdentity(
         principal_id=principal_id,
         kind="jwt",
@@ -114,6 +114,7 @@ def verify_oauth_jwt(
         actor=actors.actor,
         chain_depth=actors.depth,
         actor_chain=actors.earlier,
+        actor_issuer=actors.actor_issuer,
         flags=flags,
     )
 

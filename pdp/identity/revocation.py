@@ -1,19 +1,28 @@
-"""A live deny-list: credentials and workloads refused although they verify.
+"""Live revocation: credentials and workloads refused although they verify.
 
 Short-lived SVIDs make revocation rare, but an incident cannot wait for
-expiry. Entries take effect on the next verification, cached or not: a
-certificate by (issuer DN, serial), a workload by SPIFFE ID (as subject or as
-the current RFC 8693 actor), a JWT by its SHA-256.
+expiry. The verifier asks a :class:`RevocationCheck` after every verification,
+cached or not, so an entry takes effect on the very next request.
+
+- :class:`StoreRevocationCheck` consults a ``context.revocations.RevocationStore``
+  (by jti, certificate, SPIFFE ID or prefix, issuer-before-time): what the
+  admin API and ``pdp revoke`` manage, shared between replicas by its backend.
+- :class:`DenyList` is a small in-process list (certificate, SPIFFE ID, token
+  hash) for embedding and tests.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pdp.identity.errors import Revoked
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import parse_spiffe_id
+
+if TYPE_CHECKING:
+    from context.revocations import RevocationStore
 
 
 class RevocationCheck(Protocol):
@@ -23,8 +32,43 @@ class RevocationCheck(Protocol):
     kept in Redis by the live-context layer) can stand in for it.
     """
 
-    def check(self, identity: VerifiedIdentity) -> None:
-        """Raise :class:`~pdp.identity.errors.Revoked` if ``identity`` must be refused."""
+    def check(self, identity: VerifiedIdentity, now: datetime) -> None:
+        """Raise :class:`~pdp.identity.errors.Revoked` if ``identity`` must be refused at ``now``."""
+
+
+class StoreRevocationCheck:
+    """The verifier's view of a :class:`context.revocations.RevocationStore`.
+
+    Example::
+
+        store = InMemoryRevocationStore()
+        verifier = IdentityVerifier.from_settings(settings, deny_list=StoreRevocationCheck(store))
+        store.add(new_revocation("jti", "3f2c..."))   # the next verify() raises Revoked
+    """
+
+    def __init__(self, store: RevocationStore) -> None:
+        self.store = store
+
+    def check(self, identity: VerifiedIdentity, now: datetime) -> None:
+        entry = self.store.check(identity, now)
+        if entry is None:
+            return
+        why = f": {entry.reason}" if entry.reason else ""
+        raise Revoked(f"{_describe(entry)} (revocation {entry.id}{why})",
+                      reason=f"revoked-{entry.kind.replace('_', '-')}")
+
+
+def _describe(entry: Any) -> str:
+    if entry.kind == "jti":
+        return f"token jti {entry.value!r} is revoked"
+    if entry.kind == "cert":
+        return f"certificate serial {entry.value} of {entry.issuer} is revoked"
+    if entry.kind == "spiffe_id":
+        return f"workload {entry.value} is revoked"
+    if entry.kind == "spiffe_prefix":
+        return f"workloads under {entry.value} are revoked"
+    before = entry.before.isoformat() if entry.before else "?"
+    return f"credentials issued by {entry.value} before {before} are revoked"
 
 
 class DenyList:
@@ -60,7 +104,7 @@ class DenyList:
         with self._lock:
             self._credentials = self._credentials | {sha256_hex.lower()}
 
-    def check(self, identity: VerifiedIdentity) -> None:
+    def check(self, identity: VerifiedIdentity, now: datetime | None = None) -> None:
         """Raise :class:`Revoked` if ``identity`` or its current actor is on the list."""
         if identity.serial is not None and (identity.issuer, identity.serial) in self._certificates:
             raise Revoked("certificate is revoked", reason="revoked-certificate")
@@ -77,4 +121,4 @@ def _serial_hex(serial: int | str) -> str:
     return format(value, "x")
 
 
-__all__ = ["DenyList", "RevocationCheck"]
+__all__ = ["DenyList", "RevocationCheck", "StoreRevocationCheck"]

@@ -1,40 +1,97 @@
-"""The trust anchors in force, refreshed from files on a schedule.
+"""The trust anchors in force, refreshed from their sources on a schedule.
 
-One SPIFFE bundle per trust domain and one JWKS per OAuth issuer. Each source
-is re-read when its interval has passed (the bundle's ``spiffe_refresh_hint``,
-else five minutes): a failed read or an invalid document keeps the last good
-copy, and a bundle whose ``spiffe_sequence`` went down is refused. A token with
-an unknown ``kid`` never triggers a fetch, or anyone could make us hammer the
-key server (or fill the log) by minting random kids.
+One SPIFFE bundle per trust domain and one JWKS per OAuth issuer, each read
+from a :mod:`~pdp.identity.fetch` source: a file, a bundle endpoint or
+``jwks_uri``, or an issuer's discovery document. Each source is read again
+when its interval has passed (its configured interval, else the bundle's
+``spiffe_refresh_hint``, else five minutes): a failed read or an invalid
+document keeps the last good copy (and is retried sooner, backing off up to a
+minute), and a bundle whose ``spiffe_sequence`` went down is refused. A token
+with an unknown ``kid`` never triggers a fetch, or anyone could make us hammer
+the key server (or fill the log) by minting random kids.
+
+Every source has a :class:`SourceStatus` (``ok``, last success, last error)
+for ``/readyz`` and the metrics.
 Ref: https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE_Trust_Domain_and_Bundle.md#5-spiffe-bundle-endpoint
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
+from pdp.identity.fetch import FileSource, KeyDocumentSource
 from pdp.identity.jwk import JwtKey
-from pdp.identity.jwks import load_jwks_file
+from pdp.identity.jwks import parse_jwks
 from pdp.identity.oauth_jwt import OAuthIssuer
 from pdp.identity.trust_bundle import (
     DEFAULT_REFRESH_S, BundleError, TrustBundle, check_successor, load_bundle_file,
+    parse_spiffe_bundle,
 )
 
 RETRY_AFTER_FAILURE_S = 60
+"""Longest wait before retrying a failed source (the retries back off 1, 2, 4 ... 60 s)."""
+
+SourceKind = Literal["bundle", "jwks"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where the anchors of one trust domain (``bundle``) or issuer (``jwks``) come from.
+
+    - ``interval_s``: seconds between reads; None: the bundle's
+      ``spiffe_refresh_hint`` (bundles) or five minutes.
+    - ``required``: a failure at start raises instead of starting without keys
+      (files: a typo in a path is a configuration error, not an outage).
+    """
+
+    kind: SourceKind
+    name: str  # trust domain, or issuer name
+    reader: KeyDocumentSource
+    interval_s: int | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How a source fared: shown on ``/readyz`` and in ``pdp_identity_source_up``."""
+
+    source: str  # "bundle:<trust domain>" or "jwks:<issuer name>"
+    kind: SourceKind
+    name: str
+    location: str
+    ok: bool
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0  # failed reads since start
+    next_due: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "kind": self.kind, "name": self.name,
+                "location": self.location, "ok": self.ok,
+                "last_attempt": _iso(self.last_attempt),
+                "last_success": _iso(self.last_success), "last_error": self.last_error,
+                "failures": self.failures, "next_due": _iso(self.next_due)}
+
+
+StatusObserver = Callable[[SourceStatus], None]
 
 
 @dataclass(slots=True)
 class _Source:
-    kind: Literal["bundle", "jwks"]
-    name: str  # trust domain, or issuer name
-    path: Path
-    next_due: datetime | None = None
+    spec: KeySource
+    status: SourceStatus
+    consecutive_failures: int = 0
+
+    @property
+    def due(self) -> datetime | None:
+        return self.status.next_due
 
 
 class TrustStore:
@@ -53,15 +110,20 @@ class TrustStore:
         bundle_files: Mapping[str, Path] | None = None,
         jwks_files: Mapping[str, Path] | None = None,
         extra_jwt_keys: Mapping[str, Mapping[str, JwtKey]] | None = None,
+        sources: Sequence[KeySource] = (),
+        observer: StatusObserver | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._extra = {td: dict(keys) for td, keys in (extra_jwt_keys or {}).items()}
         self._bundles = MappingProxyType(
             {td: self._with_extra(b) for td, b in {**self._extra_only(), **bundles}.items()})
         self._issuers: tuple[OAuthIssuer, ...] = tuple(issuers)
-        self._sources = (
-            [_Source("bundle", td, path) for td, path in (bundle_files or {}).items()]
-            + [_Source("jwks", name, path) for name, path in (jwks_files or {}).items()])
+        specs = (
+            [KeySource("bundle", td, FileSource(p)) for td, p in (bundle_files or {}).items()]
+            + [KeySource("jwks", n, FileSource(p)) for n, p in (jwks_files or {}).items()]
+            + list(sources))
+        self._sources = [_Source(s, _initial_status(s, ok=True)) for s in specs]
+        self._observer = observer
         self.version = 0
 
     @classmethod
@@ -78,6 +140,34 @@ class TrustStore:
         return cls(bundles=bundles, issuers=issuers, bundle_files=bundle_files,
                    jwks_files=jwks_files, extra_jwt_keys=extra_jwt_keys)
 
+    @classmethod
+    def load(
+        cls,
+        sources: Sequence[KeySource],
+        *,
+        issuers: Sequence[OAuthIssuer] = (),
+        extra_jwt_keys: Mapping[str, Mapping[str, JwtKey]] | None = None,
+        observer: StatusObserver | None = None,
+        now: datetime | None = None,
+    ) -> TrustStore:
+        """Read every source now. A ``required`` source that fails raises :class:`BundleError`;
+        any other failure starts that domain or issuer with no keys (every credential
+        it vouches for is refused) and is retried on the first :meth:`refresh`."""
+        now = now or datetime.now(UTC)
+        store = cls(bundles={}, issuers=issuers, extra_jwt_keys=extra_jwt_keys,
+                    sources=sources, observer=observer)
+        for source in store._sources:
+            if source.spec.kind == "bundle" and source.spec.name not in store._bundles:
+                # Fail closed until the first good read: the domain is known, with no keys.
+                store._bundles = MappingProxyType({
+                    **store._bundles,
+                    source.spec.name: store._with_extra(TrustBundle(source.spec.name))})
+            error = store._reload(source, now, initial=True)
+            if error is not None and source.spec.required:
+                raise BundleError(error)
+        store.version = 0
+        return store
+
     @property
     def bundles(self) -> Mapping[str, TrustBundle]:
         """The current bundle of each trusted domain (a read-only snapshot)."""
@@ -88,32 +178,62 @@ class TrustStore:
         """The trusted OAuth issuers with their current keys."""
         return self._issuers
 
-    def refresh(self, now: datetime) -> list[str]:
-        """Re-read every source whose interval has passed; return the errors, all of them.
+    @property
+    def has_sources(self) -> bool:
+        return bool(self._sources)
 
-        Call it on a schedule (e.g. every few seconds); it reads only what is due.
+    def statuses(self) -> list[SourceStatus]:
+        """Every source's status, in configuration order."""
+        return [s.status for s in self._sources]
+
+    def refresh(self, now: datetime, *, force: bool = False) -> list[str]:
+        """Re-read every source whose interval has passed (all of them with ``force``);
+        return the errors, all of them.
+
+        Call it on a schedule (e.g. every second); it reads only what is due. The
+        first call schedules the sources that are fine and retries those that failed.
         """
         errors: list[str] = []
         with self._lock:
             for source in self._sources:
-                if source.next_due is None:
-                    source.next_due = now + timedelta(seconds=self._interval(source))
-                elif now >= source.next_due:
-                    errors += self._reload(source, now)
+                if force or (source.due is None and not source.status.ok) or (
+                        source.due is not None and now >= source.due):
+                    error = self._reload(source, now)
+                    if error is not None:
+                        errors.append(error)
+                elif source.due is None:
+                    source.status = replace(source.status, next_due=self._next(source, now))
         return errors
 
-    def _reload(self, source: _Source, now: datetime) -> list[str]:
+    def _reload(self, source: _Source, now: datetime, *, initial: bool = False) -> str | None:
+        spec = source.spec
         try:
-            if source.kind == "bundle":
-                self._replace_bundle(load_bundle_file(source.path, source.name))
+            data = spec.reader.read()
+            if spec.kind == "bundle":
+                self._replace_bundle(parse_spiffe_bundle(data, spec.name))
             else:
-                self._replace_issuer_keys(source.name, load_jwks_file(source.path).keys)
+                self._replace_issuer_keys(spec.name, parse_jwks(data).keys)
         except BundleError as e:
-            retry = min(self._interval(source), RETRY_AFTER_FAILURE_S)
-            source.next_due = now + timedelta(seconds=retry)
-            return [f"{source.kind} {source.name}: {e} (keeping the last good copy)"]
-        source.next_due = now + timedelta(seconds=self._interval(source))
-        return []
+            source.consecutive_failures += 1
+            retry = min(self._interval(spec), RETRY_AFTER_FAILURE_S,
+                        2 ** min(source.consecutive_failures - 1, 6))
+            message = f"{spec.kind} {spec.name}: {e} (keeping the last good copy)"
+            source.status = replace(
+                source.status, ok=False, last_attempt=now, last_error=str(e),
+                failures=source.status.failures + 1,
+                next_due=None if initial else now + timedelta(seconds=retry))
+            self._notify(source)
+            return message
+        source.consecutive_failures = 0
+        source.status = replace(
+            source.status, ok=True, last_attempt=now, last_success=now, last_error=None,
+            next_due=None if initial else self._next(source, now))
+        self._notify(source)
+        return None
+
+    def _notify(self, source: _Source) -> None:
+        if self._observer is not None:
+            self._observer(source.status)
 
     def _replace_bundle(self, new: TrustBundle) -> None:
         current = self._bundles.get(new.trust_domain)
@@ -129,8 +249,13 @@ class TrustStore:
             self._issuers = updated
             self.version += 1
 
-    def _interval(self, source: _Source) -> int:
-        bundle = self._bundles.get(source.name) if source.kind == "bundle" else None
+    def _next(self, source: _Source, now: datetime) -> datetime:
+        return now + timedelta(seconds=self._interval(source.spec))
+
+    def _interval(self, spec: KeySource) -> int:
+        if spec.interval_s is not None:
+            return spec.interval_s
+        bundle = self._bundles.get(spec.name) if spec.kind == "bundle" else None
         return bundle.refresh_interval_s if bundle is not None else DEFAULT_REFRESH_S
 
     def _with_extra(self, bundle: TrustBundle) -> TrustBundle:
@@ -141,4 +266,13 @@ class TrustStore:
         return {td: TrustBundle(trust_domain=td) for td in self._extra}
 
 
-__all__ = ["TrustStore"]
+def _initial_status(spec: KeySource, *, ok: bool) -> SourceStatus:
+    return SourceStatus(source=f"{spec.kind}:{spec.name}", kind=spec.kind, name=spec.name,
+                        location=spec.reader.location, ok=ok)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at is not None else None
+
+
+__all__ = ["KeySource", "SourceStatus", "TrustStore"]

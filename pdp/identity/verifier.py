@@ -13,6 +13,15 @@ So each token kind has its own trust anchors: an issuer's JWKS never verifies
 a JWT-SVID, and a SPIFFE bundle never verifies an access token. A PEM chain
 goes to X.509-SVID verification.
 
+A delegated token (RFC 8693 ``act``) is accepted only if its current actor is
+a known workload identity form: a SPIFFE ID of a trust domain this PDP trusts,
+or the subject of a configured issuer named by ``act.iss``. Whether the actor
+may do what is asked is the policies' business (``decide()``).
+
+Trust anchors are refreshed by :meth:`IdentityVerifier.refresh`, called on a
+schedule by :meth:`IdentityVerifier.start_refreshing` (a daemon thread), never
+because a token arrived.
+
 Example::
 
     verifier = IdentityVerifier.from_settings(settings, dev_issuer=dev)
@@ -22,29 +31,36 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pdp.config import IssuerConfig, Settings, TrustDomainConfig
 from pdp.identity.algorithms import allowed_algorithms
 from pdp.identity.claims import JwtRules, check_times
 from pdp.identity.dev_issuer import DevIssuer
-from pdp.identity.errors import MalformedCredential, MissingCredential, UntrustedIssuer
+from pdp.identity.errors import (
+    BadSpiffeId, MalformedCredential, MissingCredential, UntrustedIssuer,
+)
+from pdp.identity.fetch import DiscoverySource, FileSource, KeyDocumentSource, UrlSource
 from pdp.identity.jose import CompactJws, is_access_token_typ, parse_compact_jws
 from pdp.identity.jwk import JwtKey
-from pdp.identity.jwks import load_jwks_file
 from pdp.identity.jwt_svid import verify_jwt_svid
 from pdp.identity.model import BearerToken, Credential, VerifiedIdentity, X509Chain
 from pdp.identity.oauth_jwt import OAuthIssuer, verify_oauth_jwt
 from pdp.identity.revocation import DenyList, RevocationCheck
-from pdp.identity.spiffe_id import looks_like_spiffe_id
-from pdp.identity.trust_store import TrustStore
+from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
+from pdp.identity.trust_store import KeySource, SourceStatus, StatusObserver, TrustStore
 from pdp.identity.x509_svid import check_validity_period, verify_x509_chain
 
 DEFAULT_CACHE_SIZE = 10000
+REFRESH_TICK_S = 1.0
+"""How often the refresh thread looks for due sources (it reads only those)."""
+
+log = logging.getLogger("pdp.identity")
 
 # Re-checks a cached identity's time claims at a new ``now`` (raises Expired/NotYetValid).
 Recheck = Callable[[datetime], object]
@@ -116,6 +132,8 @@ class IdentityVerifier:
         self.deny_list: RevocationCheck = deny_list if deny_list is not None else DenyList()
         self.cache = VerificationCache(cache_size)
         self._cache_version = store.version
+        self._refresher: threading.Thread | None = None
+        self._stop_refreshing = threading.Event()
 
     @classmethod
     def from_settings(
@@ -124,12 +142,18 @@ class IdentityVerifier:
         *,
         dev_issuer: DevIssuer | None = None,
         deny_list: RevocationCheck | None = None,
-        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_size: int | None = None,
+        observer: StatusObserver | None = None,
     ) -> IdentityVerifier:
-        """Build from settings: load every bundle and JWKS file now (errors raise).
+        """Build from settings and read every trust source now.
 
-        With ``dev_issuer``, its trust domain (``example.org``) is trusted with
-        the dev key added to any configured bundle of that domain.
+        A bundle or JWKS *file* that cannot be read or parsed raises
+        :class:`~pdp.identity.trust_bundle.BundleError` (a configuration error);
+        an *endpoint* that fails starts its domain or issuer with no keys (its
+        credentials are refused, ``/readyz`` says why) and is retried by the
+        refresh. With ``dev_issuer``, its trust domain (``example.org``) is
+        trusted with the dev key added to any configured bundle of that domain.
+        ``cache_size`` defaults to ``settings.verification_cache_size``.
         """
         _check_unique([td.name for td in settings.trust_domains], "trust domain")
         _check_unique([i.name for i in settings.issuers], "issuer name")
@@ -139,14 +163,14 @@ class IdentityVerifier:
         if dev_issuer is not None:
             extra_keys[dev_issuer.trust_domain] = {dev_issuer.kid: dev_issuer.jwt_key}
             svid_rules.setdefault(dev_issuer.trust_domain, _default_rules(settings))
-        store = TrustStore.from_files(
-            bundle_files={td.name: td.bundle_file for td in settings.trust_domains},
-            issuers=[_oauth_issuer(cfg, settings) for cfg in settings.issuers],
-            jwks_files={cfg.name: cfg.jwks_file for cfg in settings.issuers},
-            extra_jwt_keys=extra_keys,
-        )
-        return cls(store=store, svid_rules=svid_rules, deny_list=deny_list,
-                   cache_size=cache_size)
+        issuers = [_oauth_issuer(cfg, settings) for cfg in settings.issuers]
+        sources = ([_bundle_source(td, settings) for td in settings.trust_domains]
+                   + [_jwks_source(cfg, issuer, settings)
+                      for cfg, issuer in zip(settings.issuers, issuers)])
+        store = TrustStore.load(sources, issuers=issuers, extra_jwt_keys=extra_keys,
+                                observer=observer)
+        size = settings.verification_cache_size if cache_size is None else cache_size
+        return cls(store=store, svid_rules=svid_rules, deny_list=deny_list, cache_size=size)
 
     def verify(self, credential: Credential, now: datetime) -> VerifiedIdentity:
         """Verify ``credential`` at ``now`` (timezone-aware); raise an ``IdentityError``."""
@@ -161,14 +185,48 @@ class IdentityVerifier:
                 self.cache.put(key, cached)
         else:
             cached.recheck(now)
-        self.deny_list.check(cached.identity)
+        self.deny_list.check(cached.identity, now)
         return cached.identity
 
-    def refresh(self, now: datetime) -> list[str]:
-        """Re-read the bundle and JWKS files that are due; return every error."""
-        errors = self.store.refresh(now)
+    def refresh(self, now: datetime, *, force: bool = False) -> list[str]:
+        """Re-read the trust sources that are due (all with ``force``); return every error."""
+        errors = self.store.refresh(now, force=force)
         self._drop_cache_if_trust_changed()
         return errors
+
+    def source_statuses(self) -> list[SourceStatus]:
+        """Each trust source's state (ok, last success, last error), for ``/readyz``."""
+        return self.store.statuses()
+
+    def start_refreshing(self, clock: Callable[[], datetime] | None = None,
+                         tick_s: float = REFRESH_TICK_S) -> None:
+        """Refresh the trust sources on their schedule in a daemon thread (idempotent).
+
+        Nothing to do without sources (e.g. ``--dev`` alone). ``clock`` gives the
+        time (default: the system clock).
+        """
+        if self._refresher is not None or not self.store.has_sources:
+            return
+        now = clock or (lambda: datetime.now(UTC))
+        self._stop_refreshing.clear()
+
+        def loop() -> None:
+            while not self._stop_refreshing.wait(tick_s):
+                try:
+                    for error in self.refresh(now()):
+                        log.warning("trust refresh: %s", error)
+                except Exception:  # noqa: BLE001 - the thread must outlive any bug
+                    log.exception("trust refresh failed")
+
+        self._refresher = threading.Thread(target=loop, name="pdp-trust-refresh", daemon=True)
+        self._refresher.start()
+
+    def stop_refreshing(self) -> None:
+        """Stop the refresh thread started by :meth:`start_refreshing`."""
+        thread, self._refresher = self._refresher, None
+        if thread is not None:
+            self._stop_refreshing.set()
+            thread.join(timeout=10)
 
     def _verify_uncached(self, credential: Credential, now: datetime) -> _Verified:
         if isinstance(credential, X509Chain):
@@ -188,8 +246,31 @@ class IdentityVerifier:
             leeway = self.svid_rules[identity.trust_domain].leeway_s
         else:
             raise UntrustedIssuer("token is neither from a configured issuer nor a JWT-SVID")
+        if identity.actor is not None:
+            self._check_actor(identity)
         payload = jws.payload
         return _Verified(identity, lambda at: check_times(payload, at, leeway))
+
+    def _check_actor(self, identity: VerifiedIdentity) -> None:
+        """The current actor must be a workload we could verify ourselves: a SPIFFE ID of
+        a trusted trust domain, or a subject of a configured issuer named by ``act.iss``."""
+        actor = identity.actor or ""
+        if looks_like_spiffe_id(actor):
+            spiffe_id = parse_spiffe_id(actor)  # read_actors already parsed it strictly
+            if spiffe_id.is_root:
+                raise BadSpiffeId("the acting workload's SPIFFE ID has no path",
+                                  reason="actor-no-path")
+            if spiffe_id.trust_domain in self.svid_rules:
+                return
+            raise UntrustedIssuer(
+                f"the acting workload {actor} is of trust domain "
+                f"{spiffe_id.trust_domain!r}, which is not trusted", reason="untrusted-actor")
+        if identity.actor_issuer is not None and any(
+                i.matches(identity.actor_issuer) for i in self.store.issuers):
+            return
+        raise UntrustedIssuer(
+            f"the acting workload {actor!r} is neither a SPIFFE ID of a trusted trust domain "
+            "nor a subject of a configured issuer (act.iss)", reason="untrusted-actor")
 
     def _issuer_for(self, jws: CompactJws) -> OAuthIssuer | None:
         iss = jws.payload.get("iss")
@@ -227,6 +308,7 @@ def _default_rules(settings: Settings) -> JwtRules:
         audiences=frozenset({settings.audience}),
         allow_multiple_audiences=settings.allow_multiple_audiences,
         leeway_s=settings.leeway_s,
+        max_act_depth=settings.delegation_max_depth,
     )
 
 
@@ -238,14 +320,38 @@ def _domain_rules(td: TrustDomainConfig, settings: Settings) -> JwtRules:
         leeway_s=settings.leeway_s,
         max_lifetime_s=td.max_lifetime_s,
         lifetime_policy=td.lifetime_policy,
+        max_act_depth=settings.delegation_max_depth,
     )
+
+
+def _bundle_source(td: TrustDomainConfig, settings: Settings) -> KeySource:
+    if td.bundle_file is not None:
+        return KeySource("bundle", td.name, FileSource(td.bundle_file),
+                         interval_s=settings.identity_refresh_s, required=True)
+    assert td.bundle_url is not None  # the config validator requires one of the two
+    return KeySource("bundle", td.name, UrlSource(td.bundle_url, ca_file=td.ca_file),
+                     interval_s=td.refresh_s)
+
+
+def _jwks_source(cfg: IssuerConfig, issuer: OAuthIssuer, settings: Settings) -> KeySource:
+    reader: KeyDocumentSource
+    if cfg.jwks_file is not None:
+        return KeySource("jwks", cfg.name, FileSource(cfg.jwks_file),
+                         interval_s=settings.identity_refresh_s, required=True)
+    if cfg.jwks_uri is not None:
+        reader = UrlSource(cfg.jwks_uri, ca_file=cfg.ca_file)
+    else:
+        assert cfg.discovery_url is not None  # the config validator requires one source
+        reader = DiscoverySource(cfg.discovery_url, issuer_matches=issuer.matches,
+                                 ca_file=cfg.ca_file)
+    return KeySource("jwks", cfg.name, reader, interval_s=cfg.refresh_s)
 
 
 def _oauth_issuer(cfg: IssuerConfig, settings: Settings) -> OAuthIssuer:
     return OAuthIssuer(
         name=cfg.name,
         issuer=cfg.issuer,
-        keys=load_jwks_file(cfg.jwks_file).keys,
+        keys={},  # filled in by its key source (pdp.identity.trust_store)
         rules=JwtRules(
             audiences=frozenset(cfg.audiences or [settings.audience]),
             algorithms=allowed_algorithms(cfg.algorithms),
@@ -253,6 +359,7 @@ def _oauth_issuer(cfg: IssuerConfig, settings: Settings) -> OAuthIssuer:
             leeway_s=settings.leeway_s,
             max_lifetime_s=cfg.max_lifetime_s,
             lifetime_policy=cfg.lifetime_policy,
+            max_act_depth=settings.delegation_max_depth,
         ),
         token_type=cfg.token_type,
         required_claims=frozenset(cfg.required_claims),

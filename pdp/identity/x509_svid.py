@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,9 +40,7 @@ from pdp.identity.trust_bundle import TrustBundle
 MAX_PEM_BYTES = 65536
 MAX_CHAIN_CERTIFICATES = 8
 
-# Every PEM block with its label; blocks other than CERTIFICATE (keys) are skipped.
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 # Errors cryptography raises for a certificate or extension that does not parse.
 _PARSE_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
@@ -102,7 +100,7 @@ def load_pem_chain(pem: str) -> tuple[x509.Certificate, ...]:
         raise MissingCredential("no certificate presented")
     if len(pem) > MAX_PEM_BYTES:
         raise MalformedCredential("PEM chain is too large", reason="malformed-certificate")
-    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(pem) if m.group(1) == "CERTIFICATE"]
+    blocks = [block for label, block in _pem_blocks(pem) if label == "CERTIFICATE"]
     if not blocks:
         raise MalformedCredential("no CERTIFICATE block", reason="no-certificate")
     if len(blocks) > MAX_CHAIN_CERTIFICATES:
@@ -188,6 +186,23 @@ def check_path(
     except (VerificationError, *_PARSE_ERRORS) as e:
         raise InvalidCertificate(
             f"no path to a bundle authority: {e}", reason="no-path-to-bundle-authority") from e
+
+
+def _pem_blocks(pem: str) -> Iterator[tuple[str, str]]:
+    """Every complete PEM block with its label, in one linear pass (a regex with a
+    lazy ``.*?`` goes quadratic on a chain of unterminated BEGIN lines)."""
+    label: str | None = None
+    lines: list[str] = []
+    for line in pem.splitlines():
+        line = line.strip()
+        begin = _PEM_BEGIN.fullmatch(line)
+        if begin:
+            label, lines = begin.group(1), [line]
+        elif label is not None:
+            lines.append(line)
+            if line == f"-----END {label}-----":
+                yield label, "\n".join(lines) + "\n"
+                label = None
 
 
 def _load_certificate(block: str) -> x509.Certificate:

@@ -9,6 +9,14 @@ import pytest
 pytestmark = pytest.mark.anyio
 
 
+AUDITOR = "spiffe://example.org/audit/auditor"
+
+
+def auditor(mint) -> dict[str, str]:
+    """Looking decisions up is an auditor's query: it needs a bearer credential."""
+    return {"authorization": f"Bearer {mint(AUDITOR)}"}
+
+
 def body(token: str, action: str = "read", rid: str = "sales-daily", **extra) -> dict:
     return {"subject": {"token": token}, "action": action,
             "resource": {"type": "App::Dataset", "id": rid}, **extra}
@@ -47,7 +55,7 @@ async def test_forbid_deny_names_the_policy_and_its_advice(client, components, m
 async def test_decision_is_logged_and_found_by_id_without_the_raw_token(client, mint) -> None:
     token = mint()
     d = (await client.post("/v1/authorize", json=body(token))).json()
-    r = await client.get(f"/v1/decisions/{d['decision_id']}")
+    r = await client.get(f"/v1/decisions/{d['decision_id']}", headers=auditor(mint))
     assert r.status_code == 200
     record = r.json()
     assert record["decision"] == "allow" and record["hash"] and record["seq"] >= 1
@@ -55,8 +63,8 @@ async def test_decision_is_logged_and_found_by_id_without_the_raw_token(client, 
     assert len(record["credential"]["sha256"]) == 64 and record["credential"]["jti"]
 
 
-async def test_unknown_decision_id_is_a_404_problem(client) -> None:
-    r = await client.get("/v1/decisions/nope")
+async def test_unknown_decision_id_is_a_404_problem(client, mint) -> None:
+    r = await client.get("/v1/decisions/nope", headers=auditor(mint))
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
 
 
@@ -128,7 +136,8 @@ async def test_oversized_body_is_413(client, mint) -> None:
 async def test_request_id_is_echoed_and_recorded(client, mint) -> None:
     r = await client.post("/v1/authorize", json=body(mint()), headers={"x-request-id": "req-42"})
     assert r.headers["x-request-id"] == "req-42"
-    record = (await client.get(f"/v1/decisions/{r.json()['decision_id']}")).json()
+    record = (await client.get(f"/v1/decisions/{r.json()['decision_id']}",
+                               headers=auditor(mint))).json()
     assert record["request_id"] == "req-42"
 
 
@@ -174,3 +183,22 @@ async def test_openapi_documents_every_endpoint_with_examples(client) -> None:
                  "/healthz", "/readyz", "/metrics", "/v1/policies/reload"]:
         assert path in spec["paths"], path
     assert spec["components"]["schemas"]["AuthorizeRequest"]["examples"]
+
+
+async def test_a_deny_carries_the_structured_diagnosis(client, mint) -> None:
+    d = (await client.post("/v1/authorize", json={
+        "subject": {"token": mint("spiffe://example.org/services/checkout")}, "action": "call",
+        "resource": {"type": "App::Api", "id": "billing"}})).json()
+    assert d["decision"] == "deny"
+    (diag,) = d["diagnosis"]
+    assert diag["policy"] == "api.call.scoped" and diag["scope_matched"] is True
+    assert diag["conditions"][0]["outcome"] == "false" and diag["conditions"][0]["blocking"]
+    assert "`principal.scopes.contains(resource.scope)` was false" in d["explanation"]
+
+
+async def test_an_allow_is_diagnosed_only_on_request(client, mint) -> None:
+    plain = (await client.post("/v1/authorize", json=body(mint()))).json()
+    assert plain["diagnosis"] == []
+    asked = (await client.post("/v1/authorize", json=body(mint(), explain=True))).json()
+    assert asked["diagnosis"][0]["policy"] == "dataset.pipelines.read-write"
+    assert asked["diagnosis"][0]["applies"] is True

@@ -33,7 +33,10 @@ def test_quickstart_allow_deny_lookup_and_tail_over_real_http(workdir: Path) -> 
             "subject": {"token": token}, "action": "write",
             "resource": {"type": "App::Dataset", "id": "ledger"}}).json()
         assert deny["decision"] == "deny" and "no policy permits" in deny["explanation"]
-        record = httpx.get(f"{server.url}/v1/decisions/{deny['decision_id']}").json()
+        auditor = run_cli("token", "--spiffe-id", "spiffe://example.org/audit/auditor",
+                          cwd=workdir).stdout.strip()
+        record = httpx.get(f"{server.url}/v1/decisions/{deny['decision_id']}",
+                           headers={"authorization": f"Bearer {auditor}"}).json()
         assert record["decision_id"] == deny["decision_id"]
         assert record["explanation"] == deny["explanation"]
     finally:

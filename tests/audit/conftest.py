@@ -1,4 +1,11 @@
-"""Records and stores shared by the decision-log tests."""
+"""Records and stores shared by the decision-log tests.
+
+Store tests run against every backend: in memory, SQLite and PostgreSQL. The
+PostgreSQL ones use the real server (``PDP_TEST_POSTGRES_DSN``, default
+``postgresql://postgres@127.0.0.1:5432/test``), each test in a schema of its
+own that is dropped afterwards, so parallel runs never meet. Without a server
+they skip (and fail under ``PDP_REQUIRE_SERVICES=1``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import uuid_utils
 
 from pdp.audit import MemoryDecisionLog, SqliteDecisionLog
 from pdp.audit.store import DecisionStore
+from tests.audit.pgschema import postgres_schema, require_postgres
 
 T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=timezone.utc)
 
@@ -76,14 +84,33 @@ def make_admin_event() -> Callable[..., dict[str, Any]]:
     return make
 
 
-def open_store(kind: str, path: Path) -> DecisionStore:
-    return MemoryDecisionLog() if kind == "memory" else SqliteDecisionLog(path / "decisions.db")
+def open_store(kind: str, path: Path, dsn: str | None = None) -> DecisionStore:
+    if kind == "memory":
+        return MemoryDecisionLog()
+    if kind == "postgres":
+        from pdp.audit.postgres import PostgresDecisionLog
+
+        assert dsn is not None
+        return PostgresDecisionLog(dsn)
+    return SqliteDecisionLog(path / "decisions.db")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema, dropped after the test."""
+    require_postgres()
+    with postgres_schema() as dsn:
+        yield dsn
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionStore]:
-    """Each behaviour test runs against both stores: they must answer alike."""
-    log = open_store(request.param, tmp_path)
+    """Each behaviour test runs against every store: they must answer alike."""
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        log = open_store("postgres", tmp_path, dsn)
+    else:
+        log = open_store(request.param, tmp_path)
     yield log
     log.close()
 
@@ -91,5 +118,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionSt
 @pytest.fixture
 def sqlite_log(tmp_path: Path) -> Iterator[SqliteDecisionLog]:
     log = SqliteDecisionLog(tmp_path / "decisions.db")
+    yield log
+    log.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionStore]:
+    """The stores with tables (checkpoints, retention, tampering by SQL)."""
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    log = open_store(request.param, tmp_path, dsn)
     yield log
     log.close()

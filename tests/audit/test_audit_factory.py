@@ -32,7 +32,7 @@ def test_sqlite_backend_without_a_path_is_a_value_error() -> None:
 
 
 def test_unknown_backend_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="memory, sqlite"):
+    with pytest.raises(ValueError, match="memory, postgres, sqlite"):
         open_decision_log("cassandra")
 
 

@@ -1,9 +1,10 @@
-"""SQLite's WHERE clauses mean exactly what ``matches`` means, for any filter."""
+"""SQLite's and PostgreSQL's WHERE clauses mean exactly what ``matches`` means, for any filter."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pdp.audit import DecisionFilter, MemoryDecisionLog, SqliteDecisionLog
 from pdp.audit.query import matches
 from pdp.audit.records import columns_of
 from pdp.audit.store import DecisionStore
+from tests.audit.pgschema import postgres_schema, require_postgres
 
 T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=timezone.utc)
 PRINCIPALS = [None, "spiffe://a.org/x", "spiffe://a.org/xy", "spiffe://a.org/y",
@@ -39,18 +41,27 @@ def random_record(rng: random.Random, i: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DecisionStore]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stores(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DecisionStore]]:
+    """The in-memory store (the reference) and one SQL store, holding the same records."""
     rng = random.Random(7)
     records = [random_record(rng, i) for i in range(300)]
-    path: Path = tmp_path_factory.mktemp("agreement") / "decisions.db"
-    logs: list[DecisionStore] = [MemoryDecisionLog(), SqliteDecisionLog(path)]
-    for log in logs:
-        for record in records:
-            log.append_sync(record)
-    yield logs
-    for log in logs:
-        log.close()
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            from pdp.audit.postgres import PostgresDecisionLog
+
+            require_postgres()
+            sql: DecisionStore = PostgresDecisionLog(stack.enter_context(postgres_schema()))
+        else:
+            path: Path = tmp_path_factory.mktemp("agreement") / "decisions.db"
+            sql = SqliteDecisionLog(path)
+        logs: list[DecisionStore] = [MemoryDecisionLog(), sql]
+        for log in logs:
+            stack.callback(log.close)
+            for record in records:
+                log.append_sync(record)
+        yield logs
 
 
 def maybe(values: list[Any]) -> st.SearchStrategy[Any]:
@@ -85,8 +96,8 @@ def walk(log: DecisionStore, flt: DecisionFilter, limit: int) -> list[str]:
 @given(flt=filters, limit=st.integers(1, 40))
 def test_both_stores_page_through_exactly_the_matching_records(
         stores: list[DecisionStore], flt: DecisionFilter, limit: int) -> None:
-    memory, sqlite = stores
+    memory, sql = stores
     expected = [r["decision_id"] for r in reversed(list(memory.iter_all()))
                 if matches(flt, columns_of(r))]
     assert walk(memory, flt, limit) == expected
-    assert walk(sqlite, flt, limit) == expected
+    assert walk(sql, flt, limit) == expected

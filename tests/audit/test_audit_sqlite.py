@@ -40,7 +40,7 @@ def seqs(log: SqliteDecisionLog) -> list[int]:
 def test_log_file_is_in_wal_mode_with_a_schema_version(sqlite_log: SqliteDecisionLog) -> None:
     with raw(sqlite_log.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(decisions)")}
     assert {"decisions_principal_ts", "decisions_ts", "decisions_action_ts",
             "decisions_decision_ts"} <= indexes

@@ -248,3 +248,12 @@ def test_x509_chain_credential_model_holds_pem(xk: Any) -> None:
 def test_unrelated_extension_does_not_matter(xk: Any) -> None:
     spec = xk.Spec(extra=[x509.SubjectKeyIdentifier(b"\x01" * 20)])
     assert verify_minted(xk, xk.chain_pem(xk.leaf(spec))).kind == "x509-svid"
+
+
+def test_many_unterminated_begin_lines_are_parsed_in_linear_time() -> None:
+    import time
+    hostile = "-----BEGIN CERTIFICATE-----\n" * 2340  # ~64 KiB, no END line
+    started = time.perf_counter()
+    with pytest.raises(MalformedCredential):
+        load_pem_chain(hostile)
+    assert time.perf_counter() - started < 0.3  # a lazy-regex scan takes ~1 s

@@ -1,0 +1,475 @@
+"""AuthZEN Authorization API 1.0: the OpenID standard door to the same decisions.
+
+Ref: https://openid.net/specs/authorization-api-1_0.html
+
+- ``POST /access/v1/evaluation``: ``{subject, action, resource, context?}`` ->
+  exactly ``{"decision": true|false}``.
+- ``POST /access/v1/evaluations``: ``evaluations: [...]`` with the top-level
+  ``subject``/``action``/``resource``/``context`` as defaults (an item's own
+  entity replaces the default whole, except a missing ``type`` or ``id`` is
+  taken from it); ``options.evaluations_semantic`` is ``execute_all``
+  (default), ``deny_on_first_deny`` or ``permit_on_first_permit`` (stop after
+  the first false / true; later items are not evaluated). Without
+  ``evaluations`` (or with an empty array) it answers like ``/evaluation``.
+- ``GET /.well-known/authzen-configuration``: the PDP metadata.
+
+Reasons are opt-in (``options.include_reasons: true``, a PDP-specific option
+that other PDPs ignore): the answer then carries ``context`` with the
+decision id, reason codes, determining policies and the explanation.
+
+Mapping to Cedar: ``subject.type``/``resource.type`` are Cedar entity types
+(``App::Dataset``, ``Photo::User``), ``action.name`` is the action (its type,
+e.g. ``Photo::Action``, is found in the schema), ``resource.properties`` are
+the resource's attributes, ``action.properties`` are merged into the request
+``context``. The subject is **verified** from ``subject.properties.token`` (a
+JWT-SVID or an issuer's JWT; ``subject.properties.x509`` for a PEM chain) like
+any credential: it is a ``Pdp::Workload`` and ``subject.id`` must be its
+principal id (other properties are ignored: the credential is the only source
+of a verified workload's attributes). A subject without a credential is
+**asserted**: accepted only from a PEP listed in ``trusted_assertors`` (the
+PEP is identified like on ``/v1/authorize``, by its TLS client certificate or
+its own ``Authorization: Bearer`` token, see ``pdp.api.pep``); its
+``properties`` become the entity's attributes and the decision is marked
+``asserted`` in the log. From any other PEP it is denied (``identity.missing``).
+
+Errors: 400 for malformed JSON, a content type other than ``application/json``,
+an empty body, or a missing or mistyped field; inside a valid ``evaluations``
+batch an item missing a field is ``decision: false`` for that item only.
+``X-Request-ID`` is echoed on every answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.pep import require_pep
+from pdp.api.problems import problem
+from pdp.components import Components
+from pdp.decision.model import AssertedSubject, AuthorizeInput, Decision, ResourceRef
+from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
+from pdp.identity.model import BearerToken, Credential, X509Chain
+
+router = APIRouter(tags=["authzen"])
+
+EVALUATION_PATH = "/access/v1/evaluation"
+EVALUATIONS_PATH = "/access/v1/evaluations"
+MAX_EVALUATIONS = 100
+SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
+
+# Unknown members are ignored (the spec's forward compatibility); known ones are
+# type-checked strictly: a number where a string belongs is a 400, never coerced.
+_WIRE = ConfigDict(extra="ignore", strict=True)
+
+
+class AzEntity(BaseModel):
+    model_config = _WIRE
+
+    type: str = Field(min_length=1, max_length=256, description="Cedar entity type.")
+    id: str = Field(min_length=1, max_length=1024, description="Entity id, scoped to type.")
+    properties: dict[str, Any] | None = Field(default=None, description="Attributes.")
+
+
+class AzSubject(AzEntity):
+    """The subject. ``properties.token`` (or ``properties.x509``) carries its credential;
+    without one the subject is asserted, which only trusted assertors may do."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
+        {"type": WORKLOAD_TYPE, "id": "spiffe://example.org/services/etl",
+         "properties": {"token": "eyJhbGciOi..."}}]})
+
+
+class AzResource(AzEntity):
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
+        {"type": "App::Dataset", "id": "sales-daily"}]})
+
+
+class AzAction(BaseModel):
+    model_config = _WIRE
+
+    name: str = Field(min_length=1, max_length=256, description="Action id or Cedar uid.")
+    properties: dict[str, Any] | None = Field(
+        default=None, description="Merged into the request context.")
+
+
+class AzOptions(BaseModel):
+    model_config = _WIRE
+
+    evaluations_semantic: Literal["execute_all", "deny_on_first_deny",
+                                  "permit_on_first_permit"] = "execute_all"
+    include_reasons: bool = Field(
+        default=False, description="PDP-specific: add `context` with the decision's reasons.")
+
+
+class AzEvaluation(BaseModel):
+    """One access evaluation request (the AuthZEN 4-tuple)."""
+
+    model_config = _WIRE
+
+    subject: AzSubject
+    action: AzAction
+    resource: AzResource
+    context: dict[str, Any] | None = None
+
+
+class AzEvaluationRequest(AzEvaluation):
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [{
+        "subject": {"type": WORKLOAD_TYPE, "id": "spiffe://example.org/services/etl",
+                    "properties": {"token": "eyJhbGciOi..."}},
+        "action": {"name": "read"},
+        "resource": {"type": "App::Dataset", "id": "sales-daily"}}]})
+
+    options: AzOptions = Field(default_factory=AzOptions)
+
+
+class AzPartialEntity(BaseModel):
+    """A default subject or resource: any field may be left to the items."""
+
+    model_config = _WIRE
+
+    type: str | None = Field(default=None, min_length=1, max_length=256)
+    id: str | None = Field(default=None, min_length=1, max_length=1024)
+    properties: dict[str, Any] | None = None
+
+
+class AzPartialAction(BaseModel):
+    model_config = _WIRE
+
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    properties: dict[str, Any] | None = None
+
+
+class AzDefaults(BaseModel):
+    """The top level of an evaluations request: each field is a default, all optional."""
+
+    model_config = _WIRE
+
+    subject: AzPartialEntity | None = None
+    action: AzPartialAction | None = None
+    resource: AzPartialEntity | None = None
+    context: dict[str, Any] | None = None
+    options: AzOptions = Field(default_factory=AzOptions)
+    evaluations: list[Any] | None = None
+
+
+class AzDecision(BaseModel):
+    decision: bool
+    context: dict[str, Any] | None = Field(
+        default=None, description="Only with `options.include_reasons`.")
+
+
+class AzDecisions(BaseModel):
+    evaluations: list[AzDecision]
+
+
+_ERRORS = {400: {"description": "Malformed JSON, wrong content type, empty body, or a "
+                                "missing or mistyped field"},
+           413: {"description": "Body too large"}}
+
+
+class BadRequest(Exception):
+    """The whole payload is unusable: answered 400."""
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.errors = detail, errors
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One evaluation of a batch that could not be asked: decision false for it alone."""
+
+    message: str
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with its ``$defs`` inlined (for ``openapi_extra``)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
+
+
+@router.get("/.well-known/authzen-configuration", summary="AuthZEN PDP metadata")
+async def configuration(request: Request) -> JSONResponse:
+    """Where this PDP's AuthZEN endpoints are (`policy_decision_point` is this base URL)."""
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse({"policy_decision_point": base,
+                         "access_evaluation_endpoint": base + EVALUATION_PATH,
+                         "access_evaluations_endpoint": base + EVALUATIONS_PATH},
+                        headers=_echo(request))
+
+
+@router.post(EVALUATION_PATH, response_model=AzDecision, responses=_ERRORS,  # type: ignore[arg-type]
+             summary="AuthZEN access evaluation", dependencies=[Depends(require_pep)],
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": _inline_schema(AzEvaluationRequest)}}}})
+async def evaluation(request: Request, components: ComponentsDep) -> JSONResponse:
+    """May `subject` do `action` on `resource`? `{"decision": true|false}` (HTTP 200 either
+    way); with `options.include_reasons`, also `context` with the decision's reasons."""
+    try:
+        body = await _json_object(request)
+        parsed = _validate(AzEvaluationRequest, body)
+        reserved = _reserved(parsed.context)
+        if reserved:
+            raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent",
+                             [{"field": f"context.{reserved}", "msg": "reserved",
+                               "type": "reserved"}])
+        prepared = _prepare(request, components, parsed)
+        if isinstance(prepared, ItemError):
+            raise BadRequest(prepared.message)
+    except BadRequest as e:
+        return _bad_request(request, e)
+    decision = await components.service.authorize(prepared)
+    return JSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
+                        headers=_echo(request))
+
+
+@router.post(EVALUATIONS_PATH, response_model=AzDecisions, responses=_ERRORS,  # type: ignore[arg-type]
+             summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": _inline_schema(AzDefaults)}}}})
+async def evaluations(request: Request, components: ComponentsDep) -> JSONResponse:
+    """Several evaluations, with top-level defaults; `options.evaluations_semantic` picks
+    `execute_all` (default), `deny_on_first_deny` or `permit_on_first_permit`. Answers
+    `{"evaluations": [{"decision": ...}, ...]}` in request order (shorter when a
+    short-circuit semantic stopped early). Without `evaluations` it answers like
+    `/access/v1/evaluation`."""
+    try:
+        body = await _json_object(request)
+        defaults = _validate(AzDefaults, body)
+        if not defaults.evaluations:
+            return await _single_from(request, components, body)
+        if len(defaults.evaluations) > MAX_EVALUATIONS:
+            raise BadRequest(f"at most {MAX_EVALUATIONS} evaluations per request")
+        reserved = _reserved(defaults.context)
+        if reserved:
+            raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent")
+        items = [_prepare_item(request, components, body, item)
+                 for item in defaults.evaluations]
+    except BadRequest as e:
+        return _bad_request(request, e)
+    options = defaults.options
+    results = await _run(components, items, options.evaluations_semantic)
+    return JSONResponse(
+        {"evaluations": [_item_answer(r, item, options.include_reasons)
+                         for r, item in zip(results, items)]},
+        headers=_echo(request))
+
+
+async def _single_from(request: Request, components: Components,
+                       body: dict[str, Any]) -> JSONResponse:
+    """An evaluations request without evaluations: the single evaluation, its answer."""
+    parsed = _validate(AzEvaluationRequest, {k: v for k, v in body.items() if k != "evaluations"})
+    reserved = _reserved(parsed.context)
+    if reserved:
+        raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent")
+    prepared = _prepare(request, components, parsed)
+    if isinstance(prepared, ItemError):
+        raise BadRequest(prepared.message)
+    decision = await components.service.authorize(prepared)
+    return JSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
+                        headers=_echo(request))
+
+
+async def _run(components: Components, items: list[AuthorizeInput | ItemError],
+               semantic: str) -> list[Decision | ItemError]:
+    """Decide the items under ``semantic``; short-circuits return a shorter list."""
+    if semantic == "execute_all":
+        asked = [i for i in items if isinstance(i, AuthorizeInput)]
+        decided = iter(await components.service.authorize_batch(asked) if asked else [])
+        return [next(decided) if isinstance(i, AuthorizeInput) else i for i in items]
+    stop_on = semantic == "permit_on_first_permit"
+    results: list[Decision | ItemError] = []
+    for item in items:
+        result = (await components.service.authorize(item)
+                  if isinstance(item, AuthorizeInput) else item)
+        results.append(result)
+        if _allowed(result) == stop_on:
+            break
+    return results
+
+
+def _allowed(result: Decision | ItemError) -> bool:
+    return isinstance(result, Decision) and result.allowed
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise BadRequest(f"content type must be application/json, not {media_type or 'none'!r}")
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("the request body is empty")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"the body is not valid JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _validate(model: type[Any], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        errors = [{"field": ".".join(str(p) for p in err["loc"]) or "body",
+                   "msg": err["msg"], "type": err["type"]} for err in e.errors()]
+        raise BadRequest("invalid field(s): " + ", ".join(x["field"] for x in errors),
+                         errors) from e
+
+
+def _merged(default: Any, own: Any) -> Any:
+    """An item's entity replaces the default whole; a missing ``type``/``id`` comes from it."""
+    if own is None:
+        return default
+    if isinstance(own, dict) and isinstance(default, dict):
+        return {**{k: default[k] for k in ("type", "id") if k in default}, **own}
+    return own
+
+
+def _prepare_item(request: Request, components: Components, top: dict[str, Any],
+                  item: Any) -> AuthorizeInput | ItemError:
+    if not isinstance(item, dict):
+        return ItemError("an evaluation must be a JSON object")
+    merged = {key: _merged(top.get(key), item.get(key))
+              for key in ("subject", "action", "resource", "context")}
+    try:
+        parsed = AzEvaluation.model_validate({k: v for k, v in merged.items() if v is not None})
+    except ValidationError as e:
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
+        return ItemError(f"invalid or missing field(s): {fields}")
+    reserved = _reserved(parsed.context)
+    if reserved:
+        return ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
+    return _prepare(request, components, parsed)
+
+
+def _reserved(context: Mapping[str, Any] | None) -> str | None:
+    return next((k for k in RESERVED_CONTEXT_ATTRS if k in (context or {})), None)
+
+
+def _prepare(request: Request, components: Components,
+             ev: AzEvaluation) -> AuthorizeInput | ItemError:
+    """The AuthZEN 4-tuple as the PDP's ``AuthorizeInput`` (or why it cannot be)."""
+    context = dict(ev.context or {})
+    for key, value in (ev.action.properties or {}).items():
+        if key in context:
+            return ItemError(f"action.properties.{key} is also in context")
+        if key in RESERVED_CONTEXT_ATTRS:
+            return ItemError(f"action.properties.{key} is reserved")
+        context[key] = value
+    common: dict[str, Any] = {
+        "action": ev.action.name,
+        "resource": ResourceRef(type=ev.resource.type, id=ev.resource.id,
+                                attrs=ev.resource.properties),
+        "context": context, "request_id": request_id(request),
+    }
+    properties = dict(ev.subject.properties or {})
+    credential = _subject_credential(properties)
+    if isinstance(credential, ItemError):
+        return credential
+    pep = calling_pep(request)
+    if credential is not None:
+        if ev.subject.type != WORKLOAD_TYPE:
+            return ItemError(f"a subject with a credential is a {WORKLOAD_TYPE}, "
+                             f"not {ev.subject.type!r}")
+        return AuthorizeInput(credential=credential, subject_id=ev.subject.id,
+                              pep=pep or "authzen", **common)
+    if pep is not None and is_trusted_assertor(pep, components.settings.trusted_assertors):
+        return AuthorizeInput(credential=None, pep=pep, asserted=AssertedSubject(
+            type=ev.subject.type, id=ev.subject.id, asserted_by=pep,
+            properties=ev.subject.properties), **common)
+    # No credential and no right to assert: the service denies it (identity.missing), logged.
+    return AuthorizeInput(credential=None, subject_id=ev.subject.id, pep=pep or "authzen",
+                          **common)
+
+
+def _subject_credential(properties: dict[str, Any]) -> Credential | ItemError | None:
+    token, pem = properties.get("token"), properties.get("x509")
+    if token is not None and pem is not None:
+        return ItemError("give subject.properties.token or subject.properties.x509, not both")
+    if token is not None:
+        if not isinstance(token, str) or not token:
+            return ItemError("subject.properties.token must be a non-empty string")
+        return BearerToken(token)
+    if pem is not None:
+        if not isinstance(pem, str) or not pem:
+            return ItemError("subject.properties.x509 must be a PEM string")
+        return X509Chain(pem)
+    return None
+
+
+def calling_pep(request: Request) -> str | None:
+    """The verified PEP calling (``require_pep`` set it: TLS client certificate or the
+    ``Authorization: Bearer`` PEP token), or None."""
+    from pdp.api.authorize import pep_name
+
+    return pep_name(request)
+
+
+def is_trusted_assertor(pep: str, trusted: list[str]) -> bool:
+    """``pep`` is listed exactly, or under a pattern ending in ``/*`` (a path prefix)."""
+    return any(pep == t or (t.endswith("/*") and pep.startswith(t[:-1])) for t in trusted)
+
+
+# --- answers ------------------------------------------------------------------------
+
+
+def _answer(decision: Decision, request: AuthorizeInput, reasons: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"decision": decision.allowed}
+    if reasons:
+        context: dict[str, Any] = {
+            "id": decision.decision_id,
+            "decision_id": decision.decision_id,
+            "reason_codes": [str(c) for c in decision.reason_codes],
+            "reasons": [r.as_dict() for r in decision.reasons],
+            "reason_admin": {"en": decision.explanation},
+        }
+        if request.asserted is not None:
+            context["asserted"] = True
+        out["context"] = context
+    return out
+
+
+def _item_answer(result: Decision | ItemError, item: AuthorizeInput | ItemError,
+                 reasons: bool) -> dict[str, Any]:
+    if isinstance(result, ItemError):
+        out: dict[str, Any] = {"decision": False}
+        if reasons:
+            out["context"] = {"error": {"status": 400, "message": result.message}}
+        return out
+    assert isinstance(item, AuthorizeInput)
+    return _answer(result, item, reasons)
+
+
+def _bad_request(request: Request, error: BadRequest) -> JSONResponse:
+    response = problem(400, "Bad request", error.detail, error.errors)
+    response.headers.update(_echo(request))
+    return response
+
+
+def _echo(request: Request) -> dict[str, str]:
+    rid = request_id(request)
+    return {"x-request-id": rid} if rid else {}

@@ -1,0 +1,190 @@
+"""Gateway doors: Envoy ext_authz (HTTP service) and nginx ``auth_request``.
+
+A gateway needs no code: it forwards the original request's method, path and
+credential, the route table (``[[routes]]``, ``pdp.gateway.routes``) maps them
+to an action on a resource, and the same ``DecisionService`` decides and logs.
+
+- **Envoy** (``http_service`` with ``path_prefix: /v1/gateway/envoy``) sends the
+  original method and ``path_prefix`` + original path, with ``Authorization``
+  and, when allowed, ``x-forwarded-client-cert``.
+  Ref: https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/ext_authz_filter
+- **nginx** (``auth_request /pdp-auth``) proxies a subrequest that carries the
+  original headers plus ``X-Original-Method`` and ``X-Original-URI``.
+  Ref: https://nginx.org/en/docs/http/ngx_http_auth_request_module.html
+
+Allow is **200** with ``x-pdp-decision-id`` (Envoy can pass it upstream, nginx
+picks it up with ``auth_request_set``). Deny is **403** with the decision's
+explanation as JSON. Anything else — no matching route, an ambiguous path,
+an internal failure — is also 403: a gateway fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from pdp.api.admin_auth import bearer_credential
+from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.forwarded import forwarded_credential
+from pdp.components import Components
+from pdp.config import Settings
+from pdp.decision.model import AuthorizeInput, Decision
+from pdp.decision.reasons import ReasonCode
+from pdp.gateway.routes import RouteTable, UnsafePath
+from pdp.identity.errors import IdentityError
+from pdp.identity.forwarded_cert import is_trusted_peer
+from pdp.identity.model import Credential
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/gateway", tags=["gateways"])
+
+ENVOY_PREFIX = "/v1/gateway/envoy"
+DECISION_HEADER = "x-pdp-decision-id"
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+_DENY_DOC = {403: {"description": "Denied (policy, no matching route, or a failure: fail closed)"}}
+
+
+async def envoy(request: Request, components: ComponentsDep) -> Response:
+    """Envoy's ext_authz HTTP service: the original method, and the original path after
+    the configured `path_prefix` (`/v1/gateway/envoy`). 200 allows, 403 denies."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1")
+    original = path[len(ENVOY_PREFIX):] if path.startswith(ENVOY_PREFIX) else path
+    return await _gateway(request, components, door="envoy", method=request.method,
+                          uri=original or "/")
+
+
+async def nginx(request: Request, components: ComponentsDep) -> Response:
+    """nginx `auth_request`: reads `X-Original-Method` and `X-Original-URI` (set them with
+    `proxy_set_header` in the auth location). 200 allows, 403 denies."""
+    method = request.headers.get("x-original-method")
+    uri = request.headers.get("x-original-uri")
+    if not method or not uri:
+        return _refused(request, "the auth subrequest lacks X-Original-Method or "
+                                 "X-Original-URI", ReasonCode.REQUEST_INVALID)
+    return await _gateway(request, components, door="nginx", method=method, uri=uri)
+
+
+# Each door takes every method (Envoy forwards the original one); OpenAPI shows it once.
+for _path, _endpoint, _summary in [("/envoy/{path:path}", envoy, "Envoy ext_authz (HTTP service)"),
+                                   ("/nginx", nginx, "nginx auth_request")]:
+    router.add_api_route(_path, _endpoint, methods=["GET"], responses=_DENY_DOC,
+                         summary=_summary + " (any method)")
+    router.add_api_route(_path, _endpoint, methods=[m for m in METHODS if m != "GET"],
+                         include_in_schema=False)
+
+
+async def _gateway(request: Request, components: Components, *, door: str, method: str,
+                   uri: str) -> Response:
+    try:
+        table = route_table(request, components.settings)
+        try:
+            match = table.match(method, uri)
+        except UnsafePath as e:
+            return _refused(request, f"refused path: {e}", ReasonCode.REQUEST_INVALID)
+        if match is None:
+            return _refused(request, f"no route matches {method.upper()} "
+                                     f"{uri.split('?', 1)[0]}", ReasonCode.REQUEST_NO_ROUTE)
+        pep = gateway_pep(request, components, door)
+        if pep is None:
+            return _refused(request, "this gateway endpoint answers only trusted proxies "
+                                     "(`trusted_proxies`) or allowlisted PEPs (TLS client "
+                                     "certificate)", ReasonCode.IDENTITY_MISSING)
+        try:
+            credential = gateway_credential(request, components.settings)
+        except IdentityError as e:
+            return _refused(request, f"the forwarded client certificate was refused: "
+                                     f"{e.message}", e.code)
+        decision = await components.service.authorize(AuthorizeInput(
+            credential=credential,
+            action=match.action, resource=match.resource, context=dict(match.context),
+            request_id=request_id(request), pep=pep))
+        return _answer(request, decision)
+    except Exception:  # noqa: BLE001 - a gateway must fail closed, whatever went wrong
+        log.exception("gateway %s failed; denying", door)
+        return _refused(request, "the PDP failed while deciding; denied (fail closed)",
+                        ReasonCode.ENGINE_ERROR)
+
+
+def route_table(request: Request, settings: Settings) -> RouteTable:
+    """The compiled route table, built once per app from ``settings.routes``."""
+    table = getattr(request.app.state, "gateway_routes", None)
+    if table is None:
+        table = RouteTable.from_specs(settings.routes)
+        request.app.state.gateway_routes = table
+    return table
+
+
+def gateway_credential(request: Request, settings: Settings) -> Credential | None:
+    """``Authorization: Bearer``, else a client certificate forwarded by a trusted proxy.
+
+    A forwarded certificate (Envoy ``x-forwarded-client-cert``, nginx
+    ``ssl-client-escaped-cert``) counts only when the TCP peer is in
+    ``trusted_proxies`` (``pdp.api.forwarded``); its chain is then verified in
+    full like any X.509-SVID. A trusted proxy's malformed header raises the
+    ``IdentityError``.
+    """
+    bearer = bearer_credential(request)
+    if bearer is not None:
+        return bearer
+    return forwarded_credential(request, settings)
+
+
+def gateway_pep(request: Request, components: Components, door: str) -> str | None:
+    """Who is asking, for the record and the allowlist: the proxy itself.
+
+    The ``Authorization`` header here is the *subject's* (forwarded from the
+    original request), so the gateway is known by its TLS client certificate
+    (an X.509-SVID, checked against ``pep_allowlist``) or by its address being in
+    ``trusted_proxies``. When the allowlist is enforced and neither holds, None:
+    the request is refused. Otherwise the door's name stands in.
+    """
+    from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
+
+    settings = components.settings
+    chain = tls_client_chain(request)
+    if chain is not None:
+        try:
+            name = components.service.verify(chain, components.clock.now()).principal_id
+        except IdentityError:
+            name = None
+        if name is not None and (not enforced(settings)
+                                 or PepAllowlist.parse(settings.pep_allowlist).allows(name)):
+            return name
+    peer = request.client.host if request.client else ""
+    if peer and is_trusted_peer(peer, settings.trusted_proxies):
+        return f"{door}@{peer}"
+    return None if enforced(settings) else door
+
+
+def _answer(request: Request, decision: Decision) -> Response:
+    headers = {DECISION_HEADER: decision.decision_id, **_echo(request)}
+    if decision.allowed:
+        return Response(status_code=200, headers=headers)
+    return JSONResponse(_explained(decision), status_code=403, headers=headers)
+
+
+def _explained(decision: Decision) -> dict[str, Any]:
+    return {"decision": decision.decision, "decision_id": decision.decision_id,
+            "principal": decision.principal, "action": decision.action,
+            "resource": decision.resource,
+            "reasons": [r.as_dict() for r in decision.reasons],
+            "reason_codes": [str(c) for c in decision.reason_codes],
+            "explanation": decision.explanation}
+
+
+def _refused(request: Request, explanation: str, code: str) -> JSONResponse:
+    """A deny the gateway gives without a decision (nothing to evaluate, or a failure)."""
+    return JSONResponse({"decision": "deny", "decision_id": None, "reasons": [],
+                         "reason_codes": [str(code)], "explanation": f"Denied: {explanation}."},
+                        status_code=403, headers=_echo(request))
+
+
+def _echo(request: Request) -> dict[str, str]:
+    rid = request_id(request)
+    return {"x-request-id": rid} if rid else {}

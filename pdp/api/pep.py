@@ -1,0 +1,199 @@
+"""Who may ask: the PEP calling a decision endpoint, and the allowlist it must be on.
+
+The subject's credential travels in the body; the *caller's* identity comes
+from the connection or the ``Authorization`` header, verified like any other
+credential (never asserted):
+
+1. the PDP's own TLS listener (``pdp serve --tls-cert --tls-key
+   --client-ca-bundle``): the client certificate is the PEP's X.509-SVID,
+   verified against its trust domain's bundle;
+2. ``Authorization: Bearer <token>``: the PEP workload's own JWT-SVID or access
+   token. On ``/v1/authorize`` this header is always the PEP's, never the subject's.
+
+``pep_allowlist`` lists who may call: exact principal ids (SPIFFE IDs, or an
+issuer's principal claim) and ``spiffe://<td>/<path>/*`` patterns (every ID
+under that path). When it is **empty the endpoints are open** to any caller,
+as they are in ``--dev``; ``pdp serve`` warns about it at start. When it is
+enforced, a caller without a valid PEP credential gets **401** and one not on
+the list **403** (``application/problem+json``). Either way the PEP's identity,
+when it has one, is recorded with each decision (``pep``).
+
+Other routers reuse the dependency::
+
+    @router.post("/access/v1/evaluation", dependencies=[Depends(require_pep)])
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from pdp.api.admin_auth import bearer_credential
+from pdp.api.deps import get_components
+from pdp.api.problems import PROBLEM_JSON
+from pdp.components import Components
+from pdp.config import Settings
+from pdp.identity.errors import BadSpiffeId, IdentityError
+from pdp.identity.model import Credential, VerifiedIdentity, X509Chain
+from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
+
+log = logging.getLogger("pdp.api")
+
+
+@dataclass(frozen=True, slots=True)
+class PepAllowlist:
+    """Exact ids and ``/*`` path-prefix patterns.
+
+    ``spiffe://example.org/peps/*`` allows ``spiffe://example.org/peps/envoy`` and
+    ``spiffe://example.org/peps/eu/envoy``, not ``spiffe://example.org/peps`` itself
+    nor ``spiffe://example.org/pepsi``.
+    """
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, entries: tuple[str, ...] | list[str]) -> PepAllowlist:
+        """Raise ``ValueError`` naming the first entry that is not an id or a pattern."""
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for entry in entries:
+            if not isinstance(entry, str) or not entry.strip():
+                raise ValueError(f"pep_allowlist: {entry!r} is not an identity")
+            if entry.endswith("/*"):
+                base = entry[:-2]
+                _check_spiffe(base, entry)
+                prefixes.append(base + "/")
+            else:
+                if looks_like_spiffe_id(entry):
+                    _check_spiffe(entry, entry)
+                elif "*" in entry:
+                    raise ValueError(f"pep_allowlist: {entry!r}: only a trailing /* is a pattern")
+                exact.add(entry)
+        return cls(frozenset(exact), tuple(prefixes))
+
+    def allows(self, principal_id: str) -> bool:
+        return principal_id in self.exact or any(principal_id.startswith(p)
+                                                 for p in self.prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class PepIdentity:
+    """The verified caller of a decision endpoint."""
+
+    name: str  # its principal id, recorded as the decision's `pep`
+    via: Literal["tls", "bearer"]
+    identity: VerifiedIdentity
+
+
+class PepRefused(HTTPException):
+    """The caller may not use the decision endpoints (401 or 403)."""
+
+    def __init__(self, status: int, detail: str, reason_code: str | None = None) -> None:
+        super().__init__(status_code=status, detail=detail)
+        self.reason_code = reason_code
+
+
+def enforced(settings: Settings) -> bool:
+    """The allowlist applies outside ``--dev`` when it is not empty."""
+    return not settings.dev and bool(settings.pep_allowlist)
+
+
+def tls_client_chain(request: Request) -> Credential | None:
+    """The TLS client certificate chain of the connection (ASGI ``tls`` extension), if any."""
+    tls = (request.scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        return None
+    return X509Chain("".join(c if c.endswith("\n") else c + "\n" for c in chain))
+
+
+def identify_pep(request: Request, components: Components) -> PepIdentity | None:
+    """The PEP's verified identity: the TLS client certificate first, else the bearer
+    token; None if it presents neither. A presented credential that fails raises
+    the ``IdentityError`` (revocations included)."""
+    now = components.clock.now()
+    chain = tls_client_chain(request)
+    if chain is not None:
+        identity = components.service.verify(chain, now)
+        return PepIdentity(identity.principal_id, "tls", identity)
+    token = bearer_credential(request)
+    if token is not None:
+        identity = components.service.verify(token, now)
+        return PepIdentity(identity.principal_id, "bearer", identity)
+    return None
+
+
+async def require_pep(request: Request,
+                      components: Components = Depends(get_components)) -> str | None:
+    """Dependency of the decision endpoints: identify the PEP, enforce the allowlist,
+    and set ``request.state.pep`` (its principal id, or None) for the record."""
+    settings = components.settings
+    try:
+        pep = identify_pep(request, components)
+    except IdentityError as e:
+        if enforced(settings):
+            raise PepRefused(401, f"the caller's credential was refused: {e.message}",
+                             str(e.code)) from e
+        pep = None  # open endpoints: an unusable credential identifies nobody
+    if enforced(settings):
+        if pep is None:
+            raise PepRefused(401, "this PDP answers only known PEPs: present a client "
+                                  "certificate or `Authorization: Bearer <PEP token>`",
+                             "identity.missing")
+        if not _allowlist(tuple(settings.pep_allowlist)).allows(pep.name):
+            raise PepRefused(403, f"{pep.name} is not on this PDP's PEP allowlist")
+    request.state.pep = pep.name if pep is not None else None
+    return request.state.pep
+
+
+PepDep = Annotated[str | None, Depends(require_pep)]
+
+
+def install_pep_handler(app: FastAPI) -> None:
+    """Render :class:`PepRefused` as problem details (401 with a Bearer challenge)."""
+
+    @app.exception_handler(PepRefused)
+    async def _refused(_: Request, exc: PepRefused) -> JSONResponse:
+        body = {"type": "about:blank", "status": exc.status_code,
+                "title": "PEP authentication required" if exc.status_code == 401
+                else "PEP not allowed", "detail": exc.detail}
+        if exc.reason_code:
+            body["reason_codes"] = [exc.reason_code]
+        headers = ({"www-authenticate": 'Bearer realm="pdp"'} if exc.status_code == 401
+                   else {})
+        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON,
+                            headers=headers)
+
+
+def warn_if_pep_allowlist_open(settings: Settings) -> None:
+    """Validate ``pep_allowlist`` (``ValueError``) and warn when it leaves the endpoints open."""
+    _allowlist(tuple(settings.pep_allowlist))
+    if not settings.dev and not settings.pep_allowlist:
+        log.warning("pep_allowlist is empty: any caller may use the decision endpoints; "
+                    "list the PEPs' SPIFFE IDs (or spiffe://<td>/<path>/* patterns)")
+
+
+@lru_cache(maxsize=8)
+def _allowlist(entries: tuple[str, ...]) -> PepAllowlist:
+    return PepAllowlist.parse(entries)
+
+
+def _check_spiffe(value: str, entry: str) -> None:
+    try:
+        parse_spiffe_id(value)
+    except BadSpiffeId as e:
+        raise ValueError(f"pep_allowlist: {entry!r} is not a SPIFFE ID or "
+                         f"spiffe://<td>/<path>/* pattern ({e.reason})") from e
+
+
+__all__ = [
+    "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "enforced", "identify_pep",
+    "install_pep_handler", "require_pep", "tls_client_chain", "warn_if_pep_allowlist_open",
+]

@@ -1,0 +1,284 @@
+"""Group commit: one writer thread, one transaction per batch, every caller told after it.
+
+Durability costs one fsync (SQLite) or one WAL flush (PostgreSQL) per
+transaction, not per record. So one writer thread takes everything queued
+since its last commit (up to ``batch_max``), chains and inserts it in a single
+transaction, commits, and only then tells every waiting caller "stored".
+Under load a commit carries hundreds of records; when idle, one. This is the
+group commit of database write-ahead logs (e.g. PostgreSQL's
+``commit_delay``) without the delay.
+
+:class:`GroupCommitLog` is that machinery; a store subclasses it and writes a
+batch in :meth:`GroupCommitLog._write`. The batch is chained here too
+(:meth:`GroupCommitLog._chain`), so every store seals records the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pdp.audit.errors import AuditUnavailable, DuplicateDecision
+from pdp.audit.hashchain import hash_body
+from pdp.audit.records import PreparedRecord, prepare, same_record
+
+log = logging.getLogger(__name__)
+
+Outcome = dict[str, Any] | BaseException
+Row = tuple[Any, ...]
+_STOP = object()  # queued by close(): commit what came before, then exit
+
+
+@dataclass(slots=True)
+class Append:
+    """One queued record and the future its caller waits on."""
+
+    prepared: PreparedRecord
+    future: asyncio.Future[dict[str, Any]] | concurrent.futures.Future[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop | None  # None: a concurrent.futures.Future (append_sync)
+
+
+@dataclass(slots=True)
+class _Group:
+    """Records that must commit together, in order, in a transaction of their own."""
+
+    items: list[Append]
+    future: concurrent.futures.Future[list[Outcome]]
+
+
+class GroupCommitLog:
+    """The appending half of a store: queue, writer thread, batches, outcomes.
+
+    ``commits`` counts write transactions, so ``appended / commits`` is the
+    mean group size. Subclasses implement :meth:`_write` (and may override
+    :meth:`_writer_stopped` to release their connection).
+    """
+
+    thread_name = "pdp-audit-writer"
+
+    def __init__(self, *, batch_max: int) -> None:
+        if batch_max < 1:
+            raise ValueError("batch_max must be at least 1")
+        self.batch_max = batch_max
+        self.commits = 0  # write transactions committed
+        self.appended = 0  # records they carried
+        self._queue: queue.SimpleQueue[Append | object] = queue.SimpleQueue()
+        self._gate = threading.Lock()  # orders "closed?" checks against the STOP marker
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: appends are refused, reads still work."""
+        return self._closed
+
+    def _start_writer(self) -> None:
+        self._thread.start()
+
+    # -- appending ----------------------------------------------------------
+
+    async def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        prepared = prepare(record)  # bad records fail here, in the caller, not in a batch
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._enqueue(Append(prepared, future, loop))
+        # A cancelled caller does not un-queue the record: it may still be stored.
+        return await future
+
+    def append_sync(self, record: dict[str, Any]) -> dict[str, Any]:
+        prepared = prepare(record)
+        future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        self._enqueue(Append(prepared, future, None))
+        return future.result()
+
+    def append_many_sync(self, records: Iterable[dict[str, Any]]) -> list[Outcome]:
+        """Store ``records`` in this order, in one transaction of their own: all or none.
+
+        Returns one outcome per record: the stored record, or the exception
+        that refused it (``AuditUnavailable`` for all of them when the
+        transaction failed). ``ValueError`` for a malformed record is raised
+        before anything is queued. The spool ships through this, so spooled
+        records reach the chain in the order they were spooled.
+        """
+        items = [Append(prepare(r), None, None) for r in records]  # type: ignore[arg-type]
+        if not items:
+            return []
+        future: concurrent.futures.Future[list[Outcome]] = concurrent.futures.Future()
+        with self._gate:
+            if self._closed:
+                raise AuditUnavailable("decision log is closed")
+            self._queue.put(_Group(items, future))
+        return future.result()
+
+    def close(self) -> None:
+        with self._gate:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self) -> GroupCommitLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _enqueue(self, item: Append) -> None:
+        with self._gate:
+            if self._closed:
+                raise AuditUnavailable("decision log is closed")
+            self._queue.put(item)
+
+    # -- the writer thread --------------------------------------------------
+
+    def _run(self) -> None:
+        pending: list[Append | _Group] = []  # taken from the queue, not yet written
+        stop = False
+        while True:
+            batch: list[Append] = []
+            group: _Group | None = None
+            try:
+                if not pending and not stop:
+                    item = self._queue.get()  # idle: wait for the next record
+                    if item is _STOP:
+                        stop = True
+                    else:
+                        pending.append(item)  # type: ignore[arg-type]
+                while not stop and len(pending) < self.batch_max:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                    else:
+                        pending.append(item)  # type: ignore[arg-type]
+                if not pending:
+                    if stop:
+                        break
+                    continue
+                if isinstance(pending[0], _Group):
+                    group = pending.pop(0)  # type: ignore[assignment]
+                    assert group is not None
+                    _resolve(group.future, self._write(group.items))
+                    continue
+                run = 0  # the records before the next group
+                while run < len(pending) and not isinstance(pending[run], _Group):
+                    run += 1
+                take = self._batch_size(run)
+                batch, pending = pending[:take], pending[take:]  # type: ignore[assignment]
+                self._settle(batch, self._write(batch))
+            except BaseException as exc:  # never die with callers left waiting
+                log.exception("decision log writer failed a batch")
+                try:
+                    if group is not None:
+                        _resolve(group.future, [unavailable(exc) for _ in group.items])
+                    self._settle(batch, [unavailable(exc) for _ in batch])
+                except BaseException:
+                    log.exception("decision log writer could not report a failure")
+        self._writer_stopped()
+
+    def _batch_size(self, available: int) -> int:
+        """How many of the ``available`` queued records (at most ``batch_max``) to write now.
+
+        All of them by default. A store may prefer a few fixed sizes (SQLite:
+        powers of two, so its multi-row INSERT statements stay prepared); the
+        rest go first into the next transaction, which follows at once.
+        """
+        return available
+
+    def _write(self, batch: list[Append]) -> list[Outcome]:
+        """Chain, insert and commit ``batch`` atomically; one outcome per item."""
+        raise NotImplementedError
+
+    def _writer_stopped(self) -> None:
+        """The writer thread is about to exit: release what it holds."""
+
+    def _committed(self, rows: list[Row]) -> None:
+        if rows:
+            self.commits += 1
+            self.appended += len(rows)
+
+    def _row(self, p: PreparedRecord, seq: int, head: str, digest: str, text: str) -> Row:
+        """The stored row for one sealed record; see the store's column list."""
+        raise NotImplementedError
+
+    def _chain(self, batch: list[Append], seq: int, head: str,
+               known: dict[str, str] | None) -> tuple[list[Outcome], list[Row]]:
+        """Seal each record after ``(seq, head)``.
+
+        ``known`` maps decision_ids already stored to their stored text, so a
+        retry gets the stored copy and a clash ``DuplicateDecision``. None (the
+        fast path) trusts the database's UNIQUE constraint to catch both; the
+        caller then redoes the batch with ``known`` filled in.
+        """
+        outcomes: list[Outcome] = []
+        rows: list[Row] = []
+        row = self._row
+        for item in batch:
+            p = item.prepared
+            if known is not None:
+                decision_id = p.columns.decision_id
+                if (text := known.get(decision_id)) is not None:  # a retry, or a clash
+                    outcomes.append(json.loads(text) if same_record(p, text) else
+                                    DuplicateDecision(f"decision_id {decision_id} already "
+                                                      "stored with other content"))
+                    continue
+            seq += 1
+            digest = hash_body(head, p.body_json)
+            text = p.stored_text(seq, head, digest)
+            rows.append(row(p, seq, head, digest, text))
+            if known is not None:
+                known[p.columns.decision_id] = text
+            outcomes.append(p.stored(seq, head, digest))
+            head = digest
+        return outcomes, rows
+
+    def _settle(self, batch: list[Append], outcomes: list[Outcome]) -> None:
+        """Hand each caller its outcome: one wake-up per event loop, not per record."""
+        per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Outcome]]] = defaultdict(list)
+        for item, outcome in zip(batch, outcomes):
+            if item.loop is not None:
+                per_loop[item.loop].append((item.future, outcome))
+            else:
+                _resolve(item.future, outcome)
+        for loop, pairs in per_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, pairs)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+
+def unavailable(exc: BaseException) -> AuditUnavailable:
+    err = AuditUnavailable(f"decision log could not commit: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _resolve(future: Any, outcome: Outcome) -> None:
+    if future.done():  # the caller gave up (cancelled)
+        return
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except (asyncio.InvalidStateError, concurrent.futures.InvalidStateError):
+        pass  # cancelled between the check and the set
+
+
+def _resolve_all(pairs: list[tuple[Any, Outcome]]) -> None:
+    for future, outcome in pairs:
+        _resolve(future, outcome)
+
+
+__all__ = ["Append", "GroupCommitLog", "Outcome", "Row", "unavailable"]

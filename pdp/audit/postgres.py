@@ -1,0 +1,442 @@
+"""The decision log in PostgreSQL: for several PDP replicas writing one chain.
+
+The same group commit as the SQLite store (:mod:`pdp.audit.groupcommit`): a
+writer thread per process takes what is queued, and writes it as one
+transaction with one ``COPY``. What changes is the head: several processes
+(replicas, or ``uvicorn --workers``) append to one table, so every batch
+
+1. takes the transaction-level advisory lock of this schema's log
+   (``pg_advisory_xact_lock``; released by COMMIT or ROLLBACK, so a crashed
+   replica never leaves it held),
+2. then, in a *new statement* (READ COMMITTED takes a fresh snapshot per
+   statement, so it sees the commit of whoever held the lock before), reads
+   the head ``(seq, hash)`` of the newest record,
+3. chains the batch after it, ``COPY``s the rows in and commits.
+
+The lock serializes chain extension only: reads never take it, and other
+schemas (other logs, parallel test runs) have their own key. A repeated
+``decision_id`` violates its UNIQUE constraint; the batch is then redone with
+the stored copies looked up (idempotent appends, as in SQLite).
+
+The schema lives in whatever schema ``search_path`` names first (set it in the
+DSN: ``options=-csearch_path=pdp``); the PDP creates and migrates its tables
+(``schema_version``, ``decisions``, ``checkpoints``) under the same lock.
+Text columns are ``COLLATE "C"`` so that comparisons are by code point, as in
+SQLite: timestamps compare as text and principal prefixes are ranges.
+
+Indexes, as in SQLite: ``(principal, ts)``, ``(ts)``, ``(action, ts)``,
+``(decision, ts)``, UNIQUE ``decision_id``, and the primary key ``seq``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from pdp.audit.checkpoint import Checkpoint
+from pdp.audit.errors import AuditUnavailable
+from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
+from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport
+from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
+from pdp.audit.records import PreparedRecord, columns_of
+from pdp.audit.sqlite_read import prefix_upper_bound
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DELETE_CHUNK = 10_000
+_CHUNK = 1000  # rows per statement when streaming the whole log
+
+_T = 'text COLLATE "C"'
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        f"""CREATE TABLE decisions (
+            seq          bigint PRIMARY KEY,
+            decision_id  {_T} NOT NULL UNIQUE,
+            kind         {_T},
+            ts           {_T},   -- RFC 3339 UTC, fixed width: sorts as text
+            principal    {_T},
+            action       {_T},
+            resource     {_T},
+            decision     {_T},
+            pep          {_T},
+            policies     text[] NOT NULL,  -- determining policy ids
+            reason_codes text[] NOT NULL,
+            record       text NOT NULL,    -- canonical JSON incl. seq/prev_hash/hash
+            prev_hash    text NOT NULL,
+            hash         text NOT NULL
+        )""",
+        "CREATE INDEX decisions_principal_ts ON decisions (principal, ts)",
+        "CREATE INDEX decisions_ts ON decisions (ts)",
+        "CREATE INDEX decisions_action_ts ON decisions (action, ts)",
+        "CREATE INDEX decisions_decision_ts ON decisions (decision, ts)",
+        f"""CREATE TABLE checkpoints (
+            id         bigserial PRIMARY KEY,
+            seq        bigint NOT NULL,
+            head_hash  text NOT NULL,
+            ts         {_T} NOT NULL,
+            kind       text NOT NULL,
+            key_id     text,
+            signature  text
+        )""",
+        "CREATE INDEX checkpoints_seq ON checkpoints (seq)",
+    ),
+}
+
+COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
+           "pep", "policies", "reason_codes", "record", "prev_hash", "hash")
+_COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+_HEAD = "SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1"
+_EQUAL = ("principal", "action", "resource", "decision", "pep", "kind")
+
+
+def _pg(value: str | None) -> str | None:
+    """A query column as PostgreSQL can hold it: text cannot contain NUL (U+0000).
+
+    The record itself is JSON, where NUL is escaped; only the copies in the
+    query columns (and filters compared with them) need this.
+    """
+    if value is not None and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+class PostgresDecisionLog(GroupCommitLog):
+    """A :class:`~pdp.audit.store.DecisionStore` (and ``CheckpointStore``) in PostgreSQL.
+
+    ``dsn`` is a libpq connection string or URI, e.g.
+    ``postgresql://pdp@db.internal/pdp?options=-csearch_path%3Dpdp``. Opening
+    connects, creates or migrates the tables and reads the head; it raises
+    ``AuditUnavailable`` when the database cannot be reached.
+    """
+
+    thread_name = "pdp-audit-writer-pg"
+
+    def __init__(self, dsn: str, *, batch_max: int = 512, connect_timeout_s: int = 5) -> None:
+        super().__init__(batch_max=batch_max)
+        self.dsn = dsn
+        self.connect_timeout_s = connect_timeout_s
+        self._lock_key = 0
+        self._reader_lock = threading.Lock()
+        self._reader_conn: psycopg.Connection[Any] | None = None
+        try:
+            self._conn: psycopg.Connection[Any] | None = self._open_writer()
+        except (psycopg.Error, OSError) as exc:
+            raise AuditUnavailable(f"cannot open decision log in PostgreSQL: {exc}") from exc
+        self._start_writer()
+
+    def __enter__(self) -> PostgresDecisionLog:
+        return self
+
+    # -- connections and schema -------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout_s)
+
+    def _open_writer(self) -> psycopg.Connection[Any]:
+        conn = self._connect()
+        try:
+            self._lock_key = lock_key(conn)
+            migrate(conn, self._lock_key)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _writer_stopped(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        with self._reader_lock:
+            if self._reader_conn is not None:
+                self._reader_conn.close()
+                self._reader_conn = None
+
+    # -- the writer thread --------------------------------------------------
+
+    def _row(self, p: PreparedRecord, seq: int, head: str, digest: str, text: str) -> Row:
+        c = p.columns
+        return (seq, _pg(c.decision_id), _pg(c.kind), c.ts, _pg(c.principal), _pg(c.action),
+                _pg(c.resource), _pg(c.decision), _pg(c.pep), [_pg(x) for x in c.policies],
+                [_pg(x) for x in c.reason_codes], text, head, digest)
+
+    def _write(self, batch: list[Append]) -> list[Outcome]:
+        try:
+            if self._conn is None:  # dropped after an earlier failure: start afresh
+                self._conn = self._open_writer()
+            conn = self._conn
+            try:
+                outcomes, rows = self._write_after_head(conn, batch, lookup=False)
+            except pg_errors.UniqueViolation:
+                # A decision_id is already stored: redo, settling repeats from the table.
+                outcomes, rows = self._write_after_head(conn, batch, lookup=True)
+        except Exception as exc:
+            log.error("decision log commit failed: %s", exc)
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            return [unavailable(exc) for _ in batch]
+        self._committed(rows)
+        return outcomes
+
+    def _write_after_head(self, conn: psycopg.Connection[Any], batch: list[Append], *,
+                          lookup: bool) -> tuple[list[Outcome], list[Row]]:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            row = conn.execute(_HEAD).fetchone()  # a new statement: sees the last holder's commit
+            seq, head = (row[0], row[1]) if row is not None else (0, GENESIS)
+            known = None
+            if lookup:
+                ids = [_pg(i.prepared.columns.decision_id) for i in batch]
+                known = dict(conn.execute(
+                    "SELECT decision_id, record FROM decisions WHERE decision_id = ANY(%s)",
+                    (ids,)).fetchall())
+            outcomes, rows = self._chain(batch, seq, head, known)
+            if rows:
+                with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    for r in rows:
+                        copy.write_row(r)
+        return outcomes, rows
+
+    # -- reading ----------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """The shared read connection (autocommit: each statement sees the latest commit)."""
+        with self._reader_lock:
+            try:
+                if self._reader_conn is None or self._reader_conn.closed:
+                    self._reader_conn = self._connect()
+                yield self._reader_conn
+            except psycopg.Error as exc:
+                if self._reader_conn is not None:
+                    self._reader_conn.close()
+                    self._reader_conn = None
+                raise AuditUnavailable(f"cannot read decision log in PostgreSQL: {exc}") from exc
+
+    @contextmanager
+    def _own_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own, for long scans and maintenance writes."""
+        try:
+            conn = self._connect()
+        except psycopg.Error as exc:
+            raise AuditUnavailable(f"cannot reach decision log in PostgreSQL: {exc}") from exc
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            raise AuditUnavailable(f"decision log in PostgreSQL failed: {exc}") from exc
+        finally:
+            conn.close()
+
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        with self._reading() as conn:
+            row = conn.execute("SELECT record FROM decisions WHERE decision_id = %s",
+                               (_pg(decision_id),)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def tail(self, n: int) -> list[dict[str, Any]]:
+        if n <= 0:
+            return []
+        with self._reading() as conn:
+            rows = conn.execute("SELECT record FROM decisions ORDER BY seq DESC LIMIT %s",
+                                (n,)).fetchall()
+        return [json.loads(text) for (text,) in reversed(rows)]
+
+    def query(self, filters: DecisionFilter, limit: int = 100,
+              cursor: str | None = None) -> Page:
+        check_limit(limit)
+        where, params = where_clause(filters, before=decode_cursor(cursor))
+        sql = f"SELECT seq, record FROM decisions{where} ORDER BY seq DESC LIMIT %s"
+        with self._reading() as conn:
+            rows = conn.execute(sql, [*params, limit + 1]).fetchall()  # +1: is there more?
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(records=[json.loads(text) for _, text in rows],
+                    next_cursor=encode_cursor(rows[-1][0]) if more else None)
+
+    def iter_all(self) -> Iterator[dict[str, Any]]:
+        for row in self._rows("seq, record"):
+            yield json.loads(row[1])
+
+    def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
+               end_seq: int | None = None) -> ChainReport:
+        """The chain over the ``record`` JSON, and each query column against its record.
+
+        From ``start_seq`` after ``start_hash`` (a retention anchor), up to ``end_seq``.
+        """
+        checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
+        for row in self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq):
+            values = dict(zip(COLUMNS, row))
+            try:
+                record: Any = json.loads(values["record"])
+            except ValueError:
+                record = None
+            if (report := checker.feed(record)) is not None:
+                return report
+            if checker.pending is None and _columns_disagree(values, record):
+                return ChainReport(
+                    ok=False, checked=checker.checked - 1, first_broken_seq=values["seq"],
+                    first_broken_decision_id=record.get("decision_id"), problem="index mismatch",
+                    detail=f"row {values['seq']}: query columns disagree with the record",
+                    last_seq=checker.expected_seq - 2, head_hash=record["prev_hash"])
+        return checker.finish()
+
+    def _rows(self, columns: str, after: int = 0,
+              through: int | None = None) -> Iterator[tuple[Any, ...]]:
+        last = after
+        end = through if through is not None else 2**63 - 1
+        with self._own_connection() as conn:
+            while True:
+                rows = conn.execute(
+                    f"SELECT {columns} FROM decisions WHERE seq > %s AND seq <= %s "
+                    "ORDER BY seq LIMIT %s", (last, end, _CHUNK)).fetchall()
+                yield from rows
+                if len(rows) < _CHUNK:
+                    return
+                last = rows[-1][0]
+
+    # -- checkpoints and retention (CheckpointStore) ----------------------------
+
+    def head(self) -> tuple[int, str]:
+        with self._reading() as conn:
+            row = conn.execute(_HEAD).fetchone()
+        return (row[0], row[1]) if row is not None else (0, GENESIS)
+
+    def first_seq(self) -> int | None:
+        with self._reading() as conn:
+            return conn.execute("SELECT min(seq) FROM decisions").fetchone()[0]  # type: ignore[index]
+
+    def first_seq_at_or_after(self, ts: str) -> int | None:
+        with self._reading() as conn:
+            return conn.execute("SELECT min(seq) FROM decisions WHERE ts >= %s",
+                                (ts,)).fetchone()[0]  # type: ignore[index]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT seq, head_hash, ts, kind, key_id, signature "
+                                "FROM checkpoints ORDER BY seq, id").fetchall()
+        return [Checkpoint(*row) for row in rows]
+
+    def hashes_at(self, seqs: Iterable[int]) -> dict[int, tuple[str, str]]:
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return {}
+        with self._reading() as conn:
+            rows = conn.execute("SELECT seq, hash, decision_id FROM decisions "
+                                "WHERE seq = ANY(%s)", (wanted,)).fetchall()
+        return {seq: (digest, rid) for seq, digest, rid in rows}
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self._own_connection() as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (seq, head_hash, ts, kind, key_id, signature) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (checkpoint.seq, checkpoint.head_hash, checkpoint.timestamp, checkpoint.kind,
+                 checkpoint.key_id, checkpoint.signature))
+
+    def delete_through(self, seq: int) -> int:
+        """Delete every record with ``seq`` at most ``seq`` (retention), in short transactions."""
+        deleted = 0
+        with self._own_connection() as conn:
+            while True:
+                cur = conn.execute(
+                    "DELETE FROM decisions WHERE seq IN (SELECT seq FROM decisions "
+                    "WHERE seq <= %s ORDER BY seq LIMIT %s)", (seq, DELETE_CHUNK))
+                deleted += cur.rowcount
+                if cur.rowcount < DELETE_CHUNK:
+                    return deleted
+
+
+def lock_key(conn: psycopg.Connection[Any]) -> int:
+    """The advisory-lock key of the log in the connection's first schema (a signed int64)."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    schema = row[0] if row is not None else None
+    if schema is None:
+        raise AuditUnavailable("PostgreSQL search_path names no existing schema for the "
+                               "decision log; create it or fix options=-csearch_path=...")
+    digest = hashlib.sha256(f"pdp.decision-log:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def migrate(conn: psycopg.Connection[Any], key: int) -> int:
+    """Create or migrate the tables to :data:`SCHEMA_VERSION` under the log's lock.
+
+    Returns the version found; refuses (``AuditUnavailable``) a schema written
+    by a newer release.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                     "id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+        found = row[0] if row is not None else 0
+        if found > SCHEMA_VERSION:
+            raise AuditUnavailable(
+                f"decision log schema version {found} is newer than this release's "
+                f"{SCHEMA_VERSION}; upgrade the PDP")
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)  # type: ignore[arg-type]
+        if found < SCHEMA_VERSION:
+            conn.execute("INSERT INTO schema_version (id, version) VALUES (1, %s) "
+                         "ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+                         (SCHEMA_VERSION,))
+    return found
+
+
+def where_clause(flt: DecisionFilter, *, before: int | None = None) -> tuple[str, list[Any]]:
+    """``DecisionFilter`` as PostgreSQL ``WHERE``, with the meaning of ``query.matches``."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name in _EQUAL:
+        if (value := getattr(flt, name)) is not None:
+            clauses.append(f"{name} = %s")
+            params.append(_pg(value))
+    if flt.principal_prefix is not None:
+        clauses.append("principal >= %s")
+        params.append(_pg(flt.principal_prefix))
+        if (upper := prefix_upper_bound(flt.principal_prefix)) is not None:
+            clauses.append("principal < %s")
+            params.append(_pg(upper))
+    for name, column in (("policy", "policies"), ("reason_code", "reason_codes")):
+        if (value := getattr(flt, name)) is not None:  # an element, not a substring
+            clauses.append(f"%s = ANY({column})")
+            params.append(_pg(value))
+    if flt.since is not None:
+        clauses.append("ts >= %s")
+        params.append(flt.since)
+    if flt.until is not None:
+        clauses.append("ts < %s")
+        params.append(flt.until)
+    if before is not None:
+        clauses.append("seq < %s")
+        params.append(before)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _columns_disagree(values: dict[str, Any], record: dict[str, Any]) -> bool:
+    try:
+        cols = columns_of(record)
+    except ValueError:
+        return True
+    expected = {
+        "seq": record["seq"], "decision_id": _pg(cols.decision_id), "kind": _pg(cols.kind),
+        "ts": cols.ts, "principal": _pg(cols.principal), "action": _pg(cols.action),
+        "resource": _pg(cols.resource), "decision": _pg(cols.decision), "pep": _pg(cols.pep),
+        "policies": [_pg(p) for p in cols.policies],
+        "reason_codes": [_pg(c) for c in cols.reason_codes],
+        "prev_hash": record["prev_hash"], "hash": record["hash"],
+    }
+    return any(values[name] != value for name, value in expected.items())
+
+
+__all__ = ["COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "PostgresDecisionLog", "lock_key",
+           "migrate", "where_clause"]

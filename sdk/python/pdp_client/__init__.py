@@ -1,0 +1,30 @@
+"""pdp-client: ask the PDP — may this workload do this action on this resource, right now?
+
+The flat public API (httpx is the only dependency)::
+
+    PDPClient, AsyncPDPClient   sync and async HTTP clients (pooling, timeouts,
+                                retries of connection errors, fail-closed denies)
+    DecisionCache               bounded, honours valid_until and the context version
+    Decision, Resource, Reason  wire types;  Item  a batch question
+    PDPError, PDPUnreachable, PDPResponseError   raised only with on_failure="raise"
+
+Optional modules: ``pdp_client.fastapi`` (``PDP(...).require(...)``, extra
+``fastapi``), ``pdp_client.middleware`` (ASGI, route table),
+``pdp_client.embedded`` (in-process engine, extra ``embedded``).
+"""
+
+from pdp_client.cache import DecisionCache
+from pdp_client.client import AsyncPDPClient, Item, PDPClient
+from pdp_client.errors import PDPError, PDPResponseError, PDPUnreachable
+from pdp_client.models import (
+    IDENTITY_MISSING, PDP_ERROR, PDP_REJECTED, PDP_UNREACHABLE, Decision, Reason, Resource,
+)
+from pdp_client.routes import Route
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncPDPClient", "Decision", "DecisionCache", "IDENTITY_MISSING", "Item", "PDPClient",
+    "PDPError", "PDPResponseError", "PDPUnreachable", "PDP_ERROR", "PDP_REJECTED",
+    "PDP_UNREACHABLE", "Reason", "Resource", "Route",
+]

@@ -1,0 +1,41 @@
+"""Exceptions, raised only when a client is built with ``on_failure="raise"``.
+
+By default the SDK never raises for a PDP that cannot answer: it fails closed
+with a deny ``Decision`` carrying the same reason code. The hierarchy::
+
+    PDPError                    the PDP did not give a decision
+    ├── PDPUnreachable          pdp.unreachable: connect/read failed or timed out
+    └── PDPResponseError        pdp.error (5xx, not a decision) or pdp.rejected (4xx)
+"""
+
+from __future__ import annotations
+
+from pdp_client.models import PDP_ERROR, PDP_REJECTED, PDP_UNREACHABLE
+
+
+class PDPError(Exception):
+    """The PDP did not give a decision; ``code`` is the fail-closed reason code."""
+
+    code = PDP_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PDPUnreachable(PDPError):
+    """No answer from the PDP (after retrying connection errors)."""
+
+    code = PDP_UNREACHABLE
+
+
+class PDPResponseError(PDPError):
+    """The PDP answered, but not with a decision (``status`` is the HTTP status)."""
+
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = PDP_REJECTED if status is not None and 400 <= status < 500 else PDP_ERROR
+
+
+__all__ = ["PDPError", "PDPResponseError", "PDPUnreachable"]

@@ -1,0 +1,161 @@
+"""The PostgreSQL decision log: schema, several writers on one chain, failures.
+
+The behaviour every store shares (appends, filters, pages, tampering) runs
+on PostgreSQL through the ``store`` and ``sql_store`` fixtures; this file has
+what only PostgreSQL has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from pdp.audit import AuditUnavailable, DecisionFilter, open_decision_log
+from pdp.audit.postgres import SCHEMA_VERSION, PostgresDecisionLog
+from tests.audit.pgschema import BASE_DSN, dsn_for, postgres_schema
+from tests.server import free_port
+
+MakeRecord = Callable[..., dict[str, Any]]
+
+
+def seqs(log: PostgresDecisionLog) -> list[int]:
+    return [r["seq"] for r in log.iter_all()]
+
+
+def test_tables_indexes_and_schema_version_are_created(pg_dsn: str) -> None:
+    with PostgresDecisionLog(pg_dsn), psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+        indexes = {row[0] for row in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
+        collation = conn.execute(
+            "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'decisions' AND column_name = 'principal'"
+        ).fetchone()
+    assert {"decisions_principal_ts", "decisions_ts", "decisions_action_ts",
+            "decisions_decision_ts", "decisions_pkey", "decisions_decision_id_key",
+            "checkpoints_seq"} <= indexes
+    assert collation == ("C",)  # code-point order, as in SQLite
+
+
+def test_opening_twice_migrates_once_and_the_chain_continues(pg_dsn: str,
+                                                             make_record: MakeRecord) -> None:
+    with PostgresDecisionLog(pg_dsn) as log:
+        first = log.append_sync(make_record())
+    with PostgresDecisionLog(pg_dsn) as log:
+        second = asyncio.run(log.append(make_record()))
+        assert second["seq"] == 2 and second["prev_hash"] == first["hash"]
+        assert log.verify().ok
+
+
+def test_schema_written_by_a_newer_release_is_refused(pg_dsn: str) -> None:
+    PostgresDecisionLog(pg_dsn).close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(AuditUnavailable, match="newer"):
+        PostgresDecisionLog(pg_dsn)
+
+
+def test_replicas_appending_at_once_keep_one_chain(pg_dsn: str,
+                                                   make_record: MakeRecord) -> None:
+    # Three logs = three connections, as three replicas: the advisory lock orders them.
+    logs = [PostgresDecisionLog(pg_dsn, batch_max=16) for _ in range(3)]
+    records = [make_record() for _ in range(300)]
+    try:
+        def run(log: PostgresDecisionLog, chunk: list[dict[str, Any]]) -> None:
+            async def main() -> None:
+                await asyncio.gather(*(log.append(r) for r in chunk))
+
+            asyncio.run(main())
+
+        threads = [threading.Thread(target=run, args=(log, records[i::3]))
+                   for i, log in enumerate(logs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seqs(logs[0]) == list(range(1, 301))
+        assert {r["decision_id"] for r in logs[1].iter_all()} == \
+            {r["decision_id"] for r in records}
+        assert logs[2].verify().ok
+        assert sum(log.commits for log in logs) < 300  # group commits happened
+    finally:
+        for log in logs:
+            log.close()
+
+
+def test_each_schema_has_its_own_chain(pg_dsn: str, make_record: MakeRecord) -> None:
+    with postgres_schema() as other_dsn, PostgresDecisionLog(pg_dsn) as a, \
+            PostgresDecisionLog(other_dsn) as b:
+        a.append_sync(make_record())
+        a.append_sync(make_record())
+        assert b.append_sync(make_record())["seq"] == 1
+
+
+def test_the_same_record_twice_in_one_batch_is_stored_once(pg_dsn: str,
+                                                           make_record: MakeRecord) -> None:
+    record = make_record()
+    with PostgresDecisionLog(pg_dsn) as log:
+        async def main() -> list[dict[str, Any]]:
+            return await asyncio.gather(log.append(record), log.append(dict(record)))
+
+        one, two = asyncio.run(main())
+        assert one == two and seqs(log) == [1]
+
+
+def test_a_nul_in_a_query_column_is_stored_and_found(pg_dsn: str,
+                                                     make_record: MakeRecord) -> None:
+    # PostgreSQL text cannot hold U+0000; the record (JSON) keeps it, the column a stand-in.
+    with PostgresDecisionLog(pg_dsn) as log:
+        stored = log.append_sync(make_record(resource='App::Dataset::"a\x00b"'))
+        assert log.get(stored["decision_id"])["resource"] == 'App::Dataset::"a\x00b"'
+        page = log.query(DecisionFilter(resource='App::Dataset::"a\x00b"'))
+        assert [r["decision_id"] for r in page.records] == [stored["decision_id"]]
+        assert log.verify().ok
+
+
+def test_unreachable_server_is_unavailable_at_open() -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    with pytest.raises(AuditUnavailable, match="cannot open"):
+        PostgresDecisionLog(dsn, connect_timeout_s=2)
+
+
+def test_search_path_naming_no_schema_is_unavailable(pg_dsn: str) -> None:
+    with pytest.raises(AuditUnavailable, match="search_path"):
+        PostgresDecisionLog(dsn_for("pdp_test_no_such_schema"))
+
+
+def test_a_lost_connection_fails_its_batch_and_the_next_one_reconnects(
+        pg_dsn: str, make_record: MakeRecord) -> None:
+    with PostgresDecisionLog(pg_dsn) as log:
+        first = log.append_sync(make_record())
+        writer_pid = log._conn.info.backend_pid  # type: ignore[union-attr]
+        with psycopg.connect(BASE_DSN, autocommit=True) as admin:  # only this log's writer
+            assert admin.execute("SELECT pg_terminate_backend(%s)",
+                                 (writer_pid,)).fetchone() == (True,)
+        outcomes = []
+        for _ in range(2):  # the dead connection fails one batch at most
+            try:
+                outcomes.append(log.append_sync(make_record()))
+            except AuditUnavailable:
+                outcomes.append(None)
+        later = log.append_sync(make_record())
+        assert later["seq"] == 1 + sum(o is not None for o in outcomes) + 1
+        assert log.verify().ok and log.get(first["decision_id"]) is not None
+
+
+def test_postgres_backend_by_name(pg_dsn: str) -> None:
+    log = open_decision_log("postgres", postgres_dsn=pg_dsn, batch_max=32)
+    try:
+        assert isinstance(log, PostgresDecisionLog) and log.batch_max == 32
+    finally:
+        log.close()
+
+
+def test_postgres_backend_without_a_dsn_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="postgres_dsn"):
+        open_decision_log("postgres")

@@ -8,7 +8,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from context.behaviour import BehaviourMonitor, BehaviourRules, RaiseRecorder, RiskRaise, observation_of
+from context.behaviour import (
+    BehaviourMonitor,
+    BehaviourRules,
+    RaiseRecorder,
+    RiskRaise,
+    observation_of,
+)
 from context.calendar import BusinessCalendar
 from context.live import ConfiguredValues, DegradedDefaults, Freshness, LiveContext
 from context.memory import InMemoryContext

@@ -33,8 +33,18 @@ from typing import Any
 from context.calendar import BusinessCalendar
 from context.model import LiveSnapshot, ValueSource
 from context.state import (
-    INCIDENT_LEVELS, ContextChange, ContextState, Incident, RequestFacts, RiskEntry, Scope,
-    auto_risk_key, GLOBAL_RISK_KEY, incident_key, principal_risk_key, risk_name,
+    GLOBAL_RISK_KEY,
+    INCIDENT_LEVELS,
+    ContextChange,
+    ContextState,
+    Incident,
+    RequestFacts,
+    RiskEntry,
+    Scope,
+    auto_risk_key,
+    incident_key,
+    principal_risk_key,
+    risk_name,
 )
 from context.store import ContextStore, StoreView
 
@@ -328,7 +338,7 @@ class LiveContext:
                 if level > 0:
                     principals.setdefault(pid, {})[kind] = {
                         **aged(entry.as_dict(), entry.set_at), "level_now": level}
-        for pid, parts in principals.items():
+        for parts in principals.values():
             parts["level"] = max(p["level_now"] for p in parts.values())
         business, change = self._business_hours(now)
         return {

@@ -10,7 +10,13 @@ from typing import Any
 from context.calendar import BusinessCalendar
 from context.live import ConfiguredValues, DegradedDefaults, Freshness, LiveContext
 from context.state import (
-    ContextChange, Incident, RiskEntry, Scope, auto_risk_key, GLOBAL_RISK_KEY, incident_key,
+    GLOBAL_RISK_KEY,
+    ContextChange,
+    Incident,
+    RiskEntry,
+    Scope,
+    auto_risk_key,
+    incident_key,
     principal_risk_key,
 )
 from context.store import InMemoryStore

@@ -107,6 +107,9 @@ class TrustDomainConfig(BaseModel):
         default=None, description="CA bundle for an https `bundle_url`; default: the system's.")
     max_lifetime_s: int = Field(default=3600, description="Maximum JWT-SVID `exp - iat`.")
     lifetime_policy: Literal["deny", "flag"] = "deny"
+    x509_max_lifetime_s: int | None = Field(
+        default=None, ge=1, description="Maximum X.509-SVID leaf lifetime (notAfter - "
+                                        "notBefore), under `lifetime_policy`; default: none.")
     algorithms: list[str] = Field(default_factory=lambda: list(ALL_ASYMMETRIC_ALGORITHMS))
 
     @model_validator(mode="after")
@@ -177,6 +180,13 @@ class AuditConfig(BaseModel):
         for pointer in pointers:
             check_redaction_pointer(pointer)  # BadPointer is a ValueError: a config error
         return pointers
+
+    @model_validator(mode="after")
+    def _check_postgres_dsn(self) -> AuditConfig:
+        if self.backend == "postgres" and not self.postgres_dsn:
+            raise ValueError("[audit] backend = \"postgres\" needs postgres_dsn "
+                             "(or PDP_AUDIT__POSTGRES_DSN)")
+        return self
 
 
 class BusinessHoursConfig(BaseModel):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import multiprocess, values
 
 from pdp.decision.model import Decision
 from pdp.engine.store import ReloadOutcome
@@ -27,15 +30,32 @@ class Metrics:
             registry=self.registry)
         self.bundle_last_reload_ok = Gauge(
             "pdp_bundle_last_reload_ok", "1 if the last reload succeeded, 0 if it was refused.",
-            registry=self.registry)
+            registry=self.registry, multiprocess_mode="livemin")  # any worker refused: 0
         self.identity_source_up = Gauge(
             "pdp_identity_source_up",
             "1 if the last read of a trust source (bundle, JWKS) succeeded, 0 if it failed "
-            "and the last good copy is in use.", ["source"], registry=self.registry)
+            "and the last good copy is in use.", ["source"], registry=self.registry,
+            multiprocess_mode="livemin")
         self.identity_source_failures = Counter(
             "pdp_identity_source_refresh_failures",
             "Failed reads of a trust source (bundle file or endpoint, JWKS, discovery).",
             ["source"], registry=self.registry)
+
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` serves.
+
+        In one process, this registry. Under ``pdp serve --workers N`` (which sets
+        ``PROMETHEUS_MULTIPROC_DIR`` for its workers) counters and histograms are
+        summed over every worker, and gauges combined as each one's
+        ``multiprocess_mode`` says, from the workers' files; the ``Info`` metrics,
+        which that mode cannot share, come from the worker that answers (they
+        describe the bundle every worker loads from the same source).
+        """
+        if not multiprocess_mode():
+            return generate_latest(self.registry)
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)
+        return generate_latest(shared) + generate_latest(_ProcessLocal(self.registry))
 
     def observe_decision(self, decision: Decision, seconds: float) -> None:
         reason = decision.reason_codes[0] if decision.reason_codes else "none"
@@ -54,3 +74,28 @@ class Metrics:
         failures = self.identity_source_failures.labels(source=status.source)
         if not status.ok:
             failures.inc()
+
+
+def multiprocess_mode() -> bool:
+    """True when this process keeps its metric values in ``PROMETHEUS_MULTIPROC_DIR``.
+
+    prometheus_client decides once, when it is first imported; this asks it
+    rather than the environment, which may have changed since.
+    """
+    return values.ValueClass is not values.MutexValue
+
+
+def mark_process_dead() -> None:
+    """A worker that stops drops out of the ``live*`` gauges (multi-process mode only)."""
+    if multiprocess_mode() and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
+
+
+class _ProcessLocal:
+    """The metrics of ``registry`` that multi-process mode cannot share (``Info``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return [m for m in self.registry.collect() if m.type in ("info", "stateset", "enum")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from pdp.api.admin_auth import install_admin_handler
 from pdp.api.limits import BodySizeLimit
 from pdp.api.problems import install_problem_handlers
 from pdp.components import Components
+from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """
 Policy decision point for machine identities. A PEP asks **may this workload do
@@ -43,6 +45,7 @@ def create_app(components: Components, *, watch: bool | None = None) -> FastAPI:
             yield
         finally:
             components.close()
+            mark_process_dead()  # --workers N: this worker leaves the live gauges
 
     app = FastAPI(title="PDP", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.components = components
@@ -60,3 +63,25 @@ def create_app(components: Components, *, watch: bool | None = None) -> FastAPI:
     app.include_router(context_admin.router); context_admin.install_context_handler(app)  # /v1/context
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
     return app
+
+
+SETTINGS_ENV = "PDP_SERVE_SETTINGS_JSON"
+"""Where ``pdp serve --workers N`` hands its resolved settings (JSON) to each worker."""
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process: ``uvicorn --factory pdp.api.app:app_from_env``.
+
+    uvicorn starts several workers only from an import string, so each worker
+    builds its own ``Components`` here: from the settings ``pdp serve`` resolved
+    (file, ``PDP_*`` and flags, passed as JSON in ``PDP_SERVE_SETTINGS_JSON``), or,
+    without them, from the defaults and ``PDP_*``. The workers share
+    the decision log file (one hash chain: see ``pdp.audit.sqlite``) and, through
+    ``PROMETHEUS_MULTIPROC_DIR``, their metrics.
+    """
+    from pdp.components import build_components
+    from pdp.config import Settings, load_settings
+
+    raw = os.environ.get(SETTINGS_ENV)
+    settings = Settings.model_validate_json(raw) if raw else load_settings()
+    return create_app(build_components(settings))

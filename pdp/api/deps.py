@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from pdp.components import Components
 
 
-def get_components(request: Request) -> Components:
+async def get_components(request: Request) -> Components:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+    # request for one attribute read (measured: ~15% of a decision's CPU over HTTP).
     return request.app.state.components  # type: ignore[no-any-return]
 
 

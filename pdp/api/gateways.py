@@ -8,7 +8,7 @@ to an action on a resource, and the same ``DecisionService`` decides and logs.
   original method and ``path_prefix`` + original path, with ``Authorization``
   and, when allowed, ``x-forwarded-client-cert``.
   Ref: https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/ext_authz_filter
-- **nginx** (``auth_request /pdp-auth``) proxies a subrequest that carries the
+- **nginx** (``auth_request /_pdp``) proxies a subrequest that carries the
   original headers plus ``X-Original-Method`` and ``X-Original-URI``.
   Ref: https://nginx.org/en/docs/http/ngx_http_auth_request_module.html
 
@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.forwarded import forwarded_credential
+from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
 from pdp.components import Components
 from pdp.config import Settings
 from pdp.decision.model import AuthorizeInput, Decision
@@ -82,6 +83,11 @@ for _path, _endpoint, _summary in [("/envoy/{path:path}", envoy, "Envoy ext_auth
 async def _gateway(request: Request, components: Components, *, door: str, method: str,
                    uri: str) -> Response:
     try:
+        pep = gateway_pep(request, components, door)
+        if pep is None:
+            return _refused(request, "this gateway endpoint answers only trusted proxies "
+                                     "(`trusted_proxies`) or allowlisted PEPs (TLS client "
+                                     "certificate)", ReasonCode.IDENTITY_MISSING)
         table = route_table(request, components.settings)
         try:
             match = table.match(method, uri)
@@ -90,11 +96,6 @@ async def _gateway(request: Request, components: Components, *, door: str, metho
         if match is None:
             return _refused(request, f"no route matches {method.upper()} "
                                      f"{uri.split('?', 1)[0]}", ReasonCode.REQUEST_NO_ROUTE)
-        pep = gateway_pep(request, components, door)
-        if pep is None:
-            return _refused(request, "this gateway endpoint answers only trusted proxies "
-                                     "(`trusted_proxies`) or allowlisted PEPs (TLS client "
-                                     "certificate)", ReasonCode.IDENTITY_MISSING)
         try:
             credential = gateway_credential(request, components.settings)
         except IdentityError as e:
@@ -144,8 +145,6 @@ def gateway_pep(request: Request, components: Components, door: str) -> str | No
     ``trusted_proxies``. When the allowlist is enforced and neither holds, None:
     the request is refused. Otherwise the door's name stands in.
     """
-    from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
-
     settings = components.settings
     chain = tls_client_chain(request)
     if chain is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
@@ -55,7 +55,7 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(components: ComponentsDep) -> Response:
-    return Response(generate_latest(components.metrics.registry),
+    return Response(components.metrics.exposition(),  # summed over workers (--workers N)
                     media_type=CONTENT_TYPE_LATEST)
 
 

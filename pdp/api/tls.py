@@ -122,4 +122,17 @@ def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-__all__ = ["client_chain_pem", "http_protocol_class", "tls_extension", "uvicorn_tls_options"]
+HTTP_PROTOCOL_IMPORT = "pdp.api.tls:TlsScopeHttpProtocol"
+"""The protocol of :func:`http_protocol_class` as an import string: uvicorn pickles its
+configuration for worker processes (``pdp serve --workers N``), and a class made at run
+time does not pickle."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TlsScopeHttpProtocol":  # HTTP_PROTOCOL_IMPORT, resolved in each worker
+        return http_protocol_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["HTTP_PROTOCOL_IMPORT", "client_chain_pem", "http_protocol_class", "tls_extension",
+           "uvicorn_tls_options"]

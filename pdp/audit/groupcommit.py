@@ -191,7 +191,7 @@ class GroupCommitLog:
         """How many of the ``available`` queued records (at most ``batch_max``) to write now.
 
         All of them by default. A store may prefer a few fixed sizes (SQLite:
-        powers of two, so its multi-row INSERT statements stay prepared); the
+        multiples of 64, so its multi-row INSERT statements stay prepared); the
         rest go first into the next transaction, which follows at once.
         """
         return available

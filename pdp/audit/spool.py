@@ -17,6 +17,10 @@ gets them when it reaches the store, chained after whatever the store holds
 then. Its ``timestamp`` stays the time of the decision, so a shipped record
 can have an older timestamp than the record before it in the chain.
 
+Several processes (``pdp serve --workers``) may share one spool: writes and
+truncation hold an exclusive ``flock`` on it, and each shipper looks at the
+file every few seconds even when its own process spooled nothing.
+
 Crash safety: a line is acknowledged only after its fsync, so a torn last line
 (the process died mid-write) was never acknowledged and is cut off at the next
 start. Shipping twice is harmless: appends are idempotent by ``decision_id``.
@@ -27,6 +31,7 @@ moved to ``<spool>.rejected`` with the reason, never dropped silently.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -73,7 +78,8 @@ class SpoolingLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            _cut_torn_tail(self._fd)
+            with _flocked(self._fd):  # not while another process writes a line
+                _cut_torn_tail(self._fd)
             self._spooling = os.fstat(self._fd).st_size > 0  # left from last time: ship first
         except OSError as exc:
             raise AuditUnavailable(f"cannot open the audit spool {self.path}: {exc}") from exc
@@ -117,7 +123,7 @@ class SpoolingLog:
         """Append ``record`` to the spool and fsync; the record as spooled (no chain keys)."""
         prepared = prepare(record)  # the same checks as the store: ValueError for a bad record
         line = (prepared.body_json + "\n").encode()
-        with self._lock:
+        with self._lock, _flocked(self._fd):
             if self._closed:
                 raise AuditUnavailable("decision log is closed")
             try:
@@ -157,12 +163,17 @@ class SpoolingLog:
     def _ship_loop(self) -> None:
         delay = self.retry_initial_s
         while not self._stop.is_set():
-            self._wake.wait(delay if self._spooling else None)
+            self._wake.wait(delay if self._spooling else self.retry_max_s)
             self._wake.clear()
             if self._stop.is_set():
                 return
             if not self._spooling:
-                continue
+                try:  # another process sharing the spool may have left records in it
+                    if os.fstat(self._fd).st_size == 0:
+                        continue
+                except OSError:
+                    continue
+                self._spooling = True
             try:
                 with self._ship_lock:
                     done = self._ship()
@@ -181,6 +192,8 @@ class SpoolingLog:
 
     def _ship(self) -> bool:
         """Ship every complete line; truncate when nothing new arrived. Raises AuditError."""
+        if os.fstat(self._fd).st_size < self._offset:
+            self._offset = 0  # another process shipped and truncated it
         offset = self._offset
         while True:
             chunk, end = _read_lines(self.path, offset, SHIP_CHUNK)
@@ -196,8 +209,11 @@ class SpoolingLog:
             offset = self._offset = end
             if self._stop.is_set():
                 return False
-        with self._lock:
-            if os.fstat(self._fd).st_size != offset:
+        with self._lock, _flocked(self._fd):
+            size = os.fstat(self._fd).st_size
+            if size != offset:
+                if size < offset:
+                    self._offset = 0  # truncated by another process meanwhile
                 return False  # lines were added meanwhile: another round
             os.ftruncate(self._fd, 0)
             os.fsync(self._fd)
@@ -299,6 +315,19 @@ class SpoolingLog:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.store, name)
+
+
+class _flocked:
+    """An exclusive ``flock`` on the spool for as long as the block runs (other processes)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
 def _write_all(fd: int, data: bytes) -> None:

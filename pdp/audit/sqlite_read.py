@@ -62,7 +62,12 @@ class Reader:
     def query(self, flt: DecisionFilter, limit: int, cursor: str | None) -> Page:
         check_limit(limit)
         where, params = where_clause(flt, before=decode_cursor(cursor))
-        sql = f"SELECT seq, record FROM decisions{where} ORDER BY seq DESC LIMIT ?"
+        # Two steps: choose the page's seqs from an index alone (each index carries seq,
+        # the rowid), then read only those records. In one step SQLite would sort every
+        # matching row *with its record* to find the newest: 20x slower for a principal
+        # over 30 days of a 1,000,000-record log (bench/audit_log.py).
+        sql = (f"SELECT seq, record FROM decisions WHERE seq IN (SELECT seq FROM decisions"
+               f"{where} ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC")
         with self._connection() as conn:
             rows = conn.execute(sql, [*params, limit + 1]).fetchall()  # +1: is there more?
         more = len(rows) > limit

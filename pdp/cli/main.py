@@ -40,6 +40,7 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert (PEM).")] = None,
     client_ca_bundle: Annotated[Path | None, typer.Option("--client-ca-bundle", help="Ask PEPs for a client certificate from these CAs; its X.509-SVID is the PEP's identity.")] = None,
     client_cert_required: Annotated[bool, typer.Option("--client-cert-required", help="Refuse TLS clients without a certificate.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes; they share the port, the decision log (one chain) and /metrics [default: 1].")] = 1,
 ) -> None:
     """Serve the HTTP API (``--dev``: trust a local issuer for example.org)."""
     import uvicorn
@@ -47,6 +48,7 @@ def serve(
     from pdp.api.app import create_app
     from pdp.api.pep import PepAllowlist
     from pdp.api.tls import uvicorn_tls_options
+    from pdp.audit.errors import AuditError
     from pdp.components import build_components
     from pdp.engine.bundle import BundleInvalid
     from pdp.identity.trust_bundle import BundleError
@@ -58,16 +60,25 @@ def serve(
     try:
         tls = uvicorn_tls_options(settings)
         PepAllowlist.parse(settings.pep_allowlist)
-        components = build_components(settings)
+        # --workers N: each worker builds its own; this one is a dry run that checks the
+        # configuration and creates the shared state (dev keys, the log's schema) once.
+        components = build_components(settings) if workers == 1 else prepare_workers(settings)
     except BundleInvalid as e:
         fail(str(e))
     except (BundleError, ValueError) as e:  # trust bundles, issuers, TLS, PEP allowlist
         fail(f"configuration: {e}")
+    except AuditError as e:  # the decision log cannot be opened (PostgreSQL down, ...)
+        fail(f"decision log: {e}")
     bundle = components.bundles.current
     typer.echo(f"pdp: serving bundle {components.bundles.source.label} ({bundle.version.label if bundle else '?'}) "
                f"on http://{settings.host}:{settings.port}", err=True)
     typer.echo(f"pdp: decision log: {settings.audit.backend} "
                f"{settings.sqlite_path if settings.audit.backend == 'sqlite' else ''}", err=True)
+    context_health = getattr(components.live, "health", None)  # docs/context.md
+    if context_health is not None:
+        ctx = context_health()
+        typer.echo(f"pdp: live context: {ctx['backend']} {ctx['source']} ({ctx['status']})",
+                   err=True)
     if components.dev_issuer is not None:
         typer.echo("pdp: --dev: trusting the local development issuer for spiffe://example.org.\n"
                    "     mint a token:  pdp token --spiffe-id spiffe://example.org/services/etl",
@@ -78,8 +89,71 @@ def serve(
     if not settings.dev and not settings.pep_allowlist:
         typer.echo("pdp: warning: pep_allowlist is empty: any caller may ask for decisions",
                    err=True)
+    if workers > 1:
+        components.close()
+        run_workers(settings, workers, tls)
+        return
     uvicorn.run(create_app(components), host=settings.host, port=settings.port,
                 log_level="warning", **tls)
+
+
+def prepare_workers(settings: Any) -> Any:
+    """Check ``settings`` as a worker will use them, creating the state workers share.
+
+    Builds the components once with an in-memory log (the bundle, trust sources,
+    dev issuer are checked and created here, not raced by the workers), opens the
+    configured decision log once (its schema) and creates the ``--dev`` checkpoint
+    key. Returns those components, for the banner; close them before serving.
+    """
+    from pdp.audit.checkpoint import checkpoint_private_key
+    from pdp.audit.factory import open_configured_log
+    from pdp.audit.memory import MemoryDecisionLog
+    from pdp.components import build_components
+
+    open_configured_log(settings, spool=False).close()
+    checkpoint_private_key(settings)
+    return build_components(settings, log=MemoryDecisionLog())
+
+
+def run_workers(settings: Any, workers: int, tls: dict[str, Any]) -> None:
+    """Serve with ``workers`` uvicorn processes on one socket (``pdp.api.app:app_from_env``).
+
+    Each worker reads the resolved settings from ``PDP_SERVE_SETTINGS_JSON`` and
+    keeps its metric values in a fresh ``PROMETHEUS_MULTIPROC_DIR`` under the state
+    directory (removed on exit), so ``/metrics`` sums them whichever worker answers.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from pdp.api.app import SETTINGS_ENV
+    from pdp.api.tls import HTTP_PROTOCOL_IMPORT
+
+    if settings.context.backend == "memory":
+        typer.echo(f"pdp: {workers} workers: each keeps its own in-process live context "
+                   "(incident mode, risk levels, revocations) and task grants; set "
+                   "[context] backend = \"redis\" to share them", err=True)
+    if "http" in tls:  # client certificates: the protocol class by import string (pickled)
+        tls = {**tls, "http": HTTP_PROTOCOL_IMPORT}
+    own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="metrics-", dir=_metrics_parent(settings.state_dir))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by the spawned workers
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    try:
+        uvicorn.run("pdp.api.app:app_from_env", factory=True, workers=workers,
+                    host=settings.host, port=settings.port, log_level="warning", **tls)
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_parent(state_dir: Path) -> Path:
+    path = state_dir / "metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @app.command()

@@ -85,10 +85,7 @@ def decide(
 
     request = _eval_request(identity, action_info, resource, context, live, now, principal)
     def run(req: EvalRequest) -> Evaluation:
-        return evaluate(
-            bundle, req, bundle.linked.policy_set(bundle, active) if active else None,
-            extra_effects={g.link_id: bundle.policies[g.template].effect
-                           for g in active if g.template in bundle.policies})
+        return evaluate(bundle, req, grants=active)
 
     evaluation = run(request)
     wanted = explain if explain is not None else not evaluation.allowed
@@ -127,8 +124,7 @@ def diagnose_request(bundle: Bundle, *, identity: VerifiedIdentity, action: str,
     action_info = bundle.actions.resolve(action)
     request = _eval_request(identity, action_info, resource, context, live, now)
     active = [g for g in grants if g.active(now)]
-    evaluation = evaluate(bundle, request,
-                          bundle.linked.policy_set(bundle, active) if active else None)
+    evaluation = evaluate(bundle, request, grants=active)
     if evaluation.entities is None:
         return ()
     ids = [p.id for p in bundle.policies.values()
@@ -160,7 +156,7 @@ def _diagnose(bundle: Bundle, request: EvalRequest,
     elif forbids or evaluation.errored_forbids:
         ids = forbids + list(evaluation.errored_forbids)
     else:
-        ids = list(permit_candidates(bundle, request.action))
+        ids = list(permit_candidates(bundle, request.action, evaluation.candidates))
     ids = list(dict.fromkeys(ids + errored))
     data = _request_data(bundle, request)
     found = diagnose(bundle, ids, principal=request.principal.uid, action=request.action,
@@ -306,7 +302,8 @@ class Outcomes:
             version=self.bundle.version if self.bundle else None,
             live=self.live,
             valid_until=self._valid_until(decision, reasons),
-            identity=self.identity, diagnosis=diagnosis)
+            identity=self.identity, diagnosis=diagnosis,
+            grants=tuple(self.grants.values()))
 
     def _live_codes(self) -> tuple[str, ...]:
         # Live context this decision used was stale or unreachable: defaults were used.

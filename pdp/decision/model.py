@@ -12,6 +12,7 @@ from pdp.identity.model import Credential, VerifiedIdentity
 if TYPE_CHECKING:
     from context.model import LiveSnapshot
     from pdp.engine.bundle import BundleVersion
+    from pdp.engine.grants import Grant
     from pdp.engine.whynot import PolicyDiagnosis
 
 
@@ -116,6 +117,8 @@ class Decision:
     identity: VerifiedIdentity | None = None
     # Why policies did or did not apply (denies, or on request): computed by Cedar.
     diagnosis: tuple[PolicyDiagnosis, ...] = ()
+    # The task grants linked for this decision (recorded, so it can be replayed).
+    grants: tuple[Grant, ...] = ()
 
     @property
     def allowed(self) -> bool:

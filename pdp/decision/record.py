@@ -85,6 +85,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "errors": [e.as_dict() for e in decision.errors],
         "explanation": decision.explanation,
         "diagnosis": [d.as_dict() for d in decision.diagnosis],
+        "grants": [g.as_dict() for g in decision.grants],
         "valid_until": decision.valid_until.isoformat(),
         "latency_us": latency_us,
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cedarpy
 from cedarpy import pst
@@ -56,6 +56,8 @@ class UnknownAction(ValueError):
 @dataclass(frozen=True, slots=True)
 class ActionCatalog:
     by_uid: Mapping[Uid, ActionInfo]
+    # Bare action id -> the actions of that id (one, unless namespaces share it).
+    by_name: Mapping[str, tuple[ActionInfo, ...]] = field(default_factory=dict)
 
     def resolve(self, name: str) -> ActionInfo:
         """Find an action by Cedar uid (``App::Action::"read"``) or by its bare id (``read``)."""
@@ -65,7 +67,7 @@ class ActionCatalog:
             if found is None:
                 raise UnknownAction(f"unknown action {name}")
             return found
-        matches = [a for a in self.by_uid.values() if a.id == name]
+        matches = self.by_name.get(name, ())
         if not matches:
             raise UnknownAction(f"unknown action {name!r}")
         if len(matches) > 1:
@@ -96,10 +98,13 @@ def build_action_catalog(schema: cedarpy.Schema, entities: cedarpy.Entities) -> 
             actions.append(((uid["type"], uid["id"]), parents))
     live = _declaring(schema, [uid for uid, _ in actions], LIVE_ATTR)
     credential = _declaring(schema, [uid for uid, _ in actions], CREDENTIAL_ATTR)
-    return ActionCatalog(by_uid={
-        uid: ActionInfo(type=uid[0], id=uid[1], parents=parents,
-                        declares_live=uid in live, declares_credential=uid in credential)
-        for uid, parents in actions})
+    by_uid = {uid: ActionInfo(type=uid[0], id=uid[1], parents=parents,
+                              declares_live=uid in live, declares_credential=uid in credential)
+              for uid, parents in actions}
+    by_name: dict[str, tuple[ActionInfo, ...]] = {}
+    for info in by_uid.values():
+        by_name[info.id] = by_name.get(info.id, ()) + (info,)
+    return ActionCatalog(by_uid=by_uid, by_name=by_name)
 
 
 def _declaring(schema: cedarpy.Schema, actions: list[Uid], attr: str) -> set[Uid]:

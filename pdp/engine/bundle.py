@@ -116,6 +116,12 @@ class Bundle:
     probes: Any = field(default=None, compare=False, repr=False)
     # Policy sets with task grants linked (pdp.engine.grants), built on first use.
     linked: Any = field(default=None, compare=False, repr=False)
+    # Static parents, transitively (pdp.engine.graph), and the scope index for slicing
+    # (pdp.engine.slicing; None when the bundle is too small to be worth slicing).
+    graph: Any = field(default=None, compare=False, repr=False)
+    index: Any = field(default=None, compare=False, repr=False)
+    # Per-request entity sets (pdp.engine.entity_slice) when entities.json is large.
+    entity_slicer: Any = field(default=None, compare=False, repr=False)
 
 
 def load_bundle(directory: Path | str) -> Bundle:
@@ -136,11 +142,19 @@ def load_bundle(directory: Path | str) -> Bundle:
         raise BundleInvalid(directory, problems)
 
     from pdp.engine.grants import LinkedSets
+    from pdp.engine.graph import EntityGraph
+    from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex
     from pdp.engine.whynot import ProbeCache
 
+    statics = {pid: info.node for pid, info in infos.items() if not info.is_template}
+    statics = {pid: dataclasses.replace(node, id=pid) for pid, node in statics.items()}
+    graph = EntityGraph(_parent_graph(files, workload_parents))
     return Bundle(
         probes=ProbeCache(),
         linked=LinkedSets(),
+        graph=graph,
+        entity_slicer=_entity_slicer(files, graph, schema, infos),
+        index=PolicyIndex(statics) if len(statics) >= SLICE_MIN_POLICIES else None,
         directory=directory.resolve(),
         version=compute_version(directory, files),
         schema=schema,
@@ -308,6 +322,36 @@ def _load_entities(
     static_attrs = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e.get("attrs") or {}
                     for e in others}
     return entities, workload_parents, static_attrs
+
+
+def _parent_graph(files: Mapping[str, bytes],
+                  workload_parents: Mapping[str, tuple[dict[str, str], ...]],
+                  ) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """Every static entity's parents (workloads included), from entities.json."""
+    raw = json.loads(files[ENTITIES_FILE]) if ENTITIES_FILE in files else []
+    graph = {(str(e["uid"]["type"]), str(e["uid"]["id"])):
+             tuple((str(p["type"]), str(p["id"])) for p in e.get("parents", []))
+             for e in raw}
+    for wid, parents in workload_parents.items():
+        graph[("Pdp::Workload", wid)] = tuple((str(p["type"]), str(p["id"])) for p in parents)
+    return graph
+
+
+def _entity_slicer(files: Mapping[str, bytes], graph: Any, schema: cedarpy.Schema,
+                   infos: Mapping[str, PolicyInfo]) -> Any:
+    """Per-request entity sets, for bundles whose entities.json is large."""
+    from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
+
+    raw = json.loads(files[ENTITIES_FILE]) if ENTITIES_FILE in files else []
+    if len(raw) < ENTITY_SLICE_MIN:
+        return None
+    records = {(str(e["uid"]["type"]), str(e["uid"]["id"])): e for e in raw
+               if e["uid"].get("type") != WORKLOAD_TYPE}
+    from pdp.engine.render import entity_type_text
+
+    literals = {(entity_type_text(u.type), u.id)
+                for info in infos.values() for u in pst.entity_uids(info.node.clauses)}
+    return EntitySlicer(records, graph, schema, literals)
 
 
 def _build_policy_set(static: dict[str, pst.Template], templates: dict[str, pst.Template],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,9 @@ import cedarpy
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.cedar_call import CedarResult
+from pdp.engine.grants import Grant
+from pdp.engine.pdp_schema import WORKLOAD_TYPE
+from pdp.engine.slicing import link
 from pdp.engine.bundle import Bundle
 
 _POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
@@ -72,51 +75,105 @@ class Evaluation:
     cedar_allowed: bool = field(default=False)
     # The entities the request was evaluated against, for explanations.
     entities: cedarpy.Entities | None = field(default=None, compare=False, repr=False)
+    # The slice of policies whose scope could match (None: the whole bundle was evaluated).
+    candidates: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 def evaluate(bundle: Bundle, request: EvalRequest,
              policy_set: cedarpy.PolicySet | None = None,
-             extra_effects: Mapping[str, str] | None = None) -> Evaluation:
+             extra_effects: Mapping[str, str] | None = None,
+             grants: Sequence[Grant] = ()) -> Evaluation:
     """Decide ``request`` with Cedar. Never raises: failures come back in the ``Evaluation``.
 
-    ``policy_set`` overrides the bundle's (e.g. with template-linked grants added), and
-    ``extra_effects`` gives the effect of policies not in the bundle (the linked ones).
+    ``grants`` are linked from the bundle's templates. On a large bundle only the slice
+    of policies whose scope can match is evaluated (``pdp.engine.slicing``).
+    ``policy_set`` overrides the policies altogether, and ``extra_effects`` gives the
+    effect of policies not in the bundle.
     """
+    if grants:
+        extra_effects = {**(extra_effects or {}), **{
+            g.link_id: bundle.policies[g.template].effect
+            for g in grants if g.template in bundle.policies}}
     problem = _check_static_conflict(bundle, request.resource)
     if not problem and request.principal.pep_described:
         problem = _check_static_conflict(bundle, request.principal)
     if problem:
         return Evaluation(allowed=False, request_error=problem)
     try:
-        principal = request.principal
-        if principal.pep_described:
-            entities = bundle.principal_entities.base
-            described = _resource_entity(bundle, principal)
-            if described is not None:
-                entities = entities.with_added_json_str(json.dumps([described]), bundle.schema)
-        else:
-            principal_json = lambda: json.dumps([_principal_entity(bundle, principal)])  # noqa: E731
-            entities = bundle.principal_entities.with_principal(
-                principal.cache_key if principal.cache_key is not None else principal_json(),
-                principal_json)
-        resource = _resource_entity(bundle, request.resource)
-        if resource is not None:
-            # Attributes from the PEP are checked against the schema before use.
-            entities = entities.with_added_json_str(json.dumps([resource]), bundle.schema)
+        entities = _entities_for(bundle, request)
     except ValueError as e:
         return Evaluation(allowed=False, request_error=f"entities do not match the schema: {e}")
     try:
+        candidates = None
+        if policy_set is None:
+            policy_set, candidates = _policies_for(bundle, request, grants)
         result = cedar_call.is_authorized(
             request.principal.uid, {"type": request.action.type, "id": request.action.id},
-            request.resource.uid, request.context, policy_set or bundle.policy_set, entities,
-            bundle.schema)
+            request.resource.uid, request.context, policy_set, entities, bundle.schema)
     except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
         return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
-    return _to_evaluation(bundle, result, entities, extra_effects or {})
+    return _to_evaluation(bundle, result, entities, extra_effects or {}, candidates)
+
+
+def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
+    """The entities Cedar evaluates against (raises ValueError on a schema mismatch)."""
+    principal = request.principal
+    resource = _resource_entity(bundle, request.resource)
+    if bundle.entity_slicer is not None:
+        own = ([_resource_entity(bundle, principal)] if principal.pep_described
+               else [_principal_entity(bundle, principal)])
+        own = [e for e in own if e is not None]
+        if resource is not None:
+            # Attributes from the PEP are checked against the schema (by from_json_str).
+            own.append(resource)
+        key = (principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
+               request.resource.type, request.resource.id,
+               json.dumps(resource) if resource is not None else None)
+        return bundle.entity_slicer.entities(
+            key, own, roots=[(principal.type, principal.id),
+                             (request.resource.type, request.resource.id)])
+    if principal.pep_described:
+        entities = bundle.principal_entities.base
+        described = _resource_entity(bundle, principal)
+        if described is not None:
+            entities = entities.with_added_json_str(json.dumps([described]), bundle.schema)
+    else:
+        principal_json = lambda: json.dumps([_principal_entity(bundle, principal)])  # noqa: E731
+        entities = bundle.principal_entities.with_principal(
+            principal.cache_key if principal.cache_key is not None else principal_json(),
+            principal_json)
+    if resource is not None:
+        # Attributes from the PEP are checked against the schema before use.
+        entities = entities.with_added_json_str(json.dumps([resource]), bundle.schema)
+    return entities
+
+
+def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
+                  ) -> tuple[cedarpy.PolicySet, frozenset[str] | None]:
+    """The whole bundle (small ones), or the slice whose scopes can match the request."""
+    if bundle.index is None:
+        return (bundle.linked.policy_set(bundle, grants) if grants else bundle.policy_set), None
+    links = {g.link_id: link(bundle.policies[g.template].node, g.link_id,
+                             (WORKLOAD_TYPE, g.principal), (g.resource_type, g.resource_id))
+             for g in grants
+             if g.template in bundle.policies and bundle.policies[g.template].is_template}
+    principal, resource = request.principal, request.resource
+    ids = bundle.index.candidates(
+        (principal.type, principal.id), _ancestors(bundle, principal),
+        bundle.actions.ancestors(request.action.uid) | {request.action.uid},
+        (resource.type, resource.id), _ancestors(bundle, resource), extra=links)
+    return bundle.index.slice(ids, links), ids
+
+
+def _ancestors(bundle: Bundle, entity: EntityInput) -> frozenset[Uid]:
+    """Everything ``entity`` is in: its own parents (from the request) and the static ones."""
+    return (bundle.graph.ancestors_of_all(entity.parents)
+            | bundle.graph.ancestors((entity.type, entity.id)))
 
 
 def _to_evaluation(bundle: Bundle, result: CedarResult, entities: cedarpy.Entities,
-                   extra_effects: Mapping[str, str]) -> Evaluation:
+                   extra_effects: Mapping[str, str],
+                   candidates: frozenset[str] | None = None) -> Evaluation:
     if result.decision == "NoDecision":
         # Cedar refuses to build the request (context or entity types off the schema).
         message = "; ".join(result.errors) or "request does not match the schema"
@@ -133,6 +190,7 @@ def _to_evaluation(bundle: Bundle, result: CedarResult, entities: cedarpy.Entiti
         errored_forbids=errored_forbids,
         cedar_allowed=result.allowed,
         entities=entities,
+        candidates=candidates,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,11 +108,17 @@ def _split(expr: pst.Expr, op: str) -> Iterator[pst.Expr]:
         yield expr
 
 
-def permit_candidates(bundle: Bundle, action: ActionInfo) -> tuple[str, ...]:
-    """Static permits whose action scope covers ``action`` (a cheap pre-filter)."""
-    out = [p.id for p in bundle.policies.values()
-           if p.effect == "permit" and not p.is_template
-           and action_covers(p.node.action, bundle, action)]
+def permit_candidates(bundle: Bundle, action: ActionInfo,
+                      within: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Static permits whose action scope covers ``action``; ``within``: the slice of a sliced
+    bundle (already exactly the policies whose scopes can match)."""
+    if within is not None:
+        out = sorted(pid for pid in within
+                     if pid in bundle.policies and bundle.policies[pid].effect == "permit")
+    else:
+        out = [p.id for p in bundle.policies.values()
+               if p.effect == "permit" and not p.is_template
+               and action_covers(p.node.action, bundle, action)]
     return tuple(out[:MAX_CANDIDATES])
 
 

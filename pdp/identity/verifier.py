@@ -35,15 +35,15 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from pdp.config import IssuerConfig, Settings, TrustDomainConfig
 from pdp.identity.algorithms import allowed_algorithms
-from pdp.identity.claims import JwtRules, check_times
+from pdp.identity.claims import LIFETIME_EXCEEDED_FLAG, JwtRules, check_times
 from pdp.identity.dev_issuer import DevIssuer
 from pdp.identity.errors import (
-    BadSpiffeId, MalformedCredential, MissingCredential, UntrustedIssuer,
+    BadSpiffeId, LifetimeExceeded, MalformedCredential, MissingCredential, UntrustedIssuer,
 )
 from pdp.identity.fetch import DiscoverySource, FileSource, KeyDocumentSource, UrlSource
 from pdp.identity.jose import CompactJws, is_access_token_typ, parse_compact_jws
@@ -126,9 +126,12 @@ class IdentityVerifier:
         svid_rules: Mapping[str, JwtRules],
         deny_list: RevocationCheck | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        x509_lifetimes: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         self.store = store
         self.svid_rules = dict(svid_rules)
+        # Per trust domain: (longest X.509-SVID leaf lifetime in seconds, "deny" | "flag").
+        self.x509_lifetimes = dict(x509_lifetimes or {})
         self.deny_list: RevocationCheck = deny_list if deny_list is not None else DenyList()
         self.cache = VerificationCache(cache_size)
         self._cache_version = store.version
@@ -170,7 +173,10 @@ class IdentityVerifier:
         store = TrustStore.load(sources, issuers=issuers, extra_jwt_keys=extra_keys,
                                 observer=observer)
         size = settings.verification_cache_size if cache_size is None else cache_size
-        return cls(store=store, svid_rules=svid_rules, deny_list=deny_list, cache_size=size)
+        x509_lifetimes = {td.name: (td.x509_max_lifetime_s, td.lifetime_policy)
+                          for td in settings.trust_domains if td.x509_max_lifetime_s}
+        return cls(store=store, svid_rules=svid_rules, deny_list=deny_list, cache_size=size,
+                   x509_lifetimes=x509_lifetimes)
 
     def verify(self, credential: Credential, now: datetime) -> VerifiedIdentity:
         """Verify ``credential`` at ``now`` (timezone-aware); raise an ``IdentityError``."""
@@ -231,8 +237,8 @@ class IdentityVerifier:
     def _verify_uncached(self, credential: Credential, now: datetime) -> _Verified:
         if isinstance(credential, X509Chain):
             result = verify_x509_chain(credential.pem, self.store.bundles, now)
-            return _Verified(result.identity,
-                             lambda at: check_validity_period(result.chain, at))
+            identity = self._check_x509_lifetime(result.identity)
+            return _Verified(identity, lambda at: check_validity_period(result.chain, at))
         return self._verify_token(parse_compact_jws(credential.token), now)
 
     def _verify_token(self, jws: CompactJws, now: datetime) -> _Verified:
@@ -250,6 +256,18 @@ class IdentityVerifier:
             self._check_actor(identity)
         payload = jws.payload
         return _Verified(identity, lambda at: check_times(payload, at, leeway))
+
+    def _check_x509_lifetime(self, identity: VerifiedIdentity) -> VerifiedIdentity:
+        limit = self.x509_lifetimes.get(identity.trust_domain)
+        if limit is None or identity.issued_at is None or identity.expires_at is None:
+            return identity
+        max_s, policy = limit
+        if (identity.expires_at - identity.issued_at).total_seconds() <= max_s:
+            return identity
+        if policy == "flag":
+            return replace(identity, flags=(*identity.flags, LIFETIME_EXCEEDED_FLAG))
+        raise LifetimeExceeded(f"certificate lifetime exceeds {max_s} s",
+                               reason="certificate-lifetime")
 
     def _check_actor(self, identity: VerifiedIdentity) -> None:
         """The current actor must be a workload we could verify ourselves: a SPIFFE ID of

@@ -121,3 +121,15 @@ async def test_grants_survive_a_restart(setup, clock, tmp_path) -> None:
 
     reloaded = GrantStore(parts.settings.state_dir / "grants.json")
     assert [g.id for g in reloaded.active(clock.at)] == [grant["id"]]
+
+
+async def test_a_decision_allowed_by_a_grant_replays_from_its_record(setup, clock) -> None:
+    from pdp.audit.replay import replay_record
+
+    parts, client = setup
+    grant = (await _grant(client, parts, clock)).json()
+    allowed = await _read_ledger(client, parts, clock)
+    record = parts.log.get(allowed["decision_id"])
+    assert [g["id"] for g in record["grants"]] == [grant["id"]]
+    report = replay_record(record, archive=parts.archive, current=parts.bundles.current)
+    assert report.reproduced

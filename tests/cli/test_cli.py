@@ -83,3 +83,37 @@ def test_token_refuses_a_foreign_trust_domain(workdir: Path) -> None:
 def test_schema_prints_the_pdp_namespace(workdir: Path) -> None:
     r = run_cli("schema", cwd=workdir)
     assert "namespace Pdp" in r.stdout and "entity Workload" in r.stdout
+
+
+def test_coverage_names_untested_policies_and_conditions_and_gates(workdir: Path) -> None:
+    full = run_cli("test", "policies", "--coverage", "--min-coverage", "100", cwd=workdir)
+    assert full.returncode == 0, full.stdout
+    assert "coverage: 100.0%" in full.stdout
+    (workdir / "policies" / "extra.cedar").write_text(
+        '@id("dataset.audit.read") @reason("Audit jobs read datasets with a purpose.")\n'
+        'permit (principal in Pdp::Group::"auditors", action == App::Action::"read", resource)\n'
+        'when { context has purpose && context.purpose == "audit" };\n')
+    r = run_cli("test", "policies", "--min-coverage", "100", cwd=workdir)
+    assert r.returncode == 1
+    assert "never decided: dataset.audit.read (extra.cedar)" in r.stdout
+    assert "below --min-coverage 100" in r.stdout
+    # No case is in this policy's scope, so Cedar never evaluated its conditions.
+    assert "never true and false: dataset.audit.read when `context has purpose`" in r.stdout
+
+
+def test_junit_xml_has_one_testcase_per_case_and_the_failures(workdir: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    (workdir / "policies" / "tests" / "wrong.yaml").write_text(
+        "cases:\n  - description: expects the impossible\n"
+        "    principal: spiffe://example.org/services/etl\n    action: write\n"
+        "    resource: {type: App::Dataset, id: ledger}\n    expect: {decision: allow}\n")
+    r = run_cli("test", "policies", "--junit", "out/junit.xml", cwd=workdir)
+    assert r.returncode == 1
+    root = ET.parse(workdir / "out" / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    passed, failed = (int(x) for x in r.stdout.strip().splitlines()[-1].replace(
+        " passed, ", " ").replace(" failed", "").split())
+    assert len(cases) == passed + failed and root.get("failures") == "1"
+    failure = root.find(".//testsuite[@name='tests/wrong.yaml']/testcase/failure")
+    assert failure is not None and "expected allow, got deny" in failure.get("message", "")

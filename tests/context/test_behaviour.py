@@ -9,7 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from context.behaviour import (
-    EXPIRED, REVOKED, BehaviourMonitor, BehaviourRules, Observation, RiskRaise, claimed_subject,
+    EXPIRED,
+    REVOKED,
+    BehaviourMonitor,
+    BehaviourRules,
+    Observation,
+    RiskRaise,
+    claimed_subject,
     observation_of,
 )
 from tests.conftest import MONDAY_10

@@ -11,8 +11,16 @@ from context.live import DegradedDefaults, Freshness, LiveContext
 from context.memory import InMemoryContext
 from context.model import LiveSnapshot
 from context.state import (
-    ContextChange, ContextState, Incident, RequestFacts, RiskEntry, Scope, entry_from_json,
-    entry_to_json, incident_key, parse_level,
+    ContextChange,
+    ContextState,
+    Incident,
+    RequestFacts,
+    RiskEntry,
+    Scope,
+    entry_from_json,
+    entry_to_json,
+    incident_key,
+    parse_level,
 )
 from context.store import InMemoryStore, StoreView
 from tests.conftest import MONDAY_10

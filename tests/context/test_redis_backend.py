@@ -102,6 +102,32 @@ def test_an_outage_keeps_last_values_until_their_max_age_then_defaults_then_reco
     assert b.health()["status"] == "ok"
 
 
+def test_the_machines_shared_redis_works_under_a_private_prefix() -> None:
+    import secrets
+
+    from tests.conftest import require_service
+
+    require_service("Redis", "127.0.0.1", 6379)
+    prefix = f"pdp-test-{secrets.token_hex(6)}"
+    made = [LiveContext(store=RedisContextStore(RedisLink("redis://127.0.0.1:6379/0",
+                                                           prefix=prefix, resync_s=0.1)),
+                        calendar=BusinessCalendar()) for _ in range(2)]
+    a, b = made
+    try:
+        _, version = a.set_risk(level=2, reason="shared instance", now=_now(), principal=ETL)
+        eventually(lambda: b.snapshot(ETL, _now()).version == version)
+        assert b.snapshot(ETL, _now()).principal_risk_level == 2
+    finally:
+        for live in made:
+            live.close()
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=6379) as client:
+            keys = list(client.scan_iter(match=f"{prefix}:*"))
+            if keys:
+                client.delete(*keys)
+
+
 def test_an_unreachable_redis_at_start_is_degraded_not_a_crash(tmp_path) -> None:
     from tests.server import free_port
 

@@ -91,3 +91,11 @@ def test_routes_load_from_settings(tmp_path) -> None:
                       'resource_type = "App::Dataset"\nresource_id = "{name}"\n')
     settings = load_settings(config)
     assert RouteTable.from_specs(settings.routes).match("GET", "/datasets/x") is not None
+
+
+def test_the_gateway_package_exports_its_route_table() -> None:
+    import pdp.gateway
+
+    assert sorted(pdp.gateway.__all__) == ["RouteError", "RouteMatch", "RouteTable",
+                                           "UnsafePath", "compile_route"]
+    assert all(hasattr(pdp.gateway, name) for name in pdp.gateway.__all__)

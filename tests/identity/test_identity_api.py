@@ -256,3 +256,25 @@ async def test_delegation_deeper_than_the_configured_cap_is_refused(
         assert one.json()["decision"] == "allow"
     finally:
         parts.close()
+
+
+@pytest.mark.parametrize("policy", ["deny", "flag"])
+async def test_x509_svid_over_its_trust_domains_maximum_lifetime(
+        tmp_path: Path, td: TrustDomain, policy: str) -> None:
+    settings = settings_for(tmp_path, td)
+    settings.trust_domains[0] = TrustDomainConfig(
+        name="example.org", bundle_file=settings.trust_domains[0].bundle_file,
+        x509_max_lifetime_s=3600, lifetime_policy=policy)  # type: ignore[arg-type]
+    parts = build_components(settings)
+    try:
+        async with app_client(parts) as client:
+            long_lived = td.svid("/services/etl")  # 65 minutes
+            body = (await client.post("/v1/authorize",
+                                      json=authorize_body(x509=long_lived.chain_pem))).json()
+        if policy == "deny":
+            assert body["reason_codes"] == ["identity.lifetime_exceeded"]
+        else:
+            assert body["decision"] == "allow"
+            assert [e["code"] for e in body["errors"]] == ["identity.lifetime_exceeded"]
+    finally:
+        parts.close()

@@ -39,7 +39,9 @@ def service(tmp_path: Path, pdp: ServerProcess) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "datasets_service:app", "--app-dir", str(EXAMPLES),
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env={**os.environ, "PDP_URL": pdp.url}, stdout=log, stderr=subprocess.STDOUT)
+        # A generous timeout: on a loaded CI machine the PDP's first decision can be slow,
+        # and a timeout would (correctly) fail closed with 403 pdp.unreachable.
+        env={**os.environ, "PDP_URL": pdp.url, "PDP_TIMEOUT": "15"}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

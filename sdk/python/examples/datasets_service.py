@@ -7,6 +7,7 @@
     curl -s -X PUT localhost:8000/datasets/ledger -H "authorization: Bearer $TOKEN" # 403, and why
 
 Configuration (environment): ``PDP_URL`` (default ``http://127.0.0.1:8181``),
+``PDP_TIMEOUT`` (seconds per PDP call, default 2),
 ``PDP_TRUSTED_PROXIES`` (comma-separated addresses whose forwarded client
 certificate is accepted), ``PDP_EMBEDDED_CONFIG`` (a ``pdp.toml``: decide
 in-process instead of over HTTP).
@@ -32,7 +33,8 @@ def _authorizer() -> Any:
 
         return AsyncEmbeddedPDP(config=embedded, cache=DecisionCache())
     return AsyncPDPClient(os.environ.get("PDP_URL", "http://127.0.0.1:8181"),
-                          cache=DecisionCache(), timeout=2.0, retries=2)
+                          cache=DecisionCache(),
+                          timeout=float(os.environ.get("PDP_TIMEOUT", "2.0")), retries=2)
 
 
 authorizer = _authorizer()

@@ -1,0 +1,352 @@
+"""Decision-log benchmarks: append throughput (SQLite, PostgreSQL) and auditor queries.
+
+``python -m bench audit`` runs this section alone and rewrites its part of
+bench/RESULTS.md.
+
+Throughput: ``RECORDS`` realistic decision records (about 1.5 KB of JSON,
+shaped like ``pdp.decision.record``) are appended through the store's async
+``append()`` by ``PRODUCERS`` concurrent tasks, as request handlers do: each
+record is validated, serialized once, chained (SHA-256 over the previous hash
+and its canonical JSON), group-committed and acknowledged. The baseline, in
+the same run, is what the database alone costs for the same rows: the rows
+already serialized, inserted with ``executemany`` in transactions of
+``BATCH`` rows into the same table with the same indexes and durability
+setting, no chain, no event loop. Each figure is the median of ``ROUNDS``
+rounds on fresh files/schemas.
+
+Queries: one SQLite log of 1,000,000 records (200 principals over 30 days)
+is built once in a temporary directory with bulk inserts of chained rows,
+then ``query(DecisionFilter(principal=..., since=..., until=...), limit=100)``
+runs for random principals and windows; p50/p95 over ``QUERIES`` calls. The
+baseline is the same query made to skip the indexes (``NOT INDEXED``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.harness import machine, record
+from pdp.audit import DecisionFilter, SqliteDecisionLog
+from pdp.audit.groupcommit import Append
+from pdp.audit.hashchain import GENESIS, canonical
+from pdp.audit.records import prepare
+from pdp.audit.sqlite_read import where_clause
+from pdp.audit.sqlite_schema import INSERT, MIGRATIONS, ROW, connect
+
+RECORDS = 60_000
+PRODUCERS = 256
+BATCH = 512
+ROUNDS = 3
+QUERY_RECORDS = 1_000_000
+PRINCIPALS = 200
+SPAN = timedelta(days=30)
+QUERIES = 200
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+PG_DSN = os.environ.get("PDP_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def make_record(i: int, *, ts: datetime | None = None, principal: str | None = None,
+                decision_id: str | None = None) -> dict[str, Any]:
+    """A decision record shaped like pdp.decision.record.decision_record's."""
+    ts = ts or T0 + timedelta(milliseconds=i)
+    principal = principal or f"spiffe://example.org/services/s{i % PRINCIPALS}"
+    allow = i % 3 != 0
+    return {
+        "decision_id": decision_id or f"{secrets.token_hex(16)}",
+        "kind": "decision", "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "instance": "pdp-1:4242", "request_id": f"req-{i}", "pep": "gateway",
+        "principal": principal,
+        "credential": {"issuer": "spiffe://example.org", "kind": "jwt-svid", "jti": f"j-{i}",
+                       "serial": None, "sha256": "ab" * 32,
+                       "issued_at": "2026-10-01T11:59:00+00:00",
+                       "expires_at": "2026-10-01T12:04:00+00:00", "trust_domain": "example.org",
+                       "scopes": ["datasets:read"], "groups": [], "actor": None,
+                       "actor_chain": [], "flags": []},
+        "action": 'App::Action::"read"', "resource": f'App::Dataset::"d{i % 50}"',
+        "request": {"action": "read", "resource": {"type": "App::Dataset", "id": f"d{i % 50}",
+                                                   "attrs": None, "parents": []},
+                    "context": {"ip": "10.0.0.1"}},
+        "live": {"now": "2026-10-01T12:00:00Z", "incident": False, "risk_level": 0,
+                 "business_hours": True},
+        "policy_version": {"commit": "c0ffee" * 6, "sha256": "cd" * 32, "dirty": False,
+                           "label": "c0ffee1"},
+        "decision": "allow" if allow else "deny",
+        "reasons": [{"policy": "dataset.pipelines.read-write" if allow else "guard.incident",
+                     "effect": "permit" if allow else "forbid",
+                     "message": "Data pipelines may read and write datasets of the analytics "
+                                "domain."}],
+        "reason_codes": ["policy.permit" if allow else "policy.forbid"], "errors": [],
+        "explanation": "Allowed by policy dataset.pipelines.read-write: Data pipelines may read "
+                       "and write datasets of the analytics domain.",
+        "valid_until": "2026-10-01T12:04:00+00:00", "latency_us": 120,
+    }
+
+
+# -- throughput -------------------------------------------------------------------
+
+def append_throughput(log: Any, records: list[dict[str, Any]]) -> float:
+    """Records per second through ``log.append`` from PRODUCERS concurrent tasks."""
+    async def producer(chunk: list[dict[str, Any]]) -> None:
+        for r in chunk:
+            await log.append(r)
+
+    async def main() -> None:
+        await asyncio.gather(*(producer(records[i::PRODUCERS]) for i in range(PRODUCERS)))
+
+    start = time.perf_counter()
+    asyncio.run(main())
+    return len(records) / (time.perf_counter() - start)
+
+
+def plain_rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The same rows without a chain: columns, the record's JSON, no hashes."""
+    rows = []
+    for seq, r in enumerate(records, start=1):
+        p = prepare(r)
+        c = p.columns
+        rows.append((seq, c.decision_id, c.kind, c.ts, c.principal, c.action, c.resource,
+                     c.decision, c.pep, p.policies_json, p.reason_codes_json, p.body_json,
+                     None, None))
+    return rows
+
+
+def sqlite_baseline(path: Path, rows: list[tuple[Any, ...]], synchronous: str) -> float:
+    SqliteDecisionLog(path).close()  # the same schema and indexes
+    conn = connect(path, busy_timeout_ms=5000, synchronous=synchronous, writer=True)
+    sql = INSERT + ROW
+    start = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows[i:i + BATCH])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(rows) / elapsed
+
+
+def median_of(fn: Callable[[], float]) -> float:
+    return statistics.median(fn() for _ in range(ROUNDS))
+
+
+def sqlite_throughput(workdir: Path) -> list[str]:
+    records = [make_record(i) for i in range(RECORDS)]
+    rows = plain_rows(records)
+    lines = []
+    for synchronous in ("FULL", "NORMAL"):
+        batches: list[float] = []
+
+        def ours() -> float:
+            path = workdir / f"ours-{secrets.token_hex(4)}.db"
+            log = SqliteDecisionLog(path, synchronous=synchronous, batch_max=BATCH)
+            try:
+                rate = append_throughput(log, records)
+                batches.append(log.appended / log.commits)
+                assert log.appended == RECORDS
+            finally:
+                log.close()
+            return rate
+
+        def base() -> float:
+            return sqlite_baseline(workdir / f"base-{secrets.token_hex(4)}.db", rows, synchronous)
+
+        ours_rate, base_rate = median_of(ours), median_of(base)
+        lines.append(f"| SQLite, synchronous={synchronous} | {ours_rate:,.0f} | "
+                     f"{statistics.mean(batches):.0f} | {base_rate:,.0f} | "
+                     f"{ours_rate / base_rate:.2f} | ≥ 30,000 |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def postgres_throughput() -> list[str]:
+    try:
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        from pdp.audit.postgres import COLUMNS as PG_COLUMNS, PostgresDecisionLog
+
+        psycopg.connect(PG_DSN, connect_timeout=2).close()
+    except Exception as exc:  # noqa: BLE001 - report, do not fail the other sections
+        return [f"| PostgreSQL | not run: {exc} | | | | report |"]
+    records = [make_record(i) for i in range(RECORDS // 2)]
+    rows = [(*r[:9], list(prepare(rec).columns.policies),
+             list(prepare(rec).columns.reason_codes), r[11], "", "")
+            for r, rec in zip(plain_rows(records), records)]
+    batches: list[float] = []
+
+    def in_schema(fn: Callable[[str], float]) -> float:
+        schema = f"pdp_bench_{secrets.token_hex(4)}"
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            return fn(make_conninfo(PG_DSN, options=f"-csearch_path={schema}"))
+        finally:
+            with psycopg.connect(PG_DSN, autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+    def ours(dsn: str) -> float:
+        log = PostgresDecisionLog(dsn, batch_max=BATCH)
+        try:
+            rate = append_throughput(log, records)
+            batches.append(log.appended / log.commits)
+        finally:
+            log.close()
+        return rate
+
+    def base(dsn: str) -> float:
+        PostgresDecisionLog(dsn).close()  # the same tables and indexes
+        sql = (f"INSERT INTO decisions ({', '.join(PG_COLUMNS)}) "
+               f"VALUES ({', '.join(['%s'] * len(PG_COLUMNS))})")
+        with psycopg.connect(dsn) as conn:
+            start = time.perf_counter()
+            for i in range(0, len(rows), BATCH):
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(sql, rows[i:i + BATCH])
+            return len(rows) / (time.perf_counter() - start)
+
+    ours_rate = median_of(lambda: in_schema(ours))
+    base_rate = median_of(lambda: in_schema(base))
+    line = (f"| PostgreSQL 127.0.0.1, synchronous_commit=on | {ours_rate:,.0f} | "
+            f"{statistics.mean(batches):.0f} | {base_rate:,.0f} | "
+            f"{ours_rate / base_rate:.2f} | report |")
+    print(line, flush=True)
+    return [line]
+
+
+# -- queries over 1,000,000 records ------------------------------------------------------
+
+def build_query_log(path: Path, n: int | None = None) -> float:
+    """A chained log of ``n`` records, bulk-inserted; returns the seconds it took."""
+    start = time.perf_counter()
+    SqliteDecisionLog(path).close()  # the log's schema; its indexes are rebuilt below
+    conn = connect(path, busy_timeout_ms=5000, synchronous="OFF", writer=True)
+    conn.execute("PRAGMA cache_size=-262144")  # 256 MiB while building
+    indexes = [s for s in MIGRATIONS[1] if s.startswith("CREATE INDEX")]
+    for statement in indexes:  # bulk load first, then build each index in one sorted pass
+        conn.execute(f"DROP INDEX {statement.split()[2]}")
+    log = SqliteDecisionLog.__new__(SqliteDecisionLog)  # only for its row layout
+    n = QUERY_RECORDS if n is None else n
+    step = SPAN / n
+    rng = random.Random(5)
+    seq, head = 0, GENESIS
+    chunk = 20_000
+    for base in range(0, n, chunk):
+        items = [Append(prepare(make_record(
+            i, ts=T0 + step * i,
+            principal=f"spiffe://example.org/services/s{rng.randrange(PRINCIPALS)}",
+            decision_id=f"{i:032x}")), None, None)  # type: ignore[arg-type]
+            for i in range(base, min(n, base + chunk))]
+        _, rows = log._chain(items, seq, head, None)  # noqa: SLF001 - the store's own sealing
+        seq, head = rows[-1][0], rows[-1][-1]
+        conn.execute("BEGIN")
+        conn.executemany(INSERT + ROW, rows)
+        conn.execute("COMMIT")
+    for statement in indexes:
+        conn.execute(statement)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return time.perf_counter() - start
+
+
+def query_latencies(path: Path) -> list[str]:
+    store = SqliteDecisionLog(path)
+    rng = random.Random(11)
+    lines = []
+    try:
+        for label, window in (("1 day", timedelta(days=1)), ("7 days", timedelta(days=7)),
+                              ("30 days (all of it)", SPAN)):
+            times, found = [], 0
+            for _ in range(QUERIES):
+                since = T0 + (SPAN - window) * rng.random()
+                flt = DecisionFilter(principal=f"spiffe://example.org/services/s"
+                                               f"{rng.randrange(PRINCIPALS)}",
+                                     since=since, until=since + window)
+                t = time.perf_counter()
+                page = store.query(flt, limit=100)
+                times.append(time.perf_counter() - t)
+                found += len(page.records)
+            times.sort()
+            p50, p95 = times[len(times) // 2] * 1e3, times[int(len(times) * 0.95)] * 1e3
+            base = unindexed_query_ms(path, flt)
+            lines.append(f"| principal + {label}, first page of 100 | {p50:.1f} | {p95:.1f} | "
+                         f"{found / QUERIES:.0f} | {base:,.0f} | ≤ 50 (p50) |")
+            print(lines[-1], flush=True)
+    finally:
+        store.close()
+    return lines
+
+
+def unindexed_query_ms(path: Path, flt: DecisionFilter) -> float:
+    """The same query with the indexes out of play (a full scan): what they save."""
+    where, params = where_clause(flt)
+    sql = f"SELECT seq, record FROM decisions NOT INDEXED{where} ORDER BY seq DESC LIMIT 101"
+    conn = connect(path, busy_timeout_ms=5000)
+    try:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            conn.execute(sql, params).fetchall()
+            times.append(time.perf_counter() - t)
+    finally:
+        conn.close()
+    return statistics.median(times) * 1e3
+
+
+def query_plan(path: Path) -> str:
+    flt = DecisionFilter(principal="spiffe://example.org/services/s1", since=T0,
+                         until=T0 + timedelta(days=1))
+    where, params = where_clause(flt)
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(f"EXPLAIN QUERY PLAN SELECT seq, record FROM decisions{where} "
+                            "ORDER BY seq DESC LIMIT 101", params).fetchall()
+    return "; ".join(str(r[-1]) for r in rows)
+
+
+def main() -> int:
+    print(f"machine: {machine()}", flush=True)
+    header = ("| store | ours: append() records/s | mean records per commit | baseline: "
+              "executemany, no chain, records/s | ours / baseline | target |\n"
+              "|---|---:|---:|---:|---:|---|")
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-audit-") as tmp:
+        workdir = Path(tmp)
+        print(header, flush=True)
+        throughput = sqlite_throughput(workdir) + postgres_throughput()
+        for f in workdir.glob("*.db*"):
+            f.unlink()
+        path = workdir / "million.db"
+        print(f"building {QUERY_RECORDS:,} records ...", flush=True)
+        built = build_query_log(path)
+        size_mb = path.stat().st_size / 2**20
+        print(f"built in {built:.0f} s ({size_mb:,.0f} MiB)", flush=True)
+        qheader = ("| query (SQLite, 1,000,000 records) | p50 ms | p95 ms | records per page "
+                   "| baseline: no index (full scan), ms | target |\n|---|---:|---:|---:|---:|---|")
+        print(qheader, flush=True)
+        queries = query_latencies(path)
+        plan = query_plan(path)
+    body = "\n".join([
+        f"Append throughput: {RECORDS:,} records of ~1.5 KB through `append()` from "
+        f"{PRODUCERS} concurrent tasks (median of {ROUNDS} rounds; PostgreSQL: "
+        f"{RECORDS // 2:,}); baseline: the same rows pre-serialized, `executemany` in "
+        f"transactions of {BATCH}, same table and indexes, no chain.", "",
+        header, *throughput, "",
+        f"Queries: {QUERY_RECORDS:,} records, {PRINCIPALS} principals over 30 days "
+        f"(built in {built:.0f} s, {size_mb:,.0f} MiB); {QUERIES} random principal + window "
+        "queries per row, `limit=100`.", "",
+        qheader, *queries, "",
+        f"Plan: `{plan}`.",
+    ])
+    record("Decision log", "python -m bench audit", body)
+    return 0
+
+
+__all__ = ["main", "make_record"]

@@ -1,0 +1,335 @@
+"""HTTP: ``/v1/authorize`` through a real ``pdp serve`` beside a trivial JSON endpoint.
+
+The server is the real one: ``pdp serve --dev --workers 2`` (one worker per
+core), the durable SQLite decision log on (WAL, ``synchronous=FULL``, group
+commit), a temporary state directory. The subject is a JWT-SVID minted by the
+development issuer. Load comes from another process on loopback:
+
+- **most decisions/s**: ``wrk`` (Debian's ``wrk``; a Lua script posts the JSON
+  body and counts answers that are not an allow), closed loop on keep-alive
+  connections; falls back to :mod:`bench.loadgen` when ``wrk`` is missing;
+- **latency at a fixed 1,000 requests/s**: :mod:`bench.loadgen`, open loop, each
+  request timed from when it was due (Debian has no wrk2, and wrk has no ``-R``).
+
+The baseline is ``GET /healthz`` (``{"status": "ok"}``) on the same server, with
+the same workers, connections and durations, measured in alternating rounds so
+that the shared machine's noise falls on both alike. Figures are medians over
+the rounds. The load generator shares the 2 cores with the two workers.
+
+    python -m bench http            # 30 s per measurement, about 3 minutes
+    python -m bench http --quick    # 5 s, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+import httpx
+
+from bench.harness import record
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = REPO / "policies"
+SUBJECT = "spiffe://example.org/services/etl"
+CONNECTIONS = 64
+RATE = 1000.0
+ROUNDS = 3  # throughput: alternating rounds of duration/ROUNDS for each endpoint
+
+LUA = r"""
+wrk.method = "%(method)s"
+%(body)s
+%(headers)s
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) answered = 0; not_ok = 0 end
+function response(status, headers, body)
+  answered = answered + 1
+  if status ~= 200 or not string.find(body, %(expect)s, 1, true) then not_ok = not_ok + 1 end
+end
+function done(summary, latency, requests)
+  local a, n = 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("answered"); n = n + t:get("not_ok") end
+  io.write(string.format("PDP_CHECK answered=%%d not_ok=%%d\n", a, n))
+end
+"""
+
+
+@dataclass
+class Endpoint:
+    name: str
+    path: str
+    body: bytes | None
+    expect: str
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    not_ok: int
+    errors: int
+    tool: str
+
+
+class Server:
+    """``pdp serve --dev --workers N`` in ``workdir`` on a free loopback port."""
+
+    def __init__(self, workdir: Path, workers: int) -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.log = workdir / "serve.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--workers", str(workers),
+             "--port", str(self.port)],
+            cwd=workdir, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+        self._wait_healthy()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pdp serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    time.sleep(1.0)  # the other workers finish starting
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"pdp serve did not become healthy:\n{self.log.read_text()}")
+
+    def worker_pids(self) -> list[int]:
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - the bench extra brings it
+            return []
+        return [c.pid for c in psutil.Process(self.process.pid).children()
+                if "spawn_main" in " ".join(c.cmdline())]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not m:
+        raise ValueError(f"wrk latency {text!r}")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def wrk(url: str, endpoint: Endpoint, *, seconds: float, connections: int,
+        scratch: Path) -> Run:
+    """Closed loop with wrk: the most requests/s the server answers."""
+    headers = 'wrk.headers["Content-Type"] = "application/json"' if endpoint.body else ""
+    body = f"wrk.body = [==[{endpoint.body.decode()}]==]" if endpoint.body else ""
+    script = scratch / f"{endpoint.name}.lua"
+    script.write_text(LUA % {"method": "POST" if endpoint.body else "GET", "body": body,
+                             "headers": headers, "expect": json.dumps(endpoint.expect)})
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+         "--timeout", "10s", "-s", str(script), url + endpoint.path],
+        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    check = re.search(r"PDP_CHECK answered=(\d+) not_ok=(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return Run(rps=rps, p50_ms=p50, p99_ms=p99,
+               requests=int(check.group(1)) if check else 0,
+               not_ok=int(check.group(2)) if check else 0,
+               errors=sum(int(g) for g in errors.groups()) if errors else 0, tool="wrk")
+
+
+def loadgen(url: str, endpoint: Endpoint, *, seconds: float, connections: int, rate: float,
+            scratch: Path) -> Run:
+    """bench.loadgen in its own process: closed loop (rate 0) or open loop at ``rate``."""
+    args = [sys.executable, "-m", "bench.loadgen", "--url", url + endpoint.path,
+            "--duration", str(seconds), "--connections", str(connections),
+            "--rate", str(rate), "--expect", endpoint.expect]
+    if endpoint.body is not None:
+        body_file = scratch / f"{endpoint.name}.json"
+        body_file.write_bytes(endpoint.body)
+        args += ["--body-file", str(body_file)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60,
+                         check=True, cwd=REPO).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return Run(rps=r["rps"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"], requests=r["requests"],
+               not_ok=r["not_ok"], errors=r["errors"], tool="bench.loadgen")
+
+
+def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
+            rate: float = RATE, rounds: int = ROUNDS, use_wrk: bool | None = None,
+            profile: Path | None = None) -> dict[str, object]:
+    """Start the server, drive it, stop it; the figures and how they were taken."""
+    use_wrk = shutil.which("wrk") is not None if use_wrk is None else use_wrk
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-http-") as tmp:
+        workdir = Path(tmp)
+        shutil.copytree(POLICIES, workdir / "policies")
+        server = Server(workdir, workers)
+        try:
+            from pdp.identity.dev_issuer import DevIssuer
+
+            token = DevIssuer.load_or_create(workdir / ".pdp").mint(SUBJECT, ttl_s=3600)
+            body = json.dumps({"subject": {"token": token}, "action": "read",
+                               "resource": {"type": "App::Dataset", "id": "sales-daily"}},
+                              separators=(",", ":")).encode()
+            first = httpx.post(f"{server.url}/v1/authorize", content=body,
+                               headers={"content-type": "application/json"}).json()
+            assert first["decision"] == "allow", first  # the same answer, or nothing to time
+            authorize = Endpoint("authorize", "/v1/authorize", body, '"decision":"allow"')
+            healthz = Endpoint("healthz", "/healthz", None, '"status":"ok"')
+            profiler = _start_profile(server, profile, seconds * 2) if profile else None
+            per_round = seconds / rounds
+            max_runs: dict[str, list[Run]] = {"authorize": [], "healthz": []}
+            for _ in range(rounds):  # alternate: noise falls on both alike
+                for ep in (healthz, authorize):
+                    if use_wrk:
+                        run = wrk(server.url, ep, seconds=per_round, connections=connections,
+                                  scratch=workdir)
+                    else:
+                        run = loadgen(server.url, ep, seconds=per_round,
+                                      connections=connections, rate=0, scratch=workdir)
+                    max_runs[ep.name].append(run)
+            if profiler is not None:
+                _finish_profile(profiler)
+            fixed = {ep.name: loadgen(server.url, ep, seconds=seconds, connections=32,
+                                      rate=rate, scratch=workdir)
+                     for ep in (healthz, authorize)}
+        finally:
+            server.stop()
+        records = _decision_records(workdir / ".pdp" / "decisions.db")
+        verify = subprocess.run([sys.executable, "-m", "pdp.cli.main", "audit", "verify"],
+                                cwd=workdir, capture_output=True, text=True, timeout=600)
+    return {"max": max_runs, "fixed": fixed, "records": records,
+            "chain": (verify.stdout or verify.stderr).strip().splitlines()[-1:],
+            "tool": "wrk" if use_wrk else "bench.loadgen", "connections": connections,
+            "workers": workers, "seconds": seconds, "rate": rate, "rounds": rounds}
+
+
+def _decision_records(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM decisions WHERE kind = 'decision'")
+                   .fetchone()[0])
+
+
+def _start_profile(server: Server, out: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every worker while the throughput rounds run (``--profile DIR``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for pid in server.worker_pids():
+        procs.append(subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
+             "--rate", "200", "--format", "raw", "--output", str(out / f"worker-{pid}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def _finish_profile(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def report(result: dict[str, object]) -> str:
+    max_runs: dict[str, list[Run]] = result["max"]  # type: ignore[assignment]
+    fixed: dict[str, Run] = result["fixed"]  # type: ignore[assignment]
+    a_rps = median(r.rps for r in max_runs["authorize"])
+    h_rps = median(r.rps for r in max_runs["healthz"])
+    ratio = a_rps / h_rps
+    a_p50 = median(r.p50_ms for r in max_runs["authorize"])
+    a_p99 = median(r.p99_ms for r in max_runs["authorize"])
+    h_p50 = median(r.p50_ms for r in max_runs["healthz"])
+    h_p99 = median(r.p99_ms for r in max_runs["healthz"])
+    fa, fh = fixed["authorize"], fixed["healthz"]
+    tool = result["tool"]
+    c, secs, rounds = result["connections"], result["seconds"], result["rounds"]
+    bad = {name: (sum(r.not_ok for r in runs), sum(r.errors for r in runs))
+           for name, runs in max_runs.items()}
+
+    def ok(good: bool) -> str:
+        return "met" if good else "**not met**"
+
+    lines = [
+        "| measurement | /v1/authorize (JWT-SVID, SQLite log) | /healthz (trivial JSON) | ratio | target |",
+        "|---|---:|---:|---:|---|",
+        f"| most requests/s ({tool}, {c} connections, {rounds} × {secs / rounds:g} s, median) "
+        f"| {a_rps:,.0f} | {h_rps:,.0f} | {ratio:.2f} "
+        f"| ≥ 3,000 decisions/s: {ok(a_rps >= 3000)}; ≥ 0.35 of trivial: {ok(ratio >= 0.35)} |",
+        f"| latency p50 / p99 at that load (ms) | {a_p50:.1f} / {a_p99:.1f} "
+        f"| {h_p50:.1f} / {h_p99:.1f} | | |",
+        f"| latency p50 / p99 at a fixed {result['rate']:,.0f} requests/s "
+        f"(bench.loadgen, open loop, {secs:g} s; ms) | {fa.p50_ms:.2f} / {fa.p99_ms:.2f} "
+        f"| {fh.p50_ms:.2f} / {fh.p99_ms:.2f} | {fa.p99_ms / fh.p99_ms:.2f} (p99) "
+        f"| p99 ≤ 25 ms: {ok(fa.p99_ms <= 25)} |",
+    ]
+    notes = [
+        "",
+        f"Server: `pdp serve --dev --workers {result['workers']}` on loopback, SQLite decision "
+        "log (WAL, synchronous=FULL, group commit), in-memory live context; the load "
+        "generator runs on the same 2 cores.",
+        f"Every answer checked: authorize not-allow answers {bad['authorize'][0]}, socket errors "
+        f"{bad['authorize'][1]}; healthz not-ok {bad['healthz'][0]}, errors {bad['healthz'][1]}; "
+        f"fixed rate: {fa.requests:,} decisions ({fa.not_ok} not allow, {fa.errors} errors), "
+        f"{fh.requests:,} healthz.",
+        f"Decision log after the run: {result['records']:,} decision records; "
+        f"`pdp audit verify`: {' '.join(result['chain'])}",  # type: ignore[arg-type]
+    ]
+    return "\n".join(lines + notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench http")
+    parser.add_argument("--quick", action="store_true", help="5 s per measurement")
+    parser.add_argument("--seconds", type=float, help="seconds per measurement [30]")
+    parser.add_argument("--loadgen", action="store_true", help="bench.loadgen even if wrk exists")
+    parser.add_argument("--profile", type=Path, help="py-spy each worker into this directory")
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    result = measure(seconds=seconds, use_wrk=False if args.loadgen else None,
+                     profile=args.profile)
+    text = report(result)
+    print(text)
+    if not args.no_record:
+        command = "python -m bench http" + (" --quick" if args.quick else "")
+        record("HTTP: /v1/authorize beside a trivial endpoint", command, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Evaluate only the policies that can apply: a slice chosen by scope.
+
+Cedar evaluates every policy of a set, so the cost of a decision grows with
+the bundle. But a policy whose scope cannot match the request cannot apply,
+cannot determine the decision and cannot raise an error (Cedar checks the
+scope before the conditions). So the decision and its determining policies on
+the *slice* — the policies whose principal, action and resource scopes could
+match — are exactly those on the full set. ``tests/engine/test_slicing.py``
+checks this against raw cedarpy on random requests.
+
+Scopes are indexed by what they name: ``principal == E``, ``in E`` and ``is T
+in E`` by the entity E; ``is T`` by the type; unconstrained ones in a bucket of
+their own. A request's candidates are the buckets of its principal and each of
+its ancestors (and likewise for the resource), intersected, then filtered by
+the action scope. Slices are built once per set of candidates and cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+import cedarpy
+from cedarpy import pst
+
+Uid = tuple[str, str]
+
+# Below this many policies slicing is not worth its bookkeeping.
+SLICE_MIN_POLICIES = 64
+
+
+def _type(t: pst.EntityType) -> str:
+    return "::".join((*t.namespace, t.basename))
+
+
+def _uid(u: pst.EntityUid) -> Uid:
+    return (_type(u.type), u.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _ScopeKeys:
+    """Where one side (principal or resource) of a scope files a policy."""
+
+    any: bool = False
+    entity: Uid | None = None
+    type: str | None = None
+
+
+def _keys(constraint: pst.PrincipalOrResourceConstraint) -> _ScopeKeys:
+    if isinstance(constraint, (pst.ScopeEq, pst.ScopeIn)):
+        if isinstance(constraint.entity, pst.Slot):
+            return _ScopeKeys(any=True)  # an unlinked template slot: keep it (it never applies)
+        return _ScopeKeys(entity=_uid(constraint.entity))
+    if isinstance(constraint, pst.ScopeIsIn):
+        if isinstance(constraint.entity, pst.Slot):
+            return _ScopeKeys(type=_type(constraint.entity_type))
+        return _ScopeKeys(entity=_uid(constraint.entity))
+    if isinstance(constraint, pst.ScopeIs):
+        return _ScopeKeys(type=_type(constraint.entity_type))
+    return _ScopeKeys(any=True)
+
+
+class _SideIndex:
+    def __init__(self) -> None:
+        self.any: set[str] = set()
+        self.by_entity: dict[Uid, set[str]] = defaultdict(set)
+        self.by_type: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, policy_id: str, keys: _ScopeKeys) -> None:
+        if keys.any:
+            self.any.add(policy_id)
+        elif keys.entity is not None:
+            self.by_entity[keys.entity].add(policy_id)
+        else:
+            assert keys.type is not None
+            self.by_type[keys.type].add(policy_id)
+
+    def candidates(self, uid: Uid, ancestors: Iterable[Uid]) -> set[str]:
+        out = set(self.any)
+        out |= self.by_type.get(uid[0], set())
+        out |= self.by_entity.get(uid, set())
+        for a in ancestors:
+            out |= self.by_entity.get(a, set())
+        return out
+
+
+class PolicyIndex:
+    """Static policies indexed by principal and resource scope, with their action scopes."""
+
+    def __init__(self, policies: Mapping[str, pst.Template]) -> None:
+        self.policies = dict(policies)
+        self._principal = _SideIndex()
+        self._resource = _SideIndex()
+        self._actions: dict[str, frozenset[Uid] | None] = {}
+        for pid, node in self.policies.items():
+            self._principal.add(pid, _keys(node.principal))
+            self._resource.add(pid, _keys(node.resource))
+            self._actions[pid] = _action_uids(node.action)
+        self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def candidates(self, principal: Uid, principal_ancestors: Iterable[Uid], actions: frozenset[Uid],
+                   resource: Uid, resource_ancestors: Iterable[Uid],
+                   extra: Mapping[str, pst.Template] = {}) -> frozenset[str]:  # noqa: B006
+        """Ids of every policy (and ``extra`` linked policy) whose scope could match."""
+        found = self._principal.candidates(principal, principal_ancestors)
+        found &= self._resource.candidates(resource, resource_ancestors)
+        out = {pid for pid in found if _action_ok(self._actions[pid], actions)}
+        for pid, node in extra.items():
+            if _matches(node, principal, principal_ancestors, actions, resource,
+                        resource_ancestors):
+                out.add(pid)
+        return frozenset(out)
+
+    def slice(self, ids: frozenset[str], extra: Mapping[str, pst.Template] = {},  # noqa: B006
+              capacity: int = 4096) -> cedarpy.PolicySet:
+        """The policy set of ``ids`` (cached: most requests share a few slices)."""
+        # A linked policy's id says which grant, its scope what it was linked to.
+        key = (ids, frozenset((pid, extra[pid].principal, extra[pid].resource)
+                              for pid in ids if pid in extra))
+        with self._lock:
+            found = self._slices.get(key)
+            if found is not None:
+                self._slices.move_to_end(key)
+                return found
+        nodes = {pid: extra[pid] if pid in extra else self.policies[pid] for pid in ids}
+        built = cedarpy.PolicySet.from_pst(
+            pst.PolicySet(templates={}, static_policies=nodes, template_links=()))
+        with self._lock:
+            self._slices[key] = built
+            while len(self._slices) > capacity:
+                self._slices.popitem(last=False)
+        return built
+
+
+def _action_uids(constraint: pst.ActionConstraint) -> frozenset[Uid] | None:
+    if isinstance(constraint, pst.ScopeAny):
+        return None
+    if isinstance(constraint, pst.ActionEq):
+        return frozenset({_uid(constraint.entity)})
+    return frozenset(_uid(e) for e in constraint.entities)
+
+
+def _action_ok(named: frozenset[Uid] | None, request_actions: frozenset[Uid]) -> bool:
+    """``request_actions``: the request's action and every action group it is in."""
+    return named is None or not named.isdisjoint(request_actions)
+
+
+def _side_ok(keys: _ScopeKeys, uid: Uid, ancestors: Iterable[Uid]) -> bool:
+    if keys.any:
+        return True
+    if keys.entity is not None:
+        return keys.entity == uid or keys.entity in set(ancestors)
+    return keys.type == uid[0]
+
+
+def _matches(node: pst.Template, principal: Uid, principal_ancestors: Iterable[Uid],
+             actions: frozenset[Uid], resource: Uid, resource_ancestors: Iterable[Uid]) -> bool:
+    return (_side_ok(_keys(node.principal), principal, principal_ancestors)
+            and _side_ok(_keys(node.resource), resource, resource_ancestors)
+            and _action_ok(_action_uids(node.action), actions))
+
+
+def link(template: pst.Template, link_id: str, principal: Uid, resource: Uid) -> pst.Template:
+    """A template with its ?principal and ?resource slots filled: a static policy."""
+
+    def fill(c: pst.PrincipalOrResourceConstraint, uid: Uid) -> pst.PrincipalOrResourceConstraint:
+        entity = pst.EntityUid(type=pst.EntityType(basename=uid[0].split("::")[-1],
+                                                   namespace=tuple(uid[0].split("::")[:-1])),
+                               id=uid[1])
+        if isinstance(c, (pst.ScopeEq, pst.ScopeIn, pst.ScopeIsIn)) and isinstance(c.entity, pst.Slot):
+            return replace(c, entity=entity)
+        return c
+
+    return replace(template, id=link_id, principal=fill(template.principal, principal),
+                   resource=fill(template.resource, resource))

@@ -1,26 +1,62 @@
-"""Run the benchmarks: ``python -m bench`` (or ``make bench``). Writes bench/RESULTS.md."""
+"""Run the benchmarks: ``python -m bench`` (or ``make bench``) runs every section;
+``python -m bench SECTION ...`` runs the named ones. Each writes its section of
+bench/RESULTS.md with the command, the machine and the date."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
-from bench import audit_log, engine_overhead, identity_cache
-from bench.harness import machine, record, table
+from bench import audit_log, engine_overhead, identity_cache, scale
+from bench.harness import Comparison, machine, record, table
+
+
+def _table_section(title: str, command: str, run: Callable[[], list[Comparison]]) -> Callable[[], int]:
+    def main() -> int:
+        text = table(run())
+        print(text)
+        record(title, command, text)
+        return 0
+
+    return main
+
+
+SECTIONS: dict[str, Callable[[], int]] = {
+    "engine": _table_section("Engine overhead", "python -m bench engine", engine_overhead.run),
+    "scale": _table_section("Scale with policy count", "python -m bench scale", scale.run),
+    "identity": identity_cache.main,
+    "audit": audit_log.main,
+}
+
+
+def register(name: str, main: Callable[[], int]) -> None:
+    """Benchmarks that live in optional modules add themselves here."""
+    SECTIONS[name] = main
 
 
 def main() -> int:
-    if sys.argv[1:] == ["identity"]:  # python -m bench identity: that section only
-        return identity_cache.main()
-    if sys.argv[1:] == ["audit"]:  # python -m bench audit: the decision log only
-        return audit_log.main()
+    _register_optional()
+    wanted = sys.argv[1:] or list(SECTIONS)
+    unknown = [w for w in wanted if w not in SECTIONS]
+    if unknown:
+        print(f"unknown section(s) {unknown}; choose from {sorted(SECTIONS)}", file=sys.stderr)
+        return 2
     print(f"machine: {machine()}")
-    rows = engine_overhead.run()
-    text = table(rows)
-    print(text)
-    record("Engine overhead", "make bench", text)
-    identity_cache.main()
-    audit_log.main()
-    return 0
+    status = 0
+    for name in wanted:
+        print(f"\n== {name}")
+        status |= SECTIONS[name]() or 0
+    return status
+
+
+def _register_optional() -> None:
+    for module in ("http", "cedarling", "memory"):
+        try:
+            imported = __import__(f"bench.{module}", fromlist=["main"])
+        except ImportError:
+            continue
+        if hasattr(imported, "main"):
+            register(module, imported.main)
 
 
 if __name__ == "__main__":

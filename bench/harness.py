@@ -28,15 +28,18 @@ class Comparison:
 
 
 def compare(ours: Callable[[], object], baseline: Callable[[], object], *, rounds: int = 15,
-            per_round: int = 300, warmup: int = 300) -> tuple[float, float]:
+            per_round: int = 300, warmup: int = 300,
+            baseline_per_round: int | None = None) -> tuple[float, float]:
     """Median microseconds per call of ``ours`` and ``baseline``, alternating rounds so that
-    noise from the shared machine falls on both alike."""
+    noise from the shared machine falls on both alike. A slow baseline may run fewer calls
+    per round (``baseline_per_round``) without shortening our rounds."""
     for _ in range(warmup):
         ours()
+    for _ in range(min(warmup, baseline_per_round or warmup)):
         baseline()
     ours_rounds, base_rounds = [], []
     for _ in range(rounds):
-        base_rounds.append(_per_call(baseline, per_round))
+        base_rounds.append(_per_call(baseline, baseline_per_round or per_round))
         ours_rounds.append(_per_call(ours, per_round))
     return median(ours_rounds) * 1e6, median(base_rounds) * 1e6
 

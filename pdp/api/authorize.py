@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.fastjson import FastJSONResponse
 from pdp.api.pep import require_pep
 from pdp.api.models import AuthorizeRequest, AuthorizeResponse, BatchRequest, BatchResponse, Problem, to_input
 from pdp.api.problems import problem
@@ -35,7 +36,7 @@ async def authorize(body: AuthorizeRequest, request: Request,
         return _reserved_problem(reserved, "context")
     decision = await components.service.authorize(
         body.to_input(request_id=request_id(request), pep=pep_name(request)))
-    return JSONResponse(decision.as_dict(), headers=_echo(request))
+    return FastJSONResponse(decision.as_dict(), headers=_echo(request))
 
 
 @router.post("/authorize/batch", response_model=BatchResponse, responses=_ERRORS,  # type: ignore[arg-type]
@@ -51,7 +52,7 @@ async def authorize_batch(body: BatchRequest, request: Request,
     rid = request_id(request)
     decisions = await components.service.authorize_batch(
         [to_input(body.subject, item, request_id=rid, pep=pep_name(request)) for item in body.items])
-    return JSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo(request))
+    return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo(request))
 
 
 def _reserved_key(context: dict[str, object]) -> str | None:

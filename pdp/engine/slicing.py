@@ -77,9 +77,9 @@ class _SideIndex:
             assert keys.type is not None
             self.by_type[keys.type].add(policy_id)
 
-    def candidates(self, uid: Uid, ancestors: Iterable[Uid]) -> set[str]:
-        out = set(self.any)
-        out |= self.by_type.get(uid[0], set())
+    def specific(self, uid: Uid, ancestors: Iterable[Uid]) -> set[str]:
+        """Policies filed under this entity, its type or an ancestor (not the `any` bucket)."""
+        out = set(self.by_type.get(uid[0], ()))
         out |= self.by_entity.get(uid, set())
         for a in ancestors:
             out |= self.by_entity.get(a, set())
@@ -98,6 +98,8 @@ class PolicyIndex:
             self._principal.add(pid, _keys(node.principal))
             self._resource.add(pid, _keys(node.resource))
             self._actions[pid] = _action_uids(node.action)
+        # Unconstrained on both sides: always candidates (only the action can rule them out).
+        self._both_any = frozenset(self._principal.any & self._resource.any)
         self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -105,8 +107,13 @@ class PolicyIndex:
                    resource: Uid, resource_ancestors: Iterable[Uid],
                    extra: Mapping[str, pst.Template] = {}) -> frozenset[str]:  # noqa: B006
         """Ids of every policy (and ``extra`` linked policy) whose scope could match."""
-        found = self._principal.candidates(principal, principal_ancestors)
-        found &= self._resource.candidates(resource, resource_ancestors)
+        # (P_any | P_specific) & (R_any | R_specific), computed from the small sides: the
+        # `any` buckets can hold thousands of policies and are never copied.
+        p_specific = self._principal.specific(principal, principal_ancestors)
+        r_specific = self._resource.specific(resource, resource_ancestors)
+        p_any, r_any = self._principal.any, self._resource.any
+        found = (p_specific & r_specific) | {p for p in p_specific if p in r_any} \
+            | {r for r in r_specific if r in p_any} | self._both_any
         out = {pid for pid in found if _action_ok(self._actions[pid], actions)}
         for pid, node in extra.items():
             if _matches(node, principal, principal_ancestors, actions, resource,

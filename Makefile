@@ -21,8 +21,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.
+# The HTTP section drives the server with wrk when it is installed (apt-get install wrk).
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pdp .pytest_cache

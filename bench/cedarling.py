@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=SIZES, help="comma-separated policy counts [10,100,1000]")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-record", action="store_true", help="print only")
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
         import cedarling_python  # noqa: F401
     except ImportError:

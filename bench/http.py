@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -85,6 +86,7 @@ class Run:
     not_ok: int
     errors: int
     tool: str
+    cpu_us: float = 0.0  # the server's CPU time (every process) per answered request
 
 
 class Server:
@@ -119,13 +121,32 @@ class Server:
         self.stop()
         raise RuntimeError(f"pdp serve did not become healthy:\n{self.log.read_text()}")
 
+    def pids(self) -> list[int]:
+        """The server's processes: the supervisor and everything it started."""
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    todo += [int(c) for c in task.read_text().split()]
+                except OSError:
+                    pass
+        return found
+
     def worker_pids(self) -> list[int]:
-        try:
-            import psutil
-        except ImportError:  # pragma: no cover - the bench extra brings it
-            return []
-        return [c.pid for c in psutil.Process(self.process.pid).children()
-                if "spawn_main" in " ".join(c.cmdline())]
+        return [pid for pid in self.pids() if _cmdline(pid).find("spawn_main") >= 0]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of every server process so far."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -135,6 +156,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _free_port() -> int:
@@ -162,15 +190,23 @@ def wrk(url: str, endpoint: Endpoint, *, seconds: float, connections: int,
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
          "--timeout", "10s", "-s", str(script), url + endpoint.path],
         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> Run:
+    """The figures of one ``wrk --latency`` run with :data:`LUA`'s answer check."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    total = re.search(r"(\d+) requests in", out)
     check = re.search(r"PDP_CHECK answered=(\d+) not_ok=(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Run(rps=rps, p50_ms=p50, p99_ms=p99,
-               requests=int(check.group(1)) if check else 0,
-               not_ok=int(check.group(2)) if check else 0,
-               errors=sum(int(g) for g in errors.groups()) if errors else 0, tool="wrk")
+               requests=int(total.group(1)) if total else 0,
+               not_ok=(int(check.group(2)) if check else 0),
+               errors=(sum(int(g) for g in errors.groups()) if errors else 0)
+               + (int(non2xx.group(1)) if non2xx else 0), tool="wrk")
 
 
 def loadgen(url: str, endpoint: Endpoint, *, seconds: float, connections: int, rate: float,
@@ -192,8 +228,12 @@ def loadgen(url: str, endpoint: Endpoint, *, seconds: float, connections: int, r
 
 def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
             rate: float = RATE, rounds: int = ROUNDS, use_wrk: bool | None = None,
-            profile: Path | None = None) -> dict[str, object]:
-    """Start the server, drive it, stop it; the figures and how they were taken."""
+            profile_seconds: float | None = None) -> dict[str, object]:
+    """Start the server, drive it, stop it; the figures and how they were taken.
+
+    ``profile_seconds``: afterwards, drive ``/v1/authorize`` that long once more with
+    py-spy sampling every worker, for :func:`breakdown` (skipped without py-spy).
+    """
     use_wrk = shutil.which("wrk") is not None if use_wrk is None else use_wrk
     with tempfile.TemporaryDirectory(prefix="pdp-bench-http-") as tmp:
         workdir = Path(tmp)
@@ -211,23 +251,27 @@ def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
             assert first["decision"] == "allow", first  # the same answer, or nothing to time
             authorize = Endpoint("authorize", "/v1/authorize", body, '"decision":"allow"')
             healthz = Endpoint("healthz", "/healthz", None, '"status":"ok"')
-            profiler = _start_profile(server, profile, seconds * 2) if profile else None
+
+            def drive(ep: Endpoint, secs: float, conns: int, at_rate: float) -> Run:
+                cpu = server.cpu_seconds()
+                if at_rate == 0 and use_wrk:
+                    run = wrk(server.url, ep, seconds=secs, connections=conns, scratch=workdir)
+                else:
+                    run = loadgen(server.url, ep, seconds=secs, connections=conns,
+                                  rate=at_rate, scratch=workdir)
+                run.cpu_us = (server.cpu_seconds() - cpu) / max(1, run.requests) * 1e6
+                return run
+
             per_round = seconds / rounds
             max_runs: dict[str, list[Run]] = {"authorize": [], "healthz": []}
             for _ in range(rounds):  # alternate: noise falls on both alike
                 for ep in (healthz, authorize):
-                    if use_wrk:
-                        run = wrk(server.url, ep, seconds=per_round, connections=connections,
-                                  scratch=workdir)
-                    else:
-                        run = loadgen(server.url, ep, seconds=per_round,
-                                      connections=connections, rate=0, scratch=workdir)
-                    max_runs[ep.name].append(run)
-            if profiler is not None:
-                _finish_profile(profiler)
-            fixed = {ep.name: loadgen(server.url, ep, seconds=seconds, connections=32,
-                                      rate=rate, scratch=workdir)
-                     for ep in (healthz, authorize)}
+                    max_runs[ep.name].append(drive(ep, per_round, connections, 0))
+            fixed = {ep.name: drive(ep, seconds, 32, rate) for ep in (healthz, authorize)}
+            samples = None
+            if profile_seconds:
+                samples = _profile(server, lambda: drive(authorize, profile_seconds,
+                                                         connections, 0), workdir)
         finally:
             server.stop()
         records = _decision_records(workdir / ".pdp" / "decisions.db")
@@ -236,7 +280,8 @@ def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
     return {"max": max_runs, "fixed": fixed, "records": records,
             "chain": (verify.stdout or verify.stderr).strip().splitlines()[-1:],
             "tool": "wrk" if use_wrk else "bench.loadgen", "connections": connections,
-            "workers": workers, "seconds": seconds, "rate": rate, "rounds": rounds}
+            "workers": workers, "seconds": seconds, "rate": rate, "rounds": rounds,
+            "breakdown": breakdown(samples) if samples else None}
 
 
 def _decision_records(db: Path) -> int:
@@ -245,24 +290,77 @@ def _decision_records(db: Path) -> int:
                    .fetchone()[0])
 
 
-def _start_profile(server: Server, out: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """py-spy on every worker while the throughput rounds run (``--profile DIR``)."""
-    out.mkdir(parents=True, exist_ok=True)
+def _py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def _profile(server: Server, load: Callable[[], Run], scratch: Path) -> list[tuple[list[str], int]] | None:
+    """py-spy (``record --nonblocking``, raw stacks) on every worker while ``load`` runs."""
+    spy = _py_spy()
+    if spy is None:
+        return None
     procs = []
     for pid in server.worker_pids():
-        procs.append(subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
-             "--rate", "200", "--format", "raw", "--output", str(out / f"worker-{pid}.txt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    return procs
-
-
-def _finish_profile(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
+        out = scratch / f"py-spy-{pid}.txt"
+        procs.append((out, subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "250",
+             "--format", "raw", "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    time.sleep(1.0)  # py-spy attaches
+    load()
+    samples: list[tuple[list[str], int]] = []
+    for out, proc in procs:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file and exits
         try:
-            p.wait(timeout=120)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            p.kill()
+            proc.kill()
+            continue
+        if out.exists():
+            for line in out.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                if stack and count.isdigit():
+                    samples.append((stack.split(";"), int(count)))
+    return samples
+
+
+# Leaf frames of a thread that waits (py-spy's idle detection misses some on this VM).
+_WAITING = ("wait (threading.py", "get (queue.py", "_recv (", "select (", "sleep (",
+            "poll (", "accept (", "wait (selectors.py", "always_pong", "recv (")
+
+CATEGORIES = (
+    ("decision log writer thread: chain, INSERT, commit (fsync)", ("GroupCommitLog._run",)),
+    ("Cedar evaluation (cedarpy, in Rust)", ("is_authorized (pdp/engine/cedar_call.py",)),
+    ("engine around Cedar: entities, policy slice, result", ("evaluate (pdp/engine/evaluate.py",)),
+    ("decision record (dict for the log)", ("decision_record (pdp/decision/record.py",)),
+    ("decide(): context, reasons, explanation", ("decide (pdp/decision/decide.py",)),
+    ("service: verify (cached), live context, grants", ("DecisionService._decide",)),
+    ("log append: canonical JSON, queue, wake-up; metrics, behaviour", ("DecisionService._commit",)),
+    ("endpoint: request to input, response body (orjson)", ("authorize (pdp/api/authorize.py",)),
+    ("HTTP: uvicorn/httptools, Starlette, FastAPI, pydantic", ("RequestResponseCycle", "ASGI",
+                                                               "fastapi", "starlette")),
+    ("other threads (maintenance, watchers)", ("Thread.run",)),
+)
+
+
+def breakdown(samples: list[tuple[list[str], int]]) -> list[tuple[str, float]]:
+    """Share of the workers' busy samples in each part of the request path."""
+    counts: dict[str, int] = {}
+    busy = 0
+    for frames, n in samples:
+        leaf = frames[-1]
+        if any(w in leaf for w in _WAITING):
+            continue
+        joined = ";".join(frames)
+        name = "event loop (uvloop, in C: sockets, callbacks)"
+        for label, marks in CATEGORIES:
+            if any(m in joined for m in marks):
+                name = label
+                break
+        counts[name] = counts.get(name, 0) + n
+        busy += n
+    return sorted(((k, v / busy) for k, v in counts.items()), key=lambda kv: -kv[1])
 
 
 def report(result: dict[str, object]) -> str:
@@ -319,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loadgen", action="store_true", help="bench.loadgen even if wrk exists")
     parser.add_argument("--profile", type=Path, help="py-spy each worker into this directory")
     parser.add_argument("--no-record", action="store_true", help="print only")
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     result = measure(seconds=seconds, use_wrk=False if args.loadgen else None,
                      profile=args.profile)

@@ -15,7 +15,6 @@ import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from statistics import median
 
 import cedarpy
 

@@ -43,14 +43,12 @@ import yaml
 
 from context.calendar import BusinessCalendar
 from context.memory import InMemoryContext
-from context.model import LiveSnapshot
 from context.scope import resource_tags
 from pdp.coverage import CoverageTracker, templates_of
-from pdp.decision.decide import decide, diagnose_request
+from pdp.decision.inputs import DecideInputs
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine.bundle import Bundle
 from pdp.engine.grants import Grant
-from pdp.engine.whynot import PolicyDiagnosis
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import parse_spiffe_id
@@ -118,31 +116,8 @@ def suites(bundle: Bundle) -> Iterator[tuple[str, dict[str, Any]]]:
         yield name, suite
 
 
-@dataclass(frozen=True, slots=True)
-class CaseInputs:
-    """``decide()``'s arguments for one case: frozen clock, asserted identity, live overrides."""
-
-    identity: VerifiedIdentity
-    action: str
-    resource: ResourceRef
-    context: Mapping[str, Any]
-    live: LiveSnapshot
-    now: datetime
-    grants: tuple[Grant, ...]
-
-    def decide(self, bundle: Bundle) -> Decision:
-        return decide(bundle, identity=self.identity, action=self.action,
-                      resource=self.resource, context=self.context, live=self.live,
-                      now=self.now, grants=self.grants)
-
-    def diagnose(self, bundle: Bundle) -> tuple[PolicyDiagnosis, ...]:
-        return diagnose_request(bundle, identity=self.identity, action=self.action,
-                                resource=self.resource, context=self.context, live=self.live,
-                                now=self.now, grants=self.grants)
-
-
 def case_inputs(case: Mapping[str, Any], calendar: BusinessCalendar,
-                bundle: Bundle | None = None) -> CaseInputs:
+                bundle: Bundle | None = None) -> DecideInputs:
     """Read a case (``KeyError``/``TypeError``/``ValueError`` when it is malformed).
 
     ``live_state`` (incidents by scope, risk levels, an automatic raise; see
@@ -162,7 +137,7 @@ def case_inputs(case: Mapping[str, Any], calendar: BusinessCalendar,
                                                 attrs=resource.get("attrs")), bundle))
     overrides = case.get("live") or {}
     live = live.with_overrides(**overrides) if overrides else live
-    return CaseInputs(
+    return DecideInputs(
         identity=identity, action=str(case["action"]),
         resource=ResourceRef(
             type=resource["type"], id=str(resource["id"]), attrs=resource.get("attrs"),

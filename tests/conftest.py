@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,3 +54,22 @@ def example_bundle():
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@asynccontextmanager
+async def asgi_client(components) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client driving the real app around ``components`` (lifespan included)."""
+    from pdp.api.app import create_app
+
+    app = create_app(components, watch=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://pdp") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(components) -> AsyncIterator[httpx.AsyncClient]:
+    """The app around the test package's own ``components`` fixture."""
+    async with asgi_client(components) as c:
+        yield c

@@ -30,7 +30,8 @@ from typing import Any
 
 from context.model import LiveSnapshot, ValueSource
 from pdp.audit.archive import ArchiveError, BundleArchive
-from pdp.decision.decide import credential_facts, decide
+from pdp.decision.decide import credential_facts
+from pdp.decision.inputs import DecideInputs
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine.bundle import Bundle
 from pdp.identity.errors import BadSpiffeId
@@ -43,21 +44,11 @@ class NotReplayable(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class ReplayInputs:
-    """``decide()``'s arguments, rebuilt from a record."""
+class ReplayInputs(DecideInputs):
+    """``decide()``'s arguments, rebuilt from a record (``decision_id`` is the record's)."""
 
-    identity: VerifiedIdentity
-    action: str
-    resource: ResourceRef
-    context: Mapping[str, Any]
-    live: LiveSnapshot
-    now: datetime
-    decision_id: str
+    # JSON pointers erased from the record before it was written: their values are gone.
     redacted: tuple[str, ...] = ()
-    # The Cedar principal when it was asserted by a trusted PEP rather than verified.
-    principal: Any = None
-    # Task grants linked for the decision, when the record lists them (``grants``).
-    grants: tuple[Any, ...] = ()
 
 
 def replay_inputs(record: Mapping[str, Any]) -> ReplayInputs:
@@ -101,14 +92,7 @@ def replay_inputs(record: Mapping[str, Any]) -> ReplayInputs:
 
 def replay_decision(inputs: ReplayInputs, bundle: Bundle | None) -> Decision:
     """``decide()`` on the rebuilt inputs under ``bundle`` (the decision keeps the record's id)."""
-    extra: dict[str, Any] = {}
-    if inputs.principal is not None:
-        extra["principal"] = inputs.principal
-    if inputs.grants:
-        extra["grants"] = inputs.grants
-    return decide(bundle, identity=inputs.identity, action=inputs.action,
-                  resource=inputs.resource, context=inputs.context, live=inputs.live,
-                  now=inputs.now, decision_id=lambda: inputs.decision_id, **extra)
+    return inputs.decide(bundle)
 
 
 def summary(outcome: Decision | Mapping[str, Any]) -> dict[str, Any]:

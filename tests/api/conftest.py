@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
 
@@ -21,14 +19,6 @@ def components(tmp_path: Path, bundle_copy) -> Iterator[Components]:
     yield parts
     parts.close()
 
-
-@pytest.fixture
-async def client(components: Components) -> Iterator[httpx.AsyncClient]:
-    app = create_app(components, watch=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pdp") as c:
-            yield c
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 from context.clock import FixedClock
-from pdp.api.app import create_app
 from pdp.components import build_components
 from pdp.config import load_settings
-from tests.conftest import MONDAY_10
+from tests.conftest import MONDAY_10, asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -27,11 +26,8 @@ def clock() -> FixedClock:
 async def setup(tmp_path: Path, bundle_copy, clock) -> Iterator[tuple]:
     settings = load_settings(None, dev=True, policies=bundle_copy(), state_dir=tmp_path / "s")
     parts = build_components(settings, clock=clock)
-    app = create_app(parts, watch=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://pdp") as client:
-            yield parts, client
+    async with asgi_client(parts) as client:
+        yield parts, client
 
 
 def _token(parts, spiffe_id: str, clock: FixedClock) -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
 
@@ -32,14 +30,6 @@ def components(settings_for) -> Iterator[Components]:
     yield parts
     parts.close()
 
-
-@pytest.fixture
-async def client(components: Components) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(components, watch=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pdp") as c:
-            yield c
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ a clock the tests move, driven over ASGI.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
 
@@ -37,14 +36,6 @@ def components(tmp_path: Path, bundle_copy, clock) -> Iterator[Components]:
     yield parts
     parts.close()
 
-
-@pytest.fixture
-async def client(components: Components) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(components, watch=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pdp") as c:
-            yield c
 
 
 @pytest.fixture

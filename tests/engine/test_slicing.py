@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from bench.generate import generate_bundle, sizes
 from context.model import LiveSnapshot
-from pdp.decision.decide import cedar_context, decide, principal_entity
+from pdp.decision.decide import decide
 from pdp.decision.model import ResourceRef
 from pdp.engine import load_bundle
 from pdp.engine.grants import Grant
 from pdp.identity.model import VerifiedIdentity
+from tests.cedar_reference import determining_ids, raw_decision
 from tests.conftest import MONDAY_10
 
 SIZES = [100, 1000, 10000]
@@ -94,7 +95,9 @@ def test_sliced_decisions_equal_raw_cedar_on_the_full_set(root, r) -> None:
 
     ours = decide(bundle, identity=identity, action=r["action"], resource=resource, context={},
                   live=live, now=MONDAY_10, grants=grants)
-    raw = _raw(bundle, raw_policies, static, identity, r["action"], resource, live, grants)
+    raw = raw_decision(bundle, raw_policies, static, identity=identity, action=r["action"],
+                       resource=resource, context={}, live=live, now=MONDAY_10, grants=grants,
+                       template="t.read")
     if raw.decision == cedarpy.Decision.NoDecision:
         # Only a request the schema refuses may end here, never a broken reference.
         assert all("failed to build request" in e for e in raw.diagnostics.errors), \
@@ -103,39 +106,9 @@ def test_sliced_decisions_equal_raw_cedar_on_the_full_set(root, r) -> None:
         assert ours.decision == "deny" and "request.invalid" in ours.reason_codes
         return
     event(f"{r['size']} policies: {ours.decision}")
-    ids = raw.diagnostics.id_annotations_by_reason
-    # A linked policy keeps its link id (it inherits the template's @id annotation).
-    raw_ids = sorted(x if x.startswith("grant:") else ids.get(x, x)
-                     for x in raw.diagnostics.reasons)
+    raw_ids = determining_ids(raw)
     assert ours.decision == ("allow" if raw.allowed else "deny"), ours.explanation
     if ours.reason_codes[0] in ("policy.permit", "policy.forbid"):
         assert sorted(x.policy for x in ours.reasons) == raw_ids
     else:
         assert raw_ids == [] and not raw.diagnostics.errors
-
-
-def _raw(bundle, raw_policies, static, identity, action_name, resource, live, grants):
-    action = bundle.actions.resolve(action_name)
-    principal = principal_entity(identity)
-    static_parents = next((e["parents"] for e in static if e["uid"] == principal.uid), [])
-    # Other workloads are irrelevant to this request (and carry no attributes statically).
-    entities = [e for e in static if e["uid"]["type"] != "Pdp::Workload"]
-    entities.append({"uid": principal.uid, "attrs": dict(principal.attrs),
-                     "parents": [{"type": t, "id": i} for t, i in principal.parents] + static_parents})
-    if resource.attrs is not None:
-        entities.append({"uid": {"type": resource.type, "id": resource.id},
-                         "attrs": dict(resource.attrs),
-                         "parents": [{"type": t, "id": i} for t, i in resource.parents]})
-    policies = raw_policies
-    if grants:
-        template = next(t["id"] for t in raw_policies.templates() if t["id_annotation"] == "t.read")
-        policies = raw_policies.with_linked_batch([{
-            "template_id": template, "new_id": g.link_id,
-            "values": {"?principal": {"type": "Pdp::Workload", "id": g.principal},
-                       "?resource": {"type": g.resource_type, "id": g.resource_id}}}
-            for g in grants])
-    request = {"principal": principal.uid, "action": {"type": action.type, "id": action.id},
-               "resource": {"type": resource.type, "id": resource.id},
-               "context": cedar_context(action, {}, live, identity, MONDAY_10)}
-    return cedarpy.is_authorized(request, policies, json.dumps(entities),
-                                 schema=bundle.schema_text)

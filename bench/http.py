@@ -304,7 +304,7 @@ def _profile(server: Server, load: Callable[[], Run], scratch: Path) -> list[tup
     for pid in server.worker_pids():
         out = scratch / f"py-spy-{pid}.txt"
         procs.append((out, subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "250",
+            [spy, "record", "--pid", str(pid), "--nonblocking", "--gil", "--threads", "--rate", "250",
              "--format", "raw", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
     time.sleep(1.0)  # py-spy attaches
@@ -373,6 +373,8 @@ def report(result: dict[str, object]) -> str:
     a_p99 = median(r.p99_ms for r in max_runs["authorize"])
     h_p50 = median(r.p50_ms for r in max_runs["healthz"])
     h_p99 = median(r.p99_ms for r in max_runs["healthz"])
+    a_cpu = median(r.cpu_us for r in max_runs["authorize"])
+    h_cpu = median(r.cpu_us for r in max_runs["healthz"])
     fa, fh = fixed["authorize"], fixed["healthz"]
     tool = result["tool"]
     c, secs, rounds = result["connections"], result["seconds"], result["rounds"]
@@ -390,6 +392,8 @@ def report(result: dict[str, object]) -> str:
         f"| ≥ 3,000 decisions/s: {ok(a_rps >= 3000)}; ≥ 0.35 of trivial: {ok(ratio >= 0.35)} |",
         f"| latency p50 / p99 at that load (ms) | {a_p50:.1f} / {a_p99:.1f} "
         f"| {h_p50:.1f} / {h_p99:.1f} | | |",
+        f"| server CPU per request, all processes (µs, median) | {a_cpu:,.0f} | {h_cpu:,.0f} "
+        f"| {a_cpu / h_cpu:.1f} | |",
         f"| latency p50 / p99 at a fixed {result['rate']:,.0f} requests/s "
         f"(bench.loadgen, open loop, {secs:g} s; ms) | {fa.p50_ms:.2f} / {fa.p99_ms:.2f} "
         f"| {fh.p50_ms:.2f} / {fh.p99_ms:.2f} | {fa.p99_ms / fh.p99_ms:.2f} (p99) "
@@ -407,6 +411,13 @@ def report(result: dict[str, object]) -> str:
         f"Decision log after the run: {result['records']:,} decision records; "
         f"`pdp audit verify`: {' '.join(result['chain'])}",  # type: ignore[arg-type]
     ]
+    shares: list[tuple[str, float]] | None = result.get("breakdown")  # type: ignore[assignment]
+    if shares:
+        notes += ["", "Where a decision's time goes: py-spy sampling both workers during one more "
+                  f"closed-loop run of /v1/authorize (share of busy samples; "
+                  f"{a_cpu:,.0f} µs of CPU per decision in all):", "",
+                  "| part of the request path | share | ≈ µs per decision |", "|---|---:|---:|"]
+        notes += [f"| {name} | {share:.0%} | {share * a_cpu:,.0f} |" for name, share in shares]
     return "\n".join(lines + notes)
 
 
@@ -415,12 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 s per measurement")
     parser.add_argument("--seconds", type=float, help="seconds per measurement [30]")
     parser.add_argument("--loadgen", action="store_true", help="bench.loadgen even if wrk exists")
-    parser.add_argument("--profile", type=Path, help="py-spy each worker into this directory")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy breakdown")
     parser.add_argument("--no-record", action="store_true", help="print only")
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     result = measure(seconds=seconds, use_wrk=False if args.loadgen else None,
-                     profile=args.profile)
+                     profile_seconds=None if args.no_profile else min(seconds, 10.0))
     text = report(result)
     print(text)
     if not args.no_record:

@@ -111,6 +111,7 @@ def _eval_request(identity: VerifiedIdentity, action: ActionInfo, resource: Reso
         resource=EntityInput(type=resource.type, id=resource.id, attrs=resource.attrs,
                              parents=resource.parents),
         context=cedar_context(action, context, live, identity, now),
+        pep_context=context,
     )
 
 

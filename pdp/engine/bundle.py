@@ -122,6 +122,8 @@ class Bundle:
     index: Any = field(default=None, compare=False, repr=False)
     # Per-request entity sets (pdp.engine.entity_slice) when entities.json is large.
     entity_slicer: Any = field(default=None, compare=False, repr=False)
+    # Request shapes already checked against the schema (pdp.engine.request_shapes).
+    shapes: Any = field(default=None, compare=False, repr=False)
 
 
 def load_bundle(directory: Path | str) -> Bundle:
@@ -149,7 +151,10 @@ def load_bundle(directory: Path | str) -> Bundle:
     statics = {pid: info.node for pid, info in infos.items() if not info.is_template}
     statics = {pid: dataclasses.replace(node, id=pid) for pid, node in statics.items()}
     graph = EntityGraph(_parent_graph(files, workload_parents))
+    from pdp.engine.request_shapes import RequestShapes
+
     return Bundle(
+        shapes=RequestShapes(),
         probes=ProbeCache(),
         linked=LinkedSets(),
         graph=graph,

@@ -35,8 +35,12 @@ class CedarResult:
 def is_authorized(principal: Mapping[str, str], action: Mapping[str, str],
                   resource: Mapping[str, str], context: Mapping[str, Any],
                   policy_set: cedarpy.PolicySet, entities: cedarpy.Entities,
-                  schema: cedarpy.Schema) -> CedarResult:
-    """Cedar's decision for one request, with the determining policy ids and errors."""
+                  schema: cedarpy.Schema | None) -> CedarResult:
+    """Cedar's decision for one request, with the determining policy ids and errors.
+
+    Without ``schema`` Cedar neither type-checks the request nor reads its values by
+    the schema's types (see ``pdp.engine.request_shapes`` for when that is the same).
+    """
     request = {"principal": principal, "action": action, "resource": resource,
                "context": json.dumps(context)}
     raw = _internal.is_authorized_batch([request], policy_set, entities._inner, schema, False)

@@ -54,6 +54,9 @@ class EvalRequest:
     action: ActionInfo
     resource: EntityInput
     context: Mapping[str, Any]
+    # The PEP's own part of ``context`` (the rest is built by the PDP); when given,
+    # requests of a shape already checked against the schema skip that check.
+    pep_context: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +110,30 @@ def evaluate(bundle: Bundle, request: EvalRequest,
         candidates = None
         if policy_set is None:
             policy_set, candidates = _policies_for(bundle, request, grants)
-        result = cedar_call.is_authorized(
-            request.principal.uid, {"type": request.action.type, "id": request.action.id},
-            request.resource.uid, request.context, policy_set, entities, bundle.schema)
+        result = _authorize(bundle, request, policy_set, entities)
     except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
         return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
     return _to_evaluation(bundle, result, entities, extra_effects or {}, candidates)
+
+
+def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicySet,
+               entities: cedarpy.Entities) -> CedarResult:
+    """Cedar's answer; with the schema unless this request's shape is known to need none."""
+    action = {"type": request.action.type, "id": request.action.id}
+    args = (request.principal.uid, action, request.resource.uid, request.context, policy_set,
+            entities)
+    key = None
+    if request.pep_context is not None:
+        key = bundle.shapes.key(request.action.uid, request.principal.type,
+                                request.resource.type, request.pep_context)
+        if bundle.shapes.known(key):
+            return cedar_call.is_authorized(*args, None)
+    result = cedar_call.is_authorized(*args, bundle.schema)
+    if key is not None and result.decision != "NoDecision":
+        # Remember the shape only if Cedar without the schema answers exactly the same.
+        if cedar_call.is_authorized(*args, None) == result:
+            bundle.shapes.remember(key)
+    return result
 
 
 def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:

@@ -11,6 +11,11 @@ development issuer. Load comes from another process on loopback:
 - **latency at a fixed 1,000 requests/s**: :mod:`bench.loadgen`, open loop, each
   request timed from when it was due (Debian has no wrk2, and wrk has no ``-R``).
 
+To tell the HTTP layer's cost from the decision's, the same app also runs in a
+server of one worker whose ``DecisionService.authorize`` is replaced by a
+stored answer (:func:`stub_server`): its CPU per request is what uvicorn,
+Starlette, FastAPI and our endpoint cost without verifying, deciding or logging.
+
 The baseline is ``GET /healthz`` (``{"status": "ok"}``) on the same server, with
 the same workers, connections and durations, measured in alternating rounds so
 that the shared machine's noise falls on both alike. Figures are medians over
@@ -92,14 +97,15 @@ class Run:
 class Server:
     """``pdp serve --dev --workers N`` in ``workdir`` on a free loopback port."""
 
-    def __init__(self, workdir: Path, workers: int) -> None:
+    def __init__(self, workdir: Path, workers: int, *, stub: bool = False) -> None:
         self.workdir = workdir
         self.port = _free_port()
-        self.log = workdir / "serve.log"
+        self.log = workdir / ("stub.log" if stub else "serve.log")
+        command = ([sys.executable, "-m", "bench.http", "--stub-server", str(self.port)] if stub
+                   else [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--workers",
+                         str(workers), "--port", str(self.port)])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--workers", str(workers),
-             "--port", str(self.port)],
-            cwd=workdir, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            command, cwd=workdir, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(REPO)})
         self._wait_healthy()
 
@@ -274,6 +280,18 @@ def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
                                                          connections, 0), workdir)
         finally:
             server.stop()
+        stub = Server(workdir, 1, stub=True)  # the HTTP layer alone, same request
+        try:
+            cpu = stub.cpu_seconds()
+            if use_wrk:
+                stub_run = wrk(stub.url, authorize, seconds=per_round, connections=connections,
+                               scratch=workdir)
+            else:
+                stub_run = loadgen(stub.url, authorize, seconds=per_round,
+                                   connections=connections, rate=0, scratch=workdir)
+            stub_run.cpu_us = (stub.cpu_seconds() - cpu) / max(1, stub_run.requests) * 1e6
+        finally:
+            stub.stop()
         records = _decision_records(workdir / ".pdp" / "decisions.db")
         verify = subprocess.run([sys.executable, "-m", "pdp.cli.main", "audit", "verify"],
                                 cwd=workdir, capture_output=True, text=True, timeout=600)
@@ -281,7 +299,7 @@ def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
             "chain": (verify.stdout or verify.stderr).strip().splitlines()[-1:],
             "tool": "wrk" if use_wrk else "bench.loadgen", "connections": connections,
             "workers": workers, "seconds": seconds, "rate": rate, "rounds": rounds,
-            "breakdown": breakdown(samples) if samples else None}
+            "breakdown": breakdown(samples) if samples else None, "stub": stub_run}
 
 
 def _decision_records(db: Path) -> int:
@@ -376,6 +394,7 @@ def report(result: dict[str, object]) -> str:
     a_cpu = median(r.cpu_us for r in max_runs["authorize"])
     h_cpu = median(r.cpu_us for r in max_runs["healthz"])
     fa, fh = fixed["authorize"], fixed["healthz"]
+    stub: Run = result["stub"]  # type: ignore[assignment]
     tool = result["tool"]
     c, secs, rounds = result["connections"], result["seconds"], result["rounds"]
     bad = {name: (sum(r.not_ok for r in runs), sum(r.errors for r in runs))
@@ -394,6 +413,8 @@ def report(result: dict[str, object]) -> str:
         f"| {h_p50:.1f} / {h_p99:.1f} | | |",
         f"| server CPU per request, all processes (µs, median) | {a_cpu:,.0f} | {h_cpu:,.0f} "
         f"| {a_cpu / h_cpu:.1f} | |",
+        f"| the same, HTTP layer alone: one worker, `DecisionService.authorize` answering a "
+        f"stored decision (µs) | {stub.cpu_us:,.0f} | {h_cpu:,.0f} | {stub.cpu_us / h_cpu:.1f} | |",
         f"| latency p50 / p99 at a fixed {result['rate']:,.0f} requests/s "
         f"(bench.loadgen, open loop, {secs:g} s; ms) | {fa.p50_ms:.2f} / {fa.p99_ms:.2f} "
         f"| {fh.p50_ms:.2f} / {fh.p99_ms:.2f} | {fa.p99_ms / fh.p99_ms:.2f} (p99) "
@@ -421,14 +442,45 @@ def report(result: dict[str, object]) -> str:
     return "\n".join(lines + notes)
 
 
+def stub_server(port: int) -> None:
+    """Serve the app like ``pdp serve --dev`` (one worker) with a stored decision instead
+    of verifying, deciding and logging: the HTTP layer's own cost."""
+    import uvicorn
+
+    from pdp.api.app import create_app
+    from pdp.components import build_components
+    from pdp.config import load_settings
+    from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
+    from pdp.identity.model import BearerToken
+
+    settings = load_settings(None, dev=True, policies=Path("policies"), audit={"backend": "memory"})
+    components = build_components(settings)
+    assert components.dev_issuer is not None
+    token = components.dev_issuer.mint(SUBJECT, ttl_s=3600)
+    stored = components.service.authorize_sync(AuthorizeInput(
+        credential=BearerToken(token), action="read",
+        resource=ResourceRef(type="App::Dataset", id="sales-daily"), context={}))
+
+    async def answer(_: AuthorizeInput) -> Decision:
+        return stored
+
+    components.service.authorize = answer  # type: ignore[method-assign]
+    uvicorn.run(create_app(components), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--stub-server"]:
+        stub_server(int(argv[1]))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench http")
     parser.add_argument("--quick", action="store_true", help="5 s per measurement")
     parser.add_argument("--seconds", type=float, help="seconds per measurement [30]")
     parser.add_argument("--loadgen", action="store_true", help="bench.loadgen even if wrk exists")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy breakdown")
     parser.add_argument("--no-record", action="store_true", help="print only")
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    args, _ = parser.parse_known_args(argv)  # section names (python -m bench http) skipped
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     result = measure(seconds=seconds, use_wrk=False if args.loadgen else None,
                      profile_seconds=None if args.no_profile else min(seconds, 10.0))

@@ -93,7 +93,7 @@ def serve(
         run_workers(settings, workers, tls)
         return
     uvicorn.run(create_app(components), host=settings.host, port=settings.port,
-                log_level="warning", **tls)
+                log_level="warning", access_log=False, **tls)  # decisions are logged, not requests
 
 
 def prepare_workers(settings: Any) -> Any:
@@ -143,7 +143,8 @@ def run_workers(settings: Any, workers: int, tls: dict[str, Any]) -> None:
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     try:
         uvicorn.run("pdp.api.app:app_from_env", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_level="warning", **tls)
+                    host=settings.host, port=settings.port, log_level="warning",
+                    access_log=False, **tls)
     finally:
         if own_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

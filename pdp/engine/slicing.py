@@ -77,10 +77,9 @@ class _SideIndex:
             assert keys.type is not None
             self.by_type[keys.type].add(policy_id)
 
-    def specific(self, uid: Uid, ancestors: Iterable[Uid]) -> set[str]:
-        """Policies filed under this entity, its type or an ancestor (not the `any` bucket)."""
-        out = set(self.by_type.get(uid[0], ()))
-        out |= self.by_entity.get(uid, set())
+    def by_entities(self, uid: Uid, ancestors: Iterable[Uid]) -> set[str]:
+        """Policies filed under this entity or one of its ancestors."""
+        out = set(self.by_entity.get(uid, ()))
         for a in ancestors:
             out |= self.by_entity.get(a, set())
         return out
@@ -100,6 +99,11 @@ class PolicyIndex:
             self._actions[pid] = _action_uids(node.action)
         # Unconstrained on both sides: always candidates (only the action can rule them out).
         self._both_any = frozenset(self._principal.any & self._resource.any)
+        # `is T` on one side, unconstrained on the other: depends on the type alone.
+        self._p_type_r_any = {t: frozenset(ids & self._resource.any)
+                              for t, ids in self._principal.by_type.items()}
+        self._r_type_p_any = {t: frozenset(ids & self._principal.any)
+                              for t, ids in self._resource.by_type.items()}
         self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -107,13 +111,21 @@ class PolicyIndex:
                    resource: Uid, resource_ancestors: Iterable[Uid],
                    extra: Mapping[str, pst.Template] = {}) -> frozenset[str]:  # noqa: B006
         """Ids of every policy (and ``extra`` linked policy) whose scope could match."""
-        # (P_any | P_specific) & (R_any | R_specific), computed from the small sides: the
-        # `any` buckets can hold thousands of policies and are never copied.
-        p_specific = self._principal.specific(principal, principal_ancestors)
-        r_specific = self._resource.specific(resource, resource_ancestors)
+        # Each side is P = any | type | entities (and R likewise); P & R is the union of
+        # the nine pairwise intersections, of which the big ones (`any` and `is T`
+        # buckets hold thousands of policies) are precomputed or iterate a small side.
+        p_entities = self._principal.by_entities(principal, principal_ancestors)
+        r_entities = self._resource.by_entities(resource, resource_ancestors)
+        p_type = self._principal.by_type.get(principal[0], set())
+        r_type = self._resource.by_type.get(resource[0], set())
         p_any, r_any = self._principal.any, self._resource.any
-        found = (p_specific & r_specific) | {p for p in p_specific if p in r_any} \
-            | {r for r in r_specific if r in p_any} | self._both_any
+        found = set(self._both_any)
+        found |= self._p_type_r_any.get(principal[0], frozenset())
+        found |= self._r_type_p_any.get(resource[0], frozenset())
+        found |= p_type & r_type
+        for small, other in ((p_entities, (r_any, r_type, r_entities)),
+                             (r_entities, (p_any, p_type))):
+            found |= {pid for pid in small if any(pid in o for o in other)}
         out = {pid for pid in found if _action_ok(self._actions[pid], actions)}
         for pid, node in extra.items():
             if _matches(node, principal, principal_ancestors, actions, resource,

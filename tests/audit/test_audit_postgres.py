@@ -159,3 +159,33 @@ def test_postgres_backend_by_name(pg_dsn: str) -> None:
 def test_postgres_backend_without_a_dsn_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="postgres_dsn"):
         open_decision_log("postgres")
+
+
+WRITER = """
+import asyncio, sys, uuid_utils
+from pdp.audit.postgres import PostgresDecisionLog
+log = PostgresDecisionLog(sys.argv[1], batch_max=8)
+async def main():
+    await asyncio.gather(*(log.append({"decision_id": str(uuid_utils.uuid7()),
+                                       "timestamp": "2026-11-23T13:00:00Z",
+                                       "principal": sys.argv[2]}) for _ in range(150)))
+asyncio.run(main())
+log.close()
+"""
+
+
+def test_separate_processes_appending_at_once_keep_one_chain(pg_dsn: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    PostgresDecisionLog(pg_dsn).close()  # create the schema first, as `pdp serve` would
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_dsn, f"p{i}"], cwd=REPO)
+             for i in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    with PostgresDecisionLog(pg_dsn) as log:
+        records = list(log.iter_all())
+        assert [r["seq"] for r in records] == list(range(1, 451))
+        assert {r["principal"] for r in records} == {"p0", "p1", "p2"}
+        assert log.verify().ok

@@ -123,9 +123,8 @@ class PolicyIndex:
         found |= self._p_type_r_any.get(principal[0], frozenset())
         found |= self._r_type_p_any.get(resource[0], frozenset())
         found |= p_type & r_type
-        for small, other in ((p_entities, (r_any, r_type, r_entities)),
-                             (r_entities, (p_any, p_type))):
-            found |= {pid for pid in small if any(pid in o for o in other)}
+        found |= {p for p in p_entities if p in r_entities or p in r_any or p in r_type}
+        found |= {r for r in r_entities if r in p_any or r in p_type}
         out = {pid for pid in found if _action_ok(self._actions[pid], actions)}
         for pid, node in extra.items():
             if _matches(node, principal, principal_ancestors, actions, resource,

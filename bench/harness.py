@@ -73,7 +73,7 @@ def record(section: str, command: str, body: str) -> None:
     if header in text:
         start = text.index(header)
         end = text.find("\n## ", start + len(header))
-        text = text[:start] + block + (text[end + 1:] if end != -1 else "")
+        text = text[:start] + block + ("\n" + text[end + 1:] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     RESULTS.write_text(text)

@@ -406,7 +406,7 @@ def report(result: dict[str, object]) -> str:
     lines = [
         "| measurement | /v1/authorize (JWT-SVID, SQLite log) | /healthz (trivial JSON) | ratio | target |",
         "|---|---:|---:|---:|---|",
-        f"| most requests/s ({tool}, {c} connections, {rounds} × {secs / rounds:g} s, median) "
+        f"| most requests/s ({tool}, {c} connections, {rounds} × {secs / rounds:.3g} s, median) "
         f"| {a_rps:,.0f} | {h_rps:,.0f} | {ratio:.2f} "
         f"| ≥ 3,000 decisions/s: {ok(a_rps >= 3000)}; ≥ 0.35 of trivial: {ok(ratio >= 0.35)} |",
         f"| latency p50 / p99 at that load (ms) | {a_p50:.1f} / {a_p99:.1f} "
@@ -434,9 +434,11 @@ def report(result: dict[str, object]) -> str:
     ]
     shares: list[tuple[str, float]] | None = result.get("breakdown")  # type: ignore[assignment]
     if shares:
-        notes += ["", "Where a decision's time goes: py-spy sampling both workers during one more "
-                  f"closed-loop run of /v1/authorize (share of busy samples; "
-                  f"{a_cpu:,.0f} µs of CPU per decision in all):", "",
+        notes += ["", "Where a decision's time goes: py-spy on both workers during one more "
+                  "closed-loop run of /v1/authorize, sampling the thread that holds the GIL "
+                  "(`--gil`; C code that releases it, such as SQLite's I/O, is not seen). "
+                  f"Shares of those samples, and that share of the {a_cpu:,.0f} µs of CPU a "
+                  "decision costs in all:", "",
                   "| part of the request path | share | ≈ µs per decision |", "|---|---:|---:|"]
         notes += [f"| {name} | {share:.0%} | {share * a_cpu:,.0f} |" for name, share in shares]
     return "\n".join(lines + notes)

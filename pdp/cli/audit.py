@@ -30,13 +30,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON instead of a table."
 def _opened(config: Path | None, state_dir: Path | None) -> Iterator[tuple[Any, Any]]:
     """(settings, store) for the configured decision log; closed afterwards."""
     from pdp.audit.errors import AuditUnavailable
-    from pdp.audit.factory import open_decision_log
+    from pdp.audit.factory import open_configured_log
 
     settings = settings_from(config, state_dir=state_dir)
     if settings.audit.backend == "sqlite" and not settings.sqlite_path.exists():
         fail(f"no decision log at {settings.sqlite_path} (give --state-dir or --config)")
     try:
-        log = open_decision_log(settings.audit.backend, sqlite_path=settings.sqlite_path)
+        # Reading tools never ship a spool: that is the serving PDP's job.
+        log = open_configured_log(settings, spool=False)
     except (AuditUnavailable, ValueError) as e:
         fail(f"cannot open the decision log: {e}")
     try:
@@ -59,14 +60,8 @@ def tail(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Print the latest decisions, oldest first."""
-    from pdp.audit.factory import open_decision_log
-
-    settings = settings_from(config, state_dir=state_dir)
-    log = open_decision_log(settings.audit.backend, sqlite_path=settings.sqlite_path)
-    try:
-        records = log.tail(n)  # type: ignore[attr-defined]
-    finally:
-        log.close()
+    with _opened(config, state_dir) as (_, log):
+        records = log.tail(n)
     if as_json:
         for record in records:
             typer.echo(json.dumps(record, sort_keys=True))

@@ -76,10 +76,9 @@ def _candidate_directory(candidate: str, current: Path, tmp: Path) -> Path:
 
 
 def _logged(settings: object) -> list[dict]:
-    from pdp.audit.factory import open_decision_log
+    from pdp.audit.factory import open_configured_log
 
-    log = open_decision_log(settings.audit.backend,  # type: ignore[attr-defined]
-                            sqlite_path=settings.sqlite_path)  # type: ignore[attr-defined]
+    log = open_configured_log(settings, spool=False)
     try:
         return list(log.iter_all())  # type: ignore[attr-defined]
     finally:

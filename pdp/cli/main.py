@@ -115,7 +115,8 @@ def prepare_workers(settings: Any) -> Any:
 
 
 def run_workers(settings: Any, workers: int, tls: dict[str, Any]) -> None:
-    """Serve with ``workers`` uvicorn processes on one socket (``pdp.api.app:app_from_env``).
+    """Serve with ``workers`` uvicorn processes (``pdp.api.app:app_from_env``), each on its
+    own ``SO_REUSEPORT`` socket (see :mod:`pdp.cli.workers`).
 
     Each worker reads the resolved settings from ``PDP_SERVE_SETTINGS_JSON`` and
     keeps its metric values in a fresh ``PROMETHEUS_MULTIPROC_DIR`` under the state
@@ -125,10 +126,9 @@ def run_workers(settings: Any, workers: int, tls: dict[str, Any]) -> None:
     import shutil
     import tempfile
 
-    import uvicorn
-
     from pdp.api.app import SETTINGS_ENV
     from pdp.api.tls import HTTP_PROTOCOL_IMPORT
+    from pdp.cli import workers as worker_processes
 
     if settings.context.backend == "memory":
         typer.echo(f"pdp: {workers} workers: each keeps its own in-process live context "
@@ -142,12 +142,15 @@ def run_workers(settings: Any, workers: int, tls: dict[str, Any]) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by the spawned workers
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     try:
-        uvicorn.run("pdp.api.app:app_from_env", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False, **tls)
+        status = worker_processes.run(settings.host, settings.port, workers,
+                                      {"log_level": "warning", "access_log": False, **tls})
+    except OSError as e:  # the port is taken
+        fail(f"cannot listen on {settings.host}:{settings.port}: {e}")
     finally:
         if own_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+    if status:
+        raise typer.Exit(status)
 
 
 def _metrics_parent(state_dir: Path) -> Path:

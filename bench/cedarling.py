@@ -198,7 +198,9 @@ class Case:
         assert raw.allowed and [str(p) for p in raw.diagnostics.reasons] == [self.expected]
 
 
-def run(sizes: tuple[int, ...] = SIZES, *, rounds: int = 15) -> tuple[list[Comparison], list[Comparison], dict[int, Case]]:
+def run(sizes: tuple[int, ...] = SIZES, *,
+        rounds: int = 15) -> tuple[list[Comparison], list[Comparison], dict[int, Case]]:
+    """Per size: ours against Cedarling (both resource forms), Cedarling against raw cedarpy."""
     vs_cedarling, cedarling_vs_raw = [], []
     cases: dict[int, Case] = {}
     with tempfile.TemporaryDirectory(prefix="pdp-bench-cedarling-") as tmp:

@@ -21,7 +21,7 @@ the same workers, connections and durations, measured in alternating rounds so
 that the shared machine's noise falls on both alike. Figures are medians over
 the rounds. The load generator shares the 2 cores with the two workers.
 
-    python -m bench http            # 30 s per measurement, about 3 minutes
+    python -m bench http            # 30 s per measurement, about 5 minutes in all
     python -m bench http --quick    # 5 s, a smoke run
 """
 
@@ -355,7 +355,8 @@ CATEGORIES = (
     ("decide(): context, reasons, explanation", ("decide (pdp/decision/decide.py",)),
     ("service: verify (cached), live context, grants", ("DecisionService._decide",)),
     ("log append: canonical JSON, queue, wake-up; metrics, behaviour", ("DecisionService._commit",)),
-    ("endpoint: request to input, response body (orjson)", ("authorize (pdp/api/authorize.py",)),
+    ("endpoint: body (pydantic), PEP check, input, response (orjson)",
+     ("authorize (pdp/api/authorize.py", "AuthorizeFastPath._answer")),
     ("HTTP: uvicorn/httptools, Starlette, FastAPI, pydantic", ("RequestResponseCycle", "ASGI",
                                                                "fastapi", "starlette")),
     ("other threads (maintenance, watchers)", ("Thread.run",)),

@@ -92,7 +92,7 @@ def serve(
         components.close()
         run_workers(settings, workers, tls)
         return
-    uvicorn.run(create_app(components), host=settings.host, port=settings.port,
+    uvicorn.run(create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
                 log_level="warning", access_log=False, **tls)  # decisions are logged, not requests
 
 

@@ -138,7 +138,7 @@ def load_bundle(directory: Path | str) -> Bundle:
     policies, templates, infos = _load_policies(files, problems)
     if schema is not None:
         _validate_policies(files, schema, infos, problems)
-    entities, workload_parents, static_attrs = _load_entities(files, schema, problems)
+    entities, workload_parents, records = _load_entities(files, schema, problems)
     policy_set = _build_policy_set(policies, templates, problems)
     if problems or schema is None or entities is None or policy_set is None:
         raise BundleInvalid(directory, problems)
@@ -150,7 +150,14 @@ def load_bundle(directory: Path | str) -> Bundle:
 
     statics = {pid: info.node for pid, info in infos.items() if not info.is_template}
     statics = {pid: dataclasses.replace(node, id=pid) for pid, node in statics.items()}
-    graph = EntityGraph(_parent_graph(files, workload_parents))
+    graph = EntityGraph(_parent_graph(records, workload_parents))
+    slicer = _entity_slicer(records, graph, schema, infos)
+    # The action entities, from the schema alone (small whatever entities.json holds).
+    actions_only = cedarpy.Entities.from_json_str("[]", schema)
+    if slicer is not None:
+        # Requests get their own entity sets: the full Rust copy of entities.json (already
+        # validated above) is not kept.
+        entities = actions_only
     from pdp.engine.request_shapes import RequestShapes
 
     return Bundle(
@@ -158,7 +165,7 @@ def load_bundle(directory: Path | str) -> Bundle:
         probes=ProbeCache(),
         linked=LinkedSets(),
         graph=graph,
-        entity_slicer=_entity_slicer(files, graph, schema, infos),
+        entity_slicer=slicer,
         index=PolicyIndex(statics) if len(statics) >= SLICE_MIN_POLICIES else None,
         directory=directory.resolve(),
         version=compute_version(directory, files),
@@ -168,9 +175,9 @@ def load_bundle(directory: Path | str) -> Bundle:
         policies=infos,
         entities=entities,
         workload_parents=workload_parents,
-        static_uids=frozenset(static_attrs),
-        static_attrs=static_attrs,
-        actions=build_action_catalog(schema, entities),
+        static_uids=frozenset(records),
+        static_attrs={uid: r.get("attrs") or {} for uid, r in records.items()},
+        actions=build_action_catalog(schema, actions_only),
         files=files,
         principal_entities=PrincipalEntityCache(entities),
     )
@@ -291,8 +298,9 @@ def _validate_policies(files: Mapping[str, bytes], schema: cedarpy.Schema,
 def _load_entities(
     files: Mapping[str, bytes], schema: cedarpy.Schema | None, problems: list[BundleProblem],
 ) -> tuple[cedarpy.Entities | None, dict[str, tuple[dict[str, str], ...]],
-           dict[tuple[str, str], Mapping[str, Any]]]:
-    """Static entities. Workloads are kept apart: their parents join the principal per request."""
+           dict[tuple[str, str], dict[str, Any]]]:
+    """Static entities (parsed once: every later use shares these records). Workloads are
+    kept apart: their parents join the principal per request."""
     raw: Any = []
     if ENTITIES_FILE in files:
         try:
@@ -324,34 +332,28 @@ def _load_entities(
     except ValueError as e:
         problems.append(BundleProblem(ENTITIES_FILE, f"entities do not match the schema: {e}"))
         return None, workload_parents, {}
-    static_attrs = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e.get("attrs") or {}
-                    for e in others}
-    return entities, workload_parents, static_attrs
+    records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
+    return entities, workload_parents, records
 
 
-def _parent_graph(files: Mapping[str, bytes],
+def _parent_graph(records: Mapping[tuple[str, str], dict[str, Any]],
                   workload_parents: Mapping[str, tuple[dict[str, str], ...]],
                   ) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     """Every static entity's parents (workloads included), from entities.json."""
-    raw = json.loads(files[ENTITIES_FILE]) if ENTITIES_FILE in files else []
-    graph = {(str(e["uid"]["type"]), str(e["uid"]["id"])):
-             tuple((str(p["type"]), str(p["id"])) for p in e.get("parents", []))
-             for e in raw}
+    graph = {uid: tuple((str(p["type"]), str(p["id"])) for p in e.get("parents", []))
+             for uid, e in records.items()}
     for wid, parents in workload_parents.items():
         graph[("Pdp::Workload", wid)] = tuple((str(p["type"]), str(p["id"])) for p in parents)
     return graph
 
 
-def _entity_slicer(files: Mapping[str, bytes], graph: Any, schema: cedarpy.Schema,
-                   infos: Mapping[str, PolicyInfo]) -> Any:
+def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: Any,
+                   schema: cedarpy.Schema, infos: Mapping[str, PolicyInfo]) -> Any:
     """Per-request entity sets, for bundles whose entities.json is large."""
     from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 
-    raw = json.loads(files[ENTITIES_FILE]) if ENTITIES_FILE in files else []
-    if len(raw) < ENTITY_SLICE_MIN:
+    if len(records) < ENTITY_SLICE_MIN:
         return None
-    records = {(str(e["uid"]["type"]), str(e["uid"]["id"])): e for e in raw
-               if e["uid"].get("type") != WORKLOAD_TYPE}
     from pdp.engine.render import entity_type_text
 
     literals = {(entity_type_text(u.type), u.id)

@@ -65,7 +65,10 @@ class BundleStore:
             directory = self.source.fetch()
         except SourceError as e:
             raise BundleInvalid(Path(self.source.label), [BundleProblem(self.source.label, str(e))]) from e
-        return load_bundle(directory)
+        try:
+            return load_bundle(directory)
+        finally:
+            _release_free_memory()
 
     def load_initial(self) -> Bundle:
         """The first load: with nothing to fall back to, a refused bundle raises ``BundleInvalid``."""
@@ -136,3 +139,22 @@ class BundleStore:
 
     def _fingerprint(self) -> object:
         return self.source.fingerprint()
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed while loading back to the OS (glibc keeps it otherwise).
+
+    Loading a large bundle parses and validates entities.json in copies that are
+    dropped afterwards; without this the process keeps their pages for good.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)

@@ -74,3 +74,15 @@ def test_two_workers_answer_and_their_decisions_share_one_verified_chain(workdir
     assert "chain intact" in verified.stdout
     assert not list((workdir / ".pdp" / "metrics").iterdir())  # its metrics files removed
 
+
+
+def test_workers_refuse_a_port_that_is_taken_instead_of_sharing_it(workdir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--dev", "--workers", "2", "--port", str(port), cwd=workdir)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -166,6 +166,33 @@ def verify_chain(records: Iterable[Any], *, start_seq: int = 1,
     return checker.finish()
 
 
+def verify_stored(rows: Iterable[Mapping[str, Any]],
+                  columns_disagree: Callable[[Mapping[str, Any], Any], bool], *,
+                  start_seq: int = 1, start_hash: str = GENESIS) -> ChainReport:
+    """Verify stored rows (query columns plus the ``record`` JSON text), in seq order.
+
+    Besides the chain over the records, each row's query columns must agree with its
+    record (as ``columns_disagree`` judges for the store's column encoding): a column
+    changed in place (say ``decision`` flipped) would mislead filters without touching
+    the chain, so it is reported as ``index mismatch``.
+    """
+    checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
+    for values in rows:
+        try:
+            record: Any = json.loads(values["record"])
+        except ValueError:
+            record = None
+        if (report := checker.feed(record)) is not None:
+            return report
+        if checker.pending is None and columns_disagree(values, record):
+            return ChainReport(
+                ok=False, checked=checker.checked - 1, first_broken_seq=values["seq"],
+                first_broken_decision_id=record.get("decision_id"), problem="index mismatch",
+                detail=f"row {values['seq']}: query columns disagree with the record",
+                last_seq=checker.expected_seq - 2, head_hash=record["prev_hash"])
+    return checker.finish()
+
+
 def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
     """The record as stored at ``seq`` after ``prev_hash``: its body plus the chain keys."""
     sealed = body(record)
@@ -175,5 +202,5 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "hash_body", "link_hash", "seal", "verify_chain",
+    "hash_body", "link_hash", "seal", "verify_chain", "verify_stored",
 ]

@@ -44,9 +44,9 @@ from psycopg import errors as pg_errors
 from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
-from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport
+from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import PreparedRecord, columns_of
+from pdp.audit.records import COLUMNS, PreparedRecord, columns_of
 from pdp.audit.sqlite_read import prefix_upper_bound
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
-COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
-           "pep", "policies", "reason_codes", "record", "prev_hash", "hash")
 _COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
 _HEAD = "SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1"
 _EQUAL = ("principal", "action", "resource", "decision", "pep", "kind")
@@ -272,22 +270,9 @@ class PostgresDecisionLog(GroupCommitLog):
 
         From ``start_seq`` after ``start_hash`` (a retention anchor), up to ``end_seq``.
         """
-        checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
-        for row in self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq):
-            values = dict(zip(COLUMNS, row))
-            try:
-                record: Any = json.loads(values["record"])
-            except ValueError:
-                record = None
-            if (report := checker.feed(record)) is not None:
-                return report
-            if checker.pending is None and _columns_disagree(values, record):
-                return ChainReport(
-                    ok=False, checked=checker.checked - 1, first_broken_seq=values["seq"],
-                    first_broken_decision_id=record.get("decision_id"), problem="index mismatch",
-                    detail=f"row {values['seq']}: query columns disagree with the record",
-                    last_seq=checker.expected_seq - 2, head_hash=record["prev_hash"])
-        return checker.finish()
+        rows = self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq)
+        return verify_stored((dict(zip(COLUMNS, row)) for row in rows), _columns_disagree,
+                             start_seq=start_seq, start_hash=start_hash)
 
     def _rows(self, columns: str, after: int = 0,
               through: int | None = None) -> Iterator[tuple[Any, ...]]:

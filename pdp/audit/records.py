@@ -19,6 +19,10 @@ from typing import Any
 
 from pdp.audit.hashchain import CHAIN_KEYS, body, canonical
 
+# The columns of a stored decision row, in order (both SQL stores use them).
+COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
+           "pep", "policies", "reason_codes", "record", "prev_hash", "hash")
+
 _CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _TEXT_KEYS = ("kind", "principal", "action", "resource", "decision", "pep")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, canonical
+from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored, canonical
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
 from pdp.audit.records import columns_of
 from pdp.audit.sqlite_schema import COLUMNS, connect, read_head
@@ -88,22 +88,9 @@ class Reader:
         ``index mismatch``. ``start_seq``/``start_hash`` start the check at a
         retention anchor instead of genesis; ``end_seq`` stops it there.
         """
-        checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
-        for row in self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq):
-            values = dict(zip(COLUMNS, row))
-            try:
-                record: Any = json.loads(values["record"])
-            except ValueError:
-                record = None
-            if (report := checker.feed(record)) is not None:
-                return report
-            if checker.pending is None and _columns_disagree(values, record):
-                return ChainReport(
-                    ok=False, checked=checker.checked - 1, first_broken_seq=values["seq"],
-                    first_broken_decision_id=record.get("decision_id"), problem="index mismatch",
-                    detail=f"row {values['seq']}: query columns disagree with the record",
-                    last_seq=checker.expected_seq - 2, head_hash=record["prev_hash"])
-        return checker.finish()
+        rows = self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq)
+        return verify_stored((dict(zip(COLUMNS, row)) for row in rows), _columns_disagree,
+                             start_seq=start_seq, start_hash=start_hash)
 
     def head(self) -> tuple[int, str]:
         with self._connection() as conn:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS
+from pdp.audit.records import COLUMNS
 
 SCHEMA_VERSION = 2
 
@@ -71,8 +72,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
-COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
-           "pep", "policies", "reason_codes", "record", "prev_hash", "hash")
 INSERT = f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES "
 ROW = f"({', '.join('?' * len(COLUMNS))})"
 ROWS_PER_INSERT = 2000  # x 14 parameters, below SQLite's limit of 32766 per statement

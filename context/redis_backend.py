@@ -110,6 +110,23 @@ class RedisLink:
                                             daemon=True)
             self._thread.start()
 
+    def read_hash(self, version_key: str, hash_key: str, known: tuple[str | None, int], *,
+                  full: bool) -> tuple[tuple[str, int], dict[str, str]] | None:
+        """A mirrored hash with its (epoch, version), read in one transaction; None when
+        not ``full`` and the version is still ``known`` (nothing to read)."""
+        if not full:
+            version, epoch = self.client.mget(version_key, self.epoch_key)
+            if (epoch, int(version or 0)) == known:
+                return None
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.get(self.epoch_key)
+            pipe.get(version_key)
+            pipe.hgetall(hash_key)
+            epoch, version, raw = pipe.execute()
+        if epoch is None:
+            epoch = self.epoch()
+        return (str(epoch), int(version or 0)), dict(raw or {})
+
     def epoch(self) -> str:
         """This Redis's epoch, creating it if it has none (a fresh or restarted Redis)."""
         self.client.set(self.epoch_key, secrets.token_hex(4), nx=True)
@@ -221,20 +238,11 @@ class RedisContextStore:
             self._rebuild_local()
 
     def reload(self, *, full: bool) -> None:
-        client = self.link.client
-        if not full:
-            version, epoch = client.mget(self._version_key, self.link.epoch_key)
-            if (epoch, int(version or 0)) == self._seq:
-                self._confirmed = time.monotonic()
-                return
-        with client.pipeline(transaction=True) as pipe:
-            pipe.get(self.link.epoch_key)
-            pipe.get(self._version_key)
-            pipe.hgetall(self._state_key)
-            epoch, version, raw = pipe.execute()
-        if epoch is None:
-            epoch = self.link.epoch()
-        seq = (str(epoch), int(version or 0))
+        read = self.link.read_hash(self._version_key, self._state_key, self._seq, full=full)
+        if read is None:
+            self._confirmed = time.monotonic()
+            return
+        seq, raw = read
         entries = {}
         for key, text in (raw or {}).items():
             try:
@@ -364,20 +372,11 @@ class RedisRevocationStore:
         return self._index.match(facts, now)
 
     def reload(self, *, full: bool) -> None:
-        client = self.link.client
-        if not full:
-            version, epoch = client.mget(self._version_key, self.link.epoch_key)
-            if (epoch, int(version or 0)) == self._seq:
-                self._confirmed = time.monotonic()
-                return
-        with client.pipeline(transaction=True) as pipe:
-            pipe.get(self.link.epoch_key)
-            pipe.get(self._version_key)
-            pipe.hgetall(self._hash_key)
-            epoch, version, raw = pipe.execute()
-        if epoch is None:
-            epoch = self.link.epoch()
-        seq = (str(epoch), int(version or 0))
+        read = self.link.read_hash(self._version_key, self._hash_key, self._seq, full=full)
+        if read is None:
+            self._confirmed = time.monotonic()
+            return
+        seq, raw = read
         entries = {}
         for key, text in (raw or {}).items():
             try:

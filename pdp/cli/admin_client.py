@@ -7,8 +7,7 @@ The caller authenticates like any workload: ``--token`` or ``PDP_ADMIN_TOKEN``
 
 from __future__ import annotations
 
-import json
-import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -23,22 +22,24 @@ DEFAULT_URL = "http://127.0.0.1:8181"
 
 
 def call(method: str, url: str, path: str, token: str | None,
-         body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
-    """Send one admin request; print the problem and exit non-zero on refusal."""
+         body: dict[str, Any] | None = None, params: dict[str, Any] | None = None, *,
+         cacert: Path | None = None) -> Any:
+    """Send one admin request; print the problem and exit non-zero on refusal.
+
+    ``cacert``: the CA bundle that signed an https PDP's certificate (its TLS listener).
+    """
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(method, url.rstrip("/") + path, json=body, params=params,
-                                 headers=headers, timeout=10)
+                                 headers=headers, timeout=10,
+                                 verify=str(cacert) if cacert else True)
     except httpx.HTTPError as e:
         fail(f"cannot reach the PDP at {url}: {e}")
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"detail": response.text}
     if response.status_code >= 400:
-        try:
-            detail = response.json()
-        except ValueError:
-            detail = response.text
-        fail(f"{response.status_code}: {json.dumps(detail) if not isinstance(detail, str) else detail}")
-    return response.json()
-
-
-def env_token() -> str | None:
-    return os.environ.get("PDP_ADMIN_TOKEN")
+        detail = (data.get("detail") or data.get("title") if isinstance(data, dict) else None)
+        fail(f"HTTP {response.status_code}: {detail or response.reason_phrase}")
+    return data

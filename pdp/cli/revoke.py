@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
+from pdp.cli.admin_client import call
 from pdp.cli.common import fail
 
 app = typer.Typer(no_args_is_help=True, help="Revoke credentials or workloads on a running PDP.")
@@ -41,29 +41,11 @@ ExpiresOpt = Annotated[str | None, typer.Option(
     "--expires", help="Stop applying after this long (5m, 1h, 7d) or at this ISO time.")]
 
 
-def _client(url: str, token: str | None, cacert: Path | None) -> httpx.Client:
-    if not token:
-        fail("give --token or set PDP_ADMIN_TOKEN (a credential allowed identity.revoke)")
-    return httpx.Client(base_url=url.rstrip("/"), timeout=10.0,
-                        verify=str(cacert) if cacert else True,
-                        headers={"authorization": f"Bearer {token}"})
-
-
 def _call(url: str, token: str | None, cacert: Path | None, method: str, path: str,
           body: dict[str, Any] | None = None) -> dict[str, Any]:
-    try:
-        with _client(url, token, cacert) as client:
-            response = client.request(method, path, json=body)
-    except httpx.HTTPError as e:
-        fail(f"cannot reach the PDP at {url}: {e}")
-    try:
-        data = response.json()
-    except ValueError:
-        data = {"detail": response.text}
-    if response.status_code >= 400:
-        detail = data.get("detail") or data.get("title") or response.reason_phrase
-        fail(f"HTTP {response.status_code}: {detail}")
-    return data  # type: ignore[no-any-return]
+    if not token:
+        fail("give --token or set PDP_ADMIN_TOKEN (a credential allowed identity.revoke)")
+    return call(method, url, path, token, body, cacert=cacert)  # type: ignore[no-any-return]
 
 
 def _expires(text: str | None) -> str | None:

@@ -4,15 +4,21 @@
 bench/RESULTS.md.
 
 Throughput: ``RECORDS`` realistic decision records (about 1.5 KB of JSON,
-shaped like ``pdp.decision.record``) are appended through the store's async
-``append()`` by ``PRODUCERS`` concurrent tasks, as request handlers do: each
-record is validated, serialized once, chained (SHA-256 over the previous hash
-and its canonical JSON), group-committed and acknowledged. The baseline, in
-the same run, is what the database alone costs for the same rows: the rows
-already serialized, inserted with ``executemany`` in transactions of
-``BATCH`` rows into the same table with the same indexes and durability
-setting, no chain, no event loop. Each figure is the median of ``ROUNDS``
-rounds on fresh files/schemas.
+shaped like ``pdp.decision.record``, UUIDv7 ids as ``decide()`` makes them)
+are appended through the store's async ``append()`` by ``PRODUCERS``
+concurrent tasks, as request handlers do: each record is validated,
+serialized once, chained (SHA-256 over the previous hash and its canonical
+JSON), group-committed, indexed and acknowledged. Two baselines, in the same
+run, with the same rows already serialized, ``executemany`` in transactions
+of ``BATCH`` rows, the same durability setting, no chain, no event loop:
+
+- *plain batched inserts*: into a table with its primary key only. The
+  issue's target (30,000 records/s where plain batched inserts reach
+  60,000-80,000/s) is a ratio to this: ours >= 0.5 of it;
+- *the log's own schema*: the same table and indexes (the principal index
+  left unfilled): what the database alone costs for this layout.
+
+Each figure is the median of ``ROUNDS`` rounds on fresh files/schemas.
 
 Queries: one SQLite log of 1,000,000 records (200 principals over 30 days)
 is built once in a temporary directory with bulk inserts of chained rows,
@@ -37,13 +43,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import uuid_utils
+
 from bench.harness import machine, record
 from pdp.audit import DecisionFilter, SqliteDecisionLog
 from pdp.audit.groupcommit import Append
 from pdp.audit.hashchain import GENESIS, canonical
 from pdp.audit.records import prepare
-from pdp.audit.sqlite_read import where_clause
-from pdp.audit.sqlite_schema import INSERT, MIGRATIONS, ROW, connect
+from pdp.audit.records import COLUMNS
+from pdp.audit.sqlite_index import catch_up
+from pdp.audit.sqlite_read import page_sql, where_clause
+from pdp.audit.sqlite_schema import INSERT, ROW, connect
 
 RECORDS = 60_000
 PRODUCERS = (256, 1024)  # concurrent request handlers: more in flight, larger commits
@@ -64,7 +74,7 @@ def make_record(i: int, *, ts: datetime | None = None, principal: str | None = N
     principal = principal or f"spiffe://example.org/services/s{i % PRINCIPALS}"
     allow = i % 3 != 0
     return {
-        "decision_id": decision_id or f"{secrets.token_hex(16)}",
+        "decision_id": decision_id or str(uuid_utils.uuid7()),
         "kind": "decision", "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "instance": "pdp-1:4242", "request_id": f"req-{i}", "pep": "gateway",
         "principal": principal,
@@ -134,8 +144,15 @@ def plain_rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def sqlite_baseline(path: Path, rows: list[tuple[Any, ...]], synchronous: str) -> Rate:
-    SqliteDecisionLog(path).close()  # the same schema and indexes
+def sqlite_baseline(path: Path, rows: list[tuple[Any, ...]], synchronous: str, *,
+                    plain: bool = False) -> Rate:
+    """``rows`` by ``executemany``: into the log's schema, or (``plain``) a bare table."""
+    if plain:
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE decisions (seq INTEGER PRIMARY KEY, "
+                         f"{', '.join(COLUMNS[1:])})")
+    else:
+        SqliteDecisionLog(path).close()  # the same schema and indexes
     conn = connect(path, busy_timeout_ms=5000, synchronous=synchronous, writer=True)
     sql = INSERT + ROW
 
@@ -150,16 +167,17 @@ def sqlite_baseline(path: Path, rows: list[tuple[Any, ...]], synchronous: str) -
     return rate
 
 
-def median_of(fn: Callable[[], Rate]) -> Rate:
-    """The round with the median rate (its CPU per record with it)."""
-    rates = sorted((fn() for _ in range(ROUNDS)), key=lambda r: r.per_s)
-    return rates[len(rates) // 2]
-
-
-def row(name: str, ours: Rate, batches: list[float], base: Rate, target: str) -> str:
+def row(name: str, ours: Rate, batches: list[float], plain: Rate, schema: Rate,
+        target: float | None) -> str:
+    ratio = ours.per_s / plain.per_s
+    verdict = "report" if target is None else \
+        f"≥ {target:.2f}: {'met' if ratio >= target else '**not met**'}"
     return (f"| {name} | {ours.per_s:,.0f} | {ours.cpu_us:.0f} | {statistics.mean(batches):.0f} "
-            f"| {base.per_s:,.0f} | {base.cpu_us:.0f} | {ours.per_s / base.per_s:.2f} "
-            f"| {target} |")
+            f"| {plain.per_s:,.0f} | {ratio:.2f} | {verdict} "
+            f"| {schema.per_s:,.0f} | {ours.per_s / schema.per_s:.2f} |")
+
+
+TARGET = 0.5  # of plain batched inserts: the issue's 30,000/s where those reach 60,000/s
 
 
 def sqlite_throughput(workdir: Path) -> list[str]:
@@ -180,14 +198,24 @@ def sqlite_throughput(workdir: Path) -> list[str]:
                 log.close()
             return rate
 
-        def base() -> Rate:
-            return sqlite_baseline(workdir / f"base-{secrets.token_hex(4)}.db", rows, synchronous)
+        def base(plain: bool) -> Rate:
+            return sqlite_baseline(workdir / f"base-{secrets.token_hex(4)}.db", rows,
+                                   synchronous, plain=plain)
 
-        ours_rate, base_rate = median_of(ours), median_of(base)
-        lines.append(row(f"SQLite, synchronous={synchronous}, {producers} tasks", ours_rate,
-                         batches, base_rate, "≥ 30,000 /s"))
+        rates = interleaved([ours, lambda: base(True), lambda: base(False)])
+        lines.append(row(f"SQLite, synchronous={synchronous}, {producers} tasks", *rates[:1],
+                         batches, *rates[1:], TARGET))
         print(lines[-1], flush=True)
     return lines
+
+
+def interleaved(runs: list[Callable[[], Rate]]) -> list[Rate]:
+    """Each run's median round, the runs taking turns so that a noisy minute hits all alike."""
+    rounds: list[list[Rate]] = [[] for _ in runs]
+    for _ in range(ROUNDS):
+        for taken, run in zip(rounds, runs):
+            taken.append(run())
+    return [sorted(taken, key=lambda r: r.per_s)[len(taken) // 2] for taken in rounds]
 
 
 def postgres_throughput() -> list[str]:
@@ -199,7 +227,7 @@ def postgres_throughput() -> list[str]:
 
         psycopg.connect(PG_DSN, connect_timeout=2).close()
     except Exception as exc:  # noqa: BLE001 - report, do not fail the other sections
-        return [f"| PostgreSQL | not run: {exc} | | | | | | report |"]
+        return [f"| PostgreSQL | not run: {exc} | | | | | | | |"]
     records = [make_record(i) for i in range(RECORDS // 2)]
     rows = [(*r[:9], list(prepare(rec).columns.policies),
              list(prepare(rec).columns.reason_codes), r[11], "", "")
@@ -225,9 +253,15 @@ def postgres_throughput() -> list[str]:
             log.close()
         return rate
 
-    def base(dsn: str) -> Rate:
+    def base(dsn: str, plain: bool) -> Rate:
         PostgresDecisionLog(dsn).close()  # the same tables and indexes
-        sql = (f"INSERT INTO decisions ({', '.join(PG_COLUMNS)}) "
+        table = "decisions"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if plain:  # the same columns, the primary key only
+                table = "plain_decisions"
+                conn.execute("CREATE TABLE plain_decisions (LIKE decisions)")
+                conn.execute("ALTER TABLE plain_decisions ADD PRIMARY KEY (seq)")
+        sql = (f"INSERT INTO {table} ({', '.join(PG_COLUMNS)}) "
                f"VALUES ({', '.join(['%s'] * len(PG_COLUMNS))})")
         with psycopg.connect(dsn) as conn:
             def insert() -> None:
@@ -237,10 +271,10 @@ def postgres_throughput() -> list[str]:
 
             return timed(len(rows), insert)
 
-    ours_rate = median_of(lambda: in_schema(ours))
-    base_rate = median_of(lambda: in_schema(base))
-    line = row(f"PostgreSQL 127.0.0.1, synchronous_commit=on, {PRODUCERS[-1]} tasks", ours_rate,
-               batches, base_rate, "report")
+    rates = interleaved([lambda: in_schema(ours), lambda: in_schema(lambda d: base(d, True)),
+                         lambda: in_schema(lambda d: base(d, False))])
+    line = row(f"PostgreSQL 127.0.0.1, synchronous_commit=on, {PRODUCERS[-1]} tasks", rates[0],
+               batches, rates[1], rates[2], None)
     print(line, flush=True)
     return [line]
 
@@ -253,7 +287,9 @@ def build_query_log(path: Path, n: int | None = None) -> float:
     SqliteDecisionLog(path).close()  # the log's schema; its indexes are rebuilt below
     conn = connect(path, busy_timeout_ms=5000, synchronous="OFF", writer=True)
     conn.execute("PRAGMA cache_size=-262144")  # 256 MiB while building
-    indexes = [s for s in MIGRATIONS[1] if s.startswith("CREATE INDEX")]
+    indexes = [sql for (sql,) in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions' "
+        "AND sql IS NOT NULL")]
     for statement in indexes:  # bulk load first, then build each index in one sorted pass
         conn.execute(f"DROP INDEX {statement.split()[2]}")
     log = SqliteDecisionLog.__new__(SqliteDecisionLog)  # only for its row layout
@@ -275,6 +311,7 @@ def build_query_log(path: Path, n: int | None = None) -> float:
         conn.execute("COMMIT")
     for statement in indexes:
         conn.execute(statement)
+    catch_up(conn)  # the principal index, as the writer fills it
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return time.perf_counter() - start
@@ -327,9 +364,7 @@ def unindexed_query_ms(path: Path, flt: DecisionFilter) -> float:
 def query_plan(path: Path) -> str:
     flt = DecisionFilter(principal="spiffe://example.org/services/s1", since=T0,
                          until=T0 + timedelta(days=1))
-    where, params = where_clause(flt)
-    sql = (f"SELECT seq, record FROM decisions WHERE seq IN (SELECT seq FROM decisions"
-           f"{where} ORDER BY seq DESC LIMIT 101) ORDER BY seq DESC")  # as sqlite_read.query
+    sql, params = page_sql(flt, 101)  # as sqlite_read.query
     with closing(sqlite3.connect(path)) as conn:
         rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
     return "; ".join(str(r[-1]) for r in rows)
@@ -338,8 +373,9 @@ def query_plan(path: Path) -> str:
 def main() -> int:
     print(f"machine: {machine()}", flush=True)
     header = ("| store | ours: append() records/s | ours: CPU µs/record | records per commit "
-              "| baseline: executemany, no chain, records/s | baseline: CPU µs/record "
-              "| ours / baseline | target |\n|---|---:|---:|---:|---:|---:|---:|---|")
+              "| baseline: plain batched inserts, records/s | ours / plain | target "
+              "| the log's schema, executemany, records/s | ours / schema |"
+              "\n|---|---:|---:|---:|---:|---:|---|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="pdp-bench-audit-") as tmp:
         workdir = Path(tmp)
         print(header, flush=True)
@@ -358,12 +394,14 @@ def main() -> int:
         plan = query_plan(path)
     body = "\n".join([
         f"Append throughput: {RECORDS:,} records of ~1.5 KB through `append()` from "
-        f"{' or '.join(map(str, PRODUCERS))} concurrent tasks (median of {ROUNDS} rounds; "
-        "PostgreSQL: "
-        f"{RECORDS // 2:,}); baseline: the same rows pre-serialized, `executemany` in "
-        f"transactions of {BATCH}, same table and indexes, no chain. CPU µs/record is the "
-        "process's CPU time (every thread; PostgreSQL's server not included) per record, "
-        "less sensitive than records/s to other work on the machine.", "",
+        f"{' or '.join(map(str, PRODUCERS))} concurrent tasks (median of {ROUNDS} rounds, "
+        "taking turns with the baselines; PostgreSQL: "
+        f"{RECORDS // 2:,}). Baselines: the same rows pre-serialized, `executemany` in "
+        f"transactions of {BATCH}, no chain, no event loop; *plain*: into a table with its "
+        "primary key only (the issue's reference: its 30,000/s target against 60,000-80,000/s "
+        "for plain batched inserts is a ratio of 0.5 at most); *schema*: into the log's "
+        "own table and indexes. CPU µs/record is the process's CPU time (every thread; "
+        "PostgreSQL's server not included) per record.", "",
         header, *throughput, "",
         f"Queries: {QUERY_RECORDS:,} records, {PRINCIPALS} principals over 30 days "
         f"(built in {built:.0f} s, {size_mb:,.0f} MiB); {QUERIES} random principal + window "

@@ -170,6 +170,7 @@ class GroupCommitLog:
                     group = pending.pop(0)  # type: ignore[assignment]
                     assert group is not None
                     _resolve(group.future, self._write(group.items))
+                    self._after_commit()
                     continue
                 run = 0  # the records before the next group
                 while run < len(pending) and not isinstance(pending[run], _Group):
@@ -177,6 +178,7 @@ class GroupCommitLog:
                 take = self._batch_size(run)
                 batch, pending = pending[:take], pending[take:]  # type: ignore[assignment]
                 self._settle(batch, self._write(batch))
+                self._after_commit()
             except BaseException as exc:  # never die with callers left waiting
                 log.exception("decision log writer failed a batch")
                 try:
@@ -202,6 +204,9 @@ class GroupCommitLog:
 
     def _writer_stopped(self) -> None:
         """The writer thread is about to exit: release what it holds."""
+
+    def _after_commit(self) -> None:
+        """Housekeeping after a batch, once its callers were told (SQLite: the principal index)."""
 
     def _committed(self, rows: list[Row]) -> None:
         if rows:

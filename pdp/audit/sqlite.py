@@ -12,8 +12,10 @@ the next insert collides on ``seq``; the batch is then redone under the write
 lock from the head on disk, so several processes sharing a file keep one chain.
 
 Besides ``decisions`` the file holds ``checkpoints`` (signed heads, see
-:mod:`pdp.audit.checkpoint`); :mod:`pdp.audit.sqlite_schema` lists the tables
-and indexes.
+:mod:`pdp.audit.checkpoint`) and the principal index, which the writer fills
+every ``index_every`` records once the batch's callers were answered (see
+:mod:`pdp.audit.sqlite_index`); :mod:`pdp.audit.sqlite_schema` lists the
+tables and indexes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pdp.audit import sqlite_read
+from pdp.audit import sqlite_index, sqlite_read
 from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
@@ -52,15 +54,20 @@ class SqliteDecisionLog(GroupCommitLog):
     """
 
     def __init__(self, path: Path, *, batch_max: int = 512, synchronous: str = "FULL",
-                 busy_timeout_ms: int = 5000) -> None:
+                 busy_timeout_ms: int = 5000,
+                 index_every: int = sqlite_index.INDEX_EVERY) -> None:
         super().__init__(batch_max=batch_max)
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
+        if index_every < 1:
+            raise ValueError("index_every must be at least 1")
         self.path = Path(path)
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
+        self.index_every = index_every
         self._seq, self._head = 0, GENESIS  # last committed record; read at open
+        self._index_due = index_every  # catch the principal index up once _seq reaches this
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn: sqlite3.Connection | None = self._open_writer()
@@ -120,6 +127,16 @@ class SqliteDecisionLog(GroupCommitLog):
         self._committed(rows)
         return outcomes
 
+    def _after_commit(self) -> None:
+        if self._seq < self._index_due or self._conn is None:
+            return
+        try:
+            self._index_due = sqlite_index.catch_up(self._conn) + self.index_every
+        except sqlite3.Error as exc:
+            # Queries stay exact (they scan the longer tail); try again a stretch later.
+            log.error("decision log: principal index not brought up to date: %s", exc)
+            self._index_due = self._seq + self.index_every
+
     def _writer_stopped(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -131,6 +148,7 @@ class SqliteDecisionLog(GroupCommitLog):
         try:
             migrate(conn)
             self._seq, self._head = read_head(conn)  # the chain continues across restarts
+            self._index_due = sqlite_index.watermark(conn) + self.index_every
         except BaseException:
             conn.close()
             raise
@@ -187,14 +205,23 @@ class SqliteDecisionLog(GroupCommitLog):
     def delete_through(self, seq: int) -> int:
         """Delete every record with ``seq`` at most ``seq`` (retention); returns how many.
 
-        Deletes in chunks of :data:`DELETE_CHUNK`, one short transaction each.
+        Deletes in chunks of :data:`DELETE_CHUNK`, one short transaction each,
+        with their principal index entries.
         """
         deleted = 0
+        chunk = "SELECT seq FROM decisions WHERE seq <= ? ORDER BY seq LIMIT ?"
         with self._short_writer() as conn:
             while True:
-                cur = conn.execute(
-                    "DELETE FROM decisions WHERE seq IN (SELECT seq FROM decisions "
-                    "WHERE seq <= ? ORDER BY seq LIMIT ?)", (seq, DELETE_CHUNK))
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(sqlite_index.DELETE_ENTRIES.format(chunk=chunk),
+                                 (seq, DELETE_CHUNK))
+                    cur = conn.execute(f"DELETE FROM decisions WHERE seq IN ({chunk})",
+                                       (seq, DELETE_CHUNK))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    rollback_quietly(conn)
+                    raise
                 deleted += cur.rowcount
                 if cur.rowcount < DELETE_CHUNK:
                     return deleted

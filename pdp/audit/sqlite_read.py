@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pdp.audit import sqlite_index
 from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored, canonical
@@ -61,15 +62,9 @@ class Reader:
 
     def query(self, flt: DecisionFilter, limit: int, cursor: str | None) -> Page:
         check_limit(limit)
-        where, params = where_clause(flt, before=decode_cursor(cursor))
-        # Two steps: choose the page's seqs from an index alone (each index carries seq,
-        # the rowid), then read only those records. In one step SQLite would sort every
-        # matching row *with its record* to find the newest: 20x slower for a principal
-        # over 30 days of a 1,000,000-record log (bench/audit_log.py).
-        sql = (f"SELECT seq, record FROM decisions WHERE seq IN (SELECT seq FROM decisions"
-               f"{where} ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC")
+        sql, params = page_sql(flt, limit + 1, before=decode_cursor(cursor))  # +1: more?
         with self._connection() as conn:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()  # +1: is there more?
+            rows = conn.execute(sql, params).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(records=[json.loads(text) for _, text in rows],
@@ -89,8 +84,30 @@ class Reader:
         retention anchor instead of genesis; ``end_seq`` stops it there.
         """
         rows = self._rows(", ".join(COLUMNS), after=start_seq - 1, through=end_seq)
-        return verify_stored((dict(zip(COLUMNS, row)) for row in rows), _columns_disagree,
-                             start_seq=start_seq, start_hash=start_hash)
+        report = verify_stored((dict(zip(COLUMNS, row)) for row in rows), _columns_disagree,
+                               start_seq=start_seq, start_hash=start_hash)
+        return self._check_principal_index(report, start_seq, start_hash, end_seq)
+
+    def _check_principal_index(self, report: ChainReport, start_seq: int, start_hash: str,
+                               end_seq: int | None) -> ChainReport:
+        """``report``, or an earlier ``index mismatch`` where the principal index lies."""
+        last = report.last_seq if report.ok else (report.first_broken_seq or start_seq) - 1
+        if end_seq is not None:
+            last = min(last, end_seq)
+        with self._connection() as conn:
+            seq = sqlite_index.first_mismatch(conn, start_seq, last)
+            if seq is None:
+                return report
+            before = conn.execute("SELECT hash FROM decisions WHERE seq = ?",
+                                  (seq - 1,)).fetchone()
+            found = conn.execute("SELECT decision_id FROM decisions WHERE seq = ?",
+                                 (seq,)).fetchone()
+        return ChainReport(
+            ok=False, checked=seq - start_seq, first_broken_seq=seq,
+            first_broken_decision_id=found[0] if found else None, problem="index mismatch",
+            detail=f"row {seq}: the principal index disagrees with the record",
+            last_seq=seq - 1,
+            head_hash=before[0] if before is not None and seq > start_seq else start_hash)
 
     def head(self) -> tuple[int, str]:
         with self._connection() as conn:
@@ -155,6 +172,25 @@ def _columns_disagree(values: dict[str, Any], record: dict[str, Any]) -> bool:
     return any(values[name] != value for name, value in expected.items())
 
 
+def page_sql(flt: DecisionFilter, limit: int, *,
+             before: int | None = None) -> tuple[str, list[Any]]:
+    """The newest ``limit`` records passing ``flt`` (below seq ``before``), newest first.
+
+    Two steps: choose the page's seqs from an index alone (each index carries
+    seq, the rowid), then read only those records. In one step SQLite would
+    sort every matching row *with its record* to find the newest: 20x slower
+    for a principal over 30 days of a 1,000,000-record log (bench/audit_log.py).
+    """
+    if sqlite_index.uses_index(flt):
+        candidates, params = sqlite_index.candidates_sql(flt, before, where_clause)
+    else:
+        where, params = where_clause(flt, before=before)
+        candidates = f"SELECT seq FROM decisions{where}"
+    sql = (f"SELECT seq, record FROM decisions WHERE seq IN ({candidates} "
+           "ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC")
+    return sql, [*params, limit]
+
+
 def where_clause(flt: DecisionFilter, *, before: int | None = None) -> tuple[str, list[Any]]:
     """``DecisionFilter`` as SQL, with the meaning of :func:`pdp.audit.query.matches`."""
     clauses: list[str] = []
@@ -204,4 +240,4 @@ def prefix_upper_bound(prefix: str) -> str | None:
     return None
 
 
-__all__ = ["Reader", "prefix_upper_bound", "where_clause"]
+__all__ = ["Reader", "page_sql", "prefix_upper_bound", "where_clause"]

@@ -9,13 +9,16 @@ Indexes (each filter of ``GET /v1/decisions`` reaches one; ``seq`` is the
 rowid, so every index also carries it and pages ordered by ``seq`` read only
 the index until the page is chosen):
 
-- ``decisions_principal_ts (principal, ts)``: a principal (or a prefix of it)
-  over a time range, the auditor's usual question;
 - ``decisions_ts (ts)``: a time range alone, and retention's cut;
 - ``decisions_action_ts (action, ts)``, ``decisions_decision_ts (decision, ts)``;
 - ``decision_id`` UNIQUE: lookups by id and idempotent appends.
 
 ``checkpoints`` (version 2) holds signed heads; see :mod:`pdp.audit.checkpoint`.
+
+A principal (or a prefix of it) over a time range, the auditor's usual
+question, is answered by ``principal_index (principal, ts, seq)`` (version 3,
+replacing the ``(principal, ts)`` index of version 1), which is filled in bulk
+behind the appends; see :mod:`pdp.audit.sqlite_index`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS
 from pdp.audit.records import COLUMNS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Allowed ``PRAGMA synchronous`` levels. In WAL mode only FULL (or EXTRA) makes
@@ -69,6 +72,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             signature  TEXT               -- base64url Ed25519 signature
         )""",
         "CREATE INDEX checkpoints_seq ON checkpoints (seq)",
+    ),
+    3: (
+        "DROP INDEX decisions_principal_ts",
+        """CREATE TABLE principal_index (
+            principal  TEXT NOT NULL,
+            ts         TEXT NOT NULL,
+            seq        INTEGER NOT NULL,  -- decisions.seq
+            PRIMARY KEY (principal, ts, seq)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE index_state (
+            name         TEXT PRIMARY KEY,  -- 'principal'
+            through_seq  INTEGER NOT NULL   -- every record up to it is in that index
+        )""",
+        "INSERT INTO principal_index (principal, ts, seq) SELECT principal, ts, seq "
+        "FROM decisions WHERE principal IS NOT NULL ORDER BY principal, ts, seq",
+        "INSERT INTO index_state (name, through_seq) "
+        "SELECT 'principal', coalesce(max(seq), 0) FROM decisions",
     ),
 }
 

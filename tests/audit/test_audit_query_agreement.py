@@ -41,7 +41,7 @@ def random_record(rng: random.Random, i: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", "sqlite-indexed", "postgres"])
 def stores(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DecisionStore]]:
     """The in-memory store (the reference) and one SQL store, holding the same records."""
@@ -55,7 +55,10 @@ def stores(request: pytest.FixtureRequest,
             sql: DecisionStore = PostgresDecisionLog(stack.enter_context(postgres_schema()))
         else:
             path: Path = tmp_path_factory.mktemp("agreement") / "decisions.db"
-            sql = SqliteDecisionLog(path)
+            # "sqlite-indexed": most records reach the bulk-filled principal index (256 of
+            # 300) and the rest stay in its tail; "sqlite": all of them are tail.
+            sql = SqliteDecisionLog(path, index_every=64 if request.param.endswith("indexed")
+                                    else 10_000)
         logs: list[DecisionStore] = [MemoryDecisionLog(), sql]
         for log in logs:
             stack.callback(log.close)

@@ -40,10 +40,13 @@ def seqs(log: SqliteDecisionLog) -> list[int]:
 def test_log_file_is_in_wal_mode_with_a_schema_version(sqlite_log: SqliteDecisionLog) -> None:
     with raw(sqlite_log.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(decisions)")}
-    assert {"decisions_principal_ts", "decisions_ts", "decisions_action_ts",
-            "decisions_decision_ts"} <= indexes
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master "
+                                                  "WHERE type = 'table'")}
+    assert {"decisions_ts", "decisions_action_ts", "decisions_decision_ts"} <= indexes
+    assert "decisions_principal_ts" not in indexes  # replaced by the bulk-filled table
+    assert {"decisions", "checkpoints", "principal_index", "index_state"} <= tables
 
 
 def test_missing_parent_directories_are_created(tmp_path: Path,
@@ -337,18 +340,25 @@ def test_verify_streams_logs_longer_than_one_read_chunk(
 
 # -- queries --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("flt", "index"), [
-    (DecisionFilter(principal="spiffe://example.org/a"), "decisions_principal_ts"),
-    (DecisionFilter(principal_prefix="spiffe://example.org/"), "decisions_principal_ts"),
-    (DecisionFilter(action="read", since="2026-01-01T00:00:00Z"), "decisions_action_ts"),
+@pytest.mark.parametrize(("flt", "uses"), [
+    # A principal: the principal index up to the watermark, the records after it by seq.
+    (DecisionFilter(principal="spiffe://example.org/a"),
+     ("principal_index USING PRIMARY KEY (principal=?)", "INTEGER PRIMARY KEY (rowid>?)")),
+    (DecisionFilter(principal_prefix="spiffe://example.org/", since="2026-01-01T00:00:00Z"),
+     ("principal_index USING PRIMARY KEY (principal>? AND principal<?)",
+      "INTEGER PRIMARY KEY (rowid>?)")),
+    (DecisionFilter(principal="spiffe://example.org/a", decision="deny"),
+     ("principal_index USING PRIMARY KEY (principal=?)", "INTEGER PRIMARY KEY (rowid=?)")),
+    (DecisionFilter(action="read", since="2026-01-01T00:00:00Z"), ("decisions_action_ts",)),
 ])
 def test_filters_on_indexed_columns_use_their_index(sqlite_log: SqliteDecisionLog,
-                                                    flt: DecisionFilter, index: str) -> None:
-    from pdp.audit.sqlite_read import where_clause
+                                                    flt: DecisionFilter,
+                                                    uses: tuple[str, ...]) -> None:
+    from pdp.audit.sqlite_read import page_sql
 
-    where, params = where_clause(flt)
+    sql, params = page_sql(flt, 10)
     with raw(sqlite_log.path) as conn:
-        plan = " ".join(str(row) for row in conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT record FROM decisions{where} ORDER BY seq DESC LIMIT 10",
-            params))
-    assert index in plan
+        plan = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    for index in uses:
+        assert index in plan
+    assert "SCAN decisions" not in plan

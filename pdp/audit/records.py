@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from json import encoder as _json_encoder
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -105,25 +104,6 @@ _NONCE_JSON = canonical(f"\0{_NONCE}")[1:-1]  # how the nonce shows inside the J
 _LIST_JSON: dict[tuple[str, ...], str] = {}  # policy and reason-code lists repeat: memo
 
 
-def _refuse(obj: Any) -> Any:
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-# hashchain.canonical() builds this very C encoder anew on every call; the writer's hot
-# path keeps one. Same settings (sorted keys, compact, UTF-8, no NaN), so the same text;
-# without a circular-reference check (a cycle ends in RecursionError, refused below).
-_C_ENCODER = None
-if _json_encoder.c_make_encoder is not None:  # pragma: no branch - CPython has it
-    _C_ENCODER = _json_encoder.c_make_encoder(
-        None, _refuse, _json_encoder.encode_basestring, None, ":", ",", True, False, False)
-
-
-def _canonical_fast(obj: Any) -> str:
-    if _C_ENCODER is None:
-        return canonical(obj)
-    return "".join(_C_ENCODER(obj, 0))
-
-
 def list_json(values: tuple[str, ...]) -> str:
     """Canonical JSON of a list of strings, memoized (the query columns of every record)."""
     text = _LIST_JSON.get(values)
@@ -180,7 +160,7 @@ def prepare(record: Mapping[str, Any]) -> PreparedRecord:
     columns = columns_of(copy)
     copy.update(_SLOTS)
     try:
-        template = _canonical_fast(copy)
+        template = canonical(copy)
         template.encode()  # lone surrogates would only fail later, inside a batch
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError: a ValueError
         raise ValueError(f"record is not JSON-able: {exc}") from None

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.audit.hashchain import GENESIS, canonical, link_hash, seal, verify_chain
+from pdp.audit.hashchain import (GENESIS, canonical, link_hash, reference_canonical, seal,
+                                 verify_chain)
 
 
 def chain(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -160,3 +161,49 @@ def test_any_single_mutation_is_detected_at_the_right_seq(bodies: list[dict[str,
     assert not report.ok
     assert (report.problem, report.first_broken_seq) == expected
     assert report.checked == i
+
+
+# -- the fast canonical encoder against the reference ----------------------------------
+
+def _reference_or_error(value: Any) -> str | type[BaseException]:
+    try:
+        return reference_canonical(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return type(exc)
+
+
+def _canonical_or_error(value: Any) -> str | type[BaseException]:
+    try:
+        return canonical(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return type(exc)
+
+
+_any_float = st.floats() | st.floats(min_value=-1e-3, max_value=1e-3) | st.sampled_from(
+    [1e-4, 9.99e-5, 1e-5, 1.5e-10, 1e16, 1e22, 5e-324, -0.0, float("nan"), float("inf")])
+_leaf = (st.none() | st.booleans() | st.integers() | st.integers(-2**70, 2**70) | _any_float
+         | st.text() | st.characters().map(str))
+_key = st.text() | st.sampled_from(["seq", "hash", "a", "é", "\U0001f600", "\uffff", "A"])
+_value = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=4)
+                      | st.tuples(inner, inner)
+                      | st.dictionaries(_key, inner, max_size=4)
+                      | st.dictionaries(st.integers() | st.booleans() | st.none(), inner,
+                                        max_size=2),
+                      max_leaves=16)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=st.dictionaries(_key, _value, max_size=6))
+def test_canonical_is_exactly_the_reference_text_or_the_same_refusal(value: Any) -> None:
+    # canonical() may take orjson's text only where it is byte for byte the reference's.
+    assert _canonical_or_error(value) == _reference_or_error(value)
+
+
+@pytest.mark.parametrize("value", [
+    {"x": float("nan")}, {"x": [float("-inf")]}, {"x": 1e-7}, {"x": 0.00001}, {"x": 2**64},
+    {1: "int key"}, {"t": (1, 2)}, {"s": "\ud800"},
+    {"u": __import__("uuid").UUID(int=1)}, {"e": __import__("enum").Enum("E", "A").A},
+    {"d": __import__("datetime").datetime(2026, 1, 1)}, {"b": b"bytes"}, {"set": {1}},
+])
+def test_values_orjson_writes_otherwise_get_the_reference_answer(value: Any) -> None:
+    assert _canonical_or_error(value) == _reference_or_error(value)

@@ -68,9 +68,19 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 _ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
                    | orjson.OPT_PASSTHROUGH_DATACLASS)
 # orjson writes floats below 1e-4 differently ("1e-7", "0.00001"; Python: "1e-07",
-# "1e-05"): any such number shows one of these, and then the reference decides.
-_TINY_FLOAT_EXPONENT = re.compile(rb"e-\d(?!\d)")
+# "1e-05"): a number ending in a one-digit negative exponent, or starting "0.0000".
+_TINY_FLOAT_EXPONENT = re.compile(rb"e-\d[,}\]]")  # literal prefix: a fast scan
 _TINY_FLOAT_POSITIONAL = b"0.0000"
+
+
+def _tiny_float_shows(data: bytes) -> bool:
+    """Whether orjson's text may hold a float below 1e-4 (strings may look alike: then yes)."""
+    at = data.find(_TINY_FLOAT_POSITIONAL)
+    while at > 0:
+        if data[at - 1] in b":,[-":  # where a number starts, not inside "10.000000Z"
+            return True
+        at = data.find(_TINY_FLOAT_POSITIONAL, at + 1)
+    return _TINY_FLOAT_EXPONENT.search(data) is not None
 
 
 def _refuse(obj: Any) -> Any:
@@ -92,7 +102,7 @@ def _orjson_text(obj: Any) -> str | None:
         data = orjson.dumps(obj, option=_ORJSON_OPTIONS, default=_refuse)
     except TypeError:  # not JSON to orjson: let the reference decide
         return None
-    if _TINY_FLOAT_POSITIONAL in data or (b"e-" in data and _TINY_FLOAT_EXPONENT.search(data)):
+    if _tiny_float_shows(data):
         return None
     if orjson.loads(data) != obj:
         return None

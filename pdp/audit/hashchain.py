@@ -50,9 +50,9 @@ def canonical(obj: Any) -> str:
     The definition is :func:`reference_canonical` (Python's ``json`` with those
     settings). orjson writes the same text four times faster for almost every
     record, so it is tried first and its text is used only when it provably
-    is that text (see :func:`_orjson_text`).
+    is that text (see :func:`orjson_text`).
     """
-    text = _orjson_text(obj)
+    text = orjson_text(obj)
     return text if text is not None else reference_canonical(obj)
 
 
@@ -87,7 +87,7 @@ def _refuse(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _orjson_text(obj: Any) -> str | None:
+def orjson_text(obj: Any) -> str | None:
     """orjson's text for ``obj`` when it equals the reference text, else None.
 
     Equal because: keys sort alike (UTF-8 byte order is code-point order),
@@ -259,5 +259,5 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "hash_body", "link_hash", "reference_canonical", "seal", "verify_chain", "verify_stored",
+    "hash_body", "link_hash", "orjson_text", "reference_canonical", "seal", "verify_chain", "verify_stored",
 ]

@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
-from pdp.audit.hashchain import CHAIN_KEYS, body, canonical
+from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, orjson_text, reference_canonical
 
 # The columns of a stored decision row, in order (both SQL stores use them).
 COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
@@ -47,9 +47,13 @@ def normalize_ts(value: datetime | str) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True, slots=True)
-class IndexedColumns:
-    """The queryable facts of one record; ``policies`` are the determining policy ids."""
+class IndexedColumns(NamedTuple):
+    """The queryable facts of one record; ``policies`` are the determining policy ids.
+
+    A named tuple rather than a frozen dataclass: one is built per appended record,
+    and a tuple is built in C (a frozen dataclass sets each field through
+    ``object.__setattr__``).
+    """
 
     decision_id: str
     ts: str
@@ -70,23 +74,22 @@ def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
         raise ValueError("record needs a non-empty string 'decision_id'")
     if "timestamp" not in record:
         raise ValueError("record needs a 'timestamp'")
-    text: dict[str, str | None] = {}
-    for key in _TEXT_KEYS:
-        value = record.get(key)
+    get = record.get
+    kind, principal, action, resource, decision, pep = text = [get(key) for key in _TEXT_KEYS]
+    for key, value in zip(_TEXT_KEYS, text):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"record field {key!r} must be a string or null")
-        text[key] = value
-    reasons = record.get("reasons") or []
-    codes = record.get("reason_codes") or []
+    reasons = get("reasons") or []
+    codes = get("reason_codes") or []
     if not isinstance(reasons, list) or not isinstance(codes, list):
         raise ValueError("record fields 'reasons' and 'reason_codes' must be lists")
+    codes = tuple(codes)
     if not all(isinstance(c, str) for c in codes):
         raise ValueError("record field 'reason_codes' must hold strings")
-    policies = tuple(r["policy"] for r in reasons
-                     if isinstance(r, dict) and isinstance(r.get("policy"), str))
-    return IndexedColumns(
-        decision_id=decision_id, ts=normalize_ts(record["timestamp"]),
-        policies=policies, reason_codes=tuple(codes), **text)
+    policies = tuple([r["policy"] for r in reasons
+                      if isinstance(r, dict) and isinstance(r.get("policy"), str)])
+    return IndexedColumns(decision_id, normalize_ts(record["timestamp"]), kind, principal,
+                          action, resource, decision, pep, policies, codes)
 
 
 # The stored text is the body's canonical JSON with the chain keys in their sorted
@@ -151,17 +154,15 @@ def prepare(record: Mapping[str, Any]) -> PreparedRecord:
     Raises ``ValueError`` (a bug in the caller, not an unavailable store) for a
     record that is not JSON-able or lacks the indexed fields.
     """
-    if not isinstance(record, Mapping):
+    if not isinstance(record, dict) and not isinstance(record, Mapping):  # ABC check: slow
         raise ValueError("a decision record is a dict")
-    copy = dict(record)
-    for key in CHAIN_KEYS:
-        if key in copy:
-            del copy[key]
-    columns = columns_of(copy)
-    copy.update(_SLOTS)
+    columns = columns_of(record)  # reads no chain key
+    copy = {**record, **_SLOTS}  # chain keys the caller gave are overwritten: ignored
     try:
-        template = canonical(copy)
-        template.encode()  # lone surrogates would only fail later, inside a batch
+        template = orjson_text(copy)  # valid UTF-8 by construction
+        if template is None:
+            template = reference_canonical(copy)
+            template.encode()  # lone surrogates would only fail later, inside a batch
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError: a ValueError
         raise ValueError(f"record is not JSON-able: {exc}") from None
     finally:

@@ -86,3 +86,21 @@ def test_workers_refuse_a_port_that_is_taken_instead_of_sharing_it(workdir: Path
         result = run_cli("serve", "--dev", "--workers", "2", "--port", str(port), cwd=workdir)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_a_serving_app_collects_young_objects_less_often_and_freezes_its_start(
+        components) -> None:
+    import gc
+
+    from pdp.api.app import YOUNG_COLLECTION_EVERY, create_app
+
+    before = gc.get_threshold()
+    app = create_app(components, watch=False, freeze_gc=True)
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, *before[1:])
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

@@ -41,3 +41,11 @@ def test_the_query_log_is_a_verifiable_chain_with_its_principal_index_filled(
     lines = audit_log.query_latencies(path)
     assert len(lines) == 3 and all(line.startswith("| principal + ") for line in lines)
     assert "principal_index" in audit_log.query_plan(path)
+    monkeypatch.setattr(audit_log, "INDEX_EVERY", 500)
+    row = audit_log.tail_query_latencies(path)
+    assert row.startswith("| principal + the last day, the newest 499 records not yet indexed")
+    conn = connect(path, busy_timeout_ms=1000)
+    try:
+        assert watermark(conn) == 3000  # caught up again afterwards
+    finally:
+        conn.close()

@@ -124,7 +124,7 @@ class PreparedRecord:
     ``body_json`` is the canonical JSON that the hash covers. The stored text
     is fixed here too, so a caller mutating its dict after ``append`` changes
     nothing that is stored. ``record`` is a shallow copy of the body, used
-    only for the dict handed back to the caller. ``pieces`` is the stored text
+    only for the dict handed back to the caller (see :meth:`stored`). ``pieces`` is the stored text
     cut where the chain keys go (None: serialize again, see :func:`prepare`).
     """
 
@@ -145,7 +145,14 @@ class PreparedRecord:
                         ',"seq":', str(seq), d))
 
     def stored(self, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
-        return {**self.record, "seq": seq, "prev_hash": prev_hash, "hash": digest}
+        """The record as stored at ``seq``: the private copy with its chain keys set.
+
+        No second copy: ``record`` was made for this record alone and is handed
+        out once, with the outcome of the transaction that stored it.
+        """
+        record = self.record
+        record["seq"], record["prev_hash"], record["hash"] = seq, prev_hash, digest
+        return record
 
 
 def prepare(record: Mapping[str, Any]) -> PreparedRecord:

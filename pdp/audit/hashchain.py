@@ -259,5 +259,6 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "hash_body", "link_hash", "orjson_text", "reference_canonical", "seal", "verify_chain", "verify_stored",
+    "hash_body", "link_hash", "orjson_text", "reference_canonical", "seal", "verify_chain",
+    "verify_stored",
 ]

@@ -124,8 +124,9 @@ class PreparedRecord:
     ``body_json`` is the canonical JSON that the hash covers. The stored text
     is fixed here too, so a caller mutating its dict after ``append`` changes
     nothing that is stored. ``record`` is a shallow copy of the body, used
-    only for the dict handed back to the caller (see :meth:`stored`). ``pieces`` is the stored text
-    cut where the chain keys go (None: serialize again, see :func:`prepare`).
+    only for the dict handed back to the caller (see :meth:`stored`).
+    ``pieces`` is the stored text cut where the chain keys go (None: serialize
+    again, see :func:`prepare`).
     """
 
     record: dict[str, Any]

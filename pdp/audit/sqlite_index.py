@@ -12,8 +12,9 @@ filled every :data:`INDEX_EVERY` records by one sorted ``INSERT ... SELECT``
 instead of once per commit. ``index_state`` holds the watermark, written in
 the same transaction: every record with ``seq <= through_seq`` and a
 principal is in the index. A principal query reads the index up to the
-watermark and scans the short tail after it (:func:`candidates_sql`), so its
-answer is exact at any moment, crash or not.
+watermark and scans the short tail after it
+(:func:`pdp.audit.sqlite_read.page_sql`), so its answer is exact at any moment,
+crash or not.
 
 :func:`first_mismatch` lets ``verify`` prove the index says what the records
 say: an entry removed (a decision hidden from the principal's history) or
@@ -23,10 +24,8 @@ added is reported as ``index mismatch``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any
 
-from pdp.audit.query import DecisionFilter
+from pdp.audit.sqlite_schema import rollback_quietly
 
 INDEX_EVERY = 8192
 """Records between two catch-ups: also the most a principal query scans unindexed."""
@@ -34,7 +33,8 @@ INDEX_EVERY = 8192
 WATERMARK = "coalesce((SELECT through_seq FROM index_state WHERE name = 'principal'), 0)"
 """The watermark as an SQL expression; 0 without a state row (then every record is tail)."""
 
-_INDEXED_FIELDS = ("principal", "principal_prefix", "since", "until")
+INDEXED_FIELDS = ("principal", "principal_prefix", "since", "until")
+"""The filter fields an entry holds; any other field is checked on the record itself."""
 
 
 def watermark(conn: sqlite3.Connection) -> int:
@@ -64,34 +64,9 @@ def catch_up(conn: sqlite3.Connection) -> int:
             through = head
         conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        rollback_quietly(conn)
         raise
     return through
-
-
-def uses_index(flt: DecisionFilter) -> bool:
-    """Whether a query with this filter goes through the principal index."""
-    return flt.principal is not None or flt.principal_prefix is not None
-
-
-def candidates_sql(flt: DecisionFilter, before: int | None,
-                   where_clause: Callable[..., tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
-    """A SELECT of the seqs of every record that passes ``flt`` (and ``seq < before``).
-
-    Two parts: the index up to the watermark, and the records after it,
-    filtered row by row. Index entries are re-checked against their records
-    only when the filter asks for more than the index holds.
-    """
-    where, params = where_clause(flt, before=before)
-    indexed = DecisionFilter(**{name: getattr(flt, name) for name in _INDEXED_FIELDS})
-    index_where, index_params = where_clause(indexed, before=before)
-    from_index = f"SELECT seq FROM principal_index{index_where} AND seq <= {WATERMARK}"
-    if indexed != flt:  # action, decision, policy, ...: look at the record too
-        from_index = f"SELECT seq FROM decisions{where} AND seq IN ({from_index})"
-        index_params = [*params, *index_params]
-    tail = f"SELECT seq FROM decisions{where} AND seq > {WATERMARK}"
-    return f"{from_index} UNION ALL {tail}", [*index_params, *params]
 
 
 def first_mismatch(conn: sqlite3.Connection, start_seq: int, end_seq: int) -> int | None:
@@ -122,5 +97,5 @@ DELETE_ENTRIES = (
 their seqs), each found by its key."""
 
 
-__all__ = ["DELETE_ENTRIES", "INDEX_EVERY", "WATERMARK", "candidates_sql", "catch_up",
-           "first_mismatch", "uses_index", "watermark"]
+__all__ = ["DELETE_ENTRIES", "INDEXED_FIELDS", "INDEX_EVERY", "WATERMARK", "catch_up",
+           "first_mismatch", "watermark"]

@@ -50,7 +50,7 @@ from bench.harness import machine, record
 from pdp.api.app import collect_young_less_often
 from pdp.audit import DecisionFilter, SqliteDecisionLog
 from pdp.audit.groupcommit import Append
-from pdp.audit.hashchain import GENESIS, canonical
+from pdp.audit.hashchain import GENESIS
 from pdp.audit.records import prepare
 from pdp.audit.records import COLUMNS
 from pdp.audit.sqlite_index import INDEX_EVERY, catch_up

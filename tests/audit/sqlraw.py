@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -40,3 +43,10 @@ class RawSql:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection to the file, as an attacker or another process has."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        yield conn

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +13,11 @@ import pytest
 
 from pdp.audit import AuditUnavailable, DecisionFilter, SqliteDecisionLog, sqlite_schema
 from pdp.audit.hashchain import canonical
+from tests.audit.sqlraw import raw
 
 MakeRecord = Callable[..., dict[str, Any]]
 
 
-@contextmanager
-def raw(path: Path) -> Iterator[sqlite3.Connection]:
-    """A plain sqlite3 connection to the file, as an attacker or another process has."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        yield conn
 
 
 def fill(log: SqliteDecisionLog, make_record: MakeRecord, n: int) -> list[dict[str, Any]]:

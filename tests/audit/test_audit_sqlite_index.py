@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pdp.audit import DecisionFilter, SqliteDecisionLog
 from pdp.audit.retention import apply_retention
 from pdp.audit.verify import verify_log
+from tests.audit.sqlraw import raw
 
 MakeRecord = Callable[..., dict[str, Any]]
 PRINCIPALS = [f"spiffe://example.org/w{i}" for i in range(5)]
 
 
-@contextmanager
-def raw(path: Path) -> Iterator[sqlite3.Connection]:
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        yield conn
 
 
 def watermark(path: Path) -> int:

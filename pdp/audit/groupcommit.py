@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
+import copy
 import logging
 import queue
 import threading
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
-from pdp.audit.hashchain import hash_body
-from pdp.audit.records import PreparedRecord, prepare, same_record
+from pdp.audit.hashchain import hash_body, stored_text
+from pdp.audit.records import PreparedRecord, loaded, prepare, same_record
 
 log = logging.getLogger(__name__)
 
@@ -218,13 +218,14 @@ class GroupCommitLog:
         raise NotImplementedError
 
     def _chain(self, batch: list[Append], seq: int, head: str,
-               known: dict[str, str] | None) -> tuple[list[Outcome], list[Row]]:
+               known: dict[str, dict[str, Any]] | None) -> tuple[list[Outcome], list[Row]]:
         """Seal each record after ``(seq, head)``.
 
-        ``known`` maps decision_ids already stored to their stored text, so a
-        retry gets the stored copy and a clash ``DuplicateDecision``. None (the
-        fast path) trusts the database's UNIQUE constraint to catch both; the
-        caller then redoes the batch with ``known`` filled in.
+        ``known`` maps decision_ids already stored to their stored records
+        (:func:`~pdp.audit.records.loaded`), so a retry gets the stored copy and
+        a clash ``DuplicateDecision``. None (the fast path) trusts the database's
+        UNIQUE constraint to catch both; the caller then redoes the batch with
+        ``known`` filled in.
         """
         outcomes: list[Outcome] = []
         rows: list[Row] = []
@@ -233,17 +234,17 @@ class GroupCommitLog:
             p = item.prepared
             if known is not None:
                 decision_id = p.columns.decision_id
-                if (text := known.get(decision_id)) is not None:  # a retry, or a clash
-                    outcomes.append(json.loads(text) if same_record(p, text) else
+                if (stored := known.get(decision_id)) is not None:  # a retry, or a clash
+                    outcomes.append(copy.deepcopy(stored) if same_record(p, stored) else
                                     DuplicateDecision(f"decision_id {decision_id} already "
                                                       "stored with other content"))
                     continue
             seq += 1
-            digest = hash_body(head, p.body_json)
-            text = p.stored_text(seq, head, digest)
+            text = stored_text(seq, p.body_json)
+            digest = hash_body(head, text)
             rows.append(row(p, seq, head, digest, text))
             if known is not None:
-                known[p.columns.decision_id] = text
+                known[p.columns.decision_id] = loaded(text, seq, head, digest)
             outcomes.append(p.stored(seq, head, digest))
             head = digest
         return outcomes, rows

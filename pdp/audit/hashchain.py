@@ -2,10 +2,18 @@
 
 Each stored record carries ``seq`` (1, 2, 3, ... without gaps), ``prev_hash``
 (the ``hash`` of record ``seq - 1``, or :data:`GENESIS` for the first) and
-``hash`` = SHA-256 over ``prev_hash`` and the record's canonical JSON. Changing
-one byte of a record breaks its own hash; deleting or moving one breaks the
-link to its neighbour. This is the construction of RFC 6962's tree heads in its
-simplest, linear form.
+``hash`` = SHA-256 over ``prev_hash``, a newline and the record's JSON text
+*exactly as stored*: ``{"seq":N,`` and then the rest of the record, keys sorted
+(see :func:`stored_text`); ``prev_hash`` and ``hash`` are kept beside it.
+Changing one byte of a record breaks its own hash; deleting or moving one
+breaks the link to its neighbour. This is the
+construction of RFC 6962's tree heads in its simplest, linear form.
+
+Because the hash covers the stored bytes, a verifier in any language hashes
+what it reads and never has to re-serialize JSON the way this code did.
+Records written before chain format 2 stored their chain keys inside the text
+and hashed :func:`canonical` of the rest; they still verify by that rule
+(:func:`hashed_text` tells the two apart).
 
 What a chain alone cannot show is a cut-off tail: drop the newest records and
 what remains is a valid, shorter chain. Publish :attr:`ChainReport.head_hash`
@@ -114,14 +122,70 @@ def body(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in CHAIN_KEYS}
 
 
+_RECORD_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def record_text(body: Any) -> str:
+    """The JSON text a record body is stored (and hashed) as: keys sorted, no spaces.
+
+    orjson writes it, so this is fast, and whatever it writes is the record
+    from then on: NaN and infinities become ``null``, UUIDs strings, enums
+    their values, as orjson does. Datetimes are refused (a record holds
+    RFC 3339 strings, never objects that a reader could not get back). What
+    orjson refuses, integers beyond 64 bits say, Python's ``json`` writes if
+    that text reads back to the value itself (not so for non-string keys);
+    otherwise ``TypeError``/``ValueError``. Either way the text reads back and
+    re-serializes to itself, which :func:`link_hash` relies on.
+    """
+    try:
+        return orjson.dumps(body, option=_RECORD_OPTIONS, default=_refuse).decode()
+    except TypeError:
+        pass
+    text = reference_canonical(body)  # TypeError/ValueError: not JSON at all
+    text.encode()  # lone surrogates: UnicodeEncodeError, a ValueError
+    if json.loads(text) != body:
+        raise ValueError("record does not read back as written (non-string keys?)")
+    return text
+
+
+def stored_text(seq: int, body_json: str) -> str:
+    """Chain format 2's stored (and hashed) text: ``"seq"`` first, then the body's members.
+
+    The seq is inside so that a record names its own place (a moved record shows
+    as moved) and is covered by its hash.
+    """
+    rest = body_json[1:]
+    return f'{{"seq":{seq},{rest}' if rest != "}" else f'{{"seq":{seq}}}'
+
+
 def hash_body(prev_hash: str, body_json: str) -> str:
-    """``link_hash`` for a body already in canonical JSON (the writer's fast path)."""
+    """SHA-256 hex of ``prev_hash + "\\n" + body_json``: the link over a hashed text."""
     return hashlib.sha256(f"{prev_hash}\n{body_json}".encode()).hexdigest()
 
 
 def link_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
-    """SHA-256 hex of ``prev_hash + "\\n" + canonical(record minus seq/prev_hash/hash)``."""
-    return hash_body(prev_hash, canonical(body(record)))
+    """The ``hash`` a record given as a dict has after ``prev_hash``.
+
+    Over its :func:`stored_text` rebuilt from ``seq`` and the body's
+    :func:`record_text`: the text that was stored, for every record this
+    version stored (that text reads back and re-serializes to itself).
+    """
+    return hash_body(prev_hash, stored_text(record["seq"], record_text(body(record))))
+
+
+def hashed_text(stored: str, record: Any) -> str | None:
+    """The text a stored row's hash covers; ``record`` is ``stored`` parsed.
+
+    Chain format 2 (only ``seq`` inside): the stored text itself. Format 1
+    (all chain keys inside): :func:`canonical` of the rest. None if format 1's
+    text cannot be rebuilt.
+    """
+    if "hash" not in record and "prev_hash" not in record:
+        return stored
+    try:
+        return canonical(body(record))
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +224,12 @@ class ChainChecker:
         self.head_hash = start_hash
         self.pending: tuple[int, dict[str, Any]] | None = None  # (expected seq, record found)
 
-    def feed(self, record: Any) -> ChainReport | None:
-        """Check the next record; a report means the chain is broken (stop feeding)."""
+    def feed(self, record: Any, text: str | None = None) -> ChainReport | None:
+        """Check the next record; a report means the chain is broken (stop feeding).
+
+        ``text`` is what its hash covers, as stored (see :func:`hashed_text`);
+        None for a record known only as a dict (see :func:`link_hash`).
+        """
         if self.pending is not None:
             expected, found = self.pending
             later_seq = record.get("seq") if isinstance(record, dict) else None
@@ -180,7 +248,8 @@ class ChainChecker:
         if record["prev_hash"] != self.head_hash:
             return self._broken(seq, record, "prev_hash mismatch")
         try:
-            expected_hash = link_hash(self.head_hash, record)
+            expected_hash = (link_hash(self.head_hash, record) if text is None
+                             else hash_body(self.head_hash, text))
         except (TypeError, ValueError):  # not JSON-able: cannot be what was stored
             return self._broken(seq, record, "malformed record")
         if expected_hash != record["hash"]:
@@ -235,11 +304,8 @@ def verify_stored(rows: Iterable[Mapping[str, Any]],
     """
     checker = ChainChecker(start_seq=start_seq, start_hash=start_hash)
     for values in rows:
-        try:
-            record: Any = json.loads(values["record"])
-        except ValueError:
-            record = None
-        if (report := checker.feed(record)) is not None:
+        record, text = _stored_record(values)
+        if (report := checker.feed(record, text)) is not None:
             return report
         if checker.pending is None and columns_disagree(values, record):
             return ChainReport(
@@ -250,15 +316,33 @@ def verify_stored(rows: Iterable[Mapping[str, Any]],
     return checker.finish()
 
 
+def _stored_record(values: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """A row as the checker reads it: the record with its chain keys, and its hashed text."""
+    stored = values["record"]
+    try:
+        record: Any = json.loads(stored)
+    except (TypeError, ValueError):
+        return None, None
+    if not isinstance(record, dict):
+        return record, None
+    text = hashed_text(stored, record)
+    if text is None:
+        return None, None
+    if text is stored:  # format 2: prev_hash and hash are the row's columns
+        record.update(prev_hash=values["prev_hash"], hash=values["hash"])
+    return record, text
+
+
 def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
     """The record as stored at ``seq`` after ``prev_hash``: its body plus the chain keys."""
     sealed = body(record)
-    sealed.update(seq=seq, prev_hash=prev_hash, hash=link_hash(prev_hash, sealed))
+    sealed["seq"] = seq
+    sealed.update(prev_hash=prev_hash, hash=link_hash(prev_hash, sealed))
     return sealed
 
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "hash_body", "link_hash", "orjson_text", "reference_canonical", "seal", "verify_chain",
-    "verify_stored",
+    "hash_body", "hashed_text", "link_hash", "orjson_text", "record_text", "reference_canonical",
+    "seal", "stored_text", "verify_chain", "verify_stored",
 ]

@@ -7,16 +7,30 @@ commands and tests, never ``pdp serve``.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
-from pdp.audit.hashchain import GENESIS, ChainReport, hash_body, verify_chain
+from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, hash_body, stored_text
 from pdp.audit.query import (DecisionFilter, Page, check_limit, decode_cursor, encode_cursor,
                              matches)
-from pdp.audit.records import IndexedColumns, prepare, same_record
+from pdp.audit.records import IndexedColumns, loaded, prepare, same_record
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One stored record: its query columns, its hashed text and its chain keys."""
+
+    columns: IndexedColumns
+    text: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+    def loaded(self) -> dict[str, Any]:
+        return loaded(self.text, self.seq, self.prev_hash, self.hash)
 
 
 class MemoryDecisionLog:
@@ -28,7 +42,7 @@ class MemoryDecisionLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: list[tuple[IndexedColumns, str]] = []  # index = seq - 1
+        self._rows: list[_Row] = []  # index = seq - 1
         self._by_id: dict[str, int] = {}
         self._head = GENESIS
         self._closed = False
@@ -43,15 +57,15 @@ class MemoryDecisionLog:
             if self._closed:
                 raise AuditUnavailable("decision log is closed")
             if (index := self._by_id.get(cols.decision_id)) is not None:
-                stored_text = self._rows[index][1]
-                if not same_record(prepared, stored_text):
+                found = self._rows[index].loaded()
+                if not same_record(prepared, found):
                     raise DuplicateDecision(f"decision_id {cols.decision_id} already stored")
-                return json.loads(stored_text)
+                return found
             seq = len(self._rows) + 1
-            digest = hash_body(self._head, prepared.body_json)
-            stored_text = prepared.stored_text(seq, self._head, digest)
+            text = stored_text(seq, prepared.body_json)
+            digest = hash_body(self._head, text)
+            self._rows.append(_Row(cols, text, seq, self._head, digest))
             stored = prepared.stored(seq, self._head, digest)
-            self._rows.append((cols, stored_text))
             self._by_id[cols.decision_id] = seq - 1
             self._head = digest
         return stored
@@ -63,12 +77,12 @@ class MemoryDecisionLog:
     def get(self, decision_id: str) -> dict[str, Any] | None:
         with self._lock:
             index = self._by_id.get(decision_id)
-            return None if index is None else json.loads(self._rows[index][1])
+            return None if index is None else self._rows[index].loaded()
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._rows[-n:] if n > 0 else []
-        return [json.loads(text) for _, text in rows]
+        return [row.loaded() for row in rows]
 
     def query(self, filters: DecisionFilter, limit: int = 100,
               cursor: str | None = None) -> Page:
@@ -77,26 +91,31 @@ class MemoryDecisionLog:
         with self._lock:
             rows = list(self._rows)
         end = len(rows) if before is None else min(before - 1, len(rows))
-        found: list[tuple[int, str]] = []
+        found: list[_Row] = []
         for index in range(end - 1, -1, -1):  # newest first
-            cols, text = rows[index]
-            if matches(filters, cols):
-                found.append((index + 1, text))
+            if matches(filters, rows[index].columns):
+                found.append(rows[index])
                 if len(found) > limit:  # one extra tells us whether there is a next page
                     break
         more = len(found) > limit
         found = found[:limit]
-        return Page(records=[json.loads(text) for _, text in found],
-                    next_cursor=encode_cursor(found[-1][0]) if more else None)
+        return Page(records=[row.loaded() for row in found],
+                    next_cursor=encode_cursor(found[-1].seq) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         with self._lock:
             rows = list(self._rows)
-        for _, text in rows:
-            yield json.loads(text)
+        for row in rows:
+            yield row.loaded()
 
     def verify(self) -> ChainReport:
-        return verify_chain(self.iter_all())
+        with self._lock:
+            rows = list(self._rows)
+        checker = ChainChecker()
+        for row in rows:
+            if (report := checker.feed(row.loaded(), row.text)) is not None:
+                return report
+        return checker.finish()
 
     def __enter__(self) -> MemoryDecisionLog:
         return self

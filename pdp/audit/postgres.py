@@ -31,7 +31,6 @@ Indexes, as in SQLite: ``(principal, ts)``, ``(ts)``, ``(action, ts)``,
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -46,12 +45,12 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import COLUMNS, PreparedRecord, columns_of
+from pdp.audit.records import COLUMNS, STORED, PreparedRecord, columns_of, loaded
 from pdp.audit.sqlite_read import prefix_upper_bound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DELETE_CHUNK = 10_000
 _CHUNK = 1000  # rows per statement when streaming the whole log
 
@@ -89,6 +88,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX checkpoints_seq ON checkpoints (seq)",
     ),
+    # Chain format 2: ``record`` is the exact text its hash covers, without the chain
+    # keys (see pdp.audit.sqlite_schema's version 4). Keeps older releases out.
+    2: (),
 }
 
 _COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
@@ -194,9 +196,9 @@ class PostgresDecisionLog(GroupCommitLog):
             known = None
             if lookup:
                 ids = [_pg(i.prepared.columns.decision_id) for i in batch]
-                known = dict(conn.execute(
-                    "SELECT decision_id, record FROM decisions WHERE decision_id = ANY(%s)",
-                    (ids,)).fetchall())
+                known = {decision_id: loaded(*stored) for decision_id, *stored in conn.execute(
+                    f"SELECT decision_id, {STORED} FROM decisions WHERE decision_id = ANY(%s)",
+                    (ids,))}
             outcomes, rows = self._chain(batch, seq, head, known)
             if rows:
                 with conn.cursor() as cur, cur.copy(_COPY) as copy:
@@ -236,33 +238,33 @@ class PostgresDecisionLog(GroupCommitLog):
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         with self._reading() as conn:
-            row = conn.execute("SELECT record FROM decisions WHERE decision_id = %s",
+            row = conn.execute(f"SELECT {STORED} FROM decisions WHERE decision_id = %s",
                                (_pg(decision_id),)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else loaded(*row)
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         if n <= 0:
             return []
         with self._reading() as conn:
-            rows = conn.execute("SELECT record FROM decisions ORDER BY seq DESC LIMIT %s",
+            rows = conn.execute(f"SELECT {STORED} FROM decisions ORDER BY seq DESC LIMIT %s",
                                 (n,)).fetchall()
-        return [json.loads(text) for (text,) in reversed(rows)]
+        return [loaded(*row) for row in reversed(rows)]
 
     def query(self, filters: DecisionFilter, limit: int = 100,
               cursor: str | None = None) -> Page:
         check_limit(limit)
         where, params = where_clause(filters, before=decode_cursor(cursor))
-        sql = f"SELECT seq, record FROM decisions{where} ORDER BY seq DESC LIMIT %s"
+        sql = f"SELECT {STORED} FROM decisions{where} ORDER BY seq DESC LIMIT %s"
         with self._reading() as conn:
             rows = conn.execute(sql, [*params, limit + 1]).fetchall()  # +1: is there more?
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page(records=[json.loads(text) for _, text in rows],
-                    next_cursor=encode_cursor(rows[-1][0]) if more else None)
+        return Page(records=[loaded(*row) for row in rows],
+                    next_cursor=encode_cursor(rows[-1][1]) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
-        for row in self._rows("seq, record"):
-            yield json.loads(row[1])
+        for row in self._rows(f"seq, {STORED}"):
+            yield loaded(*row[1:])
 
     def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
                end_seq: int | None = None) -> ChainReport:

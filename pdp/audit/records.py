@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, orjson_text, reference_canonical
+from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, record_text
 
 # The columns of a stored decision row, in order (both SQL stores use them).
 COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
            "pep", "policies", "reason_codes", "record", "prev_hash", "hash")
+STORED = "record, seq, prev_hash, hash"
+"""The columns a stored record is read back from, in :func:`loaded`'s order."""
 
 _CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _TEXT_KEYS = ("kind", "principal", "action", "resource", "decision", "pep")
@@ -92,18 +93,6 @@ def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
                           action, resource, decision, pep, policies, codes)
 
 
-# The stored text is the body's canonical JSON with the chain keys in their sorted
-# places. Rather than serialize every record twice (once to hash, once to store),
-# prepare() serializes it once with unguessable placeholders for the chain keys and
-# cuts the text at them; the writer then joins the pieces around the real values.
-# Chain keys sort after "decision_id", which every record has, so each placeholder
-# member is preceded by a comma; and they sort among themselves as hash < prev_hash
-# < seq, which is the order the pieces come in.
-_NONCE = secrets.token_hex(8)
-_SLOTS = {key: f"\0{_NONCE}:{key}" for key in CHAIN_KEYS}
-_MEMBERS = {key: f",{canonical(key)}:{canonical(slot)}" for key, slot in _SLOTS.items()}
-_ORDER = ("hash", "prev_hash", "seq")
-_NONCE_JSON = canonical(f"\0{_NONCE}")[1:-1]  # how the nonce shows inside the JSON text
 _LIST_JSON: dict[tuple[str, ...], str] = {}  # policy and reason-code lists repeat: memo
 
 
@@ -121,29 +110,18 @@ def list_json(values: tuple[str, ...]) -> str:
 class PreparedRecord:
     """A record checked and serialized on the caller's side, ready to be chained.
 
-    ``body_json`` is the canonical JSON that the hash covers. The stored text
-    is fixed here too, so a caller mutating its dict after ``append`` changes
-    nothing that is stored. ``record`` is a shallow copy of the body, used
-    only for the dict handed back to the caller (see :meth:`stored`).
-    ``pieces`` is the stored text cut where the chain keys go (None: serialize
-    again, see :func:`prepare`).
+    ``body_json`` is the record's text without its chain keys
+    (:func:`~pdp.audit.hashchain.record_text`); the writer puts ``seq`` in front
+    and hashes that (:func:`~pdp.audit.hashchain.stored_text`). Fixed here, so a
+    caller mutating its dict after ``append`` changes nothing that is stored. ``record`` is a shallow copy of the body, used only for
+    the dict handed back to the caller (see :meth:`stored`).
     """
 
     record: dict[str, Any]
     body_json: str
     columns: IndexedColumns
-    template: str | None  # the stored text with placeholders; None: serialize again
-    pieces: tuple[str, str, str, str] | None = None
     policies_json: str = "[]"
     reason_codes_json: str = "[]"
-
-    def stored_text(self, seq: int, prev_hash: str, digest: str) -> str:
-        """The canonical JSON of the record with its chain keys, as stored at ``seq``."""
-        if self.pieces is None:
-            return canonical(self.stored(seq, prev_hash, digest))
-        a, b, c, d = self.pieces
-        return "".join((a, ',"hash":"', digest, '"', b, ',"prev_hash":"', prev_hash, '"', c,
-                        ',"seq":', str(seq), d))
 
     def stored(self, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
         """The record as stored at ``seq``: the private copy with its chain keys set.
@@ -165,47 +143,32 @@ def prepare(record: Mapping[str, Any]) -> PreparedRecord:
     if not isinstance(record, dict) and not isinstance(record, Mapping):  # ABC check: slow
         raise ValueError("a decision record is a dict")
     columns = columns_of(record)  # reads no chain key
-    copy = {**record, **_SLOTS}  # chain keys the caller gave are overwritten: ignored
+    copy = {**record}
+    if "seq" in copy or "prev_hash" in copy or "hash" in copy:  # the store sets them
+        for key in CHAIN_KEYS:
+            copy.pop(key, None)
     try:
-        template = orjson_text(copy)  # valid UTF-8 by construction
-        if template is None:
-            template = reference_canonical(copy)
-            template.encode()  # lone surrogates would only fail later, inside a batch
+        text = record_text(copy)
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError: a ValueError
         raise ValueError(f"record is not JSON-able: {exc}") from None
-    finally:
-        for key in CHAIN_KEYS:
-            del copy[key]
-    policies_json = list_json(columns.policies)
-    codes_json = list_json(columns.reason_codes)
-    if template.count(_NONCE_JSON) != len(CHAIN_KEYS):  # the record holds a placeholder
-        return _prepare_slowly(copy, columns, policies_json, codes_json)
-    cuts: list[str] = []
-    start = 0
-    for key in _ORDER:
-        member = _MEMBERS[key]
-        at = template.index(member, start)
-        cuts.append(template[start:at])
-        start = at + len(member)
-    cuts.append(template[start:])
-    a, b, c, d = cuts
-    return PreparedRecord(record=copy, body_json="".join(cuts), columns=columns,
-                          template=template, pieces=(a, b, c, d), policies_json=policies_json,
-                          reason_codes_json=codes_json)
+    return PreparedRecord(copy, text, columns, list_json(columns.policies),
+                          list_json(columns.reason_codes))
 
 
-def _prepare_slowly(copy: dict[str, Any], columns: IndexedColumns, policies_json: str,
-                    codes_json: str) -> PreparedRecord:
-    body_json = canonical(copy)
-    private = json.loads(body_json)  # deep copy: the stored text is built later from it
-    return PreparedRecord(record=private, body_json=body_json, columns=columns, template=None,
-                          policies_json=policies_json, reason_codes_json=codes_json)
+def loaded(text: str, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
+    """The record a stored row holds: its JSON text, with the chain keys of its columns.
+
+    (The text holds ``seq`` too; rows of chain format 1 all three chain keys.)
+    """
+    record: dict[str, Any] = json.loads(text)
+    record["seq"], record["prev_hash"], record["hash"] = seq, prev_hash, digest
+    return record
 
 
-def same_record(prepared: PreparedRecord, stored_json: str) -> bool:
-    """Whether a stored record (JSON text, chain keys included) is this record again."""
-    return canonical(body(json.loads(stored_json))) == prepared.body_json
+def same_record(prepared: PreparedRecord, stored: Mapping[str, Any]) -> bool:
+    """Whether a stored record (chain keys included) is this record again."""
+    return body(stored) == json.loads(prepared.body_json)
 
 
-__all__ = ["IndexedColumns", "PreparedRecord", "columns_of", "list_json", "normalize_ts",
-           "prepare", "same_record"]
+__all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "columns_of", "list_json", "loaded",
+           "normalize_ts", "prepare", "same_record"]

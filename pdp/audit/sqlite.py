@@ -32,7 +32,7 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.hashchain import GENESIS, ChainReport
 from pdp.audit.query import DecisionFilter, Page
-from pdp.audit.records import PreparedRecord
+from pdp.audit.records import PreparedRecord, loaded
 from pdp.audit.sqlite_schema import (ROWS_PER_INSERT, SYNCHRONOUS, connect,
                                      insert_atomically, insert_rows, migrate, read_head,
                                      rollback_quietly)
@@ -110,7 +110,7 @@ class SqliteDecisionLog(GroupCommitLog):
                 rollback_quietly(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 seq, head = read_head(conn)
-                known = _stored_texts(conn, [i.prepared.columns.decision_id for i in batch])
+                known = _stored_records(conn, [i.prepared.columns.decision_id for i in batch])
                 outcomes, rows = self._chain(batch, seq, head, known)
                 insert_rows(conn, rows)
                 conn.execute("COMMIT")
@@ -259,13 +259,15 @@ class _ShortWriter:
             raise AuditUnavailable(f"cannot write to decision log {self.log.path}: {exc}") from exc
 
 
-def _stored_texts(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _stored_records(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
-        sql = f"SELECT decision_id, record FROM decisions WHERE decision_id IN ({marks})"
-        found.update(conn.execute(sql, chunk).fetchall())
+        sql = (f"SELECT decision_id, record, seq, prev_hash, hash FROM decisions "
+               f"WHERE decision_id IN ({marks})")
+        for decision_id, *stored in conn.execute(sql, chunk):
+            found[decision_id] = loaded(*stored)
     return found
 
 

@@ -7,7 +7,6 @@ so an auditor's scan never slows decisions down.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +16,10 @@ from typing import Any
 from pdp.audit import sqlite_index
 from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored, canonical
+from pdp.audit.hashchain import GENESIS, ChainReport, canonical, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import columns_of
-from pdp.audit.sqlite_schema import COLUMNS, connect, read_head
+from pdp.audit.records import columns_of, loaded
+from pdp.audit.sqlite_schema import COLUMNS, STORED, connect, read_head
 
 _CHUNK = 1000  # rows per statement when streaming the whole log
 _EQUAL = ("principal", "action", "resource", "decision", "pep", "kind")
@@ -48,17 +47,17 @@ class Reader:
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         with self._connection() as conn:
-            row = conn.execute("SELECT record FROM decisions WHERE decision_id = ?",
+            row = conn.execute(f"SELECT {STORED} FROM decisions WHERE decision_id = ?",
                                (decision_id,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else loaded(*row)
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         if n <= 0:
             return []
         with self._connection() as conn:
-            rows = conn.execute("SELECT record FROM decisions ORDER BY seq DESC LIMIT ?",
+            rows = conn.execute(f"SELECT {STORED} FROM decisions ORDER BY seq DESC LIMIT ?",
                                 (n,)).fetchall()
-        return [json.loads(text) for (text,) in reversed(rows)]
+        return [loaded(*row) for row in reversed(rows)]
 
     def query(self, flt: DecisionFilter, limit: int, cursor: str | None) -> Page:
         check_limit(limit)
@@ -67,12 +66,12 @@ class Reader:
             rows = conn.execute(sql, params).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page(records=[json.loads(text) for _, text in rows],
-                    next_cursor=encode_cursor(rows[-1][0]) if more else None)
+        return Page(records=[loaded(*row) for row in rows],
+                    next_cursor=encode_cursor(rows[-1][1]) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
-        for row in self._rows("seq, record"):
-            yield json.loads(row[1])
+        for row in self._rows(f"seq, {STORED}"):
+            yield loaded(*row[1:])
 
     def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
                end_seq: int | None = None) -> ChainReport:
@@ -185,7 +184,7 @@ def page_sql(flt: DecisionFilter, limit: int, *,
     candidates = f"SELECT seq FROM decisions{where}"
     if flt.principal is not None or flt.principal_prefix is not None:
         candidates, params = _principal_candidates(flt, before, where, params)
-    sql = (f"SELECT seq, record FROM decisions WHERE seq IN ({candidates} "
+    sql = (f"SELECT {STORED} FROM decisions WHERE seq IN ({candidates} "
            "ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC")
     return sql, [*params, limit]
 

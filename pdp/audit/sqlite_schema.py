@@ -1,7 +1,9 @@
 """The SQLite decision log's tables, connections and migrations.
 
-The full record is kept as canonical JSON in ``record``; the other columns
-are copies of its indexed fields so auditors' filters hit an index. The schema
+The full record is kept in ``record`` as the JSON text its hash covers (chain
+format 2, version 4; older rows also hold ``seq``/``prev_hash``/``hash``
+inside, see :mod:`pdp.audit.hashchain`); the other columns are copies of its
+indexed fields so auditors' filters hit an index. The schema
 version lives in ``PRAGMA user_version`` and each migration runs in its own
 transaction, so a later release can add columns or indexes in place.
 
@@ -28,9 +30,9 @@ from pathlib import Path
 
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS
-from pdp.audit.records import COLUMNS
+from pdp.audit.records import COLUMNS, STORED
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Allowed ``PRAGMA synchronous`` levels. In WAL mode only FULL (or EXTRA) makes
@@ -90,6 +92,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "INSERT INTO index_state (name, through_seq) "
         "SELECT 'principal', coalesce(max(seq), 0) FROM decisions",
     ),
+    # Chain format 2: new rows keep ``record`` as the exact text their hash covers,
+    # without seq/prev_hash/hash (those are columns). Nothing to change in place, and
+    # older rows stay as they are; the version only keeps older releases, which would
+    # misread the new rows, out of the file.
+    4: (),
 }
 
 INSERT = f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES "
@@ -184,5 +191,5 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
         pass  # the connection is dropped by the caller anyway
 
 
-__all__ = ["COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SYNCHRONOUS", "connect",
+__all__ = ["COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "STORED", "SYNCHRONOUS", "connect",
            "insert_atomically", "insert_rows", "migrate", "read_head", "rollback_quietly"]

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 
 from pdp.audit import SqliteDecisionLog
+from pdp.audit.hashchain import body, record_text, stored_text
 
 
 class RawSql:
@@ -50,3 +51,8 @@ def raw(path: Path) -> Iterator[sqlite3.Connection]:
     """A plain sqlite3 connection to the file, as an attacker or another process has."""
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         yield conn
+
+
+def text_of(record: dict[str, Any]) -> str:
+    """``record``'s text as the stores write it (chain format 2): what a forger writes back."""
+    return stored_text(record["seq"], record_text(body(record)))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.audit.hashchain import (GENESIS, canonical, link_hash, reference_canonical, seal,
-                                 verify_chain)
+from pdp.audit.hashchain import (GENESIS, canonical, hashed_text, link_hash, record_text,
+                                 reference_canonical, seal, stored_text, verify_chain)
 
 
 def chain(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -25,17 +26,30 @@ def bodies(n: int) -> list[dict[str, Any]]:
     return [{"decision_id": f"d{i}", "decision": "allow", "n": i} for i in range(1, n + 1)]
 
 
-def test_link_hash_is_sha256_of_prev_hash_newline_canonical_body() -> None:
+def test_link_hash_is_sha256_of_prev_hash_newline_the_stored_text() -> None:
     record = {"b": 1, "a": "ü", "seq": 9, "prev_hash": "x", "hash": "y"}
-    expected = hashlib.sha256((GENESIS + "\n" + '{"a":"ü","b":1}').encode()).hexdigest()
+    expected = hashlib.sha256((GENESIS + "\n" + '{"seq":9,"a":"ü","b":1}').encode()).hexdigest()
     assert link_hash(GENESIS, record) == expected
 
 
-def test_link_hash_ignores_key_order_and_chain_keys() -> None:
-    a = {"x": 1, "y": {"q": [1, 2], "p": None}}
+def test_link_hash_ignores_key_order_and_the_other_chain_keys() -> None:
+    a = {"x": 1, "y": {"q": [1, 2], "p": None}, "seq": 5}
     b = {"y": {"p": None, "q": [1, 2]}, "x": 1, "seq": 5, "hash": "h", "prev_hash": "p"}
     assert link_hash(GENESIS, a) == link_hash(GENESIS, b)
     assert link_hash(GENESIS, a) != link_hash("1" * 64, a)
+    assert link_hash(GENESIS, a) != link_hash(GENESIS, {**a, "seq": 6})  # the seq is hashed
+
+
+def test_stored_text_puts_the_seq_first() -> None:
+    assert stored_text(7, '{"a":1}') == '{"seq":7,"a":1}'
+    assert stored_text(7, "{}") == '{"seq":7}'
+
+
+def test_hashed_text_is_the_stored_text_or_for_format_1_the_canonical_body() -> None:
+    text = '{"seq":3,"z":1,"a":2}'
+    assert hashed_text(text, json.loads(text)) is text  # format 2: exactly what is stored
+    old = {"z": 1, "a": 0.00001, "seq": 3, "prev_hash": "p", "hash": "h"}  # format 1
+    assert hashed_text(canonical(old), old) == '{"a":1e-05,"z":1}'
 
 
 def test_canonical_refuses_nan_which_is_not_json() -> None:
@@ -207,3 +221,49 @@ def test_canonical_is_exactly_the_reference_text_or_the_same_refusal(value: Any)
 ])
 def test_values_orjson_writes_otherwise_get_the_reference_answer(value: Any) -> None:
     assert _canonical_or_error(value) == _reference_or_error(value)
+
+
+# -- the stored text (chain format 2) ----------------------------------------------------
+
+def _no_constants(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=st.dictionaries(_key, _value, max_size=6))
+def test_record_text_is_strict_json_that_reads_back_to_itself(value: Any) -> None:
+    # What a dict-level verifier (link_hash) relies on: parse the text, write it again,
+    # and get the very text that was hashed.
+    try:
+        text = record_text(value)
+    except (TypeError, ValueError, RecursionError):
+        return  # refused: never stored
+    again = json.loads(text, parse_constant=_no_constants)
+    assert record_text(again) == text
+    assert list(again) == sorted(again)  # keys sorted (UTF-8 order is code-point order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), json_value, max_size=6))
+def test_record_text_of_plain_json_reads_back_to_the_same_value(value: Any) -> None:
+    assert json.loads(record_text(value)) == value
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    ({"x": float("nan"), "y": [float("inf")]}, '{"x":null,"y":[null]}'),  # as orjson writes them
+    ({"x": 1e-7, "y": 0.00001}, '{"x":1e-7,"y":0.00001}'),
+    ({"big": 2**70, "f": 1e-5}, '{"big":1180591620717411303424,"f":1e-05}'),  # json writes these
+    ({"t": (1, 2)}, '{"t":[1,2]}'),
+    ({"u": __import__("uuid").UUID(int=1)}, '{"u":"00000000-0000-0000-0000-000000000001"}'),
+])
+def test_record_text_writes_what_json_cannot_hold_as_orjson_does(value: Any, text: str) -> None:
+    assert record_text(value) == text
+
+
+@pytest.mark.parametrize("value", [
+    {1: "int key"}, {"s": "\ud800"}, {"d": __import__("datetime").datetime(2026, 1, 1)},
+    {"b": b"bytes"}, {"set": {1}}, {"big": 2**70, "k": {1: 2}}, {"big": 2**70, "t": (1,)},
+])
+def test_record_text_refuses_what_would_not_read_back(value: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        record_text(value)

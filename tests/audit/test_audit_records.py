@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -10,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdp.audit import MemoryDecisionLog
-from pdp.audit import records as records_module
-from pdp.audit.hashchain import GENESIS, body, canonical, link_hash
+from pdp.audit.hashchain import GENESIS, body, link_hash, stored_text
 from pdp.audit.records import columns_of, normalize_ts, prepare
 
 
@@ -57,25 +58,26 @@ json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3)
 @settings(max_examples=300, deadline=None)
 @given(extra=st.dictionaries(st.text(max_size=10), json_value, max_size=6),
        seq=st.integers(1, 10**12))
-def test_stored_text_is_the_canonical_json_of_the_stored_record(extra: dict[str, Any],
+def test_stored_text_is_the_seq_and_the_sorted_json_of_the_rest(extra: dict[str, Any],
                                                                seq: int) -> None:
     record = {**extra, "decision_id": "d-1", "timestamp": "2026-11-23T13:00:00Z"}
     for key in ("kind", "principal", "action", "resource", "decision", "pep",
                 "reasons", "reason_codes"):
         record.pop(key, None)  # keep the indexed fields valid
     p = prepare(record)
-    digest = link_hash(GENESIS, record)
-    assert p.body_json == canonical(body(record))
-    assert p.stored_text(seq, GENESIS, digest) == canonical(p.stored(seq, GENESIS, digest))
+    assert json.loads(p.body_json) == body(record)
+    text = stored_text(seq, p.body_json)
+    assert json.loads(text) == {**body(record), "seq": seq}
+    stored = p.stored(seq, GENESIS, link_hash(GENESIS, {**record, "seq": seq}))
+    assert stored["hash"] == hashlib.sha256(f"{GENESIS}\n{text}".encode()).hexdigest()
 
 
-def test_record_that_mimics_the_chain_placeholders_is_stored_faithfully() -> None:
-    # Content a PEP sent cannot confuse the writer's placeholder shortcut.
-    mimic = {"decision_id": "d-1", "timestamp": "2026-11-23T13:00:00Z",
-             "request": {"a": 1, **records_module._SLOTS}}
-    assert prepare(mimic).template is None  # the placeholder shortcut stood aside
+def test_record_that_looks_like_a_stored_text_is_stored_faithfully() -> None:
+    # Content a PEP sent (chain keys one level down, JSON in strings) is just content.
+    mimic = {"decision_id": "d-1", "timestamp": "2026-11-23T13:00:00Z", "seq": 99,
+             "request": {"seq": 1, "hash": "h", "prev_hash": "p", "x": '{"seq":2,'}}
     log = MemoryDecisionLog()
     stored = log.append_sync(mimic)
-    assert stored["request"] == {"a": 1, **records_module._SLOTS}
+    assert stored["seq"] == 1 and stored["request"] == mimic["request"]
     assert log.get("d-1") == stored
     assert log.verify().ok

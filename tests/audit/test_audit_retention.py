@@ -10,13 +10,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pdp.audit.checkpoint import write_checkpoint
-from pdp.audit.hashchain import canonical
 from pdp.audit.maintenance import AuditMaintenance
 from pdp.audit.retention import RetentionRefused, apply_retention
 from pdp.audit.store import DecisionStore
 from pdp.audit.verify import verify_log
 from tests.audit.conftest import at
-from tests.audit.sqlraw import RawSql
+from tests.audit.sqlraw import RawSql, text_of
 
 MakeRecord = Callable[..., dict[str, Any]]
 
@@ -117,7 +116,7 @@ def test_retention_refuses_to_delete_records_that_do_not_verify(
     forged = {**stored[2], "decision": "deny"}
     with RawSql(sql_store) as raw:
         raw.execute("UPDATE decisions SET record = ?, decision = 'deny' WHERE seq = 3",
-                    (canonical(forged),))
+                    (text_of(forged),))
     with pytest.raises(RetentionRefused, match="do not verify"):
         apply_retention(sql_store, older_than=at(5), key=key)
     assert seqs(sql_store) == list(range(1, 9))  # the evidence stays

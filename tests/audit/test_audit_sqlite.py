@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from pdp.audit import AuditUnavailable, DecisionFilter, SqliteDecisionLog, sqlite_schema
-from pdp.audit.hashchain import canonical
-from tests.audit.sqlraw import raw
+from tests.audit.sqlraw import raw, text_of
 
 MakeRecord = Callable[..., dict[str, Any]]
 
@@ -34,7 +33,7 @@ def seqs(log: SqliteDecisionLog) -> list[int]:
 def test_log_file_is_in_wal_mode_with_a_schema_version(sqlite_log: SqliteDecisionLog) -> None:
     with raw(sqlite_log.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(decisions)")}
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master "
                                                   "WHERE type = 'table'")}
@@ -251,7 +250,7 @@ def test_edited_record_json_is_a_hash_mismatch_at_its_seq(
     forged = {**stored[4], "decision": "allow" if stored[4]["decision"] == "deny" else "deny"}
     with raw(sqlite_log.path) as conn:
         conn.execute("UPDATE decisions SET record = ?, decision = ? WHERE seq = 5",
-                     (canonical(forged), forged["decision"]))
+                     (text_of(forged), forged["decision"]))
     report = sqlite_log.verify()
     assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 5)
     assert report.first_broken_decision_id == stored[4]["decision_id"]
@@ -275,7 +274,7 @@ def test_deleted_row_with_renumbered_successors_breaks_prev_hash(
                                       "ORDER BY seq").fetchall():
             record = {**json.loads(text), "seq": seq - 1}
             conn.execute("UPDATE decisions SET seq = ?, record = ? WHERE seq = ?",
-                         (seq - 1, canonical(record), seq))
+                         (seq - 1, text_of(record), seq))
     report = sqlite_log.verify()
     assert (report.problem, report.first_broken_seq) == ("prev_hash mismatch", 5)
 

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pdp.audit import DecisionFilter, SqliteDecisionLog
 from pdp.audit.retention import apply_retention
+from pdp.audit.sqlite_schema import SCHEMA_VERSION
 from pdp.audit.verify import verify_log
 from tests.audit.sqlraw import raw
 
@@ -169,5 +170,5 @@ def test_a_file_of_the_previous_schema_gets_its_index_built_on_open(
         log.append_sync(make_record(principal=PRINCIPALS[2]))
     with raw(path) as conn:
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(decisions)")}
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "decisions_principal_ts" not in indexes

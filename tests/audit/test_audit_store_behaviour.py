@@ -97,9 +97,19 @@ def test_another_record_under_a_known_decision_id_is_refused(
     assert store.get(record["decision_id"])["decision"] == "allow"  # type: ignore[index]
 
 
+def test_nan_and_infinities_which_json_cannot_hold_are_stored_as_null(
+        store: DecisionStore, make_record: MakeRecord) -> None:
+    appended = store.append_sync(make_record(latency_us=float("nan"),
+                                             live={"risk": float("inf")}))
+    stored = store.get(appended["decision_id"])
+    assert stored is not None and stored["hash"] == appended["hash"]
+    assert (stored["latency_us"], stored["live"]) == (None, {"risk": None})
+    assert store.verify().ok  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("broken", [
     {"decision_id": None}, {"decision_id": ""}, {"timestamp": "yesterday"},
-    {"principal": {"not": "a string"}}, {"latency_us": float("nan")},
+    {"principal": {"not": "a string"}},
     {"request": {"when": datetime.now()}}, {"reason_codes": [1, 2]},
 ])
 def test_malformed_record_is_a_value_error_and_stores_nothing(

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pdp.audit import MemoryDecisionLog
 from pdp.audit.checkpoint import Checkpoint, make_checkpoint, write_checkpoint
-from pdp.audit.hashchain import canonical, seal
+from pdp.audit.hashchain import seal
 from pdp.audit.store import DecisionStore
 from pdp.audit.verify import VerifyReport, verify_log
-from tests.audit.sqlraw import RawSql
+from tests.audit.sqlraw import RawSql, text_of
 
 MakeRecord = Callable[..., dict[str, Any]]
 
@@ -63,7 +63,7 @@ def test_modified_record_is_a_hash_mismatch_at_its_seq(sql_store: DecisionStore,
     forged = {**stored[4], "decision": "allow" if stored[4]["decision"] == "deny" else "deny"}
     with RawSql(sql_store) as raw:
         raw.execute("UPDATE decisions SET record = ?, decision = ? WHERE seq = 5",
-                    (canonical(forged), forged["decision"]))
+                    (text_of(forged), forged["decision"]))
     report = check(sql_store, key)
     assert broken_at(report) == (False, "hash mismatch", 5)
     assert report.first_broken_decision_id == stored[4]["decision_id"]
@@ -126,7 +126,7 @@ def test_rewritten_and_rehashed_chain_disagrees_with_the_checkpoint(
         for i in range(2, 8):
             sealed = seal(records[i], i + 1, head)
             raw.execute("UPDATE decisions SET record = ?, decision = ?, prev_hash = ?, hash = ? "
-                        "WHERE seq = ?", (canonical(sealed), sealed["decision"],
+                        "WHERE seq = ?", (text_of(sealed), sealed["decision"],
                                           sealed["prev_hash"], sealed["hash"], i + 1))
             head = sealed["hash"]
     assert sql_store.verify().ok  # the chain alone is consistent again

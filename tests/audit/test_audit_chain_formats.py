@@ -1,0 +1,133 @@
+"""Chain format 2 (the hash covers the stored text) beside logs written in format 1.
+
+Format 1, written before schema version 4 (SQLite) / 2 (PostgreSQL), kept the
+chain keys inside ``record`` and hashed the canonical JSON of the rest. Such
+rows must keep verifying and reading, and a log continues after them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pdp.audit import SqliteDecisionLog
+from pdp.audit.hashchain import GENESIS, body, canonical, hash_body
+from pdp.audit.store import DecisionStore
+from tests.audit.conftest import MakeRecord
+from tests.audit.sqlraw import RawSql, text_of
+
+
+def fill(store: DecisionStore, make_record: MakeRecord, n: int, **kw: Any) -> list[dict[str, Any]]:
+    return [store.append_sync(make_record(**kw)) for _ in range(n)]
+
+
+def reopen(store: DecisionStore) -> DecisionStore:
+    store.close()
+    if isinstance(store, SqliteDecisionLog):
+        return SqliteDecisionLog(store.path)
+    from pdp.audit.postgres import PostgresDecisionLog
+
+    return PostgresDecisionLog(store.dsn)  # type: ignore[attr-defined]
+
+
+def rewrite_as_format_1(store: DecisionStore, records: list[dict[str, Any]]) -> list[str]:
+    """Store ``records`` as the previous release did; returns their new hashes."""
+    head, hashes = GENESIS, []
+    with RawSql(store) as raw:
+        for record in records:
+            digest = hash_body(head, canonical(body(record)))
+            sealed = {**body(record), "seq": record["seq"], "prev_hash": head, "hash": digest}
+            raw.execute("UPDATE decisions SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                        (canonical(sealed), head, digest, record["seq"]))
+            head = digest
+            hashes.append(digest)
+        if isinstance(store, SqliteDecisionLog):
+            raw.execute("PRAGMA user_version = 3")
+        else:
+            raw.execute("UPDATE schema_version SET version = 1")
+    return hashes
+
+
+def rows(store: DecisionStore) -> list[tuple[int, str, str, str]]:
+    with RawSql(store) as raw:
+        return raw.rows("SELECT seq, prev_hash, record, hash FROM decisions ORDER BY seq")
+
+
+def test_each_hash_is_sha256_of_prev_hash_newline_the_stored_text(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    # The whole recipe for a verifier in any language: no JSON re-serialization.
+    fill(sql_store, make_record, 5, request={"context": {"tiny": 1e-7, "when": 0.00001}})
+    head = GENESIS
+    for seq, prev_hash, text, digest in rows(sql_store):
+        assert prev_hash == head
+        assert digest == hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
+        assert text.startswith(f'{{"seq":{seq},')
+        assert "prev_hash" not in json.loads(text) and "hash" not in json.loads(text)
+        head = digest
+
+
+def test_a_format_1_log_verifies_reads_and_continues_in_format_2(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    # A tiny float: format 1 hashed "1e-07", format 2 stores what orjson writes ("1e-7"),
+    # so only the right rule per row verifies both.
+    old = fill(sql_store, make_record, 4, request={"context": {"tiny": 1e-7}})
+    hashes = rewrite_as_format_1(sql_store, old)
+    store = reopen(sql_store)
+    try:
+        assert store.verify().ok
+        assert store.head() == (4, hashes[-1])  # type: ignore[attr-defined]
+        got = store.get(old[1]["decision_id"])
+        assert got is not None and body(got) == body(old[1])
+        assert (got["seq"], got["hash"]) == (2, hashes[1])
+        new = fill(store, make_record, 3)
+        assert new[0]["seq"] == 5 and new[0]["prev_hash"] == hashes[-1]
+        report = store.verify()
+        assert report.ok and report.checked == 7
+        assert [r["decision_id"] for r in store.tail(7)] == \
+            [r["decision_id"] for r in old + new]
+        with RawSql(store) as raw:  # the previous releases are kept out now
+            version = raw.rows("PRAGMA user_version" if isinstance(store, SqliteDecisionLog)
+                               else "SELECT version FROM schema_version")[0][0]
+        assert version == (4 if isinstance(store, SqliteDecisionLog) else 2)
+    finally:
+        store.close()
+
+
+def test_an_edited_format_1_row_is_still_a_hash_mismatch(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    old = fill(sql_store, make_record, 5)
+    rewrite_as_format_1(sql_store, old)
+    store = reopen(sql_store)
+    try:
+        fill(store, make_record, 2)
+        with RawSql(store) as raw:
+            text = raw.rows("SELECT record FROM decisions WHERE seq = 3")[0][0]
+            forged = {**json.loads(text), "explanation": "edited"}
+            raw.execute("UPDATE decisions SET record = ? WHERE seq = 3", (canonical(forged),))
+        report = store.verify()
+        assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 3)
+    finally:
+        store.close()
+
+
+def test_a_format_2_row_dressed_as_format_1_does_not_verify(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    # Putting the chain keys into a new row's text switches it to the old rule: its
+    # hash was not made by that rule, so it fails rather than passing unchecked.
+    stored = fill(sql_store, make_record, 3, request={"context": {"tiny": 1e-7}})
+    with RawSql(sql_store) as raw:
+        raw.execute("UPDATE decisions SET record = ? WHERE seq = 2", (canonical(stored[1]),))
+    report = sql_store.verify()
+    assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 2)
+
+
+def test_reformatted_text_with_the_same_meaning_is_a_hash_mismatch(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    # Format 2 hashes bytes: even whitespace is an edit (format 1 could not tell).
+    stored = fill(sql_store, make_record, 3)
+    spaced = json.dumps(json.loads(text_of(stored[1])), indent=1)
+    with RawSql(sql_store) as raw:
+        raw.execute("UPDATE decisions SET record = ? WHERE seq = 2", (spaced,))
+    report = sql_store.verify()
+    assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 2)

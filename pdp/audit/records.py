@@ -70,13 +70,14 @@ class IndexedColumns(NamedTuple):
 
 def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
     """Read the indexed columns, refusing a record that would index wrongly."""
-    decision_id = record.get("decision_id")
+    get = record.get
+    decision_id = get("decision_id")
     if not isinstance(decision_id, str) or not decision_id:
         raise ValueError("record needs a non-empty string 'decision_id'")
     if "timestamp" not in record:
         raise ValueError("record needs a 'timestamp'")
-    get = record.get
-    kind, principal, action, resource, decision, pep = text = [get(key) for key in _TEXT_KEYS]
+    text = (get("kind"), get("principal"), get("action"), get("resource"), get("decision"),
+            get("pep"))
     for key, value in zip(_TEXT_KEYS, text):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"record field {key!r} must be a string or null")
@@ -84,13 +85,17 @@ def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
     codes = get("reason_codes") or []
     if not isinstance(reasons, list) or not isinstance(codes, list):
         raise ValueError("record fields 'reasons' and 'reason_codes' must be lists")
-    codes = tuple(codes)
-    if not all(isinstance(c, str) for c in codes):
-        raise ValueError("record field 'reason_codes' must hold strings")
-    policies = tuple([r["policy"] for r in reasons
-                      if isinstance(r, dict) and isinstance(r.get("policy"), str)])
-    return IndexedColumns(decision_id, normalize_ts(record["timestamp"]), kind, principal,
-                          action, resource, decision, pep, policies, codes)
+    for code in codes:
+        if not isinstance(code, str):
+            raise ValueError("record field 'reason_codes' must hold strings")
+    policies = []
+    for reason in reasons:
+        if isinstance(reason, dict) and isinstance(policy := reason.get("policy"), str):
+            policies.append(policy)
+    # tuple.__new__ directly: a named tuple's own __new__ is Python code, and this
+    # runs once per appended record.
+    return tuple.__new__(IndexedColumns, (decision_id, normalize_ts(record["timestamp"]),
+                                          *text, tuple(policies), tuple(codes)))
 
 
 _LIST_JSON: dict[tuple[str, ...], str] = {}  # policy and reason-code lists repeat: memo

@@ -12,7 +12,7 @@ from pdp.audit.sqlite_index import watermark
 from pdp.audit.sqlite_schema import connect
 
 
-def test_throughput_rows_name_both_baselines_and_the_verdict(
+def test_throughput_rows_name_the_baselines_and_the_verdict(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit_log, "RECORDS", 600)
     monkeypatch.setattr(audit_log, "ROUNDS", 1)
@@ -22,8 +22,26 @@ def test_throughput_rows_name_both_baselines_and_the_verdict(
         "| SQLite, synchronous=NORMAL, 1024 tasks"]
     for line in lines:
         cells = line.strip("|").split("|")
-        assert len(cells) == 9
-        assert "≥ 0.50: met" in cells[6] or "≥ 0.50: **not met**" in cells[6]
+        assert len(cells) == 11
+        assert cells[6].strip().startswith(("≥ 30,000/s: met;", "≥ 30,000/s: **not met**;"))
+        assert any(f"ours / plain {w} 0.375–0.5" in cells[6]
+                   for w in ("above", "inside", "**below**"))
+    assert list(tmp_path.iterdir()) == []  # every measured file removed at once
+
+
+def test_the_verdict_reads_the_target_and_the_share_of_plain_inserts() -> None:
+    def rate(per_s: float) -> audit_log.Rate:
+        return audit_log.Rate(int(per_s), 1.0, 0.5)
+
+    def verdict(ours: float, plain: float) -> str:
+        return audit_log.row("x", rate(ours), [1.0], rate(plain), rate(plain), None,
+                             target=True).split(" | ")[6]
+
+    assert verdict(31_000, 80_000) == "≥ 30,000/s: met; ours / plain inside 0.375–0.5"
+    assert verdict(29_000, 50_000) == "≥ 30,000/s: **not met**; ours / plain above 0.375–0.5"
+    assert verdict(40_000, 120_000) == "≥ 30,000/s: met; ours / plain **below** 0.375–0.5"
+    assert audit_log.row("x", rate(49_600), [1.0], rate(100_000), rate(100_000), None,
+                         target=True).split(" | ")[5] == "0.49"  # floored, not rounded up
 
 
 def test_the_query_log_is_a_verifiable_chain_with_its_principal_index_filled(

@@ -354,7 +354,7 @@ CATEGORIES = (
     ("decision record (dict for the log)", ("decision_record (pdp/decision/record.py",)),
     ("decide(): context, reasons, explanation", ("decide (pdp/decision/decide.py",)),
     ("service: verify (cached), live context, grants", ("DecisionService._decide",)),
-    ("log append: canonical JSON, queue, wake-up; metrics, behaviour", ("DecisionService._commit",)),
+    ("log append: record text, queue, wake-up; metrics, behaviour", ("DecisionService._commit",)),
     ("endpoint: body (pydantic), PEP check, input, response (orjson)",
      ("authorize (pdp/api/authorize.py", "AuthorizeFastPath._answer")),
     ("HTTP: uvicorn/httptools, Starlette, FastAPI, pydantic", ("RequestResponseCycle", "ASGI",

@@ -51,13 +51,15 @@ Problem = Literal[
 def canonical(obj: Any) -> str:
     """One JSON text per value: sorted keys, no spaces, UTF-8 kept as is.
 
-    Two equal records always give the same text, whatever the key order they
-    were built in, so their hashes agree. NaN and infinities are refused: they
-    are not JSON, and no other store or language would read them back.
+    Two equal values always give the same text, whatever the key order they
+    were built in: what checkpoints sign and what chain format 1 hashed
+    (format 2 hashes the stored text itself, see :func:`record_text`). NaN
+    and infinities are refused: they are not JSON, and no other store or
+    language would read them back.
 
     The definition is :func:`reference_canonical` (Python's ``json`` with those
     settings). orjson writes the same text four times faster for almost every
-    record, so it is tried first and its text is used only when it provably
+    value, so it is tried first and its text is used only when it provably
     is that text (see :func:`orjson_text`).
     """
     text = orjson_text(obj)
@@ -65,7 +67,8 @@ def canonical(obj: Any) -> str:
 
 
 def reference_canonical(obj: Any) -> str:
-    """The canonical text as Python's ``json`` writes it: what every hash is defined over."""
+    """The canonical text as Python's ``json`` writes it: what checkpoint signatures and
+    chain format 1's hashes are defined over."""
     return _ENCODER.encode(obj)
 
 

@@ -118,8 +118,9 @@ class PreparedRecord:
     ``body_json`` is the record's text without its chain keys
     (:func:`~pdp.audit.hashchain.record_text`); the writer puts ``seq`` in front
     and hashes that (:func:`~pdp.audit.hashchain.stored_text`). Fixed here, so a
-    caller mutating its dict after ``append`` changes nothing that is stored. ``record`` is a shallow copy of the body, used only for
-    the dict handed back to the caller (see :meth:`stored`).
+    caller mutating its dict after ``append`` changes nothing that is stored.
+    ``record`` is a shallow copy of the body, used only for the dict handed
+    back to the caller (see :meth:`stored`).
     """
 
     record: dict[str, Any]
@@ -175,5 +176,5 @@ def same_record(prepared: PreparedRecord, stored: Mapping[str, Any]) -> bool:
     return body(stored) == json.loads(prepared.body_json)
 
 
-__all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "columns_of", "list_json", "loaded",
-           "normalize_ts", "prepare", "same_record"]
+__all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "columns_of", "list_json",
+           "loaded", "normalize_ts", "prepare", "same_record"]

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from pdp.audit import SqliteDecisionLog
 from pdp.audit.hashchain import GENESIS, body, canonical, hash_body
 from pdp.audit.store import DecisionStore
 from tests.audit.conftest import MakeRecord
-from tests.audit.sqlraw import RawSql, text_of
+from tests.audit.sqlraw import RawSql, raw, text_of
 
 
 def fill(store: DecisionStore, make_record: MakeRecord, n: int, **kw: Any) -> list[dict[str, Any]]:
@@ -131,3 +135,25 @@ def test_reformatted_text_with_the_same_meaning_is_a_hash_mismatch(
         raw.execute("UPDATE decisions SET record = ? WHERE seq = 2", (spaced,))
     report = sql_store.verify()
     assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 2)
+
+
+def test_the_documented_recipe_checks_a_log_with_nothing_but_hashlib_and_sqlite3(
+        tmp_path: Path, make_record: MakeRecord) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "audit-storage.md").read_text()
+    script = re.search(r"python3 - \S+ <<'PY'\n(.*?)\nPY\n", doc, re.S)
+    assert script is not None, "the recipe in docs/audit-storage.md"
+    path = tmp_path / "decisions.db"
+    with SqliteDecisionLog(path) as log:
+        stored = fill(log, make_record, 5)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-", str(path)], input=script.group(1),
+                              capture_output=True, text=True, timeout=60)
+
+    assert run().stdout.split() == ["intact", "up", "to", "5", stored[-1]["hash"]]
+    with raw(path) as conn:  # one more byte in one record
+        text = conn.execute("SELECT record FROM decisions WHERE seq = 3").fetchone()[0]
+        conn.execute("UPDATE decisions SET record = ? WHERE seq = 3",
+                     (text.replace('"allow"', '"allow" '),))
+    failed = run()
+    assert failed.returncode != 0 and "AssertionError: 3" in failed.stderr

@@ -13,8 +13,8 @@ import dataclasses
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from pdp.audit.archive import ArchiveError, BundleArchive
 from pdp.audit.query import DecisionFilter, matches
@@ -134,15 +134,23 @@ def _checkpoint_key(settings: Any) -> Any:
         return None
 
 
-def export_records(store: Any, flt: DecisionFilter) -> Iterator[dict[str, Any]]:
+class Exported(NamedTuple):
+    """One exported record: as a dict (for CSV), and its JSON line as stored."""
+
+    record: dict[str, Any]
+    line: str
+
+
+def export_records(store: Any, flt: DecisionFilter) -> Iterator[Exported]:
     """Every record passing ``flt`` in log order (oldest first), as stored."""
-    for record in store.iter_all():
+    for row in store.iter_stored():
         try:
+            record, line = row.export_line()
             cols = columns_of(record)
         except ValueError:
             continue
         if matches(flt, cols):
-            yield record
+            yield Exported(record, line)
 
 
 CSV_COLUMNS = ("seq", "decision_id", "timestamp", "kind", "principal", "action", "resource",
@@ -163,19 +171,24 @@ def csv_row(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_lines(records: Iterator[Mapping[str, Any]], fmt: str) -> Iterator[str]:
-    """The export as text chunks: JSON Lines (one stored record per line) or CSV with a header."""
+def export_lines(records: Iterable[Exported | Mapping[str, Any]], fmt: str) -> Iterator[str]:
+    """The export as text chunks: JSON Lines (one stored record per line) or CSV with a header.
+
+    Records from :func:`export_records` go out byte for byte as stored; plain
+    dicts (a page of a query) as JSON with sorted keys.
+    """
     if fmt == "jsonl":
-        for record in records:
-            yield json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
+        for item in records:
+            yield (item.line if isinstance(item, Exported) else
+                   json.dumps(item, sort_keys=True, ensure_ascii=False)) + "\n"
         return
     if fmt != "csv":
         raise ValueError("format must be jsonl or csv")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    for record in records:
-        writer.writerow(csv_row(record))
+    for item in records:
+        writer.writerow(csv_row(item.record if isinstance(item, Exported) else item))
         if buffer.tell() > 65536:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -183,5 +196,5 @@ def export_lines(records: Iterator[Mapping[str, Any]], fmt: str) -> Iterator[str
     yield buffer.getvalue()
 
 
-__all__ = ["CSV_COLUMNS", "FILTER_FIELDS", "csv_row", "decision_view", "export_lines",
+__all__ = ["CSV_COLUMNS", "FILTER_FIELDS", "Exported", "csv_row", "decision_view", "export_lines",
            "export_records", "filter_detail", "make_filter", "verify_store"]

@@ -16,7 +16,7 @@ from pdp.audit.errors import AuditUnavailable, DuplicateDecision
 from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, hash_body, stored_text
 from pdp.audit.query import (DecisionFilter, Page, check_limit, decode_cursor, encode_cursor,
                              matches)
-from pdp.audit.records import IndexedColumns, loaded, prepare, same_record
+from pdp.audit.records import IndexedColumns, StoredRow, loaded, prepare, same_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,12 @@ class MemoryDecisionLog:
             rows = list(self._rows)
         for row in rows:
             yield row.loaded()
+
+    def iter_stored(self) -> Iterator[StoredRow]:
+        with self._lock:
+            rows = list(self._rows)
+        for row in rows:
+            yield StoredRow(row.text, row.seq, row.prev_hash, row.hash)
 
     def verify(self) -> ChainReport:
         with self._lock:

@@ -45,7 +45,8 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import COLUMNS, STORED, PreparedRecord, columns_of, loaded
+from pdp.audit.records import (COLUMNS, STORED, PreparedRecord, StoredRow, columns_of,
+                               loaded)
 from pdp.audit.sqlite_read import prefix_upper_bound
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,10 @@ class PostgresDecisionLog(GroupCommitLog):
     def iter_all(self) -> Iterator[dict[str, Any]]:
         for row in self._rows(f"seq, {STORED}"):
             yield loaded(*row[1:])
+
+    def iter_stored(self) -> Iterator[StoredRow]:
+        for row in self._rows(f"seq, {STORED}"):
+            yield StoredRow(*row[1:])
 
     def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
                end_seq: int | None = None) -> ChainReport:

@@ -171,10 +171,37 @@ def loaded(text: str, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
     return record
 
 
+class StoredRow(NamedTuple):
+    """One stored record as its row holds it: the hashed text and the chain columns."""
+
+    text: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+    def export_line(self) -> tuple[dict[str, Any], str]:
+        """The record, and the row as one JSON line: the stored text byte for byte, with
+        ``"prev_hash"`` and ``"hash"`` added at its end.
+
+        So a line is a JSON object of the whole record (chain keys included), and
+        a verifier recovers what the hash covers by cutting those two members
+        off again (see docs/audit-storage.md). A row of chain format 1 holds its
+        chain keys already and is its own line. ``ValueError``: not a JSON object.
+        """
+        record = json.loads(self.text)
+        if not isinstance(record, dict):
+            raise ValueError("stored record is not a JSON object")
+        line = self.text
+        if "hash" not in record and "prev_hash" not in record and line.endswith("}"):
+            line = f'{line[:-1]},"prev_hash":"{self.prev_hash}","hash":"{self.hash}"}}'
+        record["seq"], record["prev_hash"], record["hash"] = self.seq, self.prev_hash, self.hash
+        return record, line
+
+
 def same_record(prepared: PreparedRecord, stored: Mapping[str, Any]) -> bool:
     """Whether a stored record (chain keys included) is this record again."""
     return body(stored) == json.loads(prepared.body_json)
 
 
-__all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "columns_of", "list_json",
-           "loaded", "normalize_ts", "prepare", "same_record"]
+__all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "StoredRow", "columns_of",
+           "list_json", "loaded", "normalize_ts", "prepare", "same_record"]

@@ -32,7 +32,7 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.hashchain import GENESIS, ChainReport
 from pdp.audit.query import DecisionFilter, Page
-from pdp.audit.records import PreparedRecord, loaded
+from pdp.audit.records import PreparedRecord, StoredRow, loaded
 from pdp.audit.sqlite_schema import (ROWS_PER_INSERT, SYNCHRONOUS, connect,
                                      insert_atomically, insert_rows, migrate, read_head,
                                      rollback_quietly)
@@ -171,6 +171,9 @@ class SqliteDecisionLog(GroupCommitLog):
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         return self._reader().iter_all()
+
+    def iter_stored(self) -> Iterator[StoredRow]:
+        return self._reader().iter_stored()
 
     def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
                end_seq: int | None = None) -> ChainReport:

@@ -18,7 +18,7 @@ from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS, ChainReport, canonical, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import columns_of, loaded
+from pdp.audit.records import StoredRow, columns_of, loaded
 from pdp.audit.sqlite_schema import COLUMNS, STORED, connect, read_head
 
 _CHUNK = 1000  # rows per statement when streaming the whole log
@@ -72,6 +72,10 @@ class Reader:
     def iter_all(self) -> Iterator[dict[str, Any]]:
         for row in self._rows(f"seq, {STORED}"):
             yield loaded(*row[1:])
+
+    def iter_stored(self) -> Iterator[StoredRow]:
+        for row in self._rows(f"seq, {STORED}"):
+            yield StoredRow(*row[1:])
 
     def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
                end_seq: int | None = None) -> ChainReport:

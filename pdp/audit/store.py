@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pdp.audit.hashchain import ChainReport
 from pdp.audit.query import DecisionFilter, Page
+from pdp.audit.records import StoredRow
 
 
 @runtime_checkable
@@ -60,7 +61,12 @@ class QueryableLog(Protocol):
         ...
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
-        """Every record in ``seq`` order (for export and replay)."""
+        """Every record in ``seq`` order (for replay and the identity inventory)."""
+        ...
+
+    def iter_stored(self) -> Iterator[StoredRow]:
+        """Every row in ``seq`` order as stored: the hashed text and its chain columns
+        (for export, byte for byte)."""
         ...
 
     def verify(self) -> ChainReport:

@@ -10,12 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pdp.audit import SqliteDecisionLog
+import pytest
+
+from pdp.audit import DecisionFilter, SqliteDecisionLog
+from pdp.audit.auditor import export_lines, export_records
 from pdp.audit.hashchain import GENESIS, body, canonical, hash_body
 from pdp.audit.store import DecisionStore
 from tests.audit.conftest import MakeRecord
@@ -53,6 +59,20 @@ def rewrite_as_format_1(store: DecisionStore, records: list[dict[str, Any]]) -> 
     return hashes
 
 
+@contextmanager
+def format_1_log(store: DecisionStore, make_record: MakeRecord, n: int,
+                 **kw: Any) -> Iterator[tuple[DecisionStore, list[dict[str, Any]], list[str]]]:
+    """``store`` reopened after ``n`` records were rewritten as the previous release wrote
+    them: the store, those records and their (format 1) hashes."""
+    old = fill(store, make_record, n, **kw)
+    hashes = rewrite_as_format_1(store, old)
+    reopened = reopen(store)
+    try:
+        yield reopened, old, hashes
+    finally:
+        reopened.close()
+
+
 def rows(store: DecisionStore) -> list[tuple[int, str, str, str]]:
     with RawSql(store) as raw:
         return raw.rows("SELECT seq, prev_hash, record, hash FROM decisions ORDER BY seq")
@@ -75,10 +95,8 @@ def test_a_format_1_log_verifies_reads_and_continues_in_format_2(
         sql_store: DecisionStore, make_record: MakeRecord) -> None:
     # A tiny float: format 1 hashed "1e-07", format 2 stores what orjson writes ("1e-7"),
     # so only the right rule per row verifies both.
-    old = fill(sql_store, make_record, 4, request={"context": {"tiny": 1e-7}})
-    hashes = rewrite_as_format_1(sql_store, old)
-    store = reopen(sql_store)
-    try:
+    with format_1_log(sql_store, make_record, 4,
+                      request={"context": {"tiny": 1e-7}}) as (store, old, hashes):
         assert store.verify().ok
         assert store.head() == (4, hashes[-1])  # type: ignore[attr-defined]
         got = store.get(old[1]["decision_id"])
@@ -94,16 +112,11 @@ def test_a_format_1_log_verifies_reads_and_continues_in_format_2(
             version = raw.rows("PRAGMA user_version" if isinstance(store, SqliteDecisionLog)
                                else "SELECT version FROM schema_version")[0][0]
         assert version == (4 if isinstance(store, SqliteDecisionLog) else 2)
-    finally:
-        store.close()
 
 
 def test_an_edited_format_1_row_is_still_a_hash_mismatch(
         sql_store: DecisionStore, make_record: MakeRecord) -> None:
-    old = fill(sql_store, make_record, 5)
-    rewrite_as_format_1(sql_store, old)
-    store = reopen(sql_store)
-    try:
+    with format_1_log(sql_store, make_record, 5) as (store, _, _):
         fill(store, make_record, 2)
         with RawSql(store) as raw:
             text = raw.rows("SELECT record FROM decisions WHERE seq = 3")[0][0]
@@ -111,8 +124,6 @@ def test_an_edited_format_1_row_is_still_a_hash_mismatch(
             raw.execute("UPDATE decisions SET record = ? WHERE seq = 3", (canonical(forged),))
         report = store.verify()
         assert (report.ok, report.problem, report.first_broken_seq) == (False, "hash mismatch", 3)
-    finally:
-        store.close()
 
 
 def test_a_format_2_row_dressed_as_format_1_does_not_verify(
@@ -157,3 +168,73 @@ def test_the_documented_recipe_checks_a_log_with_nothing_but_hashlib_and_sqlite3
                      (text.replace('"allow"', '"allow" '),))
     failed = run()
     assert failed.returncode != 0 and "AssertionError: 3" in failed.stderr
+
+
+# -- exports: each JSON line is the stored text, with prev_hash and hash added at its end
+
+SUFFIX = len(',"prev_hash":"' + "0" * 64 + '","hash":"' + "0" * 64 + '"}')
+
+
+def exported(store: DecisionStore) -> list[str]:
+    # Split at "\n" only: str.splitlines() also breaks at U+2028, which JSON strings hold raw.
+    text = "".join(export_lines(export_records(store, DecisionFilter()), "jsonl"))
+    assert text.endswith("\n")
+    return text[:-1].split("\n")
+
+
+def test_an_exported_line_is_the_record_and_cut_back_it_is_what_the_hash_covers(
+        store: DecisionStore, make_record: MakeRecord) -> None:
+    stored = fill(store, make_record, 4, request={"context": {"tiny": 1e-7, "é": "☃\u2028"}})
+    lines = exported(store)
+    head = GENESIS
+    for line, record in zip(lines, stored, strict=True):
+        assert json.loads(line) == store.get(record["decision_id"])
+        text = line[:-SUFFIX] + "}"
+        entry = json.loads(line)
+        assert entry["prev_hash"] == head
+        assert entry["hash"] == hashlib.sha256(f"{head}\n{text}".encode()).hexdigest()
+        head = entry["hash"]
+
+
+def test_node_verifies_an_export_with_its_own_sha256(
+        sqlite_log: SqliteDecisionLog, make_record: MakeRecord, tmp_path: Path) -> None:
+    # Another implementation than ours reads the lines as bytes: no JSON re-serialized.
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (apt-get install nodejs)")
+    fill(sqlite_log, make_record, 6, request={"context": {"n": 1e-7, "s": "naïve ☃ \u2028"}})
+    export = tmp_path / "decisions.jsonl"
+    export.write_text("\n".join(exported(sqlite_log)) + "\n", encoding="utf-8")
+    script = r"""
+      const crypto = require("crypto"), fs = require("fs");
+      let head = "0".repeat(64), n = 0;
+      for (const line of fs.readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean)) {
+        const { prev_hash, hash } = JSON.parse(line);
+        const text = line.slice(0, -154) + "}";
+        const want = crypto.createHash("sha256").update(prev_hash + "\n" + text, "utf8").digest("hex");
+        if (prev_hash !== head || hash !== want) { console.log("broken at line", n + 1); process.exit(1); }
+        head = hash; n += 1;
+      }
+      console.log("ok", n, head);
+    """
+    ok = subprocess.run([node, "-e", script, str(export)], capture_output=True, text=True,
+                        timeout=60)
+    assert ok.stdout.split() == ["ok", "6", sqlite_log.head()[1]], ok.stderr
+    lines = export.read_text(encoding="utf-8").split("\n")
+    lines[3] = lines[3].replace('"decision":"allow"', '"decision":"deny"', 1)  # one edit
+    assert lines[3] != export.read_text(encoding="utf-8").split("\n")[3]
+    export.write_text("\n".join(lines), encoding="utf-8")
+    broken = subprocess.run([node, "-e", script, str(export)], capture_output=True, text=True,
+                            timeout=60)
+    assert (broken.returncode, broken.stdout.strip()) == (1, "broken at line 4")
+
+
+def test_a_format_1_row_is_exported_as_it_is_stored(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    with format_1_log(sql_store, make_record, 2) as (store, _, _):
+        fill(store, make_record, 1)
+        with RawSql(store) as raw:
+            texts = [t for (t,) in raw.rows("SELECT record FROM decisions ORDER BY seq")]
+        lines = exported(store)
+        assert lines[:2] == texts[:2]  # chain keys inside already: the stored text itself
+        assert lines[2].startswith(texts[2][:-1]) and lines[2] != texts[2]

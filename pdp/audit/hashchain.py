@@ -6,14 +6,14 @@ Each stored record carries ``seq`` (1, 2, 3, ... without gaps), ``prev_hash``
 *exactly as stored*: ``{"seq":N,`` and then the rest of the record, keys sorted
 (see :func:`stored_text`); ``prev_hash`` and ``hash`` are kept beside it.
 Changing one byte of a record breaks its own hash; deleting or moving one
-breaks the link to its neighbour. This is the
-construction of RFC 6962's tree heads in its simplest, linear form.
+breaks the link to its neighbour. This is the construction of RFC 6962's tree
+heads in its simplest, linear form.
 
 Because the hash covers the stored bytes, a verifier in any language hashes
 what it reads and never has to re-serialize JSON the way this code did.
 Records written before chain format 2 stored their chain keys inside the text
 and hashed :func:`canonical` of the rest; they still verify by that rule
-(:func:`hashed_text` tells the two apart).
+(:func:`chain_format` tells the two apart).
 
 What a chain alone cannot show is a cut-off tail: drop the newest records and
 what remains is a valid, shorter chain. Publish :attr:`ChainReport.head_hash`
@@ -133,7 +133,7 @@ def record_text(body: Any) -> str:
 
     orjson writes it, so this is fast, and whatever it writes is the record
     from then on: NaN and infinities become ``null``, UUIDs strings, enums
-    their values, as orjson does. Datetimes are refused (a record holds
+    their values, dataclasses objects, as orjson does. Datetimes are refused (a record holds
     RFC 3339 strings, never objects that a reader could not get back). What
     orjson refuses, integers beyond 64 bits say, Python's ``json`` writes if
     that text reads back to the value itself (not so for non-string keys);
@@ -176,14 +176,18 @@ def link_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hash_body(prev_hash, stored_text(record["seq"], record_text(body(record))))
 
 
-def hashed_text(stored: str, record: Any) -> str | None:
+def chain_format(record: Mapping[str, Any]) -> int:
+    """1 for a stored record (parsed) that holds its chain keys inside, else 2 (only ``seq``)."""
+    return 1 if "hash" in record or "prev_hash" in record else 2
+
+
+def hashed_text(stored: str, record: Mapping[str, Any]) -> str | None:
     """The text a stored row's hash covers; ``record`` is ``stored`` parsed.
 
-    Chain format 2 (only ``seq`` inside): the stored text itself. Format 1
-    (all chain keys inside): :func:`canonical` of the rest. None if format 1's
-    text cannot be rebuilt.
+    Chain format 2: the stored text itself. Format 1: :func:`canonical` of the
+    rest. None if format 1's text cannot be rebuilt.
     """
-    if "hash" not in record and "prev_hash" not in record:
+    if chain_format(record) == 2:
         return stored
     try:
         return canonical(body(record))
@@ -328,12 +332,11 @@ def _stored_record(values: Mapping[str, Any]) -> tuple[Any, str | None]:
         return None, None
     if not isinstance(record, dict):
         return record, None
-    text = hashed_text(stored, record)
-    if text is None:
-        return None, None
-    if text is stored:  # format 2: prev_hash and hash are the row's columns
+    if chain_format(record) == 2:  # prev_hash and hash are the row's columns
         record.update(prev_hash=values["prev_hash"], hash=values["hash"])
-    return record, text
+        return record, stored
+    text = hashed_text(stored, record)
+    return (record, text) if text is not None else (None, None)
 
 
 def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
@@ -346,6 +349,6 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "hash_body", "hashed_text", "link_hash", "orjson_text", "record_text", "reference_canonical",
+    "chain_format", "hash_body", "hashed_text", "link_hash", "orjson_text", "record_text", "reference_canonical",
     "seal", "stored_text", "verify_chain", "verify_stored",
 ]

@@ -29,7 +29,8 @@ class _Row:
     prev_hash: str
     hash: str
 
-    def loaded(self) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """A fresh dict of the record, chain keys included."""
         return loaded(self.text, self.seq, self.prev_hash, self.hash)
 
 
@@ -57,7 +58,7 @@ class MemoryDecisionLog:
             if self._closed:
                 raise AuditUnavailable("decision log is closed")
             if (index := self._by_id.get(cols.decision_id)) is not None:
-                found = self._rows[index].loaded()
+                found = self._rows[index].record()
                 if not same_record(prepared, found):
                     raise DuplicateDecision(f"decision_id {cols.decision_id} already stored")
                 return found
@@ -77,12 +78,12 @@ class MemoryDecisionLog:
     def get(self, decision_id: str) -> dict[str, Any] | None:
         with self._lock:
             index = self._by_id.get(decision_id)
-            return None if index is None else self._rows[index].loaded()
+            return None if index is None else self._rows[index].record()
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._rows[-n:] if n > 0 else []
-        return [row.loaded() for row in rows]
+        return [row.record() for row in rows]
 
     def query(self, filters: DecisionFilter, limit: int = 100,
               cursor: str | None = None) -> Page:
@@ -99,14 +100,12 @@ class MemoryDecisionLog:
                     break
         more = len(found) > limit
         found = found[:limit]
-        return Page(records=[row.loaded() for row in found],
+        return Page(records=[row.record() for row in found],
                     next_cursor=encode_cursor(found[-1].seq) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
-        with self._lock:
-            rows = list(self._rows)
-        for row in rows:
-            yield row.loaded()
+        for row in self.iter_stored():
+            yield row.record()
 
     def iter_stored(self) -> Iterator[StoredRow]:
         with self._lock:
@@ -119,7 +118,7 @@ class MemoryDecisionLog:
             rows = list(self._rows)
         checker = ChainChecker()
         for row in rows:
-            if (report := checker.feed(row.loaded(), row.text)) is not None:
+            if (report := checker.feed(row.record(), row.text)) is not None:
                 return report
         return checker.finish()
 

@@ -89,8 +89,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX checkpoints_seq ON checkpoints (seq)",
     ),
-    # Chain format 2: ``record`` is the exact text its hash covers, without the chain
-    # keys (see pdp.audit.sqlite_schema's version 4). Keeps older releases out.
+    # Chain format 2: ``record`` is the exact text its hash covers, with ``seq`` first
+    # and without prev_hash/hash (see pdp.audit.sqlite_schema's version 4). Keeps older
+    # releases out.
     2: (),
 }
 
@@ -264,8 +265,8 @@ class PostgresDecisionLog(GroupCommitLog):
                     next_cursor=encode_cursor(rows[-1][1]) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
-        for row in self._rows(f"seq, {STORED}"):
-            yield loaded(*row[1:])
+        for row in self.iter_stored():
+            yield row.record()
 
     def iter_stored(self) -> Iterator[StoredRow]:
         for row in self._rows(f"seq, {STORED}"):

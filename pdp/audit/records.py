@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, record_text
+from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, chain_format, record_text
 
 # The columns of a stored decision row, in order (both SQL stores use them).
 COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
@@ -179,6 +179,10 @@ class StoredRow(NamedTuple):
     prev_hash: str
     hash: str
 
+    def record(self) -> dict[str, Any]:
+        """A fresh dict of the record, chain keys included (see :func:`loaded`)."""
+        return loaded(*self)
+
     def export_line(self) -> tuple[dict[str, Any], str]:
         """The record, and the row as one JSON line: the stored text byte for byte, with
         ``"prev_hash"`` and ``"hash"`` added at its end.
@@ -192,7 +196,7 @@ class StoredRow(NamedTuple):
         if not isinstance(record, dict):
             raise ValueError("stored record is not a JSON object")
         line = self.text
-        if "hash" not in record and "prev_hash" not in record and line.endswith("}"):
+        if chain_format(record) == 2 and line.endswith("}"):
             line = f'{line[:-1]},"prev_hash":"{self.prev_hash}","hash":"{self.hash}"}}'
         record["seq"], record["prev_hash"], record["hash"] = self.seq, self.prev_hash, self.hash
         return record, line

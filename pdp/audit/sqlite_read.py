@@ -70,8 +70,8 @@ class Reader:
                     next_cursor=encode_cursor(rows[-1][1]) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
-        for row in self._rows(f"seq, {STORED}"):
-            yield loaded(*row[1:])
+        for row in self.iter_stored():
+            yield row.record()
 
     def iter_stored(self) -> Iterator[StoredRow]:
         for row in self._rows(f"seq, {STORED}"):

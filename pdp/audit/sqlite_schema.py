@@ -93,7 +93,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "SELECT 'principal', coalesce(max(seq), 0) FROM decisions",
     ),
     # Chain format 2: new rows keep ``record`` as the exact text their hash covers,
-    # without seq/prev_hash/hash (those are columns). Nothing to change in place, and
+    # with ``seq`` first and without prev_hash/hash (those are columns). Nothing to change in place, and
     # older rows stay as they are; the version only keeps older releases, which would
     # misread the new rows, out of the file.
     4: (),

@@ -150,7 +150,9 @@ def verify_log(store: Any, *, public_key: Ed25519PublicKey | None) -> VerifyRepo
 
 
 def verify_records(records: Any, *, start_seq: int = 1, start_hash: str = GENESIS) -> ChainReport:
-    """The chain check alone over records in stored order (for exports)."""
+    """The chain check alone over records given as dicts, in stored order (e.g. the
+    parsed lines of an export; each record's stored text is rebuilt, which holds
+    for chain format 2: see :func:`pdp.audit.hashchain.link_hash`)."""
     return verify_chain(records, start_seq=start_seq, start_hash=start_hash)
 
 

@@ -195,6 +195,23 @@ def hashed_text(stored: str, record: Mapping[str, Any]) -> str | None:
         return None
 
 
+_EXPORT_TAIL = re.compile(r',"prev_hash":"([0-9a-f]{64})","hash":"([0-9a-f]{64})"\}\Z')
+EXPORT_TAIL_LENGTH = len(',"prev_hash":"","hash":""}') + 2 * 64
+"""What an export adds to a stored text: ``,"prev_hash":"<64 hex>","hash":"<64 hex>"}`` for ``}``."""
+
+
+def export_line_text(line: str, record: Mapping[str, Any]) -> str | None:
+    """The text an export line's hash covers; ``record`` is ``line`` parsed.
+
+    A format-2 line (``{"seq":`` ... the two hashes at its end): the line with
+    them cut off again. A format-1 line is the stored text itself
+    (:func:`hashed_text`). None if neither can be rebuilt.
+    """
+    if line.startswith('{"seq":') and (tail := _EXPORT_TAIL.search(line)) is not None:
+        return line[:tail.start()] + "}"
+    return hashed_text(line, record) if chain_format(record) == 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     """The outcome of checking a chain from its first record.
@@ -349,6 +366,6 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "chain_format", "hash_body", "hashed_text", "link_hash", "orjson_text", "record_text", "reference_canonical",
+    "EXPORT_TAIL_LENGTH", "chain_format", "export_line_text", "hash_body", "hashed_text", "link_hash", "orjson_text", "record_text", "reference_canonical",
     "seal", "stored_text", "verify_chain", "verify_stored",
 ]

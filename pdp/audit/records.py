@@ -196,7 +196,7 @@ class StoredRow(NamedTuple):
         if not isinstance(record, dict):
             raise ValueError("stored record is not a JSON object")
         line = self.text
-        if chain_format(record) == 2 and line.endswith("}"):
+        if chain_format(record) == 2 and line.endswith("}"):  # its inverse: export_line_text
             line = f'{line[:-1]},"prev_hash":"{self.prev_hash}","hash":"{self.hash}"}}'
         record["seq"], record["prev_hash"], record["hash"] = self.seq, self.prev_hash, self.hash
         return record, line

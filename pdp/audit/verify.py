@@ -19,13 +19,16 @@ found there (if any) and the problem.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pdp.audit.checkpoint import Checkpoint, CheckpointStore, key_id
-from pdp.audit.hashchain import GENESIS, ChainReport, verify_chain
+from pdp.audit.hashchain import (GENESIS, ChainChecker, ChainReport, export_line_text,
+                                 verify_chain)
 
 VerifyProblem = Literal[
     "hash mismatch", "prev_hash mismatch", "sequence gap", "out of order", "malformed record",
@@ -156,6 +159,34 @@ def verify_records(records: Any, *, start_seq: int = 1, start_hash: str = GENESI
     return verify_chain(records, start_seq=start_seq, start_hash=start_hash)
 
 
+def verify_export(lines: Iterable[str]) -> ChainReport:
+    """Check an export's JSON lines (``pdp audit export``) as a chain, from its first record.
+
+    Each line's hash must cover the text it stores (see
+    :func:`pdp.audit.hashchain.export_line_text`) and link to the line before.
+    An export proves itself only from its first record on: compare its first
+    ``prev_hash`` or its head with a checkpoint, or with the log, to tie it to
+    more. A ``kind`` filter leaves gaps in ``seq``; a time range does not.
+    """
+    checker: ChainChecker | None = None
+    for line in lines:
+        try:
+            record: Any = json.loads(line)
+        except ValueError:
+            record = None
+        text = export_line_text(line, record) if isinstance(record, dict) else None
+        if text is None:
+            record = None  # not a record: malformed
+        if checker is None:  # the export starts where its first record says
+            first = record or {}
+            seq, prev = first.get("seq"), first.get("prev_hash")
+            checker = (ChainChecker(start_seq=seq, start_hash=prev)
+                       if isinstance(seq, int) and isinstance(prev, str) else ChainChecker())
+        if (report := checker.feed(record, text)) is not None:
+            return report
+    return (checker or ChainChecker()).finish()
+
+
 def _from_chain(chain: ChainReport, base: dict[str, Any], *, first_seq: int | None,
                 anchor_seq: int | None = None, notes: list[str] | None = None) -> VerifyReport:
     return VerifyReport(
@@ -177,4 +208,4 @@ def _broken(chain: ChainReport, base: dict[str, Any], first: int | None, anchor_
         **base)
 
 
-__all__ = ["VerifyProblem", "VerifyReport", "verify_log", "verify_records"]
+__all__ = ["VerifyProblem", "VerifyReport", "verify_export", "verify_log", "verify_records"]

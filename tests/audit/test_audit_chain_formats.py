@@ -24,6 +24,7 @@ from pdp.audit import DecisionFilter, SqliteDecisionLog
 from pdp.audit.auditor import export_lines, export_records
 from pdp.audit.hashchain import GENESIS, body, canonical, hash_body
 from pdp.audit.store import DecisionStore
+from pdp.audit.verify import verify_export
 from tests.audit.conftest import MakeRecord
 from tests.audit.sqlraw import RawSql, raw, text_of
 
@@ -238,3 +239,28 @@ def test_a_format_1_row_is_exported_as_it_is_stored(
         lines = exported(store)
         assert lines[:2] == texts[:2]  # chain keys inside already: the stored text itself
         assert lines[2].startswith(texts[2][:-1]) and lines[2] != texts[2]
+
+
+def test_an_export_of_both_formats_verifies_and_shows_each_kind_of_break(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    with format_1_log(sql_store, make_record, 3) as (store, _, hashes):
+        fill(store, make_record, 4)
+        lines = exported(store)
+    intact = verify_export(lines)
+    assert (intact.ok, intact.checked, intact.last_seq) == (True, 7, 7)
+    assert verify_export(lines[2:]).ok  # an excerpt proves itself from its first record
+    assert verify_export(lines[2:]).last_seq == 7
+
+    def broken(edited: list[str]) -> tuple[str | None, int | None]:
+        report = verify_export(edited)
+        return report.problem, report.first_broken_seq
+
+    old_row = json.loads(lines[1])
+    assert broken([lines[0], canonical({**old_row, "explanation": "x"}), *lines[2:]]) == \
+        ("hash mismatch", 2)  # format 1
+    assert broken([*lines[:4], lines[4].replace('"allow"', '"deny"', 1), *lines[5:]]) == \
+        ("hash mismatch", 5)  # format 2
+    assert broken(lines[:3] + lines[4:]) == ("sequence gap", 4)
+    assert broken([*lines[:5], lines[6], lines[5]]) == ("out of order", 6)
+    assert broken([*lines[:2], "not json", *lines[3:]]) == ("malformed record", 3)
+    assert verify_export([]).ok

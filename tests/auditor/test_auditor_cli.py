@@ -96,6 +96,25 @@ def test_export_writes_csv_to_a_file(logged, tmp_path: Path) -> None:
     assert [json.loads(line)["seq"] for line in jsonl.stdout.splitlines()][:2] == [1, 2]
 
 
+def test_verify_checks_an_export_file_and_names_the_line_that_was_edited(
+        logged, tmp_path: Path) -> None:
+    out = tmp_path / "export.jsonl"
+    assert run(logged, "export", "-o", str(out)).exit_code == 0
+    lines = out.read_text(encoding="utf-8").split("\n")
+    intact = run(logged, "verify", "--export", str(out))
+    assert intact.exit_code == 0 and intact.stdout.startswith(f"ok: {len(lines) - 1} records")
+    [at] = [i for i, line in enumerate(lines) if logged["deny"] in line]
+    lines[at] = lines[at].replace('"decision":"deny"', '"decision":"allow"', 1)
+    out.write_text("\n".join(lines), encoding="utf-8")
+    broken = run(logged, "verify", "--export", str(out), "--json")
+    assert broken.exit_code == 1
+    report = json.loads(broken.stdout)
+    assert (report["problem"], report["first_broken_seq"]) == ("hash mismatch", at + 1)
+    assert report["first_broken_decision_id"] == logged["deny"]
+    missing = run(logged, "verify", "--export", str(tmp_path / "none.jsonl"))
+    assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
 def test_identities_lists_the_principals(logged) -> None:
     result = run(logged, "identities", "--long-lived-s", "60", "--json")
     assert result.exit_code == 0, result.output

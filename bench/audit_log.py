@@ -165,20 +165,13 @@ def plain_logger(path: Path, records: list[dict[str, Any]], synchronous: str) ->
     with closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE decisions (seq INTEGER PRIMARY KEY, decision_id, ts, "
                      "principal, record)")
-    conn = connect(path, busy_timeout_ms=5000, synchronous=synchronous, writer=True)
 
-    def insert() -> None:
-        for i in range(0, len(records), BATCH):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?)", [
-                (i + k, r["decision_id"], r["timestamp"], r["principal"], json.dumps(r))
-                for k, r in enumerate(records[i:i + BATCH], start=1)])
-            conn.execute("COMMIT")
+    def batch(i: int) -> list[tuple[Any, ...]]:
+        return [(i + k, r["decision_id"], r["timestamp"], r["principal"], json.dumps(r))
+                for k, r in enumerate(records[i:i + BATCH], start=1)]
 
-    rate = timed(len(records), insert)
-    conn.close()
-    remove_db(path)
-    return rate
+    return batched_inserts(path, synchronous, "INSERT INTO decisions VALUES (?, ?, ?, ?, ?)",
+                           len(records), batch)
 
 
 def sqlite_baseline(path: Path, rows: list[tuple[Any, ...]], synchronous: str, *,
@@ -190,16 +183,23 @@ def sqlite_baseline(path: Path, rows: list[tuple[Any, ...]], synchronous: str, *
                          f"{', '.join(COLUMNS[1:])})")
     else:
         SqliteDecisionLog(path).close()  # the same schema and indexes
+    return batched_inserts(path, synchronous, INSERT + ROW, len(rows),
+                           lambda i: rows[i:i + BATCH])
+
+
+def batched_inserts(path: Path, synchronous: str, sql: str, n: int,
+                    batch: Callable[[int], list[tuple[Any, ...]]]) -> Rate:
+    """``n`` rows by ``executemany``, ``BATCH`` per transaction (``batch(i)``: the rows from
+    the i-th on, made inside the timed loop); the file is removed afterwards."""
     conn = connect(path, busy_timeout_ms=5000, synchronous=synchronous, writer=True)
-    sql = INSERT + ROW
 
     def insert() -> None:
-        for i in range(0, len(rows), BATCH):
+        for i in range(0, n, BATCH):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, rows[i:i + BATCH])
+            conn.executemany(sql, batch(i))
             conn.execute("COMMIT")
 
-    rate = timed(len(rows), insert)
+    rate = timed(n, insert)
     conn.close()
     remove_db(path)
     return rate

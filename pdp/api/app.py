@@ -101,8 +101,8 @@ YOUNG_COLLECTION_EVERY = 10_000
 def collect_young_less_often() -> None:
     """Let the cyclic collector look at young objects every 10,000 allocations, not 700.
 
-    A decision allocates a few hundred containers (the request, the record, its
-    JSON checked by parsing it back), so at 700 the youngest generation was
+    A decision allocates a few hundred containers (the request, the record and
+    its copies), so at 700 the youngest generation was
     collected every request or two, each time walking everything in flight:
     in ``bench/audit_log.py`` that cost about a third of the log's append
     throughput. Reference counting still frees all but cycles at once; cycles

@@ -133,8 +133,8 @@ def record_text(body: Any) -> str:
 
     orjson writes it, so this is fast, and whatever it writes is the record
     from then on: NaN and infinities become ``null``, UUIDs strings, enums
-    their values, dataclasses objects, as orjson does. Datetimes are refused (a record holds
-    RFC 3339 strings, never objects that a reader could not get back). What
+    their values, dataclasses objects, as orjson does. Datetimes are refused (a
+    record holds RFC 3339 strings, never objects a reader could not get back). What
     orjson refuses, integers beyond 64 bits say, Python's ``json`` writes if
     that text reads back to the value itself (not so for non-string keys);
     otherwise ``TypeError``/``ValueError``. Either way the text reads back and
@@ -195,13 +195,25 @@ def hashed_text(stored: str, record: Mapping[str, Any]) -> str | None:
         return None
 
 
-_EXPORT_TAIL = re.compile(r',"prev_hash":"([0-9a-f]{64})","hash":"([0-9a-f]{64})"\}\Z')
-EXPORT_TAIL_LENGTH = len(',"prev_hash":"","hash":""}') + 2 * 64
-"""What an export adds to a stored text: ``,"prev_hash":"<64 hex>","hash":"<64 hex>"}`` for ``}``."""
+_EXPORT_TAIL = re.compile(r',"prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}"\}\Z')
+
+
+def export_line(stored: str, record: Mapping[str, Any], prev_hash: str, digest: str) -> str:
+    """A stored row as one export line; ``record`` is ``stored`` parsed.
+
+    Format 2: the stored text with ``,"prev_hash":"…","hash":"…"`` put before
+    its closing brace, so the line is the whole record as a JSON object and
+    :func:`export_line_text` gets the hashed text back by cutting them off.
+    Format 1 holds its chain keys already: the stored text is its own line.
+    """
+    if chain_format(record) == 2 and stored.endswith("}"):
+        return f'{stored[:-1]},"prev_hash":"{prev_hash}","hash":"{digest}"}}'
+    return stored
 
 
 def export_line_text(line: str, record: Mapping[str, Any]) -> str | None:
-    """The text an export line's hash covers; ``record`` is ``line`` parsed.
+    """The text an export line's hash covers (the inverse of :func:`export_line`);
+    ``record`` is ``line`` parsed.
 
     A format-2 line (``{"seq":`` ... the two hashes at its end): the line with
     them cut off again. A format-1 line is the stored text itself
@@ -366,6 +378,7 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
 
 __all__ = [
     "CHAIN_KEYS", "GENESIS", "ChainChecker", "ChainReport", "Problem", "body", "canonical",
-    "EXPORT_TAIL_LENGTH", "chain_format", "export_line_text", "hash_body", "hashed_text", "link_hash", "orjson_text", "record_text", "reference_canonical",
-    "seal", "stored_text", "verify_chain", "verify_stored",
+    "chain_format", "export_line", "export_line_text", "hash_body", "hashed_text", "link_hash",
+    "orjson_text", "record_text", "reference_canonical", "seal", "stored_text", "verify_chain",
+    "verify_stored",
 ]

@@ -9,29 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
 from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, hash_body, stored_text
 from pdp.audit.query import (DecisionFilter, Page, check_limit, decode_cursor, encode_cursor,
                              matches)
-from pdp.audit.records import IndexedColumns, StoredRow, loaded, prepare, same_record
+from pdp.audit.records import IndexedColumns, StoredRow, prepare, same_record
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """One stored record: its query columns, its hashed text and its chain keys."""
+class _Row(NamedTuple):
+    """One stored record: its query columns and the row as stored."""
 
     columns: IndexedColumns
-    text: str
-    seq: int
-    prev_hash: str
-    hash: str
+    stored: StoredRow
 
     def record(self) -> dict[str, Any]:
-        """A fresh dict of the record, chain keys included."""
-        return loaded(self.text, self.seq, self.prev_hash, self.hash)
+        return self.stored.record()
 
 
 class MemoryDecisionLog:
@@ -65,7 +59,7 @@ class MemoryDecisionLog:
             seq = len(self._rows) + 1
             text = stored_text(seq, prepared.body_json)
             digest = hash_body(self._head, text)
-            self._rows.append(_Row(cols, text, seq, self._head, digest))
+            self._rows.append(_Row(cols, StoredRow(text, seq, self._head, digest)))
             stored = prepared.stored(seq, self._head, digest)
             self._by_id[cols.decision_id] = seq - 1
             self._head = digest
@@ -101,7 +95,7 @@ class MemoryDecisionLog:
         more = len(found) > limit
         found = found[:limit]
         return Page(records=[row.record() for row in found],
-                    next_cursor=encode_cursor(found[-1].seq) if more else None)
+                    next_cursor=encode_cursor(found[-1].stored.seq) if more else None)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         for row in self.iter_stored():
@@ -111,14 +105,14 @@ class MemoryDecisionLog:
         with self._lock:
             rows = list(self._rows)
         for row in rows:
-            yield StoredRow(row.text, row.seq, row.prev_hash, row.hash)
+            yield row.stored
 
     def verify(self) -> ChainReport:
         with self._lock:
             rows = list(self._rows)
         checker = ChainChecker()
         for row in rows:
-            if (report := checker.feed(row.record(), row.text)) is not None:
+            if (report := checker.feed(row.record(), row.stored.text)) is not None:
                 return report
         return checker.finish()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, chain_format, record_text
+from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, export_line, record_text
 
 # The columns of a stored decision row, in order (both SQL stores use them).
 COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
@@ -184,20 +184,12 @@ class StoredRow(NamedTuple):
         return loaded(*self)
 
     def export_line(self) -> tuple[dict[str, Any], str]:
-        """The record, and the row as one JSON line: the stored text byte for byte, with
-        ``"prev_hash"`` and ``"hash"`` added at its end.
-
-        So a line is a JSON object of the whole record (chain keys included), and
-        a verifier recovers what the hash covers by cutting those two members
-        off again (see docs/audit-storage.md). A row of chain format 1 holds its
-        chain keys already and is its own line. ``ValueError``: not a JSON object.
-        """
+        """The record, and the row as one JSON line (see
+        :func:`~pdp.audit.hashchain.export_line`). ``ValueError``: not a JSON object."""
         record = json.loads(self.text)
         if not isinstance(record, dict):
             raise ValueError("stored record is not a JSON object")
-        line = self.text
-        if chain_format(record) == 2 and line.endswith("}"):  # its inverse: export_line_text
-            line = f'{line[:-1]},"prev_hash":"{self.prev_hash}","hash":"{self.hash}"}}'
+        line = export_line(self.text, record, self.prev_hash, self.hash)
         record["seq"], record["prev_hash"], record["hash"] = self.seq, self.prev_hash, self.hash
         return record, line
 

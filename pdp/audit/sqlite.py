@@ -33,7 +33,7 @@ from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavaila
 from pdp.audit.hashchain import GENESIS, ChainReport
 from pdp.audit.query import DecisionFilter, Page
 from pdp.audit.records import PreparedRecord, StoredRow, loaded
-from pdp.audit.sqlite_schema import (ROWS_PER_INSERT, SYNCHRONOUS, connect,
+from pdp.audit.sqlite_schema import (ROWS_PER_INSERT, STORED, SYNCHRONOUS, connect,
                                      insert_atomically, insert_rows, migrate, read_head,
                                      rollback_quietly)
 
@@ -267,8 +267,7 @@ def _stored_records(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[
     for start in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
-        sql = (f"SELECT decision_id, record, seq, prev_hash, hash FROM decisions "
-               f"WHERE decision_id IN ({marks})")
+        sql = f"SELECT decision_id, {STORED} FROM decisions WHERE decision_id IN ({marks})"
         for decision_id, *stored in conn.execute(sql, chunk):
             found[decision_id] = loaded(*stored)
     return found

@@ -189,6 +189,8 @@ def validate(directory: Annotated[Path, typer.Argument(help="Bundle directory.")
         bundle = load_bundle(directory)
     except BundleInvalid as e:
         fail(str(e))
+    for warning in bundle.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     templates = sum(p.is_template for p in bundle.policies.values())
     typer.echo(f"ok: {directory} is valid: {len(bundle.policies) - templates} policies, "
                f"{templates} templates, {len(bundle.actions.by_uid)} actions, "

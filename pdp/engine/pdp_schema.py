@@ -112,15 +112,22 @@ _PDP_SCHEMA_JSON[PDP_NAMESPACE]["entityTypes"]["Admin"] = {}
 _PDP_SCHEMA_JSON[PDP_NAMESPACE]["actions"] = _admin_actions()
 
 
-def pdp_schema_json() -> dict[str, Any]:
-    """A fresh copy of the ``Pdp`` namespace in Cedar JSON schema format."""
-    return copy.deepcopy(_PDP_SCHEMA_JSON)
+def pdp_schema_json(*, admin_actions: bool = True) -> dict[str, Any]:
+    """A fresh copy of the ``Pdp`` namespace in Cedar JSON schema format.
+
+    ``admin_actions=False`` leaves out the admin actions: the types a bundle's own
+    policies are validated against (``pdp.engine.validation``).
+    """
+    doc = copy.deepcopy(_PDP_SCHEMA_JSON)
+    if not admin_actions:
+        doc[PDP_NAMESPACE]["actions"] = {}
+    return doc
 
 
-def pdp_schema_cedar() -> str:
+def pdp_schema_cedar(*, admin_actions: bool = True) -> str:
     """The ``Pdp`` namespace rendered in Cedar schema syntax by Cedar itself."""
     import json
 
     import cedarpy
 
-    return str(cedarpy.Schema.from_json_str(json.dumps(_PDP_SCHEMA_JSON)))
+    return str(cedarpy.Schema.from_json_str(json.dumps(pdp_schema_json(admin_actions=admin_actions))))

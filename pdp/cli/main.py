@@ -303,7 +303,7 @@ def _check_body(action: str | None, resource: str | None, token: str | None,
         if not isinstance(body, dict):
             fail("--input: a JSON object like the /v1/authorize body")
         return body
-    if not action or not resource:
+    if action is None or resource is None:  # "" is an action name Cedar accepts
         fail("give --action and --resource (or --input FILE)")
     type_, id_ = parse_resource(resource)
     body = {"action": action, "resource": {"type": type_, "id": id_}}

@@ -31,6 +31,7 @@ from cedarpy import pst
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
+from pdp.engine.ids import CONTROL_CHARACTERS
 from pdp.engine.policy_source import PolicySpan, split_policies
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.validation import generated_id, validate_file
@@ -38,9 +39,8 @@ from pdp.engine.validation import generated_id, validate_file
 SCHEMA_FILES = ("schema.cedarschema", "schema.cedarschema.json")
 ENTITIES_FILE = "entities.json"
 # Cedar takes any string as an @id; decisions and the log carry it, so it is bounded
-# and may not hold control characters (they would forge lines in logs and terminals).
+# and printable (pdp.engine.ids).
 MAX_POLICY_ID = 128
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +317,7 @@ def _policy_info(source: _PolicyFile, cedar_id: str, node: pst.Template, is_temp
     line = span.line if span else None
     policy_id = annotations.get("id", generated_id(source.name, index))
     problem = None
-    if not 1 <= len(policy_id) <= MAX_POLICY_ID or _CONTROL.search(policy_id):
+    if not 1 <= len(policy_id) <= MAX_POLICY_ID or CONTROL_CHARACTERS.search(policy_id):
         problem = f"@id must be 1-{MAX_POLICY_ID} characters without control characters"
     elif policy_id in seen:
         problem = f"duplicate @id, already used in {seen[policy_id].file}"

@@ -201,8 +201,18 @@ def _load_schema(files: Mapping[str, bytes], problems: list[BundleProblem],
         user = cedarpy.Schema.from_str(_merge_schema(name, text, admin_actions=False))
         return cedarpy.Schema.from_str(merged), merged, user
     except (ValueError, TypeError) as e:
-        problems.append(BundleProblem(name, f"schema does not parse: {e}"))
+        problems.append(BundleProblem(name, f"schema does not parse: {e}{_shadow_hint(str(e))}"))
         return None, "", None
+
+
+def _shadow_hint(message: str) -> str:
+    """Cedar forbids a namespaced type to shadow a type of the empty namespace
+    (https://github.com/cedar-policy/rfcs/blob/main/text/0070-disallow-empty-namespace-shadowing.md):
+    a bundle's top-level ``Group`` collides with the PDP's ``Pdp::Group``."""
+    if "shadows" not in message or f"{PDP_NAMESPACE}::" not in message:
+        return ""
+    return (f" (the PDP provides namespace {PDP_NAMESPACE}, see `pdp schema`; declare the "
+            "bundle's types in a namespace of its own, or rename them)")
 
 
 def _merge_schema(name: str, text: str, *, admin_actions: bool) -> str:

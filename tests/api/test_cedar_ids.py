@@ -30,7 +30,7 @@ def bundle_copy(bundle_copy):
             'action "" appliesTo {\n    principal: Pdp::Workload,\n    resource: Dataset,\n'
             '    context: DataContext,\n  };\n\n  action "call"'))
         (d / "empty.cedar").write_text(
-            '@id("Role-A policy")\n@reason("Anyone may do the unnamed action on the unnamed dataset.")\n'
+            '@id("empty.unnamed")\n@reason("Anyone may do the unnamed action on the unnamed dataset.")\n'
             'permit (principal, action == App::Action::"", resource == App::Dataset::"");\n')
         return d
 
@@ -54,7 +54,7 @@ async def test_authorize_takes_an_empty_action_name_and_entity_id(client, mint) 
         "subject": {"token": mint()}, "action": "", "resource": EMPTY})
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["decision"] == "allow" and d["reasons"][0]["policy"] == "Role-A policy"
+    assert d["decision"] == "allow" and d["reasons"][0]["policy"] == "empty.unnamed"
     assert d["resource"] == 'App::Dataset::""'
 
 
@@ -113,4 +113,4 @@ def test_pdp_check_takes_them(bundle_copy, tmp_path: Path) -> None:
     # The dataset "" is not in entities.json and --resource gives no attrs: Cedar decides
     # on the uid alone, and the permit names only the uid.
     assert r.returncode == 0, r.stdout + r.stderr
-    assert '"Role-A policy"' in r.stdout
+    assert '"empty.unnamed"' in r.stdout

@@ -120,8 +120,8 @@ def load_bundle(directory: Path | str) -> Bundle:
     problems: list[BundleProblem] = []
     files = _read_bundle_files(directory)
 
-    schema, schema_text, user_schema = _load_schema(files, problems)
     warnings: list[BundleProblem] = []
+    schema, schema_text, user_schema = _load_schema(files, problems, warnings)
     policies, templates, infos, sources = _load_policies(files, problems, warnings)
     if schema is not None and user_schema is not None:
         _validate_policies(sources, schema, user_schema, problems, warnings)
@@ -183,6 +183,7 @@ def _read_bundle_files(directory: Path) -> dict[str, bytes]:
 
 
 def _load_schema(files: Mapping[str, bytes], problems: list[BundleProblem],
+                 warnings: list[BundleProblem],
                  ) -> tuple[cedarpy.Schema | None, str, cedarpy.Schema | None]:
     """The full schema (the bundle's plus the ``Pdp`` namespace), its text, and the
     schema the bundle's own policies are validated against (no admin actions)."""
@@ -196,26 +197,41 @@ def _load_schema(files: Mapping[str, bytes], problems: list[BundleProblem],
     text = _decode(files[name], name, problems)
     if text is None:
         return None, "", None
-    try:
-        merged = _merge_schema(name, text, admin_actions=True)
-        user = cedarpy.Schema.from_str(_merge_schema(name, text, admin_actions=False))
-        return cedarpy.Schema.from_str(merged), merged, user
-    except (ValueError, TypeError) as e:
-        problems.append(BundleProblem(name, f"schema does not parse: {e}{_shadow_hint(str(e))}"))
-        return None, "", None
+    without: set[str] = set()
+    while True:
+        try:
+            merged = _merge_schema(name, text, admin_actions=True, without=frozenset(without))
+            schema = cedarpy.Schema.from_str(merged)
+            user = cedarpy.Schema.from_str(
+                _merge_schema(name, text, admin_actions=False, without=frozenset(without)))
+            break
+        except (ValueError, TypeError) as e:
+            shadowed = _SHADOWS.search(str(e))
+            if shadowed is None or shadowed.group(1) in without:
+                problems.append(BundleProblem(name, f"schema does not parse: {e}"))
+                return None, "", None
+            without.add(shadowed.group(1))
+    warnings.extend(BundleProblem(name, _left_out(t)) for t in sorted(without))
+    return schema, merged, user
 
 
-def _shadow_hint(message: str) -> str:
-    """Cedar forbids a namespaced type to shadow a type of the empty namespace
-    (https://github.com/cedar-policy/rfcs/blob/main/text/0070-disallow-empty-namespace-shadowing.md):
-    a bundle's top-level ``Group`` collides with the PDP's ``Pdp::Group``."""
-    if "shadows" not in message or f"{PDP_NAMESPACE}::" not in message:
-        return ""
-    return (f" (the PDP provides namespace {PDP_NAMESPACE}, see `pdp schema`; declare the "
-            "bundle's types in a namespace of its own, or rename them)")
+# Cedar forbids a namespaced type to shadow a type of the empty namespace
+# (https://github.com/cedar-policy/rfcs/blob/main/text/0070-disallow-empty-namespace-shadowing.md),
+# so a bundle's top-level `Group` and the PDP's `Pdp::Group` cannot both be declared.
+_SHADOWS = re.compile(rf"definition of `{PDP_NAMESPACE}::(\w+)` illegally shadows")
 
 
-def _merge_schema(name: str, text: str, *, admin_actions: bool) -> str:
+def _left_out(name: str) -> str:
+    """What a bundle gives up when its top-level type ``name`` displaces ``Pdp::<name>``."""
+    cost = ("so policies cannot name a Pdp::Group (a workload's groups stay readable as "
+            "`principal.groups`)" if name == "Group" else
+            "and with it the admin actions: admin requests are denied "
+            "(request.unknown_action)")
+    return (f"the bundle declares `{name}` outside any namespace, which Cedar does not let "
+            f"{PDP_NAMESPACE}::{name} shadow: {PDP_NAMESPACE}::{name} is left out, {cost}")
+
+
+def _merge_schema(name: str, text: str, *, admin_actions: bool, without: frozenset[str]) -> str:
     """The bundle's schema plus the PDP's ``Pdp`` namespace, in Cedar syntax."""
     if name.endswith(".json"):
         doc = json.loads(text)
@@ -223,11 +239,11 @@ def _merge_schema(name: str, text: str, *, admin_actions: bool) -> str:
             raise ValueError("JSON schema must be an object of namespaces")
         if PDP_NAMESPACE in doc:
             raise ValueError("namespace Pdp is provided by the PDP; do not declare it")
-        pdp = pdp_schema_json(admin_actions=admin_actions)
+        pdp = pdp_schema_json(admin_actions=admin_actions, without=without)
         return str(cedarpy.Schema.from_json_str(json.dumps({**doc, **pdp})))
     if re.search(rf"\bnamespace\s+{PDP_NAMESPACE}\s*\{{", text):
         raise ValueError("namespace Pdp is provided by the PDP; do not declare it")
-    return pdp_schema_cedar(admin_actions=admin_actions) + "\n" + text
+    return pdp_schema_cedar(admin_actions=admin_actions, without=without) + "\n" + text
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,3 +169,33 @@ def test_a_policy_cedar_parses_but_its_validator_refuses_is_reported_as_cedar_do
         'when { ip("10.0.0.1").isMulticast(1, 2) };\n')
     assert _problems(d) == ["net.cedar:1: policy 'net.multicast': wrong number of arguments in "
                             "extension function application. Expected 1, got 3"]
+
+
+def _own_bundle(tmp_path: Path, schema: str) -> Path:
+    (tmp_path / "schema.cedarschema").write_text(
+        schema + "entity Doc;\naction view appliesTo { principal: Pdp::Workload, resource: Doc };\n")
+    (tmp_path / "p.cedar").write_text(
+        '@id("all") @reason("r") permit (principal is Pdp::Workload, action, resource);\n')
+    return tmp_path
+
+
+def _reload(bundle, groups: list[str]):
+    identity = case_identity({"principal": {"id": "spiffe://example.org/ops/console",
+                                            "groups": groups}}, MONDAY_10)
+    return decide(bundle, identity=identity, action='Pdp::Action::"policy.reload"',
+                  resource=ResourceRef(type="Pdp::Admin", id="policy"), context={},
+                  live=LIVE, now=MONDAY_10)
+
+
+def test_a_top_level_group_displaces_pdp_group_and_the_bundle_loads(tmp_path: Path) -> None:
+    bundle = load_bundle(_own_bundle(tmp_path, "entity Group;\n"))
+    assert any("Pdp::Group is left out" in str(w) for w in bundle.warnings)
+    assert _reload(bundle, ["sre"]).decision == "allow"
+
+
+def test_a_top_level_admin_displaces_the_admin_actions_which_then_deny(tmp_path: Path) -> None:
+    bundle = load_bundle(_own_bundle(tmp_path, "entity Admin;\n"))
+    assert any("Pdp::Admin is left out, and with it the admin actions" in str(w)
+               for w in bundle.warnings)
+    decision = _reload(bundle, [])
+    assert decision.decision == "deny" and "request.unknown_action" in decision.reason_codes

@@ -3,14 +3,18 @@
 A bundle is a directory (usually a git checkout)::
 
     schema.cedarschema     Cedar schema (or schema.cedarschema.json, JSON syntax)
-    *.cedar                policies; each carries @id("...") and @reason("...")
+    *.cedar                policies; each should carry @id("...") and @reason("...")
     entities.json          static entities (optional)
     tests/*.yaml           test suites for `pdp test` (not loaded here)
 
 Loading parses everything once (``PolicySet``, ``Schema``, ``Entities``
 handles), validates every policy strictly against the schema merged with the
-PDP's own ``Pdp`` namespace, and gathers *every* problem before refusing, as
-Cerbos's ``ErrorSet`` does, so an author fixes them in one pass.
+PDP's own ``Pdp`` namespace (scoped so that the admin actions do not leak into
+the bundle's own policies: ``pdp.engine.validation``), and gathers *every*
+problem before refusing, as Cerbos's ``ErrorSet`` does, so an author fixes them
+in one pass. Any bundle Cedar validates against its own schema loads; a policy
+without ``@id`` is named by its file and position, and what an author should
+still fix is kept in ``Bundle.warnings``.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.models import Printable
 from pdp.api.pep import require_pep
 from pdp.api.problems import problem
 from pdp.components import Components
@@ -73,7 +74,8 @@ class AzEntity(BaseModel):
     model_config = _WIRE
 
     type: str = Field(min_length=1, max_length=256, description="Cedar entity type.")
-    id: str = Field(min_length=1, max_length=1024, description="Entity id, scoped to type.")
+    id: Printable = Field(max_length=1024, description="Entity id, scoped to type (any string "
+                                                      "Cedar accepts, even empty).")
     properties: dict[str, Any] | None = Field(default=None, description="Attributes.")
 
 
@@ -94,7 +96,7 @@ class AzResource(AzEntity):
 class AzAction(BaseModel):
     model_config = _WIRE
 
-    name: str = Field(min_length=1, max_length=256, description="Action id or Cedar uid.")
+    name: Printable = Field(max_length=256, description="Action id or Cedar uid.")
     properties: dict[str, Any] | None = Field(
         default=None, description="Merged into the request context.")
 
@@ -135,14 +137,14 @@ class AzPartialEntity(BaseModel):
     model_config = _WIRE
 
     type: str | None = Field(default=None, min_length=1, max_length=256)
-    id: str | None = Field(default=None, min_length=1, max_length=1024)
+    id: Printable | None = Field(default=None, max_length=1024)
     properties: dict[str, Any] | None = None
 
 
 class AzPartialAction(BaseModel):
     model_config = _WIRE
 
-    name: str | None = Field(default=None, min_length=1, max_length=256)
+    name: Printable | None = Field(default=None, max_length=256)
     properties: dict[str, Any] | None = None
 
 

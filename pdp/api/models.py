@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pdp.decision.model import AuthorizeInput, ResourceRef
+from pdp.engine.ids import printable
+
+# Entity ids and action names: any string Cedar accepts (empty included), without
+# control characters (pdp.engine.ids); the length bounds are on each field.
+Printable = Annotated[str, AfterValidator(printable)]
 from pdp.identity.model import BearerToken, Credential, X509Chain
 
 _EXAMPLE_TOKEN = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9zZXJ2aWNlcy9ldGwiLCJhdWQiOiJwZHAifQ.c2ln"
@@ -36,7 +41,7 @@ class EntityRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str = Field(min_length=1, max_length=256, description="Cedar entity type.")
-    id: str = Field(min_length=1, max_length=1024, description="Entity id.")
+    id: Printable = Field(max_length=1024, description="Entity id: any string Cedar accepts.")
 
 
 class Resource(BaseModel):
@@ -46,7 +51,8 @@ class Resource(BaseModel):
 
     type: str = Field(min_length=1, max_length=256, examples=["App::Dataset"],
                       description="Cedar entity type, namespaced as in the schema.")
-    id: str = Field(min_length=1, max_length=1024, examples=["sales-daily"])
+    id: Printable = Field(max_length=1024, examples=["sales-daily"],
+                          description="Entity id: any string Cedar accepts (even empty).")
     attrs: dict[str, Any] | None = Field(
         default=None, description="Attributes, for resources the bundle does not define.")
     parents: list[EntityRef] = Field(default_factory=list, max_length=64)
@@ -59,7 +65,7 @@ class Resource(BaseModel):
 class AuthorizeItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: str = Field(min_length=1, max_length=256, examples=["read"],
+    action: Printable = Field(max_length=256, examples=["read"],
                         description='Action id (`read`) or Cedar uid (`App::Action::"read"`).')
     resource: Resource
     context: dict[str, Any] = Field(

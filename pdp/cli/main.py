@@ -189,6 +189,8 @@ def validate(directory: Annotated[Path, typer.Argument(help="Bundle directory.")
         bundle = load_bundle(directory)
     except BundleInvalid as e:
         fail(str(e))
+    for warning in bundle.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     templates = sum(p.is_template for p in bundle.policies.values())
     typer.echo(f"ok: {directory} is valid: {len(bundle.policies) - templates} policies, "
                f"{templates} templates, {len(bundle.actions.by_uid)} actions, "
@@ -301,7 +303,7 @@ def _check_body(action: str | None, resource: str | None, token: str | None,
         if not isinstance(body, dict):
             fail("--input: a JSON object like the /v1/authorize body")
         return body
-    if not action or not resource:
+    if action is None or resource is None:  # "" is an action name Cedar accepts
         fail("give --action and --resource (or --input FILE)")
     type_, id_ = parse_resource(resource)
     body = {"action": action, "resource": {"type": type_, "id": id_}}

@@ -3,14 +3,18 @@
 A bundle is a directory (usually a git checkout)::
 
     schema.cedarschema     Cedar schema (or schema.cedarschema.json, JSON syntax)
-    *.cedar                policies; each carries @id("...") and @reason("...")
+    *.cedar                policies; each should carry @id("...") and @reason("...")
     entities.json          static entities (optional)
     tests/*.yaml           test suites for `pdp test` (not loaded here)
 
 Loading parses everything once (``PolicySet``, ``Schema``, ``Entities``
 handles), validates every policy strictly against the schema merged with the
-PDP's own ``Pdp`` namespace, and gathers *every* problem before refusing, as
-Cerbos's ``ErrorSet`` does, so an author fixes them in one pass.
+PDP's own ``Pdp`` namespace (scoped so that the admin actions do not leak into
+the bundle's own policies: ``pdp.engine.validation``), and gathers *every*
+problem before refusing, as Cerbos's ``ErrorSet`` does, so an author fixes them
+in one pass. Any bundle Cedar validates against its own schema loads; a policy
+without ``@id`` is named by its file and position, and what an author should
+still fix is kept in ``Bundle.warnings``.
 """
 
 from __future__ import annotations
@@ -31,33 +35,16 @@ from cedarpy import pst
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
+from pdp.engine.ids import CONTROL_CHARACTERS
+from pdp.engine.policy_source import PolicySpan, split_policies
+from pdp.engine.problems import BundleInvalid, BundleProblem
+from pdp.engine.validation import generated_id, validate_file
 
 SCHEMA_FILES = ("schema.cedarschema", "schema.cedarschema.json")
 ENTITIES_FILE = "entities.json"
-_ID_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
-
-
-@dataclass(frozen=True, slots=True)
-class BundleProblem:
-    """One reason a bundle was refused: which file, which policy, what is wrong."""
-
-    file: str
-    problem: str
-    policy: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}: policy {self.policy!r}" if self.policy else self.file
-        return f"{where}: {self.problem}"
-
-
-class BundleInvalid(Exception):
-    """The bundle was refused; ``problems`` lists every problem found."""
-
-    def __init__(self, directory: Path, problems: list[BundleProblem]) -> None:
-        self.directory = directory
-        self.problems = tuple(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"bundle {directory} is invalid ({len(problems)} problems):\n{lines}")
+# Cedar takes any string as an @id; decisions and the log carry it, so it is bounded
+# and printable (pdp.engine.ids).
+MAX_POLICY_ID = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +77,7 @@ class PolicyInfo:
     is_template: bool
     node: pst.Template
     annotations: Mapping[str, str] = field(default_factory=dict)
+    line: int | None = None  # where the policy starts in ``file``
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +112,8 @@ class Bundle:
     entity_slicer: Any = field(default=None, compare=False, repr=False)
     # Request shapes already checked against the schema (pdp.engine.request_shapes).
     shapes: Any = field(default=None, compare=False, repr=False)
+    # What `pdp validate` warns about without refusing (pdp.engine.validation).
+    warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
 
 
 def load_bundle(directory: Path | str) -> Bundle:
@@ -134,10 +124,11 @@ def load_bundle(directory: Path | str) -> Bundle:
     problems: list[BundleProblem] = []
     files = _read_bundle_files(directory)
 
-    schema, schema_text = _load_schema(files, problems)
-    policies, templates, infos = _load_policies(files, problems)
-    if schema is not None:
-        _validate_policies(files, schema, infos, problems)
+    warnings: list[BundleProblem] = []
+    schema, schema_text, user_schema = _load_schema(files, problems, warnings)
+    policies, templates, infos, sources = _load_policies(files, problems, warnings)
+    if schema is not None and user_schema is not None:
+        _validate_policies(sources, schema, user_schema, problems, warnings)
     entities, workload_parents, records = _load_entities(files, schema, problems)
     policy_set = _build_policy_set(policies, templates, problems)
     if problems or schema is None or entities is None or policy_set is None:
@@ -180,6 +171,7 @@ def load_bundle(directory: Path | str) -> Bundle:
         actions=build_action_catalog(schema, actions_only),
         files=files,
         principal_entities=PrincipalEntityCache(entities),
+        warnings=tuple(warnings),
     )
 
 
@@ -194,27 +186,56 @@ def _read_bundle_files(directory: Path) -> dict[str, bytes]:
             for p in sorted(wanted) if not p.name.startswith(".")}
 
 
-def _load_schema(files: Mapping[str, bytes],
-                 problems: list[BundleProblem]) -> tuple[cedarpy.Schema | None, str]:
+def _load_schema(files: Mapping[str, bytes], problems: list[BundleProblem],
+                 warnings: list[BundleProblem],
+                 ) -> tuple[cedarpy.Schema | None, str, cedarpy.Schema | None]:
+    """The full schema (the bundle's plus the ``Pdp`` namespace), its text, and the
+    schema the bundle's own policies are validated against (no admin actions)."""
     present = [name for name in SCHEMA_FILES if name in files]
     if len(present) != 1:
         problems.append(BundleProblem(
             "schema.cedarschema",
             "missing schema" if not present else "give one schema file, not both"))
-        return None, ""
+        return None, "", None
     name = present[0]
     text = _decode(files[name], name, problems)
     if text is None:
-        return None, ""
-    try:
-        merged = _merge_schema(name, text)
-        return cedarpy.Schema.from_str(merged), merged
-    except (ValueError, TypeError) as e:
-        problems.append(BundleProblem(name, f"schema does not parse: {e}"))
-        return None, ""
+        return None, "", None
+    without: set[str] = set()
+    while True:
+        try:
+            merged = _merge_schema(name, text, admin_actions=True, without=frozenset(without))
+            schema = cedarpy.Schema.from_str(merged)
+            user = cedarpy.Schema.from_str(
+                _merge_schema(name, text, admin_actions=False, without=frozenset(without)))
+            break
+        except (ValueError, TypeError) as e:
+            shadowed = _SHADOWS.search(str(e))
+            if shadowed is None or shadowed.group(1) in without:
+                problems.append(BundleProblem(name, f"schema does not parse: {e}"))
+                return None, "", None
+            without.add(shadowed.group(1))
+    warnings.extend(BundleProblem(name, _left_out(t)) for t in sorted(without))
+    return schema, merged, user
 
 
-def _merge_schema(name: str, text: str) -> str:
+# Cedar forbids a namespaced type to shadow a type of the empty namespace
+# (https://github.com/cedar-policy/rfcs/blob/main/text/0070-disallow-empty-namespace-shadowing.md),
+# so a bundle's top-level `Group` and the PDP's `Pdp::Group` cannot both be declared.
+_SHADOWS = re.compile(rf"definition of `{PDP_NAMESPACE}::(\w+)` illegally shadows")
+
+
+def _left_out(name: str) -> str:
+    """What a bundle gives up when its top-level type ``name`` displaces ``Pdp::<name>``."""
+    cost = ("so policies cannot name a Pdp::Group (a workload's groups stay readable as "
+            "`principal.groups`)" if name == "Group" else
+            "and with it the admin actions: admin requests are denied "
+            "(request.unknown_action)")
+    return (f"the bundle declares `{name}` outside any namespace, which Cedar does not let "
+            f"{PDP_NAMESPACE}::{name} shadow: {PDP_NAMESPACE}::{name} is left out, {cost}")
+
+
+def _merge_schema(name: str, text: str, *, admin_actions: bool, without: frozenset[str]) -> str:
     """The bundle's schema plus the PDP's ``Pdp`` namespace, in Cedar syntax."""
     if name.endswith(".json"):
         doc = json.loads(text)
@@ -222,19 +243,33 @@ def _merge_schema(name: str, text: str) -> str:
             raise ValueError("JSON schema must be an object of namespaces")
         if PDP_NAMESPACE in doc:
             raise ValueError("namespace Pdp is provided by the PDP; do not declare it")
-        return str(cedarpy.Schema.from_json_str(json.dumps({**doc, **pdp_schema_json()})))
+        pdp = pdp_schema_json(admin_actions=admin_actions, without=without)
+        return str(cedarpy.Schema.from_json_str(json.dumps({**doc, **pdp})))
     if re.search(rf"\bnamespace\s+{PDP_NAMESPACE}\s*\{{", text):
         raise ValueError("namespace Pdp is provided by the PDP; do not declare it")
-    return pdp_schema_cedar() + "\n" + text
+    return pdp_schema_cedar(admin_actions=admin_actions, without=without) + "\n" + text
+
+
+@dataclass(frozen=True, slots=True)
+class _PolicyFile:
+    """One ``*.cedar`` file that Cedar parsed, and where each of its policies starts."""
+
+    name: str
+    text: str
+    spans: tuple[PolicySpan, ...]
+    # Policies Cedar parses that cedarpy cannot turn into nodes (see _unconvertible).
+    unconvertible: tuple[BundleProblem, ...] = ()
 
 
 def _load_policies(
-    files: Mapping[str, bytes], problems: list[BundleProblem],
-) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo]]:
-    """Parse every ``*.cedar`` file; re-key each policy by its ``@id``."""
+    files: Mapping[str, bytes], problems: list[BundleProblem], warnings: list[BundleProblem],
+) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
+           list[_PolicyFile]]:
+    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position)."""
     static: dict[str, pst.Template] = {}
     templates: dict[str, pst.Template] = {}
     infos: dict[str, PolicyInfo] = {}
+    sources: list[_PolicyFile] = []
     cedar_files = [n for n in files if n.endswith(".cedar") and "/" not in n]
     if not cedar_files:
         problems.append(BundleProblem("*.cedar", "no policy files"))
@@ -242,57 +277,110 @@ def _load_policies(
         text = _decode(files[name], name, problems)
         if text is None:
             continue
+        source = _parse_file(name, text, problems)
+        if source is None:
+            continue
         try:
             parsed = cedarpy.policies_to_pst(text)
         except ValueError as e:
-            problems.append(BundleProblem(name, f"does not parse: {e}"))
+            # Cedar parsed the file; only cedarpy's conversion to nodes refused it.
+            sources.append(dataclasses.replace(source, unconvertible=_unconvertible(source, e)))
             continue
+        sources.append(source)
         for is_template, group in ((False, parsed.static_policies), (True, parsed.templates)):
             for cedar_id, node in group.items():
-                info = _policy_info(name, cedar_id, node, is_template, infos, problems)
+                info = _policy_info(source, cedar_id, node, is_template, infos, problems,
+                                    warnings)
                 if info is not None:
                     infos[info.id] = info
                     (templates if is_template else static)[info.id] = dataclasses.replace(
                         node, id=info.id)
-    return static, templates, infos
+    return static, templates, infos, sources
 
 
-def _policy_info(file: str, cedar_id: str, node: pst.Template, is_template: bool,
-                 seen: Mapping[str, PolicyInfo],
-                 problems: list[BundleProblem]) -> PolicyInfo | None:
-    annotations = dict(node.annotations)
-    policy_id = annotations.get("id")
-    label = policy_id or f"#{cedar_id.removeprefix('policy')} (no @id)"
-    ok = True
-    if not policy_id:
-        problems.append(BundleProblem(file, "missing @id(\"...\")", label))
-        ok = False
-    elif not _ID_PATTERN.fullmatch(policy_id):
-        problems.append(BundleProblem(
-            file, "@id must be 1-128 characters of A-Z a-z 0-9 . _ : / -", label))
-        ok = False
-    elif policy_id in seen:
-        problems.append(BundleProblem(
-            file, f"duplicate @id, already used in {seen[policy_id].file}", label))
-        ok = False
-    if not annotations.get("reason", "").strip():
-        problems.append(BundleProblem(file, "missing @reason(\"...\")", label))
-        ok = False
-    if not ok or policy_id is None:
+def _parse_file(name: str, text: str, problems: list[BundleProblem]) -> _PolicyFile | None:
+    """Cedar's own parse of the file; when it fails, each failing policy by its line."""
+    spans = tuple(split_policies(text))
+    try:
+        parsed = cedarpy.PolicySet.from_str(text)
+        count = len(parsed) + len(parsed.templates())
+    except ValueError as e:
+        failing = [BundleProblem(name, f"does not parse: {err}", line=span.line)
+                   for span in spans if (err := _parse_error(span.code))]
+        problems.extend(failing or [BundleProblem(name, f"does not parse: {e}")])
         return None
-    return PolicyInfo(id=policy_id, effect=node.effect, file=file,
-                      reason=annotations["reason"].strip(), advice=annotations.get("advice"),
-                      is_template=is_template, node=node, annotations=annotations)
+    # Splitting agrees with Cedar on every file Cedar parses; if it ever did not, the
+    # policies would be named without lines rather than at wrong ones.
+    return _PolicyFile(name, text, spans if len(spans) == count else ())
 
 
-def _validate_policies(files: Mapping[str, bytes], schema: cedarpy.Schema,
-                       infos: Mapping[str, PolicyInfo], problems: list[BundleProblem]) -> None:
-    """Strict schema validation, file by file so each error names its file and policy."""
-    for name in sorted({i.file for i in infos.values()}):
-        result = cedarpy.validate_policies(files[name].decode(), schema)
-        ids = result.id_annotations_by_policy_id
-        for error in result.errors:
-            problems.append(BundleProblem(name, error.error, ids.get(error.policy_id)))
+def _parse_error(code: str) -> str | None:
+    try:
+        cedarpy.PolicySet.from_str(code)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _unconvertible(source: _PolicyFile, error: ValueError) -> tuple[BundleProblem, ...]:
+    """The policies cedarpy cannot turn into nodes (e.g. ``isMulticast`` given three
+    arguments, which Cedar parses and its validator then refuses)."""
+    found = []
+    for i, span in enumerate(source.spans):
+        try:
+            cedarpy.policies_to_pst(span.code)
+        except ValueError as e:
+            found.append(BundleProblem(
+                source.name, f"Cedar parses this policy but the PDP cannot load it ({e})",
+                generated_id(source.name, i), span.line))
+    return tuple(found) or (BundleProblem(
+        source.name, f"Cedar parses this file but the PDP cannot load it ({error})"),)
+
+
+def _policy_info(source: _PolicyFile, cedar_id: str, node: pst.Template, is_template: bool,
+                 seen: Mapping[str, PolicyInfo], problems: list[BundleProblem],
+                 warnings: list[BundleProblem]) -> PolicyInfo | None:
+    """The policy's id (its ``@id``, else its file and position) and what people read."""
+    annotations = dict(node.annotations)
+    index = int(cedar_id.removeprefix("policy"))
+    span = source.spans[index] if index < len(source.spans) else None
+    line = span.line if span else None
+    policy_id = annotations.get("id", generated_id(source.name, index))
+    problem = None
+    if not 1 <= len(policy_id) <= MAX_POLICY_ID or CONTROL_CHARACTERS.search(policy_id):
+        problem = f"@id must be 1-{MAX_POLICY_ID} characters without control characters"
+    elif policy_id in seen:
+        problem = f"duplicate @id, already used in {seen[policy_id].file}"
+    if problem:
+        problems.append(BundleProblem(source.name, problem, policy_id, line))
+        return None
+    if "id" not in annotations:
+        warnings.append(BundleProblem(
+            source.name, "no @id: decisions and the log name it by its position, which "
+                         "changes when a policy is added above it", policy_id, line))
+    reason = annotations.get("reason", "").strip()
+    if not reason:
+        reason = f"The {node.effect} policy at {source.name} line {line} (it has no @reason)"
+        warnings.append(BundleProblem(
+            source.name, f"no @reason: explanations say {reason!r}", policy_id, line))
+    return PolicyInfo(id=policy_id, effect=node.effect, file=source.name, reason=reason,
+                      advice=annotations.get("advice"), is_template=is_template, node=node,
+                      annotations=annotations, line=line)
+
+
+def _validate_policies(sources: list[_PolicyFile], schema: cedarpy.Schema,
+                       user_schema: cedarpy.Schema, problems: list[BundleProblem],
+                       warnings: list[BundleProblem]) -> None:
+    """Strict schema validation, scoped and said once per mistake (``pdp.engine.validation``)."""
+    for source in sources:
+        found = validate_file(source.name, source.text, source.spans, user_schema, schema)
+        problems.extend(found.problems)
+        warnings.extend(found.warnings)
+        # Where Cedar's validator refuses a policy, its message is the one to read; a
+        # policy it accepts but the PDP cannot load is still refused, and named.
+        refused = {p.line for p in found.problems}
+        problems.extend(p for p in source.unconvertible
+                        if p.line is None or p.line not in refused)
 
 
 def _load_entities(

@@ -112,15 +112,34 @@ _PDP_SCHEMA_JSON[PDP_NAMESPACE]["entityTypes"]["Admin"] = {}
 _PDP_SCHEMA_JSON[PDP_NAMESPACE]["actions"] = _admin_actions()
 
 
-def pdp_schema_json() -> dict[str, Any]:
-    """A fresh copy of the ``Pdp`` namespace in Cedar JSON schema format."""
-    return copy.deepcopy(_PDP_SCHEMA_JSON)
+def pdp_schema_json(*, admin_actions: bool = True,
+                    without: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A fresh copy of the ``Pdp`` namespace in Cedar JSON schema format.
+
+    ``admin_actions=False`` leaves out the admin actions: the types a bundle's own
+    policies are validated against (``pdp.engine.validation``). ``without`` leaves
+    out types by name (``"Group"``), for a bundle that declares the same name
+    outside any namespace, which Cedar does not let a namespace shadow; the admin
+    actions go too unless only ``Group`` is left out (they name the others).
+    """
+    doc = copy.deepcopy(_PDP_SCHEMA_JSON)
+    namespace = doc[PDP_NAMESPACE]
+    for name in without:
+        namespace["entityTypes"].pop(name, None)
+        namespace["commonTypes"].pop(name, None)
+    for entity in namespace["entityTypes"].values():
+        if "memberOfTypes" in entity:
+            entity["memberOfTypes"] = [t for t in entity["memberOfTypes"] if t not in without]
+    if not admin_actions or without - {"Group"}:
+        namespace["actions"] = {}
+    return doc
 
 
-def pdp_schema_cedar() -> str:
+def pdp_schema_cedar(*, admin_actions: bool = True, without: frozenset[str] = frozenset()) -> str:
     """The ``Pdp`` namespace rendered in Cedar schema syntax by Cedar itself."""
     import json
 
     import cedarpy
 
-    return str(cedarpy.Schema.from_json_str(json.dumps(_PDP_SCHEMA_JSON)))
+    doc = pdp_schema_json(admin_actions=admin_actions, without=without)
+    return str(cedarpy.Schema.from_json_str(json.dumps(doc)))

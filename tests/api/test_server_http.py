@@ -61,7 +61,8 @@ def test_without_dev_the_development_issuer_is_not_trusted(workdir: Path) -> Non
 
 
 def test_invalid_bundle_refuses_to_start_naming_the_problem(workdir: Path) -> None:
-    (workdir / "policies" / "bad.cedar").write_text('permit(principal, action, resource);\n')
+    (workdir / "policies" / "bad.cedar").write_text(
+        'permit(principal, action, resource) when { context.nope };\n')
     result = run_cli("serve", "--dev", "--port", "1", cwd=workdir)
     assert result.returncode == 1
-    assert "bad.cedar" in result.stderr and "missing @id" in result.stderr
+    assert "bad.cedar:1: policy 'bad.cedar#0'" in result.stderr and "`nope`" in result.stderr

@@ -25,10 +25,21 @@ def test_validate_accepts_the_example_bundle(workdir: Path) -> None:
 
 def test_validate_reports_every_problem_and_fails(workdir: Path) -> None:
     (workdir / "policies" / "x.cedar").write_text(
-        'permit(principal, action, resource);\n@id("y") permit(principal, action, resource);\n')
+        'permit(principal, action, resource) when { context.nope };\n'
+        '@id("api.call.scoped") permit(principal, action, resource);\n')
     r = run_cli("validate", "policies", cwd=workdir)
     assert r.returncode == 1
-    assert "missing @id" in r.stderr and "policy 'y': missing @reason" in r.stderr
+    assert "x.cedar:1: policy 'x.cedar#0': " in r.stderr and "`nope`" in r.stderr
+    assert "x.cedar:2: policy 'api.call.scoped': duplicate @id" in r.stderr
+
+
+def test_validate_warns_about_policies_without_id_and_reason(workdir: Path) -> None:
+    (workdir / "policies" / "x.cedar").write_text(
+        'permit(principal, action == App::Action::"read", resource);\n')
+    r = run_cli("validate", "policies", cwd=workdir)
+    assert r.returncode == 0 and "is valid" in r.stdout
+    assert "warning: x.cedar:1: policy 'x.cedar#0': no @id" in r.stderr
+    assert "warning: x.cedar:1: policy 'x.cedar#0': no @reason" in r.stderr
 
 
 def test_test_runs_the_bundle_suites_and_prints_the_summary(workdir: Path) -> None:

@@ -27,19 +27,25 @@ def test_example_bundle_loads_with_every_policy_annotated(example_bundle) -> Non
     assert len(example_bundle.version.sha256) == 64
 
 
-def test_policy_without_id_is_refused_naming_file_and_problem(bundle_copy) -> None:
+def test_policy_without_id_loads_named_by_file_and_position_with_a_warning(bundle_copy) -> None:
     d = bundle_copy()
     (d / "extra.cedar").write_text(
         '@reason("r")\npermit(principal, action == App::Action::"read", resource);\n')
-    problems = _problems(d)
-    assert any("extra.cedar" in p and "missing @id" in p for p in problems)
+    bundle = load_bundle(d)
+    assert bundle.policies["extra.cedar#0"].reason == "r"
+    assert any(str(w).startswith("extra.cedar:1: policy 'extra.cedar#0': no @id")
+               for w in bundle.warnings)
 
 
-def test_policy_without_reason_is_refused_naming_the_policy(bundle_copy) -> None:
+def test_policy_without_reason_loads_with_a_sentence_naming_its_place(bundle_copy) -> None:
     d = bundle_copy()
     (d / "extra.cedar").write_text(
-        '@id("x.no-reason")\npermit(principal, action == App::Action::"read", resource);\n')
-    assert any("extra.cedar: policy 'x.no-reason': missing @reason" in p for p in _problems(d))
+        '\n@id("x.no-reason")\npermit(principal, action == App::Action::"read", resource);\n')
+    bundle = load_bundle(d)
+    assert bundle.policies["x.no-reason"].reason == (
+        "The permit policy at extra.cedar line 2 (it has no @reason)")
+    assert any(str(w).startswith("extra.cedar:2: policy 'x.no-reason': no @reason")
+               for w in bundle.warnings)
 
 
 def test_duplicate_ids_across_files_are_refused(bundle_copy) -> None:
@@ -57,14 +63,14 @@ def test_policy_that_breaks_the_schema_is_refused_with_cedars_message(bundle_cop
         'permit(principal, action == App::Action::"read", resource)\n'
         'when { context.live.risk_levle < 2 };\n')
     problems = _problems(d)
-    assert any(p.startswith("bad.cedar: policy 'x.typo':") and "risk_levle" in p
+    assert any(p.startswith("bad.cedar:1: policy 'x.typo':") and "risk_levle" in p
                for p in problems)
 
 
 def test_every_problem_is_reported_at_once(bundle_copy) -> None:
     d = bundle_copy()
-    (d / "a.cedar").write_text('permit(principal, action, resource);\n')
-    (d / "b.cedar").write_text('@id("b") permit(principal, action, resource);\n')
+    (d / "a.cedar").write_text('@id("a\\u0007") permit(principal, action, resource);\n')
+    (d / "b.cedar").write_text('@id("api.call.scoped") permit(principal, action, resource);\n')
     (d / "c.cedar").write_text('this is not cedar')
     problems = _problems(d)
     assert any("a.cedar" in p for p in problems)

@@ -17,13 +17,13 @@ import pytest
 from context.clock import FixedClock
 from pdp.audit.memory import MemoryDecisionLog
 from pdp.components import build_components
-from pdp.config import TrustDomainConfig
+from pdp.config import IssuerConfig, TrustDomainConfig
 from pdp.decision.model import AuthorizeInput, ResourceRef
 from pdp.identity.errors import TrustStale
 from pdp.identity.model import BearerToken, X509Chain
 from pdp.identity.trust_store import DEFAULT_MAX_AGE_S, default_max_age_s
 from pdp.identity.verifier import IdentityVerifier
-from tests.identity.test_trust_sources import Documents, settings
+from tests.identity.test_trust_sources import Documents, Idp, settings
 from tests.identity.workloads import TrustDomain, app_client, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -79,6 +79,25 @@ def test_a_bundle_that_cannot_be_refreshed_stops_verifying_past_its_maximum_age(
     assert verifier.refresh(later, force=True) == []
     assert not verifier.source_statuses(later)[0].stale
     assert verifier.verify(token, later)
+
+
+def test_an_issuer_jwks_that_cannot_be_refreshed_stops_verifying_past_its_maximum_age(
+        tmp_path: Path, docs: Documents) -> None:
+    idp = Idp(docs)
+    t0 = datetime.now(UTC)
+    verifier = IdentityVerifier.from_settings(settings(tmp_path, issuers=[IssuerConfig(
+        name="idp", issuer=idp.issuer, jwks_uri=idp.jwks_url, token_type="at+jwt",
+        refresh_s=10, max_age_s=MAX_AGE_S)]))
+    verifier.refresh(t0)
+    token = BearerToken(idp.token())
+    docs.put("/jwks", b"", status=500)
+    verifier.refresh(t0 + timedelta(seconds=11))
+    assert verifier.verify(token, t0 + timedelta(seconds=MAX_AGE_S)).principal_id == "billing-app"
+    later = t0 + timedelta(seconds=MAX_AGE_S + 1)
+    verifier.refresh(later)
+    with pytest.raises(TrustStale, match="jwks of 'idp'"):
+        verifier.verify(token, later)
+    assert [s.source for s in verifier.source_statuses(later) if s.stale] == ["jwks:idp"]
 
 
 def test_the_default_maximum_age_is_a_day_or_twelve_refresh_hints() -> None:

@@ -188,6 +188,7 @@ class IdentityVerifier:
         key = _cache_key(credential)
         version = self._drop_cache_if_trust_changed()
         cached = self.cache.get(key)
+        hit = cached is not None
         if cached is None:
             cached = self._verify_uncached(credential, now)  # checks its source's age
             if self.store.version == version:  # not verified with anchors replaced meanwhile
@@ -195,7 +196,8 @@ class IdentityVerifier:
         else:
             self.store.check_fresh(cached.source, now)  # anchors past their age prove nothing
         try:
-            cached.recheck(now)
+            if hit:
+                cached.recheck(now)
             self.deny_list.check(cached.identity, now)
         except IdentityError as e:  # the credential verified: it is this principal's
             raise e.proven(cached.identity.principal_id)

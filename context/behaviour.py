@@ -31,16 +31,16 @@ administrative event ``context.risk.auto`` with its evidence, e.g. ``risk
 raised to high: 40 denies in 60 s``, and every decision that sees the raised
 level repeats that sentence in its explanation.
 
-For a refused credential the principal is not verified; the subject is read
-from the credential only for ``identity.revoked`` and ``identity.expired``,
-which the verifier raises after the signature checked out.
+For a refused credential the principal is not verified. Only a revoked or
+expired credential whose signature (or certificate path) the verifier checked
+first is attributed, to the principal that check proved; the name a refused
+credential merely claims is never read (anyone can forge a certificate naming
+another workload, expired or not).
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
-import json
 import logging
 import math
 import queue
@@ -276,56 +276,40 @@ def _remember(seen: OrderedDict[str, None], key: str) -> None:
 # -- from a decision to an observation ---------------------------------------------
 
 def observation_of(decision: Any, request: Any, rules: BehaviourRules) -> Observation | None:
-    """What the monitor needs from a ``Decision`` and its ``AuthorizeInput``."""
+    """What the monitor needs from a ``Decision`` and its ``AuthorizeInput``.
+
+    Only a principal proven by a verified credential is observed: the decision's
+    identity, or, for a credential refused as revoked or expired, the principal its
+    trusted signature or certificate path proved (``decision.proven_principal``).
+    Any other refusal (a forged signature, an unknown key, another trust domain, a
+    self-signed certificate) names nobody and returns None: what it claims to be is
+    the forger's choice. Such refusals stay attributed to the calling PEP and the
+    source address in the decision log (``pep``, ``request.context``), which the
+    identity inventory counts (``pdp.audit.inventory``).
+    """
     identity = decision.identity
     codes = [str(c) for c in decision.reason_codes]
     problem = next((c for c in codes if c in (REVOKED, EXPIRED)), None)
     if identity is not None:
         principal = identity.principal_id
     elif problem is not None:
-        principal = claimed_subject(request.credential)
+        principal = getattr(decision, "proven_principal", None)
     else:
         return None
     if not principal:
         return None
     context: Mapping[str, Any] = request.context or {}
-    source = next((str(context[k]) for k in rules.source_keys
-                   if isinstance(context.get(k), str) and context[k]), None)
     return Observation(
         principal_id=principal, at=decision.timestamp,
         counted_deny=decision.decision == "deny" and any(c in rules.deny_reasons for c in codes),
-        source_address=source, pep=request.pep, credential_problem=problem)
+        source_address=source_address(context, rules.source_keys), pep=request.pep,
+        credential_problem=problem)
 
 
-def claimed_subject(credential: Any) -> str | None:
-    """The subject a credential names, *unverified*: a JWT's ``sub``, an X.509 leaf's SPIFFE ID.
-
-    Used only for credentials refused as revoked or expired, which the verifier
-    reports only after their signature checked out.
-    """
-    token = getattr(credential, "token", None)
-    if isinstance(token, str):
-        parts = token.split(".")
-        if len(parts) != 3:
-            return None
-        try:
-            payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        except ValueError:
-            return None
-        sub = payload.get("sub") if isinstance(payload, dict) else None
-        return sub if isinstance(sub, str) else None
-    pem = getattr(credential, "pem", None)
-    if isinstance(pem, str):
-        try:
-            from cryptography import x509
-
-            leaf = x509.load_pem_x509_certificate(pem.encode())
-            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-            uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
-        except Exception:  # noqa: BLE001 - an unreadable certificate names nobody
-            return None
-        return next((u for u in uris if u.startswith("spiffe://")), None)
-    return None
+def source_address(context: Mapping[str, Any], keys: tuple[str, ...] | list[str]) -> str | None:
+    """The workload's source address in the PEP's context: the first of ``keys`` set."""
+    return next((str(context[k]) for k in keys
+                 if isinstance(context.get(k), str) and context[k]), None)
 
 
 # -- recording raises and decays off the request path --------------------------------
@@ -407,4 +391,4 @@ def _iso(at: datetime) -> str:
 
 
 __all__ = ["BehaviourMonitor", "BehaviourRules", "Observation", "RaiseRecorder", "RiskRaise",
-           "claimed_subject", "observation_of"]
+           "observation_of", "source_address"]

@@ -21,11 +21,12 @@ Example ``pdp.toml``::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -56,6 +57,11 @@ class IssuerConfig(BaseModel):
                                        "last good key set.")
     ca_file: Path | None = Field(
         default=None, description="CA bundle for https fetches; default: the system's.")
+    max_age_s: int | None = Field(
+        default=None, ge=1, description="Longest the last good key set is used when it cannot "
+                                        "be refreshed; past it every token of this issuer is "
+                                        "denied (`identity.trust_stale`) and /readyz is not "
+                                        "ready. Default: 24 h, or 12 refresh intervals if longer.")
     audiences: list[str] | None = Field(
         default=None, description="Accepted `aud` values; default: the PDP's `audience`.")
     algorithms: list[str] = Field(
@@ -105,6 +111,12 @@ class TrustDomainConfig(BaseModel):
                                         "`spiffe_refresh_hint`.")
     ca_file: Path | None = Field(
         default=None, description="CA bundle for an https `bundle_url`; default: the system's.")
+    max_age_s: int | None = Field(
+        default=None, ge=1, description="Longest the last good bundle is used when it cannot be "
+                                        "refreshed; past it every SVID of this domain is denied "
+                                        "(`identity.trust_stale`) and /readyz is not ready. "
+                                        "Default: 24 h, or 12 refresh intervals (the bundle's "
+                                        "`spiffe_refresh_hint`) if longer.")
     max_lifetime_s: int = Field(default=3600, description="Maximum JWT-SVID `exp - iat`.")
     lifetime_policy: Literal["deny", "flag"] = "deny"
     x509_max_lifetime_s: int | None = Field(
@@ -317,7 +329,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8181, description="Listen port.")
     dev: bool = Field(
         default=False,
-        description="Development mode: create and trust a local issuer for `example.org`.")
+        description="Development mode: create and trust a local issuer for `example.org`, "
+                    "open the PEP allowlist, make a dev checkpoint key. Only the `--dev` flag "
+                    "turns it on: `dev` in pdp.toml or `PDP_DEV` is refused (a leftover "
+                    "variable must never trust a key anyone can mint with).")
     policies: Path = Field(default=Path("policies"), description="Policy bundle directory.")
     policies_git: GitPoliciesConfig | None = Field(
         default=None, description="Follow a git repository and ref instead of `policies`; each "
@@ -385,11 +400,39 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Flags (init) win over PDP_* variables, which win over the TOML file.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        # `dev` comes only from a flag: the file and the environment may not set it.
+        return (init_settings, _EnvWithoutFlags(settings_cls),
+                _TomlWithoutFlags(settings_cls))
 
     @property
     def sqlite_path(self) -> Path:
         return self.audit.sqlite_path or self.state_dir / "decisions.db"
+
+
+FLAG_ONLY = ("dev",)
+"""Settings only a command-line flag may set (``pdp serve --dev``), never a file or variable."""
+
+
+def _refuse_flag_only(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` from a file or the environment, refusing the keys of :data:`FLAG_ONLY`:
+    an error, not a silent ignore, so the operator learns at once that what they wrote
+    does nothing."""
+    for key in FLAG_ONLY:
+        if key in values:
+            raise ValueError(f"{where} is not accepted: development mode (it trusts a local "
+                             f"issuer anyone can mint with) is turned on only by the --{key} "
+                             "flag of `pdp serve`")
+    return values
+
+
+class _EnvWithoutFlags(EnvSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        return _refuse_flag_only(super().__call__(), "PDP_DEV")
+
+
+class _TomlWithoutFlags(TomlConfigSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        return _refuse_flag_only(super().__call__(), "`dev` in the config file")
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

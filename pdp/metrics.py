@@ -36,6 +36,11 @@ class Metrics:
             "1 if the last read of a trust source (bundle, JWKS) succeeded, 0 if it failed "
             "and the last good copy is in use.", ["source"], registry=self.registry,
             multiprocess_mode="livemin")
+        self.identity_source_stale = Gauge(
+            "pdp_identity_source_stale",
+            "1 if a trust source's last good copy is past its maximum age (its credentials "
+            "are denied with identity.trust_stale), else 0.", ["source"],
+            registry=self.registry, multiprocess_mode="livemax")
         self.identity_source_failures = Counter(
             "pdp_identity_source_refresh_failures",
             "Failed reads of a trust source (bundle file or endpoint, JWKS, discovery).",
@@ -71,6 +76,7 @@ class Metrics:
     def observe_identity_source(self, status: SourceStatus) -> None:
         """After each read of a trust source (``pdp.identity.trust_store``)."""
         self.identity_source_up.labels(source=status.source).set(1 if status.ok else 0)
+        self.identity_source_stale.labels(source=status.source).set(1 if status.stale else 0)
         failures = self.identity_source_failures.labels(source=status.source)
         if not status.ok:
             failures.inc()

@@ -14,7 +14,7 @@ from pdp.api import audit as audit_api
 from pdp.api import revocations
 from pdp.api import authzen, gateways
 from pdp.api import context_admin
-from pdp.api.pep import install_pep_handler, warn_if_pep_allowlist_open
+from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
 from pdp.api.limits import BodySizeLimit
@@ -42,11 +42,11 @@ def create_app(components: Components, *, watch: bool | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        check_pep_allowlist(components.settings)  # an empty one outside --dev: no start
         if watch:
             git = components.settings.policies_git
             components.bundles.start_watching(git.poll_s if git else 1.0)
         components.verifier.start_refreshing(components.clock.now)  # trust bundles, JWKS
-        warn_if_pep_allowlist_open(components.settings)
         if freeze_gc:
             collect_young_less_often()
             freeze_startup_objects()

@@ -26,8 +26,9 @@ from pdp.api.problems import problem
 from pdp.audit.auditor import (decision_view, export_lines, export_records, filter_detail,
                                make_filter, verify_store)
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.inventory import (DEFAULT_LONG_LIVED_S, DEFAULT_STALE_DAYS, identity_inventory,
-                                 inventory_report, max_lifetimes_from_settings)
+from pdp.audit.inventory import (DEFAULT_LONG_LIVED_S, DEFAULT_STALE_DAYS, RefusalTally,
+                                 identity_inventory, inventory_report,
+                                 max_lifetimes_from_settings)
 from pdp.audit.query import MAX_PAGE, DecisionFilter
 from pdp.audit.replay import replay_record
 from pdp.components import Components
@@ -155,6 +156,10 @@ class IdentityInventory(BaseModel):
     stale: int
     long_lived: int
     identities: list[dict[str, Any]]
+    refused_credentials: list[dict[str, Any]] = Field(
+        default_factory=list, description="Refused credentials counted by the calling `pep` "
+                                          "and the workload's `source` address, never by the "
+                                          "name a refused credential claims.")
 
 
 async def _record(components: Components, request: Request, caller: AdminCaller, event: str,
@@ -342,10 +347,13 @@ async def identities(
     settings = components.settings
 
     def compute() -> dict[str, Any]:
+        refusals = RefusalTally(tuple(settings.context.behaviour.source_keys))
         entries = identity_inventory(
             _store(components).iter_all(), now=now, stale_days=stale_days,
-            long_lived_s=long_lived_s, max_lifetimes=max_lifetimes_from_settings(settings))
+            long_lived_s=long_lived_s, max_lifetimes=max_lifetimes_from_settings(settings),
+            refusals=refusals)
         return inventory_report(entries, now=now, stale_days=stale_days,
-                                long_lived_s=long_lived_s, flagged_only=flagged)
+                                long_lived_s=long_lived_s, flagged_only=flagged,
+                                refusals=refusals)
 
     return JSONResponse(await asyncio.to_thread(compute))

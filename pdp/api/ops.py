@@ -24,7 +24,8 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness",
-            responses={503: {"description": "No valid bundle is loaded"}})
+            responses={503: {"description": "No valid bundle is loaded, or a trust source is "
+                                            "past its maximum age"}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready when a valid bundle serves decisions. If the last reload was refused,
     the old bundle keeps serving and `status` is `degraded`, with the problems."""
@@ -37,10 +38,12 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
         body["bundle_reload_error"] = {"at": failure.at.isoformat(),
                                        "problems": list(failure.problems)}
     # Trust sources (bundles, JWKS): a failed read keeps the last good copy: degraded.
-    sources = [s.as_dict() for s in components.verifier.source_statuses()]
+    sources = [s.as_dict() for s in components.verifier.source_statuses(components.clock.now())]
     body["identity"] = {"sources": sources}
     if any(not s["ok"] for s in sources):
         body["status"] = "degraded"
+    # ...until it is past its maximum age: it verifies nothing, so not ready (503).
+    stale = [s["source"] for s in sources if s["stale"]]
     # Live context: an unreachable store or stale values (defaults in use): degraded.
     context_health = getattr(components.live, "health", None)
     if context_health is not None:
@@ -49,6 +52,10 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
             body["status"] = "degraded"
     if bundle is None:
         body["status"] = "unavailable"
+        return JSONResponse(body, status_code=503)
+    if stale:
+        body["status"] = "not_ready"
+        body["not_ready_because"] = [f"trust source {s} is past its maximum age" for s in stale]
         return JSONResponse(body, status_code=503)
     return JSONResponse(body)
 

@@ -12,11 +12,12 @@ credential (never asserted):
 
 ``pep_allowlist`` lists who may call: exact principal ids (SPIFFE IDs, or an
 issuer's principal claim) and ``spiffe://<td>/<path>/*`` patterns (every ID
-under that path). When it is **empty the endpoints are open** to any caller,
-as they are in ``--dev``; ``pdp serve`` warns about it at start. When it is
-enforced, a caller without a valid PEP credential gets **401** and one not on
-the list **403** (``application/problem+json``). Either way the PEP's identity,
-when it has one, is recorded with each decision (``pep``).
+under that path). It is **secure by default**: outside ``--dev`` an empty list
+refuses to start (:func:`check_pep_allowlist`), and opening the endpoints to
+any caller takes the explicit ``pep_allowlist = ["*"]``, as ``--dev`` does.
+When it is enforced, a caller without a valid PEP credential gets **401** and
+one not on the list **403** (``application/problem+json``). Either way the
+PEP's identity, when it has one, is recorded with each decision (``pep``).
 
 Other routers reuse the dependency::
 
@@ -52,15 +53,21 @@ class PepAllowlist:
 
     ``spiffe://example.org/peps/*`` allows ``spiffe://example.org/peps/envoy`` and
     ``spiffe://example.org/peps/eu/envoy``, not ``spiffe://example.org/peps`` itself
-    nor ``spiffe://example.org/pepsi``.
+    nor ``spiffe://example.org/pepsi``. ``*`` alone (``anyone``) lets any caller ask,
+    with a credential or without.
     """
 
     exact: frozenset[str]
     prefixes: tuple[str, ...]
+    anyone: bool = False
 
     @classmethod
     def parse(cls, entries: tuple[str, ...] | list[str]) -> PepAllowlist:
         """Raise ``ValueError`` naming the first entry that is not an id or a pattern."""
+        if "*" in entries:
+            if len(entries) > 1:
+                raise ValueError('pep_allowlist: "*" lets any caller ask; list it alone')
+            return cls(frozenset(), (), anyone=True)
         exact: set[str] = set()
         prefixes: list[str] = []
         for entry in entries:
@@ -79,8 +86,15 @@ class PepAllowlist:
         return cls(frozenset(exact), tuple(prefixes))
 
     def allows(self, principal_id: str) -> bool:
-        return principal_id in self.exact or any(principal_id.startswith(p)
-                                                 for p in self.prefixes)
+        return self.anyone or principal_id in self.exact or any(
+            principal_id.startswith(p) for p in self.prefixes)
+
+    def describe(self) -> str:
+        """Who may ask, in a line: for the start-up banner."""
+        if self.anyone:
+            return 'any caller (pep_allowlist = ["*"])'
+        names = sorted(self.exact) + [p + "*" for p in self.prefixes]
+        return ", ".join(names) if names else "nobody (pep_allowlist is empty)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +115,9 @@ class PepRefused(HTTPException):
 
 
 def enforced(settings: Settings) -> bool:
-    """The allowlist applies outside ``--dev`` when it is not empty."""
-    return not settings.dev and bool(settings.pep_allowlist)
+    """The allowlist applies outside ``--dev`` unless it is the explicit ``["*"]``; an
+    empty one (which :func:`check_pep_allowlist` refuses at start) admits nobody."""
+    return not settings.dev and not _allowlist(tuple(settings.pep_allowlist)).anyone
 
 
 def tls_client_chain(request: Request) -> Credential | None:
@@ -172,12 +187,22 @@ def install_pep_handler(app: FastAPI) -> None:
                             headers=headers)
 
 
-def warn_if_pep_allowlist_open(settings: Settings) -> None:
-    """Validate ``pep_allowlist`` (``ValueError``) and warn when it leaves the endpoints open."""
-    _allowlist(tuple(settings.pep_allowlist))
-    if not settings.dev and not settings.pep_allowlist:
-        log.warning("pep_allowlist is empty: any caller may use the decision endpoints; "
-                    "list the PEPs' SPIFFE IDs (or spiffe://<td>/<path>/* patterns)")
+def check_pep_allowlist(settings: Settings) -> str:
+    """Validate ``pep_allowlist`` and say who may ask; ``ValueError`` for a bad entry, or
+    for an empty list outside ``--dev`` (secure by default: no open endpoints by omission)."""
+    allowlist = _allowlist(tuple(settings.pep_allowlist))
+    if settings.dev:
+        log.warning("DEVELOPMENT MODE (--dev): the dev issuer is trusted and any caller may "
+                    "use the decision endpoints; never in production")
+        return "any caller (--dev)"
+    if not settings.pep_allowlist:
+        raise ValueError(
+            "pep_allowlist is empty: list the PEPs that may ask for decisions (their SPIFFE "
+            'IDs, or spiffe://<td>/<path>/* patterns), or write pep_allowlist = ["*"] to let '
+            "any caller ask")
+    if allowlist.anyone:
+        log.warning('pep_allowlist = ["*"]: any caller may use the decision endpoints')
+    return allowlist.describe()
 
 
 @lru_cache(maxsize=8)
@@ -195,5 +220,5 @@ def _check_spiffe(value: str, entry: str) -> None:
 
 __all__ = [
     "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "enforced", "identify_pep",
-    "install_pep_handler", "require_pep", "tls_client_chain", "warn_if_pep_allowlist_open",
+    "check_pep_allowlist", "install_pep_handler", "require_pep", "tls_client_chain",
 ]

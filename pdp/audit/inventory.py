@@ -14,8 +14,11 @@ presented, how many requests it made and how many were denied. Two flags:
   "flag"``), or longer than ``long_lived_s`` (default 3600 s).
 
 Only decisions with a verified identity count (a refused credential names no
-principal); admin events are not requests. Computed in one pass over the log
-(``iter_all``): simple and correct first.
+principal: what a forged credential claims to be is the forger's choice);
+admin events are not requests. Refused credentials are counted instead against
+who sent them, the calling PEP and the workload's source address
+(:class:`RefusalTally`, the report's ``refused_credentials``). Computed in one
+pass over the log (``iter_all``): simple and correct first.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from context.behaviour import source_address
 from pdp.audit.records import normalize_ts
 
 DEFAULT_STALE_DAYS = 90
@@ -63,22 +67,66 @@ class IdentityEntry:
                 "long_lived_because": self.long_lived_because}
 
 
+@dataclass(slots=True)
+class RefusalTally:
+    """Refused credentials by who sent them: the calling PEP and the source address
+    (the first of ``source_keys`` in the PEP's context), never by the name they claim."""
+
+    source_keys: tuple[str, ...] = ("source_address", "source_ip")
+    rows: dict[tuple[str | None, str | None], dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, record: Mapping[str, Any], ts: str) -> None:
+        """Count ``record`` if it is a decision whose credential was refused."""
+        codes = [str(c) for c in record.get("reason_codes") or ()]
+        if not any(c.startswith("identity.") for c in codes):
+            return
+        request = record.get("request") or {}
+        context = request.get("context") if isinstance(request, Mapping) else None
+        context = context if isinstance(context, Mapping) else {}
+        source = source_address(context, self.source_keys)
+        pep = record.get("pep") if isinstance(record.get("pep"), str) else None
+        row = self.rows.get((pep, source))
+        if row is None:
+            row = self.rows[(pep, source)] = {"pep": pep, "source": source, "refusals": 0,
+                                              "reason_codes": {}, "first_seen": ts,
+                                              "last_seen": ts}
+        row["refusals"] += 1
+        row["first_seen"], row["last_seen"] = min(row["first_seen"], ts), max(row["last_seen"], ts)
+        for code in codes:
+            if code.startswith("identity."):
+                row["reason_codes"][code] = row["reason_codes"].get(code, 0) + 1
+
+    def as_list(self) -> list[dict[str, Any]]:
+        """Most refusals first."""
+        return sorted(self.rows.values(), key=lambda r: (-r["refusals"], str(r["pep"]),
+                                                         str(r["source"])))
+
+
 def identity_inventory(records: Iterable[Mapping[str, Any]], *, now: datetime,
                        stale_days: int = DEFAULT_STALE_DAYS,
                        long_lived_s: int = DEFAULT_LONG_LIVED_S,
-                       max_lifetimes: Mapping[str, int] | None = None) -> list[IdentityEntry]:
+                       max_lifetimes: Mapping[str, int] | None = None,
+                       refusals: RefusalTally | None = None) -> list[IdentityEntry]:
     """The inventory of ``records`` (in any order), sorted by principal.
 
     ``max_lifetimes`` maps an issuer (``iss``, or ``spiffe://<trust domain>``)
     or a trust domain name to its configured maximum lifetime in seconds
-    (see :func:`max_lifetimes_from_settings`).
+    (see :func:`max_lifetimes_from_settings`). ``refusals``, if given, counts the
+    refused credentials in the same pass.
     """
     limits = dict(max_lifetimes or {})
     entries: dict[str, IdentityEntry] = {}
     over_limit: dict[str, str] = {}
     for record in records:
         principal = record.get("principal")
-        if record.get("kind", "decision") != "decision" or not isinstance(principal, str):
+        if record.get("kind", "decision") != "decision":
+            continue
+        if not isinstance(principal, str):
+            if refusals is not None:
+                try:
+                    refusals.add(record, normalize_ts(record.get("timestamp")))  # type: ignore[arg-type]
+                except ValueError:
+                    pass
             continue
         try:
             ts = normalize_ts(record.get("timestamp"))  # type: ignore[arg-type]
@@ -148,13 +196,15 @@ def max_lifetimes_from_settings(settings: Any) -> dict[str, int]:
 
 
 def inventory_report(entries: list[IdentityEntry], *, now: datetime, stale_days: int,
-                     long_lived_s: int, flagged_only: bool = False) -> dict[str, Any]:
+                     long_lived_s: int, flagged_only: bool = False,
+                     refusals: RefusalTally | None = None) -> dict[str, Any]:
     """The JSON body of ``GET /v1/identities`` and ``pdp audit identities --json``."""
     shown = [e for e in entries if e.flags] if flagged_only else entries
     return {"generated_at": _iso(now), "stale_days": stale_days, "long_lived_s": long_lived_s,
             "total": len(entries), "stale": sum(e.stale for e in entries),
             "long_lived": sum(e.long_lived for e in entries),
-            "identities": [e.as_dict() for e in shown]}
+            "identities": [e.as_dict() for e in shown],
+            "refused_credentials": refusals.as_list() if refusals is not None else []}
 
 
 def _parse(value: Any) -> datetime:
@@ -165,6 +215,6 @@ def _iso(at: datetime) -> str:
     return normalize_ts(at)
 
 
-__all__ = ["DEFAULT_LONG_LIVED_S", "DEFAULT_STALE_DAYS", "IdentityEntry",
+__all__ = ["DEFAULT_LONG_LIVED_S", "DEFAULT_STALE_DAYS", "IdentityEntry", "RefusalTally",
            "credential_lifetime_s", "identity_inventory", "inventory_report",
            "max_lifetimes_from_settings"]

@@ -257,15 +257,20 @@ def identities(
     """Every principal seen: first/last seen, issuers, kinds, longest lifetime, counts, flags."""
     from datetime import UTC, datetime
 
-    from pdp.audit.inventory import identity_inventory, inventory_report, max_lifetimes_from_settings
+    from pdp.audit.inventory import (
+        RefusalTally, identity_inventory, inventory_report, max_lifetimes_from_settings,
+    )
 
     now = datetime.now(UTC)
     with _opened(config, state_dir) as (settings, log):
+        refusals = RefusalTally(tuple(settings.context.behaviour.source_keys))
         entries = identity_inventory(log.iter_all(), now=now, stale_days=stale_days,
                                      long_lived_s=long_lived_s,
-                                     max_lifetimes=max_lifetimes_from_settings(settings))
+                                     max_lifetimes=max_lifetimes_from_settings(settings),
+                                     refusals=refusals)
     report = inventory_report(entries, now=now, stale_days=stale_days,
-                              long_lived_s=long_lived_s, flagged_only=flagged)
+                              long_lived_s=long_lived_s, flagged_only=flagged,
+                              refusals=refusals)
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
         return

@@ -45,7 +45,7 @@ def serve(
     import uvicorn
 
     from pdp.api.app import create_app
-    from pdp.api.pep import PepAllowlist
+    from pdp.api.pep import check_pep_allowlist
     from pdp.api.tls import uvicorn_tls_options
     from pdp.audit.errors import AuditError
     from pdp.components import build_components
@@ -58,7 +58,7 @@ def serve(
                              client_cert_required=client_cert_required)
     try:
         tls = uvicorn_tls_options(settings)
-        PepAllowlist.parse(settings.pep_allowlist)
+        peps = check_pep_allowlist(settings)  # secure by default: empty refuses to start
         # --workers N: each worker builds its own; this one is a dry run that checks the
         # configuration and creates the shared state (dev keys, the log's schema) once.
         components = build_components(settings) if workers == 1 else prepare_workers(settings)
@@ -78,22 +78,31 @@ def serve(
         ctx = context_health()
         typer.echo(f"pdp: live context: {ctx['backend']} {ctx['source']} ({ctx['status']})",
                    err=True)
-    if components.dev_issuer is not None:
-        typer.echo("pdp: --dev: trusting the local development issuer for spiffe://example.org.\n"
-                   "     mint a token:  pdp token --spiffe-id spiffe://example.org/services/etl",
-                   err=True)
+    if settings.dev:
+        typer.echo(DEV_BANNER.format(state_dir=settings.state_dir), err=True)
     if tls:
         typer.echo(f"pdp: TLS on; PEP client certificates "
                    f"{'asked for' if settings.client_ca_bundle else 'not asked for'}", err=True)
-    if not settings.dev and not settings.pep_allowlist:
-        typer.echo("pdp: warning: pep_allowlist is empty: any caller may ask for decisions",
-                   err=True)
+    typer.echo(f"pdp: PEPs that may ask for decisions: {peps}", err=True)
     if workers > 1:
         components.close()
         run_workers(settings, workers, tls)
         return
     uvicorn.run(create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
                 log_level="warning", access_log=False, **tls)  # decisions are logged, not requests
+
+
+DEV_BANNER = """\
+pdp: ************************************************************************
+pdp: *  WARNING: DEVELOPMENT MODE (--dev). NEVER USE IT IN PRODUCTION.      *
+pdp: ************************************************************************
+pdp:  - trusts the local development issuer for spiffe://example.org: anyone
+pdp:    who can read {state_dir}/dev can mint any workload's token
+pdp:  - any caller may ask for decisions (the PEP allowlist is not enforced)
+pdp:  - signs audit checkpoints with a development key
+pdp:  mint a token:  pdp token --spiffe-id spiffe://example.org/services/etl
+pdp: ************************************************************************"""
+"""Printed by ``pdp serve --dev``: dev mode is only ever turned on by that flag."""
 
 
 def prepare_workers(settings: Any) -> Any:

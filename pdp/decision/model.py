@@ -119,6 +119,9 @@ class Decision:
     diagnosis: tuple[PolicyDiagnosis, ...] = ()
     # The task grants linked for this decision (recorded, so it can be replayed).
     grants: tuple[Grant, ...] = ()
+    # A refused credential (expired, revoked) whose signature or certificate path
+    # proved whose it is (pdp.identity.errors). Never the name a credential claims.
+    proven_principal: str | None = None
 
     @property
     def allowed(self) -> bool:

@@ -32,6 +32,8 @@ class ReasonCode(StrEnum):
     IDENTITY_BAD_SPIFFE_ID = "identity.bad_spiffe_id"
     IDENTITY_CERTIFICATE = "identity.certificate"
     IDENTITY_REVOKED = "identity.revoked"
+    # The trust bundle or JWKS that would verify it is past its maximum age (not refreshed).
+    IDENTITY_TRUST_STALE = "identity.trust_stale"
 
     # The request could not be evaluated as sent.
     REQUEST_INVALID = "request.invalid"

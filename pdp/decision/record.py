@@ -62,7 +62,8 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "request_id": request.request_id,
         "pep": request.pep,
         "principal": identity.principal_id if identity else None,
-        "credential": credential_facts_record(identity, credential_sha256),
+        "credential": credential_facts_record(identity, credential_sha256,
+                                              decision.proven_principal),
         "action": decision.action,
         "resource": decision.resource,
         "request": logged_request,
@@ -91,10 +92,17 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
     }
 
 
-def credential_facts_record(identity: VerifiedIdentity | None,
-                            credential_sha256: str | None) -> dict[str, Any] | None:
+def credential_facts_record(identity: VerifiedIdentity | None, credential_sha256: str | None,
+                            proven_principal: str | None = None) -> dict[str, Any] | None:
+    """The credential's facts; for a refused one only its SHA-256 and, when a trusted
+    signature or certificate path proved whose it was before it was refused (expired,
+    revoked), ``refused_principal``. A refused credential's *claimed* name is never
+    recorded: ``principal`` stays null, so a query by principal never shows forgeries."""
     if identity is None:
-        return {"sha256": credential_sha256} if credential_sha256 else None
+        facts = {"sha256": credential_sha256} if credential_sha256 else None
+        if facts is not None and proven_principal is not None:
+            facts["refused_principal"] = proven_principal
+        return facts
     return {
         "issuer": identity.issuer,
         "kind": identity.kind,

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -124,8 +124,8 @@ class DecisionService:
             else:
                 identity = self.verify(request.credential, now)
         except IdentityError as e:
-            decision = self._outcomes(request, now, None).error(
-                DecisionError(e.code, e.message))
+            decision = replace(self._outcomes(request, now, None).error(
+                DecisionError(e.code, e.message)), proven_principal=e.proven_principal)
         except ValueError as e:
             decision = self._outcomes(request, now, None).error(
                 DecisionError(ReasonCode.REQUEST_INVALID, str(e)))

@@ -19,7 +19,15 @@ decision path turns an exception into a deny with that code in one place::
      ├── LifetimeExceeded          identity.lifetime_exceeded
      ├── BadSpiffeId               identity.bad_spiffe_id
      ├── InvalidCertificate        identity.certificate
-     └── Revoked                   identity.revoked
+     ├── Revoked                   identity.revoked
+     └── TrustStale                identity.trust_stale
+
+Who a refused credential belongs to is known only when its signature (or its
+certificate path) checked out before the refusal: an expired, not-yet-valid or
+revoked credential of a trusted issuer. The verifier then sets
+``proven_principal``; for every other refusal it stays None, and nothing may be
+attributed to the name the credential merely claims (a forger can write any
+``sub`` or URI SAN).
 """
 
 from __future__ import annotations
@@ -37,10 +45,22 @@ class IdentityError(Exception):
 
     code: ReasonCode = ReasonCode.IDENTITY_MALFORMED
 
+    # The principal a trusted signature or certificate path proved this credential to
+    # be, when it was refused afterwards (expired, revoked); None: nobody is proven.
+    proven_principal: str | None = None
+
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
+
+    def proven(self, principal_id: str) -> IdentityError:
+        """This error, noting that the credential was proven to be ``principal_id``'s.
+
+        Call it only after the signature or the certificate path verified.
+        """
+        self.proven_principal = principal_id
+        return self
 
 
 class MissingCredential(IdentityError):
@@ -143,9 +163,16 @@ class Revoked(IdentityError):
     code = ReasonCode.IDENTITY_REVOKED
 
 
+class TrustStale(IdentityError):
+    """The trust bundle or JWKS that would verify the credential is older than its
+    configured maximum age: its source could not be refreshed for too long."""
+
+    code = ReasonCode.IDENTITY_TRUST_STALE
+
+
 __all__ = [
     "BadSignature", "BadSpiffeId", "DisallowedAlgorithm", "Expired", "ForbiddenHeader",
     "IdentityError", "InvalidCertificate", "InvalidClaim", "LifetimeExceeded",
-    "MalformedCredential", "MissingCredential", "NotYetValid", "Revoked",
+    "MalformedCredential", "MissingCredential", "NotYetValid", "Revoked", "TrustStale",
     "UnknownKey", "UntrustedIssuer", "WrongAudience", "WrongTokenType",
 ]

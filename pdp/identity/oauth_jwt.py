@@ -25,7 +25,7 @@ from pdp.identity.claims import (
     JwtRules, check_audience, check_lifetime, check_required, check_times, read_actors,
     read_groups, read_scopes, spiffe_id_if_claimed, string_claim, to_datetime,
 )
-from pdp.identity.errors import InvalidClaim, UntrustedIssuer
+from pdp.identity.errors import IdentityError, InvalidClaim, UntrustedIssuer
 from pdp.identity.jose import (
     CompactJws, check_access_token_typ, check_header_members, check_jwt_typ, check_signature,
     parse_compact_jws, select_algorithm, select_key,
@@ -91,7 +91,10 @@ def verify_oauth_jwt(
     algorithm = select_algorithm(jws.header, issuer.rules.algorithms)
     key = select_key(jws.header, issuer.keys)
     check_signature(jws, algorithm, key)
-    times = check_times(jws.payload, now, issuer.rules.leeway_s)
+    try:
+        times = check_times(jws.payload, now, issuer.rules.leeway_s)
+    except IdentityError as e:  # signed by the issuer: an expired token is still its subject's
+        raise _proven(e, jws.payload, issuer)
     check_audience(jws.payload, issuer.rules)
     check_required(jws.payload, issuer.all_required_claims)
     _check_string_claims(jws.payload)
@@ -148,6 +151,16 @@ def _principal(payload: Mapping[str, Any], principal_claim: str) -> tuple[str, S
             claim=principal_claim)
     spiffe_id = spiffe_id_if_claimed(value)
     return (str(spiffe_id), spiffe_id) if spiffe_id else (value, None)
+
+
+def _proven(error: IdentityError, payload: Mapping[str, Any],
+            issuer: OAuthIssuer) -> IdentityError:
+    """``error``, naming the signed token's principal when its claims give one."""
+    try:
+        principal_id, _ = _principal(payload, issuer.principal_claim)
+    except IdentityError:
+        return error
+    return error.proven(principal_id)
 
 
 def _scope_claims(configured: str) -> tuple[str, ...]:

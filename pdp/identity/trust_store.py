@@ -10,13 +10,21 @@ minute), and a bundle whose ``spiffe_sequence`` went down is refused. A token
 with an unknown ``kid`` never triggers a fetch, or anyone could make us hammer
 the key server (or fill the log) by minting random kids.
 
-Every source has a :class:`SourceStatus` (``ok``, last success, last error)
-for ``/readyz`` and the metrics.
+"Last good" is bounded: a source whose last good read is older than its
+maximum age (``max_age_s``; default :func:`default_max_age_s`, 24 h for the
+usual refresh hints) is *stale*, and :meth:`TrustStore.check_fresh` refuses
+every credential it would verify (``identity.trust_stale``) until a read
+succeeds again: keys that nobody could confirm for a day may have been
+rotated out because they leaked.
+
+Every source has a :class:`SourceStatus` (``ok``, ``stale``, last success,
+last error) for ``/readyz`` and the metrics.
 Ref: https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE_Trust_Domain_and_Bundle.md#5-spiffe-bundle-endpoint
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from pdp.identity.errors import TrustStale
 from pdp.identity.fetch import FileSource, KeyDocumentSource
 from pdp.identity.jwk import JwtKey
 from pdp.identity.jwks import parse_jwks
@@ -37,7 +46,22 @@ from pdp.identity.trust_bundle import (
 RETRY_AFTER_FAILURE_S = 60
 """Longest wait before retrying a failed source (the retries back off 1, 2, 4 ... 60 s)."""
 
+DEFAULT_MAX_AGE_S = 86400
+"""Least default maximum age of a source's last good copy: a day of failed refreshes."""
+MAX_AGE_REFRESHES = 12
+"""The default maximum age is at least this many refresh intervals."""
+
+log = logging.getLogger("pdp.identity")
+
 SourceKind = Literal["bundle", "jwks"]
+SourceKey = tuple[SourceKind, str]
+"""``("bundle", trust domain)`` or ``("jwks", issuer name)``."""
+
+
+def default_max_age_s(interval_s: int) -> int:
+    """24 h, or twelve refresh intervals when that is longer (a bundle whose
+    ``spiffe_refresh_hint`` is a day must survive more than one missed refresh)."""
+    return max(DEFAULT_MAX_AGE_S, MAX_AGE_REFRESHES * interval_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +72,8 @@ class KeySource:
       ``spiffe_refresh_hint`` (bundles) or five minutes.
     - ``required``: a failure at start raises instead of starting without keys
       (files: a typo in a path is a configuration error, not an outage).
+    - ``max_age_s``: past this many seconds since the last good read the source is
+      stale and verifies nothing; None: :func:`default_max_age_s` of its interval.
     """
 
     kind: SourceKind
@@ -55,6 +81,11 @@ class KeySource:
     reader: KeyDocumentSource
     interval_s: int | None = None
     required: bool = False
+    max_age_s: int | None = None
+
+    @property
+    def key(self) -> SourceKey:
+        return (self.kind, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +102,13 @@ class SourceStatus:
     last_error: str | None = None
     failures: int = 0  # failed reads since start
     next_due: datetime | None = None
+    max_age_s: int | None = None  # in force: the configured or default maximum age
+    stale: bool = False  # the last good copy is older than max_age_s: it verifies nothing
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "kind": self.kind, "name": self.name,
-                "location": self.location, "ok": self.ok,
+                "location": self.location, "ok": self.ok, "stale": self.stale,
+                "max_age_s": self.max_age_s,
                 "last_attempt": _iso(self.last_attempt),
                 "last_success": _iso(self.last_success), "last_error": self.last_error,
                 "failures": self.failures, "next_due": _iso(self.next_due)}
@@ -123,6 +157,7 @@ class TrustStore:
             + [KeySource("jwks", n, FileSource(p)) for n, p in (jwks_files or {}).items()]
             + list(sources))
         self._sources = [_Source(s, _initial_status(s, ok=True)) for s in specs]
+        self._by_key = {s.spec.key: s for s in self._sources}
         self._observer = observer
         self.version = 0
 
@@ -182,9 +217,35 @@ class TrustStore:
     def has_sources(self) -> bool:
         return bool(self._sources)
 
-    def statuses(self) -> list[SourceStatus]:
-        """Every source's status, in configuration order."""
-        return [s.status for s in self._sources]
+    def statuses(self, now: datetime | None = None) -> list[SourceStatus]:
+        """Every source's status, in configuration order (``stale`` as of ``now``, if given)."""
+        return [s.status if now is None else self._aged(s, now) for s in self._sources]
+
+    def check_fresh(self, key: SourceKey | None, now: datetime) -> None:
+        """Raise :class:`~pdp.identity.errors.TrustStale` when the source ``key`` is past its
+        maximum age at ``now``. Anchors with no source (the dev issuer's key) and a source
+        that never read successfully (it has no keys to trust) are not stale."""
+        source = self._by_key.get(key) if key is not None else None
+        if source is None:
+            return
+        status = self._aged(source, now)
+        if status.stale:
+            assert status.last_success is not None
+            age = (now - status.last_success).total_seconds()
+            raise TrustStale(
+                f"the {source.spec.kind} of {source.spec.name!r} was last refreshed "
+                f"{age:.0f} s ago, past its maximum age of {status.max_age_s} s "
+                f"({status.last_error or 'no successful read since'})", reason="trust-stale")
+
+    def _aged(self, source: _Source, now: datetime) -> SourceStatus:
+        last, max_age = source.status.last_success, self._max_age(source.spec)
+        stale = last is not None and (now - last).total_seconds() > max_age
+        if stale == source.status.stale and max_age == source.status.max_age_s:
+            return source.status
+        return replace(source.status, stale=stale, max_age_s=max_age)
+
+    def _max_age(self, spec: KeySource) -> int:
+        return spec.max_age_s or default_max_age_s(self._interval(spec))
 
     def refresh(self, now: datetime, *, force: bool = False) -> list[str]:
         """Re-read every source whose interval has passed (all of them with ``force``);
@@ -218,16 +279,23 @@ class TrustStore:
             retry = min(self._interval(spec), RETRY_AFTER_FAILURE_S,
                         2 ** min(source.consecutive_failures - 1, 6))
             message = f"{spec.kind} {spec.name}: {e} (keeping the last good copy)"
+            was_stale = source.status.stale
+            source.status = self._aged(source, now)
             source.status = replace(
                 source.status, ok=False, last_attempt=now, last_error=str(e),
                 failures=source.status.failures + 1,
                 next_due=None if initial else now + timedelta(seconds=retry))
+            if source.status.stale and not was_stale:
+                log.error("trust source %s is stale: no good read for more than %d s; "
+                          "its credentials are refused (identity.trust_stale)",
+                          source.status.source, source.status.max_age_s)
             self._notify(source)
             return message
         source.consecutive_failures = 0
         source.status = replace(
             source.status, ok=True, last_attempt=now, last_success=now, last_error=None,
-            next_due=None if initial else self._next(source, now))
+            next_due=None if initial else self._next(source, now),
+            stale=False, max_age_s=self._max_age(spec))
         self._notify(source)
         return None
 
@@ -275,4 +343,5 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at is not None else None
 
 
-__all__ = ["KeySource", "SourceStatus", "TrustStore"]
+__all__ = ["DEFAULT_MAX_AGE_S", "KeySource", "SourceKey", "SourceStatus", "TrustStore",
+           "default_max_age_s"]

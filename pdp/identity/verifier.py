@@ -43,7 +43,7 @@ from pdp.identity.algorithms import allowed_algorithms
 from pdp.identity.claims import LIFETIME_EXCEEDED_FLAG, JwtRules, check_times
 from pdp.identity.dev_issuer import DevIssuer
 from pdp.identity.errors import (
-    BadSpiffeId, LifetimeExceeded, MalformedCredential, MissingCredential, UntrustedIssuer,
+    BadSpiffeId, IdentityError, LifetimeExceeded, MalformedCredential, MissingCredential, UntrustedIssuer,
 )
 from pdp.identity.fetch import DiscoverySource, FileSource, KeyDocumentSource, UrlSource
 from pdp.identity.jose import CompactJws, is_access_token_typ, parse_compact_jws
@@ -53,7 +53,9 @@ from pdp.identity.model import BearerToken, Credential, VerifiedIdentity, X509Ch
 from pdp.identity.oauth_jwt import OAuthIssuer, verify_oauth_jwt
 from pdp.identity.revocation import DenyList, RevocationCheck
 from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
-from pdp.identity.trust_store import KeySource, SourceStatus, StatusObserver, TrustStore
+from pdp.identity.trust_store import (
+    KeySource, SourceKey, SourceStatus, StatusObserver, TrustStore,
+)
 from pdp.identity.x509_svid import check_validity_period, verify_x509_chain
 
 DEFAULT_CACHE_SIZE = 10000
@@ -70,6 +72,7 @@ Recheck = Callable[[datetime], object]
 class _Verified:
     identity: VerifiedIdentity
     recheck: Recheck
+    source: SourceKey  # the trust source whose anchors verified it
 
 
 class VerificationCache:
@@ -185,13 +188,19 @@ class IdentityVerifier:
         key = _cache_key(credential)
         version = self._drop_cache_if_trust_changed()
         cached = self.cache.get(key)
+        hit = cached is not None
         if cached is None:
-            cached = self._verify_uncached(credential, now)
+            cached = self._verify_uncached(credential, now)  # checks its source's age
             if self.store.version == version:  # not verified with anchors replaced meanwhile
                 self.cache.put(key, cached)
         else:
-            cached.recheck(now)
-        self.deny_list.check(cached.identity, now)
+            self.store.check_fresh(cached.source, now)  # anchors past their age prove nothing
+        try:
+            if hit:
+                cached.recheck(now)
+            self.deny_list.check(cached.identity, now)
+        except IdentityError as e:  # the credential verified: it is this principal's
+            raise e.proven(cached.identity.principal_id)
         return cached.identity
 
     def refresh(self, now: datetime, *, force: bool = False) -> list[str]:
@@ -200,9 +209,10 @@ class IdentityVerifier:
         self._drop_cache_if_trust_changed()
         return errors
 
-    def source_statuses(self) -> list[SourceStatus]:
-        """Each trust source's state (ok, last success, last error), for ``/readyz``."""
-        return self.store.statuses()
+    def source_statuses(self, now: datetime | None = None) -> list[SourceStatus]:
+        """Each trust source's state (ok, stale as of ``now``, last success, last error),
+        for ``/readyz``."""
+        return self.store.statuses(now)
 
     def start_refreshing(self, clock: Callable[[], datetime] | None = None,
                          tick_s: float = REFRESH_TICK_S) -> None:
@@ -236,17 +246,30 @@ class IdentityVerifier:
 
     def _verify_uncached(self, credential: Credential, now: datetime) -> _Verified:
         if isinstance(credential, X509Chain):
-            result = verify_x509_chain(credential.pem, self.store.bundles, now)
+            try:
+                result = verify_x509_chain(credential.pem, self.store.bundles, now)
+            except IdentityError as e:  # an expired SVID proves nothing with stale anchors
+                if e.proven_principal is not None:
+                    self.store.check_fresh(_bundle_of(e.proven_principal), now)
+                raise
             identity = self._check_x509_lifetime(result.identity)
-            return _Verified(identity, lambda at: check_validity_period(result.chain, at))
+            source = _bundle_of(identity.principal_id)
+            self.store.check_fresh(source, now)
+            return _Verified(identity, lambda at: check_validity_period(result.chain, at),
+                             source)
         return self._verify_token(parse_compact_jws(credential.token), now)
 
     def _verify_token(self, jws: CompactJws, now: datetime) -> _Verified:
         issuer = self._issuer_for(jws)
+        sub = jws.payload.get("sub")
         if issuer is not None:
+            source: SourceKey = ("jwks", issuer.name)
+            self.store.check_fresh(source, now)  # before the keys are trusted with anything
             identity = verify_oauth_jwt(jws, issuer=issuer, now=now)
             leeway = issuer.rules.leeway_s
-        elif looks_like_spiffe_id(jws.payload.get("sub")):
+        elif looks_like_spiffe_id(sub):
+            source = _bundle_of(sub)
+            self.store.check_fresh(source, now)
             identity = verify_jwt_svid(
                 jws, bundles=self.store.bundles, rules=self.svid_rules, now=now)
             leeway = self.svid_rules[identity.trust_domain].leeway_s
@@ -255,7 +278,7 @@ class IdentityVerifier:
         if identity.actor is not None:
             self._check_actor(identity)
         payload = jws.payload
-        return _Verified(identity, lambda at: check_times(payload, at, leeway))
+        return _Verified(identity, lambda at: check_times(payload, at, leeway), source)
 
     def _check_x509_lifetime(self, identity: VerifiedIdentity) -> VerifiedIdentity:
         limit = self.x509_lifetimes.get(identity.trust_domain)
@@ -307,6 +330,11 @@ class IdentityVerifier:
         return version
 
 
+def _bundle_of(spiffe_id: str) -> SourceKey:
+    """The trust source of a SPIFFE ID's trust domain (``spiffe://<td>/...``)."""
+    return ("bundle", spiffe_id.removeprefix("spiffe://").split("/", 1)[0])
+
+
 def _cache_key(credential: Credential) -> str:
     if isinstance(credential, BearerToken):
         kind, raw = b"jwt", credential.token
@@ -345,24 +373,26 @@ def _domain_rules(td: TrustDomainConfig, settings: Settings) -> JwtRules:
 def _bundle_source(td: TrustDomainConfig, settings: Settings) -> KeySource:
     if td.bundle_file is not None:
         return KeySource("bundle", td.name, FileSource(td.bundle_file),
-                         interval_s=settings.identity_refresh_s, required=True)
+                         interval_s=settings.identity_refresh_s, required=True,
+                         max_age_s=td.max_age_s)
     assert td.bundle_url is not None  # the config validator requires one of the two
     return KeySource("bundle", td.name, UrlSource(td.bundle_url, ca_file=td.ca_file),
-                     interval_s=td.refresh_s)
+                     interval_s=td.refresh_s, max_age_s=td.max_age_s)
 
 
 def _jwks_source(cfg: IssuerConfig, issuer: OAuthIssuer, settings: Settings) -> KeySource:
     reader: KeyDocumentSource
     if cfg.jwks_file is not None:
         return KeySource("jwks", cfg.name, FileSource(cfg.jwks_file),
-                         interval_s=settings.identity_refresh_s, required=True)
+                         interval_s=settings.identity_refresh_s, required=True,
+                         max_age_s=cfg.max_age_s)
     if cfg.jwks_uri is not None:
         reader = UrlSource(cfg.jwks_uri, ca_file=cfg.ca_file)
     else:
         assert cfg.discovery_url is not None  # the config validator requires one source
         reader = DiscoverySource(cfg.discovery_url, issuer_matches=issuer.matches,
                                  ca_file=cfg.ca_file)
-    return KeySource("jwks", cfg.name, reader, interval_s=cfg.refresh_s)
+    return KeySource("jwks", cfg.name, reader, interval_s=cfg.refresh_s, max_age_s=cfg.max_age_s)
 
 
 def _oauth_issuer(cfg: IssuerConfig, settings: Settings) -> OAuthIssuer:

@@ -12,8 +12,13 @@ Every failure carries a ``reason`` string (those of
 ``testdata/spiffe/x509/expected.json``), checked in this order: the PEM
 (``no-certificate``, ``malformed-certificate``), the SPIFFE rules
 (:func:`check_spiffe_leaf_rules`), the bundle (``untrusted-trust-domain``,
-``no-x509-authorities``), the clock (``outside-validity-period``) and the path
-(``no-path-to-bundle-authority``).
+``no-x509-authorities``), the path (``no-path-to-bundle-authority``) and only
+then the clock (``outside-validity-period``): a chain that leads to no trusted
+authority is refused as such, never as "expired", so the verifier says nothing
+about a certificate it cannot vouch for (and nobody can pin an "expired
+credential" on a workload by forging one in its name). The path is built at a
+time every presented certificate is valid (:func:`path_time`), then the
+presented certificates are checked at ``now``.
 """
 
 from __future__ import annotations
@@ -77,8 +82,11 @@ def verify_x509_chain(
     leaf = chain[0]
     spiffe_id = leaf_spiffe_id(leaf)
     bundle = check_authorities(bundles.get(spiffe_id.trust_domain))  # its own domain only
-    check_validity_period(chain, now)
-    path = check_path(chain, bundle, now)
+    path = check_path(chain, bundle, path_time(chain, now))  # proven genuine first...
+    try:
+        check_validity_period(chain, now)  # ...then valid now
+    except IdentityError as e:
+        raise e.proven(str(spiffe_id))
     identity = VerifiedIdentity(
         principal_id=str(spiffe_id),
         kind="x509-svid",
@@ -127,12 +135,12 @@ def x509_svid_failures(
     chain: Sequence[x509.Certificate], bundle: TrustBundle | None, now: datetime,
 ) -> list[str]:
     """Every reason ``chain`` is refused against ``bundle`` at ``now`` (all SPIFFE
-    rules, then the first of bundle, clock and path); empty when it is valid."""
+    rules, then the first of bundle, path and clock); empty when it is valid."""
     failures = check_spiffe_leaf_rules(chain)
     try:
         trusted = check_authorities(bundle)
+        check_path(chain, trusted, path_time(chain, now))
         check_validity_period(chain, now)
-        check_path(chain, trusted, now)
     except IdentityError as e:
         failures.append(e.reason or type(e).__name__)
     return failures
@@ -162,6 +170,18 @@ def check_validity_period(chain: Sequence[x509.Certificate], now: datetime) -> N
             raise NotYetValid("certificate is not valid yet", reason="outside-validity-period")
         if now > cert.not_valid_after_utc:
             raise Expired("certificate has expired", reason="outside-validity-period")
+
+
+def path_time(chain: Sequence[x509.Certificate], now: datetime) -> datetime:
+    """``now``, moved into the window where every presented certificate is valid, so that
+    path validation proves the chain genuine whatever the clock says (the clock is
+    checked afterwards, by :func:`check_validity_period`). With no common window no
+    time works, and ``now`` is returned (the path then fails, or the clock does)."""
+    start = max(cert.not_valid_before_utc for cert in chain)
+    end = min(cert.not_valid_after_utc for cert in chain)
+    if start > end:
+        return now
+    return min(max(now, start), end)
 
 
 def check_path(
@@ -277,6 +297,6 @@ def _signing_cert_failures(cert: x509.Certificate) -> list[str]:
 
 __all__ = [
     "X509Verification", "check_authorities", "check_path", "check_spiffe_leaf_rules",
-    "check_validity_period", "leaf_spiffe_id", "load_pem_chain", "uri_sans",
+    "check_validity_period", "leaf_spiffe_id", "load_pem_chain", "path_time", "uri_sans",
     "verify_x509_chain", "verify_x509_svid", "x509_svid_failures",
 ]

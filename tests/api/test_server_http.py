@@ -49,7 +49,7 @@ def test_quickstart_allow_deny_lookup_and_tail_over_real_http(workdir: Path) -> 
 def test_without_dev_the_development_issuer_is_not_trusted(workdir: Path) -> None:
     token = run_cli("token", "--spiffe-id", "spiffe://example.org/services/etl",
                     cwd=workdir).stdout.strip()
-    server = start_server([], cwd=workdir)
+    server = start_server([], cwd=workdir, env={"PDP_PEP_ALLOWLIST": '["*"]'})
     try:
         d = httpx.post(f"{server.url}/v1/authorize", json={
             "subject": {"token": token}, "action": "read",

@@ -15,7 +15,6 @@ from context.behaviour import (
     BehaviourRules,
     Observation,
     RiskRaise,
-    claimed_subject,
     observation_of,
 )
 from tests.conftest import MONDAY_10
@@ -130,6 +129,7 @@ class _Decision:
     reason_codes: tuple[str, ...]
     identity: Any = None
     timestamp: datetime = MONDAY_10
+    proven_principal: str | None = None
 
 
 @dataclass
@@ -170,12 +170,12 @@ def test_the_source_address_comes_from_the_peps_context() -> None:
     assert obs is not None and obs.source_address == "10.1.2.3" and obs.pep == "envoy"
 
 
-def test_a_revoked_or_expired_credential_is_attributed_to_the_subject_it_names() -> None:
+def test_a_revoked_or_expired_credential_is_attributed_only_to_the_principal_it_was_proven_to_be() -> None:
     request = _Request(credential=_Token(_jwt({"sub": AGENT})))
-    revoked = observation_of(_Decision("deny", ("identity.revoked",)), request, BehaviourRules())
+    revoked = observation_of(_Decision("deny", ("identity.revoked",), proven_principal=AGENT),
+                             request, BehaviourRules())
     assert revoked is not None and revoked.principal_id == AGENT
     assert revoked.credential_problem == REVOKED
-    # Any other refusal names nobody: an unverified `sub` could frame anyone.
-    assert observation_of(_Decision("deny", ("identity.bad_signature",)), request,
-                          BehaviourRules()) is None
-    assert claimed_subject(_Token("not-a-jwt")) is None
+    # What the credential merely claims names nobody: an unverified `sub` could frame anyone.
+    for code in ("identity.expired", "identity.revoked", "identity.bad_signature"):
+        assert observation_of(_Decision("deny", (code,)), request, BehaviourRules()) is None

@@ -129,6 +129,7 @@ def pdp(tmp_path_factory: pytest.TempPathFactory,
     (workdir / "pdp.toml").write_text(f"""
 policies = "{bundle}"
 watch_policies = false
+pep_allowlist = ["*"]
 
 [[issuers]]
 name = "oidc-provider"

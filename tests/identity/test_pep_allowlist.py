@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pdp.api.app import create_app
 from pdp.api.pep import PepAllowlist
 from pdp.components import build_components
 from tests.identity.workloads import TrustDomain, app_client, authorize_body, settings_for
@@ -87,9 +88,9 @@ async def test_a_revoked_pep_is_refused(guarded: Any, td: TrustDomain) -> None:
     assert r.status_code == 401 and r.json()["reason_codes"] == ["identity.revoked"]
 
 
-async def test_an_empty_allowlist_is_open_and_still_records_a_pep_that_says_who_it_is(
+async def test_the_explicit_star_opt_in_is_open_and_still_records_a_pep_that_says_who_it_is(
         tmp_path: Path, td: TrustDomain) -> None:
-    parts = build_components(settings_for(tmp_path, td))
+    parts = build_components(settings_for(tmp_path, td, pep_allowlist=["*"]))
     try:
         async with app_client(parts) as client:
             anonymous = await client.post("/v1/authorize",
@@ -101,6 +102,34 @@ async def test_an_empty_allowlist_is_open_and_still_records_a_pep_that_says_who_
         assert parts.log.get(named.json()["decision_id"])["pep"] == ENVOY
     finally:
         parts.close()
+
+
+async def test_an_empty_allowlist_outside_dev_refuses_to_start_and_admits_nobody(
+        tmp_path: Path, td: TrustDomain) -> None:
+    parts = build_components(settings_for(tmp_path, td, pep_allowlist=[]))
+    try:
+        app = create_app(parts, watch=False)
+        with pytest.raises(ValueError, match=r'pep_allowlist is empty.*pep_allowlist = \["\*"\]'):
+            async with app.router.lifespan_context(app):
+                pass
+        # Served anyway (an app built without its start-up checks): fail closed, not open.
+        async with app_client(parts, lifespan=False) as client:
+            anonymous = await client.post("/v1/authorize",
+                                          json=authorize_body(td.jwt_svid("/services/etl")))
+            named = await client.post("/v1/authorize", headers=pep(td, "/peps/envoy"),
+                                      json=authorize_body(td.jwt_svid("/services/etl")))
+        assert anonymous.status_code == 401 and named.status_code == 403
+    finally:
+        parts.close()
+
+
+def test_the_star_opt_in_stands_alone_and_the_startup_line_names_who_may_ask() -> None:
+    with pytest.raises(ValueError, match="alone"):
+        PepAllowlist.parse(["*", ENVOY])
+    assert PepAllowlist.parse(["*"]).allows("anyone-at-all")
+    assert PepAllowlist.parse(["*"]).describe() == 'any caller (pep_allowlist = ["*"])'
+    assert PepAllowlist.parse([ENVOY, "spiffe://example.org/gateways/*"]).describe() == (
+        f"{ENVOY}, spiffe://example.org/gateways/*")
 
 
 async def test_the_allowlist_is_off_in_dev(tmp_path: Path, td: TrustDomain) -> None:

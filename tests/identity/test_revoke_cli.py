@@ -25,6 +25,7 @@ def test_revoke_list_and_unrevoke_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "pdp.toml").write_text(f"""
 policies = "{POLICIES}"
 watch_policies = false
+pep_allowlist = ["*"]
 [[trust_domains]]
 name = "example.org"
 bundle_file = "{td.write_bundle(tmp_path)}"

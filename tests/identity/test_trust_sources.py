@@ -86,6 +86,7 @@ def partner() -> TrustDomain:
 
 
 def settings(tmp_path: Path, **kw: Any) -> Settings:
+    kw.setdefault("pep_allowlist", ["*"])  # outside --dev an empty one refuses to start
     return load_settings(None, policies=POLICIES, state_dir=tmp_path / "state",
                          watch_policies=False, **kw)
 

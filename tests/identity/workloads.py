@@ -186,10 +186,12 @@ ALWAYS_BUSINESS_HOURS = {"business_hours": {"start": "00:00", "end": "23:59:59.9
 
 def settings_for(tmp_path: Path, *domains: TrustDomain, policies: Path | None = None,
                  **overrides: Any) -> Settings:
-    """Non-dev settings trusting ``domains`` (bundle files in ``tmp_path``)."""
+    """Non-dev settings trusting ``domains`` (bundle files in ``tmp_path``); any PEP may
+    ask unless ``pep_allowlist`` is given (outside --dev an empty one refuses to start)."""
     trust = overrides.pop("trust_domains", None) or [
         TrustDomainConfig(name=td.name, bundle_file=td.write_bundle(tmp_path)) for td in domains]
     overrides.setdefault("live", ALWAYS_BUSINESS_HOURS)
+    overrides.setdefault("pep_allowlist", ["*"])
     return load_settings(None, policies=policies or POLICIES, state_dir=tmp_path / "state",
                          trust_domains=trust, watch_policies=False, **overrides)
 

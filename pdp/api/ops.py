@@ -24,10 +24,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness",
-            responses={503: {"description": "No valid bundle is loaded"}})
+            responses={503: {"description": "No valid bundle is loaded, or the current "
+                                            "revocations are unknown"}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready when a valid bundle serves decisions. If the last reload was refused,
-    the old bundle keeps serving and `status` is `degraded`, with the problems."""
+    the old bundle keeps serving and `status` is `degraded`, with the problems.
+    Not ready (503) while the current revocations are unknown (`revocations.known`)."""
     bundle = components.bundles.current
     body: dict[str, Any] = {"status": "ready",
                             "bundle": bundle.version.as_dict() if bundle else None}
@@ -47,7 +49,14 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
         body["context"] = context_health()
         if body["context"]["status"] != "ok":
             body["status"] = "degraded"
-    if bundle is None:
+    # Revocations that cannot be confirmed with their durable store: every credential
+    # is refused (identity.revocation_unknown), so send no traffic here.
+    revocations_health = getattr(components.revocations, "health", None)
+    if revocations_health is not None:
+        body["revocations"] = revocations_health()
+        if not body["revocations"]["known"]:
+            body["status"] = "unavailable"
+    if bundle is None or body["status"] == "unavailable":
         body["status"] = "unavailable"
         return JSONResponse(body, status_code=503)
     return JSONResponse(body)

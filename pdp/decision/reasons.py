@@ -32,6 +32,9 @@ class ReasonCode(StrEnum):
     IDENTITY_BAD_SPIFFE_ID = "identity.bad_spiffe_id"
     IDENTITY_CERTIFICATE = "identity.certificate"
     IDENTITY_REVOKED = "identity.revoked"
+    # The current revocations are unknown (their durable store could not be read
+    # for longer than [context] max_age.revocations_s): no credential is accepted.
+    IDENTITY_REVOCATION_UNKNOWN = "identity.revocation_unknown"
 
     # The request could not be evaluated as sent.
     REQUEST_INVALID = "request.invalid"

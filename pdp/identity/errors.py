@@ -19,7 +19,8 @@ decision path turns an exception into a deny with that code in one place::
      ├── LifetimeExceeded          identity.lifetime_exceeded
      ├── BadSpiffeId               identity.bad_spiffe_id
      ├── InvalidCertificate        identity.certificate
-     └── Revoked                   identity.revoked
+     ├── Revoked                   identity.revoked
+     └── RevocationUnknown         identity.revocation_unknown
 """
 
 from __future__ import annotations
@@ -143,9 +144,15 @@ class Revoked(IdentityError):
     code = ReasonCode.IDENTITY_REVOKED
 
 
+class RevocationUnknown(IdentityError):
+    """The current revocations cannot be known, so no credential is accepted (fail closed)."""
+
+    code = ReasonCode.IDENTITY_REVOCATION_UNKNOWN
+
+
 __all__ = [
     "BadSignature", "BadSpiffeId", "DisallowedAlgorithm", "Expired", "ForbiddenHeader",
     "IdentityError", "InvalidCertificate", "InvalidClaim", "LifetimeExceeded",
-    "MalformedCredential", "MissingCredential", "NotYetValid", "Revoked",
+    "MalformedCredential", "MissingCredential", "NotYetValid", "RevocationUnknown", "Revoked",
     "UnknownKey", "UntrustedIssuer", "WrongAudience", "WrongTokenType",
 ]

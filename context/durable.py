@@ -180,12 +180,20 @@ class DurableState:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.resync_s):
-            try:
-                self.refresh()
-            except AuditUnavailable as e:
+            self.refresh_quietly()
+
+    def refresh_quietly(self, *, full: bool = False) -> None:
+        """:meth:`refresh`, logging (once per outage) instead of raising."""
+        was_failing = self.error is not None
+        try:
+            self.refresh(full=full)
+            if was_failing:
+                log.info("admin state %s available again", self.store.source)
+        except AuditUnavailable as e:
+            if not was_failing:
                 log.warning("admin state %s unavailable: %s", self.store.source, e)
-            except Exception:  # noqa: BLE001 - a bug must not stop the replica's sync
-                log.exception("admin state poll")
+        except Exception:  # noqa: BLE001 - a bug must not stop the replica's sync
+            log.exception("admin state refresh")
 
     def _install(self, snap: AdminSnapshot) -> None:
         with self._lock:
@@ -231,10 +239,7 @@ class _DurableMirror:
         self.state, self.seeder = state, seeder
 
     def reload(self, *, full: bool) -> None:
-        try:
-            self.state.refresh(full=full)
-        except AuditUnavailable as e:
-            log.warning("admin state %s unavailable: %s", self.state.store.source, e)
+        self.state.refresh_quietly(full=full)
         if self.seeder.behind(self.state.snapshot):  # Redis errors: the link reconnects
             self.seeder.seed(self.state.snapshot)
 

@@ -6,10 +6,12 @@ example bundle lets group ``sre`` do them) and each change is appended to the
 decision log's hash chain as an administrative event. A revocation takes
 effect on the very next request, verified-credential cache included.
 
-Order of effects, chosen for safety: a revocation is applied first and then
-recorded (if the log is down the credential is still refused, and the caller
-gets 503 saying the change is unrecorded); an unrevocation is recorded first
-and applied only once recorded.
+Order of effects, chosen for safety: a revocation is committed to the durable
+admin state first (``context.durable``; if it cannot be, 503 and nothing
+changed), so it is in force and survives restarts, and then recorded (if the
+log is down the credential is still refused, and the caller gets 503 saying
+the change is unrecorded); an unrevocation is recorded first and applied only
+once recorded.
 """
 
 from __future__ import annotations

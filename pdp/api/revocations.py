@@ -16,6 +16,7 @@ once recorded.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Literal
 
@@ -110,7 +111,7 @@ async def revoke(
         return problem(422, "Invalid revocation", str(e), [{"field": "body", "msg": str(e),
                                                             "type": "value_error"}])
     store = _store(components)
-    stored, created = store.add(entry)
+    stored, created = await asyncio.to_thread(store.add, entry)  # a durable commit
     if created:
         try:
             await components.service.record_admin_event(
@@ -142,7 +143,7 @@ async def unrevoke(
             authorized_by=caller.decision_id, detail={"revocation": entry.to_json()})
     except AuditUnavailable as e:
         return problem(503, "Not lifted", f"the decision log could not record it: {e}")
-    removed = store.remove(revocation_id)
+    removed = await asyncio.to_thread(store.remove, revocation_id)
     return JSONResponse({"removed": (removed or entry).to_json(), "version": store.version})
 
 

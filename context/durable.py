@@ -14,13 +14,15 @@ local copy (no I/O per request); it is kept current by
 - **polling**: every ``resync_s`` a replica reads the store's ``(epoch, version)``
   (one small query) and reloads when it moved, so a missed message, or a
   replica without Redis (``--workers N``, several replicas on one
-  PostgreSQL), catches up; each successful poll *confirms* the copy.
+  PostgreSQL), catches up; each successful poll *confirms* the copy, whether
+  Redis is up or not.
 
-Redis is fan-out and cache: its ``revocations`` and ``context`` hashes are
-(re)seeded from the durable snapshot whenever they do not hold it (a fresh or
-restarted, empty Redis; a write that could not reach Redis). A seed is
-guarded by the ``(epoch, version)`` recorded in ``<prefix>:admin:seeded``, so
-an older snapshot never overwrites a newer one.
+Redis is fan-out and cache (``context.redis_seed``): its ``revocations`` and
+``context`` hashes are (re)seeded from the durable snapshot whenever they do
+not hold it (a fresh or restarted, empty Redis; a write that could not reach
+Redis). A seed is guarded by the version recorded in
+``<prefix>:admin:seeded:<epoch>``, so an older snapshot never overwrites a
+newer one; where Redis and the durable copy disagree, the durable copy wins.
 
 While the copy is older than ``max_age_s`` (the store cannot be read), the
 replica cannot know the current revocations: :meth:`DurableState.known` is
@@ -37,12 +39,11 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from context.revocations import RevocationEntry, RevocationIndex
 from context.state import (
@@ -57,9 +58,11 @@ from context.store import ContextStore, ContextUnavailable, StoreView
 from pdp.audit.admin_state import AdminSnapshot, AdminStateStore, AdminWrite
 from pdp.audit.errors import AuditUnavailable
 
+if TYPE_CHECKING:
+    from context.redis_seed import RedisSeeder
+
 log = logging.getLogger("pdp.context.durable")
 
-ADMIN_TOPIC = "admin"
 Listener = Callable[[AdminSnapshot], None]
 
 
@@ -81,7 +84,7 @@ class DurableState:
         self._confirmed = time.monotonic()
         self._stale_local = False     # our own write is applied locally, not yet re-read
         self.error: str | None = None
-        self._redis: RedisSeeder | None = None
+        self._redis: RedisSeeder | None = None  # context.redis_seed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -162,11 +165,13 @@ class DurableState:
 
     def attach_redis(self, link: Any) -> None:
         """Share changes through ``link`` (a ``context.redis_backend.RedisLink``)."""
+        from context.redis_seed import DurableMirror, RedisSeeder
+
         self._redis = RedisSeeder(link)
-        link.attach(_DurableMirror(self, self._redis))
+        link.attach(DurableMirror(self, self._redis))
 
     def start_polling(self) -> None:
-        """Without Redis: poll the store every ``resync_s`` in a daemon thread."""
+        """Poll the store every ``resync_s`` in a daemon thread (with or without Redis)."""
         if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._poll, name="pdp-admin-state", daemon=True)
@@ -228,90 +233,6 @@ class DurableState:
                 listener(snap)
             except Exception:  # noqa: BLE001 - one bad row must not hide the others
                 log.exception("admin state listener")
-
-
-class _DurableMirror:
-    """What the Redis link's thread drives: reload from the durable store, reseed Redis."""
-
-    topic = ADMIN_TOPIC
-
-    def __init__(self, state: DurableState, seeder: RedisSeeder) -> None:
-        self.state, self.seeder = state, seeder
-
-    def reload(self, *, full: bool) -> None:
-        self.state.refresh_quietly(full=full)
-        if self.seeder.behind(self.state.snapshot):  # Redis errors: the link reconnects
-            self.seeder.seed(self.state.snapshot)
-
-    def flush(self) -> None:
-        pass
-
-
-# KEYS: this store's seeded marker, the rows it owns in Redis, revocations hash, its
-# version, context hash, its version, Redis epoch. ARGV: durable version, channel, epoch
-# token, n, n revocation pairs, m, m context pairs. Rows this store does not own (another
-# store's, automatic risk raises) are left alone; rows it owned and no longer has go.
-_SEED = """
-if tonumber(redis.call('GET', KEYS[1]) or '-1') >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[7], ARGV[3], 'NX')
-for _, owned in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local hash = string.sub(owned, 1, 1) == 'r' and KEYS[3] or KEYS[5]
-  redis.call('HDEL', hash, string.sub(owned, 3))
-end
-redis.call('DEL', KEYS[2])
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); redis.call('SADD', KEYS[2], 'r:' .. ARGV[i])
-  i = i + 2
-end
-local m = tonumber(ARGV[i]); i = i + 1
-for _ = 1, m do
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); redis.call('SADD', KEYS[2], 'c:' .. ARGV[i])
-  i = i + 2
-end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('INCR', KEYS[4])
-redis.call('INCR', KEYS[6])
-redis.call('PUBLISH', ARGV[2], 'revocations')
-redis.call('PUBLISH', ARGV[2], 'context')
-return 1
-"""
-
-
-class RedisSeeder:
-    """Writes a durable snapshot into Redis's hashes (the cache) when Redis lacks it.
-
-    Each durable store (named by its epoch) owns the rows it seeded: a new seed
-    replaces exactly those, so replicas that share one PostgreSQL agree, and
-    replicas with a SQLite log each (sharing only Redis) add to one another.
-    """
-
-    def __init__(self, link: Any) -> None:
-        self.link = link
-        self._script = link.client.register_script(_SEED)
-
-    def behind(self, snap: AdminSnapshot) -> bool:
-        """Does Redis hold an older snapshot of this store, or none (a restarted Redis)?"""
-        seen = self.link.client.get(self._marker(snap))
-        return seen is None or int(seen) < snap.version
-
-    def seed(self, snap: AdminSnapshot) -> bool:
-        """Put ``snap``'s rows into Redis unless it holds them (or newer) already."""
-        revocations = [x for kv in snap.rows("revocations").items() for x in kv]
-        context = [x for kv in snap.rows("context").items() for x in kv]
-        keys = [self._marker(snap), self.link.key("admin", "owned", snap.epoch),
-                self.link.key("revocations"), self.link.key("revocations", "version"),
-                self.link.key("context", "state"), self.link.key("context", "version"),
-                self.link.epoch_key]
-        args = [snap.version, self.link.channel, secrets.token_hex(4),
-                len(revocations) // 2, *revocations, len(context) // 2, *context]
-        return bool(self._script(keys=keys, args=args))
-
-    def publish(self) -> None:
-        self.link.client.publish(self.link.channel, ADMIN_TOPIC)
-
-    def _marker(self, snap: AdminSnapshot) -> str:
-        return self.link.key("admin", "seeded", snap.epoch)
 
 
 class DurableRevocationStore:
@@ -462,5 +383,4 @@ def _auto(key: str) -> bool:
     return key.startswith(AUTO_RISK_PREFIX)
 
 
-__all__ = ["ADMIN_TOPIC", "DurableContextStore", "DurableRevocationStore", "DurableState",
-           "RedisSeeder"]
+__all__ = ["DurableContextStore", "DurableRevocationStore", "DurableState"]

@@ -96,10 +96,6 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     shared = shared_revocations(live) if revocations is None else None
     if isinstance(live, LiveContext):
         live.store = DurableContextStore(live.store, admin_state)
-    if redis_link is not None:
-        admin_state.attach_redis(redis_link)  # Redis: fan-out (pub/sub) and cache
-    else:
-        admin_state.start_polling()
     if revocations is None:  # Redis: also what replicas with a store of their own revoked
         revocations = DurableRevocationStore(admin_state, shared=shared)
     verifier = IdentityVerifier.from_settings(
@@ -127,6 +123,11 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     bundles.subscribe(lambda outcome: _record_reload(service, outcome))
     # Adaptive risk from the service's own decisions (context.behaviour).
     behaviour = watch_behaviour(service, live, settings)
+    # Keep the copy current (context.durable): poll the store, Redis or not (a Redis
+    # outage must not leave the revocations unconfirmed); Redis adds fan-out and cache.
+    if redis_link is not None:
+        admin_state.attach_redis(redis_link)
+    admin_state.start_polling()
     loaded = bundles.current
     service.record_admin_event_sync(
         "bundle.load", principal=None, authorized_by=None,

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from pdp.identity.dev_issuer import DevIssuer
 from tests.audit.pgschema import postgres_schema, require_postgres
@@ -185,13 +184,18 @@ def test_a_pdp_started_while_redis_is_down_still_refuses_the_revoked_workload(
         tmp_path: Path, stack: ExitStack, log: str) -> None:
     env, redis_server = backends(stack, tmp_path, "redis", log)
     assert redis_server is not None
-    pdp = Pdp(tmp_path / "pdp", env).start()
+    # The durable copy is confirmed by its own store, not by Redis: a Redis outage longer
+    # than the revocations' maximum age leaves them known.
+    pdp = Pdp(tmp_path / "pdp", env | {"PDP_CONTEXT__MAX_AGE__REVOCATIONS_S": "0.5"}).start()
     stack.callback(pdp.stop)
     set_everything(pdp)
     pdp.kill9()
     redis_server.kill()
 
     pdp.start()  # Redis unreachable: the durable copy still decides
+    time.sleep(1.0)  # past the maximum age, with no Redis at all
+    ready = pdp.ready().json()
+    assert ready["revocations"]["known"] is True and ready["context"]["reachable"] is False
     d = pdp.decide(ETL, "read", "sales-daily")
     assert d["decision"] == "deny" and d["reason_codes"] == ["identity.revoked"], d
     console = pdp.decide(ADMIN_CONSOLE, "read", "ledger")
@@ -212,6 +216,7 @@ def test_a_redis_restarted_empty_is_reseeded_and_nothing_is_forgotten(
     set_everything(pdp)
 
     empty_restart(redis_server)
+    redis = pytest.importorskip("redis")
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     stack.callback(client.close)
 

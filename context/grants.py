@@ -1,49 +1,75 @@
-"""Where task grants live: a small store, persisted as one JSON file.
+"""Where task grants live: a small store, kept in the durable admin state.
 
 Grants are administrative state like revocations: created and revoked through
-the admin API, read by every decision. The file is rewritten atomically
-(write, fsync, rename) on each change, so a crash never leaves half a grant.
+the admin API, read by every decision. With a ``DurableState``
+(``context.durable``, what ``pdp serve`` uses) each change is committed to the
+decision log's store before it is acknowledged and reaches every replica;
+``grants.json`` from earlier releases is imported once and renamed
+``grants.json.imported``. Without one (embedding, tests), the store keeps
+``path`` as one JSON file, rewritten atomically (write, fsync, rename).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pdp.engine.grants import Grant
 
+if TYPE_CHECKING:
+    from context.durable import DurableState
+    from pdp.audit.admin_state import AdminSnapshot
+
+log = logging.getLogger("pdp.context.grants")
+TOPIC = "grants"
+
 
 class GrantStore:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, durable: DurableState | None = None) -> None:
         self.path = path
+        self.durable = durable
         self._lock = threading.Lock()
         self._grants: dict[str, Grant] = {}
         self.version = 0
-        if path is not None and path.exists():
-            doc = json.loads(path.read_text())
-            self._grants = {g["id"]: Grant.from_dict(g) for g in doc.get("grants", [])}
+        legacy = _read_file(path) if path is not None and path.exists() else {}
+        if durable is None:
+            self._grants = legacy
+            return
+        if legacy and path is not None:
+            durable.write(TOPIC, {g.id: _body(g) for g in legacy.values()}, only_new=True)
+            path.rename(path.with_name(path.name + ".imported"))
+        durable.subscribe(self._load)
 
     def add(self, grant: Grant) -> Grant:
         with self._lock:
             if grant.id in self._grants:
                 raise ValueError(f"grant {grant.id} exists")
+            if self.durable is not None:
+                result = self.durable.write(TOPIC, {grant.id: _body(grant)}, only_new=True)
+                if result.before.get(grant.id) is not None:
+                    raise ValueError(f"grant {grant.id} exists")
+                return grant
             self._grants[grant.id] = grant
             self._save()
         return grant
 
     def revoke(self, grant_id: str, at: datetime) -> Grant | None:
         """Revoke a grant; None if there is no such grant. Revoking twice keeps the first time."""
-        from dataclasses import replace
-
         with self._lock:
             grant = self._grants.get(grant_id)
             if grant is None:
                 return None
             if grant.revoked_at is None:
                 grant = replace(grant, revoked_at=at)
+                if self.durable is not None:
+                    self.durable.write(TOPIC, {grant_id: _body(grant)})
+                    return grant
                 self._grants[grant_id] = grant
                 self._save()
             return grant
@@ -57,6 +83,16 @@ class GrantStore:
     def active(self, now: datetime) -> tuple[Grant, ...]:
         return tuple(g for g in self._grants.values() if g.active(now))
 
+    def _load(self, snap: AdminSnapshot) -> None:
+        grants = {}
+        for key, body in snap.rows(TOPIC).items():
+            try:
+                grants[key] = Grant.from_dict(json.loads(body))
+            except (ValueError, KeyError, TypeError) as e:
+                log.warning("ignoring malformed grant %s: %s", key, e)
+        self._grants = grants
+        self.version += 1
+
     def _save(self) -> None:
         self.version += 1
         if self.path is None:
@@ -68,3 +104,12 @@ class GrantStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+def _read_file(path: Path) -> dict[str, Grant]:
+    doc = json.loads(path.read_text())
+    return {g["id"]: Grant.from_dict(g) for g in doc.get("grants", [])}
+
+
+def _body(grant: Grant) -> str:
+    return json.dumps(grant.as_dict(), sort_keys=True)

@@ -26,8 +26,9 @@ back. The thread reconnects on its own. Keys (``prefix`` default ``pdp``)::
     <prefix>:revocations:version   counter
     <prefix>:changes               pub/sub channel; message = topic that changed
 
-Run Redis with persistence (``appendonly yes``) if incidents must survive a
-Redis restart; without it a restarted Redis comes back empty (a new epoch).
+What administrators set is kept durably elsewhere (``context.durable``): a
+Redis that comes back empty (a new epoch) is reseeded from it. Only automatic
+risk raises live in Redis alone (``appendonly yes`` keeps them too).
 """
 
 from __future__ import annotations

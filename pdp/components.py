@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from context.clock import Clock, SystemClock
+from context.durable import DurableContextStore, DurableRevocationStore, DurableState
 from context.factory import BehaviourWatch, open_live_context, shared_revocations, watch_behaviour
 from context.grants import GrantStore
 from context.provider import LiveContextProvider
-from context.revocations import InMemoryRevocationStore, RevocationStore
+from context.live import LiveContext
+from context.revocations import RevocationStore
+from pdp.audit.admin_state import MemoryAdminState, open_admin_state
 from pdp.audit.archive import BundleArchive, archive_dir
 from pdp.audit.factory import open_configured_log
 from pdp.audit.maintenance import AuditMaintenance, start_maintenance
@@ -52,6 +55,8 @@ class Components:
     behaviour: BehaviourWatch | None = None
     # Signed checkpoints and retention of the decision log (pdp.audit.maintenance).
     audit_maintenance: AuditMaintenance | None = None
+    # The durable copy of revocations, incidents, risk and grants (context.durable).
+    admin_state: DurableState | None = None
 
     def close(self) -> None:
         self.bundles.stop_watching()
@@ -64,6 +69,8 @@ class Components:
         close_live = getattr(self.live, "close", None)  # Redis: its sync thread
         if close_live is not None:
             close_live()
+        if self.admin_state is not None:
+            self.admin_state.close()
 
 
 def build_components(settings: Settings, *, clock: Clock | None = None,
@@ -78,11 +85,19 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     clock = clock or SystemClock()
     metrics = Metrics()
     dev_issuer = DevIssuer.load_or_create(settings.state_dir) if settings.dev else None
-    # Live context: in process, or shared through Redis with revocations (context.factory).
+    # What administrators set lives in the decision log's store, beside the log
+    # (context.durable); a given log (pdp check, tests) keeps it in memory.
+    admin_state = DurableState(open_admin_state(settings) if log is None else MemoryAdminState(),
+                               max_age_s=settings.context.max_age.revocations_s,
+                               resync_s=settings.context.resync_s)
+    # Live context: in process, or shared through Redis (context.factory).
     live = open_live_context(settings)
-    if revocations is None:
-        revocations = shared_revocations(live)
-    revocations = revocations if revocations is not None else InMemoryRevocationStore()
+    redis_link = getattr(getattr(live, "store", None), "link", None)  # RedisContextStore
+    shared = shared_revocations(live) if revocations is None else None
+    if isinstance(live, LiveContext):
+        live.store = DurableContextStore(live.store, admin_state)
+    if revocations is None:  # Redis: also what replicas with a store of their own revoked
+        revocations = DurableRevocationStore(admin_state, shared=shared)
     verifier = IdentityVerifier.from_settings(
         settings, dev_issuer=dev_issuer, deny_list=StoreRevocationCheck(revocations),
         observer=metrics.observe_identity_source)
@@ -104,10 +119,15 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
         clock=clock, max_ttl=timedelta(seconds=settings.max_decision_ttl_s),
         observer=metrics.observe_decision,
         redactor=Redactor.from_pointers(settings.audit.redact) or None,
-        grants=GrantStore(settings.state_dir / "grants.json"))
+        grants=GrantStore(settings.state_dir / "grants.json", durable=admin_state))
     bundles.subscribe(lambda outcome: _record_reload(service, outcome))
     # Adaptive risk from the service's own decisions (context.behaviour).
     behaviour = watch_behaviour(service, live, settings)
+    # Keep the copy current (context.durable): poll the store, Redis or not (a Redis
+    # outage must not leave the revocations unconfirmed); Redis adds fan-out and cache.
+    if redis_link is not None:
+        admin_state.attach_redis(redis_link)
+    admin_state.start_polling()
     loaded = bundles.current
     service.record_admin_event_sync(
         "bundle.load", principal=None, authorized_by=None,
@@ -117,7 +137,7 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
                       dev_issuer=dev_issuer, live=live, log=log, clock=clock,
                       metrics=metrics, service=service, archive=archive,
                       revocations=revocations, behaviour=behaviour,
-                      audit_maintenance=audit_maintenance)
+                      audit_maintenance=audit_maintenance, admin_state=admin_state)
 
 
 

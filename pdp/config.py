@@ -223,6 +223,9 @@ class ContextMaxAgeConfig(BaseModel):
 
     incident_s: float = Field(default=30.0, gt=0, description="Incidents.")
     risk_s: float = Field(default=30.0, gt=0, description="Global and per-principal risk.")
+    revocations_s: float = Field(
+        default=30.0, gt=0, description="Revocations, confirmed with the durable store; older: "
+                                        "credentials are refused (identity.revocation_unknown).")
 
 
 class ContextDegradedConfig(BaseModel):

@@ -7,6 +7,7 @@ bundle's own policies (``policy.grant``, ``policy.grants.read``,
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +57,7 @@ async def create_grant(body: GrantRequest, components: ComponentsDep,
                   resource_type=body.resource.type, resource_id=body.resource.id,
                   expires_at=now + timedelta(seconds=body.ttl_s), task=body.task,
                   created_by=caller.principal, created_at=now)
-    components.grants.add(grant)
+    await asyncio.to_thread(components.grants.add, grant)  # a durable commit
     await components.service.record_admin_event(
         "policy.grant", principal=caller.principal, authorized_by=caller.decision_id,
         detail=grant.as_dict())
@@ -75,7 +76,7 @@ async def list_grants(components: ComponentsDep, include_inactive: bool = False,
 @router.delete("/{grant_id}", responses={404: {"model": Problem}}, summary="Revoke a task grant")
 async def revoke_grant(grant_id: str, components: ComponentsDep,
                        caller: AdminCaller = Depends(admin_access("policy.ungrant"))) -> JSONResponse:
-    grant = components.grants.revoke(grant_id, components.clock.now())
+    grant = await asyncio.to_thread(components.grants.revoke, grant_id, components.clock.now())
     if grant is None:
         return problem(404, "Grant not found", f"no grant {grant_id}")
     await components.service.record_admin_event(

@@ -24,14 +24,21 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness",
-            responses={503: {"description": "No valid bundle is loaded, or a trust source is "
-                                            "past its maximum age"}})
+            responses={503: {"description": "Not ready: no valid bundle is loaded, a trust "
+                                            "source is past its maximum age, or the current "
+                                            "revocations are unknown (`not_ready_because`)"}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready when a valid bundle serves decisions. If the last reload was refused,
-    the old bundle keeps serving and `status` is `degraded`, with the problems."""
+    the old bundle keeps serving and `status` is `degraded`, with the problems.
+
+    Not ready (503, `status: "not_ready"`, each cause in `not_ready_because`) while
+    this replica would refuse every credential: a trust source past its maximum age,
+    or revocations it cannot confirm (`revocations.known`). A load balancer should
+    send its traffic elsewhere until the cause clears."""
     bundle = components.bundles.current
     body: dict[str, Any] = {"status": "ready",
                             "bundle": bundle.version.as_dict() if bundle else None}
+    not_ready: list[str] = []
     failure = components.bundles.last_error
     if failure is not None:
         body["status"] = "degraded"
@@ -42,20 +49,28 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
     body["identity"] = {"sources": sources}
     if any(not s["ok"] for s in sources):
         body["status"] = "degraded"
-    # ...until it is past its maximum age: it verifies nothing, so not ready (503).
-    stale = [s["source"] for s in sources if s["stale"]]
+    # ...until it is past its maximum age: it verifies nothing, so not ready.
+    not_ready += [f"trust source {s['source']} is past its maximum age"
+                  for s in sources if s["stale"]]
     # Live context: an unreachable store or stale values (defaults in use): degraded.
     context_health = getattr(components.live, "health", None)
     if context_health is not None:
         body["context"] = context_health()
         if body["context"]["status"] != "ok":
             body["status"] = "degraded"
+    # Revocations that cannot be confirmed with their durable store: every credential
+    # is refused (identity.revocation_unknown).
+    revocations_health = getattr(components.revocations, "health", None)
+    if revocations_health is not None:
+        body["revocations"] = revocations_health()
+        if not body["revocations"]["known"]:
+            not_ready.append("the current revocations are unknown")
     if bundle is None:
         body["status"] = "unavailable"
         return JSONResponse(body, status_code=503)
-    if stale:
+    if not_ready:
         body["status"] = "not_ready"
-        body["not_ready_because"] = [f"trust source {s} is past its maximum age" for s in stale]
+        body["not_ready_because"] = not_ready
         return JSONResponse(body, status_code=503)
     return JSONResponse(body)
 

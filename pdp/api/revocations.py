@@ -6,14 +6,17 @@ example bundle lets group ``sre`` do them) and each change is appended to the
 decision log's hash chain as an administrative event. A revocation takes
 effect on the very next request, verified-credential cache included.
 
-Order of effects, chosen for safety: a revocation is applied first and then
-recorded (if the log is down the credential is still refused, and the caller
-gets 503 saying the change is unrecorded); an unrevocation is recorded first
-and applied only once recorded.
+Order of effects, chosen for safety: a revocation is committed to the durable
+admin state first (``context.durable``; if it cannot be, 503 and nothing
+changed), so it is in force and survives restarts, and then recorded (if the
+log is down the credential is still refused, and the caller gets 503 saying
+the change is unrecorded); an unrevocation is recorded first and applied only
+once recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Literal
 
@@ -108,7 +111,7 @@ async def revoke(
         return problem(422, "Invalid revocation", str(e), [{"field": "body", "msg": str(e),
                                                             "type": "value_error"}])
     store = _store(components)
-    stored, created = store.add(entry)
+    stored, created = await asyncio.to_thread(store.add, entry)  # a durable commit
     if created:
         try:
             await components.service.record_admin_event(
@@ -140,7 +143,7 @@ async def unrevoke(
             authorized_by=caller.decision_id, detail={"revocation": entry.to_json()})
     except AuditUnavailable as e:
         return problem(503, "Not lifted", f"the decision log could not record it: {e}")
-    removed = store.remove(revocation_id)
+    removed = await asyncio.to_thread(store.remove, revocation_id)
     return JSONResponse({"removed": (removed or entry).to_json(), "version": store.version})
 
 

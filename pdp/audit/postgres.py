@@ -20,7 +20,7 @@ the stored copies looked up (idempotent appends, as in SQLite).
 
 The schema lives in whatever schema ``search_path`` names first (set it in the
 DSN: ``options=-csearch_path=pdp``); the PDP creates and migrates its tables
-(``schema_version``, ``decisions``, ``checkpoints``) under the same lock.
+(``schema_version``, ``decisions``, ``checkpoints``, ``admin_state``) under the same lock.
 Text columns are ``COLLATE "C"`` so that comparisons are by code point, as in
 SQLite: timestamps compare as text and principal prefixes are ranges.
 
@@ -51,7 +51,7 @@ from pdp.audit.sqlite_read import prefix_upper_bound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DELETE_CHUNK = 10_000
 _CHUNK = 1000  # rows per statement when streaming the whole log
 
@@ -93,6 +93,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # and without prev_hash/hash (see pdp.audit.sqlite_schema's version 4). Keeps older
     # releases out.
     2: (),
+    # What administrators set, kept durably beside the log (pdp.audit.admin_state).
+    3: (
+        f"""CREATE TABLE admin_state (
+            topic {_T} NOT NULL, key {_T} NOT NULL, body text NOT NULL,
+            PRIMARY KEY (topic, key))""",
+        """CREATE TABLE admin_state_meta (
+            id int PRIMARY KEY CHECK (id = 1), epoch text NOT NULL, version bigint NOT NULL)""",
+        "INSERT INTO admin_state_meta (id, epoch, version) "
+        "VALUES (1, substr(md5(random()::text), 1, 8), 0)",
+    ),
 }
 
 _COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"

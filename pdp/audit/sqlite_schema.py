@@ -16,6 +16,8 @@ the index until the page is chosen):
 - ``decision_id`` UNIQUE: lookups by id and idempotent appends.
 
 ``checkpoints`` (version 2) holds signed heads; see :mod:`pdp.audit.checkpoint`.
+``admin_state`` and ``admin_state_meta`` (version 5) keep what administrators
+set; see :mod:`pdp.audit.admin_state`.
 
 A principal (or a prefix of it) over a time range, the auditor's usual
 question, is answered by ``principal_index (principal, ts, seq)`` (version 3,
@@ -32,7 +34,7 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.hashchain import GENESIS
 from pdp.audit.records import COLUMNS, STORED
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Allowed ``PRAGMA synchronous`` levels. In WAL mode only FULL (or EXTRA) makes
@@ -97,6 +99,22 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # older rows stay as they are; the version only keeps older releases, which would
     # misread the new rows, out of the file.
     4: (),
+    # What administrators set (revocations, incidents, risk, grants), kept durably
+    # beside the log; see pdp.audit.admin_state.
+    5: (
+        """CREATE TABLE admin_state (
+            topic  TEXT NOT NULL,  -- revocations | context | grants
+            key    TEXT NOT NULL,
+            body   TEXT NOT NULL,  -- JSON
+            PRIMARY KEY (topic, key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE admin_state_meta (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch    TEXT NOT NULL,     -- names this store; set once
+            version  INTEGER NOT NULL   -- grows with every committed change
+        )""",
+        "INSERT INTO admin_state_meta (id, epoch, version) VALUES (1, lower(hex(randomblob(4))), 0)",
+    ),
 }
 
 INSERT = f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES "

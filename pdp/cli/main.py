@@ -73,6 +73,9 @@ def serve(
                f"on http://{settings.host}:{settings.port}", err=True)
     typer.echo(f"pdp: decision log: {settings.audit.backend} "
                f"{settings.sqlite_path if settings.audit.backend == 'sqlite' else ''}", err=True)
+    if settings.audit.backend == "memory":  # docs/context.md, "Durable state"
+        typer.echo("pdp: warning: audit backend memory: revocations, incidents, risk and "
+                   "grants are not durable either; a restart forgets them", err=True)
     context_health = getattr(components.live, "health", None)  # docs/context.md
     if context_health is not None:
         ctx = context_health()
@@ -140,9 +143,10 @@ def run_workers(settings: Any, workers: int, tls: dict[str, Any]) -> None:
     from pdp.cli import workers as worker_processes
 
     if settings.context.backend == "memory":
-        typer.echo(f"pdp: {workers} workers: each keeps its own in-process live context "
-                   "(incident mode, risk levels, revocations) and task grants; set "
-                   "[context] backend = \"redis\" to share them", err=True)
+        typer.echo(f"pdp: {workers} workers: revocations, incidents, risk and grants are "
+                   f"shared through the decision log's store within {settings.context.resync_s:g} s; "
+                   "automatic risk raises are per worker ([context] backend = \"redis\" "
+                   "shares everything at once)", err=True)
     if "http" in tls:  # client certificates: the protocol class by import string (pickled)
         tls = {**tls, "http": HTTP_PROTOCOL_IMPORT}
     own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ

@@ -34,6 +34,9 @@ class ReasonCode(StrEnum):
     IDENTITY_REVOKED = "identity.revoked"
     # The trust bundle or JWKS that would verify it is past its maximum age (not refreshed).
     IDENTITY_TRUST_STALE = "identity.trust_stale"
+    # The current revocations are unknown (their durable store could not be read
+    # for longer than [context] max_age.revocations_s): no credential is accepted.
+    IDENTITY_REVOCATION_UNKNOWN = "identity.revocation_unknown"
 
     # The request could not be evaluated as sent.
     REQUEST_INVALID = "request.invalid"

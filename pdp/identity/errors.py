@@ -20,7 +20,8 @@ decision path turns an exception into a deny with that code in one place::
      ├── BadSpiffeId               identity.bad_spiffe_id
      ├── InvalidCertificate        identity.certificate
      ├── Revoked                   identity.revoked
-     └── TrustStale                identity.trust_stale
+     ├── TrustStale                identity.trust_stale
+     └── RevocationUnknown         identity.revocation_unknown
 
 Who a refused credential belongs to is known only when its signature (or its
 certificate path) checked out before the refusal: an expired, not-yet-valid or
@@ -170,9 +171,16 @@ class TrustStale(IdentityError):
     code = ReasonCode.IDENTITY_TRUST_STALE
 
 
+class RevocationUnknown(IdentityError):
+    """The current revocations cannot be known, so no credential is accepted (fail closed)."""
+
+    code = ReasonCode.IDENTITY_REVOCATION_UNKNOWN
+
+
 __all__ = [
     "BadSignature", "BadSpiffeId", "DisallowedAlgorithm", "Expired", "ForbiddenHeader",
     "IdentityError", "InvalidCertificate", "InvalidClaim", "LifetimeExceeded",
-    "MalformedCredential", "MissingCredential", "NotYetValid", "Revoked", "TrustStale",
+    "MalformedCredential", "MissingCredential", "NotYetValid", "RevocationUnknown", "Revoked",
+    "TrustStale",
     "UnknownKey", "UntrustedIssuer", "WrongAudience", "WrongTokenType",
 ]

@@ -17,7 +17,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pdp.identity.errors import Revoked
+from pdp.identity.errors import RevocationUnknown, Revoked
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import parse_spiffe_id
 
@@ -50,6 +50,13 @@ class StoreRevocationCheck:
         self.store = store
 
     def check(self, identity: VerifiedIdentity, now: datetime) -> None:
+        # A store that can tell (context.durable) says whether its copy is current:
+        # if it is not, a revoked credential could pass, so none does.
+        known = getattr(self.store, "known", None)
+        if known is not None and not known():
+            raise RevocationUnknown("the current revocations are unknown (their store could "
+                                    "not be read recently); no credential is accepted",
+                                    reason="revocation-state-unknown")
         entry = self.store.check(identity, now)
         if entry is None:
             return

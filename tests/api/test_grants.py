@@ -113,9 +113,12 @@ async def test_a_grant_needs_a_known_template(setup, clock) -> None:
 async def test_grants_survive_a_restart(setup, clock, tmp_path) -> None:
     parts, client = setup
     grant = (await _grant(client, parts, clock)).json()
+    from context.durable import DurableState
     from context.grants import GrantStore
+    from pdp.audit.admin_state import open_admin_state
 
-    reloaded = GrantStore(parts.settings.state_dir / "grants.json")
+    # Another process opening the same decision log's store finds the grant.
+    reloaded = GrantStore(durable=DurableState(open_admin_state(parts.settings)))
     assert [g.id for g in reloaded.active(clock.at)] == [grant["id"]]
 
 

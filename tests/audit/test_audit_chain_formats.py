@@ -53,6 +53,8 @@ def rewrite_as_format_1(store: DecisionStore, records: list[dict[str, Any]]) -> 
                         (canonical(sealed), head, digest, record["seq"]))
             head = digest
             hashes.append(digest)
+        raw.execute("DROP TABLE admin_state")  # that release kept no admin state either
+        raw.execute("DROP TABLE admin_state_meta")
         if isinstance(store, SqliteDecisionLog):
             raw.execute("PRAGMA user_version = 3")
         else:
@@ -112,7 +114,7 @@ def test_a_format_1_log_verifies_reads_and_continues_in_format_2(
         with RawSql(store) as raw:  # the previous releases are kept out now
             version = raw.rows("PRAGMA user_version" if isinstance(store, SqliteDecisionLog)
                                else "SELECT version FROM schema_version")[0][0]
-        assert version == (4 if isinstance(store, SqliteDecisionLog) else 2)
+        assert version == (5 if isinstance(store, SqliteDecisionLog) else 3)
 
 
 def test_an_edited_format_1_row_is_still_a_hash_mismatch(

@@ -162,6 +162,7 @@ def test_a_file_of_the_previous_schema_gets_its_index_built_on_open(
     with raw(path) as conn:  # back to version 2, as the previous release left files
         conn.executescript("""
             DROP TABLE principal_index; DROP TABLE index_state;
+            DROP TABLE admin_state; DROP TABLE admin_state_meta;
             CREATE INDEX decisions_principal_ts ON decisions (principal, ts);
             PRAGMA user_version = 2;""")
     with SqliteDecisionLog(path) as log:

@@ -30,5 +30,5 @@ def test_every_module_declares_an_importable_all(module_name: str) -> None:
 def test_every_identity_error_names_a_distinct_reason_code() -> None:
     classes = IdentityError.__subclasses__()
     codes = [cls.code for cls in classes]
-    assert len(classes) == 17 and len(set(codes)) == len(codes)
+    assert len(classes) == 18 and len(set(codes)) == len(codes)
     assert all(code.value.startswith("identity.") for code in codes)

@@ -17,7 +17,7 @@ from pdp.api import context_admin
 from pdp.api.pep import install_pep_handler, warn_if_pep_allowlist_open
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
-from pdp.api.limits import BodySizeLimit
+from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.problems import install_problem_handlers
 from pdp.components import Components
 from pdp.metrics import mark_process_dead
@@ -74,6 +74,7 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(context_admin.router); context_admin.install_context_handler(app)  # /v1/context
     app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
+    app.add_middleware(HeaderLimits)  # outermost: 431 / bad X-Request-ID before anything
     return app
 
 

@@ -23,6 +23,7 @@ from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.models import Problem
 from pdp.api.problems import problem
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.audit.auditor import (decision_view, export_lines, export_records, filter_detail,
                                make_filter, verify_store)
 from pdp.audit.errors import AuditUnavailable
@@ -32,7 +33,7 @@ from pdp.audit.query import MAX_PAGE, DecisionFilter
 from pdp.audit.replay import replay_record
 from pdp.components import Components
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=StrictJSONRoute)
 
 _AUTH = {401: {"model": Problem, "description": "No valid bearer credential"},
          403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},

@@ -12,9 +12,10 @@ from pdp.api.fastjson import FastJSONResponse
 from pdp.api.pep import PepRefused, require_pep
 from pdp.api.models import AuthorizeRequest, AuthorizeResponse, BatchRequest, BatchResponse, Problem, to_input
 from pdp.api.problems import problem
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 
-router = APIRouter(prefix="/v1", tags=["decisions"])
+router = APIRouter(prefix="/v1", tags=["decisions"], route_class=StrictJSONRoute)
 
 _ERRORS = {400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
            413: {"model": Problem, "description": "Body too large"},

@@ -40,7 +40,6 @@ batch an item missing a field is ``decision: false`` for that item only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,12 +51,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.pep import require_pep
 from pdp.api.problems import problem
+from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.components import Components
 from pdp.decision.model import AssertedSubject, AuthorizeInput, Decision, ResourceRef
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
 from pdp.identity.model import BearerToken, Credential, X509Chain
 
-router = APIRouter(tags=["authzen"])
+router = APIRouter(tags=["authzen"], route_class=StrictJSONRoute)
 
 EVALUATION_PATH = "/access/v1/evaluation"
 EVALUATIONS_PATH = "/access/v1/evaluations"
@@ -322,9 +322,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("the request body is empty")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"the body is not valid JSON: {e}") from e
+        body = parse_json(raw)  # the same strict JSON as every other door (pdp.api.jsonbody)
+    except ValueError as e:
+        raise BadRequest(f"the body is not valid JSON: {getattr(e, 'msg', e)}") from e
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body

@@ -32,12 +32,13 @@ from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.models import Problem
 from pdp.api.problems import problem
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.audit.errors import AuditUnavailable
 from pdp.components import Components
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.spiffe_id import parse_spiffe_id
 
-router = APIRouter(prefix="/v1/context", tags=["context"])
+router = APIRouter(prefix="/v1/context", tags=["context"], route_class=StrictJSONRoute)
 
 _REFUSED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No valid credential"},

@@ -30,6 +30,7 @@ from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.forwarded import forwarded_credential
 from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.components import Components
 from pdp.config import Settings
 from pdp.decision.model import AuthorizeInput, Decision
@@ -41,7 +42,7 @@ from pdp.identity.model import Credential
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/gateway", tags=["gateways"])
+router = APIRouter(prefix="/v1/gateway", tags=["gateways"], route_class=StrictJSONRoute)
 
 ENVOY_PREFIX = "/v1/gateway/envoy"
 DECISION_HEADER = "x-pdp-decision-id"

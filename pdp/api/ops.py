@@ -13,8 +13,9 @@ from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
 from pdp.api.models import Problem
 from pdp.api.problems import problem
+from pdp.api.jsonbody import StrictJSONRoute
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=StrictJSONRoute)
 
 
 @router.get("/healthz", summary="Liveness")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,13 +14,14 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem(status: int, title: str, detail: str | None = None,
-            errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+            errors: list[dict[str, Any]] | None = None,
+            headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -34,10 +36,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail))
+        # Keep the exception's headers: a 405 must say `Allow` (RFC 9110 §15.5.6).
+        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 def _field_error(error: Any) -> dict[str, Any]:
     loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-    return {"field": ".".join(loc) or "body", "msg": error.get("msg", ""),
+    msg = error.get("msg", "")
+    why = (error.get("ctx") or {}).get("error")
+    if error.get("type") == "json_invalid" and why:
+        msg = f"{msg}: {why}"  # say what is wrong with the bytes (pdp.api.jsonbody)
+    return {"field": ".".join(loc) or "body", "msg": msg,
             "type": error.get("type", "")}

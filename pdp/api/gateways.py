@@ -14,13 +14,16 @@ to an action on a resource, and the same ``DecisionService`` decides and logs.
 
 Allow is **200** with ``x-pdp-decision-id`` (Envoy can pass it upstream, nginx
 picks it up with ``auth_request_set``). Deny is **403** with the decision's
-explanation as JSON. Anything else — no matching route, an ambiguous path,
-an internal failure — is also 403: a gateway fails closed.
+explanation as JSON. Anything else — no matching route, an unsafe path, a
+malformed forwarded certificate, an internal failure — is also 403: a gateway
+fails closed. Each such refusal is a decision like any deny: it has a decision
+id and a record in the log (on a ``Pdp::HttpRequest`` resource named by the path).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -33,9 +36,9 @@ from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.components import Components
 from pdp.config import Settings
-from pdp.decision.model import AuthorizeInput, Decision
+from pdp.decision.model import AuthorizeInput, Decision, DecisionError, ResourceRef
 from pdp.decision.reasons import ReasonCode
-from pdp.gateway.routes import RouteTable, UnsafePath
+from pdp.gateway.routes import RouteMatch, RouteTable, UnsafePath
 from pdp.identity.errors import IdentityError
 from pdp.identity.forwarded_cert import is_trusted_peer
 from pdp.identity.model import Credential
@@ -46,6 +49,8 @@ router = APIRouter(prefix="/v1/gateway", tags=["gateways"], route_class=StrictJS
 
 ENVOY_PREFIX = "/v1/gateway/envoy"
 DECISION_HEADER = "x-pdp-decision-id"
+# The resource a refused gateway request is recorded on: the original path.
+GATEWAY_REQUEST_TYPE = "Pdp::HttpRequest"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 _DENY_DOC = {403: {"description": "Denied (policy, no matching route, or a failure: fail closed)"}}
@@ -67,8 +72,11 @@ async def nginx(request: Request, components: ComponentsDep) -> Response:
     method = request.headers.get("x-original-method")
     uri = request.headers.get("x-original-uri")
     if not method or not uri:
-        return _refused(request, "the auth subrequest lacks X-Original-Method or "
-                                 "X-Original-URI", ReasonCode.REQUEST_INVALID)
+        return await _refuse(request, components, method=method or request.method,
+                             uri=uri or "/", pep=gateway_pep(request, components, "nginx"),
+                             code=ReasonCode.REQUEST_INVALID,
+                             message="the auth subrequest lacks X-Original-Method or "
+                                     "X-Original-URI")
     return await _gateway(request, components, door="nginx", method=method, uri=uri)
 
 
@@ -83,25 +91,15 @@ for _path, _endpoint, _summary in [("/envoy/{path:path}", envoy, "Envoy ext_auth
 
 async def _gateway(request: Request, components: Components, *, door: str, method: str,
                    uri: str) -> Response:
+    pep: str | None = None
     try:
         pep = gateway_pep(request, components, door)
-        if pep is None:
-            return _refused(request, "this gateway endpoint answers only trusted proxies "
-                                     "(`trusted_proxies`) or allowlisted PEPs (TLS client "
-                                     "certificate)", ReasonCode.IDENTITY_MISSING)
-        table = route_table(request, components.settings)
-        try:
-            match = table.match(method, uri)
-        except UnsafePath as e:
-            return _refused(request, f"refused path: {e}", ReasonCode.REQUEST_INVALID)
-        if match is None:
-            return _refused(request, f"no route matches {method.upper()} "
-                                     f"{uri.split('?', 1)[0]}", ReasonCode.REQUEST_NO_ROUTE)
-        try:
-            credential = gateway_credential(request, components.settings)
-        except IdentityError as e:
-            return _refused(request, f"the forwarded client certificate was refused: "
-                                     f"{e.message}", e.code)
+        admitted = _admit(request, components, pep, method, uri)
+        if isinstance(admitted, Refusal):
+            return await _refuse(request, components, method=method, uri=uri, pep=pep,
+                                 code=admitted.code, message=admitted.message,
+                                 match=admitted.match)
+        match, credential = admitted
         decision = await components.service.authorize(AuthorizeInput(
             credential=credential,
             action=match.action, resource=match.resource, context=dict(match.context),
@@ -109,10 +107,63 @@ async def _gateway(request: Request, components: Components, *, door: str, metho
         return _answer(request, decision)
     except Exception:  # noqa: BLE001 - a gateway must fail closed, whatever went wrong
         log.exception("gateway %s failed; denying", door)
-        return _refused(request, "the PDP failed while deciding; denied (fail closed)",
-                        ReasonCode.ENGINE_ERROR)
+        return await _refuse(request, components, method=method, uri=uri, pep=pep,
+                             code=ReasonCode.ENGINE_ERROR,
+                             message="the PDP failed while deciding; denied (fail closed)")
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a gateway refuses a request before it can be asked: a reason code and a sentence."""
+
+    code: str
+    message: str
+    # The route it matched, when it got that far: the record then names its action and resource.
+    match: RouteMatch | None = None
+
+
+def _admit(request: Request, components: Components, pep: str | None, method: str,
+           uri: str) -> Refusal | tuple[RouteMatch, Credential | None]:
+    """The route and the subject's credential, or the gateway's :class:`Refusal`."""
+    if pep is None:
+        return Refusal(ReasonCode.IDENTITY_MISSING, "this gateway endpoint answers only "
+                       "trusted proxies (`trusted_proxies`) or allowlisted PEPs (TLS client "
+                       "certificate)")
+    try:
+        match = route_table(request, components.settings).match(method, uri)
+    except UnsafePath as e:
+        return Refusal(ReasonCode.REQUEST_INVALID, f"refused path: {e}")
+    if match is None:
+        return Refusal(ReasonCode.REQUEST_NO_ROUTE,
+                       f"no route matches {method.upper()} {uri.split('?', 1)[0]}")
+    try:
+        return match, gateway_credential(request, components.settings)
+    except IdentityError as e:
+        return Refusal(e.code, f"the forwarded client certificate was refused: {e.message}",
+                       match)
+
+
+async def _refuse(request: Request, components: Components, *, method: str, uri: str,
+                  pep: str | None, code: str, message: str,
+                  match: RouteMatch | None = None) -> Response:
+    """A gateway refusal, decided and recorded by the decision service like any deny.
+
+    The record names the route's action and resource when the request matched one,
+    else the original request: its method, and its path without the query (which
+    may carry secrets) as a ``Pdp::HttpRequest`` resource. Only if even that fails
+    is the answer a deny without a decision id.
+    """
+    action, resource = (
+        (match.action, match.resource) if match is not None
+        else (method.upper(), ResourceRef(GATEWAY_REQUEST_TYPE, uri.split("?", 1)[0] or "/")))
+    try:
+        decision = await components.service.authorize(AuthorizeInput(
+            credential=None, action=action, resource=resource,
+            request_id=request_id(request), pep=pep, refused=DecisionError(code, message)))
+    except Exception:  # noqa: BLE001 - still fail closed
+        log.exception("gateway refusal could not be decided; denying without a record")
+        return _unrecorded(request, message, code)
+    return _answer(request, decision)
 def route_table(request: Request, settings: Settings) -> RouteTable:
     """The compiled route table, built once per app from ``settings.routes``."""
     table = getattr(request.app.state, "gateway_routes", None)
@@ -178,8 +229,8 @@ def _explained(decision: Decision) -> dict[str, Any]:
             "explanation": decision.explanation}
 
 
-def _refused(request: Request, explanation: str, code: str) -> JSONResponse:
-    """A deny the gateway gives without a decision (nothing to evaluate, or a failure)."""
+def _unrecorded(request: Request, explanation: str, code: str) -> JSONResponse:
+    """The last resort: a deny that not even the decision service could give."""
     return JSONResponse({"decision": "deny", "decision_id": None, "reasons": [],
                          "reason_codes": [str(code)], "explanation": f"Denied: {explanation}."},
                         status_code=403, headers=_echo(request))

@@ -34,7 +34,8 @@ its own ``Authorization: Bearer`` token, see ``pdp.api.pep``); its
 
 Errors: 400 for malformed JSON, a content type other than ``application/json``,
 an empty body, or a missing or mistyped field; inside a valid ``evaluations``
-batch an item missing a field is ``decision: false`` for that item only.
+batch an item missing a field is ``decision: false`` for that item only, a
+refusal recorded like any decision (``request.invalid``).
 ``X-Request-ID`` is echoed on every answer.
 """
 
@@ -53,7 +54,10 @@ from pdp.api.pep import require_pep
 from pdp.api.problems import problem
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.components import Components
-from pdp.decision.model import AssertedSubject, AuthorizeInput, Decision, ResourceRef
+from pdp.decision.model import (
+    AssertedSubject, AuthorizeInput, Decision, DecisionError, ResourceRef,
+)
+from pdp.decision.reasons import ReasonCode
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
 from pdp.identity.model import BearerToken, Credential, X509Chain
 
@@ -184,7 +188,7 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ItemError:
-    """One evaluation of a batch that could not be asked: decision false for it alone."""
+    """Why an evaluation cannot be asked: a 400 on its own, a recorded refusal in a batch."""
 
     message: str
 
@@ -269,7 +273,7 @@ async def evaluations(request: Request, components: ComponentsDep) -> JSONRespon
     options = defaults.options
     results = await _run(components, items, options.evaluations_semantic)
     return JSONResponse(
-        {"evaluations": [_item_answer(r, item, options.include_reasons)
+        {"evaluations": [_answer(r, item, options.include_reasons)
                          for r, item in zip(results, items)]},
         headers=_echo(request))
 
@@ -289,26 +293,19 @@ async def _single_from(request: Request, components: Components,
                         headers=_echo(request))
 
 
-async def _run(components: Components, items: list[AuthorizeInput | ItemError],
-               semantic: str) -> list[Decision | ItemError]:
+async def _run(components: Components, items: list[AuthorizeInput],
+               semantic: str) -> list[Decision]:
     """Decide the items under ``semantic``; short-circuits return a shorter list."""
     if semantic == "execute_all":
-        asked = [i for i in items if isinstance(i, AuthorizeInput)]
-        decided = iter(await components.service.authorize_batch(asked) if asked else [])
-        return [next(decided) if isinstance(i, AuthorizeInput) else i for i in items]
+        return await components.service.authorize_batch(items)
     stop_on = semantic == "permit_on_first_permit"
-    results: list[Decision | ItemError] = []
+    results: list[Decision] = []
     for item in items:
-        result = (await components.service.authorize(item)
-                  if isinstance(item, AuthorizeInput) else item)
+        result = await components.service.authorize(item)
         results.append(result)
-        if _allowed(result) == stop_on:
+        if result.allowed == stop_on:
             break
     return results
-
-
-def _allowed(result: Decision | ItemError) -> bool:
-    return isinstance(result, Decision) and result.allowed
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -350,20 +347,38 @@ def _merged(default: Any, own: Any) -> Any:
 
 
 def _prepare_item(request: Request, components: Components, top: dict[str, Any],
-                  item: Any) -> AuthorizeInput | ItemError:
+                  item: Any) -> AuthorizeInput:
+    """One evaluation of a batch. One that cannot be asked is still a decision: refused
+    (``decision: false``, ``request.invalid``) and recorded like any deny."""
     if not isinstance(item, dict):
-        return ItemError("an evaluation must be a JSON object")
+        return _refused_item(request, {}, "an evaluation must be a JSON object")
     merged = {key: _merged(top.get(key), item.get(key))
               for key in ("subject", "action", "resource", "context")}
     try:
         parsed = AzEvaluation.model_validate({k: v for k, v in merged.items() if v is not None})
     except ValidationError as e:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
-        return ItemError(f"invalid or missing field(s): {fields}")
+        return _refused_item(request, merged, f"invalid or missing field(s): {fields}")
     reserved = _reserved(parsed.context)
-    if reserved:
-        return ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
-    return _prepare(request, components, parsed)
+    prepared = (ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
+                if reserved else _prepare(request, components, parsed))
+    if isinstance(prepared, ItemError):
+        return _refused_item(request, merged, prepared.message)
+    return prepared
+
+
+def _refused_item(request: Request, merged: Mapping[str, Any], message: str) -> AuthorizeInput:
+    """The refusal of an evaluation that cannot be asked, naming what it could read of it."""
+    def text(entity: Any, key: str) -> str:
+        value = entity.get(key) if isinstance(entity, dict) else None
+        return value if isinstance(value, str) else ""
+
+    return AuthorizeInput(
+        credential=None, action=text(merged.get("action"), "name"),
+        resource=ResourceRef(type=text(merged.get("resource"), "type"),
+                             id=text(merged.get("resource"), "id")),
+        request_id=request_id(request), pep=calling_pep(request) or "authzen",
+        refused=DecisionError(ReasonCode.REQUEST_INVALID, message))
 
 
 def _reserved(context: Mapping[str, Any] | None) -> str | None:
@@ -449,19 +464,10 @@ def _answer(decision: Decision, request: AuthorizeInput, reasons: bool) -> dict[
         }
         if request.asserted is not None:
             context["asserted"] = True
+        if request.refused is not None:  # a batch item that could not be asked
+            context["error"] = {"status": 400, "message": request.refused.message}
         out["context"] = context
     return out
-
-
-def _item_answer(result: Decision | ItemError, item: AuthorizeInput | ItemError,
-                 reasons: bool) -> dict[str, Any]:
-    if isinstance(result, ItemError):
-        out: dict[str, Any] = {"decision": False}
-        if reasons:
-            out["context"] = {"error": {"status": 400, "message": result.message}}
-        return out
-    assert isinstance(item, AuthorizeInput)
-    return _answer(result, item, reasons)
 
 
 def _bad_request(request: Request, error: BadRequest) -> JSONResponse:

@@ -32,11 +32,12 @@ from fastapi.responses import JSONResponse
 from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.forwarded import forwarded_credential
+from pdp.api.refusals import http_request_resource, refuse
 from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.components import Components
 from pdp.config import Settings
-from pdp.decision.model import AuthorizeInput, Decision, DecisionError, ResourceRef
+from pdp.decision.model import AuthorizeInput, Decision
 from pdp.decision.reasons import ReasonCode
 from pdp.gateway.routes import RouteMatch, RouteTable, UnsafePath
 from pdp.identity.errors import IdentityError
@@ -49,8 +50,6 @@ router = APIRouter(prefix="/v1/gateway", tags=["gateways"], route_class=StrictJS
 
 ENVOY_PREFIX = "/v1/gateway/envoy"
 DECISION_HEADER = "x-pdp-decision-id"
-# The resource a refused gateway request is recorded on: the original path.
-GATEWAY_REQUEST_TYPE = "Pdp::HttpRequest"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 _DENY_DOC = {403: {"description": "Denied (policy, no matching route, or a failure: fail closed)"}}
@@ -150,16 +149,14 @@ async def _refuse(request: Request, components: Components, *, method: str, uri:
 
     The record names the route's action and resource when the request matched one,
     else the original request: its method, and its path without the query (which
-    may carry secrets) as a ``Pdp::HttpRequest`` resource. Only if even that fails
-    is the answer a deny without a decision id.
+    may carry secrets) as a ``Pdp::HttpRequest`` resource (``pdp.api.refusals``).
+    Only if even that fails is the answer a deny without a decision id.
     """
-    action, resource = (
-        (match.action, match.resource) if match is not None
-        else (method.upper(), ResourceRef(GATEWAY_REQUEST_TYPE, uri.split("?", 1)[0] or "/")))
+    action, resource = ((match.action, match.resource) if match is not None
+                        else (method.upper(), http_request_resource(uri)))
     try:
-        decision = await components.service.authorize(AuthorizeInput(
-            credential=None, action=action, resource=resource,
-            request_id=request_id(request), pep=pep, refused=DecisionError(code, message)))
+        decision = await refuse(request, components, code=code, message=message, pep=pep,
+                                action=action, resource=resource)
     except Exception:  # noqa: BLE001 - still fail closed
         log.exception("gateway refusal could not be decided; denying without a record")
         return _unrecorded(request, message, code)

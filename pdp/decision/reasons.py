@@ -32,6 +32,8 @@ class ReasonCode(StrEnum):
     IDENTITY_BAD_SPIFFE_ID = "identity.bad_spiffe_id"
     IDENTITY_CERTIFICATE = "identity.certificate"
     IDENTITY_REVOKED = "identity.revoked"
+    # A verified caller of the decision endpoints that is not on `pep_allowlist`.
+    IDENTITY_PEP_NOT_ALLOWED = "identity.pep_not_allowed"
 
     # The request could not be evaluated as sent.
     REQUEST_INVALID = "request.invalid"

@@ -294,7 +294,11 @@ async def verify_log(
     return refused or JSONResponse(report)
 
 
-@router.get("/v1/audit/export", responses={**_AUTH, **_BAD},
+@router.get("/v1/audit/export", responses={**_AUTH, **_BAD, 200: {
+                "description": "The records, streamed: JSON Lines or CSV (`format`)",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                            "text/csv": {"schema": {"type": "string"}}}}},
+            response_class=StreamingResponse,
             summary="Export the decision log (JSON Lines or CSV)")
 async def export_log(
     request: Request, components: ComponentsDep,

@@ -50,6 +50,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.models import NO_RESERVED_KEYS
 from pdp.api.pep import require_pep
 from pdp.api.problems import problem
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
@@ -120,7 +121,7 @@ class AzEvaluation(BaseModel):
     subject: AzSubject
     action: AzAction
     resource: AzResource
-    context: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(default=None, json_schema_extra=NO_RESERVED_KEYS)
 
 
 class AzEvaluationRequest(AzEvaluation):
@@ -158,9 +159,9 @@ class AzDefaults(BaseModel):
     subject: AzPartialEntity | None = None
     action: AzPartialAction | None = None
     resource: AzPartialEntity | None = None
-    context: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(default=None, json_schema_extra=NO_RESERVED_KEYS)
     options: AzOptions = Field(default_factory=AzOptions)
-    evaluations: list[Any] | None = None
+    evaluations: list[Any] | None = Field(default=None, max_length=MAX_EVALUATIONS)
 
 
 class AzDecision(BaseModel):
@@ -236,9 +237,7 @@ async def evaluation(request: Request, components: ComponentsDep) -> JSONRespons
             raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent",
                              [{"field": f"context.{reserved}", "msg": "reserved",
                                "type": "reserved"}])
-        prepared = _prepare(request, components, parsed)
-        if isinstance(prepared, ItemError):
-            raise BadRequest(prepared.message)
+        prepared = _prepared(request, components, parsed)
     except BadRequest as e:
         return _bad_request(request, e)
     decision = await components.service.authorize(prepared)
@@ -246,10 +245,26 @@ async def evaluation(request: Request, components: ComponentsDep) -> JSONRespons
                         headers=_echo(request))
 
 
-@router.post(EVALUATIONS_PATH, response_model=AzDecisions, responses=_ERRORS,  # type: ignore[arg-type]
+def _evaluations_schema() -> dict[str, Any]:
+    """``AzDefaults``, and the rule the handler applies: without ``evaluations`` the
+    top level is one evaluation, so its ``subject``, ``action`` and ``resource`` are
+    required and whole."""
+    schema = _inline_schema(AzDefaults)
+    single = _inline_schema(AzEvaluationRequest)
+    schema["anyOf"] = [
+        {"required": ["evaluations"],
+         "properties": {"evaluations": {"type": "array", "minItems": 1}}},
+        {"required": single["required"],
+         "properties": {k: single["properties"][k] for k in single["required"]}},
+    ]
+    return schema
+
+
+@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,  # without `evaluations`: one
+             responses=_ERRORS,  # type: ignore[arg-type]
              summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": _inline_schema(AzDefaults)}}}})
+                 "schema": _evaluations_schema()}}}})
 async def evaluations(request: Request, components: ComponentsDep) -> JSONResponse:
     """Several evaluations, with top-level defaults; `options.evaluations_semantic` picks
     `execute_all` (default), `deny_on_first_deny` or `permit_on_first_permit`. Answers
@@ -285,9 +300,7 @@ async def _single_from(request: Request, components: Components,
     reserved = _reserved(parsed.context)
     if reserved:
         raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent")
-    prepared = _prepare(request, components, parsed)
-    if isinstance(prepared, ItemError):
-        raise BadRequest(prepared.message)
+    prepared = _prepared(request, components, parsed)
     decision = await components.service.authorize(prepared)
     return JSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
                         headers=_echo(request))
@@ -364,6 +377,16 @@ def _prepare_item(request: Request, components: Components, top: dict[str, Any],
                 if reserved else _prepare(request, components, parsed))
     if isinstance(prepared, ItemError):
         return _refused_item(request, merged, prepared.message)
+    return prepared
+
+
+def _prepared(request: Request, components: Components, ev: AzEvaluation) -> AuthorizeInput:
+    """A well-formed evaluation, prepared; one whose subject or action cannot be used
+    (a credential for a non-workload type, ``action.properties`` clashing with
+    ``context``) is a refusal, answered ``false`` and recorded like in a batch."""
+    prepared = _prepare(request, components, ev)
+    if isinstance(prepared, ItemError):
+        return _refused_item(request, ev.model_dump(), prepared.message)
     return prepared
 
 

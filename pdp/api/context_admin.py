@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from context.live import LiveContext
-from context.state import INCIDENT_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
+from context.state import INCIDENT_LEVELS, RISK_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
 from context.store import ContextUnavailable
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
@@ -70,7 +70,9 @@ class IncidentRequest(BaseModel):
                     "`tags` attribute).")
     level: int | str = Field(
         default=2, description="1 minor, 2 major, 3 critical (number or name). Policies see "
-                               "`context.live.incident_level`.")
+                               "`context.live.incident_level`.",
+        json_schema_extra={"anyOf": [{"type": "integer", "minimum": 1, "maximum": 3},
+                                     {"enum": ["1", "2", "3", *INCIDENT_LEVELS[1:]]}]})
     reason: str = Field(min_length=1, max_length=1024, description="Why, for people and the log.")
     id: str | None = Field(default=None, max_length=64,
                            description="Your incident id (e.g. a ticket); default: generated.")
@@ -113,7 +115,10 @@ class RiskRequest(BaseModel):
 
     level: int | str = Field(description="0 low, 1 medium, 2 high, 3 critical (number or name). "
                                          "For a principal, 0 clears its level (and any "
-                                         "automatic raise).")
+                                         "automatic raise).",
+                             json_schema_extra={"anyOf": [
+                                 {"type": "integer", "minimum": 0, "maximum": 3},
+                                 {"enum": ["0", "1", "2", "3", *RISK_LEVELS]}]})
     principal: str | None = Field(
         default=None, min_length=1, max_length=2048,
         description="A principal id (SPIFFE ID or the issuer's principal claim); omit for the "

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import ComponentsDep, request_id
@@ -52,10 +53,29 @@ ENVOY_PREFIX = "/v1/gateway/envoy"
 DECISION_HEADER = "x-pdp-decision-id"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
-_DENY_DOC = {403: {"description": "Denied (policy, no matching route, or a failure: fail closed)"}}
+class GatewayDeny(BaseModel):
+    """A gateway's deny: the decision, explained (every refusal has its decision id)."""
+
+    decision: Literal["deny"]
+    decision_id: str | None = Field(description="None only if the refusal itself failed.")
+    principal: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    reasons: list[dict[str, Any]]
+    reason_codes: list[str]
+    explanation: str
 
 
-async def envoy(request: Request, components: ComponentsDep) -> Response:
+_DENY_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Allowed (no body; `x-pdp-decision-id` names the decision)"},
+    403: {"model": GatewayDeny,
+          "description": "Denied (policy, no matching route, or a failure: fail closed)"}}
+
+
+async def envoy(request: Request, components: ComponentsDep,
+                path: Annotated[str, Path(description="The original request's path (and "
+                                                      "query), after `path_prefix`.")]
+                ) -> Response:
     """Envoy's ext_authz HTTP service: the original method, and the original path after
     the configured `path_prefix` (`/v1/gateway/envoy`). 200 allows, 403 denies."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -79,13 +99,13 @@ async def nginx(request: Request, components: ComponentsDep) -> Response:
     return await _gateway(request, components, door="nginx", method=method, uri=uri)
 
 
-# Each door takes every method (Envoy forwards the original one); OpenAPI shows it once.
+# Each door takes every method (Envoy forwards the original one), and OpenAPI says so.
 for _path, _endpoint, _summary in [("/envoy/{path:path}", envoy, "Envoy ext_authz (HTTP service)"),
                                    ("/nginx", nginx, "nginx auth_request")]:
-    router.add_api_route(_path, _endpoint, methods=["GET"], responses=_DENY_DOC,
-                         summary=_summary + " (any method)")
-    router.add_api_route(_path, _endpoint, methods=[m for m in METHODS if m != "GET"],
-                         include_in_schema=False)
+    for _method in METHODS:
+        router.add_api_route(_path, _endpoint, methods=[_method], responses=_DENY_DOC,
+                             response_class=Response, summary=f"{_summary}: {_method}",
+                             operation_id=f"{_endpoint.__name__}_{_method.lower()}")
 
 
 async def _gateway(request: Request, components: Components, *, door: str, method: str,

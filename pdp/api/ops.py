@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.api.admin_auth import AdminCaller, admin_access
@@ -25,7 +25,8 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness",
-            responses={503: {"description": "No valid bundle is loaded"}})
+            responses={503: {"description": "No valid bundle is loaded (the same body)",
+                             "content": {"application/json": {}}}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready when a valid bundle serves decisions. If the last reload was refused,
     the old bundle keeps serving and `status` is `degraded`, with the problems."""
@@ -54,7 +55,8 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(components: ComponentsDep) -> Response:
     return Response(components.metrics.exposition(),  # summed over workers (--workers N)
                     media_type=CONTENT_TYPE_LATEST)

@@ -35,9 +35,24 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", f"invalid field(s): {fields}", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Keep the exception's headers: a 405 must say `Allow` (RFC 9110 §15.5.6).
-        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Keep the exception's headers: a 405 must say `Allow` (RFC 9110 §15.5.6), and
+        # list every method of the path, not only those of the first route that has it.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["allow"] = ", ".join(allowed_methods(request))
+        return problem(exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this request's path (for ``Allow``)."""
+    from pdp.api.openapi import api_routes  # the routes inside included routers too
+
+    methods: set[str] = set()
+    for route in api_routes(request.app.routes):
+        if route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _field_error(error: Any) -> dict[str, Any]:

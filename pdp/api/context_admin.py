@@ -23,7 +23,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator,
+)
 
 from context.live import LiveContext
 from context.state import INCIDENT_LEVELS, RISK_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
@@ -180,9 +182,12 @@ async def show_context(
         components: ComponentsDep,
         caller: AdminCaller = Depends(admin_access("context.read")),
         principal: Annotated[str | None, Query(
+            min_length=1,
             description="Also show the snapshot a decision for this principal would see.")] = None,
-        resource_type: Annotated[str | None, Query(description="... about this resource type")] = None,
-        resource_tag: Annotated[list[str] | None, Query(description="... with these tags")] = None,
+        resource_type: Annotated[str | None, Query(
+            min_length=1, description="... about this resource type")] = None,
+        resource_tag: Annotated[list[Annotated[str, StringConstraints(min_length=1)]] | None,
+                                Query(description="... with these tags")] = None,
 ) -> JSONResponse:
     """Incidents, global and per-principal risk (manual and automatic, with evidence),
     business hours, the store's health (reachable, age of the local copy) and the

@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.api.jsonbody import StrictJSONRoute
 from pdp.audit.auditor import (decision_view, export_lines, export_records, filter_detail,
                                make_filter, verify_store)
 from pdp.audit.errors import AuditUnavailable

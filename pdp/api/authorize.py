@@ -9,10 +9,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.fastjson import FastJSONResponse
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.pep import PepRefused, check_pep, require_pep
 from pdp.api.models import AuthorizeRequest, AuthorizeResponse, BatchRequest, BatchResponse, Problem, to_input
 from pdp.api.problems import problem
-from pdp.api.jsonbody import StrictJSONRoute
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 
 router = APIRouter(prefix="/v1", tags=["decisions"], route_class=StrictJSONRoute)

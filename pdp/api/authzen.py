@@ -50,10 +50,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.api.models import NO_RESERVED_KEYS
 from pdp.api.pep import require_pep
 from pdp.api.problems import problem
-from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.components import Components
 from pdp.decision.model import (
     AssertedSubject, AuthorizeInput, Decision, DecisionError, ResourceRef,

@@ -32,9 +32,9 @@ from context.state import INCIDENT_LEVELS, RISK_LEVELS, RiskEntry, Scope, ScopeK
 from context.store import ContextUnavailable
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.api.jsonbody import StrictJSONRoute
 from pdp.audit.errors import AuditUnavailable
 from pdp.components import Components
 from pdp.identity.errors import BadSpiffeId

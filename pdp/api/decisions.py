@@ -8,6 +8,7 @@ router stays empty so that code including it keeps working.
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from pdp.api.jsonbody import StrictJSONRoute
 
 router = APIRouter(prefix="/v1", tags=["audit"], route_class=StrictJSONRoute)

@@ -33,9 +33,9 @@ from pydantic import BaseModel, Field
 from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.forwarded import forwarded_credential
-from pdp.api.refusals import http_request_resource, refuse
-from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
 from pdp.api.jsonbody import StrictJSONRoute
+from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
+from pdp.api.refusals import http_request_resource, refuse
 from pdp.components import Components
 from pdp.config import Settings
 from pdp.decision.model import AuthorizeInput, Decision

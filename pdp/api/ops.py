@@ -11,9 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.api.jsonbody import StrictJSONRoute
 
 router = APIRouter(tags=["ops"], route_class=StrictJSONRoute)
 

@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from context.revocations import InvalidRevocation, RevocationStore, new_revocation
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.api.jsonbody import StrictJSONRoute
 from pdp.audit.errors import AuditUnavailable
 from pdp.components import Components
 from pdp.identity.errors import BadSpiffeId

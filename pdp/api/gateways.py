@@ -91,8 +91,12 @@ async def nginx(request: Request, components: ComponentsDep) -> Response:
     method = request.headers.get("x-original-method")
     uri = request.headers.get("x-original-uri")
     if not method or not uri:
+        try:
+            pep = gateway_pep(request, components, "nginx")
+        except Exception:  # noqa: BLE001 - refused either way, and recorded
+            pep = None
         return await _refuse(request, components, method=method or request.method,
-                             uri=uri or "/", pep=gateway_pep(request, components, "nginx"),
+                             uri=uri or "/", pep=pep,
                              code=ReasonCode.REQUEST_INVALID,
                              message="the auth subrequest lacks X-Original-Method or "
                                      "X-Original-URI")

@@ -82,7 +82,10 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path: Path) -> No
         run = subprocess.run(
             [str(st), "--no-color", "--config-file", str(config), "run",
              f"{server.url}/openapi.json", "--checks", "all", "--max-time", str(MAX_TIME_S),
-             "--seed", SEED, "--workers", "2", "--request-timeout", "20",
+             # One worker: hypothesis describes strategies with ast.parse, which CPython 3.11
+             # can fail when two threads parse at once ("AST constructor recursion depth
+             # mismatch"): a flake of the tool, not a finding.
+             "--seed", SEED, "--workers", "1", "--request-timeout", "20",
              "--warnings", "off"],
             cwd=tmp_path, capture_output=True, text=True, timeout=MAX_TIME_S + 90)
     finally:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
 from pdp.audit.auditor import (decision_view, export_lines, export_records, filter_detail,
@@ -33,7 +34,7 @@ from pdp.audit.query import MAX_PAGE, DecisionFilter
 from pdp.audit.replay import replay_record
 from pdp.components import Components
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=StrictJSONRoute)
 
 _AUTH = {401: {"model": Problem, "description": "No valid bearer credential"},
          403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},
@@ -298,7 +299,11 @@ async def verify_log(
     return refused or JSONResponse(report)
 
 
-@router.get("/v1/audit/export", responses={**_AUTH, **_BAD},
+@router.get("/v1/audit/export", responses={**_AUTH, **_BAD, 200: {
+                "description": "The records, streamed: JSON Lines or CSV (`format`)",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                            "text/csv": {"schema": {"type": "string"}}}}},
+            response_class=StreamingResponse,
             summary="Export the decision log (JSON Lines or CSV)")
 async def export_log(
     request: Request, components: ComponentsDep,

@@ -9,12 +9,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.fastjson import FastJSONResponse
-from pdp.api.pep import PepRefused, require_pep
+from pdp.api.jsonbody import StrictJSONRoute
+from pdp.api.pep import PepRefused, check_pep, require_pep
 from pdp.api.models import AuthorizeRequest, AuthorizeResponse, BatchRequest, BatchResponse, Problem, to_input
 from pdp.api.problems import problem
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 
-router = APIRouter(prefix="/v1", tags=["decisions"])
+router = APIRouter(prefix="/v1", tags=["decisions"], route_class=StrictJSONRoute)
 
 _ERRORS = {400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
            413: {"model": Problem, "description": "Body too large"},
@@ -88,7 +89,7 @@ class AuthorizeFastPath:
 
     It takes only the common case, with the route's own parts: a JSON body that
     ``AuthorizeRequest`` accepts, no reserved context key, the PEP admitted by
-    :func:`require_pep`; the answer is the route's. Anything else (a malformed body,
+    :func:`check_pep`; the answer is the route's. Anything else (a malformed body,
     a refused PEP, a reserved key) goes on to the FastAPI route with the body
     replayed, so every error keeps its exact answer.
     """
@@ -131,8 +132,8 @@ class AuthorizeFastPath:
             return False
         components = request.app.state.components
         try:
-            await require_pep(request, components)
-        except PepRefused:
+            check_pep(request, components)
+        except PepRefused:  # the route refuses it, and records the refusal once
             return False
         decision = await components.service.authorize(
             parsed.to_input(request_id=request_id(request), pep=pep_name(request)))

@@ -34,13 +34,13 @@ its own ``Authorization: Bearer`` token, see ``pdp.api.pep``); its
 
 Errors: 400 for malformed JSON, a content type other than ``application/json``,
 an empty body, or a missing or mistyped field; inside a valid ``evaluations``
-batch an item missing a field is ``decision: false`` for that item only.
+batch an item missing a field is ``decision: false`` for that item only, a
+refusal recorded like any decision (``request.invalid``).
 ``X-Request-ID`` is echoed on every answer.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,15 +50,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdp.api.deps import ComponentsDep, request_id
-from pdp.api.models import Printable
+from pdp.api.jsonbody import StrictJSONRoute, parse_json
+from pdp.api.models import NO_RESERVED_KEYS, Printable
 from pdp.api.pep import require_pep
 from pdp.api.problems import problem
 from pdp.components import Components
-from pdp.decision.model import AssertedSubject, AuthorizeInput, Decision, ResourceRef
+from pdp.decision.model import (
+    AssertedSubject, AuthorizeInput, Decision, DecisionError, ResourceRef,
+)
+from pdp.decision.reasons import ReasonCode
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
 from pdp.identity.model import BearerToken, Credential, X509Chain
 
-router = APIRouter(tags=["authzen"])
+router = APIRouter(tags=["authzen"], route_class=StrictJSONRoute)
 
 EVALUATION_PATH = "/access/v1/evaluation"
 EVALUATIONS_PATH = "/access/v1/evaluations"
@@ -118,7 +122,7 @@ class AzEvaluation(BaseModel):
     subject: AzSubject
     action: AzAction
     resource: AzResource
-    context: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(default=None, json_schema_extra=NO_RESERVED_KEYS)
 
 
 class AzEvaluationRequest(AzEvaluation):
@@ -156,9 +160,9 @@ class AzDefaults(BaseModel):
     subject: AzPartialEntity | None = None
     action: AzPartialAction | None = None
     resource: AzPartialEntity | None = None
-    context: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(default=None, json_schema_extra=NO_RESERVED_KEYS)
     options: AzOptions = Field(default_factory=AzOptions)
-    evaluations: list[Any] | None = None
+    evaluations: list[Any] | None = Field(default=None, max_length=MAX_EVALUATIONS)
 
 
 class AzDecision(BaseModel):
@@ -186,7 +190,7 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ItemError:
-    """One evaluation of a batch that could not be asked: decision false for it alone."""
+    """Why an evaluation cannot be asked: a 400 on its own, a recorded refusal in a batch."""
 
     message: str
 
@@ -234,9 +238,7 @@ async def evaluation(request: Request, components: ComponentsDep) -> JSONRespons
             raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent",
                              [{"field": f"context.{reserved}", "msg": "reserved",
                                "type": "reserved"}])
-        prepared = _prepare(request, components, parsed)
-        if isinstance(prepared, ItemError):
-            raise BadRequest(prepared.message)
+        prepared = _prepared(request, components, parsed)
     except BadRequest as e:
         return _bad_request(request, e)
     decision = await components.service.authorize(prepared)
@@ -244,10 +246,26 @@ async def evaluation(request: Request, components: ComponentsDep) -> JSONRespons
                         headers=_echo(request))
 
 
-@router.post(EVALUATIONS_PATH, response_model=AzDecisions, responses=_ERRORS,  # type: ignore[arg-type]
+def _evaluations_schema() -> dict[str, Any]:
+    """``AzDefaults``, and the rule the handler applies: without ``evaluations`` the
+    top level is one evaluation, so its ``subject``, ``action`` and ``resource`` are
+    required and whole."""
+    schema = _inline_schema(AzDefaults)
+    single = _inline_schema(AzEvaluationRequest)
+    schema["anyOf"] = [
+        {"required": ["evaluations"],
+         "properties": {"evaluations": {"type": "array", "minItems": 1}}},
+        {"required": single["required"],
+         "properties": {k: single["properties"][k] for k in single["required"]}},
+    ]
+    return schema
+
+
+@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,  # without `evaluations`: one
+             responses=_ERRORS,  # type: ignore[arg-type]
              summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": _inline_schema(AzDefaults)}}}})
+                 "schema": _evaluations_schema()}}}})
 async def evaluations(request: Request, components: ComponentsDep) -> JSONResponse:
     """Several evaluations, with top-level defaults; `options.evaluations_semantic` picks
     `execute_all` (default), `deny_on_first_deny` or `permit_on_first_permit`. Answers
@@ -271,7 +289,7 @@ async def evaluations(request: Request, components: ComponentsDep) -> JSONRespon
     options = defaults.options
     results = await _run(components, items, options.evaluations_semantic)
     return JSONResponse(
-        {"evaluations": [_item_answer(r, item, options.include_reasons)
+        {"evaluations": [_answer(r, item, options.include_reasons)
                          for r, item in zip(results, items)]},
         headers=_echo(request))
 
@@ -283,34 +301,25 @@ async def _single_from(request: Request, components: Components,
     reserved = _reserved(parsed.context)
     if reserved:
         raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent")
-    prepared = _prepare(request, components, parsed)
-    if isinstance(prepared, ItemError):
-        raise BadRequest(prepared.message)
+    prepared = _prepared(request, components, parsed)
     decision = await components.service.authorize(prepared)
     return JSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
                         headers=_echo(request))
 
 
-async def _run(components: Components, items: list[AuthorizeInput | ItemError],
-               semantic: str) -> list[Decision | ItemError]:
+async def _run(components: Components, items: list[AuthorizeInput],
+               semantic: str) -> list[Decision]:
     """Decide the items under ``semantic``; short-circuits return a shorter list."""
     if semantic == "execute_all":
-        asked = [i for i in items if isinstance(i, AuthorizeInput)]
-        decided = iter(await components.service.authorize_batch(asked) if asked else [])
-        return [next(decided) if isinstance(i, AuthorizeInput) else i for i in items]
+        return await components.service.authorize_batch(items)
     stop_on = semantic == "permit_on_first_permit"
-    results: list[Decision | ItemError] = []
+    results: list[Decision] = []
     for item in items:
-        result = (await components.service.authorize(item)
-                  if isinstance(item, AuthorizeInput) else item)
+        result = await components.service.authorize(item)
         results.append(result)
-        if _allowed(result) == stop_on:
+        if result.allowed == stop_on:
             break
     return results
-
-
-def _allowed(result: Decision | ItemError) -> bool:
-    return isinstance(result, Decision) and result.allowed
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -324,9 +333,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("the request body is empty")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"the body is not valid JSON: {e}") from e
+        body = parse_json(raw)  # the same strict JSON as every other door (pdp.api.jsonbody)
+    except ValueError as e:
+        raise BadRequest(f"the body is not valid JSON: {getattr(e, 'msg', e)}") from e
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
@@ -352,20 +361,48 @@ def _merged(default: Any, own: Any) -> Any:
 
 
 def _prepare_item(request: Request, components: Components, top: dict[str, Any],
-                  item: Any) -> AuthorizeInput | ItemError:
+                  item: Any) -> AuthorizeInput:
+    """One evaluation of a batch. One that cannot be asked is still a decision: refused
+    (``decision: false``, ``request.invalid``) and recorded like any deny."""
     if not isinstance(item, dict):
-        return ItemError("an evaluation must be a JSON object")
+        return _refused_item(request, {}, "an evaluation must be a JSON object")
     merged = {key: _merged(top.get(key), item.get(key))
               for key in ("subject", "action", "resource", "context")}
     try:
         parsed = AzEvaluation.model_validate({k: v for k, v in merged.items() if v is not None})
     except ValidationError as e:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
-        return ItemError(f"invalid or missing field(s): {fields}")
+        return _refused_item(request, merged, f"invalid or missing field(s): {fields}")
     reserved = _reserved(parsed.context)
-    if reserved:
-        return ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
-    return _prepare(request, components, parsed)
+    prepared = (ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
+                if reserved else _prepare(request, components, parsed))
+    if isinstance(prepared, ItemError):
+        return _refused_item(request, merged, prepared.message)
+    return prepared
+
+
+def _prepared(request: Request, components: Components, ev: AzEvaluation) -> AuthorizeInput:
+    """A well-formed evaluation, prepared; one whose subject or action cannot be used
+    (a credential for a non-workload type, ``action.properties`` clashing with
+    ``context``) is a refusal, answered ``false`` and recorded like in a batch."""
+    prepared = _prepare(request, components, ev)
+    if isinstance(prepared, ItemError):
+        return _refused_item(request, ev.model_dump(), prepared.message)
+    return prepared
+
+
+def _refused_item(request: Request, merged: Mapping[str, Any], message: str) -> AuthorizeInput:
+    """The refusal of an evaluation that cannot be asked, naming what it could read of it."""
+    def text(entity: Any, key: str) -> str:
+        value = entity.get(key) if isinstance(entity, dict) else None
+        return value if isinstance(value, str) else ""
+
+    return AuthorizeInput(
+        credential=None, action=text(merged.get("action"), "name"),
+        resource=ResourceRef(type=text(merged.get("resource"), "type"),
+                             id=text(merged.get("resource"), "id")),
+        request_id=request_id(request), pep=calling_pep(request) or "authzen",
+        refused=DecisionError(ReasonCode.REQUEST_INVALID, message))
 
 
 def _reserved(context: Mapping[str, Any] | None) -> str | None:
@@ -451,19 +488,10 @@ def _answer(decision: Decision, request: AuthorizeInput, reasons: bool) -> dict[
         }
         if request.asserted is not None:
             context["asserted"] = True
+        if request.refused is not None:  # a batch item that could not be asked
+            context["error"] = {"status": 400, "message": request.refused.message}
         out["context"] = context
     return out
-
-
-def _item_answer(result: Decision | ItemError, item: AuthorizeInput | ItemError,
-                 reasons: bool) -> dict[str, Any]:
-    if isinstance(result, ItemError):
-        out: dict[str, Any] = {"decision": False}
-        if reasons:
-            out["context"] = {"error": {"status": 400, "message": result.message}}
-        return out
-    assert isinstance(item, AuthorizeInput)
-    return _answer(result, item, reasons)
 
 
 def _bad_request(request: Request, error: BadRequest) -> JSONResponse:

@@ -23,13 +23,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator,
+)
 
 from context.live import LiveContext
-from context.state import INCIDENT_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
+from context.state import INCIDENT_LEVELS, RISK_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
 from context.store import ContextUnavailable
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
 from pdp.audit.errors import AuditUnavailable
@@ -37,7 +40,7 @@ from pdp.components import Components
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.spiffe_id import parse_spiffe_id
 
-router = APIRouter(prefix="/v1/context", tags=["context"])
+router = APIRouter(prefix="/v1/context", tags=["context"], route_class=StrictJSONRoute)
 
 _REFUSED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No valid credential"},
@@ -69,7 +72,9 @@ class IncidentRequest(BaseModel):
                     "`tags` attribute).")
     level: int | str = Field(
         default=2, description="1 minor, 2 major, 3 critical (number or name). Policies see "
-                               "`context.live.incident_level`.")
+                               "`context.live.incident_level`.",
+        json_schema_extra={"anyOf": [{"type": "integer", "minimum": 1, "maximum": 3},
+                                     {"enum": ["1", "2", "3", *INCIDENT_LEVELS[1:]]}]})
     reason: str = Field(min_length=1, max_length=1024, description="Why, for people and the log.")
     id: str | None = Field(default=None, max_length=64,
                            description="Your incident id (e.g. a ticket); default: generated.")
@@ -112,7 +117,10 @@ class RiskRequest(BaseModel):
 
     level: int | str = Field(description="0 low, 1 medium, 2 high, 3 critical (number or name). "
                                          "For a principal, 0 clears its level (and any "
-                                         "automatic raise).")
+                                         "automatic raise).",
+                             json_schema_extra={"anyOf": [
+                                 {"type": "integer", "minimum": 0, "maximum": 3},
+                                 {"enum": ["0", "1", "2", "3", *RISK_LEVELS]}]})
     principal: str | None = Field(
         default=None, min_length=1, max_length=2048,
         description="A principal id (SPIFFE ID or the issuer's principal claim); omit for the "
@@ -174,9 +182,12 @@ async def show_context(
         components: ComponentsDep,
         caller: AdminCaller = Depends(admin_access("context.read")),
         principal: Annotated[str | None, Query(
+            min_length=1,
             description="Also show the snapshot a decision for this principal would see.")] = None,
-        resource_type: Annotated[str | None, Query(description="... about this resource type")] = None,
-        resource_tag: Annotated[list[str] | None, Query(description="... with these tags")] = None,
+        resource_type: Annotated[str | None, Query(
+            min_length=1, description="... about this resource type")] = None,
+        resource_tag: Annotated[list[Annotated[str, StringConstraints(min_length=1)]] | None,
+                                Query(description="... with these tags")] = None,
 ) -> JSONResponse:
     """Incidents, global and per-principal risk (manual and automatic, with evidence),
     business hours, the store's health (reachable, age of the local copy) and the

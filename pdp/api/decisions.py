@@ -9,4 +9,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+from pdp.api.jsonbody import StrictJSONRoute
+
+router = APIRouter(prefix="/v1", tags=["audit"], route_class=StrictJSONRoute)

@@ -14,43 +14,68 @@ to an action on a resource, and the same ``DecisionService`` decides and logs.
 
 Allow is **200** with ``x-pdp-decision-id`` (Envoy can pass it upstream, nginx
 picks it up with ``auth_request_set``). Deny is **403** with the decision's
-explanation as JSON. Anything else — no matching route, an ambiguous path,
-an internal failure — is also 403: a gateway fails closed.
+explanation as JSON. Anything else — no matching route, an unsafe path, a
+malformed forwarded certificate, an internal failure — is also 403: a gateway
+fails closed. Each such refusal is a decision like any deny: it has a decision
+id and a record in the log (on a ``Pdp::HttpRequest`` resource named by the path).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.forwarded import forwarded_credential
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
+from pdp.api.refusals import http_request_resource, refuse
 from pdp.components import Components
 from pdp.config import Settings
 from pdp.decision.model import AuthorizeInput, Decision
 from pdp.decision.reasons import ReasonCode
-from pdp.gateway.routes import RouteTable, UnsafePath
+from pdp.gateway.routes import RouteMatch, RouteTable, UnsafePath
 from pdp.identity.errors import IdentityError
 from pdp.identity.forwarded_cert import is_trusted_peer
 from pdp.identity.model import Credential
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/gateway", tags=["gateways"])
+router = APIRouter(prefix="/v1/gateway", tags=["gateways"], route_class=StrictJSONRoute)
 
 ENVOY_PREFIX = "/v1/gateway/envoy"
 DECISION_HEADER = "x-pdp-decision-id"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
-_DENY_DOC = {403: {"description": "Denied (policy, no matching route, or a failure: fail closed)"}}
+class GatewayDeny(BaseModel):
+    """A gateway's deny: the decision, explained (every refusal has its decision id)."""
+
+    decision: Literal["deny"]
+    decision_id: str | None = Field(description="None only if the refusal itself failed.")
+    principal: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    reasons: list[dict[str, Any]]
+    reason_codes: list[str]
+    explanation: str
 
 
-async def envoy(request: Request, components: ComponentsDep) -> Response:
+_DENY_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Allowed (no body; `x-pdp-decision-id` names the decision)"},
+    403: {"model": GatewayDeny,
+          "description": "Denied (policy, no matching route, or a failure: fail closed)"}}
+
+
+async def envoy(request: Request, components: ComponentsDep,
+                path: Annotated[str, Path(description="The original request's path (and "
+                                                      "query), after `path_prefix`.")]
+                ) -> Response:
     """Envoy's ext_authz HTTP service: the original method, and the original path after
     the configured `path_prefix` (`/v1/gateway/envoy`). 200 allows, 403 denies."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -66,41 +91,38 @@ async def nginx(request: Request, components: ComponentsDep) -> Response:
     method = request.headers.get("x-original-method")
     uri = request.headers.get("x-original-uri")
     if not method or not uri:
-        return _refused(request, "the auth subrequest lacks X-Original-Method or "
-                                 "X-Original-URI", ReasonCode.REQUEST_INVALID)
+        try:
+            pep = gateway_pep(request, components, "nginx")
+        except Exception:  # noqa: BLE001 - refused either way, and recorded
+            pep = None
+        return await _refuse(request, components, method=method or request.method,
+                             uri=uri or "/", pep=pep,
+                             code=ReasonCode.REQUEST_INVALID,
+                             message="the auth subrequest lacks X-Original-Method or "
+                                     "X-Original-URI")
     return await _gateway(request, components, door="nginx", method=method, uri=uri)
 
 
-# Each door takes every method (Envoy forwards the original one); OpenAPI shows it once.
+# Each door takes every method (Envoy forwards the original one), and OpenAPI says so.
 for _path, _endpoint, _summary in [("/envoy/{path:path}", envoy, "Envoy ext_authz (HTTP service)"),
                                    ("/nginx", nginx, "nginx auth_request")]:
-    router.add_api_route(_path, _endpoint, methods=["GET"], responses=_DENY_DOC,
-                         summary=_summary + " (any method)")
-    router.add_api_route(_path, _endpoint, methods=[m for m in METHODS if m != "GET"],
-                         include_in_schema=False)
+    for _method in METHODS:
+        router.add_api_route(_path, _endpoint, methods=[_method], responses=_DENY_DOC,
+                             response_class=Response, summary=f"{_summary}: {_method}",
+                             operation_id=f"{_endpoint.__name__}_{_method.lower()}")
 
 
 async def _gateway(request: Request, components: Components, *, door: str, method: str,
                    uri: str) -> Response:
+    pep: str | None = None
     try:
         pep = gateway_pep(request, components, door)
-        if pep is None:
-            return _refused(request, "this gateway endpoint answers only trusted proxies "
-                                     "(`trusted_proxies`) or allowlisted PEPs (TLS client "
-                                     "certificate)", ReasonCode.IDENTITY_MISSING)
-        table = route_table(request, components.settings)
-        try:
-            match = table.match(method, uri)
-        except UnsafePath as e:
-            return _refused(request, f"refused path: {e}", ReasonCode.REQUEST_INVALID)
-        if match is None:
-            return _refused(request, f"no route matches {method.upper()} "
-                                     f"{uri.split('?', 1)[0]}", ReasonCode.REQUEST_NO_ROUTE)
-        try:
-            credential = gateway_credential(request, components.settings)
-        except IdentityError as e:
-            return _refused(request, f"the forwarded client certificate was refused: "
-                                     f"{e.message}", e.code)
+        admitted = _admit(request, components, pep, method, uri)
+        if isinstance(admitted, Refusal):
+            return await _refuse(request, components, method=method, uri=uri, pep=pep,
+                                 code=admitted.code, message=admitted.message,
+                                 match=admitted.match)
+        match, credential = admitted
         decision = await components.service.authorize(AuthorizeInput(
             credential=credential,
             action=match.action, resource=match.resource, context=dict(match.context),
@@ -108,10 +130,61 @@ async def _gateway(request: Request, components: Components, *, door: str, metho
         return _answer(request, decision)
     except Exception:  # noqa: BLE001 - a gateway must fail closed, whatever went wrong
         log.exception("gateway %s failed; denying", door)
-        return _refused(request, "the PDP failed while deciding; denied (fail closed)",
-                        ReasonCode.ENGINE_ERROR)
+        return await _refuse(request, components, method=method, uri=uri, pep=pep,
+                             code=ReasonCode.ENGINE_ERROR,
+                             message="the PDP failed while deciding; denied (fail closed)")
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a gateway refuses a request before it can be asked: a reason code and a sentence."""
+
+    code: str
+    message: str
+    # The route it matched, when it got that far: the record then names its action and resource.
+    match: RouteMatch | None = None
+
+
+def _admit(request: Request, components: Components, pep: str | None, method: str,
+           uri: str) -> Refusal | tuple[RouteMatch, Credential | None]:
+    """The route and the subject's credential, or the gateway's :class:`Refusal`."""
+    if pep is None:
+        return Refusal(ReasonCode.IDENTITY_MISSING, "this gateway endpoint answers only "
+                       "trusted proxies (`trusted_proxies`) or allowlisted PEPs (TLS client "
+                       "certificate)")
+    try:
+        match = route_table(request, components.settings).match(method, uri)
+    except UnsafePath as e:
+        return Refusal(ReasonCode.REQUEST_INVALID, f"refused path: {e}")
+    if match is None:
+        return Refusal(ReasonCode.REQUEST_NO_ROUTE,
+                       f"no route matches {method.upper()} {uri.split('?', 1)[0]}")
+    try:
+        return match, gateway_credential(request, components.settings)
+    except IdentityError as e:
+        return Refusal(e.code, f"the forwarded client certificate was refused: {e.message}",
+                       match)
+
+
+async def _refuse(request: Request, components: Components, *, method: str, uri: str,
+                  pep: str | None, code: str, message: str,
+                  match: RouteMatch | None = None) -> Response:
+    """A gateway refusal, decided and recorded by the decision service like any deny.
+
+    The record names the route's action and resource when the request matched one,
+    else the original request: its method, and its path without the query (which
+    may carry secrets) as a ``Pdp::HttpRequest`` resource (``pdp.api.refusals``).
+    Only if even that fails is the answer a deny without a decision id.
+    """
+    action, resource = ((match.action, match.resource) if match is not None
+                        else (method.upper(), http_request_resource(uri)))
+    try:
+        decision = await refuse(request, components, code=code, message=message, pep=pep,
+                                action=action, resource=resource)
+    except Exception:  # noqa: BLE001 - still fail closed
+        log.exception("gateway refusal could not be decided; denying without a record")
+        return _unrecorded(request, message, code)
+    return _answer(request, decision)
 def route_table(request: Request, settings: Settings) -> RouteTable:
     """The compiled route table, built once per app from ``settings.routes``."""
     table = getattr(request.app.state, "gateway_routes", None)
@@ -177,8 +250,8 @@ def _explained(decision: Decision) -> dict[str, Any]:
             "explanation": decision.explanation}
 
 
-def _refused(request: Request, explanation: str, code: str) -> JSONResponse:
-    """A deny the gateway gives without a decision (nothing to evaluate, or a failure)."""
+def _unrecorded(request: Request, explanation: str, code: str) -> JSONResponse:
+    """The last resort: a deny that not even the decision service could give."""
     return JSONResponse({"decision": "deny", "decision_id": None, "reasons": [],
                          "reason_codes": [str(code)], "explanation": f"Denied: {explanation}."},
                         status_code=403, headers=_echo(request))

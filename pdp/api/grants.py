@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import EntityRef, Problem
 from pdp.api.problems import problem
 from pdp.decision.decide import new_decision_id
 from pdp.engine.grants import Grant, GrantError, check_grant
 
-router = APIRouter(prefix="/v1/grants", tags=["grants"])
+router = APIRouter(prefix="/v1/grants", tags=["grants"], route_class=StrictJSONRoute)
 MAX_GRANT_TTL_S = 7 * 24 * 3600
 
 

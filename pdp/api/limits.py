@@ -1,14 +1,36 @@
-"""A request body size limit, enforced before anything parses the body."""
+"""Request size limits, enforced before anything parses the request.
+
+- :class:`BodySizeLimit`: a body larger than ``max_bytes`` (declared or streamed)
+  is **413**.
+- :class:`HeaderLimits`: headers larger than :data:`MAX_HEADER_BYTES` in all are
+  **431** (RFC 6585 §5), and an ``X-Request-ID`` that is not 1-128 visible ASCII
+  characters is **400**. The request id is echoed and stored with every decision,
+  so an unbounded one (a megabyte was once stored) would grow the log at a
+  caller's will; uvicorn's httptools parser has no header size limit of its own.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MAX_HEADER_BYTES = 131072
+"""All request headers together (names and values): room for a forwarded
+client-certificate chain (``pdp.api.forwarded`` takes up to 64 KiB)."""
 
-class BodyTooLarge(Exception):
-    pass
+MAX_REQUEST_ID = 128
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,%d}" % MAX_REQUEST_ID)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in: an ``HTTPException`` so that FastAPI's body
+    parsing passes it on (as 413) instead of calling it "an error parsing the body"."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="Request body too large")
 
 
 class BodySizeLimit:
@@ -43,10 +65,38 @@ class BodySizeLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({"type": "about:blank", "title": "Request body too large",
-                           "status": 413,
-                           "detail": f"the body exceeds {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, 413, "Request body too large",
+                           f"the body exceeds {self.max_bytes} bytes")
+
+
+class HeaderLimits:
+    """Answer 431 for oversized headers and 400 for a malformed ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            if sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
+                await send_problem(send, 431, "Request header fields too large",
+                                   f"the headers exceed {self.max_bytes} bytes")
+                return
+            for name, value in headers:
+                if name == b"x-request-id" and not _REQUEST_ID.fullmatch(value):
+                    await send_problem(send, 400, "Invalid X-Request-ID",
+                                       f"X-Request-ID must be 1-{MAX_REQUEST_ID} visible "
+                                       "ASCII characters (no spaces)")
+                    return
+        await self.app(scope, receive, send)
+
+
+async def send_problem(send: Send, status: int, title: str, detail: str) -> None:
+    """An RFC 9457 problem answer, sent from middleware (below FastAPI's handlers)."""
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

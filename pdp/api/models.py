@@ -18,9 +18,18 @@ _EXAMPLE_TOKEN = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9.eyJzdWIiO
 
 
 class Subject(BaseModel):
-    """The caller's credential: a bearer JWT (JWT-SVID or OAuth JWT) or an X.509-SVID chain."""
+    """The caller's credential: a bearer JWT (JWT-SVID or OAuth JWT) or an X.509-SVID chain.
 
-    model_config = ConfigDict(extra="forbid")
+    Exactly one of ``token`` and ``x509``: the validator enforces it, and the JSON
+    Schema says it (``oneOf``) so that clients and fuzzers know it too.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["token"], "properties": {"token": {"type": "string"},
+                                               "x509": {"type": "null"}}},
+        {"required": ["x509"], "properties": {"x509": {"type": "string"},
+                                              "token": {"type": "null"}}},
+    ]})
 
     token: str | None = Field(default=None, max_length=16384,
                               description="Compact JWT: a JWT-SVID or an issuer's access token.")
@@ -35,6 +44,12 @@ class Subject(BaseModel):
 
     def credential(self) -> Credential:
         return BearerToken(self.token) if self.token is not None else X509Chain(self.x509 or "")
+
+
+# `live` and `credential` are the PDP's (pdp.engine.pdp_schema.RESERVED_CONTEXT_ATTRS): a
+# context holding either is refused (400). Said in the schema too, for clients and fuzzers.
+NO_RESERVED_KEYS: dict[str, Any] = {"not": {"anyOf": [{"required": ["live"]},
+                                                      {"required": ["credential"]}]}}
 
 
 class EntityRef(BaseModel):
@@ -69,11 +84,11 @@ class AuthorizeItem(BaseModel):
                         description='Action id (`read`) or Cedar uid (`App::Action::"read"`).')
     resource: Resource
     context: dict[str, Any] = Field(
-        default_factory=dict,
+        default_factory=dict, json_schema_extra=NO_RESERVED_KEYS,
         description="The PEP's request context, as the action's schema declares it. "
                     "`live` and `credential` are reserved: the PDP fills them in.")
     explain: bool = Field(
-        default=False,
+        default=False, strict=True,
         description="Also diagnose an allow (denies are always diagnosed): which policies "
                     "applied and which of their conditions held, computed by Cedar.")
 

@@ -6,15 +6,16 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=StrictJSONRoute)
 
 
 @router.get("/healthz", summary="Liveness")
@@ -26,7 +27,9 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness",
             responses={503: {"description": "Not ready: no valid bundle is loaded, a trust "
                                             "source is past its maximum age, or the current "
-                                            "revocations are unknown (`not_ready_because`)"}})
+                                            "revocations are unknown (`not_ready_because`); "
+                                            "the same body",
+                             "content": {"application/json": {}}}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
     """Ready when a valid bundle serves decisions. If the last reload was refused,
     the old bundle keeps serving and `status` is `degraded`, with the problems.
@@ -75,7 +78,8 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(components: ComponentsDep) -> Response:
     return Response(components.metrics.exposition(),  # summed over workers (--workers N)
                     media_type=CONTENT_TYPE_LATEST)

@@ -16,8 +16,9 @@ under that path). It is **secure by default**: outside ``--dev`` an empty list
 refuses to start (:func:`check_pep_allowlist`), and opening the endpoints to
 any caller takes the explicit ``pep_allowlist = ["*"]``, as ``--dev`` does.
 When it is enforced, a caller without a valid PEP credential gets **401** and
-one not on the list **403** (``application/problem+json``). Either way the
-PEP's identity, when it has one, is recorded with each decision (``pep``).
+one not on the list **403** (``application/problem+json``), each a denied
+decision with its ``decision_id`` and record. Either way the PEP's identity,
+when it has one, is recorded with each decision (``pep``).
 
 Other routers reuse the dependency::
 
@@ -38,8 +39,10 @@ from starlette.exceptions import HTTPException
 from pdp.api.admin_auth import bearer_credential
 from pdp.api.deps import get_components
 from pdp.api.problems import PROBLEM_JSON
+from pdp.api.refusals import refuse
 from pdp.components import Components
 from pdp.config import Settings
+from pdp.decision.reasons import ReasonCode
 from pdp.identity.errors import BadSpiffeId, IdentityError
 from pdp.identity.model import Credential, VerifiedIdentity, X509Chain
 from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
@@ -109,9 +112,12 @@ class PepIdentity:
 class PepRefused(HTTPException):
     """The caller may not use the decision endpoints (401 or 403)."""
 
-    def __init__(self, status: int, detail: str, reason_code: str | None = None) -> None:
+    def __init__(self, status: int, detail: str, reason_code: str | None = None, *,
+                 pep: str | None = None) -> None:
         super().__init__(status_code=status, detail=detail)
         self.reason_code = reason_code
+        self.pep = pep  # the verified caller, when it is one but not on the allowlist
+        self.decision_id: str | None = None  # set once the refusal is recorded
 
 
 def enforced(settings: Settings) -> bool:
@@ -148,7 +154,24 @@ def identify_pep(request: Request, components: Components) -> PepIdentity | None
 async def require_pep(request: Request,
                       components: Components = Depends(get_components)) -> str | None:
     """Dependency of the decision endpoints: identify the PEP, enforce the allowlist,
-    and set ``request.state.pep`` (its principal id, or None) for the record."""
+    and set ``request.state.pep`` (its principal id, or None) for the record.
+
+    A refused caller is a decision too: it is denied and recorded (``pdp.api.refusals``)
+    and the 401/403 problem carries its ``decision_id``."""
+    try:
+        return check_pep(request, components)
+    except PepRefused as e:
+        decision = await refuse(request, components,
+                                code=e.reason_code or ReasonCode.IDENTITY_MISSING,
+                                message=str(e.detail), pep=e.pep,
+                                credential=tls_client_chain(request) or bearer_credential(request))
+        e.decision_id = decision.decision_id
+        raise
+
+
+def check_pep(request: Request, components: Components) -> str | None:
+    """:func:`require_pep` without recording a refusal (the ``/v1/authorize`` fast path
+    hands a refused caller on to the route, which records it once)."""
     settings = components.settings
     try:
         pep = identify_pep(request, components)
@@ -161,9 +184,10 @@ async def require_pep(request: Request,
         if pep is None:
             raise PepRefused(401, "this PDP answers only known PEPs: present a client "
                                   "certificate or `Authorization: Bearer <PEP token>`",
-                             "identity.missing")
+                             ReasonCode.IDENTITY_MISSING)
         if not _allowlist(tuple(settings.pep_allowlist)).allows(pep.name):
-            raise PepRefused(403, f"{pep.name} is not on this PDP's PEP allowlist")
+            raise PepRefused(403, f"{pep.name} is not on this PDP's PEP allowlist",
+                             ReasonCode.IDENTITY_PEP_NOT_ALLOWED, pep=pep.name)
     request.state.pep = pep.name if pep is not None else None
     return request.state.pep
 
@@ -181,6 +205,8 @@ def install_pep_handler(app: FastAPI) -> None:
                 else "PEP not allowed", "detail": exc.detail}
         if exc.reason_code:
             body["reason_codes"] = [exc.reason_code]
+        if exc.decision_id:
+            body["decision_id"] = exc.decision_id
         headers = ({"www-authenticate": 'Bearer realm="pdp"'} if exc.status_code == 401
                    else {})
         return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON,
@@ -219,6 +245,6 @@ def _check_spiffe(value: str, entry: str) -> None:
 
 
 __all__ = [
-    "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "enforced", "identify_pep",
-    "check_pep_allowlist", "install_pep_handler", "require_pep", "tls_client_chain",
+    "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "check_pep", "check_pep_allowlist",
+    "enforced", "identify_pep", "install_pep_handler", "require_pep", "tls_client_chain",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,13 +14,14 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem(status: int, title: str, detail: str | None = None,
-            errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+            errors: list[dict[str, Any]] | None = None,
+            headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -33,11 +35,31 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", f"invalid field(s): {fields}", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Keep the exception's headers: a 405 must say `Allow` (RFC 9110 §15.5.6), and
+        # list every method of the path, not only those of the first route that has it.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["allow"] = ", ".join(allowed_methods(request))
+        return problem(exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this request's path (for ``Allow``)."""
+    from pdp.api.openapi import api_routes  # the routes inside included routers too
+
+    methods: set[str] = set()
+    for route in api_routes(request.app.routes):
+        if route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _field_error(error: Any) -> dict[str, Any]:
     loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-    return {"field": ".".join(loc) or "body", "msg": error.get("msg", ""),
+    msg = error.get("msg", "")
+    why = (error.get("ctx") or {}).get("error")
+    if error.get("type") == "json_invalid" and why:
+        msg = f"{msg}: {why}"  # say what is wrong with the bytes (pdp.api.jsonbody)
+    return {"field": ".".join(loc) or "body", "msg": msg,
             "type": error.get("type", "")}

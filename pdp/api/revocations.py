@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from context.revocations import InvalidRevocation, RevocationStore, new_revocation
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
+from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
 from pdp.audit.errors import AuditUnavailable
@@ -34,7 +35,7 @@ from pdp.components import Components
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.spiffe_id import parse_spiffe_id
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], route_class=StrictJSONRoute)
 
 
 class RevocationRequest(BaseModel):

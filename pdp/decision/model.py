@@ -66,6 +66,10 @@ class AuthorizeInput:
     # The principal id the PEP names (AuthZEN `subject.id`): a verified credential
     # of another principal is denied (request.invalid).
     subject_id: str | None = None
+    # The door refused the request before it could be asked (a gateway request no route
+    # maps, a malformed forwarded certificate, a PEP not allowed to ask): the service
+    # denies it with this error and records it like every other decision.
+    refused: DecisionError | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ class ReasonCode(StrEnum):
     # The current revocations are unknown (their durable store could not be read
     # for longer than [context] max_age.revocations_s): no credential is accepted.
     IDENTITY_REVOCATION_UNKNOWN = "identity.revocation_unknown"
+    # A verified caller of the decision endpoints that is not on `pep_allowlist`.
+    IDENTITY_PEP_NOT_ALLOWED = "identity.pep_not_allowed"
 
     # The request could not be evaluated as sent.
     REQUEST_INVALID = "request.invalid"

@@ -1,7 +1,7 @@
 """The decision service: verify the credential, decide, record, answer.
 
 Every door (HTTP, AuthZEN, gateways, ``pdp check``) calls ``authorize`` on the
-same ``DecisionService``, as every Cerbos door calls ``Engine.Check``. A
+same ``DecisionService``, refusals at the door included (``AuthorizeInput.refused``), as every Cerbos door calls ``Engine.Check``. A
 decision is returned only after its record is committed to the log
 ("acknowledged means recorded"); if the log cannot take it, the answer is a
 deny with ``audit.unavailable``.
@@ -29,6 +29,7 @@ from pdp.decision.decide import (
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
 from pdp.decision.reasons import ReasonCode
 from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
+from pdp.engine.bundle import Bundle
 from pdp.engine.store import BundleStore
 from pdp.identity.errors import IdentityError, MissingCredential
 from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
@@ -117,6 +118,9 @@ class DecisionService:
         now = self.clock.now()
         bundle = self.bundles.current
         principal = None
+        if request.refused is not None:  # refused at the door: nothing to verify or evaluate
+            decision = self._outcomes(request, now, None).error(request.refused)
+            return decision, self._record(decision, request, started, bundle)
         try:
             if request.asserted is not None:
                 # A trusted assertor named the subject (the API checked it may): no credential.
@@ -135,11 +139,7 @@ class DecisionService:
                     ReasonCode.REQUEST_INVALID,
                     f"subject.id {request.subject_id!r} is not the principal of the "
                     f"presented credential ({identity.principal_id!r})"))
-                record = decision_record(
-                    decision, request, latency_us=_micros_since(started),
-                    credential_sha256=_credential_sha256(request.credential),
-                    bundle=bundle, redactor=self.redactor)
-                return decision, record
+                return decision, self._record(decision, request, started, bundle)
             # Incidents can be scoped to the resource's type or tags (context.scope).
             live = self.live.snapshot(identity.principal_id, now,
                                       resource_type=request.resource.type,
@@ -149,10 +149,13 @@ class DecisionService:
                               now=now, max_ttl=self.max_ttl, principal=principal,
                               explain=request.explain,
                               grants=self.grants.active(now) if self.grants else ())
-        record = decision_record(decision, request, latency_us=_micros_since(started),
-                                 credential_sha256=_credential_sha256(request.credential),
-                                 bundle=bundle, redactor=self.redactor)
-        return decision, record
+        return decision, self._record(decision, request, started, bundle)
+
+    def _record(self, decision: Decision, request: AuthorizeInput, started: float,
+                bundle: Bundle | None) -> dict[str, Any]:
+        return decision_record(decision, request, latency_us=_micros_since(started),
+                               credential_sha256=_credential_sha256(request.credential),
+                               bundle=bundle, redactor=self.redactor)
 
     async def _commit(self, decision: Decision, record: dict[str, Any],
                       request: AuthorizeInput, started: float) -> Decision:

@@ -208,11 +208,17 @@ async def test_a_subject_id_other_than_the_credentials_principal_is_denied(clien
     assert "is not the principal of the presented credential" in answer["context"]["reason_admin"]["en"]
 
 
-async def test_a_subject_with_a_token_must_be_a_pdp_workload(client, mint) -> None:
+async def test_a_subject_with_a_token_must_be_a_pdp_workload(client, components, mint) -> None:
+    """Well-formed but unusable: a refusal, answered false and recorded (not a 400)."""
     r = await client.post(EVALUATION, json={
         "subject": {"type": "user", "id": ETL, "properties": {"token": mint()}},
-        "action": {"name": "read"}, "resource": dataset("sales-daily")})
-    assert r.status_code == 400 and "Pdp::Workload" in r.json()["detail"]
+        "action": {"name": "read"}, "resource": dataset("sales-daily"),
+        "options": {"include_reasons": True}})
+    assert r.status_code == 200 and r.json()["decision"] is False
+    context = r.json()["context"]
+    assert context["reason_codes"] == ["request.invalid"]
+    assert "Pdp::Workload" in context["error"]["message"]
+    assert components.log.get(context["decision_id"])["decision"] == "deny"
 
 
 async def test_verified_subject_properties_cannot_add_attributes(client, mint) -> None:
@@ -331,7 +337,7 @@ async def test_action_properties_may_not_repeat_a_context_key(cert_client) -> No
     r = await cert_client.post(EVALUATION, json={
         "subject": user("alice"), "action": {"name": "delete", "properties": {"soft": True}},
         "resource": record("record-1"), "context": {"soft": False}})
-    assert r.status_code == 400 and "action.properties.soft" in r.json()["detail"]
+    assert r.status_code == 200 and r.json() == {"decision": False}  # a recorded refusal
 
 
 # --- access evaluations ---------------------------------------------------------------

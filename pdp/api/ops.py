@@ -13,6 +13,7 @@ from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep
 from pdp.api.models import Problem
 from pdp.api.problems import problem
+from pdp.audit.spool import SpoolingLog
 
 router = APIRouter(tags=["ops"])
 
@@ -24,10 +25,15 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness",
-            responses={503: {"description": "No valid bundle is loaded"}})
+            responses={503: {"description": "No valid bundle is loaded, or the decision log "
+                                            "cannot commit"}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
-    """Ready when a valid bundle serves decisions. If the last reload was refused,
-    the old bundle keeps serving and `status` is `degraded`, with the problems."""
+    """Ready when a valid bundle serves decisions and the decision log commits. If the
+    last reload was refused, the old bundle keeps serving and `status` is `degraded`,
+    with the problems. While the log cannot commit (its last attempt failed, or a
+    commit has run past `[audit] commit_timeout_s`) every decision is a deny with
+    `audit.unavailable`: `unavailable` (503), or `degraded` while a spool takes the
+    records."""
     bundle = components.bundles.current
     body: dict[str, Any] = {"status": "ready",
                             "bundle": bundle.version.as_dict() if bundle else None}
@@ -47,10 +53,28 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
         body["context"] = context_health()
         if body["context"]["status"] != "ok":
             body["status"] = "degraded"
-    if bundle is None:
+    log_down = _log_cannot_commit(components.log, body)
+    if bundle is None or log_down:
         body["status"] = "unavailable"
         return JSONResponse(body, status_code=503)
     return JSONResponse(body)
+
+
+def _log_cannot_commit(log: object, body: dict[str, Any]) -> bool:
+    """Report the decision log's commit health in ``body["audit"]``; True when decisions
+    cannot be recorded at all (no spool to take them)."""
+    commit_health = getattr(log, "commit_health", None)
+    if commit_health is None:  # in memory: always commits
+        return False
+    health = commit_health()
+    body["audit"] = health.as_dict()
+    if health.ok:
+        return False
+    if isinstance(log, SpoolingLog):  # records are durable in the spool meanwhile
+        body["audit"]["spool"] = str(log.path)
+        body["status"] = "degraded"
+        return False
+    return True
 
 
 @router.get("/metrics", summary="Prometheus metrics")

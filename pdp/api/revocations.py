@@ -14,6 +14,8 @@ and applied only once recorded.
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import datetime
 from typing import Any, Literal
 
@@ -108,7 +110,9 @@ async def revoke(
         return problem(422, "Invalid revocation", str(e), [{"field": "body", "msg": str(e),
                                                             "type": "value_error"}])
     store = _store(components)
-    stored, created = store.add(entry)
+    # Redis: a network round trip, bounded by redis_timeout_s; off the event loop, so
+    # decisions never wait on it.
+    stored, created = await asyncio.to_thread(store.add, entry)
     if created:
         try:
             await components.service.record_admin_event(
@@ -140,7 +144,7 @@ async def unrevoke(
             authorized_by=caller.decision_id, detail={"revocation": entry.to_json()})
     except AuditUnavailable as e:
         return problem(503, "Not lifted", f"the decision log could not record it: {e}")
-    removed = store.remove(revocation_id)
+    removed = await asyncio.to_thread(store.remove, revocation_id)
     return JSONResponse({"removed": (removed or entry).to_json(), "version": store.version})
 
 

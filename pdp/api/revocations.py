@@ -15,7 +15,6 @@ and applied only once recorded.
 from __future__ import annotations
 
 import asyncio
-
 from datetime import datetime
 from typing import Any, Literal
 

@@ -266,6 +266,9 @@ class GroupCommitLog:
                 if isinstance(pending[0], _Group):
                     group = pending.pop(0)  # type: ignore[assignment]
                     assert group is not None
+                    if (failed := self._ensure_ready()) is not None:
+                        _resolve(group.future, [failed for _ in group.items])
+                        continue
                     with self._claims:
                         if group.state != _QUEUED:
                             continue  # its caller gave up: the spool still holds them
@@ -278,6 +281,9 @@ class GroupCommitLog:
                     run += 1
                 take = self._batch_size(run)
                 batch, pending = pending[:take], pending[take:]  # type: ignore[assignment]
+                if (failed := self._ensure_ready()) is not None:
+                    self._settle(batch, [failed for _ in batch])
+                    continue
                 batch = self._take(batch)
                 if batch:
                     self._settle(batch, self._timed_write(batch))
@@ -291,6 +297,22 @@ class GroupCommitLog:
                 except BaseException:
                     log.exception("decision log writer could not report a failure")
         self._writer_stopped()
+
+    def _ensure_ready(self) -> AuditUnavailable | None:
+        """Connect (if needed) before records are taken, so that a slow reconnect never
+        carries records whose callers gave up meanwhile; the error if it failed."""
+        self._writes += 1
+        self._busy_since = time.monotonic()
+        try:
+            self._ready_to_write()
+        except Exception as exc:  # noqa: BLE001 - reported to every caller as unavailable
+            log.error("decision log cannot connect: %s", exc)
+            failed = unavailable(exc)
+            self._last_error = str(failed)[:300]
+            return failed
+        finally:
+            self._busy_since = None
+        return None
 
     def _timed_write(self, batch: list[Append]) -> list[Outcome]:
         """:meth:`_write` under the watchdog's eye, noting whether the store could commit."""
@@ -353,6 +375,9 @@ class GroupCommitLog:
 
     def _probe(self) -> None:
         """Check that the store could commit now; raise if not (writer thread, idle)."""
+
+    def _ready_to_write(self) -> None:
+        """Open what :meth:`_write` needs if it is not open (writer thread); raise if not."""
 
     def _batch_size(self, available: int) -> int:
         """How many of the ``available`` queued records (at most ``batch_max``) to write now.

@@ -202,11 +202,15 @@ class PostgresDecisionLog(GroupCommitLog):
             with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it is ours
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def _ready_to_write(self) -> None:
+        if self._conn is None:  # dropped after an earlier failure: start afresh
+            self._conn = self._open_writer()
+
     def _probe(self) -> None:
         """One round trip on the writer's connection, reconnecting if it was dropped."""
         try:
-            if self._conn is None:
-                self._conn = self._open_writer()
+            self._ready_to_write()
+            assert self._conn is not None
             self._conn.execute("SELECT 1")
         except Exception:
             if self._conn is not None:

@@ -37,7 +37,8 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,27 +302,20 @@ class GroupCommitLog:
     def _ensure_ready(self) -> AuditUnavailable | None:
         """Connect (if needed) before records are taken, so that a slow reconnect never
         carries records whose callers gave up meanwhile; the error if it failed."""
-        self._writes += 1
-        self._busy_since = time.monotonic()
         try:
-            self._ready_to_write()
+            with self._watched():
+                self._ready_to_write()
         except Exception as exc:  # noqa: BLE001 - reported to every caller as unavailable
             log.error("decision log cannot connect: %s", exc)
             failed = unavailable(exc)
             self._last_error = str(failed)[:300]
             return failed
-        finally:
-            self._busy_since = None
         return None
 
     def _timed_write(self, batch: list[Append]) -> list[Outcome]:
         """:meth:`_write` under the watchdog's eye, noting whether the store could commit."""
-        self._writes += 1
-        self._busy_since = time.monotonic()
-        try:
+        with self._watched():
             outcomes = self._write(batch)
-        finally:
-            self._busy_since = None
         failed = next((o for o in outcomes if isinstance(o, AuditUnavailable)), None)
         self._last_error = None if failed is None else str(failed)[:300]
         return outcomes
@@ -335,18 +329,25 @@ class GroupCommitLog:
             return self._queue.get(timeout=self.commit_timeout_s)
         except queue.Empty:
             pass
-        self._writes += 1
-        self._busy_since = time.monotonic()
         try:
-            self._probe()
+            with self._watched():
+                self._probe()
         except Exception as exc:  # noqa: BLE001 - still down: keep the reason, try again later
             self._last_error = f"decision log could not commit: {exc}"[:300]
         else:
             log.warning("decision log answers again")
             self._last_error = None
+        return None
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Mark the writer busy for the watchdog while the block runs (one attempt)."""
+        self._writes += 1
+        self._busy_since = time.monotonic()
+        try:
+            yield
         finally:
             self._busy_since = None
-        return None
 
     def _watch(self) -> None:
         """Abort a write that runs past ``commit_timeout_s`` (at most once per write)."""
@@ -477,4 +478,4 @@ def _resolve_all(pairs: list[tuple[Any, Outcome]]) -> None:
         _resolve(future, outcome)
 
 
-__all__ = ["Append", "GroupCommitLog", "Outcome", "Row", "unavailable"]
+__all__ = ["Append", "CommitHealth", "GroupCommitLog", "Outcome", "Row", "unavailable"]

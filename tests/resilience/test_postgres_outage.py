@@ -162,3 +162,38 @@ async def test_commit_pending_past_the_bound_is_not_ready_before_any_answer(
 
 async def _not_ready(client: httpx.AsyncClient) -> bool:
     return (await _ready(client))[0] == 503
+
+
+async def test_with_a_spool_a_stalled_postgres_keeps_answering_and_loses_nothing(
+        tmp_path: Path, bundle_copy, proxied_pg) -> None:
+    """The spool's promise holds under a hang too: answered means durable (in the spool), the
+    replica says `degraded` rather than not ready, and the spool reaches PostgreSQL after."""
+    direct, through_proxy, proxy = proxied_pg
+    settings = load_settings(None, dev=True, policies=bundle_copy(), state_dir=tmp_path / "state",
+                             audit={"backend": "postgres", "postgres_dsn": through_proxy,
+                                    "commit_timeout_s": BOUND_S,
+                                    "spool_path": str(tmp_path / "spool.jsonl")})
+    parts = build_components(settings)
+    try:
+        assert parts.dev_issuer is not None
+        token = parts.dev_issuer.mint("spiffe://example.org/services/etl")
+        async with asgi_client(parts) as client:
+            acknowledged = [await _authorize(client, token)]
+            proxy.mode = "stall"
+            acknowledged += [await _authorize(client, token) for _ in range(3)]
+            assert {d["decision"] for d in acknowledged} == {"allow"}
+            status, body = await _ready(client)
+            assert status == 200 and body["status"] == "degraded"
+            assert body["audit"]["status"] == "unavailable" and body["audit"]["spool"]
+            proxy.mode = "pass"
+
+            async def shipped() -> bool:
+                return not parts.log.spooling  # type: ignore[attr-defined]
+
+            await _until(shipped)
+    finally:
+        parts.close()
+    with PostgresDecisionLog(direct) as reader:
+        for d in acknowledged:
+            assert reader.get(d["decision_id"]) is not None, d["decision_id"]
+        assert reader.verify().ok

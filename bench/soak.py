@@ -131,6 +131,7 @@ class Tally:
         self.acknowledged: set[str] = set()
         self.outcomes: Counter[str] = Counter()  # "allow", "deny:<codes>", "http <n>", "error"
         self.admin: Counter[str] = Counter()
+        self.readiness: Counter[str] = Counter()  # "A: 200 ready", ...
         self.requests = 0
 
     def decision(self, body: dict[str, Any]) -> None:
@@ -228,8 +229,10 @@ class Soak:
         while not self.stop.is_set():
             replica = rng.choice(self.replicas)
             roll = rng.random()
-            if roll < 0.5:
+            if roll < 0.45:
                 subject, action, resource = fresh(ETL), "read", "sales-daily"
+            elif roll < 0.5:  # allowed, unless the incident (tag pii) is on
+                subject, action, resource = fresh(ETL), "read", "customer-pii"
             elif roll < 0.7:
                 subject, action, resource = fresh(ETL), "write", "ledger"
             elif roll < 0.8:
@@ -299,11 +302,21 @@ class Soak:
         http.close()
 
     def sampler(self) -> None:
+        """RSS of each replica, and what its /readyz says, every 2 s."""
+        http = httpx.Client(timeout=5)
         while not self.stop.wait(2.0):
             for replica in self.replicas:
                 rss = replica.rss_mb()
                 if rss is not None:
                     self.rss[replica.name].append((time.monotonic() - self.started, rss))
+                try:
+                    r = http.get(f"{replica.url}/readyz")
+                    status = f"{r.status_code} {r.json().get('status')}"
+                except (httpx.HTTPError, ValueError) as e:
+                    status = f"unanswered ({type(e).__name__})"
+                with self.tally.lock:
+                    self.tally.readiness[f"{replica.name}: {status}"] += 1
+        http.close()
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -357,6 +370,7 @@ class Soak:
                "B": _growth(self.rss["B"], self.b_restarted + warmup)}
         return {"elapsed_s": elapsed, "requests": self.tally.requests,
                 "outcomes": dict(self.tally.outcomes), "admin": dict(self.tally.admin),
+                "readiness": dict(self.tally.readiness),
                 "acknowledged": len(self.tally.acknowledged), "stored": len(stored),
                 "missing": sorted(missing), "chain_ok": report.ok,
                 "chain": (f"{report.checked:,} records checked" if report.ok else
@@ -393,6 +407,7 @@ def report(result: dict[str, Any], *, seconds: float, clients: int, limit_mb: fl
     outcomes = "\n".join(f"| {k} | {v:,} |" for k, v in sorted(
         result["outcomes"].items(), key=lambda kv: -kv[1]))
     admin = "\n".join(f"| {k} | {v:,} |" for k, v in sorted(result["admin"].items()))
+    readiness = "\n".join(f"| {k} | {v:,} |" for k, v in sorted(result["readiness"].items()))
     events = "; ".join(result["events"])
     return (f"{seconds:.0f} s of mixed traffic on two `pdp serve --dev` replicas sharing a fresh "
             f"PostgreSQL schema (decision log) and a private redis-server (live context); "
@@ -400,7 +415,8 @@ def report(result: dict[str, Any], *, seconds: float, clients: int, limit_mb: fl
             "\n\nAnswers seen by the clients (deny reasons as reason codes; *unanswered*: the "
             "connection failed, while B was down):\n\n| outcome | count |\n|---|---:|\n"
             + outcomes + "\n\nAdministrator steps (HTTP status):\n\n| step | count |\n|---|---:|\n"
-            + admin)
+            + admin + "\n\n`/readyz` every 2 s (HTTP status, `status`):\n\n| replica: answer | "
+            "count |\n|---|---:|\n" + readiness)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pdp .pytest_cache
+
+# The soak (bench/soak.py), not part of `make test`: two replicas on PostgreSQL + Redis, mixed
+# traffic, kill -9 of one in the middle. SOAK_SECONDS (default 600) sets its length.
+soak: install
+	$(BIN)/python -m bench.soak

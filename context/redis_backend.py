@@ -78,6 +78,7 @@ class RedisLink:
         # Fail fast, never retry inside a call: the thread retries, callers get an answer.
         self.client = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+            socket_keepalive=True,  # a peer that vanished is noticed on idle connections too
             retry=Retry(NoBackoff(), 0), decode_responses=True)
         self.source = _without_password(url)
         self.prefix = prefix

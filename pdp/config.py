@@ -154,6 +154,12 @@ class AuditConfig(BaseModel):
     busy_timeout_ms: int = Field(
         default=5000, ge=0, description="SQLite: how long a commit waits for a lock held by "
                                         "another process before the log is unavailable.")
+    commit_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="The longest a decision waits for its record to "
+                                             "commit; past it the answer is a deny with "
+                                             "`audit.unavailable` (or the record is spooled), "
+                                             "and `/readyz` says not ready until the log "
+                                             "commits again.")
     postgres_dsn: str | None = Field(
         default=None, description="PostgreSQL connection string for backend `postgres`, e.g. "
                                   "`postgresql://pdp@db/pdp?options=-csearch_path%3Dpdp`.")

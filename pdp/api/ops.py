@@ -14,6 +14,7 @@ from pdp.api.deps import ComponentsDep
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
+from pdp.audit.spool import SpoolingLog
 
 router = APIRouter(tags=["ops"], route_class=StrictJSONRoute)
 
@@ -25,19 +26,22 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness",
-            responses={503: {"description": "Not ready: no valid bundle is loaded, a trust "
-                                            "source is past its maximum age, or the current "
-                                            "revocations are unknown (`not_ready_because`); "
-                                            "the same body",
+            responses={503: {"description": "Not ready (`not_ready_because` says why): no "
+                                            "valid bundle is loaded, the decision log cannot "
+                                            "commit, a trust source is past its maximum age, or "
+                                            "the current revocations are unknown; the same body",
                              "content": {"application/json": {}}}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
-    """Ready when a valid bundle serves decisions. If the last reload was refused,
-    the old bundle keeps serving and `status` is `degraded`, with the problems.
+    """Ready when a valid bundle serves decisions and the decision log commits. If the
+    last reload was refused, the old bundle keeps serving and `status` is `degraded`,
+    with the problems.
 
-    Not ready (503, `status: "not_ready"`, each cause in `not_ready_because`) while
-    this replica would refuse every credential: a trust source past its maximum age,
-    or revocations it cannot confirm (`revocations.known`). A load balancer should
-    send its traffic elsewhere until the cause clears."""
+    Not ready (503, `status: "unavailable"`, each cause in `not_ready_because`) while
+    this replica would deny every request: no bundle; a decision log that cannot
+    commit (its last attempt failed, or a commit has run past `[audit]
+    commit_timeout_s`; `degraded` instead while a spool takes the records); a trust
+    source past its maximum age; revocations it cannot confirm (`revocations.known`).
+    A load balancer should send its traffic elsewhere until the cause clears."""
     bundle = components.bundles.current
     body: dict[str, Any] = {"status": "ready",
                             "bundle": bundle.version.as_dict() if bundle else None}
@@ -68,14 +72,32 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
         body["revocations"] = revocations_health()
         if not body["revocations"]["known"]:
             not_ready.append("the current revocations are unknown")
+    if _log_cannot_commit(components.log, body):
+        not_ready.append("the decision log cannot commit")
     if bundle is None:
-        body["status"] = "unavailable"
-        return JSONResponse(body, status_code=503)
+        not_ready.insert(0, "no valid bundle is loaded")
     if not_ready:
-        body["status"] = "not_ready"
+        body["status"] = "unavailable"
         body["not_ready_because"] = not_ready
         return JSONResponse(body, status_code=503)
     return JSONResponse(body)
+
+
+def _log_cannot_commit(log: object, body: dict[str, Any]) -> bool:
+    """Report the decision log's commit health in ``body["audit"]``; True when decisions
+    cannot be recorded at all (no spool to take them)."""
+    commit_health = getattr(log, "commit_health", None)
+    if commit_health is None:  # in memory: always commits
+        return False
+    health = commit_health()
+    body["audit"] = health.as_dict()
+    if health.ok:
+        return False
+    if isinstance(log, SpoolingLog):  # records are durable in the spool meanwhile
+        body["audit"]["spool"] = str(log.path)
+        body["status"] = "degraded"
+        return False
+    return True
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,

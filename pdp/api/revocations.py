@@ -112,7 +112,9 @@ async def revoke(
         return problem(422, "Invalid revocation", str(e), [{"field": "body", "msg": str(e),
                                                             "type": "value_error"}])
     store = _store(components)
-    stored, created = await asyncio.to_thread(store.add, entry)  # a durable commit
+    # A durable commit, then Redis fan-out (bounded by redis_timeout_s): off the event
+    # loop, so decisions never wait on it.
+    stored, created = await asyncio.to_thread(store.add, entry)
     if created:
         try:
             await components.service.record_admin_event(

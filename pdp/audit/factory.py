@@ -26,13 +26,15 @@ class BackendOptions:
     synchronous: str = "FULL"
     busy_timeout_ms: int = 5000
     postgres_dsn: str | None = None
+    commit_timeout_s: float | None = None  # None: callers wait for the store however long
 
 
 def _sqlite(o: BackendOptions) -> DecisionStore:
     if o.sqlite_path is None:
         raise ValueError("the sqlite decision log needs sqlite_path")
     return SqliteDecisionLog(o.sqlite_path, batch_max=o.batch_max, synchronous=o.synchronous,
-                             busy_timeout_ms=o.busy_timeout_ms)
+                             busy_timeout_ms=o.busy_timeout_ms,
+                             commit_timeout_s=o.commit_timeout_s)
 
 
 def _memory(o: BackendOptions) -> DecisionStore:
@@ -45,7 +47,8 @@ def _postgres(o: BackendOptions) -> DecisionStore:
                          "([audit] postgres_dsn or PDP_AUDIT__POSTGRES_DSN)")
     from pdp.audit.postgres import PostgresDecisionLog  # psycopg only when asked for
 
-    return PostgresDecisionLog(o.postgres_dsn, batch_max=o.batch_max)
+    return PostgresDecisionLog(o.postgres_dsn, batch_max=o.batch_max,
+                               commit_timeout_s=o.commit_timeout_s)
 
 
 BACKENDS: dict[str, Callable[[BackendOptions], DecisionStore]] = {
@@ -58,11 +61,13 @@ BACKENDS: dict[str, Callable[[BackendOptions], DecisionStore]] = {
 def open_decision_log(backend: str, *, sqlite_path: Path | None = None, batch_max: int = 512,
                       synchronous: str = "FULL", busy_timeout_ms: int = 5000,
                       postgres_dsn: str | None = None,
-                      spool_path: Path | None = None) -> DecisionStore:
+                      spool_path: Path | None = None,
+                      commit_timeout_s: float | None = None) -> DecisionStore:
     """Open the named store: ``"sqlite"`` (the default for ``pdp serve``; needs
     ``sqlite_path``), ``"postgres"`` (several replicas; needs ``postgres_dsn``)
     or ``"memory"`` (tests, ``pdp check``). With ``spool_path``, the store is
-    wrapped in a :class:`~pdp.audit.spool.SpoolingLog`.
+    wrapped in a :class:`~pdp.audit.spool.SpoolingLog`. ``commit_timeout_s``
+    bounds every append (:mod:`pdp.audit.groupcommit`).
 
     The result is both a ``DecisionLog`` and a ``QueryableLog``. Raises
     ``ValueError`` for an unknown name, listing the known ones, and
@@ -75,7 +80,8 @@ def open_decision_log(backend: str, *, sqlite_path: Path | None = None, batch_ma
                          f"choose one of: {', '.join(sorted(BACKENDS))}") from None
     store = opener(BackendOptions(sqlite_path=sqlite_path, batch_max=batch_max,
                                   synchronous=synchronous, busy_timeout_ms=busy_timeout_ms,
-                                  postgres_dsn=postgres_dsn))
+                                  postgres_dsn=postgres_dsn,
+                                  commit_timeout_s=commit_timeout_s))
     if spool_path is None:
         return store
     from pdp.audit.spool import SpoolingLog
@@ -96,7 +102,8 @@ def open_configured_log(settings: Any, *, spool: bool = True) -> DecisionStore:
     return open_decision_log(
         audit.backend, sqlite_path=settings.sqlite_path, batch_max=audit.batch_max,
         synchronous=audit.synchronous, busy_timeout_ms=audit.busy_timeout_ms,
-        postgres_dsn=audit.postgres_dsn, spool_path=audit.spool_path if spool else None)
+        postgres_dsn=audit.postgres_dsn, spool_path=audit.spool_path if spool else None,
+        commit_timeout_s=audit.commit_timeout_s)
 
 
 __all__ = ["BACKENDS", "BackendOptions", "open_configured_log", "open_decision_log"]

@@ -11,6 +11,20 @@ group commit of database write-ahead logs (e.g. PostgreSQL's
 :class:`GroupCommitLog` is that machinery; a store subclasses it and writes a
 batch in :meth:`GroupCommitLog._write`. The batch is chained here too
 (:meth:`GroupCommitLog._chain`), so every store seals records the same way.
+
+**Bounded waits.** With ``commit_timeout_s`` set (``[audit] commit_timeout_s``,
+``pdp serve`` default 2 s), no caller waits longer than that: past it the
+append raises ``AuditUnavailable`` (the decision becomes a deny with
+``audit.unavailable``). A record its caller gave up on before the writer took it
+is never written. A watchdog thread aborts a transaction running longer than the
+bound (:meth:`GroupCommitLog._abort_write`: PostgreSQL shuts its socket down), so
+a database that holds the connection open but answers nothing cannot hold the
+writer either; after a failure the idle writer probes the store every
+``commit_timeout_s`` until it answers again (:meth:`GroupCommitLog.commit_health`
+says which, for ``/readyz``). The one ambiguity left is TCP's own: a transaction
+whose COMMIT reached the server just as its caller gave up may still be stored,
+so the log can hold a record whose caller was answered ``audit.unavailable`` (a
+deny), never the other way round.
 """
 
 from __future__ import annotations
@@ -21,8 +35,10 @@ import copy
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +51,7 @@ log = logging.getLogger(__name__)
 Outcome = dict[str, Any] | BaseException
 Row = tuple[Any, ...]
 _STOP = object()  # queued by close(): commit what came before, then exit
+_QUEUED, _TAKEN, _ABANDONED = 0, 1, 2  # Append.state: who owns the record now
 
 
 @dataclass(slots=True)
@@ -44,6 +61,7 @@ class Append:
     prepared: PreparedRecord
     future: asyncio.Future[dict[str, Any]] | concurrent.futures.Future[dict[str, Any]]
     loop: asyncio.AbstractEventLoop | None  # None: a concurrent.futures.Future (append_sync)
+    state: int = _QUEUED  # _TAKEN by the writer or _ABANDONED by its caller, whichever first
 
 
 @dataclass(slots=True)
@@ -52,6 +70,20 @@ class _Group:
 
     items: list[Append]
     future: concurrent.futures.Future[list[Outcome]]
+    state: int = _QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class CommitHealth:
+    """Can the log commit right now? What ``/readyz`` reports for the decision log."""
+
+    ok: bool
+    error: str | None = None  # why not: the last failure, or the commit running too long
+    pending_s: float | None = None  # how long the running transaction has taken so far
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": "ok" if self.ok else "unavailable", "error": self.error,
+                "pending_s": None if self.pending_s is None else round(self.pending_s, 3)}
 
 
 class GroupCommitLog:
@@ -64,16 +96,25 @@ class GroupCommitLog:
 
     thread_name = "pdp-audit-writer"
 
-    def __init__(self, *, batch_max: int) -> None:
+    def __init__(self, *, batch_max: int, commit_timeout_s: float | None = None) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
+        if commit_timeout_s is not None and commit_timeout_s <= 0:
+            raise ValueError("commit_timeout_s must be positive (or None: wait forever)")
         self.batch_max = batch_max
+        self.commit_timeout_s = commit_timeout_s
         self.commits = 0  # write transactions committed
         self.appended = 0  # records they carried
         self._queue: queue.SimpleQueue[Append | object] = queue.SimpleQueue()
         self._gate = threading.Lock()  # orders "closed?" checks against the STOP marker
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._claims = threading.Lock()  # Append.state: the writer takes, a caller abandons
+        self._busy_since: float | None = None  # monotonic start of the running write
+        self._writes = 0  # write attempts started (the watchdog aborts each at most once)
+        self._last_error: str | None = None  # the last write attempt failed: why
+        self._watchdog = threading.Thread(target=self._watch, name=f"{self.thread_name}-watchdog",
+                                          daemon=True)
 
     @property
     def closed(self) -> bool:
@@ -82,6 +123,21 @@ class GroupCommitLog:
 
     def _start_writer(self) -> None:
         self._thread.start()
+        if self.commit_timeout_s is not None:
+            self._watchdog.start()
+
+    def commit_health(self) -> CommitHealth:
+        """Not ok while the last write attempt failed (until a later one or a probe
+        succeeds) or the running one has taken longer than ``commit_timeout_s``."""
+        since = self._busy_since
+        pending = None if since is None else time.monotonic() - since
+        if self._last_error is not None:
+            return CommitHealth(False, self._last_error, pending)
+        if (pending is not None and self.commit_timeout_s is not None
+                and pending > self.commit_timeout_s):
+            return CommitHealth(False, f"a commit has been pending for {pending:.1f}s "
+                                       f"(bound {self.commit_timeout_s}s)", pending)
+        return CommitHealth(True, None, pending)
 
     # -- appending ----------------------------------------------------------
 
@@ -89,15 +145,27 @@ class GroupCommitLog:
         prepared = prepare(record)  # bad records fail here, in the caller, not in a batch
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._enqueue(Append(prepared, future, loop))
-        # A cancelled caller does not un-queue the record: it may still be stored.
-        return await future
+        item = Append(prepared, future, loop)
+        self._enqueue(item)
+        if self.commit_timeout_s is None:
+            # A cancelled caller does not un-queue the record: it may still be stored.
+            return await future
+        timer = loop.call_later(self.commit_timeout_s, self._expire, item)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     def append_sync(self, record: dict[str, Any]) -> dict[str, Any]:
         prepared = prepare(record)
         future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-        self._enqueue(Append(prepared, future, None))
-        return future.result()
+        item = Append(prepared, future, None)
+        self._enqueue(item)
+        try:
+            return future.result(timeout=self.commit_timeout_s)
+        except concurrent.futures.TimeoutError:
+            self._expire(item)
+            return future.result()  # the writer's outcome if it came meanwhile, else ours
 
     def append_many_sync(self, records: Iterable[dict[str, Any]]) -> list[Outcome]:
         """Store ``records`` in this order, in one transaction of their own: all or none.
@@ -112,11 +180,19 @@ class GroupCommitLog:
         if not items:
             return []
         future: concurrent.futures.Future[list[Outcome]] = concurrent.futures.Future()
+        group = _Group(items, future)
         with self._gate:
             if self._closed:
                 raise AuditUnavailable("decision log is closed")
-            self._queue.put(_Group(items, future))
-        return future.result()
+            self._queue.put(group)
+        try:
+            return future.result(timeout=self.commit_timeout_s)
+        except concurrent.futures.TimeoutError:
+            with self._claims:
+                if group.state == _QUEUED:
+                    group.state = _ABANDONED  # never written: the spool keeps them
+            _resolve(future, [self._late() for _ in items])
+            return future.result()
 
     def close(self) -> None:
         with self._gate:
@@ -138,6 +214,26 @@ class GroupCommitLog:
                 raise AuditUnavailable("decision log is closed")
             self._queue.put(item)
 
+    def _expire(self, item: Append) -> None:
+        """The caller's bound passed: withdraw the record if the writer has not taken it,
+        and answer ``AuditUnavailable`` (on the caller's loop for ``append``)."""
+        with self._claims:
+            if item.state == _QUEUED:
+                item.state = _ABANDONED
+        _resolve(item.future, self._late())
+
+    def _late(self) -> AuditUnavailable:
+        return AuditUnavailable(f"decision log did not commit within {self.commit_timeout_s}s")
+
+    def _take(self, batch: list[Append]) -> list[Append]:
+        """The records of ``batch`` still wanted, now the writer's (their callers can no
+        longer withdraw them)."""
+        with self._claims:
+            kept = [item for item in batch if item.state == _QUEUED]
+            for item in kept:
+                item.state = _TAKEN
+        return kept
+
     # -- the writer thread --------------------------------------------------
 
     def _run(self) -> None:
@@ -148,7 +244,9 @@ class GroupCommitLog:
             group: _Group | None = None
             try:
                 if not pending and not stop:
-                    item = self._queue.get()  # idle: wait for the next record
+                    item = self._next_or_probe()  # idle: wait for the next record
+                    if item is None:
+                        continue
                     if item is _STOP:
                         stop = True
                     else:
@@ -169,7 +267,14 @@ class GroupCommitLog:
                 if isinstance(pending[0], _Group):
                     group = pending.pop(0)  # type: ignore[assignment]
                     assert group is not None
-                    _resolve(group.future, self._write(group.items))
+                    if (failed := self._ensure_ready()) is not None:
+                        _resolve(group.future, [failed for _ in group.items])
+                        continue
+                    with self._claims:
+                        if group.state != _QUEUED:
+                            continue  # its caller gave up: the spool still holds them
+                        group.state = _TAKEN
+                    _resolve(group.future, self._timed_write(group.items))
                     self._after_commit()
                     continue
                 run = 0  # the records before the next group
@@ -177,8 +282,13 @@ class GroupCommitLog:
                     run += 1
                 take = self._batch_size(run)
                 batch, pending = pending[:take], pending[take:]  # type: ignore[assignment]
-                self._settle(batch, self._write(batch))
-                self._after_commit()
+                if (failed := self._ensure_ready()) is not None:
+                    self._settle(batch, [failed for _ in batch])
+                    continue
+                batch = self._take(batch)
+                if batch:
+                    self._settle(batch, self._timed_write(batch))
+                    self._after_commit()
             except BaseException as exc:  # never die with callers left waiting
                 log.exception("decision log writer failed a batch")
                 try:
@@ -188,6 +298,87 @@ class GroupCommitLog:
                 except BaseException:
                     log.exception("decision log writer could not report a failure")
         self._writer_stopped()
+
+    def _ensure_ready(self) -> AuditUnavailable | None:
+        """Connect (if needed) before records are taken, so that a slow reconnect never
+        carries records whose callers gave up meanwhile; the error if it failed."""
+        try:
+            with self._watched():
+                self._ready_to_write()
+        except Exception as exc:  # noqa: BLE001 - reported to every caller as unavailable
+            log.error("decision log cannot connect: %s", exc)
+            failed = unavailable(exc)
+            self._last_error = str(failed)[:300]
+            return failed
+        return None
+
+    def _timed_write(self, batch: list[Append]) -> list[Outcome]:
+        """:meth:`_write` under the watchdog's eye, noting whether the store could commit."""
+        with self._watched():
+            outcomes = self._write(batch)
+        failed = next((o for o in outcomes if isinstance(o, AuditUnavailable)), None)
+        self._last_error = None if failed is None else str(failed)[:300]
+        return outcomes
+
+    def _next_or_probe(self) -> object | None:
+        """The next queued item; or, while the last write failed and nothing comes within
+        ``commit_timeout_s``, a probe of the store and None."""
+        if self._last_error is None or self.commit_timeout_s is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=self.commit_timeout_s)
+        except queue.Empty:
+            pass
+        try:
+            with self._watched():
+                self._probe()
+        except Exception as exc:  # noqa: BLE001 - still down: keep the reason, try again later
+            self._last_error = f"decision log could not commit: {exc}"[:300]
+        else:
+            log.warning("decision log answers again")
+            self._last_error = None
+        return None
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Mark the writer busy for the watchdog while the block runs (one attempt)."""
+        self._writes += 1
+        self._busy_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._busy_since = None
+
+    def _watch(self) -> None:
+        """Abort a write that runs past ``commit_timeout_s`` (at most once per write)."""
+        assert self.commit_timeout_s is not None
+        tick = min(0.05, self.commit_timeout_s / 10)
+        aborted = 0
+        while self._thread.is_alive() or not self._thread.ident:
+            time.sleep(tick)
+            since, write = self._busy_since, self._writes
+            if since is None or write == aborted:
+                continue
+            if time.monotonic() - since > self.commit_timeout_s:
+                aborted = write
+                log.error("decision log write exceeded %ss: aborting it",
+                          self.commit_timeout_s)
+                try:
+                    self._abort_write()
+                except Exception:  # noqa: BLE001 - the next tick or write tries again
+                    log.exception("could not abort the decision log write")
+
+    def _abort_write(self) -> None:
+        """Make the writer's blocked call return with an error (watchdog thread).
+
+        Nothing by default: SQLite waits at most its ``busy_timeout``.
+        """
+
+    def _probe(self) -> None:
+        """Check that the store could commit now; raise if not (writer thread, idle)."""
+
+    def _ready_to_write(self) -> None:
+        """Open what :meth:`_write` needs if it is not open (writer thread); raise if not."""
 
     def _batch_size(self, available: int) -> int:
         """How many of the ``available`` queued records (at most ``batch_max``) to write now.
@@ -287,4 +478,4 @@ def _resolve_all(pairs: list[tuple[Any, Outcome]]) -> None:
         _resolve(future, outcome)
 
 
-__all__ = ["Append", "GroupCommitLog", "Outcome", "Row", "unavailable"]
+__all__ = ["Append", "CommitHealth", "GroupCommitLog", "Outcome", "Row", "unavailable"]

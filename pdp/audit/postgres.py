@@ -24,6 +24,15 @@ DSN: ``options=-csearch_path=pdp``); the PDP creates and migrates its tables
 Text columns are ``COLLATE "C"`` so that comparisons are by code point, as in
 SQLite: timestamps compare as text and principal prefixes are ranges.
 
+**Bounded waits** (see :mod:`pdp.audit.groupcommit`). The writer's session has
+``statement_timeout`` (a slow or locked server) and
+``idle_in_transaction_session_timeout`` (a replica that vanished mid-transaction
+cannot keep the chain's lock) set to ``commit_timeout_s``; every connection has
+a connect timeout and TCP keepalives with ``tcp_user_timeout`` (a peer that is
+gone). A server that keeps the connection open and answers nothing defeats all
+of those, so the watchdog shuts the writer's socket down past the bound
+(:meth:`PostgresDecisionLog._abort_write`) and the next batch reconnects.
+
 Indexes, as in SQLite: ``(principal, ts)``, ``(ts)``, ``(action, ts)``,
 ``(decision, ts)``, UNIQUE ``decision_id``, and the primary key ``seq``.
 """
@@ -32,6 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import os
+import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -39,6 +51,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from pdp.audit.checkpoint import Checkpoint
 from pdp.audit.errors import AuditUnavailable
@@ -132,17 +145,32 @@ class PostgresDecisionLog(GroupCommitLog):
 
     thread_name = "pdp-audit-writer-pg"
 
-    def __init__(self, dsn: str, *, batch_max: int = 512, connect_timeout_s: int = 5) -> None:
-        super().__init__(batch_max=batch_max)
+    def __init__(self, dsn: str, *, batch_max: int = 512, connect_timeout_s: int | None = None,
+                 commit_timeout_s: float | None = None) -> None:
+        super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
         self.dsn = dsn
+        if connect_timeout_s is None:  # libpq counts whole seconds, at least 2
+            connect_timeout_s = 5 if commit_timeout_s is None else max(
+                2, math.ceil(commit_timeout_s))
         self.connect_timeout_s = connect_timeout_s
         self._lock_key = 0
         self._reader_lock = threading.Lock()
         self._reader_conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._opening: psycopg.Connection[Any] | None = None  # being set up (watchdog)
+        # Opening migrates: bounded like a write (the watchdog is not running yet).
+        guard = None if commit_timeout_s is None else threading.Timer(
+            commit_timeout_s + connect_timeout_s, self._abort_write)
+        if guard is not None:
+            guard.daemon = True
+            guard.start()
         try:
-            self._conn: psycopg.Connection[Any] | None = self._open_writer()
+            self._conn = self._open_writer()
         except (psycopg.Error, OSError) as exc:
             raise AuditUnavailable(f"cannot open decision log in PostgreSQL: {exc}") from exc
+        finally:
+            if guard is not None:
+                guard.cancel()
         self._start_writer()
 
     def __enter__(self) -> PostgresDecisionLog:
@@ -151,17 +179,54 @@ class PostgresDecisionLog(GroupCommitLog):
     # -- connections and schema -------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout_s)
+        return psycopg.connect(self.dsn, autocommit=True,
+                               **network_bounds(self.dsn, self.connect_timeout_s))
 
     def _open_writer(self) -> psycopg.Connection[Any]:
         conn = self._connect()
+        self._opening = conn
         try:
+            if self.commit_timeout_s is not None:
+                bound = f"{max(1, int(self.commit_timeout_s * 1000))}ms"
+                conn.execute("SELECT set_config('statement_timeout', %s, false), "
+                             "set_config('idle_in_transaction_session_timeout', %s, false)",
+                             (bound, bound))
             self._lock_key = lock_key(conn)
             migrate(conn, self._lock_key)
         except BaseException:
             conn.close()
             raise
+        finally:
+            self._opening = None
         return conn
+
+    def _abort_write(self) -> None:
+        """Shut the writer's socket down: its blocked libpq call fails at once (watchdog)."""
+        for conn in (self._opening, self._conn):
+            if conn is None or conn.closed:
+                continue
+            try:
+                fd = conn.pgconn.socket
+            except psycopg.Error:
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it is ours
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _ready_to_write(self) -> None:
+        if self._conn is None:  # dropped after an earlier failure: start afresh
+            self._conn = self._open_writer()
+
+    def _probe(self) -> None:
+        """One round trip on the writer's connection, reconnecting if it was dropped."""
+        try:
+            self._ready_to_write()
+            assert self._conn is not None
+            self._conn.execute("SELECT 1")
+        except Exception:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            raise
 
     def _writer_stopped(self) -> None:
         if self._conn is not None:
@@ -358,6 +423,21 @@ class PostgresDecisionLog(GroupCommitLog):
                     return deleted
 
 
+def network_bounds(dsn: str, connect_timeout_s: int) -> dict[str, Any]:
+    """libpq settings that bound waiting on the network, unless ``dsn`` sets them itself.
+
+    A connect timeout, and TCP keepalives with ``tcp_user_timeout``: a server that
+    vanished (host down, firewall dropping packets) is noticed within about 10 s
+    on an idle connection, and data left unacknowledged fails the call after the
+    same time. https://www.postgresql.org/docs/current/libpq-connect.html
+    """
+    given = conninfo_to_dict(dsn)
+    bounds: dict[str, Any] = {"connect_timeout": connect_timeout_s, "keepalives": 1,
+                              "keepalives_idle": 5, "keepalives_interval": 2,
+                              "keepalives_count": 3, "tcp_user_timeout": 10_000}
+    return {k: v for k, v in bounds.items() if k not in given}
+
+
 def lock_key(conn: psycopg.Connection[Any]) -> int:
     """The advisory-lock key of the log in the connection's first schema (a signed int64)."""
     row = conn.execute("SELECT current_schema()").fetchone()
@@ -442,4 +522,4 @@ def _columns_disagree(values: dict[str, Any], record: dict[str, Any]) -> bool:
 
 
 __all__ = ["COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "PostgresDecisionLog", "lock_key",
-           "migrate", "where_clause"]
+           "migrate", "network_bounds", "where_clause"]

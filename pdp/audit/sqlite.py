@@ -55,8 +55,9 @@ class SqliteDecisionLog(GroupCommitLog):
 
     def __init__(self, path: Path, *, batch_max: int = 512, synchronous: str = "FULL",
                  busy_timeout_ms: int = 5000,
-                 index_every: int = sqlite_index.INDEX_EVERY) -> None:
-        super().__init__(batch_max=batch_max)
+                 index_every: int = sqlite_index.INDEX_EVERY,
+                 commit_timeout_s: float | None = None) -> None:
+        super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")

@@ -130,7 +130,7 @@ async def test_a_stale_source_denies_with_its_own_code_and_readyz_says_not_ready
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         body = ready.json()
-        assert body["status"] == "not_ready"
+        assert body["status"] == "unavailable"
         assert body["identity"]["sources"][0]["stale"] is True
         assert body["not_ready_because"] == [
             "trust source bundle:example.org is past its maximum age"]

@@ -1,5 +1,6 @@
-"""A Redis that stalls, resets or black-holes: decisions never wait for it, admin writes fail
-within the bound with 503, and the replica catches up by itself once Redis answers again.
+"""A Redis that stalls, resets or black-holes: decisions never wait for it, admin writes are
+acknowledged once durable in the log's store (Redis only fans them out), and the replica
+catches up by itself once Redis answers again.
 
 A private redis-server (tests/context/redis_server.py) sits behind
 :class:`tests.tcp_proxy.TcpProxy`; the app is the real one (ASGI transport) with
@@ -94,7 +95,7 @@ async def _until(probe, *, within: float = GIVE_UP_S) -> Any:
 
 
 @pytest.mark.parametrize("mode", ["stall", "blackhole", "reset"])
-async def test_redis_outage_never_holds_a_decision_and_admin_writes_fail_with_503(
+async def test_redis_outage_never_holds_a_decision_and_admin_writes_are_durable_without_it(
         mode: str, client: httpx.AsyncClient, redis_components: Components,
         proxied_redis: TcpProxy) -> None:
     etl, admin = _token(redis_components, ETL), _token(redis_components, SRE)
@@ -121,8 +122,8 @@ async def test_redis_outage_never_holds_a_decision_and_admin_writes_fail_with_50
     if mode != "reset":  # a reset fails the write at once: nothing to wait for
         assert finished == ["decision", "revoke"]
     assert decided["decision"] == "allow"
-    assert revoked.status_code == 503, revoked.text
-    assert revoked.headers["content-type"].startswith("application/problem+json")
+    # Durable in the decision log's store before it is acknowledged; Redis only fans it out.
+    assert revoked.status_code == 201, revoked.text
 
     async def degraded() -> bool:
         return (await _context(client))["status"] == "degraded"

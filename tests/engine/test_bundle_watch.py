@@ -57,22 +57,37 @@ def test_a_refused_change_keeps_the_last_good_bundle(bundle_copy) -> None:
     assert store.current is not None
 
 
-def test_a_replaced_directory_is_found_by_the_safety_poll(
-        bundle_copy, tmp_path: Path) -> None:
+def test_a_replaced_directory_is_watched_again(bundle_copy, tmp_path: Path) -> None:
     d = bundle_copy()
     store = BundleStore(d)
     first = store.load_initial()
-    store.start_watching(interval_s=HOUR, safety_poll_s=0.2)
+    store.start_watching(interval_s=HOUR, safety_poll_s=HOUR)
     try:
         new = tmp_path / "next"
         shutil.copytree(d, new)
         touch_policy(new)
-        d.rename(tmp_path / "old")  # the watch follows this one, which no longer counts
+        d.rename(tmp_path / "old")  # the watch followed this one, which no longer counts
         new.rename(d)
         assert wait_for(lambda: store.current is not first)
         second = store.current
-        touch_policy(d)  # in the new directory
+        touch_policy(d)  # seen only if the new directory is watched
         assert wait_for(lambda: store.current is not second)
+    finally:
+        store.stop_watching()
+
+
+def test_the_safety_poll_finds_a_change_no_event_reported(bundle_copy) -> None:
+    d = bundle_copy()
+    store = BundleStore(d)
+    store.load_initial()
+    outcomes: list[object] = []
+    store.subscribe(outcomes.append)
+    store.start_watching(interval_s=HOUR, safety_poll_s=0.2)
+    try:
+        # watchfiles' filter drops editor swap files, so no event comes; the file is still
+        # in the directory the fingerprint reads, and only the poll can see it.
+        (d / ".apis.cedar.swp").write_text("swap")
+        assert wait_for(lambda: len(outcomes) == 1)
     finally:
         store.stop_watching()
 

@@ -1,7 +1,8 @@
 """Where a bundle comes from: a directory, or a git repository and ref.
 
 A source brings itself up to date (``fetch``) and names the directory to load;
-``fingerprint`` is a cheap "did anything change?" for the watcher. A git
+``fingerprint`` is a cheap "did anything change?" for the watcher
+(:mod:`pdp.engine.bundle_watch` says when to ask). A git
 source checks each commit out into its own worktree, so the loaded bundle's
 version is that exact commit, and an old worktree stays intact while a
 decision may still be reading the bundle loaded from it.

@@ -9,14 +9,19 @@ bundle never replaces a good one: the failure is kept in ``last_error`` for
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pdp.engine.bundle import Bundle, BundleInvalid, BundleProblem, load_bundle
+from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
+
+SETTLE_S = 0.2
+"""After a change is seen, how long to let its writer finish before loading."""
+ARM_TIMEOUT_S = 5.0
+"""Longest ``start_watching`` waits for the watch to be in place (a slow git fetch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +115,24 @@ class BundleStore:
         self._notify(outcome)
         return outcome
 
-    def start_watching(self, interval_s: float = 1.0) -> None:
-        """Poll the source (file stats, or the git ref's commit) and reload when it changes."""
+    def start_watching(self, interval_s: float = 1.0, *,
+                       safety_poll_s: float = SAFETY_POLL_S) -> None:
+        """Reload when the source changes (see :mod:`pdp.engine.bundle_watch`).
+
+        A directory: on file events, with a look every ``safety_poll_s`` in case events
+        are missed, or every ``interval_s`` while it cannot be watched. A git ref: its
+        commit is polled every ``interval_s``.
+        """
         if self._watcher is not None:
             return
         self._watch_stop.clear()
-        # Fingerprint now, not in the thread: a change right after this call must count.
-        seen = self._fingerprint()
+        armed = threading.Event()
         self._watcher = threading.Thread(
-            target=self._watch, args=(interval_s, seen), name="pdp-bundle-watch", daemon=True)
+            target=self._watch, args=(interval_s, safety_poll_s, armed), name="pdp-bundle-watch",
+            daemon=True)
         self._watcher.start()
+        # Return once the watch is in place: a change right after this call must count.
+        armed.wait(timeout=ARM_TIMEOUT_S)
 
     def stop_watching(self) -> None:
         self._watch_stop.set()
@@ -127,13 +140,20 @@ class BundleStore:
             self._watcher.join(timeout=5)
             self._watcher = None
 
-    def _watch(self, interval_s: float, seen: object) -> None:
-        while not self._watch_stop.wait(interval_s):
-            now = self._fingerprint()
-            if now != seen:
-                seen = now
+    def _watch(self, interval_s: float, safety_poll_s: float, armed: threading.Event) -> None:
+        seen: object = None
+
+        def take_fingerprint() -> None:  # the "before" state, once changes would be seen
+            nonlocal seen
+            seen = self._fingerprint()
+            armed.set()
+
+        for _ in wakeups(self.source, self._watch_stop, interval_s, safety_poll_s,
+                         on_armed=take_fingerprint):
+            if self._fingerprint() != seen:
                 # Let an editor or `git checkout` finish writing before loading.
-                time.sleep(min(0.2, interval_s))
+                if self._watch_stop.wait(min(SETTLE_S, interval_s)):
+                    return
                 seen = self._fingerprint()
                 self.reload()
 

@@ -33,10 +33,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from cachetools import TLRUCache
 
 from pdp.config import IssuerConfig, Settings, TrustDomainConfig
 from pdp.identity.algorithms import allowed_algorithms
@@ -73,41 +74,50 @@ class _Verified:
     identity: VerifiedIdentity
     recheck: Recheck
     source: SourceKey  # the trust source whose anchors verified it
+    # The first instant at which the credential no longer verifies (JWT ``exp`` plus the
+    # leeway; just past the earliest ``notAfter`` of an X.509 chain).
+    valid_until: datetime
 
 
 class VerificationCache:
-    """A bounded LRU of verified credentials keyed by SHA-256 of the credential.
+    """A bounded LRU of verified credentials keyed by SHA-256 of the credential, on
+    `cachetools.TLRUCache <https://cachetools.readthedocs.io/en/stable/#cachetools.TLRUCache>`_.
 
-    A hit skips the signature and path checks, never the clock: the caller
-    re-checks the entry's validity at the current time.
+    An entry lives until its credential's own expiry (``valid_until``), measured on the
+    caller's clock (``now``), so an expired credential is never served and expired
+    entries are the first to go when the cache is full. A hit skips the signature and
+    path checks, never the clock: the caller still re-checks validity at ``now``
+    (``nbf``, a clock that went back).
     """
 
     def __init__(self, max_size: int = DEFAULT_CACHE_SIZE) -> None:
         if max_size < 0:
             raise ValueError("cache size must be >= 0")
         self.max_size = max_size
-        self._entries: OrderedDict[str, _Verified] = OrderedDict()
+        self._now = datetime.min.replace(tzinfo=UTC)  # the caller's clock, set under the lock
+        self._entries = self._empty()
+        # cachetools caches are not thread-safe: every access holds this lock.
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> _Verified | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
+    def _empty(self) -> TLRUCache[str, _Verified]:
+        return TLRUCache(maxsize=max(self.max_size, 1),
+                         ttu=lambda _key, entry, _now: entry.valid_until, timer=lambda: self._now)
 
-    def put(self, key: str, entry: _Verified) -> None:
+    def get(self, key: str, now: datetime) -> _Verified | None:
+        with self._lock:
+            self._now = now
+            return self._entries.get(key)
+
+    def put(self, key: str, entry: _Verified, now: datetime) -> None:
         if self.max_size == 0:
             return
         with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            self._now = now
+            self._entries[key] = entry  # an entry already expired at ``now`` is not kept
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._entries = self._empty()  # at once, not entry by entry
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -187,12 +197,12 @@ class IdentityVerifier:
             raise ValueError("now must be timezone-aware")
         key = _cache_key(credential)
         version = self._drop_cache_if_trust_changed()
-        cached = self.cache.get(key)
+        cached = self.cache.get(key, now)
         hit = cached is not None
         if cached is None:
             cached = self._verify_uncached(credential, now)  # checks its source's age
             if self.store.version == version:  # not verified with anchors replaced meanwhile
-                self.cache.put(key, cached)
+                self.cache.put(key, cached, now)
         else:
             self.store.check_fresh(cached.source, now)  # anchors past their age prove nothing
         try:
@@ -255,8 +265,10 @@ class IdentityVerifier:
             identity = self._check_x509_lifetime(result.identity)
             source = _bundle_of(identity.principal_id)
             self.store.check_fresh(source, now)
+            # Valid through ``notAfter`` inclusive (RFC 5280 §4.1.2.5), so gone one tick later.
+            until = min(c.not_valid_after_utc for c in result.chain) + timedelta(microseconds=1)
             return _Verified(identity, lambda at: check_validity_period(result.chain, at),
-                             source)
+                             source, until)
         return self._verify_token(parse_compact_jws(credential.token), now)
 
     def _verify_token(self, jws: CompactJws, now: datetime) -> _Verified:
@@ -278,7 +290,9 @@ class IdentityVerifier:
         if identity.actor is not None:
             self._check_actor(identity)
         payload = jws.payload
-        return _Verified(identity, lambda at: check_times(payload, at, leeway), source)
+        assert identity.expires_at is not None  # check_times requires ``exp``
+        return _Verified(identity, lambda at: check_times(payload, at, leeway), source,
+                         identity.expires_at + timedelta(seconds=leeway))
 
     def _check_x509_lifetime(self, identity: VerifiedIdentity) -> VerifiedIdentity:
         limit = self.x509_lifetimes.get(identity.trust_domain)

@@ -1,5 +1,6 @@
-"""Fuzzing: whatever arrives, verification raises an IdentityError or returns, nothing else;
-and a valid token changed in any way never verifies."""
+"""Fuzzing: whatever arrives, verification raises an IdentityError and nothing else, and
+garbage never verifies; a validly signed token verifies only with claims that bind it to us
+now; and a valid token changed in any way never verifies."""
 
 from __future__ import annotations
 
@@ -34,27 +35,33 @@ def b64url(data: bytes) -> str:
 
 
 def only_identity_errors(verify: Any, credential: Any, now: Any) -> Any:
+    """What ``verify`` returns, or None for an ``IdentityError``; anything else propagates."""
     try:
         return verify(credential, now)
     except IdentityError:
         return None
 
 
+def refused(verify: Any, credential: Any, now: Any) -> bool:
+    """Garbage never verifies: only an ``IdentityError`` is an acceptable outcome."""
+    return only_identity_errors(verify, credential, now) is None
+
+
 @FUZZ
 @given(st.text(max_size=300))
 def test_arbitrary_text_as_a_token_raises_only_identity_errors(tk: Any, text: str) -> None:
-    only_identity_errors(tk.verifier().verify, BearerToken(text), tk.now)
+    assert refused(tk.verifier().verify, BearerToken(text), tk.now)
 
 
 @FUZZ
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_as_a_token_raise_only_identity_errors(tk: Any, data: bytes) -> None:
     verifier = tk.verifier()
-    only_identity_errors(verifier.verify, BearerToken(data.decode("latin-1")), tk.now)
-    only_identity_errors(verifier.verify, BearerToken(b64url(data)), tk.now)
+    assert refused(verifier.verify, BearerToken(data.decode("latin-1")), tk.now)
+    assert refused(verifier.verify, BearerToken(b64url(data)), tk.now)
     parts = data.split(b".") + [b"", b""]
     dotted = ".".join(b64url(p) for p in parts[:3])
-    only_identity_errors(verifier.verify, BearerToken(dotted), tk.now)
+    assert refused(verifier.verify, BearerToken(dotted), tk.now)
 
 
 @FUZZ
@@ -62,7 +69,7 @@ def test_arbitrary_bytes_as_a_token_raise_only_identity_errors(tk: Any, data: by
 def test_arbitrary_json_segments_raise_only_identity_errors(tk: Any, header: dict[str, Any],
                                                             payload: Any) -> None:
     token = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}.AAAA"
-    only_identity_errors(tk.verifier().verify, BearerToken(token), tk.now)
+    assert refused(tk.verifier().verify, BearerToken(token), tk.now)  # no valid signature
 
 
 @FUZZ
@@ -71,7 +78,20 @@ def test_arbitrary_json_segments_raise_only_identity_errors(tk: Any, header: dic
 def test_validly_signed_tokens_with_arbitrary_claims_raise_only_identity_errors(
         tk: Any, claims: dict[str, Any], kind: str) -> None:
     token = getattr(tk, kind)(claims)
-    only_identity_errors(tk.verifier().verify, BearerToken(token), tk.now)
+    identity = only_identity_errors(tk.verifier().verify, BearerToken(token), tk.now)
+    if identity is None:
+        return
+    # Signed by a trusted key, it may verify, but only with claims that bind it to us now,
+    # checked here from the claims alone.
+    final = {**(tk.svid_claims() if kind == "svid" else tk.access_claims()), **claims}
+    assert final["aud"] == "pdp" or final["aud"] == ["pdp"]
+    assert type(final["exp"]) is int and tk.t < final["exp"] + 30  # the default leeway
+    for claim in ("nbf", "iat"):  # optional: absent (or null) is no claim
+        assert final.get(claim) is None or (
+            type(final[claim]) is int and final[claim] <= tk.t + 30)
+    assert identity.principal_id == final["sub"]
+    if kind == "access_token":
+        assert final["iss"] == tk.IDP
 
 
 @FUZZ
@@ -84,7 +104,7 @@ def test_a_valid_token_with_one_character_changed_never_verifies(tk: Any, data: 
     replacement = data.draw(st.sampled_from(B64URL + ".=+/ ~\u00e9").filter(
         lambda c: c != token[index]))
     mangled = token[:index] + replacement + token[index + 1:]
-    assert only_identity_errors(verifier.verify, BearerToken(mangled), tk.now) is None
+    assert refused(verifier.verify, BearerToken(mangled), tk.now)
 
 
 @FUZZ
@@ -95,7 +115,7 @@ def test_a_valid_token_truncated_or_extended_never_verifies(tk: Any, data: Any) 
     suffix = data.draw(st.text(B64URL + ".", min_size=1, max_size=4))
     verifier = tk.verifier(cache_size=0)
     for mangled in (token[:cut], token + suffix, suffix + token):
-        assert only_identity_errors(verifier.verify, BearerToken(mangled), tk.now) is None
+        assert refused(verifier.verify, BearerToken(mangled), tk.now)
 
 
 @FUZZ
@@ -103,7 +123,7 @@ def test_a_valid_token_truncated_or_extended_never_verifies(tk: Any, data: Any) 
 def test_a_valid_token_with_swapped_segments_never_verifies(tk: Any, order: list[int]) -> None:
     segments = tk.svid().split(".")
     mangled = ".".join(segments[i] for i in order)
-    assert only_identity_errors(tk.verifier().verify, BearerToken(mangled), tk.now) is None
+    assert refused(tk.verifier().verify, BearerToken(mangled), tk.now)
 
 
 @FUZZ
@@ -116,7 +136,7 @@ def test_a_valid_token_with_an_altered_header_never_verifies(tk: Any, changes: d
     if new_head == head:
         return
     mangled = f"{new_head}.{body}.{sig}"
-    assert only_identity_errors(tk.verifier().verify, BearerToken(mangled), tk.now) is None
+    assert refused(tk.verifier().verify, BearerToken(mangled), tk.now)
 
 
 @FUZZ
@@ -127,14 +147,13 @@ def test_a_valid_token_with_altered_claims_never_verifies(tk: Any, changes: dict
     new_body = b64url(json.dumps(claims).encode())
     if new_body == body:
         return
-    assert only_identity_errors(tk.verifier().verify, BearerToken(f"{head}.{new_body}.{sig}"),
-                                tk.now) is None
+    assert refused(tk.verifier().verify, BearerToken(f"{head}.{new_body}.{sig}"), tk.now)
 
 
 @FUZZ
 @given(st.text(max_size=400))
 def test_arbitrary_text_as_a_pem_chain_raises_only_identity_errors(tk: Any, text: str) -> None:
-    only_identity_errors(tk.verifier().verify, X509Chain(text), tk.now)
+    assert refused(tk.verifier().verify, X509Chain(text), tk.now)
 
 
 @FUZZ
@@ -142,7 +161,7 @@ def test_arbitrary_text_as_a_pem_chain_raises_only_identity_errors(tk: Any, text
 def test_garbage_inside_a_certificate_block_raises_only_identity_errors(tk: Any, der: bytes) -> None:
     body = base64.b64encode(der).decode()
     pem = f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
-    only_identity_errors(tk.verifier().verify, X509Chain(pem), tk.now)
+    assert refused(tk.verifier().verify, X509Chain(pem), tk.now)
 
 
 jwk_entries = st.fixed_dictionaries({}, optional={

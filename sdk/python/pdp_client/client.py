@@ -3,7 +3,9 @@
 Both share one pool of keep-alive connections per client (``limits``), a
 timeout per request (``timeout``), retries of **connection errors only** (the
 request never reached the PDP, so repeating it is safe: connect refused or
-timed out), an optional ``DecisionCache``, and one rule for failure: when the
+timed out) by httpx's own transport (``httpx.HTTPTransport(retries=N)``,
+https://www.python-httpx.org/advanced/transports/#http-transport), an
+optional ``DecisionCache``, and one rule for failure: when the
 PDP cannot give a decision the client returns a **deny** with reason code
 ``pdp.unreachable`` (or ``pdp.error`` / ``pdp.rejected``) instead of raising.
 ``on_failure="raise"`` raises ``PDPError`` instead; a callable builds your own
@@ -24,8 +26,7 @@ the real PDP app in-process; ``httpx.MockTransport`` fakes failures).
 
 from __future__ import annotations
 
-import asyncio
-import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
@@ -40,8 +41,6 @@ DEFAULT_URL = "http://127.0.0.1:8181"
 DEFAULT_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 MAX_BATCH = 100  # the PDP's limit per /v1/authorize/batch call
-# Raised before the request was sent: retrying cannot make the PDP decide twice.
-RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)
 
 OnFailure = Union[Literal["deny", "raise"], Callable[[PDPError], Decision]]
 TokenSource = Union[str, Callable[[], str], None]
@@ -81,12 +80,9 @@ def item_json(action: str, resource: Resource, context: Mapping[str, Any] | None
 class _Core:
     """What both clients share: request bodies, answers, cache, failure policy."""
 
-    def __init__(self, *, base_url: str, retries: int, backoff_s: float,
-                 cache: DecisionCache | None, on_failure: OnFailure,
+    def __init__(self, *, base_url: str, cache: DecisionCache | None, on_failure: OnFailure,
                  pep_token: TokenSource) -> None:
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
-        self.base_url, self.retries, self.backoff_s = base_url, retries, backoff_s
+        self.base_url = base_url
         self.cache, self.on_failure, self.pep_token = cache, on_failure, pep_token
 
     def headers(self, request_id: str | None) -> dict[str, str]:
@@ -97,9 +93,6 @@ class _Core:
         if request_id:
             out["x-request-id"] = request_id
         return out
-
-    def backoff(self, attempt: int) -> float:
-        return min(self.backoff_s * (2 ** attempt), 1.0)
 
     def unreachable(self, error: Exception) -> PDPUnreachable:
         return PDPUnreachable(f"the PDP at {self.base_url} could not be reached "
@@ -134,6 +127,14 @@ class _Core:
             self.cache.put(key, decision)
 
 
+def _check_retries(retries: int, backoff_s: float | None) -> None:
+    if retries < 0:
+        raise ValueError("retries must be >= 0")
+    if backoff_s is not None:
+        warnings.warn("backoff_s is ignored: httpx's transport pauses between connection "
+                      "retries (at once, then 0.5 s, doubling)", DeprecationWarning, stacklevel=3)
+
+
 def _problem_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -148,25 +149,32 @@ class PDPClient:
     Args:
         base_url: the PDP, e.g. ``http://127.0.0.1:8181``.
         timeout: per-request timeout (default 2 s, connect 1 s).
-        retries: extra attempts after a connection error (never after a read error).
-        backoff_s: first pause between retries, doubled each time (capped at 1 s).
+        retries: extra attempts after a connection error (never after a read error), made
+            by httpx's transport: the first at once, then after 0.5 s, 1 s, ... With your
+            own ``transport``, retries are that transport's: build it with
+            ``httpx.HTTPTransport(retries=N)``.
+        backoff_s: ignored (deprecated): httpx's transport sets the pauses.
         cache: a ``DecisionCache`` shared by this client's calls, or None.
         on_failure: ``"deny"`` (default: fail closed with ``pdp.unreachable``/...),
             ``"raise"`` (``PDPError``), or a callable building the ``Decision``.
         pep_token: this service's own credential (or a callable returning a fresh
             one), sent as ``Authorization: Bearer`` when the PDP checks its PEPs.
-        limits: connection pool limits. transport: an httpx transport.
+        limits: connection pool limits. transport: an httpx transport (tests, a proxy).
     """
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 retries: int = 2, backoff_s: float = 0.05, cache: DecisionCache | None = None,
+                 retries: int = 2, backoff_s: float | None = None,
+                 cache: DecisionCache | None = None,
                  on_failure: OnFailure = "deny", pep_token: TokenSource = None,
                  headers: Mapping[str, str] | None = None,
                  limits: httpx.Limits = DEFAULT_LIMITS,
                  transport: httpx.BaseTransport | None = None,
                  verify: Any = True) -> None:
-        self._core = _Core(base_url=base_url, retries=retries, backoff_s=backoff_s, cache=cache,
-                           on_failure=on_failure, pep_token=pep_token)
+        _check_retries(retries, backoff_s)
+        self._core = _Core(base_url=base_url, cache=cache, on_failure=on_failure,
+                           pep_token=pep_token)
+        if transport is None:  # httpx retries connection errors only, in its connection pool
+            transport = httpx.HTTPTransport(retries=retries, limits=limits, verify=verify)
         self._http = httpx.Client(base_url=base_url, timeout=timeout, limits=limits,
                                   headers=dict(headers or {}), transport=transport, verify=verify)
 
@@ -210,17 +218,10 @@ class PDPClient:
         return plan.decisions()
 
     def _post(self, path: str, body: dict[str, Any], request_id: str | None) -> httpx.Response:
-        headers = self._core.headers(request_id)
-        for attempt in range(self._core.retries + 1):
-            try:
-                return self._http.post(path, json=body, headers=headers)
-            except RETRYABLE as e:
-                if attempt == self._core.retries:
-                    raise self._core.unreachable(e) from e
-                time.sleep(self._core.backoff(attempt))
-            except httpx.TransportError as e:
-                raise self._core.unreachable(e) from e
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._http.post(path, json=body, headers=self._core.headers(request_id))
+        except httpx.TransportError as e:  # connection errors already retried by the transport
+            raise self._core.unreachable(e) from e
 
     def close(self) -> None:
         self._http.close()
@@ -236,14 +237,18 @@ class AsyncPDPClient:
     """The same as ``PDPClient`` for asyncio (``await client.authorize(...)``)."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 retries: int = 2, backoff_s: float = 0.05, cache: DecisionCache | None = None,
+                 retries: int = 2, backoff_s: float | None = None,
+                 cache: DecisionCache | None = None,
                  on_failure: OnFailure = "deny", pep_token: TokenSource = None,
                  headers: Mapping[str, str] | None = None,
                  limits: httpx.Limits = DEFAULT_LIMITS,
                  transport: httpx.AsyncBaseTransport | None = None,
                  verify: Any = True) -> None:
-        self._core = _Core(base_url=base_url, retries=retries, backoff_s=backoff_s, cache=cache,
-                           on_failure=on_failure, pep_token=pep_token)
+        _check_retries(retries, backoff_s)
+        self._core = _Core(base_url=base_url, cache=cache, on_failure=on_failure,
+                           pep_token=pep_token)
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(retries=retries, limits=limits, verify=verify)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits,
                                        headers=dict(headers or {}), transport=transport,
                                        verify=verify)
@@ -292,17 +297,10 @@ class AsyncPDPClient:
 
     async def _post(self, path: str, body: dict[str, Any],
                     request_id: str | None) -> httpx.Response:
-        headers = self._core.headers(request_id)
-        for attempt in range(self._core.retries + 1):
-            try:
-                return await self._http.post(path, json=body, headers=headers)
-            except RETRYABLE as e:
-                if attempt == self._core.retries:
-                    raise self._core.unreachable(e) from e
-                await asyncio.sleep(self._core.backoff(attempt))
-            except httpx.TransportError as e:
-                raise self._core.unreachable(e) from e
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await self._http.post(path, json=body, headers=self._core.headers(request_id))
+        except httpx.TransportError as e:  # connection errors already retried by the transport
+            raise self._core.unreachable(e) from e
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -1,0 +1,87 @@
+"""Fail closed through the real app: when the decision log cannot commit, ``/v1/authorize``
+answers a deny with ``audit.unavailable``, on the fast path and on the FastAPI route alike.
+
+The log really fails: another connection holds the SQLite file's write lock (as a long
+transaction in another process would) and the log's busy timeout is short. Nothing of
+our own is mocked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from pdp.api.app import create_app
+from pdp.components import Components, build_components
+from pdp.config import load_settings
+
+ETL = "spiffe://example.org/services/etl"
+DATASET = {"type": "App::Dataset", "id": "sales-daily"}
+
+
+@contextmanager
+def write_locked(path: Path) -> Iterator[None]:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+
+
+@pytest.fixture
+def parts(tmp_path: Path, bundle_copy: Any) -> Iterator[Components]:
+    settings = load_settings(None, dev=True, policies=bundle_copy(), state_dir=tmp_path / "s",
+                             watch_policies=False, audit={"busy_timeout_ms": 50})
+    components = build_components(settings)
+    yield components
+    components.close()
+
+
+@pytest.fixture
+async def client(parts: Components) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(parts, watch=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://pdp.test") as c:
+            yield c
+
+
+# The fast path takes a body sent as exactly application/json; any other JSON media type
+# (``application/<x>+json``, which FastAPI parses as JSON) is passed on to FastAPI's route
+# (pdp/api/authorize.py, AuthorizeFastPath).
+PATHS = {
+    "fast path": {"content-type": "application/json"},
+    "route": {"content-type": "application/vnd.api+json"},
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_log_that_cannot_commit_makes_authorize_deny(
+        client: httpx.AsyncClient, parts: Components, path: str) -> None:
+    assert parts.dev_issuer is not None
+    body = orjson.dumps({"subject": {"token": parts.dev_issuer.mint(ETL)}, "action": "read",
+                         "resource": DATASET})
+
+    async def ask() -> dict[str, Any]:
+        r = await client.post("/v1/authorize", content=body, headers=PATHS[path])
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    allowed = await ask()
+    assert allowed["decision"] == "allow"
+    with write_locked(parts.settings.sqlite_path):
+        refused = await ask()
+    assert refused["decision"] == "deny"
+    assert refused["reason_codes"] == ["audit.unavailable"]
+    assert (await ask())["decision"] == "allow"  # and back once the log commits again
+    recorded = [r["decision_id"] for r in parts.log.tail(10)]
+    assert allowed["decision_id"] in recorded and refused["decision_id"] not in recorded

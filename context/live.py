@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from context.calendar import BusinessCalendar
 from context.model import LiveSnapshot, ValueSource
@@ -49,6 +49,13 @@ from context.state import (
 from context.store import ContextStore, StoreView
 
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class _Age(TypedDict):
+    """How fresh one lookup's store view is: every ``ValueSource`` of that lookup carries it."""
+
+    age_s: float | None
+    max_age_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +152,7 @@ class LiveContext:
         for entry in (global_entry, manual, auto):
             if entry is not None and (at := _entry_change(entry, now)) is not None:
                 horizon.append(at)
-        risk_age = dict(age_s=view.age_s, max_age_s=self.freshness.risk_max_age_s)
+        risk_age = _Age(age_s=view.age_s, max_age_s=self.freshness.risk_max_age_s)
         if fresh_risk:
             sources["global_risk_level"] = _risk_source(
                 global_entry, "config" if global_entry is None else view.source, **risk_age)
@@ -204,7 +211,7 @@ class LiveContext:
 
     def _incident_source(self, view: StoreView, incidents: tuple[Incident, ...],
                          fresh: bool) -> ValueSource:
-        age = dict(age_s=view.age_s, max_age_s=self.freshness.incident_max_age_s)
+        age = _Age(age_s=view.age_s, max_age_s=self.freshness.incident_max_age_s)
         if not fresh:
             return ValueSource("default", **age)
         if not incidents:
@@ -388,7 +395,7 @@ def _entry_change(entry: RiskEntry, now: datetime) -> datetime | None:
     return change
 
 
-def _risk_source(entry: RiskEntry | None, source: str, **age: Any) -> ValueSource:
+def _risk_source(entry: RiskEntry | None, source: str, **age: Unpack[_Age]) -> ValueSource:
     if entry is None:
         return ValueSource(source, **age)
     return ValueSource("behaviour" if entry.automatic else source, set_at=entry.set_at,

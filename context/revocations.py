@@ -44,15 +44,25 @@ class InvalidRevocation(ValueError):
 class CredentialFacts(Protocol):
     """What a revocation is matched against (``pdp.identity.VerifiedIdentity`` has it all)."""
 
-    principal_id: str
-    issuer: str
-    trust_domain: str
-    jti: str | None
-    serial: str | None
-    actor: str | None
-    actor_chain: tuple[str, ...]
-    issued_at: datetime | None
-    not_before: datetime | None
+    # Read-only properties, so that frozen dataclasses satisfy the protocol.
+    @property
+    def principal_id(self) -> str: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def trust_domain(self) -> str: ...
+    @property
+    def jti(self) -> str | None: ...
+    @property
+    def serial(self) -> str | None: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def actor_chain(self) -> tuple[str, ...]: ...
+    @property
+    def issued_at(self) -> datetime | None: ...
+    @property
+    def not_before(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,8 @@ from typing import Any
 import cedarpy
 from cedarpy import pst
 
-from pdp.engine.bundle import Bundle, BundleInvalid, BundleVersion, PolicyInfo, load_bundle
+from pdp.engine.bundle import Bundle, BundleVersion, PolicyInfo, load_bundle
+from pdp.engine.problems import BundleInvalid
 
 log = logging.getLogger(__name__)
 

@@ -196,7 +196,8 @@ class StoredRow(NamedTuple):
 
 def same_record(prepared: PreparedRecord, stored: Mapping[str, Any]) -> bool:
     """Whether a stored record (chain keys included) is this record again."""
-    return body(stored) == json.loads(prepared.body_json)
+    prepared_body: dict[str, Any] = json.loads(prepared.body_json)
+    return body(stored) == prepared_body
 
 
 __all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "StoredRow", "columns_of",

@@ -184,7 +184,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """
     conn.execute("BEGIN IMMEDIATE")  # re-read the version under the write lock: one migrator wins
     try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        found: int = conn.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
             raise AuditUnavailable(
                 f"decision log schema version {found} is newer than this release's "

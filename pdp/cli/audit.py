@@ -291,7 +291,8 @@ def identities(
 
 
 def _current_bundle(settings: Any, quiet: bool = False) -> Any:
-    from pdp.engine.bundle import BundleInvalid, load_bundle
+    from pdp.engine.bundle import load_bundle
+    from pdp.engine.problems import BundleInvalid
 
     try:
         return load_bundle(settings.policies)

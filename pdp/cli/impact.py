@@ -28,7 +28,8 @@ def impact_command(
     """Decide the test suites and logged decisions under DIR and under the candidate;
     report every decision that flips, grouped by policy and principal."""
     from context.calendar import BusinessCalendar
-    from pdp.engine.bundle import BundleInvalid, load_bundle
+    from pdp.engine.bundle import load_bundle
+    from pdp.engine.problems import BundleInvalid
     from pdp.impact import impact, parse_when, select_records
     from pdp.policytests import SuiteError
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdp.engine.bundle import Bundle, BundleInvalid, BundleProblem, load_bundle
+from pdp.engine.bundle import Bundle, load_bundle
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
+from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
 
 SETTLE_S = 0.2

@@ -60,16 +60,18 @@ ItemLike = Union[Item, tuple[str, ResourceLike], tuple[str, ResourceLike, Mappin
 
 def subject_of(token: str | None, x509: str | None) -> dict[str, str]:
     """The ``subject`` member: a bearer JWT (JWT-SVID, OAuth JWT) or an X.509-SVID PEM chain."""
-    if (token is None) == (x509 is None):
-        raise ValueError("give exactly one of token= or x509=")
-    return {"token": token} if token is not None else {"x509": x509}  # type: ignore[dict-item]
+    if token is not None and x509 is None:
+        return {"token": token}
+    if x509 is not None and token is None:
+        return {"x509": x509}
+    raise ValueError("give exactly one of token= or x509=")
 
 
 def item_of(value: ItemLike) -> Item:
     if isinstance(value, Item):
         return value
     if isinstance(value, tuple) and len(value) in (2, 3):
-        return Item(*value)  # type: ignore[arg-type]
+        return Item(*value)
     raise TypeError(f"not a batch item: {value!r}; give Item(action, resource) or a tuple")
 
 

@@ -103,7 +103,10 @@ def match(routes: Sequence[Route], method: str, path: str) -> RouteMatch | None:
         params = route.match(method, segments)
         if params is not None:
             values = {**params, "method": method}
-            fill = lambda t: _PARAM.sub(lambda m: values[m.group(1)], t)  # noqa: E731
+
+            def fill(template: str) -> str:
+                return _PARAM.sub(lambda m: values[m.group(1)], template)
+
             return RouteMatch(action=route.action,
                               resource=Resource(route.resource_type, fill(route.resource_id)),
                               context={k: fill(v) for k, v in route.context.items()},

@@ -36,13 +36,15 @@ from pdp.components import Components
 
 router = APIRouter(tags=["audit"], route_class=StrictJSONRoute)
 
-_AUTH = {401: {"model": Problem, "description": "No valid bearer credential"},
-         403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},
-         503: {"model": Problem, "description": "The audit query could not be recorded"}}
-_NOT_FOUND = {404: {"model": Problem, "description": "No decision with this id"}}
-_BAD = {400: {"model": Problem, "description": "A bad timestamp or cursor"}}
+_Responses = dict[int | str, dict[str, Any]]  # what FastAPI's `responses=` takes
+_AUTH: _Responses = {
+    401: {"model": Problem, "description": "No valid bearer credential"},
+    403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},
+    503: {"model": Problem, "description": "The audit query could not be recorded"}}
+_NOT_FOUND: _Responses = {404: {"model": Problem, "description": "No decision with this id"}}
+_BAD: _Responses = {400: {"model": Problem, "description": "A bad timestamp or cursor"}}
 
-_EXAMPLE_RECORD = {
+_EXAMPLE_RECORD: dict[str, Any] = {
     "decision_id": "019ab0c2-7d3e-7c52-9a8e-2f1f0e4c1a10", "kind": "decision",
     "timestamp": "2026-01-05T10:00:00.123456Z", "principal": "spiffe://example.org/services/etl",
     "action": 'App::Action::"write"', "resource": 'App::Dataset::"ledger"', "decision": "deny",

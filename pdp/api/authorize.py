@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -17,12 +19,13 @@ from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 
 router = APIRouter(prefix="/v1", tags=["decisions"], route_class=StrictJSONRoute)
 
-_ERRORS = {400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
-           413: {"model": Problem, "description": "Body too large"},
-           422: {"model": Problem, "description": "A field is missing or has the wrong type"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
+    413: {"model": Problem, "description": "Body too large"},
+    422: {"model": Problem, "description": "A field is missing or has the wrong type"}}
 
 
-@router.post("/authorize", response_model=AuthorizeResponse, responses=_ERRORS,  # type: ignore[arg-type]
+@router.post("/authorize", response_model=AuthorizeResponse, responses=_ERRORS,
              summary="Decide one request",
              dependencies=[Depends(require_pep)])  # the calling PEP: allowlist, `pep` in the record
 async def authorize(body: AuthorizeRequest, request: Request,
@@ -42,7 +45,7 @@ async def authorize(body: AuthorizeRequest, request: Request,
     return FastJSONResponse(decision.as_dict(), headers=_echo(request))
 
 
-@router.post("/authorize/batch", response_model=BatchResponse, responses=_ERRORS,  # type: ignore[arg-type]
+@router.post("/authorize/batch", response_model=BatchResponse, responses=_ERRORS,
              summary="Decide several requests for one subject",
              dependencies=[Depends(require_pep)])
 async def authorize_batch(body: BatchRequest, request: Request,

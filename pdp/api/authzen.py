@@ -175,9 +175,10 @@ class AzDecisions(BaseModel):
     evaluations: list[AzDecision]
 
 
-_ERRORS = {400: {"description": "Malformed JSON, wrong content type, empty body, or a "
-                                "missing or mistyped field"},
-           413: {"description": "Body too large"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON, wrong content type, empty body, or a "
+                         "missing or mistyped field"},
+    413: {"description": "Body too large"}}
 
 
 class BadRequest(Exception):
@@ -223,7 +224,7 @@ async def configuration(request: Request) -> JSONResponse:
                         headers=_echo(request))
 
 
-@router.post(EVALUATION_PATH, response_model=AzDecision, responses=_ERRORS,  # type: ignore[arg-type]
+@router.post(EVALUATION_PATH, response_model=AzDecision, responses=_ERRORS,
              summary="AuthZEN access evaluation", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": _inline_schema(AzEvaluationRequest)}}}})
@@ -262,7 +263,7 @@ def _evaluations_schema() -> dict[str, Any]:
 
 
 @router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,  # without `evaluations`: one
-             responses=_ERRORS,  # type: ignore[arg-type]
+             responses=_ERRORS,
              summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": _evaluations_schema()}}}})

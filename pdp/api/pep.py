@@ -188,8 +188,9 @@ def check_pep(request: Request, components: Components) -> str | None:
         if not _allowlist(tuple(settings.pep_allowlist)).allows(pep.name):
             raise PepRefused(403, f"{pep.name} is not on this PDP's PEP allowlist",
                              ReasonCode.IDENTITY_PEP_NOT_ALLOWED, pep=pep.name)
-    request.state.pep = pep.name if pep is not None else None
-    return request.state.pep
+    name = pep.name if pep is not None else None
+    request.state.pep = name
+    return name
 
 
 PepDep = Annotated[str | None, Depends(require_pep)]

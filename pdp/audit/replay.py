@@ -73,8 +73,10 @@ def replay_inputs(record: Mapping[str, Any]) -> ReplayInputs:
         cedar_principal = None
         if isinstance(asserted, Mapping):
             identity, cedar_principal = _asserted(asserted)
-        else:
+        elif isinstance(credential, Mapping):
             identity = _identity(str(principal), credential, record.get("principal_entity"))
+        else:
+            raise NotReplayable("the record's asserted subject is malformed")
         return ReplayInputs(
             identity=identity, principal=cedar_principal, grants=_grants(record),
             action=str(request["action"]),
@@ -250,7 +252,7 @@ def _asserted(subject: Mapping[str, Any]) -> tuple[VerifiedIdentity, Any]:
     from pdp.decision.decide import asserted_principal
     from pdp.decision.model import AssertedSubject
 
-    return asserted_principal(AssertedSubject(  # type: ignore[no-any-return]
+    return asserted_principal(AssertedSubject(
         type=str(subject["type"]), id=str(subject["id"]),
         asserted_by=str(subject.get("asserted_by")), properties=subject.get("properties")))
 

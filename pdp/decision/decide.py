@@ -150,7 +150,8 @@ def _diagnose(bundle: Bundle, request: EvalRequest,
     if evaluation.entities is None:
         return ()
     determining = list(evaluation.determining)
-    errored = [e.policy for e in evaluation.errors if e.policy in bundle.policies]
+    errored = [e.policy for e in evaluation.errors
+               if e.policy is not None and e.policy in bundle.policies]
     forbids = [p for p in determining if bundle.policies[p].effect == "forbid"]
     if evaluation.allowed:
         ids = determining

@@ -13,8 +13,8 @@ from context.clock import Clock, SystemClock
 from context.durable import DurableContextStore, DurableRevocationStore, DurableState
 from context.factory import BehaviourWatch, open_live_context, shared_revocations, watch_behaviour
 from context.grants import GrantStore
-from context.provider import LiveContextProvider
 from context.live import LiveContext
+from context.provider import LiveContextProvider
 from context.revocations import RevocationStore
 from pdp.audit.admin_state import MemoryAdminState, open_admin_state
 from pdp.audit.archive import BundleArchive, archive_dir

@@ -24,12 +24,23 @@ from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.audit.auditor import (decision_view, export_lines, export_records, filter_detail,
-                               make_filter, verify_store)
+from pdp.audit.auditor import (
+    decision_view,
+    export_lines,
+    export_records,
+    filter_detail,
+    make_filter,
+    verify_store,
+)
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.inventory import (DEFAULT_LONG_LIVED_S, DEFAULT_STALE_DAYS, RefusalTally,
-                                 identity_inventory, inventory_report,
-                                 max_lifetimes_from_settings)
+from pdp.audit.inventory import (
+    DEFAULT_LONG_LIVED_S,
+    DEFAULT_STALE_DAYS,
+    RefusalTally,
+    identity_inventory,
+    inventory_report,
+    max_lifetimes_from_settings,
+)
 from pdp.audit.query import MAX_PAGE, DecisionFilter
 from pdp.audit.replay import replay_record
 from pdp.components import Components

@@ -12,8 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.fastjson import FastJSONResponse
 from pdp.api.jsonbody import StrictJSONRoute
+from pdp.api.models import (
+    AuthorizeRequest,
+    AuthorizeResponse,
+    BatchRequest,
+    BatchResponse,
+    Problem,
+    to_input,
+)
 from pdp.api.pep import PepRefused, check_pep, require_pep
-from pdp.api.models import AuthorizeRequest, AuthorizeResponse, BatchRequest, BatchResponse, Problem, to_input
 from pdp.api.problems import problem
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 

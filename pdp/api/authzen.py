@@ -56,7 +56,11 @@ from pdp.api.pep import require_pep
 from pdp.api.problems import problem
 from pdp.components import Components
 from pdp.decision.model import (
-    AssertedSubject, AuthorizeInput, Decision, DecisionError, ResourceRef,
+    AssertedSubject,
+    AuthorizeInput,
+    Decision,
+    DecisionError,
+    ResourceRef,
 )
 from pdp.decision.reasons import ReasonCode
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE

@@ -24,11 +24,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import (
-    BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
 )
 
 from context.live import LiveContext
-from context.state import INCIDENT_LEVELS, RISK_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
+from context.state import (
+    INCIDENT_LEVELS,
+    RISK_LEVELS,
+    RiskEntry,
+    Scope,
+    ScopeKind,
+    parse_level,
+    risk_name,
+)
 from context.store import ContextUnavailable
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id

@@ -23,8 +23,8 @@ id and a record in the log (on a ``Pdp::HttpRequest`` resource named by the path
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response

@@ -8,15 +8,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from pdp.decision.model import AuthorizeInput, ResourceRef
 from pdp.engine.ids import printable
+from pdp.identity.model import BearerToken, Credential, X509Chain
 
 # Entity ids and action names: any string Cedar accepts (empty included), without
 # control characters (pdp.engine.ids); the length bounds are on each field. The
 # pattern says the same in the OpenAPI document, so clients and fuzzers know it.
 Printable = Annotated[str, AfterValidator(printable),
                       Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"})]
-from pdp.identity.model import BearerToken, Credential, X509Chain
 
-_EXAMPLE_TOKEN = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9zZXJ2aWNlcy9ldGwiLCJhdWQiOiJwZHAifQ.c2ln"
+_EXAMPLE_TOKEN = ("eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9"
+                  ".eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9zZXJ2aWNlcy9ldGwiLCJhdWQiOiJwZHAifQ"
+                  ".c2ln")
 
 
 class Subject(BaseModel):

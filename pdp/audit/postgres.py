@@ -58,8 +58,7 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import (COLUMNS, STORED, PreparedRecord, StoredRow, columns_of,
-                               loaded)
+from pdp.audit.records import COLUMNS, STORED, PreparedRecord, StoredRow, columns_of, loaded
 from pdp.audit.sqlite_read import prefix_upper_bound
 
 log = logging.getLogger(__name__)

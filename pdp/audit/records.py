@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, export_line, record_text
@@ -44,8 +44,8 @@ def normalize_ts(value: datetime | str) -> str:
     if not isinstance(value, datetime):
         raise ValueError(f"not a timestamp: {value!r}")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class IndexedColumns(NamedTuple):

@@ -245,7 +245,7 @@ class SpoolingLog:
                         outcomes.extend(many([record]))
                     except ValueError as exc:
                         outcomes.append(exc)
-        for record, outcome in zip(records, outcomes):
+        for outcome in outcomes:
             if isinstance(outcome, AuditUnavailable):
                 raise outcome
         for record, outcome in zip(records, outcomes):

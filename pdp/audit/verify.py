@@ -27,8 +27,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pdp.audit.checkpoint import Checkpoint, CheckpointStore, key_id
-from pdp.audit.hashchain import (GENESIS, ChainChecker, ChainReport, export_line_text,
-                                 verify_chain)
+from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, export_line_text, verify_chain
 
 VerifyProblem = Literal[
     "hash mismatch", "prev_hash mismatch", "sequence gap", "out of order", "malformed record",

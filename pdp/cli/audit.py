@@ -258,7 +258,10 @@ def identities(
     from datetime import UTC, datetime
 
     from pdp.audit.inventory import (
-        RefusalTally, identity_inventory, inventory_report, max_lifetimes_from_settings,
+        RefusalTally,
+        identity_inventory,
+        inventory_report,
+        max_lifetimes_from_settings,
     )
 
     now = datetime.now(UTC)

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from pdp.cli import audit as audit_cli
+from pdp.cli import context as context_cli
 from pdp.cli import grant as grant_cli
 from pdp.cli import revoke as revoke_cli
-from pdp.cli import context as context_cli
+from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, fail, settings_from
 from pdp.cli.impact import impact_command
-from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, settings_from, fail
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Policy decision point for machine identities (SPIFFE, JWT, Cedar).")

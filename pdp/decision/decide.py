@@ -22,11 +22,19 @@ from pdp.engine.actions import ActionInfo, UnknownAction, cedar_uid
 from pdp.engine.bundle import Bundle
 from pdp.engine.evaluate import EntityInput, EvalRequest, Evaluation, evaluate
 from pdp.engine.grants import Grant
-from pdp.engine.whynot import (
-    PolicyDiagnosis, RequestData, action_covers, diagnose, permit_candidates,
-)
 from pdp.engine.pdp_schema import (
-    CREDENTIAL_ATTR, GROUP_TYPE, LIVE_ATTR, RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE,
+    CREDENTIAL_ATTR,
+    GROUP_TYPE,
+    LIVE_ATTR,
+    RESERVED_CONTEXT_ATTRS,
+    WORKLOAD_TYPE,
+)
+from pdp.engine.whynot import (
+    PolicyDiagnosis,
+    RequestData,
+    action_covers,
+    diagnose,
+    permit_candidates,
 )
 from pdp.identity.model import VerifiedIdentity
 

@@ -34,8 +34,8 @@ from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.entity_cache import PrincipalEntityCache
-from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
 from pdp.engine.ids import CONTROL_CHARACTERS
+from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
 from pdp.engine.policy_source import PolicySpan, split_policies
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.validation import generated_id, validate_file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Union
+from typing import Literal
 
 CredentialKind = Literal["x509-svid", "jwt-svid", "jwt"]
 
@@ -23,7 +23,7 @@ class X509Chain:
     pem: str
 
 
-Credential = Union[BearerToken, X509Chain]
+Credential = BearerToken | X509Chain
 
 
 @dataclass(frozen=True, slots=True)

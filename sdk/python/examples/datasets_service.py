@@ -21,7 +21,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-
 from pdp_client import AsyncPDPClient, Decision, DecisionCache
 from pdp_client.fastapi import PDP
 

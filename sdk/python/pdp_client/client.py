@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import httpx
 
@@ -42,8 +42,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 MAX_BATCH = 100  # the PDP's limit per /v1/authorize/batch call
 
-OnFailure = Union[Literal["deny", "raise"], Callable[[PDPError], Decision]]
-TokenSource = Union[str, Callable[[], str], None]
+OnFailure = Literal["deny", "raise"] | Callable[[PDPError], Decision]
+TokenSource = str | Callable[[], str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class Item:
     context: Mapping[str, Any] | None = None
 
 
-ItemLike = Union[Item, tuple[str, ResourceLike], tuple[str, ResourceLike, Mapping[str, Any]]]
+ItemLike = Item | tuple[str, ResourceLike] | tuple[str, ResourceLike, Mapping[str, Any]]
 
 
 def subject_of(token: str | None, x509: str | None) -> dict[str, str]:

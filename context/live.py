@@ -286,17 +286,18 @@ class LiveContext:
             raise ValueError("expires_at must be in the future")
         entry = RiskEntry(level=level, reason=reason, set_at=now, set_by=set_by,
                           expires_at=expires_at, authorized_by=authorized_by)
+        kept: RiskEntry | None = entry  # None: level 0 removes the principal's entries
         if principal is None:
             change = ContextChange(puts={GLOBAL_RISK_KEY: entry})
         elif level == 0:
             change = ContextChange(deletes=(principal_risk_key(principal),
                                             auto_risk_key(principal)))
-            entry = None  # type: ignore[assignment]
+            kept = None
         else:
             change = ContextChange(puts={principal_risk_key(principal): entry},
                                    deletes=(auto_risk_key(principal),))
         state = self._write(change, now)
-        return entry, state.version
+        return kept, state.version
 
     def raise_automatically(self, principal: str, entry: RiskEntry) -> None:
         """An automatic raise: enforced here at once, shared through the store when it can be."""

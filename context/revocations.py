@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, TypeGuard, get_args
 
 RevocationKind = Literal["jti", "cert", "spiffe_id", "spiffe_prefix", "issued_before"]
 KINDS: tuple[str, ...] = get_args(RevocationKind)
@@ -121,7 +121,7 @@ def new_revocation(
     a trailing ``/`` or ``/*`` of a prefix. SPIFFE IDs are checked for shape
     here; callers with the strict parser (the admin API) check them fully.
     """
-    if kind not in KINDS:
+    if not _is_kind(kind):
         raise InvalidRevocation(f"kind must be one of {', '.join(KINDS)}")
     value = _text(value, "value")
     issuer = _text(issuer, "issuer") if issuer is not None else None
@@ -143,10 +143,14 @@ def new_revocation(
     if kind not in ("jti", "cert") and issuer is not None:
         raise InvalidRevocation("`issuer` applies only to kinds jti and cert")
     return RevocationEntry(
-        id=revocation_id(kind, value, issuer, before), kind=kind,  # type: ignore[arg-type]
+        id=revocation_id(kind, value, issuer, before), kind=kind,
         value=value, issuer=issuer, before=before, reason=reason or "",
         created_by=created_by, created_at=created_at or datetime.now(UTC),
         expires_at=expires_at)
+
+
+def _is_kind(kind: str) -> TypeGuard[RevocationKind]:
+    return kind in KINDS
 
 
 def revocation_id(kind: str, value: str, issuer: str | None, before: datetime | None) -> str:

@@ -215,7 +215,8 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [resolve(v) for v in node]
         return node
 
-    return resolve(schema)  # type: ignore[no-any-return]
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 @router.get("/.well-known/authzen-configuration", summary="AuthZEN PDP metadata")

@@ -49,8 +49,10 @@ class GrantRequest(BaseModel):
 async def create_grant(body: GrantRequest, components: ComponentsDep,
                        caller: AdminCaller = Depends(admin_access("policy.grant"))) -> JSONResponse:
     bundle = components.bundles.current
+    if bundle is None:  # fail closed: no template can be checked without a bundle
+        return problem(503, "No policy bundle", "no valid bundle is loaded")
     try:
-        check_grant(bundle, body.template)  # type: ignore[arg-type]
+        check_grant(bundle, body.template)
     except GrantError as e:
         return problem(422, "Unknown template", str(e))
     now = components.clock.now()

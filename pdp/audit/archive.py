@@ -244,7 +244,8 @@ class BundleArchive:
         return sorted(out, key=lambda v: v.get("archived_at") or "")
 
     def version(self, sha256: str) -> dict[str, Any]:
-        return json.loads(self._read(sha256, "version.json"))  # type: ignore[no-any-return]
+        version: dict[str, Any] = json.loads(self._read(sha256, "version.json"))
+        return version
 
     def policies(self, sha256: str) -> dict[str, ArchivedPolicy]:
         """The policies of an archived version, by ``@id`` (texts as at that time)."""

@@ -124,12 +124,12 @@ def identity_inventory(records: Iterable[Mapping[str, Any]], *, now: datetime,
         if not isinstance(principal, str):
             if refusals is not None:
                 try:
-                    refusals.add(record, normalize_ts(record.get("timestamp")))  # type: ignore[arg-type]
+                    refusals.add(record, normalize_ts(record.get("timestamp")))
                 except ValueError:
                     pass
             continue
         try:
-            ts = normalize_ts(record.get("timestamp"))  # type: ignore[arg-type]
+            ts = normalize_ts(record.get("timestamp"))
         except ValueError:
             continue
         entry = entries.get(principal)

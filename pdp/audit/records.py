@@ -27,7 +27,7 @@ _CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _TEXT_KEYS = ("kind", "principal", "action", "resource", "decision", "pep")
 
 
-def normalize_ts(value: datetime | str) -> str:
+def normalize_ts(value: object) -> str:
     """An RFC 3339 UTC timestamp with microseconds, e.g. ``2026-11-23T13:00:00.123456Z``.
 
     One fixed width and zone, so timestamps compare correctly as text (range

@@ -269,7 +269,8 @@ def _grants(record: Mapping[str, Any]) -> tuple[Any, ...]:
 def _live(live: Mapping[str, Any], now: datetime) -> LiveSnapshot:
     from_dict = getattr(LiveSnapshot, "from_dict", None)
     if from_dict is not None:  # the snapshot's own inverse of as_dict (context.model)
-        return from_dict({**live, "now": live.get("now") or now.isoformat()})  # type: ignore[no-any-return]
+        snapshot: LiveSnapshot = from_dict({**live, "now": live.get("now") or now.isoformat()})
+        return snapshot
     sources = {str(k): ValueSource(str(v.get("source")), _opt_time(v.get("set_at")))
                for k, v in (live.get("sources") or {}).items() if isinstance(v, Mapping)}
     return LiveSnapshot(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal
 
 import uuid_utils
 
@@ -194,7 +194,7 @@ def principal_entity(identity: VerifiedIdentity) -> EntityInput:
     )
 
 
-ASSERTED_KIND = "asserted"
+ASSERTED_KIND: Final = "asserted"
 
 
 def asserted_principal(subject: AssertedSubject) -> tuple[VerifiedIdentity, EntityInput]:
@@ -215,7 +215,7 @@ def asserted_principal(subject: AssertedSubject) -> tuple[VerifiedIdentity, Enti
     props = dict(subject.properties or {})
     issuer = f"asserted-by:{subject.asserted_by}"
     if subject.type != WORKLOAD_TYPE:
-        identity = VerifiedIdentity(principal_id=subject.id, kind=ASSERTED_KIND,  # type: ignore[arg-type]
+        identity = VerifiedIdentity(principal_id=subject.id, kind=ASSERTED_KIND,
                                     issuer=issuer)
         return identity, EntityInput(
             type=subject.type, id=subject.id,
@@ -227,7 +227,7 @@ def asserted_principal(subject: AssertedSubject) -> tuple[VerifiedIdentity, Enti
     except BadSpiffeId:
         pass
     identity = VerifiedIdentity(
-        principal_id=subject.id, kind=ASSERTED_KIND, issuer=issuer,  # type: ignore[arg-type]
+        principal_id=subject.id, kind=ASSERTED_KIND, issuer=issuer,
         trust_domain=trust_domain, path=path,
         scopes=_strings(props.get("scopes"), "scopes"),
         groups=_strings(props.get("groups"), "groups"))
@@ -301,11 +301,11 @@ class Outcomes:
         self.principal = (cedar_uid(principal_type, identity.principal_id)
                           if identity is not None else None)
 
-    def _make(self, decision: str, reasons: tuple[Reason, ...], code: str, explanation: str,
+    def _make(self, decision: Literal["allow", "deny"], reasons: tuple[Reason, ...], code: str, explanation: str,
               errors: tuple[DecisionError, ...],
               diagnosis: tuple[PolicyDiagnosis, ...] = ()) -> Decision:
         return Decision(
-            decision_id=self.decision_id, decision=decision,  # type: ignore[arg-type]
+            decision_id=self.decision_id, decision=decision,
             timestamp=self.now, principal=self.principal, action=self.action,
             resource=self.resource, reasons=reasons, reason_codes=(code,) + self._live_codes(),
             explanation=explanation + self._live_notes(), errors=errors,

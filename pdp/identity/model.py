@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-CredentialKind = Literal["x509-svid", "jwt-svid", "jwt"]
+# "asserted": no credential, a subject a trusted PEP asserted (pdp.decision.decide).
+CredentialKind = Literal["x509-svid", "jwt-svid", "jwt", "asserted"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -47,7 +47,8 @@ class GrantRequest(BaseModel):
 @router.post("", status_code=201, responses={404: {"model": Problem}, 422: {"model": Problem}},
              summary="Create a task grant")
 async def create_grant(body: GrantRequest, components: ComponentsDep,
-                       caller: AdminCaller = Depends(admin_access("policy.grant"))) -> JSONResponse:
+                       caller: Annotated[AdminCaller, Depends(admin_access("policy.grant"))],
+) -> JSONResponse:
     bundle = components.bundles.current
     if bundle is None:  # fail closed: no template can be checked without a bundle
         return problem(503, "No policy bundle", "no valid bundle is loaded")
@@ -68,8 +69,10 @@ async def create_grant(body: GrantRequest, components: ComponentsDep,
 
 
 @router.get("", summary="List task grants")
-async def list_grants(components: ComponentsDep, include_inactive: bool = False,
-                      caller: AdminCaller = Depends(admin_access("policy.grants.read"))) -> dict[str, Any]:
+async def list_grants(
+        components: ComponentsDep,
+        caller: Annotated[AdminCaller, Depends(admin_access("policy.grants.read"))],
+        include_inactive: bool = False) -> dict[str, Any]:
     """Active grants (or all, with `include_inactive=true`), each with `active`."""
     now = components.clock.now()
     grants = [g for g in components.grants.all() if include_inactive or g.active(now)]
@@ -78,7 +81,8 @@ async def list_grants(components: ComponentsDep, include_inactive: bool = False,
 
 @router.delete("/{grant_id}", responses={404: {"model": Problem}}, summary="Revoke a task grant")
 async def revoke_grant(grant_id: str, components: ComponentsDep,
-                       caller: AdminCaller = Depends(admin_access("policy.ungrant"))) -> JSONResponse:
+                       caller: Annotated[AdminCaller, Depends(admin_access("policy.ungrant"))],
+) -> JSONResponse:
     grant = await asyncio.to_thread(components.grants.revoke, grant_id, components.clock.now())
     if grant is None:
         return problem(404, "Grant not found", f"no grant {grant_id}")

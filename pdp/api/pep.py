@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pdp.api.admin_auth import bearer_credential
-from pdp.api.deps import get_components
+from pdp.api.deps import ComponentsDep
 from pdp.api.problems import PROBLEM_JSON
 from pdp.api.refusals import refuse
 from pdp.components import Components
@@ -151,8 +151,7 @@ def identify_pep(request: Request, components: Components) -> PepIdentity | None
     return None
 
 
-async def require_pep(request: Request,
-                      components: Components = Depends(get_components)) -> str | None:
+async def require_pep(request: Request, components: ComponentsDep) -> str | None:
     """Dependency of the decision endpoints: identify the PEP, enforce the allowlist,
     and set ``request.state.pep`` (its principal id, or None) for the record.
 

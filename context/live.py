@@ -165,8 +165,8 @@ class LiveContext:
             principal_level = max(principal_level, self.degraded_defaults.principal_risk_level)
             sources["global_risk_level"] = ValueSource("default", **risk_age)
             sources["principal_risk_level"] = ValueSource("default", **risk_age)
-        sources["risk_level"] = (sources["principal_risk_level"]
-                                 if principal_level > global_level else sources["global_risk_level"])
+        sources["risk_level"] = (sources["principal_risk_level"] if principal_level > global_level
+                                 else sources["global_risk_level"])
 
         notes = [f"{INCIDENT_LEVELS[i.level]} incident {i.id} for {i.scope}"
                  + (f": {i.reason}" if i.reason else "") for i in incidents[:3]]

@@ -21,7 +21,7 @@ credentials. The verifier asks :meth:`RevocationStore.check` on every request,
 verified-credential cache hits included, so a change takes effect on the very
 next request. :class:`RevocationIndex` does the matching for any backend:
 build it from ``list()`` and rebuild it when ``version`` changes.
-"""
+"""  # noqa: E501 - a reStructuredText table, one row per line
 
 from __future__ import annotations
 

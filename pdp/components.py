@@ -109,7 +109,8 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     # Archive each bundle version as it is loaded, so old decisions keep their policies' text.
     archive = BundleArchive(archive_dir(settings.state_dir))
     archive.store_quietly(bundles.current)
-    bundles.subscribe(lambda outcome: archive.store_quietly(bundles.current) if outcome.ok else None)
+    bundles.subscribe(
+        lambda outcome: archive.store_quietly(bundles.current) if outcome.ok else None)
 
     audit_maintenance = None
     if log is None:

@@ -67,7 +67,8 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(ops.router)
     app.include_router(grants_api.router)  # task grants: /v1/grants
     app.include_router(revocations.router)  # /v1/revocations (identity admin)
-    app.include_router(authzen.router)  # AuthZEN 1.0: /access/v1/*, /.well-known/authzen-configuration
+    # AuthZEN 1.0: /access/v1/*, /.well-known/authzen-configuration
+    app.include_router(authzen.router)
     app.include_router(gateways.router)  # Envoy ext_authz, nginx auth_request: /v1/gateway/*
     app.include_router(context_admin.router)  # /v1/context
     context_admin.install_context_handler(app)

@@ -74,7 +74,8 @@ class DecisionPage(BaseModel):
         {"decisions": [_EXAMPLE_RECORD], "next_cursor": "eyJ2IjoxLCJiZWZvcmUiOjQyfQ"}]})
 
     decisions: list[dict[str, Any]] = Field(description="Records as stored, with chain keys.")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: no more.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null: no more.")
 
 
 class PolicyText(BaseModel):

@@ -64,7 +64,8 @@ async def authorize_batch(body: BatchRequest, request: Request,
             return _reserved_problem(reserved, f"items.{i}.context")
     rid = request_id(request)
     decisions = await components.service.authorize_batch(
-        [to_input(body.subject, item, request_id=rid, pep=pep_name(request)) for item in body.items])
+        [to_input(body.subject, item, request_id=rid, pep=pep_name(request))
+         for item in body.items])
     return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo(request))
 
 

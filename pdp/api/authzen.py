@@ -267,7 +267,8 @@ def _evaluations_schema() -> dict[str, Any]:
     return schema
 
 
-@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,  # without `evaluations`: one
+# Without `evaluations` the answer is one AzDecision.
+@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,
              responses=_ERRORS,
              summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {

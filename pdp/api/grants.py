@@ -37,11 +37,14 @@ class GrantRequest(BaseModel):
         "ttl_s": 900, "task": "T-123",
     }]})
 
-    template: str = Field(min_length=1, description="The @id of a template with ?principal and ?resource.")
+    template: str = Field(min_length=1,
+                          description="The @id of a template with ?principal and ?resource.")
     principal: str = Field(min_length=1, max_length=2048, description="Workload id (SPIFFE ID).")
     resource: EntityRef
-    ttl_s: int = Field(gt=0, le=MAX_GRANT_TTL_S, description="Lifetime in seconds (at most 7 days).")
-    task: str = Field(min_length=1, max_length=256, description="The task the grant is for, e.g. a ticket.")
+    ttl_s: int = Field(gt=0, le=MAX_GRANT_TTL_S,
+                       description="Lifetime in seconds (at most 7 days).")
+    task: str = Field(min_length=1, max_length=256,
+                      description="The task the grant is for, e.g. a ticket.")
 
 
 @router.post("", status_code=201, responses={404: {"model": Problem}, 422: {"model": Problem}},

@@ -37,8 +37,9 @@ class Subject(BaseModel):
 
     token: str | None = Field(default=None, max_length=16384,
                               description="Compact JWT: a JWT-SVID or an issuer's access token.")
-    x509: str | None = Field(default=None, max_length=65536,
-                             description="PEM chain: the X.509-SVID leaf first, then intermediates.")
+    x509: str | None = Field(
+        default=None, max_length=65536,
+        description="PEM chain: the X.509-SVID leaf first, then intermediates.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Subject:
@@ -158,7 +159,8 @@ class AuthorizeResponse(BaseModel):
         "action": 'App::Action::"read"',
         "resource": 'App::Dataset::"sales-daily"',
         "reasons": [{"policy": "dataset.pipelines.read-write", "effect": "permit",
-                     "message": "Data pipelines may read and write datasets of the analytics domain."}],
+                     "message": "Data pipelines may read and write datasets of the "
+                                "analytics domain."}],
         "reason_codes": ["policy.permit"],
         "explanation": "Allowed by policy dataset.pipelines.read-write: Data pipelines may read "
                        "and write datasets of the analytics domain.",

@@ -286,7 +286,8 @@ class BundleArchive:
         return bundle
 
     def bundle_for(self, sha256: str | None, current: Bundle | None = None) -> Bundle:
-        """The bundle of version ``sha256``: ``current`` when it is that version, else the archive."""
+        """The bundle of version ``sha256``: ``current`` when it is that version, else the
+        archive."""
         if sha256 is None:
             raise ArchiveError("the record names no policy version")
         if current is not None and current.version.sha256 == sha256:

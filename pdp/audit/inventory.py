@@ -173,7 +173,8 @@ def identity_inventory(records: Iterable[Mapping[str, Any]], *, now: datetime,
 
 
 def credential_lifetime_s(cred: Mapping[str, Any]) -> int | None:
-    """``exp - iat`` (or ``exp - nbf``) of a logged credential, in whole seconds; None if unknown."""
+    """``exp - iat`` (or ``exp - nbf``) of a logged credential, in whole seconds; None if
+    unknown."""
     start = cred.get("issued_at") or cred.get("not_before")
     end = cred.get("expires_at")
     if not start or not end:

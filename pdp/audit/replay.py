@@ -52,7 +52,8 @@ class ReplayInputs(DecideInputs):
 
 
 def replay_inputs(record: Mapping[str, Any]) -> ReplayInputs:
-    """Rebuild ``decide()``'s inputs from a decision record; :class:`NotReplayable` if it can't be."""
+    """Rebuild ``decide()``'s inputs from a decision record; :class:`NotReplayable` if it
+    can't be."""
     if record.get("kind", "decision") != "decision":
         raise NotReplayable(f"record is a {record.get('kind')} event, not a decision")
     credential = record.get("credential")

@@ -259,7 +259,8 @@ def credential_facts(identity: VerifiedIdentity, now: datetime) -> dict[str, Any
 
 def cedar_context(action: ActionInfo, context: Mapping[str, Any], live: LiveSnapshot,
                   identity: VerifiedIdentity, now: datetime) -> dict[str, Any]:
-    """The PEP's context at the top level, plus ``live``/``credential`` where the action declares them."""
+    """The PEP's context at the top level, plus ``live``/``credential`` where the action
+    declares them."""
     out = dict(context)
     if action.declares_live:
         out[LIVE_ATTR] = live.to_cedar()
@@ -301,8 +302,8 @@ class Outcomes:
         self.principal = (cedar_uid(principal_type, identity.principal_id)
                           if identity is not None else None)
 
-    def _make(self, decision: Literal["allow", "deny"], reasons: tuple[Reason, ...], code: str, explanation: str,
-              errors: tuple[DecisionError, ...],
+    def _make(self, decision: Literal["allow", "deny"], reasons: tuple[Reason, ...], code: str,
+              explanation: str, errors: tuple[DecisionError, ...],
               diagnosis: tuple[PolicyDiagnosis, ...] = ()) -> Decision:
         return Decision(
             decision_id=self.decision_id, decision=decision,

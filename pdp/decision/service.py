@@ -3,8 +3,8 @@
 Every door (HTTP, AuthZEN, gateways, ``pdp check``) calls ``authorize`` on the
 same ``DecisionService``, refusals at the door included (``AuthorizeInput.refused``),
 as every Cerbos door calls ``Engine.Check``. A decision is returned only after its
-record is committed to the log ("acknowledged means recorded"); if the log cannot take it, the answer is a
-deny with ``audit.unavailable``.
+record is committed to the log ("acknowledged means recorded"); if the log cannot take
+it, the answer is a deny with ``audit.unavailable``.
 """
 
 from __future__ import annotations

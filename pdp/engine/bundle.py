@@ -117,7 +117,8 @@ class Bundle:
 
 
 def load_bundle(directory: Path | str) -> Bundle:
-    """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all problems."""
+    """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
+    problems."""
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleInvalid(directory, [BundleProblem(str(directory), "not a directory")])

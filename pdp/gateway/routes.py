@@ -105,7 +105,8 @@ def compile_route(spec: RouteSpec) -> Route:
     """Check and compile one configured route (raises ``RouteError``)."""
     method = spec.method.upper()
     if not _METHOD.fullmatch(method):
-        raise RouteError(f"route {spec.path!r}: method {spec.method!r} is not an HTTP method or '*'")
+        raise RouteError(
+            f"route {spec.path!r}: method {spec.method!r} is not an HTTP method or '*'")
     if not spec.path.startswith("/"):
         raise RouteError(f"route path {spec.path!r} must start with '/'")
     segments: list[tuple[bool, str]] = []

@@ -11,7 +11,7 @@ Configuration (environment): ``PDP_URL`` (default ``http://127.0.0.1:8181``),
 ``PDP_TRUSTED_PROXIES`` (comma-separated addresses whose forwarded client
 certificate is accepted), ``PDP_EMBEDDED_CONFIG`` (a ``pdp.toml``: decide
 in-process instead of over HTTP).
-"""
+"""  # noqa: E501 - a shell command, one line to copy
 
 from __future__ import annotations
 

@@ -164,9 +164,9 @@ class PDPClient:
         limits: connection pool limits. transport: an httpx transport (tests, a proxy).
     """
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 retries: int = 2, backoff_s: float | None = None,
-                 cache: DecisionCache | None = None,
+    def __init__(self, base_url: str = DEFAULT_URL, *,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, retries: int = 2,
+                 backoff_s: float | None = None, cache: DecisionCache | None = None,
                  on_failure: OnFailure = "deny", pep_token: TokenSource = None,
                  headers: Mapping[str, str] | None = None,
                  limits: httpx.Limits = DEFAULT_LIMITS,
@@ -238,9 +238,9 @@ class PDPClient:
 class AsyncPDPClient:
     """The same as ``PDPClient`` for asyncio (``await client.authorize(...)``)."""
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 retries: int = 2, backoff_s: float | None = None,
-                 cache: DecisionCache | None = None,
+    def __init__(self, base_url: str = DEFAULT_URL, *,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, retries: int = 2,
+                 backoff_s: float | None = None, cache: DecisionCache | None = None,
                  on_failure: OnFailure = "deny", pep_token: TokenSource = None,
                  headers: Mapping[str, str] | None = None,
                  limits: httpx.Limits = DEFAULT_LIMITS,

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install bench soak clean
+.PHONY: run test lint install bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ install: $(BIN)/python
 run: install
 	$(BIN)/pdp serve --dev
 
-# Install and run the whole test suite (fails if no test ran).
-test: install
+# Install, lint, and run the whole test suite (fails if no test ran).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# mypy strict and ruff, as configured in pyproject.toml: a new error fails `make test`.
+lint: install
+	$(BIN)/python -m mypy
+	$(BIN)/python -m ruff check
 
 # Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.
 # The HTTP section drives the server with wrk when it is installed (apt-get install wrk).
@@ -28,7 +33,7 @@ bench: install
 	$(BIN)/python -m bench $(BENCH)
 
 clean:
-	rm -rf $(VENV) .pdp .pytest_cache
+	rm -rf $(VENV) .pdp .pytest_cache .mypy_cache .ruff_cache
 
 # The soak (bench/soak.py), not part of `make test`: two replicas on PostgreSQL + Redis, mixed
 # traffic, kill -9 of one in the middle. SOAK_SECONDS (default 600) sets its length.

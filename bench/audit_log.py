@@ -59,8 +59,7 @@ from pdp.api.app import collect_young_less_often
 from pdp.audit import DecisionFilter, SqliteDecisionLog
 from pdp.audit.groupcommit import Append
 from pdp.audit.hashchain import GENESIS
-from pdp.audit.records import prepare
-from pdp.audit.records import COLUMNS
+from pdp.audit.records import COLUMNS, prepare
 from pdp.audit.sqlite_index import INDEX_EVERY, catch_up
 from pdp.audit.sqlite_read import page_sql, where_clause
 from pdp.audit.sqlite_schema import INSERT, ROW, connect
@@ -310,7 +309,8 @@ def postgres_throughput() -> list[str]:
         import psycopg
         from psycopg.conninfo import make_conninfo
 
-        from pdp.audit.postgres import COLUMNS as PG_COLUMNS, PostgresDecisionLog
+        from pdp.audit.postgres import COLUMNS as PG_COLUMNS
+        from pdp.audit.postgres import PostgresDecisionLog
 
         psycopg.connect(PG_DSN, connect_timeout=2).close()
     except Exception as exc:  # noqa: BLE001 - report, do not fail the other sections

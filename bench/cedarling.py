@@ -237,7 +237,7 @@ def profile(case: Case, calls: int = 3000, top: int = 12) -> str:
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
     total = sum(v[2] for _, v in rows)
     lines = ["| function | own time per decision (µs, under cProfile) | share |", "|---|---:|---:|"]
-    for (path, line, name), (_, ncalls, tottime, _cum, _) in rows[:top]:
+    for (path, line, name), (_, _ncalls, tottime, _cum, _) in rows[:top]:
         where = f"{Path(path).parent.name}/{Path(path).name}:{line}" if line else path
         lines.append(f"| `{name}` ({where}) | {tottime / calls * 1e6:.1f} | "
                      f"{tottime / total:.0%} |")

@@ -344,10 +344,12 @@ class RaiseRecorder:
 
     def _run(self) -> None:
         while True:
+            item: RiskRaise | None
             try:
                 item = self._queue.get(timeout=self._wait())
-            except queue.Empty:
-                item = ...  # type: ignore[assignment]
+            except queue.Empty:  # nothing new: only the decays that came due
+                self._due_decays()
+                continue
             if item is None:
                 return
             if isinstance(item, RiskRaise):

@@ -358,6 +358,7 @@ class DurableContextStore:
                 if admin_deletes:
                     self.inner.apply(ContextChange(deletes=admin_deletes))
                 else:
+                    # A RedisContextStore (it has a link), which ContextStore does not name.
                     self.inner.reload(full=True)  # type: ignore[attr-defined]
             except (ContextUnavailable, *link.errors):
                 pass  # durable already; Redis is reseeded when it is back

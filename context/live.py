@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from context.calendar import BusinessCalendar
 from context.model import LiveSnapshot, ValueSource
@@ -49,6 +49,13 @@ from context.state import (
 from context.store import ContextStore, StoreView
 
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class _Age(TypedDict):
+    """How fresh one lookup's store view is: every ``ValueSource`` of that lookup carries it."""
+
+    age_s: float | None
+    max_age_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +152,7 @@ class LiveContext:
         for entry in (global_entry, manual, auto):
             if entry is not None and (at := _entry_change(entry, now)) is not None:
                 horizon.append(at)
-        risk_age = dict(age_s=view.age_s, max_age_s=self.freshness.risk_max_age_s)
+        risk_age = _Age(age_s=view.age_s, max_age_s=self.freshness.risk_max_age_s)
         if fresh_risk:
             sources["global_risk_level"] = _risk_source(
                 global_entry, "config" if global_entry is None else view.source, **risk_age)
@@ -158,8 +165,8 @@ class LiveContext:
             principal_level = max(principal_level, self.degraded_defaults.principal_risk_level)
             sources["global_risk_level"] = ValueSource("default", **risk_age)
             sources["principal_risk_level"] = ValueSource("default", **risk_age)
-        sources["risk_level"] = (sources["principal_risk_level"]
-                                 if principal_level > global_level else sources["global_risk_level"])
+        sources["risk_level"] = (sources["principal_risk_level"] if principal_level > global_level
+                                 else sources["global_risk_level"])
 
         notes = [f"{INCIDENT_LEVELS[i.level]} incident {i.id} for {i.scope}"
                  + (f": {i.reason}" if i.reason else "") for i in incidents[:3]]
@@ -204,7 +211,7 @@ class LiveContext:
 
     def _incident_source(self, view: StoreView, incidents: tuple[Incident, ...],
                          fresh: bool) -> ValueSource:
-        age = dict(age_s=view.age_s, max_age_s=self.freshness.incident_max_age_s)
+        age = _Age(age_s=view.age_s, max_age_s=self.freshness.incident_max_age_s)
         if not fresh:
             return ValueSource("default", **age)
         if not incidents:
@@ -279,17 +286,18 @@ class LiveContext:
             raise ValueError("expires_at must be in the future")
         entry = RiskEntry(level=level, reason=reason, set_at=now, set_by=set_by,
                           expires_at=expires_at, authorized_by=authorized_by)
+        kept: RiskEntry | None = entry  # None: level 0 removes the principal's entries
         if principal is None:
             change = ContextChange(puts={GLOBAL_RISK_KEY: entry})
         elif level == 0:
             change = ContextChange(deletes=(principal_risk_key(principal),
                                             auto_risk_key(principal)))
-            entry = None  # type: ignore[assignment]
+            kept = None
         else:
             change = ContextChange(puts={principal_risk_key(principal): entry},
                                    deletes=(auto_risk_key(principal),))
         state = self._write(change, now)
-        return entry, state.version
+        return kept, state.version
 
     def raise_automatically(self, principal: str, entry: RiskEntry) -> None:
         """An automatic raise: enforced here at once, shared through the store when it can be."""
@@ -388,7 +396,7 @@ def _entry_change(entry: RiskEntry, now: datetime) -> datetime | None:
     return change
 
 
-def _risk_source(entry: RiskEntry | None, source: str, **age: Any) -> ValueSource:
+def _risk_source(entry: RiskEntry | None, source: str, **age: Unpack[_Age]) -> ValueSource:
     if entry is None:
         return ValueSource(source, **age)
     return ValueSource("behaviour" if entry.automatic else source, set_at=entry.set_at,

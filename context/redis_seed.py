@@ -11,12 +11,13 @@ reconnect it reloads the durable copy and reseeds Redis if needed.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pdp.audit.admin_state import AdminSnapshot
 
 if TYPE_CHECKING:
     from context.durable import DurableState
+    from context.redis_backend import RedisLink
 
 ADMIN_TOPIC = "admin"
 
@@ -78,7 +79,7 @@ class RedisSeeder:
     replicas with a SQLite log each (sharing only Redis) add to one another.
     """
 
-    def __init__(self, link: Any) -> None:
+    def __init__(self, link: RedisLink) -> None:
         self.link = link
         self._script = link.client.register_script(_SEED)
 
@@ -95,7 +96,7 @@ class RedisSeeder:
                 self.link.key("revocations"), self.link.key("revocations", "version"),
                 self.link.key("context", "state"), self.link.key("context", "version"),
                 self.link.epoch_key]
-        args = [snap.version, self.link.channel, secrets.token_hex(4),
+        args: list[str | int] = [snap.version, self.link.channel, secrets.token_hex(4),
                 len(revocations) // 2, *revocations, len(context) // 2, *context]
         return bool(self._script(keys=keys, args=args))
 

@@ -21,7 +21,7 @@ credentials. The verifier asks :meth:`RevocationStore.check` on every request,
 verified-credential cache hits included, so a change takes effect on the very
 next request. :class:`RevocationIndex` does the matching for any backend:
 build it from ``list()`` and rebuild it when ``version`` changes.
-"""
+"""  # noqa: E501 - a reStructuredText table, one row per line
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, TypeGuard, get_args
 
 RevocationKind = Literal["jti", "cert", "spiffe_id", "spiffe_prefix", "issued_before"]
 KINDS: tuple[str, ...] = get_args(RevocationKind)
@@ -44,15 +44,25 @@ class InvalidRevocation(ValueError):
 class CredentialFacts(Protocol):
     """What a revocation is matched against (``pdp.identity.VerifiedIdentity`` has it all)."""
 
-    principal_id: str
-    issuer: str
-    trust_domain: str
-    jti: str | None
-    serial: str | None
-    actor: str | None
-    actor_chain: tuple[str, ...]
-    issued_at: datetime | None
-    not_before: datetime | None
+    # Read-only properties, so that frozen dataclasses satisfy the protocol.
+    @property
+    def principal_id(self) -> str: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def trust_domain(self) -> str: ...
+    @property
+    def jti(self) -> str | None: ...
+    @property
+    def serial(self) -> str | None: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def actor_chain(self) -> tuple[str, ...]: ...
+    @property
+    def issued_at(self) -> datetime | None: ...
+    @property
+    def not_before(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,7 @@ def new_revocation(
     a trailing ``/`` or ``/*`` of a prefix. SPIFFE IDs are checked for shape
     here; callers with the strict parser (the admin API) check them fully.
     """
-    if kind not in KINDS:
+    if not _is_kind(kind):
         raise InvalidRevocation(f"kind must be one of {', '.join(KINDS)}")
     value = _text(value, "value")
     issuer = _text(issuer, "issuer") if issuer is not None else None
@@ -133,10 +143,14 @@ def new_revocation(
     if kind not in ("jti", "cert") and issuer is not None:
         raise InvalidRevocation("`issuer` applies only to kinds jti and cert")
     return RevocationEntry(
-        id=revocation_id(kind, value, issuer, before), kind=kind,  # type: ignore[arg-type]
+        id=revocation_id(kind, value, issuer, before), kind=kind,
         value=value, issuer=issuer, before=before, reason=reason or "",
         created_by=created_by, created_at=created_at or datetime.now(UTC),
         expires_at=expires_at)
+
+
+def _is_kind(kind: str) -> TypeGuard[RevocationKind]:
+    return kind in KINDS
 
 
 def revocation_id(kind: str, value: str, issuer: str | None, before: datetime | None) -> str:

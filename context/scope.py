@@ -17,14 +17,19 @@ TAGS_ATTR = "tags"
 ENTITIES_FILE = "entities.json"
 
 
+# Read-only properties, so that the engine's frozen dataclasses satisfy these protocols.
 class _Resource(Protocol):
-    type: str
-    id: str
-    attrs: Mapping[str, Any] | None
+    @property
+    def type(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def attrs(self) -> Mapping[str, Any] | None: ...
 
 
 class _Bundle(Protocol):
-    files: Mapping[str, bytes]
+    @property
+    def files(self) -> Mapping[str, bytes]: ...
 
 
 def resource_tags(resource: _Resource, bundle: _Bundle | None) -> frozenset[str]:

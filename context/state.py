@@ -166,7 +166,7 @@ class Incident:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Incident:
         return cls(id=str(d["id"]), scope=Scope.parse(str(d["scope"])), level=int(d["level"]),
-                   reason=str(d.get("reason", "")), set_at=_parse_time(d["set_at"]),
+                   reason=str(d.get("reason", "")), set_at=_required_time(d["set_at"]),
                    set_by=d.get("set_by"), ends_at=_parse_time(d.get("ends_at")),
                    authorized_by=d.get("authorized_by"), source=str(d.get("source", "admin")))
 
@@ -241,7 +241,7 @@ class RiskEntry:
     def from_dict(cls, d: Mapping[str, Any]) -> RiskEntry:
         decay = d.get("decay_s")
         return cls(level=int(d["level"]), reason=str(d.get("reason", "")),
-                   set_at=_parse_time(d["set_at"]), set_by=d.get("set_by"),
+                   set_at=_required_time(d["set_at"]), set_by=d.get("set_by"),
                    expires_at=_parse_time(d.get("expires_at")),
                    decay_s=float(decay) if decay is not None else None,
                    automatic=bool(d.get("automatic", False)),
@@ -350,6 +350,14 @@ class ContextState:
 
 def _iso(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at is not None else None
+
+
+def _required_time(value: Any) -> datetime:
+    """A time every stored entry has (``set_at``): a record without one is malformed."""
+    at = _parse_time(value)
+    if at is None:
+        raise ValueError("a stored context entry has no set_at time")
+    return at
 
 
 def _parse_time(value: Any) -> datetime | None:

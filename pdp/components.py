@@ -13,14 +13,15 @@ from context.clock import Clock, SystemClock
 from context.durable import DurableContextStore, DurableRevocationStore, DurableState
 from context.factory import BehaviourWatch, open_live_context, shared_revocations, watch_behaviour
 from context.grants import GrantStore
-from context.provider import LiveContextProvider
 from context.live import LiveContext
+from context.provider import LiveContextProvider
 from context.revocations import RevocationStore
 from pdp.audit.admin_state import MemoryAdminState, open_admin_state
 from pdp.audit.archive import BundleArchive, archive_dir
 from pdp.audit.factory import open_configured_log
 from pdp.audit.maintenance import AuditMaintenance, start_maintenance
 from pdp.audit.redact import Redactor
+from pdp.audit.store import DecisionStore
 from pdp.config import Settings
 from pdp.decision.service import DecisionService
 from pdp.engine.sources import BundleSource, DirectorySource, GitSource
@@ -38,7 +39,7 @@ class Components:
     verifier: IdentityVerifier
     dev_issuer: DevIssuer | None
     live: LiveContextProvider
-    log: object  # DecisionLog + QueryableLog (pdp.audit.store)
+    log: DecisionStore  # DecisionLog + QueryableLog (pdp.audit.store)
     clock: Clock
     metrics: Metrics
     service: DecisionService
@@ -63,7 +64,7 @@ class Components:
         self.verifier.stop_refreshing()
         if self.behaviour is not None:
             self.behaviour.close()
-        self.log.close()  # type: ignore[attr-defined]
+        self.log.close()
         if self.audit_maintenance is not None:  # after the log: signs its final head
             self.audit_maintenance.close()
         close_live = getattr(self.live, "close", None)  # Redis: its sync thread
@@ -74,7 +75,7 @@ class Components:
 
 
 def build_components(settings: Settings, *, clock: Clock | None = None,
-                     log: object | None = None,
+                     log: DecisionStore | None = None,
                      revocations: RevocationStore | None = None) -> Components:
     """Build every part from ``settings``.
 
@@ -108,14 +109,15 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     # Archive each bundle version as it is loaded, so old decisions keep their policies' text.
     archive = BundleArchive(archive_dir(settings.state_dir))
     archive.store_quietly(bundles.current)
-    bundles.subscribe(lambda outcome: archive.store_quietly(bundles.current) if outcome.ok else None)
+    bundles.subscribe(
+        lambda outcome: archive.store_quietly(bundles.current) if outcome.ok else None)
 
     audit_maintenance = None
     if log is None:
         log = open_configured_log(settings)  # [audit]: backend, spool
         audit_maintenance = start_maintenance(settings, log)  # checkpoints, retention
     service = DecisionService(
-        bundles=bundles, verifier=verifier, live=live, log=log,  # type: ignore[arg-type]
+        bundles=bundles, verifier=verifier, live=live, log=log,
         clock=clock, max_ttl=timedelta(seconds=settings.max_decision_ttl_s),
         observer=metrics.observe_decision,
         redactor=Redactor.from_pointers(settings.audit.redact) or None,

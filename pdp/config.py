@@ -458,7 +458,9 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
             model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
 
         cls = FileSettings
-    return cls(**{k: v for k, v in overrides.items() if v is not None})
+    # Any: pydantic validates each override against its field, as it does the file's values.
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return cls(**given)
 
 
 __all__ = [

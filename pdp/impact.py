@@ -88,7 +88,7 @@ class ImpactReport:
         return any(f.direction in wanted for f in self.flips)
 
     def lines(self, examples: int = 3) -> list[str]:
-        counts = defaultdict(int)
+        counts: defaultdict[str, int] = defaultdict(int)
         for f in self.flips:
             counts[f.direction] += 1
         out = [f"impact: {len(self.flips)} decisions would change "
@@ -172,7 +172,7 @@ def _compare_records(current: Bundle, candidate: Bundle,
             report.records_skipped += 1
             continue
         report.records_evaluated += 1
-        _note(report, "log", inputs.decision_id, replay_decision(inputs, current),
+        _note(report, "log", inputs.decision_id or "", replay_decision(inputs, current),
               replay_decision(inputs, candidate))
 
 

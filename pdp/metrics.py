@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client import multiprocess, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.metrics_core import Metric
 
 from pdp.decision.model import Decision
 from pdp.engine.store import ReloadOutcome
@@ -103,5 +112,5 @@ class _ProcessLocal:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> list[Metric]:
         return [m for m in self.registry.collect() if m.type in ("info", "stateset", "enum")]

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pdp.api.deps import get_components, request_id
+from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.problems import PROBLEM_JSON
-from pdp.components import Components
 from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
 from pdp.engine.actions import cedar_uid
 from pdp.engine.pdp_schema import ADMIN_ACTION_TYPE, ADMIN_ACTIONS, ADMIN_TYPE
@@ -56,8 +55,7 @@ def admin_access(action: str) -> Callable[..., Awaitable[AdminCaller]]:
     if area is None:
         raise ValueError(f"{action!r} is not an admin action; see pdp_schema.ADMIN_ACTIONS")
 
-    async def dependency(request: Request,
-                         components: Components = Depends(get_components)) -> AdminCaller:
+    async def dependency(request: Request, components: ComponentsDep) -> AdminCaller:
         decision = await components.service.authorize(AuthorizeInput(
             credential=bearer_credential(request),
             action=cedar_uid(ADMIN_ACTION_TYPE, action),

@@ -9,16 +9,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pdp.api import authorize, decisions, ops
 from pdp.api import audit as audit_api
-from pdp.api import revocations
-from pdp.api import authzen, gateways
-from pdp.api import context_admin
-from pdp.api.pep import check_pep_allowlist, install_pep_handler
+from pdp.api import authorize, authzen, context_admin, decisions, gateways, ops, revocations
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
 from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.openapi import install_openapi
+from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
 from pdp.components import Components
 from pdp.metrics import mark_process_dead
@@ -70,9 +67,11 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(ops.router)
     app.include_router(grants_api.router)  # task grants: /v1/grants
     app.include_router(revocations.router)  # /v1/revocations (identity admin)
-    app.include_router(authzen.router)  # AuthZEN 1.0: /access/v1/*, /.well-known/authzen-configuration
+    # AuthZEN 1.0: /access/v1/*, /.well-known/authzen-configuration
+    app.include_router(authzen.router)
     app.include_router(gateways.router)  # Envoy ext_authz, nginx auth_request: /v1/gateway/*
-    app.include_router(context_admin.router); context_admin.install_context_handler(app)  # /v1/context
+    app.include_router(context_admin.router)  # /v1/context
+    context_admin.install_context_handler(app)
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
     app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)

@@ -24,25 +24,38 @@ from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.audit.auditor import (decision_view, export_lines, export_records, filter_detail,
-                               make_filter, verify_store)
+from pdp.audit.auditor import (
+    decision_view,
+    export_lines,
+    export_records,
+    filter_detail,
+    make_filter,
+    verify_store,
+)
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.inventory import (DEFAULT_LONG_LIVED_S, DEFAULT_STALE_DAYS, RefusalTally,
-                                 identity_inventory, inventory_report,
-                                 max_lifetimes_from_settings)
+from pdp.audit.inventory import (
+    DEFAULT_LONG_LIVED_S,
+    DEFAULT_STALE_DAYS,
+    RefusalTally,
+    identity_inventory,
+    inventory_report,
+    max_lifetimes_from_settings,
+)
 from pdp.audit.query import MAX_PAGE, DecisionFilter
 from pdp.audit.replay import replay_record
 from pdp.components import Components
 
 router = APIRouter(tags=["audit"], route_class=StrictJSONRoute)
 
-_AUTH = {401: {"model": Problem, "description": "No valid bearer credential"},
-         403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},
-         503: {"model": Problem, "description": "The audit query could not be recorded"}}
-_NOT_FOUND = {404: {"model": Problem, "description": "No decision with this id"}}
-_BAD = {400: {"model": Problem, "description": "A bad timestamp or cursor"}}
+_Responses = dict[int | str, dict[str, Any]]  # what FastAPI's `responses=` takes
+_AUTH: _Responses = {
+    401: {"model": Problem, "description": "No valid bearer credential"},
+    403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},
+    503: {"model": Problem, "description": "The audit query could not be recorded"}}
+_NOT_FOUND: _Responses = {404: {"model": Problem, "description": "No decision with this id"}}
+_BAD: _Responses = {400: {"model": Problem, "description": "A bad timestamp or cursor"}}
 
-_EXAMPLE_RECORD = {
+_EXAMPLE_RECORD: dict[str, Any] = {
     "decision_id": "019ab0c2-7d3e-7c52-9a8e-2f1f0e4c1a10", "kind": "decision",
     "timestamp": "2026-01-05T10:00:00.123456Z", "principal": "spiffe://example.org/services/etl",
     "action": 'App::Action::"write"', "resource": 'App::Dataset::"ledger"', "decision": "deny",
@@ -61,7 +74,8 @@ class DecisionPage(BaseModel):
         {"decisions": [_EXAMPLE_RECORD], "next_cursor": "eyJ2IjoxLCJiZWZvcmUiOjQyfQ"}]})
 
     decisions: list[dict[str, Any]] = Field(description="Records as stored, with chain keys.")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: no more.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null: no more.")
 
 
 class PolicyText(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -10,19 +12,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.fastjson import FastJSONResponse
 from pdp.api.jsonbody import StrictJSONRoute
+from pdp.api.models import (
+    AuthorizeRequest,
+    AuthorizeResponse,
+    BatchRequest,
+    BatchResponse,
+    Problem,
+    to_input,
+)
 from pdp.api.pep import PepRefused, check_pep, require_pep
-from pdp.api.models import AuthorizeRequest, AuthorizeResponse, BatchRequest, BatchResponse, Problem, to_input
 from pdp.api.problems import problem
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 
 router = APIRouter(prefix="/v1", tags=["decisions"], route_class=StrictJSONRoute)
 
-_ERRORS = {400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
-           413: {"model": Problem, "description": "Body too large"},
-           422: {"model": Problem, "description": "A field is missing or has the wrong type"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
+    413: {"model": Problem, "description": "Body too large"},
+    422: {"model": Problem, "description": "A field is missing or has the wrong type"}}
 
 
-@router.post("/authorize", response_model=AuthorizeResponse, responses=_ERRORS,  # type: ignore[arg-type]
+@router.post("/authorize", response_model=AuthorizeResponse, responses=_ERRORS,
              summary="Decide one request",
              dependencies=[Depends(require_pep)])  # the calling PEP: allowlist, `pep` in the record
 async def authorize(body: AuthorizeRequest, request: Request,
@@ -42,7 +52,7 @@ async def authorize(body: AuthorizeRequest, request: Request,
     return FastJSONResponse(decision.as_dict(), headers=_echo(request))
 
 
-@router.post("/authorize/batch", response_model=BatchResponse, responses=_ERRORS,  # type: ignore[arg-type]
+@router.post("/authorize/batch", response_model=BatchResponse, responses=_ERRORS,
              summary="Decide several requests for one subject",
              dependencies=[Depends(require_pep)])
 async def authorize_batch(body: BatchRequest, request: Request,
@@ -54,7 +64,8 @@ async def authorize_batch(body: BatchRequest, request: Request,
             return _reserved_problem(reserved, f"items.{i}.context")
     rid = request_id(request)
     decisions = await components.service.authorize_batch(
-        [to_input(body.subject, item, request_id=rid, pep=pep_name(request)) for item in body.items])
+        [to_input(body.subject, item, request_id=rid, pep=pep_name(request))
+         for item in body.items])
     return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo(request))
 
 

@@ -56,7 +56,11 @@ from pdp.api.pep import require_pep
 from pdp.api.problems import problem
 from pdp.components import Components
 from pdp.decision.model import (
-    AssertedSubject, AuthorizeInput, Decision, DecisionError, ResourceRef,
+    AssertedSubject,
+    AuthorizeInput,
+    Decision,
+    DecisionError,
+    ResourceRef,
 )
 from pdp.decision.reasons import ReasonCode
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
@@ -175,9 +179,10 @@ class AzDecisions(BaseModel):
     evaluations: list[AzDecision]
 
 
-_ERRORS = {400: {"description": "Malformed JSON, wrong content type, empty body, or a "
-                                "missing or mistyped field"},
-           413: {"description": "Body too large"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON, wrong content type, empty body, or a "
+                         "missing or mistyped field"},
+    413: {"description": "Body too large"}}
 
 
 class BadRequest(Exception):
@@ -210,7 +215,8 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [resolve(v) for v in node]
         return node
 
-    return resolve(schema)  # type: ignore[no-any-return]
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 @router.get("/.well-known/authzen-configuration", summary="AuthZEN PDP metadata")
@@ -223,7 +229,7 @@ async def configuration(request: Request) -> JSONResponse:
                         headers=_echo(request))
 
 
-@router.post(EVALUATION_PATH, response_model=AzDecision, responses=_ERRORS,  # type: ignore[arg-type]
+@router.post(EVALUATION_PATH, response_model=AzDecision, responses=_ERRORS,
              summary="AuthZEN access evaluation", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": _inline_schema(AzEvaluationRequest)}}}})
@@ -261,8 +267,9 @@ def _evaluations_schema() -> dict[str, Any]:
     return schema
 
 
-@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,  # without `evaluations`: one
-             responses=_ERRORS,  # type: ignore[arg-type]
+# Without `evaluations` the answer is one AzDecision.
+@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,
+             responses=_ERRORS,
              summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": _evaluations_schema()}}}})

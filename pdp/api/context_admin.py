@@ -24,11 +24,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import (
-    BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
 )
 
 from context.live import LiveContext
-from context.state import INCIDENT_LEVELS, RISK_LEVELS, RiskEntry, Scope, ScopeKind, parse_level, risk_name
+from context.state import (
+    INCIDENT_LEVELS,
+    RISK_LEVELS,
+    RiskEntry,
+    Scope,
+    ScopeKind,
+    parse_level,
+    risk_name,
+)
 from context.store import ContextUnavailable
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
@@ -180,7 +193,7 @@ def _unavailable(e: ContextUnavailable) -> JSONResponse:
             responses=_REFUSED)
 async def show_context(
         components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("context.read")),
+        caller: Annotated[AdminCaller, Depends(admin_access("context.read"))],
         principal: Annotated[str | None, Query(
             min_length=1,
             description="Also show the snapshot a decision for this principal would see.")] = None,
@@ -215,7 +228,8 @@ async def context_version(components: ComponentsDep) -> dict[str, Any]:
 @router.post("/incidents", status_code=201, summary="Declare an incident", responses=_WRITE)
 async def declare_incident(
         body: IncidentRequest, request: Request, components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("context.incident.set"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("context.incident.set"))],
+) -> JSONResponse:
     """Declare incident mode for a scope, with a level, a reason and an optional end.
     In force at once on this replica and, with Redis, on every replica (pub/sub).
 
@@ -249,7 +263,8 @@ async def declare_incident(
                responses={**_WRITE, 404: {"model": Problem}})
 async def clear_incident(
         incident_id: str, request: Request, components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("context.incident.clear"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("context.incident.clear"))],
+) -> JSONResponse:
     """End one incident by its `id`. Recorded first as a `context.incident.clear` admin
     event, then applied. Needs `Pdp::Action::"context.incident.clear"`."""
     return await _clear(components, caller, request, incident_id)
@@ -258,7 +273,8 @@ async def clear_incident(
 @router.delete("/incidents", summary="End every incident", responses=_WRITE)
 async def clear_incidents(
         request: Request, components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("context.incident.clear"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("context.incident.clear"))],
+) -> JSONResponse:
     """End all incidents. Recorded first, then applied.
     Needs `Pdp::Action::"context.incident.clear"`."""
     return await _clear(components, caller, request, None)
@@ -291,7 +307,8 @@ async def _clear(components: Components, caller: AdminCaller, request: Request,
 @router.put("/risk", summary="Set the global or a principal's risk level", responses=_WRITE)
 async def set_risk(
         body: RiskRequest, request: Request, components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("context.risk.set"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("context.risk.set"))],
+) -> JSONResponse:
     """Set the global risk level, or one principal's (replacing an automatic raise; level
     0 clears it), until `expires_at` / `ttl_s` (default `context.risk_ttl_s`).
 

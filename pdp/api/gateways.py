@@ -23,6 +23,7 @@ id and a record in the log (on a ``Pdp::HttpRequest`` resource named by the path
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -104,8 +105,10 @@ async def nginx(request: Request, components: ComponentsDep) -> Response:
 
 
 # Each door takes every method (Envoy forwards the original one), and OpenAPI says so.
-for _path, _endpoint, _summary in [("/envoy/{path:path}", envoy, "Envoy ext_authz (HTTP service)"),
-                                   ("/nginx", nginx, "nginx auth_request")]:
+_DOORS: list[tuple[str, Callable[..., Awaitable[Response]], str]] = [
+    ("/envoy/{path:path}", envoy, "Envoy ext_authz (HTTP service)"),
+    ("/nginx", nginx, "nginx auth_request")]
+for _path, _endpoint, _summary in _DOORS:
     for _method in METHODS:
         router.add_api_route(_path, _endpoint, methods=[_method], responses=_DENY_DOC,
                              response_class=Response, summary=f"{_summary}: {_method}",

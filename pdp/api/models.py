@@ -8,15 +8,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from pdp.decision.model import AuthorizeInput, ResourceRef
 from pdp.engine.ids import printable
+from pdp.identity.model import BearerToken, Credential, X509Chain
 
 # Entity ids and action names: any string Cedar accepts (empty included), without
 # control characters (pdp.engine.ids); the length bounds are on each field. The
 # pattern says the same in the OpenAPI document, so clients and fuzzers know it.
 Printable = Annotated[str, AfterValidator(printable),
                       Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"})]
-from pdp.identity.model import BearerToken, Credential, X509Chain
 
-_EXAMPLE_TOKEN = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9zZXJ2aWNlcy9ldGwiLCJhdWQiOiJwZHAifQ.c2ln"
+_EXAMPLE_TOKEN = ("eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9"
+                  ".eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9zZXJ2aWNlcy9ldGwiLCJhdWQiOiJwZHAifQ"
+                  ".c2ln")
 
 
 class Subject(BaseModel):
@@ -35,8 +37,9 @@ class Subject(BaseModel):
 
     token: str | None = Field(default=None, max_length=16384,
                               description="Compact JWT: a JWT-SVID or an issuer's access token.")
-    x509: str | None = Field(default=None, max_length=65536,
-                             description="PEM chain: the X.509-SVID leaf first, then intermediates.")
+    x509: str | None = Field(
+        default=None, max_length=65536,
+        description="PEM chain: the X.509-SVID leaf first, then intermediates.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Subject:
@@ -156,7 +159,8 @@ class AuthorizeResponse(BaseModel):
         "action": 'App::Action::"read"',
         "resource": 'App::Dataset::"sales-daily"',
         "reasons": [{"policy": "dataset.pipelines.read-write", "effect": "permit",
-                     "message": "Data pipelines may read and write datasets of the analytics domain."}],
+                     "message": "Data pipelines may read and write datasets of the "
+                                "analytics domain."}],
         "reason_codes": ["policy.permit"],
         "explanation": "Allowed by policy dataset.pipelines.read-write: Data pipelines may read "
                        "and write datasets of the analytics domain.",

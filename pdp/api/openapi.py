@@ -51,7 +51,7 @@ def install_openapi(app: FastAPI) -> None:
         declare_problems(schema, list(api_routes(app.routes)))
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def declare_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -111,7 +111,8 @@ async def metrics(components: ComponentsDep) -> Response:
              responses={409: {"model": Problem, "description": "Refused; the old bundle serves"}})
 async def reload_policies(
         components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("policy.reload"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("policy.reload"))],
+) -> JSONResponse:
     """Load the bundle directory again. A bundle with problems is refused and the
     previous one keeps serving (409, with every problem listed).
 

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pdp.api.admin_auth import bearer_credential
-from pdp.api.deps import get_components
+from pdp.api.deps import ComponentsDep
 from pdp.api.problems import PROBLEM_JSON
 from pdp.api.refusals import refuse
 from pdp.components import Components
@@ -151,8 +151,7 @@ def identify_pep(request: Request, components: Components) -> PepIdentity | None
     return None
 
 
-async def require_pep(request: Request,
-                      components: Components = Depends(get_components)) -> str | None:
+async def require_pep(request: Request, components: ComponentsDep) -> str | None:
     """Dependency of the decision endpoints: identify the PEP, enforce the allowlist,
     and set ``request.state.pep`` (its principal id, or None) for the record.
 
@@ -188,8 +187,9 @@ def check_pep(request: Request, components: Components) -> str | None:
         if not _allowlist(tuple(settings.pep_allowlist)).allows(pep.name):
             raise PepRefused(403, f"{pep.name} is not on this PDP's PEP allowlist",
                              ReasonCode.IDENTITY_PEP_NOT_ALLOWED, pep=pep.name)
-    request.state.pep = pep.name if pep is not None else None
-    return request.state.pep
+    name = pep.name if pep is not None else None
+    request.state.pep = name
+    return name
 
 
 PepDep = Annotated[str | None, Depends(require_pep)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -82,7 +82,8 @@ def _store(components: Components) -> RevocationStore:
             responses={401: {"model": Problem}, 403: {"model": Problem}})
 async def list_revocations(
         components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("identity.revocations.read"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("identity.revocations.read"))],
+) -> JSONResponse:
     """Every revocation, oldest first, and the store's `version`.
 
     Needs `Pdp::Action::"identity.revocations.read"`."""
@@ -96,7 +97,8 @@ async def list_revocations(
                         422: {"model": Problem}, 503: {"model": Problem}})
 async def revoke(
         body: RevocationRequest, components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("identity.revoke"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("identity.revoke"))],
+) -> JSONResponse:
     """Refuse a token (jti), a certificate, a workload, a SPIFFE ID prefix, or everything
     an issuer or trust domain issued before a time — from the very next request on.
 
@@ -133,7 +135,8 @@ async def revoke(
                           404: {"model": Problem}, 503: {"model": Problem}})
 async def unrevoke(
         revocation_id: str, components: ComponentsDep,
-        caller: AdminCaller = Depends(admin_access("identity.unrevoke"))) -> JSONResponse:
+        caller: Annotated[AdminCaller, Depends(admin_access("identity.unrevoke"))],
+) -> JSONResponse:
     """Remove a revocation (its `id` from the list). Recorded first as an
     `identity.unrevoke` admin event, then applied. Needs `Pdp::Action::"identity.unrevoke"`."""
     store = _store(components)

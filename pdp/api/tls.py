@@ -63,6 +63,7 @@ def client_chain_pem(ssl_object: Any) -> list[str]:
 def _pem(cert: Any) -> str:
     if isinstance(cert, bytes):  # DER
         return ssl.DER_cert_to_PEM_cert(cert)
+    # ssl's C module: its PEM constant is not in typeshed.
     return str(cert.public_bytes(ssl._ssl.ENCODING_PEM))  # type: ignore[attr-defined]
 
 
@@ -74,6 +75,7 @@ class _TlsScopeMixin:
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self._tls = tls_extension(transport)
+        # A mixin: uvicorn's protocol class follows it in the MRO (http_protocol_class).
         super().connection_made(transport)  # type: ignore[misc]
 
     # uvicorn's protocols assign ``self.scope = {...}`` for every request.
@@ -94,6 +96,7 @@ def http_protocol_class() -> type[asyncio.Protocol]:
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        # Either protocol class serves as the base; mypy sees two types for one name.
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
     return type("TlsScopeHttpProtocol", (_TlsScopeMixin, Base), {})

@@ -211,7 +211,8 @@ class SqliteAdminState:
 class _Guard:
     """Hold ``lock``; turn the backend's errors into ``AuditUnavailable``."""
 
-    def __init__(self, lock: threading.Lock, errors: type[BaseException] | tuple[type[BaseException], ...],
+    def __init__(self, lock: threading.Lock,
+                 errors: type[BaseException] | tuple[type[BaseException], ...],
                  source: str) -> None:
         self.lock, self.errors, self.source = lock, errors, source
 

@@ -45,7 +45,8 @@ from typing import Any
 import cedarpy
 from cedarpy import pst
 
-from pdp.engine.bundle import Bundle, BundleInvalid, BundleVersion, PolicyInfo, load_bundle
+from pdp.engine.bundle import Bundle, BundleVersion, PolicyInfo, load_bundle
+from pdp.engine.problems import BundleInvalid
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,8 @@ class BundleArchive:
         return sorted(out, key=lambda v: v.get("archived_at") or "")
 
     def version(self, sha256: str) -> dict[str, Any]:
-        return json.loads(self._read(sha256, "version.json"))  # type: ignore[no-any-return]
+        version: dict[str, Any] = json.loads(self._read(sha256, "version.json"))
+        return version
 
     def policies(self, sha256: str) -> dict[str, ArchivedPolicy]:
         """The policies of an archived version, by ``@id`` (texts as at that time)."""
@@ -284,7 +286,8 @@ class BundleArchive:
         return bundle
 
     def bundle_for(self, sha256: str | None, current: Bundle | None = None) -> Bundle:
-        """The bundle of version ``sha256``: ``current`` when it is that version, else the archive."""
+        """The bundle of version ``sha256``: ``current`` when it is that version, else the
+        archive."""
         if sha256 is None:
             raise ArchiveError("the record names no policy version")
         if current is not None and current.version.sha256 == sha256:

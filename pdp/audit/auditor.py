@@ -100,9 +100,10 @@ def decision_view(record: Mapping[str, Any], *, archive: BundleArchive | None,
     policies = []
     for reason in reasons:
         pid = reason.get("policy")
-        policy = archived.get(pid) or {"id": pid, "effect": reason.get("effect"), "file": None,
-                                        "reason": reason.get("message"),
-                                        "advice": reason.get("advice"), "text": None}
+        known = archived.get(pid) if isinstance(pid, str) else None
+        policy = known or {"id": pid, "effect": reason.get("effect"), "file": None,
+                           "reason": reason.get("message"),
+                           "advice": reason.get("advice"), "text": None}
         policies.append(policy)
     view["determining_policies"] = policies
     view["bundle_archived"] = found if sha else None

@@ -87,7 +87,7 @@ def open_decision_log(backend: str, *, sqlite_path: Path | None = None, batch_ma
     from pdp.audit.spool import SpoolingLog
 
     try:
-        return SpoolingLog(store, spool_path)  # type: ignore[return-value]
+        return SpoolingLog(store, spool_path)
     except BaseException:
         store.close()
         raise

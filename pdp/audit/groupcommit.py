@@ -40,7 +40,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
 from pdp.audit.hashchain import hash_body, stored_text
@@ -50,7 +51,14 @@ log = logging.getLogger(__name__)
 
 Outcome = dict[str, Any] | BaseException
 Row = tuple[Any, ...]
-_STOP = object()  # queued by close(): commit what came before, then exit
+_T = TypeVar("_T")
+
+
+class _Stop(Enum):
+    STOP = "stop"
+
+
+_STOP = _Stop.STOP  # queued by close(): commit what came before, then exit
 _QUEUED, _TAKEN, _ABANDONED = 0, 1, 2  # Append.state: who owns the record now
 
 
@@ -59,7 +67,8 @@ class Append:
     """One queued record and the future its caller waits on."""
 
     prepared: PreparedRecord
-    future: asyncio.Future[dict[str, Any]] | concurrent.futures.Future[dict[str, Any]]
+    # None for the records of a _Group: the group's own future answers for them all.
+    future: asyncio.Future[dict[str, Any]] | concurrent.futures.Future[dict[str, Any]] | None
     loop: asyncio.AbstractEventLoop | None  # None: a concurrent.futures.Future (append_sync)
     state: int = _QUEUED  # _TAKEN by the writer or _ABANDONED by its caller, whichever first
 
@@ -105,7 +114,7 @@ class GroupCommitLog:
         self.commit_timeout_s = commit_timeout_s
         self.commits = 0  # write transactions committed
         self.appended = 0  # records they carried
-        self._queue: queue.SimpleQueue[Append | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Append | _Group | _Stop] = queue.SimpleQueue()
         self._gate = threading.Lock()  # orders "closed?" checks against the STOP marker
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -176,7 +185,7 @@ class GroupCommitLog:
         before anything is queued. The spool ships through this, so spooled
         records reach the chain in the order they were spooled.
         """
-        items = [Append(prepare(r), None, None) for r in records]  # type: ignore[arg-type]
+        items = [Append(prepare(r), None, None) for r in records]
         if not items:
             return []
         future: concurrent.futures.Future[list[Outcome]] = concurrent.futures.Future()
@@ -191,7 +200,8 @@ class GroupCommitLog:
             with self._claims:
                 if group.state == _QUEUED:
                     group.state = _ABANDONED  # never written: the spool keeps them
-            _resolve(future, [self._late() for _ in items])
+            late: list[Outcome] = [self._late() for _ in items]
+            _resolve(future, late)
             return future.result()
 
     def close(self) -> None:
@@ -250,7 +260,7 @@ class GroupCommitLog:
                     if item is _STOP:
                         stop = True
                     else:
-                        pending.append(item)  # type: ignore[arg-type]
+                        pending.append(item)
                 while not stop and len(pending) < self.batch_max:
                     try:
                         item = self._queue.get_nowait()
@@ -259,16 +269,17 @@ class GroupCommitLog:
                     if item is _STOP:
                         stop = True
                     else:
-                        pending.append(item)  # type: ignore[arg-type]
+                        pending.append(item)
                 if not pending:
                     if stop:
                         break
                     continue
-                if isinstance(pending[0], _Group):
-                    group = pending.pop(0)  # type: ignore[assignment]
-                    assert group is not None
+                if isinstance(first := pending[0], _Group):
+                    group = first
+                    del pending[0]
                     if (failed := self._ensure_ready()) is not None:
-                        _resolve(group.future, [failed for _ in group.items])
+                        refused: list[Outcome] = [failed for _ in group.items]
+                        _resolve(group.future, refused)
                         continue
                     with self._claims:
                         if group.state != _QUEUED:
@@ -277,11 +288,13 @@ class GroupCommitLog:
                     _resolve(group.future, self._timed_write(group.items))
                     self._after_commit()
                     continue
-                run = 0  # the records before the next group
-                while run < len(pending) and not isinstance(pending[run], _Group):
-                    run += 1
-                take = self._batch_size(run)
-                batch, pending = pending[:take], pending[take:]  # type: ignore[assignment]
+                run: list[Append] = []  # the records before the next group
+                for queued in pending:
+                    if isinstance(queued, _Group):
+                        break
+                    run.append(queued)
+                take = self._batch_size(len(run))
+                batch, pending = run[:take], pending[take:]
                 if (failed := self._ensure_ready()) is not None:
                     self._settle(batch, [failed for _ in batch])
                     continue
@@ -293,7 +306,8 @@ class GroupCommitLog:
                 log.exception("decision log writer failed a batch")
                 try:
                     if group is not None:
-                        _resolve(group.future, [unavailable(exc) for _ in group.items])
+                        lost: list[Outcome] = [unavailable(exc) for _ in group.items]
+                        _resolve(group.future, lost)
                     self._settle(batch, [unavailable(exc) for _ in batch])
                 except BaseException:
                     log.exception("decision log writer could not report a failure")
@@ -320,7 +334,7 @@ class GroupCommitLog:
         self._last_error = None if failed is None else str(failed)[:300]
         return outcomes
 
-    def _next_or_probe(self) -> object | None:
+    def _next_or_probe(self) -> Append | _Group | _Stop | None:
         """The next queued item; or, while the last write failed and nothing comes within
         ``commit_timeout_s``, a probe of the store and None."""
         if self._last_error is None or self.commit_timeout_s is None:
@@ -461,8 +475,9 @@ def unavailable(exc: BaseException) -> AuditUnavailable:
     return err
 
 
-def _resolve(future: Any, outcome: Outcome) -> None:
-    if future.done():  # the caller gave up (cancelled)
+def _resolve(future: asyncio.Future[_T] | concurrent.futures.Future[_T] | None,
+             outcome: _T | BaseException) -> None:
+    if future is None or future.done():  # part of a _Group; or the caller gave up (cancelled)
         return
     try:
         if isinstance(outcome, BaseException):

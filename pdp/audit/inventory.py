@@ -124,12 +124,12 @@ def identity_inventory(records: Iterable[Mapping[str, Any]], *, now: datetime,
         if not isinstance(principal, str):
             if refusals is not None:
                 try:
-                    refusals.add(record, normalize_ts(record.get("timestamp")))  # type: ignore[arg-type]
+                    refusals.add(record, normalize_ts(record.get("timestamp")))
                 except ValueError:
                     pass
             continue
         try:
-            ts = normalize_ts(record.get("timestamp"))  # type: ignore[arg-type]
+            ts = normalize_ts(record.get("timestamp"))
         except ValueError:
             continue
         entry = entries.get(principal)
@@ -173,7 +173,8 @@ def identity_inventory(records: Iterable[Mapping[str, Any]], *, now: datetime,
 
 
 def credential_lifetime_s(cred: Mapping[str, Any]) -> int | None:
-    """``exp - iat`` (or ``exp - nbf``) of a logged credential, in whole seconds; None if unknown."""
+    """``exp - iat`` (or ``exp - nbf``) of a logged credential, in whole seconds; None if
+    unknown."""
     start = cred.get("issued_at") or cred.get("not_before")
     end = cred.get("expires_at")
     if not start or not end:

@@ -45,7 +45,7 @@ import math
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,8 +58,7 @@ from pdp.audit.errors import AuditUnavailable
 from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.hashchain import GENESIS, ChainReport, verify_stored
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
-from pdp.audit.records import (COLUMNS, STORED, PreparedRecord, StoredRow, columns_of,
-                               loaded)
+from pdp.audit.records import COLUMNS, STORED, PreparedRecord, StoredRow, columns_of, loaded
 from pdp.audit.sqlite_read import prefix_upper_bound
 
 log = logging.getLogger(__name__)
@@ -380,12 +379,16 @@ class PostgresDecisionLog(GroupCommitLog):
 
     def first_seq(self) -> int | None:
         with self._reading() as conn:
-            return conn.execute("SELECT min(seq) FROM decisions").fetchone()[0]  # type: ignore[index]
+            row = conn.execute("SELECT min(seq) FROM decisions").fetchone()
+        first: int | None = row[0] if row is not None else None  # min() always has one row
+        return first
 
     def first_seq_at_or_after(self, ts: str) -> int | None:
         with self._reading() as conn:
-            return conn.execute("SELECT min(seq) FROM decisions WHERE ts >= %s",
-                                (ts,)).fetchone()[0]  # type: ignore[index]
+            row = conn.execute("SELECT min(seq) FROM decisions WHERE ts >= %s",
+                               (ts,)).fetchone()
+        first: int | None = row[0] if row is not None else None
+        return first
 
     def checkpoints(self) -> list[Checkpoint]:
         with self._reading() as conn:
@@ -467,7 +470,7 @@ def migrate(conn: psycopg.Connection[Any], key: int) -> int:
                 f"{SCHEMA_VERSION}; upgrade the PDP")
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version]:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
         if found < SCHEMA_VERSION:
             conn.execute("INSERT INTO schema_version (id, version) VALUES (1, %s) "
                          "ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
@@ -505,7 +508,7 @@ def where_clause(flt: DecisionFilter, *, before: int | None = None) -> tuple[str
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _columns_disagree(values: dict[str, Any], record: dict[str, Any]) -> bool:
+def _columns_disagree(values: Mapping[str, Any], record: dict[str, Any]) -> bool:
     try:
         cols = columns_of(record)
     except ValueError:

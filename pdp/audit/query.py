@@ -76,6 +76,7 @@ def matches(flt: DecisionFilter, col: IndexedColumns) -> bool:
         return False
     if flt.reason_code is not None and flt.reason_code not in col.reason_codes:
         return False
+    # since/until are text here: DecisionFilter.__post_init__ normalized them (normalize_ts).
     if flt.since is not None and col.ts < flt.since:  # type: ignore[operator]
         return False
     if flt.until is not None and col.ts >= flt.until:  # type: ignore[operator]

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, export_line, record_text
@@ -27,7 +27,7 @@ _CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _TEXT_KEYS = ("kind", "principal", "action", "resource", "decision", "pep")
 
 
-def normalize_ts(value: datetime | str) -> str:
+def normalize_ts(value: object) -> str:
     """An RFC 3339 UTC timestamp with microseconds, e.g. ``2026-11-23T13:00:00.123456Z``.
 
     One fixed width and zone, so timestamps compare correctly as text (range
@@ -44,8 +44,8 @@ def normalize_ts(value: datetime | str) -> str:
     if not isinstance(value, datetime):
         raise ValueError(f"not a timestamp: {value!r}")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class IndexedColumns(NamedTuple):
@@ -196,7 +196,8 @@ class StoredRow(NamedTuple):
 
 def same_record(prepared: PreparedRecord, stored: Mapping[str, Any]) -> bool:
     """Whether a stored record (chain keys included) is this record again."""
-    return body(stored) == json.loads(prepared.body_json)
+    prepared_body: dict[str, Any] = json.loads(prepared.body_json)
+    return body(stored) == prepared_body
 
 
 __all__ = ["COLUMNS", "STORED", "IndexedColumns", "PreparedRecord", "StoredRow", "columns_of",

@@ -30,7 +30,8 @@ REDACTABLE_ROOTS: tuple[tuple[str, ...], ...] = (("context",), ("resource", "att
 
 
 class BadPointer(ValueError):
-    """A redaction pointer is not an RFC 6901 JSON Pointer, or points outside what may be redacted."""
+    """A redaction pointer is not an RFC 6901 JSON Pointer, or points outside what may be
+    redacted."""
 
 
 def parse_pointer(pointer: str) -> tuple[str, ...]:
@@ -57,7 +58,8 @@ def format_pointer(tokens: Sequence[str]) -> str:
 
 
 def check_redaction_pointer(pointer: str) -> tuple[str, ...]:
-    """Parse ``pointer`` and make sure it lies strictly inside ``/context`` or ``/resource/attrs``."""
+    """Parse ``pointer`` and make sure it lies strictly inside ``/context`` or
+    ``/resource/attrs``."""
     tokens = parse_pointer(pointer)
     for root in REDACTABLE_ROOTS:
         if tokens[:len(root)] == root and len(tokens) > len(root):
@@ -103,7 +105,8 @@ class Redactor:
 
 
 def _erase(node: Any, tokens: tuple[str, ...]) -> tuple[Any, bool]:
-    """A copy of ``node`` without the value at ``tokens`` (copy on write), and whether it existed."""
+    """A copy of ``node`` without the value at ``tokens`` (copy on write), and whether it
+    existed."""
     head, rest = tokens[0], tokens[1:]
     if isinstance(node, Mapping):
         if head not in node:

@@ -52,7 +52,8 @@ class ReplayInputs(DecideInputs):
 
 
 def replay_inputs(record: Mapping[str, Any]) -> ReplayInputs:
-    """Rebuild ``decide()``'s inputs from a decision record; :class:`NotReplayable` if it can't be."""
+    """Rebuild ``decide()``'s inputs from a decision record; :class:`NotReplayable` if it
+    can't be."""
     if record.get("kind", "decision") != "decision":
         raise NotReplayable(f"record is a {record.get('kind')} event, not a decision")
     credential = record.get("credential")
@@ -73,8 +74,10 @@ def replay_inputs(record: Mapping[str, Any]) -> ReplayInputs:
         cedar_principal = None
         if isinstance(asserted, Mapping):
             identity, cedar_principal = _asserted(asserted)
-        else:
+        elif isinstance(credential, Mapping):
             identity = _identity(str(principal), credential, record.get("principal_entity"))
+        else:
+            raise NotReplayable("the record's asserted subject is malformed")
         return ReplayInputs(
             identity=identity, principal=cedar_principal, grants=_grants(record),
             action=str(request["action"]),
@@ -250,7 +253,7 @@ def _asserted(subject: Mapping[str, Any]) -> tuple[VerifiedIdentity, Any]:
     from pdp.decision.decide import asserted_principal
     from pdp.decision.model import AssertedSubject
 
-    return asserted_principal(AssertedSubject(  # type: ignore[no-any-return]
+    return asserted_principal(AssertedSubject(
         type=str(subject["type"]), id=str(subject["id"]),
         asserted_by=str(subject.get("asserted_by")), properties=subject.get("properties")))
 
@@ -267,7 +270,8 @@ def _grants(record: Mapping[str, Any]) -> tuple[Any, ...]:
 def _live(live: Mapping[str, Any], now: datetime) -> LiveSnapshot:
     from_dict = getattr(LiveSnapshot, "from_dict", None)
     if from_dict is not None:  # the snapshot's own inverse of as_dict (context.model)
-        return from_dict({**live, "now": live.get("now") or now.isoformat()})  # type: ignore[no-any-return]
+        snapshot: LiveSnapshot = from_dict({**live, "now": live.get("now") or now.isoformat()})
+        return snapshot
     sources = {str(k): ValueSource(str(v.get("source")), _opt_time(v.get("set_at")))
                for k, v in (live.get("sources") or {}).items() if isinstance(v, Mapping)}
     return LiveSnapshot(

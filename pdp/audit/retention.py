@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pdp.audit.checkpoint import Checkpoint, make_checkpoint
+from pdp.audit.checkpoint import Checkpoint, CheckpointStore, make_checkpoint
 from pdp.audit.errors import AuditError
-from pdp.audit.hashchain import GENESIS
+from pdp.audit.hashchain import GENESIS, ChainReport
 from pdp.audit.records import normalize_ts
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,21 @@ class RetentionResult:
         return asdict(self)
 
 
+class RetentionStore(CheckpointStore, Protocol):
+    """A checkpoint store that can also cut its oldest records (SQLite, PostgreSQL)."""
+
+    def first_seq_at_or_after(self, ts: str) -> int | None: ...
+    def delete_through(self, seq: int) -> int: ...
+    def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
+               end_seq: int | None = None) -> ChainReport: ...
+
+
 def cutoff_for(days: int, now: datetime | None = None) -> str:
     """The timestamp ``days`` days before ``now`` (UTC), in the log's text form."""
     return normalize_ts((now or datetime.now(UTC)) - timedelta(days=days))
 
 
-def apply_retention(store: Any, *, older_than: datetime | str,
+def apply_retention(store: RetentionStore, *, older_than: datetime | str,
                     key: Ed25519PrivateKey | None) -> RetentionResult:
     """Delete the records older than ``older_than`` after signing an anchor with ``key``.
 
@@ -84,7 +93,7 @@ def apply_retention(store: Any, *, older_than: datetime | str,
     return RetentionResult(cutoff, deleted, anchor, first_kept)
 
 
-def _verified_hash_at(store: Any, first: int, anchor_seq: int,
+def _verified_hash_at(store: RetentionStore, first: int, anchor_seq: int,
                       key: Ed25519PrivateKey | None) -> str:
     """The hash of record ``anchor_seq``, after checking the chain from the start up to it."""
     start_seq, start_hash = 1, GENESIS

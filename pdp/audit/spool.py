@@ -42,6 +42,7 @@ from typing import Any
 
 from pdp.audit.errors import AuditError, AuditUnavailable
 from pdp.audit.records import prepare
+from pdp.audit.store import DecisionStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class SpoolingLog:
     retention) are the store's own.
     """
 
-    def __init__(self, store: Any, spool_path: Path, *, retry_initial_s: float = 0.05,
+    def __init__(self, store: DecisionStore, spool_path: Path, *, retry_initial_s: float = 0.05,
                  retry_max_s: float = 5.0) -> None:
         self.store = store
         self.path = Path(spool_path)
@@ -244,7 +245,7 @@ class SpoolingLog:
                         outcomes.extend(many([record]))
                     except ValueError as exc:
                         outcomes.append(exc)
-        for record, outcome in zip(records, outcomes):
+        for outcome in outcomes:
             if isinstance(outcome, AuditUnavailable):
                 raise outcome
         for record, outcome in zip(records, outcomes):

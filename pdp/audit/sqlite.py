@@ -33,9 +33,17 @@ from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavaila
 from pdp.audit.hashchain import GENESIS, ChainReport
 from pdp.audit.query import DecisionFilter, Page
 from pdp.audit.records import PreparedRecord, StoredRow, loaded
-from pdp.audit.sqlite_schema import (ROWS_PER_INSERT, STORED, SYNCHRONOUS, connect,
-                                     insert_atomically, insert_rows, migrate, read_head,
-                                     rollback_quietly)
+from pdp.audit.sqlite_schema import (
+    ROWS_PER_INSERT,
+    STORED,
+    SYNCHRONOUS,
+    connect,
+    insert_atomically,
+    insert_rows,
+    migrate,
+    read_head,
+    rollback_quietly,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ so an auditor's scan never slows decisions down.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,12 +118,14 @@ class Reader:
 
     def first_seq(self) -> int | None:
         with self._connection() as conn:
-            return conn.execute("SELECT min(seq) FROM decisions").fetchone()[0]
+            first: int | None = conn.execute("SELECT min(seq) FROM decisions").fetchone()[0]
+            return first
 
     def first_seq_at_or_after(self, ts: str) -> int | None:
         with self._connection() as conn:
-            return conn.execute("SELECT min(seq) FROM decisions WHERE ts >= ?",
-                                (ts,)).fetchone()[0]
+            first: int | None = conn.execute("SELECT min(seq) FROM decisions WHERE ts >= ?",
+                                             (ts,)).fetchone()[0]
+            return first
 
     def checkpoints(self) -> list[Checkpoint]:
         with self._connection() as conn:
@@ -160,7 +162,7 @@ class Reader:
                 last = rows[-1][0]
 
 
-def _columns_disagree(values: dict[str, Any], record: dict[str, Any]) -> bool:
+def _columns_disagree(values: Mapping[str, Any], record: dict[str, Any]) -> bool:
     try:
         cols = columns_of(record)
     except ValueError:

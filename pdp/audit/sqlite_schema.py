@@ -95,8 +95,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "SELECT 'principal', coalesce(max(seq), 0) FROM decisions",
     ),
     # Chain format 2: new rows keep ``record`` as the exact text their hash covers,
-    # with ``seq`` first and without prev_hash/hash (those are columns). Nothing to change in place, and
-    # older rows stay as they are; the version only keeps older releases, which would
+    # with ``seq`` first and without prev_hash/hash (those are columns). Nothing to change
+    # in place, and older rows stay as they are; the version only keeps older releases, which would
     # misread the new rows, out of the file.
     4: (),
     # What administrators set (revocations, incidents, risk, grants), kept durably
@@ -113,7 +113,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             epoch    TEXT NOT NULL,     -- names this store; set once
             version  INTEGER NOT NULL   -- grows with every committed change
         )""",
-        "INSERT INTO admin_state_meta (id, epoch, version) VALUES (1, lower(hex(randomblob(4))), 0)",
+        "INSERT INTO admin_state_meta (id, epoch, version) "
+        "VALUES (1, lower(hex(randomblob(4))), 0)",
     ),
 }
 
@@ -184,7 +185,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """
     conn.execute("BEGIN IMMEDIATE")  # re-read the version under the write lock: one migrator wins
     try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        found: int = conn.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
             raise AuditUnavailable(
                 f"decision log schema version {found} is newer than this release's "

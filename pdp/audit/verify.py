@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pdp.audit.checkpoint import Checkpoint, CheckpointStore, key_id
-from pdp.audit.hashchain import (GENESIS, ChainChecker, ChainReport, export_line_text,
-                                 verify_chain)
+from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, export_line_text, verify_chain
 
 VerifyProblem = Literal[
     "hash mismatch", "prev_hash mismatch", "sequence gap", "out of order", "malformed record",
@@ -72,6 +71,14 @@ class VerifyReport:
         return asdict(self)
 
 
+class _Shared(TypedDict):
+    """The fields every report of one :func:`verify_log` run shares (passed as ``**base``)."""
+
+    signatures: Literal["signed", "unsigned"]
+    key_id: str | None
+    checkpoints: NotRequired[int]
+
+
 def verify_log(store: Any, *, public_key: Ed25519PublicKey | None) -> VerifyReport:
     """Check ``store`` (any ``QueryableLog``) end to end; see the module docstring.
 
@@ -79,7 +86,7 @@ def verify_log(store: Any, *, public_key: Ed25519PublicKey | None) -> VerifyRepo
     with a note saying so.
     """
     signatures: Literal["signed", "unsigned"] = "signed" if public_key is not None else "unsigned"
-    base = {"signatures": signatures, "key_id": key_id(public_key) if public_key else None}
+    base = _Shared(signatures=signatures, key_id=key_id(public_key) if public_key else None)
     if not isinstance(store, CheckpointStore):
         chain = store.verify()
         return _from_chain(chain, base, first_seq=1 if chain.last_seq or not chain.ok else None,
@@ -125,6 +132,8 @@ def verify_log(store: Any, *, public_key: Ed25519PublicKey | None) -> VerifyRepo
     relevant = [cp for cp in checkpoints if cp.seq >= start_seq - 1]
     stored = store.hashes_at(cp.seq for cp in relevant if start_seq <= cp.seq <= last_seq)
     agreed: Checkpoint | None = None
+    expected: str | None
+    rid: str | None
     for cp in sorted(relevant, key=lambda c: c.seq):
         if cp.seq > last_seq:
             return _broken(chain, base, first, anchor_seq, notes, seq=last_seq + 1,
@@ -187,7 +196,7 @@ def verify_export(lines: Iterable[str]) -> ChainReport:
     return (checker or ChainChecker()).finish()
 
 
-def _from_chain(chain: ChainReport, base: dict[str, Any], *, first_seq: int | None,
+def _from_chain(chain: ChainReport, base: _Shared, *, first_seq: int | None,
                 anchor_seq: int | None = None, notes: list[str] | None = None) -> VerifyReport:
     return VerifyReport(
         ok=chain.ok, checked=chain.checked, first_seq=first_seq, last_seq=chain.last_seq,
@@ -198,7 +207,7 @@ def _from_chain(chain: ChainReport, base: dict[str, Any], *, first_seq: int | No
         **base)
 
 
-def _broken(chain: ChainReport, base: dict[str, Any], first: int | None, anchor_seq: int | None,
+def _broken(chain: ChainReport, base: _Shared, first: int | None, anchor_seq: int | None,
             notes: list[str], *, seq: int, decision_id: str | None, problem: VerifyProblem,
             detail: str) -> VerifyReport:
     return VerifyReport(

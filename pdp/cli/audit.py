@@ -258,7 +258,10 @@ def identities(
     from datetime import UTC, datetime
 
     from pdp.audit.inventory import (
-        RefusalTally, identity_inventory, inventory_report, max_lifetimes_from_settings,
+        RefusalTally,
+        identity_inventory,
+        inventory_report,
+        max_lifetimes_from_settings,
     )
 
     now = datetime.now(UTC)
@@ -291,7 +294,8 @@ def identities(
 
 
 def _current_bundle(settings: Any, quiet: bool = False) -> Any:
-    from pdp.engine.bundle import BundleInvalid, load_bundle
+    from pdp.engine.bundle import load_bundle
+    from pdp.engine.problems import BundleInvalid
 
     try:
         return load_bundle(settings.policies)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from pdp.api.models import AuthorizeItem, AuthorizeRequest
 from pdp.cli.common import fail
 from pdp.config import Settings
-from pdp.engine.bundle import BundleInvalid
+from pdp.engine.problems import BundleInvalid
 
 
 def run_check(settings: Settings, body: dict[str, Any], *, principal: str | None) -> dict[str, Any]:

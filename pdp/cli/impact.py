@@ -6,11 +6,14 @@ import json
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pdp.cli.common import ConfigOpt, StateDirOpt, fail, settings_from
+
+if TYPE_CHECKING:
+    from pdp.config import Settings
 
 
 def impact_command(
@@ -28,12 +31,17 @@ def impact_command(
     """Decide the test suites and logged decisions under DIR and under the candidate;
     report every decision that flips, grouped by policy and principal."""
     from context.calendar import BusinessCalendar
-    from pdp.engine.bundle import BundleInvalid, load_bundle
-    from pdp.impact import impact, parse_when, select_records
+    from pdp.engine.bundle import load_bundle
+    from pdp.engine.problems import BundleInvalid
+    from pdp.impact import FailOn, impact, parse_when, select_records
     from pdp.policytests import SuiteError
 
-    if fail_on not in ("any", "allow-to-deny", "deny-to-allow", "none"):
-        fail(f"--fail-on {fail_on!r}: any, allow-to-deny, deny-to-allow or none")
+    flips_that_fail: FailOn
+    match fail_on:
+        case "any" | "allow-to-deny" | "deny-to-allow" | "none":
+            flips_that_fail = fail_on
+        case _:
+            fail(f"--fail-on {fail_on!r}: any, allow-to-deny, deny-to-allow or none")
     settings = settings_from(config, state_dir=state_dir)
     with tempfile.TemporaryDirectory(prefix="pdp-impact-") as tmp:
         try:
@@ -52,7 +60,7 @@ def impact_command(
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         typer.echo("\n".join(report.lines()))
-    raise typer.Exit(1 if report.fails(fail_on) else 0)  # type: ignore[arg-type]
+    raise typer.Exit(1 if report.fails(flips_that_fail) else 0)
 
 
 def _candidate_directory(candidate: str, current: Path, tmp: Path) -> Path:
@@ -75,13 +83,13 @@ def _candidate_directory(candidate: str, current: Path, tmp: Path) -> Path:
         fail(f"--candidate {candidate!r}: {e}")
 
 
-def _logged(settings: object) -> list[dict]:
+def _logged(settings: Settings) -> list[dict[str, Any]]:
     from pdp.audit.factory import open_configured_log
 
     log = open_configured_log(settings, spool=False)
     try:
-        return list(log.iter_all())  # type: ignore[attr-defined]
+        return list(log.iter_all())
     finally:
-        log.close()  # type: ignore[attr-defined]
+        log.close()
 
 

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from pdp.cli import audit as audit_cli
+from pdp.cli import context as context_cli
 from pdp.cli import grant as grant_cli
 from pdp.cli import revoke as revoke_cli
-from pdp.cli import context as context_cli
+from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, fail, settings_from
 from pdp.cli.impact import impact_command
-from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, settings_from, fail
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Policy decision point for machine identities (SPIFFE, JWT, Cedar).")
@@ -49,7 +49,7 @@ def serve(
     from pdp.api.tls import uvicorn_tls_options
     from pdp.audit.errors import AuditError
     from pdp.components import build_components
-    from pdp.engine.bundle import BundleInvalid
+    from pdp.engine.problems import BundleInvalid
     from pdp.identity.trust_bundle import BundleError
 
     settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
@@ -196,7 +196,8 @@ def token(
 @app.command()
 def validate(directory: Annotated[Path, typer.Argument(help="Bundle directory.")] = Path("policies")) -> None:
     """Validate a bundle: schema, every policy against it, @id/@reason, entities."""
-    from pdp.engine.bundle import BundleInvalid, load_bundle
+    from pdp.engine.bundle import load_bundle
+    from pdp.engine.problems import BundleInvalid
 
     try:
         bundle = load_bundle(directory)
@@ -221,7 +222,8 @@ def test_bundle(
     """Run the bundle's tests/*.yaml; one line per failure, then `N passed, M failed`."""
     from context.calendar import BusinessCalendar
     from pdp.coverage import CoverageTracker
-    from pdp.engine.bundle import BundleInvalid, load_bundle
+    from pdp.engine.bundle import load_bundle
+    from pdp.engine.problems import BundleInvalid
     from pdp.policytests import SuiteError, run_suites, write_junit
 
     settings = settings_from(config)

@@ -45,7 +45,8 @@ def _call(url: str, token: str | None, cacert: Path | None, method: str, path: s
           body: dict[str, Any] | None = None) -> dict[str, Any]:
     if not token:
         fail("give --token or set PDP_ADMIN_TOKEN (a credential allowed identity.revoke)")
-    return call(method, url, path, token, body, cacert=cacert)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = call(method, url, path, token, body, cacert=cacert)
+    return answer
 
 
 def _expires(text: str | None) -> str | None:

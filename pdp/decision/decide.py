@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal
 
 import uuid_utils
 
@@ -22,11 +22,19 @@ from pdp.engine.actions import ActionInfo, UnknownAction, cedar_uid
 from pdp.engine.bundle import Bundle
 from pdp.engine.evaluate import EntityInput, EvalRequest, Evaluation, evaluate
 from pdp.engine.grants import Grant
-from pdp.engine.whynot import (
-    PolicyDiagnosis, RequestData, action_covers, diagnose, permit_candidates,
-)
 from pdp.engine.pdp_schema import (
-    CREDENTIAL_ATTR, GROUP_TYPE, LIVE_ATTR, RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE,
+    CREDENTIAL_ATTR,
+    GROUP_TYPE,
+    LIVE_ATTR,
+    RESERVED_CONTEXT_ATTRS,
+    WORKLOAD_TYPE,
+)
+from pdp.engine.whynot import (
+    PolicyDiagnosis,
+    RequestData,
+    action_covers,
+    diagnose,
+    permit_candidates,
 )
 from pdp.identity.model import VerifiedIdentity
 
@@ -150,7 +158,8 @@ def _diagnose(bundle: Bundle, request: EvalRequest,
     if evaluation.entities is None:
         return ()
     determining = list(evaluation.determining)
-    errored = [e.policy for e in evaluation.errors if e.policy in bundle.policies]
+    errored = [e.policy for e in evaluation.errors
+               if e.policy is not None and e.policy in bundle.policies]
     forbids = [p for p in determining if bundle.policies[p].effect == "forbid"]
     if evaluation.allowed:
         ids = determining
@@ -185,7 +194,7 @@ def principal_entity(identity: VerifiedIdentity) -> EntityInput:
     )
 
 
-ASSERTED_KIND = "asserted"
+ASSERTED_KIND: Final = "asserted"
 
 
 def asserted_principal(subject: AssertedSubject) -> tuple[VerifiedIdentity, EntityInput]:
@@ -206,7 +215,7 @@ def asserted_principal(subject: AssertedSubject) -> tuple[VerifiedIdentity, Enti
     props = dict(subject.properties or {})
     issuer = f"asserted-by:{subject.asserted_by}"
     if subject.type != WORKLOAD_TYPE:
-        identity = VerifiedIdentity(principal_id=subject.id, kind=ASSERTED_KIND,  # type: ignore[arg-type]
+        identity = VerifiedIdentity(principal_id=subject.id, kind=ASSERTED_KIND,
                                     issuer=issuer)
         return identity, EntityInput(
             type=subject.type, id=subject.id,
@@ -218,7 +227,7 @@ def asserted_principal(subject: AssertedSubject) -> tuple[VerifiedIdentity, Enti
     except BadSpiffeId:
         pass
     identity = VerifiedIdentity(
-        principal_id=subject.id, kind=ASSERTED_KIND, issuer=issuer,  # type: ignore[arg-type]
+        principal_id=subject.id, kind=ASSERTED_KIND, issuer=issuer,
         trust_domain=trust_domain, path=path,
         scopes=_strings(props.get("scopes"), "scopes"),
         groups=_strings(props.get("groups"), "groups"))
@@ -250,7 +259,8 @@ def credential_facts(identity: VerifiedIdentity, now: datetime) -> dict[str, Any
 
 def cedar_context(action: ActionInfo, context: Mapping[str, Any], live: LiveSnapshot,
                   identity: VerifiedIdentity, now: datetime) -> dict[str, Any]:
-    """The PEP's context at the top level, plus ``live``/``credential`` where the action declares them."""
+    """The PEP's context at the top level, plus ``live``/``credential`` where the action
+    declares them."""
     out = dict(context)
     if action.declares_live:
         out[LIVE_ATTR] = live.to_cedar()
@@ -292,11 +302,11 @@ class Outcomes:
         self.principal = (cedar_uid(principal_type, identity.principal_id)
                           if identity is not None else None)
 
-    def _make(self, decision: str, reasons: tuple[Reason, ...], code: str, explanation: str,
-              errors: tuple[DecisionError, ...],
+    def _make(self, decision: Literal["allow", "deny"], reasons: tuple[Reason, ...], code: str,
+              explanation: str, errors: tuple[DecisionError, ...],
               diagnosis: tuple[PolicyDiagnosis, ...] = ()) -> Decision:
         return Decision(
-            decision_id=self.decision_id, decision=decision,  # type: ignore[arg-type]
+            decision_id=self.decision_id, decision=decision,
             timestamp=self.now, principal=self.principal, action=self.action,
             resource=self.resource, reasons=reasons, reason_codes=(code,) + self._live_codes(),
             explanation=explanation + self._live_notes(), errors=errors,

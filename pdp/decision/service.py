@@ -1,10 +1,10 @@
 """The decision service: verify the credential, decide, record, answer.
 
 Every door (HTTP, AuthZEN, gateways, ``pdp check``) calls ``authorize`` on the
-same ``DecisionService``, refusals at the door included (``AuthorizeInput.refused``), as every Cerbos door calls ``Engine.Check``. A
-decision is returned only after its record is committed to the log
-("acknowledged means recorded"); if the log cannot take it, the answer is a
-deny with ``audit.unavailable``.
+same ``DecisionService``, refusals at the door included (``AuthorizeInput.refused``),
+as every Cerbos door calls ``Engine.Check``. A decision is returned only after its
+record is committed to the log ("acknowledged means recorded"); if the log cannot take
+it, the answer is a deny with ``audit.unavailable``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ from context.scope import resource_tags
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.store import DecisionLog
 from pdp.decision.decide import (
-    DEFAULT_MAX_TTL, Outcomes, asserted_principal, decide, new_decision_id,
+    DEFAULT_MAX_TTL,
+    Outcomes,
+    asserted_principal,
+    decide,
+    new_decision_id,
 )
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
 from pdp.decision.reasons import ReasonCode

@@ -34,8 +34,8 @@ from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.entity_cache import PrincipalEntityCache
-from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
 from pdp.engine.ids import CONTROL_CHARACTERS
+from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
 from pdp.engine.policy_source import PolicySpan, split_policies
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.validation import generated_id, validate_file
@@ -117,7 +117,8 @@ class Bundle:
 
 
 def load_bundle(directory: Path | str) -> Bundle:
-    """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all problems."""
+    """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
+    problems."""
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleInvalid(directory, [BundleProblem(str(directory), "not a directory")])

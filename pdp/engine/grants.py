@@ -26,7 +26,8 @@ LINK_PREFIX = "grant:"
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """``template`` (a template's @id) linked for ``principal`` on ``resource`` until ``expires_at``."""
+    """``template`` (a template's @id) linked for ``principal`` on ``resource`` until
+    ``expires_at``."""
 
     id: str
     template: str

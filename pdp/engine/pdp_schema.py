@@ -61,11 +61,11 @@ _PDP_SCHEMA_JSON: dict[str, Any] = {
                 risk_level=_LONG,        # 0 low, 1 medium, 2 high, 3 critical
                 business_hours=_BOOL,
                 # Added with live context (context/): see docs/context.md.
-                incident_level=_LONG,    # highest applying incident: 0 none, 1 minor, 2 major, 3 critical
+                incident_level=_LONG,    # highest applying incident: 0 none, 1 minor .. 3 critical
                 global_risk_level=_LONG,     # risk_level = max(global, principal)
                 principal_risk_level=_LONG,  # this principal's own (admin-set or automatic)
                 degraded=_BOOL,          # a value was stale/unreachable: conservative defaults used
-                signals=_STRINGS,        # behaviour signals behind an automatic raise, e.g. "deny_burst"
+                signals=_STRINGS,        # behaviour signals of an automatic raise ("deny_burst")
             ),
             "Credential": _attrs(
                 kind=_STRING,            # "x509-svid" | "jwt-svid" | "jwt"

@@ -11,7 +11,8 @@ import json
 
 from cedarpy import pst
 
-# Cedar's precedence, loosest first (see the Cedar grammar: Or < And < Relation < Add < Mult < Unary < Member).
+# Cedar's precedence, loosest first (see the Cedar grammar:
+# Or < And < Relation < Add < Mult < Unary < Member).
 _OR, _AND, _REL, _ADD, _MUL, _UNARY, _MEMBER, _PRIMARY = range(8)
 
 _BINARY = {

@@ -84,7 +84,8 @@ class GitSource:
         self.commit = commit
         directory = worktree / self.subdir if self.subdir else worktree
         if not directory.is_dir():
-            raise SourceError(f"{self.label}: commit {commit[:12]} has no directory {self.subdir!r}")
+            raise SourceError(
+                f"{self.label}: commit {commit[:12]} has no directory {self.subdir!r}")
         return directory
 
     def fingerprint(self) -> Hashable:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdp.engine.bundle import Bundle, BundleInvalid, BundleProblem, load_bundle
+from pdp.engine.bundle import Bundle, load_bundle
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
+from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
 
 SETTLE_S = 0.2
@@ -69,14 +70,16 @@ class BundleStore:
         try:
             directory = self.source.fetch()
         except SourceError as e:
-            raise BundleInvalid(Path(self.source.label), [BundleProblem(self.source.label, str(e))]) from e
+            raise BundleInvalid(Path(self.source.label),
+                                [BundleProblem(self.source.label, str(e))]) from e
         try:
             return load_bundle(directory)
         finally:
             _release_free_memory()
 
     def load_initial(self) -> Bundle:
-        """The first load: with nothing to fall back to, a refused bundle raises ``BundleInvalid``."""
+        """The first load: with nothing to fall back to, a refused bundle raises
+        ``BundleInvalid``."""
         bundle = self._load()
         with self._lock:
             self._current = bundle

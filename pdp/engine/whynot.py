@@ -199,7 +199,8 @@ def diagnose(bundle: Bundle, policy_ids: Sequence[str], *, principal: Mapping[st
     for i, pid in enumerate(ids):
         info = bundle.policies[pid]
         results = tuple(
-            ConditionResult(condition=c, held=None if f"p{i}.{j}" in errors else f"p{i}.{j}" in held,
+            ConditionResult(condition=c,
+                            held=None if f"p{i}.{j}" in errors else f"p{i}.{j}" in held,
                             error=_clean(errors.get(f"p{i}.{j}")), values=data.values_in(c.expr))
             for j, c in enumerate(conditions_of(info.node)))
         out.append(PolicyDiagnosis(policy=info, scope_matched=f"p{i}" in held, conditions=results))

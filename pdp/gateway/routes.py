@@ -46,12 +46,19 @@ class UnsafePath(ValueError):
 class RouteSpec(Protocol):
     """What a route is configured with (``pdp.config.RouteConfig``)."""
 
-    method: str
-    path: str
-    action: str
-    resource_type: str
-    resource_id: str
-    context: Mapping[str, str]
+    # Read-only properties: a model's ``dict`` field then satisfies ``Mapping``.
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def resource_type(self) -> str: ...
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def context(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +105,8 @@ def compile_route(spec: RouteSpec) -> Route:
     """Check and compile one configured route (raises ``RouteError``)."""
     method = spec.method.upper()
     if not _METHOD.fullmatch(method):
-        raise RouteError(f"route {spec.path!r}: method {spec.method!r} is not an HTTP method or '*'")
+        raise RouteError(
+            f"route {spec.path!r}: method {spec.method!r} is not an HTTP method or '*'")
     if not spec.path.startswith("/"):
         raise RouteError(f"route path {spec.path!r} must start with '/'")
     segments: list[tuple[bool, str]] = []

@@ -11,7 +11,11 @@ Ref: https://spiffe.io/docs/latest/spiffe-about/spiffe-concepts/
 from pdp.identity.dev_issuer import DevIssuer
 from pdp.identity.errors import IdentityError
 from pdp.identity.model import (
-    BearerToken, Credential, CredentialKind, VerifiedIdentity, X509Chain,
+    BearerToken,
+    Credential,
+    CredentialKind,
+    VerifiedIdentity,
+    X509Chain,
 )
 from pdp.identity.revocation import DenyList
 from pdp.identity.spiffe_id import SpiffeId, parse_spiffe_id

@@ -91,8 +91,8 @@ def verify_signature(
 def _rsa_padding(algorithm: JwsAlgorithm) -> padding.AsymmetricPadding:
     if algorithm.pss:
         # RFC 7518 §3.5: the salt is exactly as long as the hash output.
-        return padding.PSS(mgf=padding.MGF1(algorithm.hash()),
-                           salt_length=algorithm.hash.digest_size)
+        digest = algorithm.hash()
+        return padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
     return padding.PKCS1v15()
 
 

@@ -17,7 +17,11 @@ from typing import Any, Literal
 
 from pdp.identity.algorithms import ALGORITHMS, allowed_algorithms
 from pdp.identity.errors import (
-    Expired, InvalidClaim, LifetimeExceeded, NotYetValid, WrongAudience,
+    Expired,
+    InvalidClaim,
+    LifetimeExceeded,
+    NotYetValid,
+    WrongAudience,
 )
 from pdp.identity.spiffe_id import SpiffeId, looks_like_spiffe_id, parse_spiffe_id
 

@@ -135,7 +135,8 @@ class InvalidClaim(IdentityError):
 
     code = ReasonCode.IDENTITY_CLAIMS
 
-    def __init__(self, message: str, claim: str | None = None, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, claim: str | None = None, *,
+                 reason: str | None = None) -> None:
         super().__init__(message, reason=reason)
         self.claim = claim
 

@@ -34,7 +34,8 @@ from pdp.identity.x509_svid import load_pem_chain, uri_sans
 MAX_HEADER_BYTES = 65536
 
 
-def chain_from_xfcc(header: str | None, *, peer: str, trusted_proxies: Collection[str]) -> X509Chain:
+def chain_from_xfcc(header: str | None, *, peer: str,
+                    trusted_proxies: Collection[str]) -> X509Chain:
     """The client chain of the nearest XFCC element, if ``peer`` is a trusted proxy.
 
     ``trusted_proxies`` holds addresses or CIDR networks. The nearest element

@@ -29,7 +29,11 @@ from typing import Any
 
 from pdp.identity.algorithms import ALGORITHMS, JwsAlgorithm, verify_signature
 from pdp.identity.errors import (
-    BadSignature, DisallowedAlgorithm, ForbiddenHeader, MalformedCredential, UnknownKey,
+    BadSignature,
+    DisallowedAlgorithm,
+    ForbiddenHeader,
+    MalformedCredential,
+    UnknownKey,
     WrongTokenType,
 )
 from pdp.identity.jwk import JwtKey

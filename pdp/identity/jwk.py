@@ -70,7 +70,8 @@ def jwt_key_from_jwk(entry: Mapping[str, Any], *, kid: str) -> JwtKey:
     _check_members(entry, kty)
     alg = _pinned_alg(entry)
     public_key = _public_key(entry, kty)
-    key = JwtKey(kid=kid, public_key=public_key, key_type=kty, alg=alg)
+    key_type: KeyType = "RSA" if kty == "RSA" else "EC"  # the two kty checked above
+    key = JwtKey(kid=kid, public_key=public_key, key_type=key_type, alg=alg)
     if alg is not None and not key.accepts(alg):
         raise UnusableJwk(f"alg {alg!r} does not fit this {kty} key")
     return key

@@ -21,13 +21,24 @@ from datetime import datetime
 from typing import Any
 
 from pdp.identity.claims import (
-    JwtRules, check_audience, check_lifetime, check_times, read_actors, read_scopes,
-    string_claim, to_datetime,
+    JwtRules,
+    check_audience,
+    check_lifetime,
+    check_times,
+    read_actors,
+    read_scopes,
+    string_claim,
+    to_datetime,
 )
 from pdp.identity.errors import BadSpiffeId, IdentityError, InvalidClaim, UntrustedIssuer
 from pdp.identity.jose import (
-    CompactJws, check_header_members, check_jwt_typ, check_signature, parse_compact_jws,
-    select_algorithm, select_key,
+    CompactJws,
+    check_header_members,
+    check_jwt_typ,
+    check_signature,
+    parse_compact_jws,
+    select_algorithm,
+    select_key,
 )
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import SpiffeId, parse_spiffe_id
@@ -60,7 +71,7 @@ def verify_jwt_svid(
     try:
         times = check_times(jws.payload, now, domain_rules.leeway_s)
     except IdentityError as e:  # signed by its domain: an expired SVID is still its own
-        raise e.proven(str(spiffe_id))
+        raise e.proven(str(spiffe_id)) from e
     check_audience(jws.payload, domain_rules)
     flags = check_lifetime(times, domain_rules, now)
     actors = read_actors(jws.payload, domain_rules.max_act_depth)

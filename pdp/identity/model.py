@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Union
+from typing import Literal
 
-CredentialKind = Literal["x509-svid", "jwt-svid", "jwt"]
+# "asserted": no credential, a subject a trusted PEP asserted (pdp.decision.decide).
+CredentialKind = Literal["x509-svid", "jwt-svid", "jwt", "asserted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class X509Chain:
     pem: str
 
 
-Credential = Union[BearerToken, X509Chain]
+Credential = BearerToken | X509Chain
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,28 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pdp.identity.claims import (
-    JwtRules, check_audience, check_lifetime, check_required, check_times, read_actors,
-    read_groups, read_scopes, spiffe_id_if_claimed, string_claim, to_datetime,
+    JwtRules,
+    check_audience,
+    check_lifetime,
+    check_required,
+    check_times,
+    read_actors,
+    read_groups,
+    read_scopes,
+    spiffe_id_if_claimed,
+    string_claim,
+    to_datetime,
 )
 from pdp.identity.errors import IdentityError, InvalidClaim, UntrustedIssuer
 from pdp.identity.jose import (
-    CompactJws, check_access_token_typ, check_header_members, check_jwt_typ, check_signature,
-    parse_compact_jws, select_algorithm, select_key,
+    CompactJws,
+    check_access_token_typ,
+    check_header_members,
+    check_jwt_typ,
+    check_signature,
+    parse_compact_jws,
+    select_algorithm,
+    select_key,
 )
 from pdp.identity.jwk import JwtKey
 from pdp.identity.model import VerifiedIdentity
@@ -94,7 +109,7 @@ def verify_oauth_jwt(
     try:
         times = check_times(jws.payload, now, issuer.rules.leeway_s)
     except IdentityError as e:  # signed by the issuer: an expired token is still its subject's
-        raise _proven(e, jws.payload, issuer)
+        raise _proven(e, jws.payload, issuer) from e
     check_audience(jws.payload, issuer.rules)
     check_required(jws.payload, issuer.all_required_claims)
     _check_string_claims(jws.payload)

@@ -33,7 +33,8 @@ class RevocationCheck(Protocol):
     """
 
     def check(self, identity: VerifiedIdentity, now: datetime) -> None:
-        """Raise :class:`~pdp.identity.errors.Revoked` if ``identity`` must be refused at ``now``."""
+        """Raise :class:`~pdp.identity.errors.Revoked` if ``identity`` must be refused at
+        ``now``."""
 
 
 class StoreRevocationCheck:

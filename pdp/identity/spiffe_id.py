@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from pdp.identity.errors import BadSpiffeId
 
@@ -80,7 +81,7 @@ def is_spiffe_id(value: object) -> bool:
     return True
 
 
-def looks_like_spiffe_id(value: object) -> bool:
+def looks_like_spiffe_id(value: object) -> TypeGuard[str]:
     """True if ``value`` claims to be a SPIFFE ID (scheme ``spiffe:``, any case).
 
     Such a value must then parse strictly: a mis-cased or malformed SPIFFE ID is

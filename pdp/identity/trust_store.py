@@ -39,7 +39,11 @@ from pdp.identity.jwk import JwtKey
 from pdp.identity.jwks import parse_jwks
 from pdp.identity.oauth_jwt import OAuthIssuer
 from pdp.identity.trust_bundle import (
-    DEFAULT_REFRESH_S, BundleError, TrustBundle, check_successor, load_bundle_file,
+    DEFAULT_REFRESH_S,
+    BundleError,
+    TrustBundle,
+    check_successor,
+    load_bundle_file,
     parse_spiffe_bundle,
 )
 

@@ -44,7 +44,12 @@ from pdp.identity.algorithms import allowed_algorithms
 from pdp.identity.claims import LIFETIME_EXCEEDED_FLAG, JwtRules, check_times
 from pdp.identity.dev_issuer import DevIssuer
 from pdp.identity.errors import (
-    BadSpiffeId, IdentityError, LifetimeExceeded, MalformedCredential, MissingCredential, UntrustedIssuer,
+    BadSpiffeId,
+    IdentityError,
+    LifetimeExceeded,
+    MalformedCredential,
+    MissingCredential,
+    UntrustedIssuer,
 )
 from pdp.identity.fetch import DiscoverySource, FileSource, KeyDocumentSource, UrlSource
 from pdp.identity.jose import CompactJws, is_access_token_typ, parse_compact_jws
@@ -55,7 +60,11 @@ from pdp.identity.oauth_jwt import OAuthIssuer, verify_oauth_jwt
 from pdp.identity.revocation import DenyList, RevocationCheck
 from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
 from pdp.identity.trust_store import (
-    KeySource, SourceKey, SourceStatus, StatusObserver, TrustStore,
+    KeySource,
+    SourceKey,
+    SourceStatus,
+    StatusObserver,
+    TrustStore,
 )
 from pdp.identity.x509_svid import check_validity_period, verify_x509_chain
 
@@ -210,7 +219,7 @@ class IdentityVerifier:
                 cached.recheck(now)
             self.deny_list.check(cached.identity, now)
         except IdentityError as e:  # the credential verified: it is this principal's
-            raise e.proven(cached.identity.principal_id)
+            raise e.proven(cached.identity.principal_id) from e
         return cached.identity
 
     def refresh(self, now: datetime, *, force: bool = False) -> list[str]:

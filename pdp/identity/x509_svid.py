@@ -35,8 +35,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from pdp.identity.errors import (
-    Expired, IdentityError, InvalidCertificate, MalformedCredential, MissingCredential,
-    NotYetValid, UntrustedIssuer,
+    Expired,
+    IdentityError,
+    InvalidCertificate,
+    MalformedCredential,
+    MissingCredential,
+    NotYetValid,
+    UntrustedIssuer,
 )
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import SpiffeId, is_spiffe_id, parse_spiffe_id
@@ -86,7 +91,7 @@ def verify_x509_chain(
     try:
         check_validity_period(chain, now)  # ...then valid now
     except IdentityError as e:
-        raise e.proven(str(spiffe_id))
+        raise e.proven(str(spiffe_id)) from e
     identity = VerifiedIdentity(
         principal_id=str(spiffe_id),
         kind="x509-svid",
@@ -228,8 +233,8 @@ def _pem_blocks(pem: str) -> Iterator[tuple[str, str]]:
 def _load_certificate(block: str) -> x509.Certificate:
     try:
         cert = x509.load_pem_x509_certificate(block.encode("ascii"))
-        cert.extensions  # parse the extensions now, so later reads cannot fail
-        cert.not_valid_after_utc
+        # Parse the extensions and validity now, so that later reads cannot fail.
+        _ = (cert.extensions, cert.not_valid_after_utc)
     except (*_PARSE_ERRORS, UnicodeEncodeError) as e:
         raise MalformedCredential(
             "certificate does not parse", reason="malformed-certificate") from e

@@ -10,7 +10,7 @@ they skip (and fail under ``PDP_REQUIRE_SERVICES=1``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from pdp.audit import MemoryDecisionLog, SqliteDecisionLog
 from pdp.audit.store import DecisionStore
 from tests.audit.pgschema import postgres_schema, require_postgres
 
-T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=UTC)
 
 MakeRecord = Callable[..., dict[str, Any]]
 

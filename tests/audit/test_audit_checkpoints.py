@@ -10,10 +10,19 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pdp.audit.checkpoint import (DEV_KEY_FILE, Checkpoint, Checkpointer,
-                                  checkpoint_private_key, checkpoint_public_key,
-                                  generate_key_file, key_id, load_private_key, load_public_key,
-                                  make_checkpoint, public_pem)
+from pdp.audit.checkpoint import (
+    DEV_KEY_FILE,
+    Checkpoint,
+    Checkpointer,
+    checkpoint_private_key,
+    checkpoint_public_key,
+    generate_key_file,
+    key_id,
+    load_private_key,
+    load_public_key,
+    make_checkpoint,
+    public_pem,
+)
 from pdp.audit.store import DecisionStore
 from pdp.audit.verify import verify_log
 from pdp.components import build_components

@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 
 import pdp.audit
-from pdp.audit import (DecisionLog, MemoryDecisionLog, QueryableLog, SqliteDecisionLog,
-                       open_decision_log)
+from pdp.audit import (
+    DecisionLog,
+    MemoryDecisionLog,
+    QueryableLog,
+    SqliteDecisionLog,
+    open_decision_log,
+)
 
 
 def test_memory_backend_by_name() -> None:

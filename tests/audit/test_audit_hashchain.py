@@ -10,8 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.audit.hashchain import (GENESIS, canonical, hashed_text, link_hash, record_text,
-                                 reference_canonical, seal, stored_text, verify_chain)
+from pdp.audit.hashchain import (
+    GENESIS,
+    canonical,
+    hashed_text,
+    link_hash,
+    record_text,
+    reference_canonical,
+    seal,
+    stored_text,
+    verify_chain,
+)
 
 
 def chain(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:

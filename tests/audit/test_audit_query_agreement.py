@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from pdp.audit.records import columns_of
 from pdp.audit.store import DecisionStore
 from tests.audit.pgschema import postgres_schema, require_postgres
 
-T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=UTC)
 PRINCIPALS = [None, "spiffe://a.org/x", "spiffe://a.org/xy", "spiffe://a.org/y",
               "spiffe://b.org/x",
               "SPIFFE://a.org/x", "spiffe://a.org/ü", "spiffe://a.org/x\U0001f600", "a_b", "a%b"]

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from pdp.audit import (AuditUnavailable, DecisionFilter, DecisionLog, DuplicateDecision,
-                       QueryableLog)
+from pdp.audit import AuditUnavailable, DecisionFilter, DecisionLog, DuplicateDecision, QueryableLog
 from pdp.audit.hashchain import GENESIS
 from pdp.audit.store import DecisionStore
 
 MakeRecord = Callable[..., dict[str, Any]]
-T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=timezone.utc)  # make_record's first timestamp
+T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=UTC)  # make_record's first timestamp
 
 
 def ids(records: list[dict[str, Any]]) -> list[str]:
@@ -235,7 +234,7 @@ def test_record_timestamps_in_other_offsets_filter_by_instant(
         store: DecisionStore, make_record: MakeRecord) -> None:
     early = store.append_sync(make_record(timestamp="2026-11-23T14:00:00+02:00"))  # 12:00Z
     late = store.append_sync(make_record(timestamp="2026-11-23T13:30:00Z"))
-    flt = DecisionFilter(since=datetime(2026, 11, 23, 12, 30, tzinfo=timezone.utc))
+    flt = DecisionFilter(since=datetime(2026, 11, 23, 12, 30, tzinfo=UTC))
     assert ids(store.query(flt).records) == [late["decision_id"]]
     assert early["timestamp"] == "2026-11-23T14:00:00+02:00"  # the record itself is untouched
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pdp.audit.archive import ArchiveError, BundleArchive, archive_dir, policy_text, policy_texts, split_policies
+from pdp.audit.archive import (
+    ArchiveError,
+    BundleArchive,
+    archive_dir,
+    policy_text,
+    policy_texts,
+    split_policies,
+)
 from pdp.engine.bundle import load_bundle
 
 

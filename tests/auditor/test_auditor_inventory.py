@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pdp.audit.inventory import credential_lifetime_s, identity_inventory, max_lifetimes_from_settings
+from pdp.audit.inventory import (
+    credential_lifetime_s,
+    identity_inventory,
+    max_lifetimes_from_settings,
+)
 from pdp.config import load_settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

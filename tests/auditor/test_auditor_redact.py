@@ -6,7 +6,13 @@ import copy
 
 import pytest
 
-from pdp.audit.redact import BadPointer, Redactor, check_redaction_pointer, format_pointer, parse_pointer
+from pdp.audit.redact import (
+    BadPointer,
+    Redactor,
+    check_redaction_pointer,
+    format_pointer,
+    parse_pointer,
+)
 from pdp.config import load_settings
 
 

@@ -239,3 +239,15 @@ def test_a_subject_asserted_by_a_trusted_pep_is_replayed_as_asserted(example_bun
     report = replay_record(record, archive=None, current=example_bundle)
     assert report.reproduced is True
     assert report.replayed["policies"] == ["dataset.analytics.read", "dataset.pipelines.read-write"]
+
+
+def test_a_malformed_asserted_subject_is_not_replayable() -> None:
+    # `asserted` set but the subject is not an object, and no credential: the record cannot
+    # be rebuilt, and the auditor is told so rather than handed an AttributeError.
+    record = {"decision_id": "d-2", "kind": "decision", "asserted": True,
+              "asserted_subject": "spiffe://example.org/agents/reporter",
+              "principal": "spiffe://example.org/agents/reporter", "credential": None,
+              "timestamp": "2026-01-05T10:00:00Z", "live": {},
+              "request": {"action": "read", "resource": {"type": "App::Dataset", "id": "x"}}}
+    with pytest.raises(NotReplayable, match="asserted subject is malformed"):
+        replay_inputs(record)

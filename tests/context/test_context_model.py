@@ -225,3 +225,13 @@ def test_a_change_prunes_entries_that_no_longer_matter() -> None:
     live.set_risk(level=1, reason="", now=MONDAY_10 + timedelta(minutes=2))
     assert incident_key("old") not in store.view().state.entries
     assert isinstance(store.view().state, ContextState)
+
+
+@pytest.mark.parametrize("set_at", [None, ""])
+def test_a_stored_entry_without_its_set_at_time_is_malformed(set_at) -> None:
+    # Every entry is ordered and aged by set_at: one without it is refused when read,
+    # never carried on as None.
+    with pytest.raises(ValueError, match="no set_at"):
+        Incident.from_dict({"id": "i-1", "scope": "global", "level": 1, "set_at": set_at})
+    with pytest.raises(ValueError, match="no set_at"):
+        RiskEntry.from_dict({"level": 2, "set_at": set_at})

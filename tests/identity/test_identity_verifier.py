@@ -14,8 +14,14 @@ import pdp.identity.jose as jose
 from pdp.config import IssuerConfig, Settings, TrustDomainConfig
 from pdp.identity.dev_issuer import DevIssuer
 from pdp.identity.errors import (
-    Expired, MalformedCredential, MissingCredential, NotYetValid, Revoked, UnknownKey,
-    UntrustedIssuer, WrongAudience,
+    Expired,
+    MalformedCredential,
+    MissingCredential,
+    NotYetValid,
+    Revoked,
+    UnknownKey,
+    UntrustedIssuer,
+    WrongAudience,
 )
 from pdp.identity.model import BearerToken, X509Chain
 from pdp.identity.revocation import DenyList

@@ -13,9 +13,20 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pdp.identity.errors import (
-    BadSignature, BadSpiffeId, DisallowedAlgorithm, Expired, ForbiddenHeader, IdentityError,
-    InvalidClaim, LifetimeExceeded, MalformedCredential, NotYetValid, UnknownKey,
-    UntrustedIssuer, WrongAudience, WrongTokenType,
+    BadSignature,
+    BadSpiffeId,
+    DisallowedAlgorithm,
+    Expired,
+    ForbiddenHeader,
+    IdentityError,
+    InvalidClaim,
+    LifetimeExceeded,
+    MalformedCredential,
+    NotYetValid,
+    UnknownKey,
+    UntrustedIssuer,
+    WrongAudience,
+    WrongTokenType,
 )
 from pdp.identity.jwt_svid import verify_jwt_svid
 from pdp.identity.model import BearerToken, VerifiedIdentity

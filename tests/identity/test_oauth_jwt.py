@@ -7,8 +7,16 @@ from typing import Any
 import pytest
 
 from pdp.identity.errors import (
-    BadSpiffeId, DisallowedAlgorithm, ForbiddenHeader, IdentityError, InvalidClaim,
-    LifetimeExceeded, UnknownKey, UntrustedIssuer, WrongAudience, WrongTokenType,
+    BadSpiffeId,
+    DisallowedAlgorithm,
+    ForbiddenHeader,
+    IdentityError,
+    InvalidClaim,
+    LifetimeExceeded,
+    UnknownKey,
+    UntrustedIssuer,
+    WrongAudience,
+    WrongTokenType,
 )
 from pdp.identity.model import BearerToken, VerifiedIdentity
 from pdp.identity.oauth_jwt import verify_oauth_jwt

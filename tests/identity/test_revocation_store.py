@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 
 from context.revocations import (
-    InMemoryRevocationStore, InvalidRevocation, RevocationEntry, RevocationIndex,
-    new_revocation, normalize_serial,
+    InMemoryRevocationStore,
+    InvalidRevocation,
+    RevocationEntry,
+    RevocationIndex,
+    new_revocation,
+    normalize_serial,
 )
 from pdp.identity.errors import Revoked
 from pdp.identity.model import BearerToken, VerifiedIdentity

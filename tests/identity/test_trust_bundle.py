@@ -11,7 +11,11 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pdp.identity.trust_bundle import (
-    DEFAULT_REFRESH_S, BundleError, TrustBundle, check_successor, load_bundle_file,
+    DEFAULT_REFRESH_S,
+    BundleError,
+    TrustBundle,
+    check_successor,
+    load_bundle_file,
     parse_spiffe_bundle,
 )
 

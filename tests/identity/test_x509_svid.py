@@ -12,13 +12,21 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pdp.identity.errors import (
-    Expired, IdentityError, InvalidCertificate, MalformedCredential, MissingCredential,
-    NotYetValid, UntrustedIssuer,
+    Expired,
+    IdentityError,
+    InvalidCertificate,
+    MalformedCredential,
+    MissingCredential,
+    NotYetValid,
+    UntrustedIssuer,
 )
 from pdp.identity.model import X509Chain
 from pdp.identity.trust_bundle import BundleError, load_bundle_file
 from pdp.identity.x509_svid import (
-    check_spiffe_leaf_rules, load_pem_chain, verify_x509_svid, x509_svid_failures,
+    check_spiffe_leaf_rules,
+    load_pem_chain,
+    verify_x509_svid,
+    x509_svid_failures,
 )
 
 SPIFFE_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "spiffe"

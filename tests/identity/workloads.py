@@ -10,8 +10,8 @@ trusting it.
 from __future__ import annotations
 
 import base64
-import json
 import ipaddress
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import asynccontextmanager

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from pdp_client import AsyncPDPClient, DecisionCache, PDPClient
 
 from context.state import Scope
-from pdp_client import AsyncPDPClient, DecisionCache, PDPClient
 
 pytestmark = pytest.mark.anyio
 

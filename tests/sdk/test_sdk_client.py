@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
 from pdp_client import (
-    PDP_REJECTED, AsyncPDPClient, Decision, Item, PDPClient, PDPResponseError, Resource,
+    PDP_REJECTED,
+    AsyncPDPClient,
+    Decision,
+    Item,
+    PDPClient,
+    PDPResponseError,
+    Resource,
 )
 
 

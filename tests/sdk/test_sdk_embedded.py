@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-
-from context.state import Scope
 from pdp_client import AsyncPDPClient, Decision, DecisionCache
 from pdp_client.embedded import AsyncEmbeddedPDP, EmbeddedPDP
 from pdp_client.fastapi import PDP
+
+from context.state import Scope
 
 ETL = "spiffe://example.org/services/etl"
 DATASET = ("App::Dataset", "sales-daily")

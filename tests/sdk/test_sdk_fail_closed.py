@@ -16,11 +16,16 @@ from typing import Any
 import httpcore
 import httpx
 import pytest
-
 from pdp_client import (
-    PDP_ERROR, PDP_UNREACHABLE, AsyncPDPClient, Decision, DecisionCache, PDPClient,
+    PDP_ERROR,
+    PDP_UNREACHABLE,
+    AsyncPDPClient,
+    Decision,
+    DecisionCache,
+    PDPClient,
     PDPUnreachable,
 )
+
 from tests.server import free_port
 
 DATASET = ("App::Dataset", "sales-daily")

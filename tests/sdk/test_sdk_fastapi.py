@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
+from pdp_client import PDP_UNREACHABLE, AsyncPDPClient, Decision, Route
+from pdp_client.fastapi import PDP
+from pdp_client.middleware import PDPMiddleware
 
 from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
-from pdp_client import PDP_UNREACHABLE, AsyncPDPClient, Decision, Route
-from pdp_client.fastapi import PDP
-from pdp_client.middleware import PDPMiddleware
 from tests.gateways.certs import Svid, make_svid
 from tests.server import free_port
 

@@ -8,6 +8,7 @@ import sys
 import tomllib
 
 import pdp_client
+
 from tests.conftest import REPO
 
 SDK = REPO / "sdk" / "python"

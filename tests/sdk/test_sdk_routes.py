@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pdp_client.routes import Route, match
 
 from pdp.config import RouteConfig
 from pdp.gateway.routes import RouteTable, UnsafePath
-from pdp_client.routes import Route, match
 
 TABLE = [
     {"method": "GET", "path": "/datasets/{name}", "action": "read",

@@ -11,17 +11,16 @@ Configuration (environment): ``PDP_URL`` (default ``http://127.0.0.1:8181``),
 ``PDP_TRUSTED_PROXIES`` (comma-separated addresses whose forwarded client
 certificate is accepted), ``PDP_EMBEDDED_CONFIG`` (a ``pdp.toml``: decide
 in-process instead of over HTTP).
-"""
+"""  # noqa: E501 - a shell command, one line to copy
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-
 from pdp_client import AsyncPDPClient, Decision, DecisionCache
 from pdp_client.fastapi import PDP
 
@@ -60,20 +59,19 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="datasets (example service)", lifespan=lifespan)
+# The PDP's decision on this request, or a 401/403 answer before the handler runs.
+MayRead = Annotated[Decision, Depends(pdp.require("read", resource=dataset))]
+MayWrite = Annotated[Decision, Depends(pdp.require("write", resource=dataset))]
 
 
 @app.get("/datasets/{name}")
-async def read_dataset(name: str,
-                       decision: Decision = Depends(pdp.require("read", resource=dataset))
-                       ) -> dict[str, Any]:
+async def read_dataset(name: str, decision: MayRead) -> dict[str, Any]:
     return {"dataset": name, "rows": DATASETS.get(name, []),
             "decision_id": decision.decision_id, "cached": decision.cached}
 
 
 @app.put("/datasets/{name}")
-async def write_dataset(name: str, request: Request,
-                        decision: Decision = Depends(pdp.require("write", resource=dataset))
-                        ) -> dict[str, Any]:
+async def write_dataset(name: str, request: Request, decision: MayWrite) -> dict[str, Any]:
     rows = await request.json()
     DATASETS[name] = rows if isinstance(rows, list) else [rows]
     return {"dataset": name, "written": len(DATASETS[name]), "decision_id": decision.decision_id}

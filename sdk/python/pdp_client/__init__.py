@@ -17,7 +17,13 @@ from pdp_client.cache import DecisionCache
 from pdp_client.client import AsyncPDPClient, Item, PDPClient
 from pdp_client.errors import PDPError, PDPResponseError, PDPUnreachable
 from pdp_client.models import (
-    IDENTITY_MISSING, PDP_ERROR, PDP_REJECTED, PDP_UNREACHABLE, Decision, Reason, Resource,
+    IDENTITY_MISSING,
+    PDP_ERROR,
+    PDP_REJECTED,
+    PDP_UNREACHABLE,
+    Decision,
+    Reason,
+    Resource,
 )
 from pdp_client.routes import Route
 

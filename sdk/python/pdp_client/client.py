@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import httpx
 
@@ -42,8 +42,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 MAX_BATCH = 100  # the PDP's limit per /v1/authorize/batch call
 
-OnFailure = Union[Literal["deny", "raise"], Callable[[PDPError], Decision]]
-TokenSource = Union[str, Callable[[], str], None]
+OnFailure = Literal["deny", "raise"] | Callable[[PDPError], Decision]
+TokenSource = str | Callable[[], str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +55,23 @@ class Item:
     context: Mapping[str, Any] | None = None
 
 
-ItemLike = Union[Item, tuple[str, ResourceLike], tuple[str, ResourceLike, Mapping[str, Any]]]
+ItemLike = Item | tuple[str, ResourceLike] | tuple[str, ResourceLike, Mapping[str, Any]]
 
 
 def subject_of(token: str | None, x509: str | None) -> dict[str, str]:
     """The ``subject`` member: a bearer JWT (JWT-SVID, OAuth JWT) or an X.509-SVID PEM chain."""
-    if (token is None) == (x509 is None):
-        raise ValueError("give exactly one of token= or x509=")
-    return {"token": token} if token is not None else {"x509": x509}  # type: ignore[dict-item]
+    if token is not None and x509 is None:
+        return {"token": token}
+    if x509 is not None and token is None:
+        return {"x509": x509}
+    raise ValueError("give exactly one of token= or x509=")
 
 
 def item_of(value: ItemLike) -> Item:
     if isinstance(value, Item):
         return value
     if isinstance(value, tuple) and len(value) in (2, 3):
-        return Item(*value)  # type: ignore[arg-type]
+        return Item(*value)
     raise TypeError(f"not a batch item: {value!r}; give Item(action, resource) or a tuple")
 
 
@@ -162,9 +164,9 @@ class PDPClient:
         limits: connection pool limits. transport: an httpx transport (tests, a proxy).
     """
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 retries: int = 2, backoff_s: float | None = None,
-                 cache: DecisionCache | None = None,
+    def __init__(self, base_url: str = DEFAULT_URL, *,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, retries: int = 2,
+                 backoff_s: float | None = None, cache: DecisionCache | None = None,
                  on_failure: OnFailure = "deny", pep_token: TokenSource = None,
                  headers: Mapping[str, str] | None = None,
                  limits: httpx.Limits = DEFAULT_LIMITS,
@@ -236,9 +238,9 @@ class PDPClient:
 class AsyncPDPClient:
     """The same as ``PDPClient`` for asyncio (``await client.authorize(...)``)."""
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 retries: int = 2, backoff_s: float | None = None,
-                 cache: DecisionCache | None = None,
+    def __init__(self, base_url: str = DEFAULT_URL, *,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, retries: int = 2,
+                 backoff_s: float | None = None, cache: DecisionCache | None = None,
                  on_failure: OnFailure = "deny", pep_token: TokenSource = None,
                  headers: Mapping[str, str] | None = None,
                  limits: httpx.Limits = DEFAULT_LIMITS,

@@ -81,7 +81,8 @@ def credential_from_headers(headers: Mapping[str, str], peer: str | None,
 
 
 def unfold_pem(value: str) -> str:
-    """PEM whose line breaks a header turned into spaces (nginx ``$ssl_client_cert``), re-wrapped."""
+    """PEM whose line breaks a header turned into spaces (nginx ``$ssl_client_cert``),
+    re-wrapped."""
     out = []
     for body in _FOLDED_PEM.findall(value):
         b64 = re.sub(r"\s+", "", body)
@@ -92,7 +93,9 @@ def unfold_pem(value: str) -> str:
 
 
 def _split(text: str, separator: str) -> list[str]:
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted, escaped = False, False
     for char in text:
         if escaped:
             escaped = False

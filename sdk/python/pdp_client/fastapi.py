@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from fastapi import HTTPException, Request
 
 from pdp_client.guard import Authorizer, Guard, challenge
 from pdp_client.models import Decision, ResourceLike
 
-ResourceArg = Union[ResourceLike, Callable[[Request], Any]]
-ContextArg = Union[Mapping[str, Any], Callable[[Request], Any], None]
+ResourceArg = ResourceLike | Callable[[Request], Any]
+ContextArg = Mapping[str, Any] | Callable[[Request], Any] | None
 
 
 class PDP:

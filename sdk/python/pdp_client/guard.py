@@ -50,8 +50,10 @@ class Guard:
 
     async def ask(self, **kwargs: Any) -> Decision:
         if inspect.iscoroutinefunction(self.authorizer.authorize):
-            return await self.authorizer.authorize(**kwargs)  # type: ignore[no-any-return]
-        return await asyncio.to_thread(self.authorizer.authorize, **kwargs)
+            decision: Decision = await self.authorizer.authorize(**kwargs)
+        else:
+            decision = await asyncio.to_thread(self.authorizer.authorize, **kwargs)
+        return decision
 
 
 def challenge(status: int) -> dict[str, str]:

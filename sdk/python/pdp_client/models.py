@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Literal, Union
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 # Reason codes of decisions the SDK makes itself (the PDP's own codes are in its README).
 PDP_UNREACHABLE = "pdp.unreachable"   # connection refused / timed out, after retries
@@ -63,7 +63,7 @@ class Resource:
         return out
 
 
-ResourceLike = Union[Resource, tuple[str, str], Mapping[str, Any]]
+ResourceLike = Resource | tuple[str, str] | Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,7 @@ def _time(value: Any) -> datetime | None:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 __all__ = ["Decision", "IDENTITY_MISSING", "PDP_ERROR", "PDP_REJECTED", "PDP_UNREACHABLE",

@@ -93,6 +93,10 @@ def segments_of(path: str) -> list[str] | None:
     return out
 
 
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    return _PARAM.sub(lambda m: values[m.group(1)], template)
+
+
 def match(routes: Sequence[Route], method: str, path: str) -> RouteMatch | None:
     """The first route matching ``method`` and ``path`` (no query string), else None."""
     segments = segments_of(path.split("?", 1)[0])
@@ -103,10 +107,10 @@ def match(routes: Sequence[Route], method: str, path: str) -> RouteMatch | None:
         params = route.match(method, segments)
         if params is not None:
             values = {**params, "method": method}
-            fill = lambda t: _PARAM.sub(lambda m: values[m.group(1)], t)  # noqa: E731
             return RouteMatch(action=route.action,
-                              resource=Resource(route.resource_type, fill(route.resource_id)),
-                              context={k: fill(v) for k, v in route.context.items()},
+                              resource=Resource(route.resource_type,
+                                                _fill(route.resource_id, values)),
+                              context={k: _fill(v, values) for k, v in route.context.items()},
                               params=params)
     return None
 

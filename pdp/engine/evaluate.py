@@ -21,6 +21,7 @@ from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.cedar_call import CedarResult
 from pdp.engine.grants import Grant
+from pdp.engine.request_shapes import PROBE_ID, poisoned
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
 from pdp.engine.slicing import link
 from pdp.engine.bundle import Bundle
@@ -126,14 +127,30 @@ def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicyS
     if request.pep_context is not None:
         key = bundle.shapes.key(request.action.uid, request.principal.type,
                                 request.resource.type, request.pep_context)
-        if bundle.shapes.known(key):
+        verdict = bundle.shapes.verdict(key)
+        if verdict is True:
             return cedar_call.is_authorized(*args, None)
+        if verdict is False:
+            key = None  # already checked: this shape needs the schema
     result = cedar_call.is_authorized(*args, bundle.schema)
     if key is not None and result.decision != "NoDecision":
-        # Remember the shape only if Cedar without the schema answers exactly the same.
-        if cedar_call.is_authorized(*args, None) == result:
-            bundle.shapes.remember(key)
+        # A refused request proves nothing about its shape; an evaluated one does.
+        bundle.shapes.remember(key, _schema_free(bundle, request, args, result))
     return result
+
+
+def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
+                 result: CedarResult) -> bool:
+    """Whether the schema cannot change the answer to any request of this one's shape
+    (the two checks of ``pdp.engine.request_shapes``)."""
+    if cedar_call.is_authorized(*args, None) != result:
+        return False
+    principal, action, resource, context, policy_set, entities = args
+    probe = cedar_call.is_authorized(
+        {**principal, "id": PROBE_ID}, action, {**resource, "id": PROBE_ID},
+        {**context, **poisoned(dict(request.pep_context or {}))}, policy_set, entities,
+        bundle.schema)
+    return probe.decision != "NoDecision"
 
 
 def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:

@@ -20,6 +20,7 @@ import cedarpy
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.cedar_call import CedarResult
+from pdp.engine.entity_slice import references
 from pdp.engine.grants import Grant
 from pdp.engine.request_shapes import PROBE_ID, poisoned
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
@@ -164,12 +165,17 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
         if resource is not None:
             # Attributes from the PEP are checked against the schema (by from_json_str).
             own.append(resource)
-        key = (principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
+        # Entities the context names are reached from too (``context.doc in Folder::"x"``).
+        named = tuple(sorted(set(references(request.context))))
+        # The principal's uid is in the key: a principal the PEP asserts without
+        # attributes has no entity of its own, but its static ancestors differ.
+        key = ((principal.type, principal.id),
+               principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
                request.resource.type, request.resource.id,
-               json.dumps(resource) if resource is not None else None)
+               json.dumps(resource) if resource is not None else None, named)
         return bundle.entity_slicer.entities(
             key, own, roots=[(principal.type, principal.id),
-                             (request.resource.type, request.resource.id)])
+                             (request.resource.type, request.resource.id), *named])
     if principal.pep_described:
         entities = bundle.principal_entities.base
         described = _resource_entity(bundle, principal)

@@ -114,14 +114,14 @@ def raw_decision(schema_text: str, policies: cedarpy.PolicySet,
     (type, id). ``declares``: which of ``live``/``credential`` its schema context
     declares. ``grants`` are linked from the templates they name (by @id).
     ``principal``: a subject the PEP asserts, as a Cedar entity (its uid is the
-    principal; it joins the entities unless entities.json defines it).
+    principal; with ``attrs`` it joins the entities unless entities.json defines it).
     """
     static_uids = [e["uid"] for e in static if e["uid"]["type"] != "Pdp::Workload"]
     # Other workloads are irrelevant to this request (and carry no attributes statically).
     entities = [e for e in static if e["uid"]["type"] != "Pdp::Workload"]
     if principal is None:
         principal = workload(identity, static)
-    if principal["uid"] not in static_uids:
+    if principal["uid"] not in static_uids and "attrs" in principal:
         entities.append(dict(principal))
     if resource.attrs is not None or resource.parents:
         entities.append({"uid": {"type": resource.type, "id": resource.id},

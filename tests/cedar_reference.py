@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import cedarpy
@@ -62,7 +63,7 @@ UNKNOWN_SECONDS = 2147483647  # README: an age or lifetime without `iat` counts 
 BOTH = frozenset({"live", "credential"})
 
 
-@cache
+@lru_cache(maxsize=16)
 def reference_schema(bundle_schema_text: str) -> cedarpy.Schema:
     """The bundle's own schema (Cedar syntax) with the documented ``Pdp`` namespace."""
     return cedarpy.Schema.from_str(PDP_NAMESPACE + "\n" + bundle_schema_text)
@@ -102,31 +103,50 @@ def credential_context(identity: VerifiedIdentity, now: datetime) -> dict[str, A
             "chain_depth": identity.chain_depth}
 
 
+@dataclass(frozen=True)
+class StaticEntities:
+    """entities.json as written, parsed once with the reference schema (workloads apart:
+    their parents join the principal)."""
+
+    records: Sequence[Mapping[str, Any]]
+    handle: cedarpy.Entities
+
+
+def static_entities(schema_text: str, records: Sequence[Mapping[str, Any]]) -> StaticEntities:
+    others = [e for e in records if e["uid"]["type"] != "Pdp::Workload"]
+    return StaticEntities(records, cedarpy.Entities.from_json_str(
+        json.dumps(others), reference_schema(schema_text)))
+
+
 def raw_decision(schema_text: str, policies: cedarpy.PolicySet,
-                 static: Sequence[Mapping[str, Any]], *, identity: VerifiedIdentity,
-                 action: tuple[str, str], resource: ResourceRef, context: Mapping[str, Any],
-                 live: LiveSnapshot, now: datetime, declares: frozenset[str] = BOTH,
-                 grants: Sequence[Grant] = (), principal: Mapping[str, Any] | None = None,
-                 ) -> cedarpy.AuthzResult:
+                 static: Sequence[Mapping[str, Any]] | StaticEntities, *,
+                 identity: VerifiedIdentity, action: tuple[str, str], resource: ResourceRef,
+                 context: Mapping[str, Any], live: LiveSnapshot, now: datetime,
+                 declares: frozenset[str] = BOTH, grants: Sequence[Grant] = (),
+                 principal: Mapping[str, Any] | None = None) -> cedarpy.AuthzResult:
     """``cedarpy.is_authorized`` on the full set.
 
-    ``schema_text``: the bundle's schema as written. ``action``: its Cedar uid as
-    (type, id). ``declares``: which of ``live``/``credential`` its schema context
-    declares. ``grants`` are linked from the templates they name (by @id).
-    ``principal``: a subject the PEP asserts, as a Cedar entity (its uid is the
-    principal; with ``attrs`` it joins the entities unless entities.json defines it).
+    ``schema_text``: the bundle's schema as written. ``static``: entities.json (or
+    ``static_entities`` of it, parsed once). ``action``: its Cedar uid as (type, id).
+    ``declares``: which of ``live``/``credential`` its schema context declares.
+    ``grants`` are linked from the templates they name (by @id). ``principal``: a
+    subject the PEP asserts, as a Cedar entity (its uid is the principal; with
+    ``attrs`` it joins the entities unless entities.json defines it).
     """
-    static_uids = [e["uid"] for e in static if e["uid"]["type"] != "Pdp::Workload"]
+    schema = reference_schema(schema_text)
+    if not isinstance(static, StaticEntities):
+        static = static_entities(schema_text, static)
+    static_uids = [e["uid"] for e in static.records if e["uid"]["type"] != "Pdp::Workload"]
     # Other workloads are irrelevant to this request (and carry no attributes statically).
-    entities = [e for e in static if e["uid"]["type"] != "Pdp::Workload"]
+    added = []
     if principal is None:
-        principal = workload(identity, static)
+        principal = workload(identity, static.records)
     if principal["uid"] not in static_uids and "attrs" in principal:
-        entities.append(dict(principal))
+        added.append(dict(principal))
     if resource.attrs is not None or resource.parents:
-        entities.append({"uid": {"type": resource.type, "id": resource.id},
-                         "attrs": dict(resource.attrs or {}),
-                         "parents": [{"type": t, "id": i} for t, i in resource.parents]})
+        added.append({"uid": {"type": resource.type, "id": resource.id},
+                      "attrs": dict(resource.attrs or {}),
+                      "parents": [{"type": t, "id": i} for t, i in resource.parents]})
     if grants:
         template_ids = {t["id_annotation"]: t["id"] for t in policies.templates()}
         policies = policies.with_linked_batch([{
@@ -141,8 +161,13 @@ def raw_decision(schema_text: str, policies: cedarpy.PolicySet,
         full["credential"] = credential_context(identity, now)
     request = {"principal": principal["uid"], "action": {"type": action[0], "id": action[1]},
                "resource": {"type": resource.type, "id": resource.id}, "context": full}
-    return cedarpy.is_authorized(request, policies, json.dumps(entities),
-                                 schema=reference_schema(schema_text))
+    try:
+        entities = static.handle.with_added_json_str(json.dumps(added), schema)
+    except ValueError as e:
+        # Entities the schema refuses: Cedar cannot decide (as it reports a bad request).
+        return cedarpy.AuthzResult({"decision": "NoDecision", "diagnostics": {
+            "reason": [], "errors": [f"failed to build request: entities: {e}"]}})
+    return cedarpy.is_authorized(request, policies, entities, schema=schema)
 
 
 def determining_ids(result: cedarpy.AuthzResult) -> list[str]:

@@ -178,36 +178,64 @@ def literal(kind: str, value: Any, names: Names) -> str:
 
 def json_value(draw: Any, kind: str, names: Names) -> Any:
     """A valid JSON value of ``kind`` as the PEP (or entities.json) sends it."""
-    pick = lambda xs: draw(st.sampled_from(xs))  # noqa: E731
+    one = lambda xs: pick(draw, xs)  # noqa: E731
     match kind:
         case "String":
-            return pick(STRINGS)
+            return one(STRINGS)
         case "Long":
-            return pick(LONGS)
+            return one(LONGS)
         case "Bool":
             return draw(st.booleans())
         case "ipaddr":
-            return pick(IPS)
+            return one(IPS)
         case "decimal":
-            return pick(DECIMALS)
+            return one(DECIMALS)
         case "datetime":
-            return pick(DATETIMES)
+            return one(DATETIMES)
         case "duration":
-            return pick(DURATIONS)
+            return one(DURATIONS)
         case "Set<String>":
             return draw(st.lists(st.sampled_from(STRINGS), max_size=3))
         case "Set<ipaddr>":
             return draw(st.lists(st.sampled_from(IPS), max_size=3))
         case "Rec":
-            rec: dict[str, Any] = {"n": pick(LONGS)}
+            rec: dict[str, Any] = {"n": one(LONGS)}
             if draw(st.booleans()):
-                rec["s"] = pick(STRINGS)
+                rec["s"] = one(STRINGS)
             if draw(st.booleans()):
-                rec["ip"] = pick(IPS)
+                rec["ip"] = one(IPS)
             return rec
         case "DOC":
-            return {"__entity": {"type": names.doc, "id": pick(DOCS + ["d9"])}}
+            return {"__entity": {"type": names.doc, "id": one(DOCS + ["d9"])}}
     raise ValueError(kind)
+
+
+CONTEXT_ATTRS = ("s0", "n0", "b0", "ip0", "dec0", "dt0", "dur0", "ss0", "sip0", "rec0", "doc0",
+                 "ip1", "s1")
+DOC_ATTRS = ("s0", "n0", "b0", "ip0", "dec0", "dt0", "dur0", "ss0", "sip0", "rec0")
+
+
+@st.composite
+def _declared(draw: Any, pool: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """Up to four distinct attributes of ``pool``, each optional or required."""
+    chosen = draw(st.lists(st.integers(0, len(pool) - 1), max_size=4))
+    return tuple((pool[i], draw(st.booleans())) for i in dict.fromkeys(chosen))
+
+
+_SAMPLERS: dict[tuple[Any, ...], Any] = {}
+
+
+def pick(draw: Any, pool: Any) -> Any:
+    """One element of ``pool`` (its strategy built once: building is most of a draw's cost)."""
+    key = tuple(pool)
+    if key not in _SAMPLERS:
+        _SAMPLERS[key] = st.sampled_from(key)
+    return draw(_SAMPLERS[key])
+
+
+def rare(draw: Any, one_in: int) -> bool:
+    """True about once in ``one_in`` draws (a middle value: hypothesis favours the ends)."""
+    return draw(st.integers(0, one_in - 1)) == one_in // 2
 
 
 def kind_of(attr: str) -> str:
@@ -261,51 +289,56 @@ def _terms(names: Names, action: Action | None, doc_attrs: tuple[tuple[str, bool
     return terms
 
 
+# Atoms by the kind they read; ``{e}`` is the term, ``{v}`` a literal of its kind,
+# ``{folder}``/``{doc}``/... a uid. Filled only once chosen (fewer draws per example).
+_ATOMS = {
+    "String": ['{e} like "*a*"', '{e} like "b*"'],
+    # The overflow raises an error whenever the value is positive.
+    "Long": ["{e} < {v}", "{e} + 9223372036854775807 > 0", "{e} * 2 >= 4"],
+    "Bool": ["{e}"],
+    "ipaddr": ['{e}.isInRange(ip("10.0.0.0/8"))', "{e}.isLoopback()"],
+    "decimal": ['{e}.lessThan(decimal("2.0"))', '{e}.greaterThanOrEqual(decimal("9.5"))'],
+    "datetime": ['{e} > datetime("2030-01-01")', "{e} <= {v}",
+                 '{e}.offset(duration("1d")) > datetime("2026-01-05")'],
+    "duration": ['{e} > duration("1h")', "{e}.toMilliseconds() > 100"],
+    "Set<String>": ['{e}.contains("a")', "{e}.isEmpty()", '{e}.containsAny(["a", "ab"])'],
+    "Set<ipaddr>": ['{e}.contains(ip("10.6.6.6"))', "{e}.isEmpty()"],
+    "DOC": ["{e} in {folder}", '{e} == {doc}', "{e} has ip0"],
+}
+
+
+def _fill(draw: Any, template: str, names: Names, term: Term | None = None) -> str:
+    one = lambda xs: cedar_string(pick(draw, xs))  # noqa: E731
+    parts: dict[str, str] = {}
+    if term is not None:
+        parts["e"] = term.expr
+        if "{v}" in template:
+            parts["v"] = literal(term.kind, json_value(draw, term.kind, names), names)
+    for key, type_, pool in (("folder", names.folder, FOLDERS), ("doc", names.doc, DOCS),
+                             ("color", names.color, COLORS), ("group", "Pdp::Group", GROUPS),
+                             ("workload", "Pdp::Workload", WORKLOADS), ("user", names.user, USERS)):
+        if "{" + key + "}" in template:
+            parts[key] = f"{type_}::{one(pool)}"
+    return template.format(**parts)
+
+
 @st.composite
 def _atom(draw: Any, names: Names, terms: list[Term], resource_kind: str,
           principal_kind: str | None) -> str:
-    scope_atoms = []
-    if resource_kind == "D":
-        scope_atoms += [f'resource in {names.folder}::{cedar_string(draw(st.sampled_from(FOLDERS)))}',
-                        f"resource is {names.doc}",
-                        f'resource == {names.doc}::{cedar_string(draw(st.sampled_from(DOCS)))}']
-    if resource_kind == "C":
-        scope_atoms.append(f'resource == {names.color}::{cedar_string(draw(st.sampled_from(COLORS)))}')
-    if principal_kind == "W":
-        scope_atoms.append(f'principal in Pdp::Group::{cedar_string(draw(st.sampled_from(GROUPS)))}')
-    if principal_kind == "U":
-        scope_atoms.append(f'principal in {names.folder}::{cedar_string(draw(st.sampled_from(FOLDERS)))}')
     if not terms or draw(st.integers(0, 4)) == 0:
-        return draw(st.sampled_from(scope_atoms + ["true", "false"]))
-    term = draw(st.sampled_from(terms))
-    e, kind = term.expr, term.kind
-    value = lambda k=kind: literal(k, json_value(draw, k, names), names)  # noqa: E731
-    options = [f"{e} == {value()}", f"{e} != {value()}"] if kind not in ("Rec", "DOC") else []
-    match kind:
-        case "String":
-            options += [f'{e} like "*a*"', f'{e} like "b*"']
-        case "Long":
-            # The overflow raises an error whenever the value is positive.
-            options += [f"{e} < {value()}", f"{e} + 9223372036854775807 > 0", f"{e} * 2 >= 4"]
-        case "Bool":
-            options += [e]
-        case "ipaddr":
-            options += [f'{e}.isInRange(ip("10.0.0.0/8"))', f"{e}.isLoopback()"]
-        case "decimal":
-            options += [f'{e}.lessThan(decimal("2.0"))', f'{e}.greaterThanOrEqual(decimal("9.5"))']
-        case "datetime":
-            options += [f'{e} > datetime("2030-01-01")', f'{e} <= {value()}',
-                        f'{e}.offset(duration("1d")) > datetime("2026-01-05")']
-        case "duration":
-            options += [f'{e} > duration("1h")', f"{e}.toMilliseconds() > 100"]
-        case "Set<String>":
-            options += [f'{e}.contains("a")', f"{e}.isEmpty()", f'{e}.containsAny(["a", "ab"])']
-        case "Set<ipaddr>":
-            options += [f'{e}.contains(ip("10.6.6.6"))', f"{e}.isEmpty()"]
-        case "DOC":
-            options += [f'{e} in {names.folder}::{cedar_string(draw(st.sampled_from(FOLDERS)))}',
-                        f'{e} == {names.doc}::"d0"', f"{e} has ip0"]
-    atom = draw(st.sampled_from(options))
+        scope_atoms = ["true", "false"]
+        if resource_kind == "D":
+            scope_atoms += ["resource in {folder}", f"resource is {names.doc}", "resource == {doc}"]
+        if resource_kind == "C":
+            scope_atoms.append("resource == {color}")
+        if principal_kind == "W":
+            scope_atoms.append("principal in {group}")
+        if principal_kind == "U":
+            scope_atoms.append("principal in {folder}")
+        return _fill(draw, pick(draw, scope_atoms), names)
+    term = pick(draw, terms)
+    options = (["{e} == {v}", "{e} != {v}"] if term.kind != "DOC" else []) + _ATOMS[term.kind]
+    atom = _fill(draw, pick(draw, options), names, term)
     return f"({term.guard} && {atom})" if term.guard else atom
 
 
@@ -329,10 +362,7 @@ def condition(draw: Any, names: Names, terms: list[Term], resource_kind: str,
 
 @st.composite
 def _actions(draw: Any, with_user: bool) -> dict[str, Action]:
-    context_attrs = st.lists(
-        st.tuples(st.sampled_from(["s0", "n0", "b0", "ip0", "dec0", "dt0", "dur0", "ss0", "sip0",
-                                   "rec0", "doc0", "ip1", "s1"]), st.booleans()),
-        max_size=4, unique_by=lambda t: t[0]).map(tuple)
+    context_attrs = _declared(CONTEXT_ATTRS)
     shared = draw(context_attrs)
     live, credential = draw(st.booleans()), draw(st.booleans())
     actions = {
@@ -385,12 +415,12 @@ def _scope(draw: Any, names: Names, actions: dict[str, Action], template: bool,
            ) -> tuple[str, str, str, Action | None, str, str | None]:
     """(principal, action, resource) scopes, the action whose types conditions use (None:
     any action, read nothing of the context), and the resource and principal kinds."""
-    choice = draw(st.sampled_from(["one", "one", "group", "list", "open"] if not template
-                                  else ["one"]))
+    choice = pick(draw, ["one", "one", "group", "list", "open"] if not template
+                                  else ["one"])
     if template:
-        name = draw(st.sampled_from([a for a in actions if actions[a].principal == "W"]))
+        name = pick(draw, [a for a in actions if actions[a].principal == "W"])
     else:
-        name = draw(st.sampled_from(sorted(actions)))
+        name = pick(draw, sorted(actions))
     action = actions[name]
     if choice == "group":
         action = actions["edit"]
@@ -403,29 +433,25 @@ def _scope(draw: Any, names: Names, actions: dict[str, Action], template: bool,
         return ("principal", "action", f"resource is {names.doc}", None, "D", None)
     else:
         action_scope = f"action == {names.action(action.name)}"
-    pick = lambda xs: cedar_string(draw(st.sampled_from(xs)))  # noqa: E731
     if template:
-        principal = draw(st.sampled_from(["principal == ?principal", "principal in ?principal"]))
-        resource = draw(st.sampled_from(["resource == ?resource", "resource in ?resource"]))
+        principal = pick(draw, ["principal == ?principal", "principal in ?principal"])
+        resource = pick(draw, ["resource == ?resource", "resource in ?resource"])
         return principal, action_scope, resource, action, action.resource, action.principal
     if action.principal == "W":
-        principal = draw(st.sampled_from([
-            "principal", f"principal == Pdp::Workload::{pick(WORKLOADS)}",
-            f"principal in Pdp::Group::{pick(GROUPS)}", "principal is Pdp::Workload",
-            f"principal is Pdp::Workload in Pdp::Group::{pick(GROUPS)}"]))
+        principal = _fill(draw, pick(draw, (
+            "principal", "principal == {workload}", "principal in {group}",
+            "principal is Pdp::Workload", "principal is Pdp::Workload in {group}")), names)
     else:
-        principal = draw(st.sampled_from([
-            "principal", f"principal == {names.user}::{pick(USERS)}",
-            f"principal in {names.folder}::{pick(FOLDERS)}", f"principal is {names.user}"]))
+        principal = _fill(draw, pick(draw, (
+            "principal", "principal == {user}", "principal in {folder}",
+            f"principal is {names.user}")), names)
     if action.resource == "D":
-        resource = draw(st.sampled_from([
-            "resource", f"resource == {names.doc}::{pick(DOCS)}",
-            f"resource in {names.folder}::{pick(FOLDERS)}", f"resource is {names.doc}",
-            f"resource is {names.doc} in {names.folder}::{pick(FOLDERS)}",
-            f"resource in {names.doc}::{pick(DOCS)}"]))
+        resource = _fill(draw, pick(draw, (
+            "resource", "resource == {doc}", "resource in {folder}", f"resource is {names.doc}",
+            f"resource is {names.doc} in {{folder}}", "resource in {doc}")), names)
     else:
-        resource = draw(st.sampled_from([
-            "resource", f"resource == {names.color}::{pick(COLORS)}", f"resource is {names.color}"]))
+        resource = _fill(draw, pick(draw, (
+            "resource", "resource == {color}", f"resource is {names.color}")), names)
     return principal, action_scope, resource, action, action.resource, action.principal
 
 
@@ -433,12 +459,12 @@ def _scope(draw: Any, names: Names, actions: dict[str, Action], template: bool,
 def _policy(draw: Any, names: Names, actions: dict[str, Action],
             doc_attrs: tuple[tuple[str, bool], ...], pid: str, template: bool = False,
             max_conditions: int = 2) -> tuple[str, str]:
-    effect = draw(st.sampled_from(["permit", "forbid"]))
+    effect = pick(draw, ["permit", "forbid"])
     principal, action_scope, resource, action, resource_kind, principal_kind = draw(
         _scope(names, actions, template))
     terms = _terms(names, action, doc_attrs, resource_kind, principal_kind)
     clauses = [
-        f"{draw(st.sampled_from(['when', 'unless']))} {{ "
+        f"{pick(draw, ['when', 'unless'])} {{ "
         f"{draw(condition(names, terms, resource_kind, principal_kind))} }}"
         for _ in range(draw(st.integers(0, max_conditions)))]
     text = (f"@id({cedar_string(pid)}) @reason(\"Generated policy {pid}.\")\n"
@@ -469,9 +495,9 @@ def _entities(draw: Any, names: Names, doc_attrs: tuple[tuple[str, bool], ...],
                     "parents": parents(names.folder, FOLDERS)})
     if with_user:
         for u in USERS:
-            attrs = {"n0": draw(st.sampled_from(LONGS))}
+            attrs = {"n0": pick(draw, LONGS)}
             if draw(st.booleans()):
-                attrs["s0"] = draw(st.sampled_from(STRINGS))
+                attrs["s0"] = pick(draw, STRINGS)
             out.append({"uid": uid(names.user, u), "attrs": attrs,
                         "parents": parents(names.folder, FOLDERS)})
     for w in WORKLOADS[:2]:
@@ -490,29 +516,29 @@ def _context(draw: Any, action: Action, names: Names, valid: bool) -> dict[str, 
                for a, optional in action.context if not optional or draw(st.booleans())}
     if valid:
         return context
-    mistake = draw(st.sampled_from(["extra", "missing", "wrong-kind", "bad-extension"]))
+    mistake = pick(draw, ["extra", "missing", "wrong-kind", "bad-extension"])
     if mistake == "extra":
         context["zz"] = 1
     elif mistake == "missing" and action.context:
         context.pop(action.context[0][0], None)
     elif mistake == "wrong-kind" and context:
-        key = draw(st.sampled_from(sorted(context)))
+        key = pick(draw, sorted(context))
         context[key] = True if not isinstance(context[key], bool) else "yes"
     elif mistake == "bad-extension":
         for key in sorted(context):
             if kind_of(key) in ("ipaddr", "decimal", "datetime", "duration"):
-                context[key] = draw(st.sampled_from(BAD_EXTENSION_STRINGS))
+                context[key] = pick(draw, BAD_EXTENSION_STRINGS)
                 break
     return context
 
 
 def _identity(draw: Any) -> VerifiedIdentity:
-    pid = draw(st.sampled_from(WORKLOADS))
+    pid = pick(draw, WORKLOADS)
     spiffe = pid.startswith("spiffe://")
     td, _, path = pid.removeprefix("spiffe://").partition("/") if spiffe else ("", "", "")
-    issued = MONDAY_10 - timedelta(seconds=draw(st.sampled_from([10, 400, 4000])))
+    issued = MONDAY_10 - timedelta(seconds=pick(draw, [10, 400, 4000]))
     return VerifiedIdentity(
-        principal_id=pid, kind=draw(st.sampled_from(["jwt-svid", "x509-svid", "jwt"])),
+        principal_id=pid, kind=pick(draw, ["jwt-svid", "x509-svid", "jwt"]),
         issuer="iss", trust_domain=td, path=f"/{path}" if spiffe else "",
         scopes=frozenset(draw(st.sets(st.sampled_from(["a", "ab", "b"]), max_size=2))),
         groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=2))),
@@ -521,19 +547,19 @@ def _identity(draw: Any) -> VerifiedIdentity:
 
 def _resource(draw: Any, action: Action, names: Names,
               doc_attrs: tuple[tuple[str, bool], ...]) -> ResourceRef:
-    kind = action.resource if draw(st.integers(0, 9)) else ("C" if action.resource == "D" else "D")
+    kind = action.resource if not rare(draw, 20) else ("C" if action.resource == "D" else "D")
     if kind == "C":
-        return ResourceRef(names.color, draw(st.sampled_from(COLORS + ["purple"])))
-    form = draw(st.sampled_from(["static", "static", "unknown", "described"]))
+        return ResourceRef(names.color, pick(draw, COLORS + ["purple"]))
+    form = pick(draw, ["static", "static", "unknown", "described"])
     if form == "static":
-        return ResourceRef(names.doc, draw(st.sampled_from(DOCS)))
+        return ResourceRef(names.doc, pick(draw, DOCS))
     if form == "unknown":
         return ResourceRef(names.doc, "d9")
     attrs = {a: json_value(draw, kind_of(a), names)
              for a, optional in doc_attrs if not optional or draw(st.booleans())}
     parents = tuple((names.folder, f) for f in draw(st.lists(st.sampled_from(FOLDERS),
                                                              max_size=2, unique=True)))
-    return ResourceRef(names.doc, draw(st.sampled_from(["n0", "n1"])), attrs=attrs,
+    return ResourceRef(names.doc, pick(draw, ["n0", "n1"]), attrs=attrs,
                        parents=parents)
 
 
@@ -543,19 +569,19 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
     names = case.names
     live = LiveSnapshot(now=MONDAY_10, incident=draw(st.booleans()),
                         risk_level=draw(st.integers(0, 3)), business_hours=draw(st.booleans()))
-    valid = draw(st.integers(0, 7)) > 0
+    valid = not rare(draw, 8)
     if previous is not None and draw(st.booleans()):
         # The same request with new values: a shape (and entity set) seen before.
         action = case.actions[previous.action]
         return Request(previous.action, previous.workload, previous.user, previous.resource,
                        _context(draw, action, names, valid), live, previous.grants)
-    action = case.actions[draw(st.sampled_from(sorted(case.actions)))]
+    action = case.actions[pick(draw, sorted(case.actions))]
     workload, user = None, None
-    if action.principal == "U" and draw(st.integers(0, 9)):
-        user_id = draw(st.sampled_from(USERS + ["u9"]))
+    if action.principal == "U" and not rare(draw, 20):
+        user_id = pick(draw, USERS + ["u9"])
         properties = None
         if user_id == "u9" and draw(st.booleans()):
-            properties = {"n0": draw(st.sampled_from(LONGS))}
+            properties = {"n0": pick(draw, LONGS)}
         user = (user_id, properties)
     else:
         workload = _identity(draw)
@@ -564,11 +590,11 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
                                  if case.templates else []):
         template_action = case.actions[case.template_actions[template]]
         mine = workload is not None and draw(st.booleans())
-        principal = workload.principal_id if mine else draw(st.sampled_from(WORKLOADS))
+        principal = workload.principal_id if mine else pick(draw, WORKLOADS)
         if template_action.resource == "D":
-            resource_type, resource_id = names.doc, draw(st.sampled_from(DOCS + ["d9", "n0"]))
+            resource_type, resource_id = names.doc, pick(draw, DOCS + ["d9", "n0"])
         else:
-            resource_type, resource_id = names.color, draw(st.sampled_from(COLORS))
+            resource_type, resource_id = names.color, pick(draw, COLORS)
         grants.append(Grant(id=f"g{i}", template=template, principal=principal,
                             resource_type=resource_type, resource_id=resource_id,
                             expires_at=MONDAY_10 + timedelta(minutes=5), task="t",
@@ -580,16 +606,13 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
 @st.composite
 def cases(draw: Any) -> Case:
     """A bundle and a sequence of requests over it."""
-    ns = draw(st.sampled_from(["", "App"]))
-    names = Names(ns=ns, color_ns=draw(st.sampled_from(["", "Ext"])) if ns else "")
+    ns = pick(draw, ["", "App"])
+    names = Names(ns=ns, color_ns=pick(draw, ["", "Ext"]) if ns else "")
     with_user = draw(st.booleans())
     actions = draw(_actions(with_user))
-    doc_attrs = tuple(draw(st.lists(
-        st.tuples(st.sampled_from(["s0", "n0", "b0", "ip0", "dec0", "dt0", "dur0", "ss0", "sip0",
-                                   "rec0"]), st.booleans()),
-        max_size=4, unique_by=lambda t: t[0])))
-    big_policies = draw(st.integers(0, 9)) == 0
-    big_entities = draw(st.integers(0, 14)) == 0
+    doc_attrs = draw(_declared(DOC_ATTRS))
+    big_policies = rare(draw, 10)
+    big_entities = rare(draw, 16)
     policies, effects, templates, template_actions = [], {}, [], {}
     for i in range(draw(st.integers(1, 8))):
         effect, text = draw(_policy(names, actions, doc_attrs, f"p{i}"))

@@ -29,11 +29,11 @@ from pdp.decision.decide import asserted_principal, decide
 from pdp.decision.model import AssertedSubject
 from pdp.engine import load_bundle
 from pdp.engine.bundle import Bundle
-from tests.cedar_reference import determining_ids, raw_decision
+from tests.cedar_reference import StaticEntities, determining_ids, raw_decision, static_entities
 from tests.conftest import MONDAY_10
 from tests.engine.cedar_bundles import Case, Request, cases
 
-PROFILES = {"default": 1500, "deep": 100_000}
+PROFILES = {"default": 2000, "deep": 100_000}
 FUZZ_EXAMPLES = int(os.environ.get(
     "PDP_FUZZ_EXAMPLES", PROFILES[os.environ.get("PDP_FUZZ_PROFILE", "default")]))
 _POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
@@ -55,12 +55,13 @@ def check_case(case: Case) -> None:
     by_cedar_id = {cid: dict(node.annotations)["id"]
                    for group in (parsed.static_policies, parsed.templates)
                    for cid, node in group.items()}
+    static = static_entities(case.schema, case.entities)
     for number, request in enumerate(case.requests):
-        check_request(case, bundle, raw_policies, by_cedar_id, request, number)
+        check_request(case, bundle, raw_policies, static, by_cedar_id, request, number)
 
 
 def check_request(case: Case, bundle: Bundle, raw_policies: cedarpy.PolicySet,
-                  by_cedar_id: dict[str, str], request: Request, number: int) -> None:
+                  static: StaticEntities, by_cedar_id: dict[str, str], request: Request, number: int) -> None:
     action = case.actions[request.action]
     principal_entity = None
     if request.user is not None:
@@ -78,7 +79,7 @@ def check_request(case: Case, bundle: Bundle, raw_policies: cedarpy.PolicySet,
                   now=MONDAY_10, grants=request.grants)
     declares = frozenset(k for k, on in (("live", action.live),
                                          ("credential", action.credential)) if on)
-    raw = raw_decision(case.schema, raw_policies, case.entities, identity=identity,
+    raw = raw_decision(case.schema, raw_policies, static, identity=identity,
                        action=(case.names.action_type, action.name), resource=request.resource,
                        context=request.context, live=request.live, now=MONDAY_10,
                        declares=declares, grants=request.grants, principal=principal_entity)
@@ -87,7 +88,7 @@ def check_request(case: Case, bundle: Bundle, raw_policies: cedarpy.PolicySet,
         assert all("failed to build request" in e for e in raw.diagnostics.errors), \
             raw.diagnostics.errors
         assert ours.reason_codes[0] == "request.invalid", f"{where}; raw {raw.diagnostics.errors}"
-        event("refused by the schema")
+        event("refused by the schema: " + raw.diagnostics.errors[0][:120])
         return
     assert ours.reason_codes[0] != "request.invalid", f"{where}; raw {raw.decision}"
     raw_errors = {_policy_of(e, by_cedar_id) for e in raw.diagnostics.errors}

@@ -118,6 +118,8 @@ class Request:
     context: dict[str, Any]
     live: LiveSnapshot
     grants: tuple[Grant, ...] = ()
+    # Present the workload as a JWT-SVID through the verifier (and its cache) first.
+    as_token: bool = False
 
 
 @dataclass
@@ -536,13 +538,13 @@ def _identity(draw: Any) -> VerifiedIdentity:
     pid = pick(draw, WORKLOADS)
     spiffe = pid.startswith("spiffe://")
     td, _, path = pid.removeprefix("spiffe://").partition("/") if spiffe else ("", "", "")
-    issued = MONDAY_10 - timedelta(seconds=pick(draw, [10, 400, 4000]))
+    issued = MONDAY_10 - timedelta(seconds=pick(draw, [10, 400, 3000]))
     return VerifiedIdentity(
         principal_id=pid, kind=pick(draw, ["jwt-svid", "x509-svid", "jwt"]),
         issuer="iss", trust_domain=td, path=f"/{path}" if spiffe else "",
         scopes=frozenset(draw(st.sets(st.sampled_from(["a", "ab", "b"]), max_size=2))),
         groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=2))),
-        issued_at=issued, expires_at=issued + timedelta(hours=2))
+        issued_at=issued, expires_at=issued + timedelta(hours=1))
 
 
 def _resource(draw: Any, action: Action, names: Names,
@@ -574,7 +576,8 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
         # The same request with new values: a shape (and entity set) seen before.
         action = case.actions[previous.action]
         return Request(previous.action, previous.workload, previous.user, previous.resource,
-                       _context(draw, action, names, valid), live, previous.grants)
+                       _context(draw, action, names, valid), live, previous.grants,
+                       previous.as_token)
     action = case.actions[pick(draw, sorted(case.actions))]
     workload, user = None, None
     if action.principal == "U" and not rare(draw, 20):
@@ -600,7 +603,8 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
                             expires_at=MONDAY_10 + timedelta(minutes=5), task="t",
                             created_by=None, created_at=MONDAY_10))
     return Request(action.name, workload, user, _resource(draw, action, names, doc_attrs),
-                   _context(draw, action, names, valid), live, tuple(grants))
+                   _context(draw, action, names, valid), live, tuple(grants),
+                   as_token=draw(st.booleans()))
 
 
 @st.composite

@@ -2,7 +2,9 @@
 
 For every request of every generated ``Case`` (tests/engine/cedar_bundles.py),
 ``decide()`` — the entry point every door uses, with its request-shape cache,
-entity caches, entity and policy slicing and linked grant sets — must reach the
+entity caches, entity and policy slicing and linked grant sets, after the
+identity verifier and its verified-credential cache for half the workloads
+(JWT-SVIDs of the dev issuer; a repeated token is a cache hit) — must reach the
 decision of raw ``cedarpy.is_authorized`` with the schema on the whole policy
 set (tests/cedar_reference.py, built from the request alone), with the same
 determining policies and the same erroring policies. The one permitted
@@ -20,15 +22,22 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import cedarpy
 from hypothesis import HealthCheck, Phase, event, given, settings
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pdp.config import Settings
 from pdp.decision.decide import asserted_principal, decide
 from pdp.decision.model import AssertedSubject
 from pdp.engine import load_bundle
 from pdp.engine.bundle import Bundle
+from pdp.identity.dev_issuer import DevIssuer
+from pdp.identity.model import BearerToken, VerifiedIdentity
+from pdp.identity.verifier import IdentityVerifier
 from tests.cedar_reference import StaticEntities, determining_ids, raw_decision, static_entities
 from tests.conftest import MONDAY_10
 from tests.engine.cedar_bundles import Case, Request, cases
@@ -73,7 +82,7 @@ def check_request(case: Case, bundle: Bundle, raw_policies: cedarpy.PolicySet,
             principal_entity.update(attrs=properties, parents=[])
     else:
         assert request.workload is not None
-        identity, principal = request.workload, None
+        identity, principal = verified(request.workload, request.as_token), None
     ours = decide(bundle, identity=identity, principal=principal, action=action.name,
                   resource=request.resource, context=request.context, live=request.live,
                   now=MONDAY_10, grants=request.grants)
@@ -104,6 +113,29 @@ def check_request(case: Case, bundle: Bundle, raw_policies: cedarpy.PolicySet,
     assert sorted(r.policy for r in ours.reasons) == determining_ids(raw), where
     event(f"{ours.decision}{' (sliced)' if bundle.index else ''}"
           f"{' (entity slices)' if bundle.entity_slicer else ''}")
+
+
+DEV = DevIssuer.from_private_key(ec.generate_private_key(ec.SECP256R1()))
+VERIFIER = IdentityVerifier.from_settings(Settings(), dev_issuer=DEV)
+_TOKENS: dict[tuple[str, frozenset[str], datetime], str] = {}
+
+
+def verified(workload: VerifiedIdentity, as_token: bool) -> VerifiedIdentity:
+    """``workload`` as given, or (``as_token``, a dev-issuer SPIFFE ID without groups)
+    minted as a JWT-SVID and verified: the same token again is a verified-credential
+    cache hit, which must give the same identity."""
+    if not as_token or workload.trust_domain != DEV.trust_domain or workload.groups:
+        return workload
+    assert workload.issued_at is not None and workload.expires_at is not None
+    key = (workload.principal_id, workload.scopes, workload.issued_at)
+    if key not in _TOKENS:
+        _TOKENS[key] = DEV.mint(workload.principal_id, scopes=sorted(workload.scopes),
+                                now=workload.issued_at, ttl_s=int(
+                                    (workload.expires_at - workload.issued_at).total_seconds()))
+    identity = VERIFIER.verify(BearerToken(_TOKENS[key]), MONDAY_10)
+    assert (identity.principal_id, identity.scopes, identity.issued_at, identity.groups) == (
+        workload.principal_id, workload.scopes, workload.issued_at, frozenset())
+    return identity
 
 
 def _policy_of(message: str, by_cedar_id: dict[str, str]) -> str | None:

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import cedarpy
+import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -43,8 +44,11 @@ from tests.conftest import MONDAY_10
 from tests.engine.cedar_bundles import Case, Request, cases
 
 PROFILES = {"default": 2000, "deep": 100_000}
-FUZZ_EXAMPLES = int(os.environ.get(
-    "PDP_FUZZ_EXAMPLES", PROFILES[os.environ.get("PDP_FUZZ_PROFILE", "default")]))
+PROFILE = os.environ.get("PDP_FUZZ_PROFILE", "default")
+FUZZ_EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", PROFILES[PROFILE]))
+# pytest-timeout's 300 s guards against hangs; a busy shared machine can take longer for
+# the default run (about 90 s of CPU), and the deep profile is bounded by its count.
+FUZZ_TIMEOUT = 0 if PROFILE == "deep" or "PDP_FUZZ_EXAMPLES" in os.environ else 900
 _POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
 
 
@@ -149,6 +153,7 @@ def _policy_of(message: str, by_cedar_id: dict[str, str]) -> str | None:
 PHASES = [p for p in Phase if p is not Phase.shrink or not os.environ.get("PDP_FUZZ_NO_SHRINK")]
 
 
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, print_blob=True, phases=PHASES,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.large_base_example])

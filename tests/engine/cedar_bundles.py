@@ -572,13 +572,15 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
     live = LiveSnapshot(now=MONDAY_10, incident=draw(st.booleans()),
                         risk_level=draw(st.integers(0, 3)), business_hours=draw(st.booleans()))
     valid = not rare(draw, 8)
-    if previous is not None and draw(st.booleans()):
+    repeat = pick(draw, ["fresh", "same", "other-principal"]) if previous else "fresh"
+    if previous is not None and repeat == "same":
         # The same request with new values: a shape (and entity set) seen before.
         action = case.actions[previous.action]
         return Request(previous.action, previous.workload, previous.user, previous.resource,
                        _context(draw, action, names, valid), live, previous.grants,
                        previous.as_token)
-    action = case.actions[pick(draw, sorted(case.actions))]
+    action = case.actions[previous.action if previous and repeat == "other-principal"
+                          else pick(draw, sorted(case.actions))]
     workload, user = None, None
     if action.principal == "U" and not rare(draw, 20):
         user_id = pick(draw, USERS + ["u9"])
@@ -588,6 +590,10 @@ def _request(draw: Any, case: Case, doc_attrs: tuple[tuple[str, bool], ...],
         user = (user_id, properties)
     else:
         workload = _identity(draw)
+    if previous is not None and repeat == "other-principal":
+        # Another principal on the same resource and context: what it warmed must not leak.
+        return Request(previous.action, workload, user, previous.resource, previous.context,
+                       live, previous.grants, draw(st.booleans()))
     grants = []
     for i, template in enumerate(draw(st.lists(st.sampled_from(case.templates), max_size=2))
                                  if case.templates else []):
@@ -616,7 +622,7 @@ def cases(draw: Any) -> Case:
     actions = draw(_actions(with_user))
     doc_attrs = draw(_declared(DOC_ATTRS))
     big_policies = rare(draw, 10)
-    big_entities = rare(draw, 16)
+    big_entities = rare(draw, 8)
     policies, effects, templates, template_actions = [], {}, [], {}
     for i in range(draw(st.integers(1, 8))):
         effect, text = draw(_policy(names, actions, doc_attrs, f"p{i}"))

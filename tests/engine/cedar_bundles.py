@@ -642,6 +642,20 @@ def cases(draw: Any) -> Case:
             effect, text = _seeded_policy(seeded, names, actions, f"pad{i}")
             policies.append(text)
             effects[f"pad{i}"] = effect
+    if big_entities:
+        # Entity slices decide what a request can reach: make its answer depend on it
+        # (ancestors of the principal, of the resource, of an entity the context names).
+        for i, action in enumerate(actions.values()):
+            reach = [f"resource in {names.folder}::{one}" for one in ('"f1"', '"f2"')]
+            if action.principal == "U":
+                reach.append(f'principal in {names.folder}::"f1"')
+            if any(a == "doc0" for a, _ in action.context):
+                reach.append(f'context has doc0 && context.doc0 in {names.folder}::"f2"')
+            effect = pick(draw, ["permit", "forbid"])
+            policies.append(f'@id("reach{i}") @reason("Reach {i}.")\n{effect} (principal, '
+                            f"action == {names.action(action.name)}, resource) "
+                            f"when {{ {pick(draw, reach)} }};")
+            effects[f"reach{i}"] = effect
     entities = _entities(draw, names, doc_attrs, with_user,
                          ENTITY_SLICE_MIN if big_entities else 0)
     case = Case(names=names, schema=_schema(names, actions, doc_attrs, with_user, big_entities),

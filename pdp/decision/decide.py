@@ -160,14 +160,17 @@ def _diagnose(bundle: Bundle, request: EvalRequest,
     determining = list(evaluation.determining)
     errored = [e.policy for e in evaluation.errors
                if e.policy is not None and e.policy in bundle.policies]
-    forbids = [p for p in determining if bundle.policies[p].effect == "forbid"]
+    # Cedar denies only by forbids, so a deny's determining policies are all forbids (a
+    # task grant's linked policy among them: its id is not a bundle policy's).
+    forbids = [] if evaluation.cedar_allowed else determining
     if evaluation.allowed:
         ids = determining
     elif forbids or evaluation.errored_forbids:
         ids = forbids + list(evaluation.errored_forbids)
     else:
         ids = list(permit_candidates(bundle, request.action, evaluation.candidates))
-    ids = list(dict.fromkeys(ids + errored))
+    # Only the bundle's own policies are diagnosed; a grant is explained by its reason.
+    ids = [p for p in dict.fromkeys(ids + errored) if p in bundle.policies]
     data = _request_data(bundle, request)
     found = diagnose(bundle, ids, principal=request.principal.uid, action=request.action,
                      resource=request.resource.uid, context=request.context,

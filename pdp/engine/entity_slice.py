@@ -2,7 +2,8 @@
 
 Cedar reads only the entities a request can reach: the principal and the
 resource with their ancestors (for ``in``), the entities their attributes
-point to (for ``resource.owner.team``), and entities named by the policies'
+point to (for ``resource.owner.team``), the entities the request's context
+names (``context.doc in Folder::"x"``) and entities named by the policies'
 conditions (``App::Config::"limits".max``). Handing Cedar exactly those keeps
 a decision's cost independent of how many entities the bundle has; cloning a
 100,000-entity base per principal would cost ~0.1 s. Reaching more than
@@ -63,7 +64,7 @@ class EntitySlicer:
         stack: list[Uid] = [*self._literals, *roots]
         for entity in request_entities:
             stack += [(p["type"], p["id"]) for p in entity.get("parents", [])]
-            stack += _references(entity.get("attrs"))
+            stack += references(entity.get("attrs"))
         for uid in given:
             stack += self._graph.ancestors(uid)
         while stack:
@@ -73,11 +74,11 @@ class EntitySlicer:
             record = self._records[uid]
             out[uid] = record
             stack += self._graph.ancestors(uid)
-            stack += _references(record.get("attrs"))
+            stack += references(record.get("attrs"))
         return list(out.values())
 
 
-def _references(value: Any) -> list[Uid]:
+def references(value: Any) -> list[Uid]:
     """Entity uids an attribute value may point to (``{"__entity": ...}`` or ``{type, id}``)."""
     found: list[Uid] = []
     stack = [value]

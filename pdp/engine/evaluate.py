@@ -20,7 +20,9 @@ import cedarpy
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.cedar_call import CedarResult
+from pdp.engine.entity_slice import references
 from pdp.engine.grants import Grant
+from pdp.engine.request_shapes import PROBE_ID, poisoned
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
 from pdp.engine.slicing import link
 from pdp.engine.bundle import Bundle
@@ -126,14 +128,30 @@ def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicyS
     if request.pep_context is not None:
         key = bundle.shapes.key(request.action.uid, request.principal.type,
                                 request.resource.type, request.pep_context)
-        if bundle.shapes.known(key):
+        verdict = bundle.shapes.verdict(key)
+        if verdict is True:
             return cedar_call.is_authorized(*args, None)
+        if verdict is False:
+            key = None  # already checked: this shape needs the schema
     result = cedar_call.is_authorized(*args, bundle.schema)
     if key is not None and result.decision != "NoDecision":
-        # Remember the shape only if Cedar without the schema answers exactly the same.
-        if cedar_call.is_authorized(*args, None) == result:
-            bundle.shapes.remember(key)
+        # A refused request proves nothing about its shape; an evaluated one does.
+        bundle.shapes.remember(key, _schema_free(bundle, request, args, result))
     return result
+
+
+def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
+                 result: CedarResult) -> bool:
+    """Whether the schema cannot change the answer to any request of this one's shape
+    (the two checks of ``pdp.engine.request_shapes``)."""
+    if cedar_call.is_authorized(*args, None) != result:
+        return False
+    principal, action, resource, context, policy_set, entities = args
+    probe = cedar_call.is_authorized(
+        {**principal, "id": PROBE_ID}, action, {**resource, "id": PROBE_ID},
+        {**context, **poisoned(dict(request.pep_context or {}))}, policy_set, entities,
+        bundle.schema)
+    return probe.decision != "NoDecision"
 
 
 def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
@@ -147,12 +165,17 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
         if resource is not None:
             # Attributes from the PEP are checked against the schema (by from_json_str).
             own.append(resource)
-        key = (principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
+        # Entities the context names are reached from too (``context.doc in Folder::"x"``).
+        named = tuple(sorted(set(references(request.context))))
+        # The principal's uid is in the key: a principal the PEP asserts without
+        # attributes has no entity of its own, but its static ancestors differ.
+        key = ((principal.type, principal.id),
+               principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
                request.resource.type, request.resource.id,
-               json.dumps(resource) if resource is not None else None)
+               json.dumps(resource) if resource is not None else None, named)
         return bundle.entity_slicer.entities(
             key, own, roots=[(principal.type, principal.id),
-                             (request.resource.type, request.resource.id)])
+                             (request.resource.type, request.resource.id), *named])
     if principal.pep_described:
         entities = bundle.principal_entities.base
         described = _resource_entity(bundle, principal)

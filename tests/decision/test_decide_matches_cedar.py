@@ -21,6 +21,7 @@ from tests.decision.strategies import contexts, contexts_for, identity_of, lives
 RAW_POLICIES = cedarpy.PolicySet.from_str(
     "\n".join(p.read_text() for p in sorted(POLICIES.glob("*.cedar"))))
 RAW_ENTITIES = json.loads((POLICIES / "entities.json").read_text())
+SCHEMA_TEXT = (POLICIES / "schema.cedarschema").read_text()
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(principal=principals, age_s=st.integers(0, 900),
@@ -32,9 +33,10 @@ def test_decide_agrees_with_raw_cedar(example_bundle, principal, age_s, action, 
     context = contexts_for(action, context)
     ours = decide(example_bundle, identity=identity, action=action, resource=resource,
                   context=context, live=live, now=MONDAY_10)
-    raw = raw_decision(example_bundle, RAW_POLICIES, RAW_ENTITIES, identity=identity,
-                       action=action, resource=resource, context=context, live=live,
-                       now=MONDAY_10)
+    # Every action of the example schema declares context.live and context.credential.
+    raw = raw_decision(SCHEMA_TEXT, RAW_POLICIES, RAW_ENTITIES, identity=identity,
+                       action=("App::Action", action), resource=resource, context=context,
+                       live=live, now=MONDAY_10)
     event(f"{ours.decision}: {ours.reason_codes[0]}")
 
     if raw.decision == cedarpy.Decision.NoDecision:

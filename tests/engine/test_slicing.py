@@ -36,7 +36,7 @@ def generated(policies: int, root: str) -> tuple:
     assert bundle.index is not None  # these bundles are sliced
     raw_policies = cedarpy.PolicySet.from_str((directory / "policies.cedar").read_text())
     entities = json.loads((directory / "entities.json").read_text())
-    return bundle, raw_policies, entities
+    return bundle, raw_policies, entities, (directory / "schema.cedarschema").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ requests = st.fixed_dictionaries({
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(r=requests)
 def test_sliced_decisions_equal_raw_cedar_on_the_full_set(root, r) -> None:
-    bundle, raw_policies, static = generated(r["size"], root)
+    bundle, raw_policies, static, schema_text = generated(r["size"], root)
     n = sizes(r["size"])
     team_count = n["teams"]
     workload = f"spiffe://example.org/team{r['workload'] % team_count}/w{r['workload'] % n['workloads']}"
@@ -95,9 +95,9 @@ def test_sliced_decisions_equal_raw_cedar_on_the_full_set(root, r) -> None:
 
     ours = decide(bundle, identity=identity, action=r["action"], resource=resource, context={},
                   live=live, now=MONDAY_10, grants=grants)
-    raw = raw_decision(bundle, raw_policies, static, identity=identity, action=r["action"],
-                       resource=resource, context={}, live=live, now=MONDAY_10, grants=grants,
-                       template="t.read")
+    raw = raw_decision(schema_text, raw_policies, static, identity=identity,
+                       action=("Gen::Action", r["action"]), resource=resource, context={},
+                       live=live, now=MONDAY_10, grants=grants)
     if raw.decision == cedarpy.Decision.NoDecision:
         # Only a request the schema refuses may end here, never a broken reference.
         assert all("failed to build request" in e for e in raw.diagnostics.errors), \

@@ -19,13 +19,13 @@ import cedarpy
 
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
+from pdp.engine.bundle import Bundle
 from pdp.engine.cedar_call import CedarResult
 from pdp.engine.entity_slice import references
 from pdp.engine.grants import Grant
-from pdp.engine.request_shapes import PROBE_ID, poisoned
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
+from pdp.engine.request_shapes import PROBE_ID, poisoned
 from pdp.engine.slicing import link
-from pdp.engine.bundle import Bundle
 
 _POLICY_IN_ERROR = re.compile(r"policy `([^`]+)`")
 
@@ -144,9 +144,10 @@ def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
                  result: CedarResult) -> bool:
     """Whether the schema cannot change the answer to any request of this one's shape
     (the two checks of ``pdp.engine.request_shapes``)."""
-    if cedar_call.is_authorized(*args, None) != result:
-        return False
     principal, action, resource, context, policy_set, entities = args
+    if cedar_call.is_authorized(principal, action, resource, context, policy_set, entities,
+                                None) != result:
+        return False
     probe = cedar_call.is_authorized(
         {**principal, "id": PROBE_ID}, action, {**resource, "id": PROBE_ID},
         {**context, **poisoned(dict(request.pep_context or {}))}, policy_set, entities,
@@ -173,16 +174,19 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
                principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
                request.resource.type, request.resource.id,
                json.dumps(resource) if resource is not None else None, named)
-        return bundle.entity_slicer.entities(
+        sliced: cedarpy.Entities = bundle.entity_slicer.entities(
             key, own, roots=[(principal.type, principal.id),
                              (request.resource.type, request.resource.id), *named])
+        return sliced
     if principal.pep_described:
         entities = bundle.principal_entities.base
         described = _resource_entity(bundle, principal)
         if described is not None:
             entities = entities.with_added_json_str(json.dumps([described]), bundle.schema)
     else:
-        principal_json = lambda: json.dumps([_principal_entity(bundle, principal)])  # noqa: E731
+        def principal_json() -> str:
+            return json.dumps([_principal_entity(bundle, principal)])
+
         entities = bundle.principal_entities.with_principal(
             principal.cache_key if principal.cache_key is not None else principal_json(),
             principal_json)
@@ -211,8 +215,9 @@ def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
 
 def _ancestors(bundle: Bundle, entity: EntityInput) -> frozenset[Uid]:
     """Everything ``entity`` is in: its own parents (from the request) and the static ones."""
-    return (bundle.graph.ancestors_of_all(entity.parents)
-            | bundle.graph.ancestors((entity.type, entity.id)))
+    found: frozenset[Uid] = (bundle.graph.ancestors_of_all(entity.parents)
+                             | bundle.graph.ancestors((entity.type, entity.id)))
+    return found
 
 
 def _to_evaluation(bundle: Bundle, result: CedarResult, entities: cedarpy.Entities,

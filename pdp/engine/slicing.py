@@ -107,7 +107,8 @@ class PolicyIndex:
         self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
         self._lock = threading.Lock()
 
-    def candidates(self, principal: Uid, principal_ancestors: Iterable[Uid], actions: frozenset[Uid],
+    def candidates(self, principal: Uid, principal_ancestors: Iterable[Uid],
+                   actions: frozenset[Uid],
                    resource: Uid, resource_ancestors: Iterable[Uid],
                    extra: Mapping[str, pst.Template] = {}) -> frozenset[str]:  # noqa: B006
         """Ids of every policy (and ``extra`` linked policy) whose scope could match."""
@@ -188,7 +189,8 @@ def link(template: pst.Template, link_id: str, principal: Uid, resource: Uid) ->
         entity = pst.EntityUid(type=pst.EntityType(basename=uid[0].split("::")[-1],
                                                    namespace=tuple(uid[0].split("::")[:-1])),
                                id=uid[1])
-        if isinstance(c, (pst.ScopeEq, pst.ScopeIn, pst.ScopeIsIn)) and isinstance(c.entity, pst.Slot):
+        if (isinstance(c, (pst.ScopeEq, pst.ScopeIn, pst.ScopeIsIn))
+                and isinstance(c.entity, pst.Slot)):
             return replace(c, entity=entity)
         return c
 

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from pdp.decision.decide import decide
 from tests.cedar_reference import determining_ids, raw_decision
 from tests.conftest import MONDAY_10, POLICIES
-from tests.decision.strategies import contexts, contexts_for, identity_of, lives, principals, resources
+from tests.decision.strategies import (
+    contexts,
+    contexts_for,
+    identity_of,
+    lives,
+    principals,
+    resources,
+)
 
 RAW_POLICIES = cedarpy.PolicySet.from_str(
     "\n".join(p.read_text() for p in sorted(POLICIES.glob("*.cedar"))))

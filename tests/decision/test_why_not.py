@@ -17,7 +17,13 @@ from pdp.engine.evaluate import EntityInput, EvalRequest, evaluate
 from pdp.policytests import case_identity
 from tests.conftest import MONDAY_10
 from tests.decision.strategies import (
-    actions, contexts, contexts_for, identity_of, lives, principals, resources,
+    actions,
+    contexts,
+    contexts_for,
+    identity_of,
+    lives,
+    principals,
+    resources,
 )
 
 

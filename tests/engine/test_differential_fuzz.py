@@ -27,9 +27,8 @@ from pathlib import Path
 
 import cedarpy
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, settings
-
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, Phase, event, given, settings
 
 from pdp.config import Settings
 from pdp.decision.decide import asserted_principal, decide

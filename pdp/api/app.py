@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from pdp import __version__
 from pdp.api import audit as audit_api
 from pdp.api import authorize, authzen, context_admin, decisions, gateways, ops, revocations
 from pdp.api import grants as grants_api
@@ -56,7 +57,7 @@ def create_app(components: Components, *, watch: bool | None = None,
             components.close()
             mark_process_dead()  # --workers N: this worker leaves the live gauges
 
-    app = FastAPI(title="PDP", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.components = components
     install_problem_handlers(app)
     install_admin_handler(app)

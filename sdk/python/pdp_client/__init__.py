@@ -13,6 +13,8 @@ Optional modules: ``pdp_client.fastapi`` (``PDP(...).require(...)``, extra
 ``pdp_client.embedded`` (in-process engine, extra ``embedded``).
 """
 
+from importlib import metadata as _metadata
+
 from pdp_client.cache import DecisionCache
 from pdp_client.client import AsyncPDPClient, Item, PDPClient
 from pdp_client.errors import PDPError, PDPResponseError, PDPUnreachable
@@ -27,7 +29,10 @@ from pdp_client.models import (
 )
 from pdp_client.routes import Route
 
-__version__ = "0.1.0"
+try:  # the one place the version is written is sdk/python/pyproject.toml
+    __version__ = _metadata.version("pdp-client")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncPDPClient", "Decision", "DecisionCache", "IDENTITY_MISSING", "Item", "PDPClient",

@@ -123,7 +123,8 @@ def raw_decision(schema_text: str, policies: cedarpy.PolicySet,
                  identity: VerifiedIdentity, action: tuple[str, str], resource: ResourceRef,
                  context: Mapping[str, Any], live: LiveSnapshot, now: datetime,
                  declares: frozenset[str] = BOTH, grants: Sequence[Grant] = (),
-                 principal: Mapping[str, Any] | None = None) -> cedarpy.AuthzResult:
+                 principal: Mapping[str, Any] | None = None,
+                 schema: cedarpy.Schema | None = None) -> cedarpy.AuthzResult:
     """``cedarpy.is_authorized`` on the full set.
 
     ``schema_text``: the bundle's schema as written. ``static``: entities.json (or
@@ -131,9 +132,11 @@ def raw_decision(schema_text: str, policies: cedarpy.PolicySet,
     ``declares``: which of ``live``/``credential`` its schema context declares.
     ``grants`` are linked from the templates they name (by @id). ``principal``: a
     subject the PEP asserts, as a Cedar entity (its uid is the principal; with
-    ``attrs`` it joins the entities unless entities.json defines it).
+    ``attrs`` it joins the entities unless entities.json defines it). ``schema``: a
+    whole schema to use instead (the PDP's admin actions are not in the README's
+    ``Pdp`` namespace; tests of admin decisions pass ``pdp schema``'s).
     """
-    schema = reference_schema(schema_text)
+    schema = schema if schema is not None else reference_schema(schema_text)
     if not isinstance(static, StaticEntities):
         static = static_entities(schema_text, static)
     static_uids = [e["uid"] for e in static.records if e["uid"]["type"] != "Pdp::Workload"]

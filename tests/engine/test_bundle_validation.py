@@ -66,9 +66,11 @@ def _admin_decisions(directory: Path, groups: list[str]):
     ours = decide(bundle, identity=identity, action='Pdp::Action::"policy.reload"',
                   resource=resource, context={}, live=LIVE, now=MONDAY_10)
     text = "\n".join(p.read_text() for p in sorted(directory.glob("*.cedar")))
-    raw = raw_decision(bundle, cedarpy.PolicySet.from_str(text),
+    raw = raw_decision((directory / "schema.cedarschema").read_text(),
+                       cedarpy.PolicySet.from_str(text),
                        json.loads((directory / "entities.json").read_text()),
-                       identity=identity, action='Pdp::Action::"policy.reload"',
+                       identity=identity, action=("Pdp::Action", "policy.reload"),
+                       schema=bundle.schema,
                        resource=resource, context={}, live=LIVE, now=MONDAY_10)
     return ours, raw
 

@@ -13,14 +13,13 @@ needed is harmless; the closure below errs that way.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import cedarpy
 
 from pdp.engine.graph import EntityGraph
+from pdp.engine.memo import Memo
 
 Uid = tuple[str, str]
 
@@ -35,27 +34,15 @@ class EntitySlicer:
         self._graph = graph
         self._schema = schema
         self._literals = frozenset(literals)
-        self._cache: OrderedDict[Hashable, cedarpy.Entities] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
+        self._cache: Memo[Hashable, cedarpy.Entities] = Memo(capacity)
 
     def entities(self, key: Hashable, request_entities: list[dict[str, Any]],
                  roots: Iterable[Uid]) -> cedarpy.Entities:
         """The entity set for a request: its own entities (principal, described resource)
         and everything reachable from ``roots`` (the principal and resource uids, which
         may be static). ``key`` must determine all of it (it names the cache entry)."""
-        with self._lock:
-            found = self._cache.get(key)
-            if found is not None:
-                self._cache.move_to_end(key)
-                return found
-        built = cedarpy.Entities.from_json_str(
-            json.dumps(self._closure(request_entities, roots)), self._schema)
-        with self._lock:
-            self._cache[key] = built
-            while len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
-        return built
+        return self._cache.get(key, lambda: cedarpy.Entities.from_json_str(
+            json.dumps(self._closure(request_entities, roots)), self._schema))
 
     def _closure(self, request_entities: list[dict[str, Any]],
                  roots: Iterable[Uid]) -> list[dict[str, Any]]:

@@ -9,8 +9,6 @@ decision (and the log) names the exact grant that allowed it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +17,7 @@ from typing import Any
 import cedarpy
 
 from pdp.engine.bundle import Bundle, PolicyInfo
+from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
 
 LINK_PREFIX = "grant:"
@@ -84,9 +83,7 @@ class LinkedSets:
     """Policy sets with the active grants linked, memoized by the set of grants."""
 
     def __init__(self, capacity: int = 64) -> None:
-        self._sets: OrderedDict[frozenset[tuple[str, ...]], cedarpy.PolicySet] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
+        self._sets: Memo[frozenset[tuple[str, ...]], cedarpy.PolicySet] = Memo(capacity)
 
     def policy_set(self, bundle: Bundle, grants: Iterable[Grant]) -> cedarpy.PolicySet:
         usable = [g for g in grants if g.template in bundle.policies
@@ -96,21 +93,11 @@ class LinkedSets:
         # Keyed by what is linked, not just the ids: an id never names two links.
         key = frozenset((g.link_id, g.template, g.principal, g.resource_type, g.resource_id)
                         for g in usable)
-        with self._lock:
-            found = self._sets.get(key)
-            if found is not None:
-                self._sets.move_to_end(key)
-                return found
-        linked = bundle.policy_set.with_linked_batch([{
+        return self._sets.get(key, lambda: bundle.policy_set.with_linked_batch([{
             "template_id": g.template, "new_id": g.link_id,
             "values": {"?principal": {"type": WORKLOAD_TYPE, "id": g.principal},
                        "?resource": {"type": g.resource_type, "id": g.resource_id}},
-        } for g in sorted(usable, key=lambda g: g.id)])
-        with self._lock:
-            self._sets[key] = linked
-            while len(self._sets) > self._capacity:
-                self._sets.popitem(last=False)
-        return linked
+        } for g in sorted(usable, key=lambda g: g.id)]))
 
 
 def _iso(at: datetime) -> str:

@@ -15,8 +15,6 @@ attributes, the resource's attributes (from the request or ``entities.json``).
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +25,7 @@ from cedarpy import pst
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo
 from pdp.engine.bundle import Bundle, PolicyInfo
+from pdp.engine.memo import Memo
 from pdp.engine.render import entity_uid_text, render
 
 # Explanations stay off the hot path: denies only, and at most this many policies.
@@ -142,22 +141,10 @@ class ProbeCache:
     """Probe policy sets by the tuple of policies they diagnose (they depend on nothing else)."""
 
     def __init__(self, capacity: int = 256) -> None:
-        self._sets: OrderedDict[tuple[str, ...], cedarpy.PolicySet] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
+        self._sets: Memo[tuple[str, ...], cedarpy.PolicySet] = Memo(capacity)
 
     def get(self, bundle: Bundle, policy_ids: tuple[str, ...]) -> cedarpy.PolicySet:
-        with self._lock:
-            found = self._sets.get(policy_ids)
-            if found is not None:
-                self._sets.move_to_end(policy_ids)
-                return found
-        built = _probe_set(bundle, policy_ids)
-        with self._lock:
-            self._sets[policy_ids] = built
-            while len(self._sets) > self._capacity:
-                self._sets.popitem(last=False)
-        return built
+        return self._sets.get(policy_ids, lambda: _probe_set(bundle, policy_ids))
 
 
 def _probe_set(bundle: Bundle, policy_ids: Sequence[str]) -> cedarpy.PolicySet:

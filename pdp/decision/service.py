@@ -123,7 +123,7 @@ class DecisionService:
         bundle = self.bundles.current
         principal = None
         if request.refused is not None:  # refused at the door: nothing to verify or evaluate
-            decision = self._outcomes(request, now, None).error(request.refused)
+            decision = self._outcomes(request, now, None, bundle).error(request.refused)
             return decision, self._record(decision, request, started, bundle)
         try:
             if request.asserted is not None:
@@ -132,14 +132,14 @@ class DecisionService:
             else:
                 identity = self.verify(request.credential, now)
         except IdentityError as e:
-            decision = replace(self._outcomes(request, now, None).error(
+            decision = replace(self._outcomes(request, now, None, bundle).error(
                 DecisionError(e.code, e.message)), proven_principal=e.proven_principal)
         except ValueError as e:
-            decision = self._outcomes(request, now, None).error(
+            decision = self._outcomes(request, now, None, bundle).error(
                 DecisionError(ReasonCode.REQUEST_INVALID, str(e)))
         else:
             if request.subject_id is not None and request.subject_id != identity.principal_id:
-                decision = self._outcomes(request, now, identity).error(DecisionError(
+                decision = self._outcomes(request, now, identity, bundle).error(DecisionError(
                     ReasonCode.REQUEST_INVALID,
                     f"subject.id {request.subject_id!r} is not the principal of the "
                     f"presented credential ({identity.principal_id!r})"))
@@ -173,16 +173,20 @@ class DecisionService:
 
     def _audit_failure(self, decision: Decision, request: AuthorizeInput,
                        error: Exception) -> Decision:
-        """Fail closed: a decision that cannot be recorded is not given."""
-        return self._outcomes(request, decision.timestamp, decision.identity).error(
+        """Fail closed: a decision that cannot be recorded is not given. The deny names
+        the policy version the decision was made under, not whatever serves by now."""
+        denied = self._outcomes(request, decision.timestamp, decision.identity, None).error(
             DecisionError(ReasonCode.AUDIT_UNAVAILABLE,
                           f"the decision log could not record the decision: {error}"))
+        return replace(denied, version=decision.version)
 
     def _outcomes(self, request: AuthorizeInput, now: datetime,
-                  identity: VerifiedIdentity | None) -> Outcomes:
+                  identity: VerifiedIdentity | None, bundle: Bundle | None) -> Outcomes:
+        """Builds error decisions under ``bundle``: the one the request started with, so
+        a reload in between never makes a record name a version that did not decide."""
         return Outcomes(decision_id=new_decision_id(), now=now, identity=identity,
                         action=request.action, resource=request.resource.cedar, live=None,
-                        bundle=self.bundles.current, max_ttl=self.max_ttl)
+                        bundle=bundle, max_ttl=self.max_ttl)
 
     def _observe(self, decision: Decision, started: float) -> None:
         if self.observer is not None:

@@ -42,7 +42,7 @@ from pdp.audit.inventory import (
     max_lifetimes_from_settings,
 )
 from pdp.audit.query import MAX_PAGE, DecisionFilter
-from pdp.audit.replay import replay_record
+from pdp.authoring.replay import replay_record
 from pdp.components import Components
 
 router = APIRouter(tags=["audit"], route_class=StrictJSONRoute)

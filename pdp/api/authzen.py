@@ -62,9 +62,9 @@ from pdp.decision.model import (
     DecisionError,
     ResourceRef,
 )
-from pdp.decision.reasons import ReasonCode
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
 from pdp.identity.model import BearerToken, Credential, X509Chain
+from pdp.reasons import ReasonCode
 
 router = APIRouter(tags=["authzen"], route_class=StrictJSONRoute)
 

@@ -40,11 +40,11 @@ from pdp.api.refusals import http_request_resource, refuse
 from pdp.components import Components
 from pdp.config import Settings
 from pdp.decision.model import AuthorizeInput, Decision
-from pdp.decision.reasons import ReasonCode
 from pdp.gateway.routes import RouteMatch, RouteTable, UnsafePath
 from pdp.identity.errors import IdentityError
 from pdp.identity.forwarded_cert import is_trusted_peer
 from pdp.identity.model import Credential
+from pdp.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 

@@ -42,10 +42,10 @@ from pdp.api.problems import PROBLEM_JSON
 from pdp.api.refusals import refuse
 from pdp.components import Components
 from pdp.config import Settings
-from pdp.decision.reasons import ReasonCode
 from pdp.identity.errors import BadSpiffeId, IdentityError
 from pdp.identity.model import Credential, VerifiedIdentity, X509Chain
 from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
+from pdp.reasons import ReasonCode
 
 log = logging.getLogger("pdp.api")
 

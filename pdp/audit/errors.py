@@ -11,7 +11,7 @@ is required, ``decide()`` turns it into a deny with reason code
 
 from __future__ import annotations
 
-from pdp.decision.reasons import ReasonCode
+from pdp.reasons import ReasonCode
 
 
 class AuditError(Exception):

@@ -149,7 +149,7 @@ def replay(
     """Re-evaluate a decision under its recorded bundle and the current one.
 
     Exit 0 when it reproduced, 1 when it did not, 3 when it could not be replayed."""
-    from pdp.audit.replay import replay_record
+    from pdp.authoring.replay import replay_record
 
     with _opened(config, state_dir) as (settings, log):
         record = log.get(decision_id)

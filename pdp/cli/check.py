@@ -36,8 +36,8 @@ def run_check(settings: Settings, body: dict[str, Any], *, principal: str | None
 
 
 def _asserted(components: Any, body: dict[str, Any], principal: str) -> dict[str, Any]:
+    from pdp.authoring.policytests import case_identity
     from pdp.decision.decide import decide
-    from pdp.policytests import case_identity
 
     try:
         item = AuthorizeItem.model_validate({k: v for k, v in body.items() if k != "subject"})

@@ -31,10 +31,10 @@ def impact_command(
     """Decide the test suites and logged decisions under DIR and under the candidate;
     report every decision that flips, grouped by policy and principal."""
     from context.calendar import BusinessCalendar
+    from pdp.authoring.impact import FailOn, impact, parse_when, select_records
+    from pdp.authoring.policytests import SuiteError
     from pdp.engine.bundle import load_bundle
     from pdp.engine.problems import BundleInvalid
-    from pdp.impact import FailOn, impact, parse_when, select_records
-    from pdp.policytests import SuiteError
 
     flips_that_fail: FailOn
     match fail_on:

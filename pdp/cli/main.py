@@ -221,10 +221,10 @@ def test_bundle(
 ) -> None:
     """Run the bundle's tests/*.yaml; one line per failure, then `N passed, M failed`."""
     from context.calendar import BusinessCalendar
-    from pdp.coverage import CoverageTracker
+    from pdp.authoring.coverage import CoverageTracker
+    from pdp.authoring.policytests import SuiteError, run_suites, write_junit
     from pdp.engine.bundle import load_bundle
     from pdp.engine.problems import BundleInvalid
-    from pdp.policytests import SuiteError, run_suites, write_junit
 
     settings = settings_from(config)
     calendar = BusinessCalendar.from_strings(**settings.live.business_hours.model_dump())

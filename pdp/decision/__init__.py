@@ -2,7 +2,7 @@
 
 from pdp.decision.decide import decide, new_decision_id
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError, Reason, ResourceRef
-from pdp.decision.reasons import ReasonCode
+from pdp.reasons import ReasonCode
 
 __all__ = [
     "AuthorizeInput", "Decision", "DecisionError", "Reason", "ReasonCode", "ResourceRef",

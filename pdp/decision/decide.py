@@ -17,7 +17,6 @@ import uuid_utils
 from context.model import LiveSnapshot
 from pdp.decision.explain import explain_allow, explain_error, explain_forbid, explain_no_permit
 from pdp.decision.model import AssertedSubject, Decision, DecisionError, Reason, ResourceRef
-from pdp.decision.reasons import ReasonCode
 from pdp.engine.actions import ActionInfo, UnknownAction, cedar_uid
 from pdp.engine.bundle import Bundle
 from pdp.engine.evaluate import EntityInput, EvalRequest, Evaluation, evaluate
@@ -37,6 +36,7 @@ from pdp.engine.whynot import (
     permit_candidates,
 )
 from pdp.identity.model import VerifiedIdentity
+from pdp.reasons import ReasonCode
 
 # Reported for a credential age or lifetime we cannot know (no iat): counts as old.
 UNKNOWN_SECONDS = 2**31 - 1

@@ -26,11 +26,11 @@ from datetime import timedelta
 
 from pdp.decision.decide import Outcomes, _diagnose, principal_entity, valid_until
 from pdp.decision.model import Decision, DecisionError
-from pdp.decision.reasons import ReasonCode
 from pdp.engine.bundle import Bundle
 from pdp.engine.evaluate import EvalRequest, Evaluation
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import looks_like_spiffe_id, parse_spiffe_id
+from pdp.reasons import ReasonCode
 
 
 def actor_identity(identity: VerifiedIdentity) -> VerifiedIdentity:

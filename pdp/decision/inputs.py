@@ -1,8 +1,8 @@
 """Everything ``decide()`` takes besides the bundle, as one value.
 
-Built from a policy test case (``pdp.policytests``) or from a decision record
-(``pdp.audit.replay``), and decided again under any bundle: the current one,
-the recorded one, or a candidate under review (``pdp.impact``).
+Built from a policy test case (``pdp.authoring.policytests``) or from a decision record
+(``pdp.authoring.replay``), and decided again under any bundle: the current one,
+the recorded one, or a candidate under review (``pdp.authoring.impact``).
 """
 
 from __future__ import annotations

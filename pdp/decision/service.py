@@ -31,12 +31,12 @@ from pdp.decision.decide import (
     new_decision_id,
 )
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
-from pdp.decision.reasons import ReasonCode
 from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
 from pdp.engine.bundle import Bundle
 from pdp.engine.store import BundleStore
 from pdp.identity.errors import IdentityError, MissingCredential
 from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
+from pdp.reasons import ReasonCode
 
 
 class CredentialVerifier(Protocol):

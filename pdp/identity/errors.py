@@ -33,7 +33,7 @@ attributed to the name the credential merely claims (a forger can write any
 
 from __future__ import annotations
 
-from pdp.decision.reasons import ReasonCode
+from pdp.reasons import ReasonCode
 
 
 class IdentityError(Exception):

@@ -123,7 +123,7 @@ async def test_grants_survive_a_restart(setup, clock, tmp_path) -> None:
 
 
 async def test_a_decision_allowed_by_a_grant_replays_from_its_record(setup, clock) -> None:
-    from pdp.audit.replay import replay_record
+    from pdp.authoring.replay import replay_record
 
     parts, client = setup
     grant = (await _grant(client, parts, clock)).json()

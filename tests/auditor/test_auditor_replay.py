@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from context.model import LiveSnapshot, ValueSource
 from pdp.audit.archive import BundleArchive
 from pdp.audit.redact import Redactor
-from pdp.audit.replay import NotReplayable, replay_inputs, replay_record
+from pdp.authoring.replay import NotReplayable, replay_inputs, replay_record
 from pdp.decision.decide import decide
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError, ResourceRef
 from pdp.decision.record import decision_record

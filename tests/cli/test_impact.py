@@ -24,8 +24,8 @@ TIGHTENED = ("action in [App::Action::\"read\", App::Action::\"write\"]",
 def expected_test_flips() -> set[str]:
     """Independently of `pdp impact`: dropping `write` from the pipelines' policy flips
     exactly the allowed writes that this policy alone allowed under the current bundle."""
+    from pdp.authoring.policytests import run_suites
     from pdp.engine import load_bundle
-    from pdp.policytests import run_suites
 
     report = run_suites(load_bundle(POLICIES))
     flips = {f"{r.suite}: {r.description}" for r in report.results

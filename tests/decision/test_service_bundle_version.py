@@ -13,10 +13,10 @@ import pytest
 from context.clock import FixedClock
 from pdp.audit import MemoryDecisionLog
 from pdp.decision.model import AuthorizeInput, DecisionError, ResourceRef
-from pdp.decision.reasons import ReasonCode
 from pdp.decision.service import DecisionService
 from pdp.engine import load_bundle
 from pdp.engine.bundle import Bundle
+from pdp.reasons import ReasonCode
 from tests.conftest import MONDAY_10
 
 

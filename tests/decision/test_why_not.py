@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from context.model import LiveSnapshot
+from pdp.authoring.policytests import case_identity
 from pdp.decision.decide import cedar_context, decide, principal_entity
 from pdp.decision.model import ResourceRef
 from pdp.engine import cedar_call, load_bundle
 from pdp.engine.evaluate import EntityInput, EvalRequest, evaluate
-from pdp.policytests import case_identity
 from tests.conftest import MONDAY_10
 from tests.decision.strategies import (
     actions,

@@ -10,12 +10,12 @@ import pytest
 
 from context.calendar import BusinessCalendar
 from context.memory import InMemoryContext
+from pdp.authoring.policytests import run_suites
 from pdp.decision.decide import decide
 from pdp.decision.delegation import actor_identity
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine.bundle import Bundle
 from pdp.identity.model import VerifiedIdentity
-from pdp.policytests import run_suites
 from tests.conftest import MONDAY_10
 
 REPORTER = "spiffe://example.org/agents/reporter"

@@ -14,10 +14,10 @@ import cedarpy
 import pytest
 
 from context.model import LiveSnapshot
+from pdp.authoring.policytests import case_identity
 from pdp.decision.decide import decide
 from pdp.decision.model import ResourceRef
 from pdp.engine import BundleInvalid, load_bundle
-from pdp.policytests import case_identity
 from tests.cedar_reference import determining_ids, raw_decision
 from tests.conftest import MONDAY_10
 

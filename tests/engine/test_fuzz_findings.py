@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 
 from context.model import LiveSnapshot
+from pdp.authoring.policytests import case_identity
 from pdp.decision.decide import decide
 from pdp.decision.model import ResourceRef
 from pdp.engine import load_bundle
 from pdp.engine.grants import Grant
-from pdp.policytests import case_identity
 from tests.conftest import MONDAY_10
 
 LIVE = LiveSnapshot(now=MONDAY_10, incident=False, risk_level=0, business_hours=True)

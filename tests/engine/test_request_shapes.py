@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from context.model import LiveSnapshot
+from pdp.authoring.policytests import case_identity
 from pdp.decision.decide import decide
 from pdp.decision.model import ResourceRef
 from pdp.engine import load_bundle
 from pdp.engine.request_shapes import shape_of
-from pdp.policytests import case_identity
 from tests.conftest import MONDAY_10, POLICIES
 
 LIVE = LiveSnapshot(now=MONDAY_10, incident=False, risk_level=0, business_hours=True)

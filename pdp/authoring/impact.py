@@ -6,7 +6,7 @@ request whose decision differs is a flip:
 
 - every case of both bundles' test suites (the candidate may add cases);
 - recorded decisions from the log (a time window, a sample, or all), rebuilt
-  with :mod:`pdp.audit.replay` from what each record kept.
+  with :mod:`pdp.authoring.replay` from what each record kept.
 
 Comparing current with candidate, rather than with what was recorded,
 isolates the change under review from earlier bundle changes. Flips are
@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from context.calendar import BusinessCalendar
-from pdp.audit.replay import NotReplayable, replay_decision, replay_inputs
+from pdp.authoring.policytests import SuiteError, case_inputs, parse_time, suites
+from pdp.authoring.replay import NotReplayable, replay_decision, replay_inputs
 from pdp.decision.model import Decision
 from pdp.engine.bundle import Bundle
-from pdp.policytests import SuiteError, case_inputs, parse_time, suites
 
 FailOn = Literal["any", "allow-to-deny", "deny-to-allow", "none"]
 

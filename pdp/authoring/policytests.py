@@ -44,7 +44,7 @@ import yaml
 from context.calendar import BusinessCalendar
 from context.memory import InMemoryContext
 from context.scope import resource_tags
-from pdp.coverage import CoverageTracker, templates_of
+from pdp.authoring.coverage import CoverageTracker, templates_of
 from pdp.decision.inputs import DecideInputs
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine.bundle import Bundle

@@ -18,6 +18,8 @@ which is what makes a decision replayable (OPA's ``nd_builtin_cache``).
       calendar.py       BusinessCalendar;  clock.py: Clock, SystemClock, FixedClock
       scope.py          a resource's tags;  factory.py: wiring from settings
       revocations.py    RevocationStore protocol (identity)
+      durable.py        DurableState: the replica's copy of the admin state, kept current
+      admin_store.py    what it needs of the durable store (pdp.audit.admin_state meets it)
 
 See docs/context.md.
 """

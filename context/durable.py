@@ -2,7 +2,8 @@
 
 Revocations, incidents, administrator-set risk levels and task grants are
 committed to the decision log's store (:mod:`pdp.audit.admin_state`: the
-SQLite file or the PostgreSQL schema) *before* a change is acknowledged.
+SQLite file or the PostgreSQL schema, met through ``context.admin_store``)
+*before* a change is acknowledged.
 Each replica holds a :class:`DurableState`: the last snapshot it read, and
 when it last confirmed that snapshot is current. Decisions read only that
 local copy (no I/O per request); it is kept current by
@@ -43,8 +44,10 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from context.admin_store import AdminSnapshot, AdminStateStore, AdminStateUnavailable, AdminWrite
+from context.redis_seed import DurableMirror, RedisSeeder
 from context.revocations import RevocationEntry, RevocationIndex
 from context.state import (
     AUTO_RISK_PREFIX,
@@ -55,11 +58,6 @@ from context.state import (
     entry_to_json,
 )
 from context.store import ContextStore, ContextUnavailable, StoreView
-from pdp.audit.admin_state import AdminSnapshot, AdminStateStore, AdminWrite
-from pdp.audit.errors import AuditUnavailable
-
-if TYPE_CHECKING:
-    from context.redis_seed import RedisSeeder
 
 log = logging.getLogger("pdp.context.durable")
 
@@ -69,7 +67,7 @@ Listener = Callable[[AdminSnapshot], None]
 class DurableState:
     """This replica's copy of the durable admin state, and how fresh it is.
 
-    Opening loads the store once and raises ``AuditUnavailable`` if it cannot:
+    Opening loads the store once and raises ``AdminStateUnavailable`` if it cannot:
     a PDP that cannot know its revocations does not start.
     """
 
@@ -117,7 +115,7 @@ class DurableState:
                 "error": self.error}
 
     def refresh(self, *, full: bool = False) -> None:
-        """Confirm the copy, reloading if the store moved (raises ``AuditUnavailable``)."""
+        """Confirm the copy, reloading if the store moved (raises ``AdminStateUnavailable``)."""
         try:
             snap = self._snapshot
             if not full and not self._stale_local and self.store.version() == (
@@ -125,7 +123,7 @@ class DurableState:
                 self._confirmed, self.error = time.monotonic(), None
                 return
             self._install(self.store.load())
-        except AuditUnavailable as e:
+        except AdminStateUnavailable as e:
             self.error = str(e)[:300]
             raise
 
@@ -139,11 +137,11 @@ class DurableState:
         """
         try:
             result = self.store.write(topic, puts or {}, deletes, only_new=only_new)
-        except AuditUnavailable as e:
+        except AdminStateUnavailable as e:
             raise ContextUnavailable(f"the change was not made: {e}") from e
         try:
             self.refresh(full=True)
-        except AuditUnavailable:
+        except AdminStateUnavailable:
             # Committed but not re-read: apply it here so this replica enforces it now.
             self._apply_locally(topic, puts or {}, deletes, only_new=only_new,
                                 version=result.version)
@@ -165,8 +163,6 @@ class DurableState:
 
     def attach_redis(self, link: Any) -> None:
         """Share changes through ``link`` (a ``context.redis_backend.RedisLink``)."""
-        from context.redis_seed import DurableMirror, RedisSeeder
-
         self._redis = RedisSeeder(link)
         link.attach(DurableMirror(self, self._redis))
 
@@ -194,7 +190,7 @@ class DurableState:
             self.refresh(full=full)
             if was_failing:
                 log.info("admin state %s available again", self.store.source)
-        except AuditUnavailable as e:
+        except AdminStateUnavailable as e:
             if not was_failing:
                 log.warning("admin state %s unavailable: %s", self.store.source, e)
         except Exception:  # noqa: BLE001 - a bug must not stop the replica's sync

@@ -18,6 +18,7 @@ from context.behaviour import (
 from context.calendar import BusinessCalendar
 from context.live import ConfiguredValues, DegradedDefaults, Freshness, LiveContext
 from context.memory import InMemoryContext
+from context.redis_backend import RedisContextStore, RedisLink, RedisRevocationStore
 
 if TYPE_CHECKING:
     from context.revocations import RevocationStore
@@ -40,8 +41,6 @@ def open_live_context(settings: Settings) -> LiveContext:
         return InMemoryContext(calendar=calendar, incident=settings.live.incident,
                                risk_level=settings.live.risk_level, freshness=freshness,
                                degraded=degraded, risk_ttl_s=cfg.risk_ttl_s)
-    from context.redis_backend import RedisContextStore, RedisLink
-
     link = RedisLink(cfg.redis_url, prefix=cfg.redis_prefix, resync_s=cfg.resync_s,
                      timeout_s=cfg.redis_timeout_s)
     return LiveContext(store=RedisContextStore(link), calendar=calendar, freshness=freshness,
@@ -52,8 +51,6 @@ def open_live_context(settings: Settings) -> LiveContext:
 
 def shared_revocations(live: object) -> RevocationStore | None:
     """Revocations in the same Redis as ``live`` (None for an in-process context)."""
-    from context.redis_backend import RedisContextStore, RedisRevocationStore
-
     store = getattr(live, "store", None)
     if isinstance(store, RedisContextStore):
         return RedisRevocationStore(store.link)

@@ -20,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from context.admin_store import AdminSnapshot
 from pdp.engine.grants import Grant
 
 if TYPE_CHECKING:
     from context.durable import DurableState
-    from pdp.audit.admin_state import AdminSnapshot
 
 log = logging.getLogger("pdp.context.grants")
 TOPIC = "grants"

@@ -70,6 +70,7 @@ class RedisLink:
 
     def __init__(self, url: str, *, prefix: str = "pdp", resync_s: float = 1.0,
                  timeout_s: float = 0.5) -> None:
+        # redis is optional (the `redis` extra): imported only when a Redis backend is used.
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING
 
-from pdp.audit.admin_state import AdminSnapshot
+from context.admin_store import AdminSnapshot
 
 if TYPE_CHECKING:
     from context.durable import DurableState

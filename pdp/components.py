@@ -88,6 +88,7 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     dev_issuer = DevIssuer.load_or_create(settings.state_dir) if settings.dev else None
     # What administrators set lives in the decision log's store, beside the log
     # (context.durable); a given log (pdp check, tests) keeps it in memory.
+    # (The stores are pdp.audit's; DurableState needs only context.admin_store.AdminStateStore.)
     admin_state = DurableState(open_admin_state(settings) if log is None else MemoryAdminState(),
                                max_age_s=settings.context.max_age.revocations_s,
                                resync_s=settings.context.resync_s)
@@ -116,6 +117,8 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     if log is None:
         log = open_configured_log(settings)  # [audit]: backend, spool
         audit_maintenance = start_maintenance(settings, log)  # checkpoints, retention
+    # The service needs only pdp.decision.log.DecisionLog (append), which every audit
+    # store meets structurally; so `decision` never imports `audit` (tests/test_layering.py).
     service = DecisionService(
         bundles=bundles, verifier=verifier, live=live, log=log,
         clock=clock, max_ttl=timedelta(seconds=settings.max_decision_ttl_s),

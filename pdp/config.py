@@ -32,6 +32,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# Both import nothing of the PDP: the configuration checks routes and redaction pointers
+# with the very code that later uses them, so a bad one is refused when it loads.
+from pdp.gateway.routes import compile_route
+from pdp.pointers import check_redaction_pointer
+
 ALL_ASYMMETRIC_ALGORITHMS = [
     "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
 ]
@@ -193,8 +198,6 @@ class AuditConfig(BaseModel):
     @field_validator("redact")
     @classmethod
     def _check_redact(cls, pointers: list[str]) -> list[str]:
-        from pdp.audit.redact import check_redaction_pointer
-
         for pointer in pointers:
             check_redaction_pointer(pointer)  # BadPointer is a ValueError: a config error
         return pointers
@@ -322,8 +325,6 @@ class RouteConfig(BaseModel):
 
     @model_validator(mode="after")
     def _compiles(self) -> RouteConfig:
-        from pdp.gateway.routes import compile_route
-
         compile_route(self)  # RouteError is a ValueError: a config error
         return self
 

@@ -18,7 +18,8 @@ from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
-from pdp.components import Components
+from pdp.components import Components, build_components
+from pdp.config import Settings, load_settings
 from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """
@@ -129,9 +130,6 @@ def app_from_env() -> FastAPI:
     the decision log file (one hash chain: see ``pdp.audit.sqlite``) and, through
     ``PROMETHEUS_MULTIPROC_DIR``, their metrics.
     """
-    from pdp.components import build_components
-    from pdp.config import Settings, load_settings
-
     raw = os.environ.get(SETTINGS_ENV)
     settings = Settings.model_validate_json(raw) if raw else load_settings()
     return create_app(build_components(settings), freeze_gc=True)

@@ -20,7 +20,7 @@ from pdp.api.models import (
     Problem,
     to_input,
 )
-from pdp.api.pep import PepRefused, check_pep, require_pep
+from pdp.api.pep import PepRefused, check_pep, pep_name, require_pep
 from pdp.api.problems import problem
 from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
 
@@ -77,16 +77,6 @@ def _reserved_problem(key: str, where: str) -> JSONResponse:
     return problem(400, "Reserved context attribute",
                    f"{where}.{key} is filled in by the PDP and may not be sent",
                    [{"field": f"{where}.{key}", "msg": "reserved", "type": "reserved"}])
-
-
-def pep_name(request: Request) -> str | None:
-    """The authenticated PEP that asked, for the record: ``request.state.pep`` when PEP
-    authentication set it (a name, or an object with ``name``/``id``), else None."""
-    pep = getattr(request.state, "pep", None)
-    if pep is None or isinstance(pep, str):
-        return pep
-    name = getattr(pep, "name", None) or getattr(pep, "id", None)
-    return str(name) if name is not None else str(pep)
 
 
 def _echo(request: Request) -> dict[str, str]:

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.api.models import NO_RESERVED_KEYS, Printable
-from pdp.api.pep import require_pep
+from pdp.api.pep import pep_name, require_pep
 from pdp.api.problems import problem
 from pdp.components import Components
 from pdp.decision.model import (
@@ -470,8 +470,6 @@ def _subject_credential(properties: dict[str, Any]) -> Credential | ItemError | 
 def calling_pep(request: Request) -> str | None:
     """The verified PEP calling (``require_pep`` set it: TLS client certificate or the
     ``Authorization: Bearer`` PEP token), or None."""
-    from pdp.api.authorize import pep_name
-
     return pep_name(request)
 
 

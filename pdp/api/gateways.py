@@ -39,7 +39,7 @@ from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
 from pdp.api.refusals import http_request_resource, refuse
 from pdp.components import Components
 from pdp.config import Settings
-from pdp.decision.model import AuthorizeInput, Decision
+from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
 from pdp.gateway.routes import RouteMatch, RouteTable, UnsafePath
 from pdp.identity.errors import IdentityError
 from pdp.identity.forwarded_cert import is_trusted_peer
@@ -128,7 +128,7 @@ async def _gateway(request: Request, components: Components, *, door: str, metho
         match, credential = admitted
         decision = await components.service.authorize(AuthorizeInput(
             credential=credential,
-            action=match.action, resource=match.resource, context=dict(match.context),
+            action=match.action, resource=_resource(match), context=dict(match.context),
             request_id=request_id(request), pep=pep))
         return _answer(request, decision)
     except Exception:  # noqa: BLE001 - a gateway must fail closed, whatever went wrong
@@ -179,7 +179,7 @@ async def _refuse(request: Request, components: Components, *, method: str, uri:
     may carry secrets) as a ``Pdp::HttpRequest`` resource (``pdp.api.refusals``).
     Only if even that fails is the answer a deny without a decision id.
     """
-    action, resource = ((match.action, match.resource) if match is not None
+    action, resource = ((match.action, _resource(match)) if match is not None
                         else (method.upper(), http_request_resource(uri)))
     try:
         decision = await refuse(request, components, code=code, message=message, pep=pep,
@@ -188,6 +188,11 @@ async def _refuse(request: Request, components: Components, *, method: str, uri:
         log.exception("gateway refusal could not be decided; denying without a record")
         return _unrecorded(request, message, code)
     return _answer(request, decision)
+def _resource(match: RouteMatch) -> ResourceRef:
+    """The matched route's resource as the decision service takes it."""
+    return ResourceRef(type=match.resource.type, id=match.resource.id)
+
+
 def route_table(request: Request, settings: Settings) -> RouteTable:
     """The compiled route table, built once per app from ``settings.routes``."""
     table = getattr(request.app.state, "gateway_routes", None)

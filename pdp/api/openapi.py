@@ -17,7 +17,7 @@ Ref: https://www.rfc-editor.org/rfc/rfc9457 and https://spec.openapis.org/oas/v3
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from pdp.api.models import Problem
 from pdp.api.pep import require_pep
 from pdp.api.problems import PROBLEM_JSON
+from pdp.api.route_walk import api_routes
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
@@ -93,17 +94,6 @@ def _as_problem(status: int, response: dict[str, Any]) -> None:
                                                                    _FASTAPI_422):
         del content["application/json"]
         content[PROBLEM_JSON] = {"schema": PROBLEM_REF}
-
-
-def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
-    """Every ``APIRoute``, inside included routers too (FastAPI keeps those as
-    ``_IncludedRouter`` entries holding the ``original_router``)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from api_routes(included.routes)
 
 
 def _is_guarded(dependant: Dependant) -> bool:

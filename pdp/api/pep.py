@@ -244,7 +244,18 @@ def _check_spiffe(value: str, entry: str) -> None:
                          f"spiffe://<td>/<path>/* pattern ({e.reason})") from e
 
 
+def pep_name(request: Request) -> str | None:
+    """The authenticated PEP that asked, for the record: ``request.state.pep`` when PEP
+    authentication set it (a name, or an object with ``name``/``id``), else None."""
+    pep = getattr(request.state, "pep", None)
+    if pep is None or isinstance(pep, str):
+        return pep
+    name = getattr(pep, "name", None) or getattr(pep, "id", None)
+    return str(name) if name is not None else str(pep)
+
+
 __all__ = [
     "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "check_pep", "check_pep_allowlist",
-    "enforced", "identify_pep", "install_pep_handler", "require_pep", "tls_client_chain",
+    "enforced", "identify_pep", "install_pep_handler", "pep_name", "require_pep",
+    "tls_client_chain",
 ]

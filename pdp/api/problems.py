@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pdp.api.route_walk import api_routes  # the routes inside included routers too
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -46,8 +48,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route answers on this request's path (for ``Allow``)."""
-    from pdp.api.openapi import api_routes  # the routes inside included routers too
-
     methods: set[str] = set()
     for route in api_routes(request.app.routes):
         if route.path_regex.match(request.url.path):

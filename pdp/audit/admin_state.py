@@ -30,62 +30,14 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+# The data and the contract are the live context's (context.admin_store); the stores are here.
+from context.admin_store import AdminSnapshot, AdminStateStore, AdminWrite
 from pdp.audit.errors import AuditUnavailable
 
 TOPICS = ("revocations", "context", "grants")
-
-
-@dataclass(frozen=True, slots=True)
-class AdminSnapshot:
-    """Every row at one ``version`` of the store named ``epoch``."""
-
-    epoch: str
-    version: int
-    topics: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    def rows(self, topic: str) -> Mapping[str, str]:
-        """``key -> body`` of one topic (empty if it has none)."""
-        return self.topics.get(topic, {})
-
-
-@dataclass(frozen=True, slots=True)
-class AdminWrite:
-    """What a committed write did: the new ``version`` and each key's body before it."""
-
-    version: int
-    before: Mapping[str, str | None]
-
-
-class AdminStateStore(Protocol):
-    """Where administrative live state is kept durably. Every method may raise
-    ``AuditUnavailable`` (the store cannot be reached or could not commit)."""
-
-    source: str                  # "sqlite:/var/lib/pdp/decisions.db", "postgres", "memory"
-    durable: bool                # False only for the in-memory store (tests, ``pdp check``)
-
-    def load(self) -> AdminSnapshot:
-        """Every row and the version they were read at, in one transaction."""
-        ...
-
-    def version(self) -> tuple[str, int]:
-        """``(epoch, version)``: one cheap read, for polling."""
-        ...
-
-    def write(self, topic: str, puts: Mapping[str, str] = {}, deletes: Collection[str] = (),
-              *, only_new: bool = False) -> AdminWrite:
-        """Put and delete rows of ``topic`` in one committed transaction.
-
-        ``only_new``: keys that exist keep their body (an idempotent add). The
-        version grows only when a row actually changed.
-        """
-        ...
-
-    def close(self) -> None:
-        ...
 
 
 class MemoryAdminState:

@@ -11,6 +11,8 @@ is required, ``decide()`` turns it into a deny with reason code
 
 from __future__ import annotations
 
+from context.admin_store import AdminStateUnavailable
+from pdp.decision.log import LogUnavailable
 from pdp.reasons import ReasonCode
 
 
@@ -20,8 +22,12 @@ class AuditError(Exception):
     code: ReasonCode = ReasonCode.AUDIT_UNAVAILABLE
 
 
-class AuditUnavailable(AuditError):
+class AuditUnavailable(AuditError, LogUnavailable, AdminStateUnavailable):
     """The store could not durably commit the record (I/O error, lock timeout, closed).
+
+    It is what the decision service catches as ``pdp.decision.log.LogUnavailable`` and
+    the live context's durable copy as ``context.admin_store.AdminStateUnavailable``:
+    each defines the failure it expects of its store, and the stores here raise this.
 
     Nothing of the failed write is visible afterwards: a batch either commits
     whole or not at all, and the chain continues from the last committed record.

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import yaml
 
@@ -236,8 +237,6 @@ def parse_time(value: Any) -> datetime:
 
 def write_junit(report: SuiteReport, path: Path) -> None:
     """JUnit XML: one <testsuite> per YAML file, one <testcase> per case."""
-    from xml.etree import ElementTree as ET
-
     root = ET.Element("testsuites", tests=str(len(report.results)),
                       failures=str(report.failed))
     suites: dict[str, ET.Element] = {}

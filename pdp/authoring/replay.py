@@ -30,10 +30,12 @@ from typing import Any
 
 from context.model import LiveSnapshot, ValueSource
 from pdp.audit.archive import ArchiveError, BundleArchive
-from pdp.decision.decide import credential_facts
+from pdp.decision.cedar_request import asserted_principal, credential_facts
 from pdp.decision.inputs import DecideInputs
-from pdp.decision.model import Decision, ResourceRef
+from pdp.decision.model import AssertedSubject, Decision, ResourceRef
 from pdp.engine.bundle import Bundle
+from pdp.engine.evaluate import EntityInput
+from pdp.engine.grants import Grant
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.model import VerifiedIdentity
 from pdp.identity.spiffe_id import parse_spiffe_id
@@ -248,22 +250,17 @@ def _identity(principal: str, cred: Mapping[str, Any],
         flags=tuple(cred.get("flags") or ()))
 
 
-def _asserted(subject: Mapping[str, Any]) -> tuple[VerifiedIdentity, Any]:
+def _asserted(subject: Mapping[str, Any]) -> tuple[VerifiedIdentity, EntityInput]:
     """Identity and principal of a subject a trusted PEP asserted, rebuilt as ``decide`` did."""
-    from pdp.decision.decide import asserted_principal
-    from pdp.decision.model import AssertedSubject
-
     return asserted_principal(AssertedSubject(
         type=str(subject["type"]), id=str(subject["id"]),
         asserted_by=str(subject.get("asserted_by")), properties=subject.get("properties")))
 
 
-def _grants(record: Mapping[str, Any]) -> tuple[Any, ...]:
+def _grants(record: Mapping[str, Any]) -> tuple[Grant, ...]:
     raw = record.get("grants")
     if not raw:
         return ()
-    from pdp.engine.grants import Grant
-
     return tuple(Grant.from_dict(g) for g in raw)
 
 

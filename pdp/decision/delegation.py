@@ -24,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
-from pdp.decision.decide import Outcomes, _diagnose, principal_entity, valid_until
+from pdp.decision.cedar_request import principal_entity
+from pdp.decision.diagnosis import diagnose_evaluation
 from pdp.decision.model import Decision, DecisionError
+from pdp.decision.outcomes import Outcomes, valid_until
 from pdp.engine.bundle import Bundle
 from pdp.engine.evaluate import EvalRequest, Evaluation
 from pdp.identity.model import VerifiedIdentity
@@ -66,7 +68,7 @@ def check_actor(
     actor_request = replace(request, principal=principal_entity(actor))
     evaluation = run(actor_request)
     wanted = explain if explain is not None else not evaluation.allowed
-    diagnosis = _diagnose(bundle, actor_request, evaluation) if wanted else None
+    diagnosis = diagnose_evaluation(bundle, actor_request, evaluation) if wanted else None
     hop = Outcomes(decision_id=subject_decision.decision_id, now=outcome.now, identity=actor,
                    action=outcome.action, resource=outcome.resource, live=outcome.live,
                    bundle=bundle, max_ttl=max_ttl)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from pdp.engine.actions import cedar_uid
 from pdp.identity.model import Credential, VerifiedIdentity
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ class ResourceRef:
 
     @property
     def cedar(self) -> str:
-        from pdp.engine.actions import cedar_uid
-
         return cedar_uid(self.type, self.id)
 
 

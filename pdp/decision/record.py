@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from pdp.decision.decide import credential_facts, principal_entity
+from pdp.decision.cedar_request import credential_facts, principal_entity
 from pdp.decision.model import AuthorizeInput, Decision
+from pdp.engine.actions import ActionInfo, UnknownAction
+from pdp.engine.bundle import Bundle
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
 from pdp.identity.model import VerifiedIdentity
-
-if TYPE_CHECKING:
-    from pdp.engine.actions import ActionInfo
-    from pdp.engine.bundle import Bundle
 
 
 class RequestRedactor(Protocol):
@@ -127,8 +125,6 @@ def _resolved_action(bundle: Bundle | None, action: str) -> ActionInfo | None:
     """The action as the bundle resolves it (the same lookup ``decide()`` made), or None."""
     if bundle is None:
         return None
-    from pdp.engine.actions import UnknownAction
-
     try:
         return bundle.actions.resolve(action)
     except UnknownAction:

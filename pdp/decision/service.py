@@ -4,7 +4,9 @@ Every door (HTTP, AuthZEN, gateways, ``pdp check``) calls ``authorize`` on the
 same ``DecisionService``, refusals at the door included (``AuthorizeInput.refused``),
 as every Cerbos door calls ``Engine.Check``. A decision is returned only after its
 record is committed to the log ("acknowledged means recorded"); if the log cannot take
-it, the answer is a deny with ``audit.unavailable``.
+it, the answer is a deny with ``audit.unavailable``. The log is anything that meets
+``pdp.decision.log.DecisionLog``; the composition root (``pdp.components``) passes
+one of the ``pdp.audit`` stores.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from context.clock import Clock
 from context.grants import GrantStore
 from context.provider import LiveContextProvider
 from context.scope import resource_tags
-from pdp.audit.errors import AuditUnavailable
-from pdp.audit.store import DecisionLog
 from pdp.decision.decide import (
     DEFAULT_MAX_TTL,
     Outcomes,
@@ -30,6 +30,7 @@ from pdp.decision.decide import (
     decide,
     new_decision_id,
 )
+from pdp.decision.log import DecisionLog, LogUnavailable
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
 from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
 from pdp.engine.bundle import Bundle
@@ -85,7 +86,7 @@ class DecisionService:
         decision, record = self._decide(request, started)
         try:
             self.log.append_sync(record)
-        except AuditUnavailable as e:
+        except LogUnavailable as e:
             decision = self._audit_failure(decision, request, e)
         self._observe(decision, started)
         self._notify(decision, request)
@@ -94,7 +95,7 @@ class DecisionService:
     async def record_admin_event(self, event: str, *, principal: str | None,
                                  authorized_by: str | None, detail: dict[str, Any],
                                  request_id: str | None = None) -> dict[str, Any]:
-        """Append an administrative event to the decision log's chain (raises AuditUnavailable)."""
+        """Append an administrative event to the log's chain (raises ``LogUnavailable``)."""
         return await self.log.append(self._admin_record(event, principal, authorized_by,
                                                         detail, request_id))
 
@@ -165,7 +166,7 @@ class DecisionService:
                       request: AuthorizeInput, started: float) -> Decision:
         try:
             await self.log.append(record)
-        except AuditUnavailable as e:
+        except LogUnavailable as e:
             decision = self._audit_failure(decision, request, e)
         self._observe(decision, started)
         self._notify(decision, request)

@@ -34,10 +34,16 @@ from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.entity_cache import PrincipalEntityCache
+from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
+from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
+from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
 from pdp.engine.policy_source import PolicySpan, split_policies
 from pdp.engine.problems import BundleInvalid, BundleProblem
+from pdp.engine.render import entity_type_text
+from pdp.engine.request_shapes import RequestShapes
+from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex
 from pdp.engine.validation import generated_id, validate_file
 
 SCHEMA_FILES = ("schema.cedarschema", "schema.cedarschema.json")
@@ -45,6 +51,10 @@ ENTITIES_FILE = "entities.json"
 # Cedar takes any string as an @id; decisions and the log carry it, so it is bounded
 # and printable (pdp.engine.ids).
 MAX_POLICY_ID = 128
+# How many probe sets (why-not explanations) and linked policy sets (task grants) a
+# bundle keeps; each is a pure function of its key, so an evicted one is rebuilt.
+PROBE_SETS = 256
+LINKED_SETS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +110,21 @@ class Bundle:
     actions: ActionCatalog
     files: Mapping[str, bytes]
     principal_entities: PrincipalEntityCache
-    # Probe policy sets for explanations (pdp.engine.whynot), built on first use.
-    probes: Any = field(default=None, compare=False, repr=False)
-    # Policy sets with task grants linked (pdp.engine.grants), built on first use.
-    linked: Any = field(default=None, compare=False, repr=False)
     # Static parents, transitively (pdp.engine.graph), and the scope index for slicing
     # (pdp.engine.slicing; None when the bundle is too small to be worth slicing).
-    graph: Any = field(default=None, compare=False, repr=False)
-    index: Any = field(default=None, compare=False, repr=False)
+    graph: EntityGraph = field(compare=False, repr=False)
+    index: PolicyIndex | None = field(compare=False, repr=False)
     # Per-request entity sets (pdp.engine.entity_slice) when entities.json is large.
-    entity_slicer: Any = field(default=None, compare=False, repr=False)
+    entity_slicer: EntitySlicer | None = field(compare=False, repr=False)
     # Request shapes already checked against the schema (pdp.engine.request_shapes).
-    shapes: Any = field(default=None, compare=False, repr=False)
+    shapes: RequestShapes = field(default_factory=RequestShapes, compare=False, repr=False)
+    # Probe policy sets for explanations, by the policies they diagnose. Filled by
+    # pdp.engine.whynot, which imports this module (so the bundle holds a plain Memo).
+    probes: Memo[tuple[str, ...], cedarpy.PolicySet] = field(
+        default_factory=lambda: Memo(PROBE_SETS), compare=False, repr=False)
+    # Policy sets with task grants linked, by what is linked; filled by pdp.engine.grants.
+    linked: Memo[frozenset[tuple[str, ...]], cedarpy.PolicySet] = field(
+        default_factory=lambda: Memo(LINKED_SETS), compare=False, repr=False)
     # What `pdp validate` warns about without refusing (pdp.engine.validation).
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
 
@@ -135,11 +148,6 @@ def load_bundle(directory: Path | str) -> Bundle:
     if problems or schema is None or entities is None or policy_set is None:
         raise BundleInvalid(directory, problems)
 
-    from pdp.engine.grants import LinkedSets
-    from pdp.engine.graph import EntityGraph
-    from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex
-    from pdp.engine.whynot import ProbeCache
-
     statics = {pid: info.node for pid, info in infos.items() if not info.is_template}
     statics = {pid: dataclasses.replace(node, id=pid) for pid, node in statics.items()}
     graph = EntityGraph(_parent_graph(records, workload_parents))
@@ -150,12 +158,7 @@ def load_bundle(directory: Path | str) -> Bundle:
         # Requests get their own entity sets: the full Rust copy of entities.json (already
         # validated above) is not kept.
         entities = actions_only
-    from pdp.engine.request_shapes import RequestShapes
-
     return Bundle(
-        shapes=RequestShapes(),
-        probes=ProbeCache(),
-        linked=LinkedSets(),
         graph=graph,
         entity_slicer=slicer,
         index=PolicyIndex(statics) if len(statics) >= SLICE_MIN_POLICIES else None,
@@ -436,15 +439,12 @@ def _parent_graph(records: Mapping[tuple[str, str], dict[str, Any]],
     return graph
 
 
-def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: Any,
-                   schema: cedarpy.Schema, infos: Mapping[str, PolicyInfo]) -> Any:
+def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: EntityGraph,
+                   schema: cedarpy.Schema, infos: Mapping[str, PolicyInfo],
+                   ) -> EntitySlicer | None:
     """Per-request entity sets, for bundles whose entities.json is large."""
-    from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
-
     if len(records) < ENTITY_SLICE_MIN:
         return None
-    from pdp.engine.render import entity_type_text
-
     literals = {(entity_type_text(u.type), u.id)
                 for info in infos.values() for u in pst.entity_uids(info.node.clauses)}
     return EntitySlicer(records, graph, schema, literals)

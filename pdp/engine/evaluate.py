@@ -22,7 +22,7 @@ from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.bundle import Bundle
 from pdp.engine.cedar_call import CedarResult
 from pdp.engine.entity_slice import references
-from pdp.engine.grants import Grant
+from pdp.engine.grants import Grant, linked_policy_set
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
 from pdp.engine.request_shapes import PROBE_ID, poisoned
 from pdp.engine.slicing import link
@@ -200,7 +200,7 @@ def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
                   ) -> tuple[cedarpy.PolicySet, frozenset[str] | None]:
     """The whole bundle (small ones), or the slice whose scopes can match the request."""
     if bundle.index is None:
-        return (bundle.linked.policy_set(bundle, grants) if grants else bundle.policy_set), None
+        return (linked_policy_set(bundle, grants) if grants else bundle.policy_set), None
     links = {g.link_id: link(bundle.policies[g.template].node, g.link_id,
                              (WORKLOAD_TYPE, g.principal), (g.resource_type, g.resource_id))
              for g in grants

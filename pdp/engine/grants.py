@@ -17,7 +17,6 @@ from typing import Any
 import cedarpy
 
 from pdp.engine.bundle import Bundle, PolicyInfo
-from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
 
 LINK_PREFIX = "grant:"
@@ -79,25 +78,21 @@ def check_grant(bundle: Bundle, template: str) -> PolicyInfo:
     return info
 
 
-class LinkedSets:
-    """Policy sets with the active grants linked, memoized by the set of grants."""
-
-    def __init__(self, capacity: int = 64) -> None:
-        self._sets: Memo[frozenset[tuple[str, ...]], cedarpy.PolicySet] = Memo(capacity)
-
-    def policy_set(self, bundle: Bundle, grants: Iterable[Grant]) -> cedarpy.PolicySet:
-        usable = [g for g in grants if g.template in bundle.policies
-                  and bundle.policies[g.template].is_template]
-        if not usable:
-            return bundle.policy_set
-        # Keyed by what is linked, not just the ids: an id never names two links.
-        key = frozenset((g.link_id, g.template, g.principal, g.resource_type, g.resource_id)
-                        for g in usable)
-        return self._sets.get(key, lambda: bundle.policy_set.with_linked_batch([{
-            "template_id": g.template, "new_id": g.link_id,
-            "values": {"?principal": {"type": WORKLOAD_TYPE, "id": g.principal},
-                       "?resource": {"type": g.resource_type, "id": g.resource_id}},
-        } for g in sorted(usable, key=lambda g: g.id)]))
+def linked_policy_set(bundle: Bundle, grants: Iterable[Grant]) -> cedarpy.PolicySet:
+    """The bundle's policy set with the usable ``grants`` linked, memoized in
+    ``bundle.linked`` by what is linked."""
+    usable = [g for g in grants if g.template in bundle.policies
+              and bundle.policies[g.template].is_template]
+    if not usable:
+        return bundle.policy_set
+    # Keyed by what is linked, not just the ids: an id never names two links.
+    key = frozenset((g.link_id, g.template, g.principal, g.resource_type, g.resource_id)
+                    for g in usable)
+    return bundle.linked.get(key, lambda: bundle.policy_set.with_linked_batch([{
+        "template_id": g.template, "new_id": g.link_id,
+        "values": {"?principal": {"type": WORKLOAD_TYPE, "id": g.principal},
+                   "?resource": {"type": g.resource_type, "id": g.resource_id}},
+    } for g in sorted(usable, key=lambda g: g.id)]))
 
 
 def _iso(at: datetime) -> str:

@@ -18,7 +18,10 @@ load time (Cedar or JSON syntax), so a bundle must not declare ``Pdp`` itself.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
+
+import cedarpy
 
 PDP_NAMESPACE = "Pdp"
 WORKLOAD_TYPE = "Pdp::Workload"
@@ -137,9 +140,5 @@ def pdp_schema_json(*, admin_actions: bool = True,
 
 def pdp_schema_cedar(*, admin_actions: bool = True, without: frozenset[str] = frozenset()) -> str:
     """The ``Pdp`` namespace rendered in Cedar schema syntax by Cedar itself."""
-    import json
-
-    import cedarpy
-
     doc = pdp_schema_json(admin_actions=admin_actions, without=without)
     return str(cedarpy.Schema.from_json_str(json.dumps(doc)))

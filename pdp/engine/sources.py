@@ -11,6 +11,7 @@ decision may still be reading the bundle loaded from it.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from collections.abc import Hashable
@@ -127,6 +128,4 @@ class GitSource:
 
 
 def _path() -> str:
-    import os
-
     return os.environ.get("PATH", "/usr/bin:/bin")

@@ -8,6 +8,8 @@ bundle never replaces a good one: the failure is kept in ``last_error`` for
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,9 +172,6 @@ def _release_free_memory() -> None:
     Loading a large bundle parses and validates entities.json in copies that are
     dropped afterwards; without this the process keeps their pages for good.
     """
-    import ctypes
-    import ctypes.util
-
     name = ctypes.util.find_library("c")
     if name is None:
         return

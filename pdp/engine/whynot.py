@@ -25,7 +25,6 @@ from cedarpy import pst
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo
 from pdp.engine.bundle import Bundle, PolicyInfo
-from pdp.engine.memo import Memo
 from pdp.engine.render import entity_uid_text, render
 
 # Explanations stay off the hot path: denies only, and at most this many policies.
@@ -137,14 +136,10 @@ def _type_text(t: pst.EntityType) -> str:
     return "::".join((*t.namespace, t.basename))
 
 
-class ProbeCache:
-    """Probe policy sets by the tuple of policies they diagnose (they depend on nothing else)."""
-
-    def __init__(self, capacity: int = 256) -> None:
-        self._sets: Memo[tuple[str, ...], cedarpy.PolicySet] = Memo(capacity)
-
-    def get(self, bundle: Bundle, policy_ids: tuple[str, ...]) -> cedarpy.PolicySet:
-        return self._sets.get(policy_ids, lambda: _probe_set(bundle, policy_ids))
+def probe_set(bundle: Bundle, policy_ids: tuple[str, ...]) -> cedarpy.PolicySet:
+    """The probes for ``policy_ids``, memoized in ``bundle.probes`` (they depend on nothing
+    else)."""
+    return bundle.probes.get(policy_ids, lambda: _probe_set(bundle, policy_ids))
 
 
 def _probe_set(bundle: Bundle, policy_ids: Sequence[str]) -> cedarpy.PolicySet:
@@ -167,15 +162,14 @@ def _probe(node: pst.Template, probe_id: str, clauses: tuple[pst.Clause, ...]) -
 
 def diagnose(bundle: Bundle, policy_ids: Sequence[str], *, principal: Mapping[str, str],
              action: ActionInfo, resource: Mapping[str, str], context: Mapping[str, Any],
-             entities: cedarpy.Entities, data: RequestData,
-             probes: ProbeCache) -> list[PolicyDiagnosis]:
+             entities: cedarpy.Entities, data: RequestData) -> list[PolicyDiagnosis]:
     """Evaluate each policy's scope and each of its conditions on this request."""
     ids = tuple(policy_ids)
     if not ids:
         return []
     result = cedar_call.is_authorized(
         principal, {"type": action.type, "id": action.id}, resource, context,
-        probes.get(bundle, ids), entities, bundle.schema)
+        probe_set(bundle, ids), entities, bundle.schema)
     held = set(result.reasons)
     errors = {}
     for message in result.errors:

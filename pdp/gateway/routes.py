@@ -18,6 +18,10 @@ to the upstream than to the route table is refused outright (``UnsafePath``):
 ``.`` or ``..`` segments, empty segments (``//``), an encoded ``/`` or ``\\``,
 control characters. So ``/public/../datasets/ledger`` cannot slip past a
 route for ``/public/{file}``.
+
+This module knows no PDP types (it sits below the configuration, which
+compiles every route when it loads, so a bad route is a configuration error);
+``pdp.api.gateways`` turns a :class:`RouteMatch` into the decision request.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote
-
-from pdp.decision.model import ResourceRef
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _METHOD = re.compile(r"[A-Z]+|\*")
@@ -91,13 +93,21 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """The resource a matched request names: its Cedar entity type and id."""
+
+    type: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RouteMatch:
     """What a matched request means: action, resource and context for the PDP."""
 
     route: Route
     params: Mapping[str, str]
     action: str
-    resource: ResourceRef
+    resource: RouteTarget
     context: Mapping[str, str]
 
 
@@ -198,7 +208,7 @@ class RouteTable:
                 values = {**params, "method": method}
                 return RouteMatch(
                     route=route, params=params, action=route.action,
-                    resource=ResourceRef(type=route.resource_type,
+                    resource=RouteTarget(type=route.resource_type,
                                          id=fill(route.resource_id, values)),
                     context={k: fill(v, values) for k, v in route.context.items()})
         return None
@@ -209,5 +219,5 @@ class RouteTable:
                 for r in self.routes]
 
 
-__all__ = ["Route", "RouteError", "RouteMatch", "RouteTable", "UnsafePath", "compile_route",
-           "split_path"]
+__all__ = ["Route", "RouteError", "RouteMatch", "RouteTable", "RouteTarget", "UnsafePath",
+           "compile_route", "split_path"]

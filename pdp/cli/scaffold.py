@@ -55,7 +55,11 @@ permit (
 @id("documents.incident.freeze")
 @reason("During a major incident documents may not be written.")
 @advice("Retry when the incident is over.")
-forbid (principal, action == App::Action::"write", resource is App::Document)
+forbid (
+  principal,
+  action == App::Action::"write",
+  resource is App::Document
+)
 when { context.live.incident_level >= 2 };
 """
 

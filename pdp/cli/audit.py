@@ -62,12 +62,12 @@ def find_record(log: Any, given: str) -> dict[str, Any]:
     if record is not None:
         return record
     if len(text) < MIN_PREFIX:
-        fail(f"no decision with id {given!r} (a prefix needs at least {MIN_PREFIX} characters)")
+        fail(f"no decision with id {given} (a prefix needs at least {MIN_PREFIX} characters)")
     page = log.query(DecisionFilter(decision_id_prefix=text.lower()), 10, None)
     if not page.records and text != text.lower():
         page = log.query(DecisionFilter(decision_id_prefix=text), 10, None)
     if not page.records:
-        fail(f"no decision with id {given!r} or an id starting with it")
+        fail(f"no decision with id {given}, nor one whose id starts with it")
     if len(page.records) > 1:
         ids = "\n  ".join(str(r.get("decision_id")) for r in page.records)
         more = " (and more)" if page.next_cursor else ""
@@ -137,7 +137,8 @@ def _follow(log: Any, last: int, interval: float, as_json: bool) -> None:
 
 def _line(r: dict[str, Any]) -> str:
     """One record on one line, its decision id whole (for `tail -f`)."""
-    return (f"{str(r.get('timestamp', ''))[:23]}  {r.get('decision') or r.get('kind')}  "
+    return (f"{str(r.get('timestamp', ''))[:19].replace('T', ' ')}  "
+            f"{r.get('decision') or r.get('kind')}  "
             f"{r.get('principal') or '-'}  {r.get('action') or r.get('event') or '-'}  "
             f"{r.get('resource') or '-'}  {r.get('decision_id')}  {r.get('explanation') or ''}")
 
@@ -375,22 +376,37 @@ def _current_bundle(settings: Any, quiet: bool = False) -> Any:
         return None
 
 
+NARROW = 140
+"""Below this many columns the table leaves out the explanation (`pdp audit show` has it)."""
+
+
 def _table(records: list[dict[str, Any]]) -> None:
     """A table that never cuts a decision id (it is copied into `pdp audit show`): the id
-    column does not wrap or shrink; the explanation folds instead, at any terminal width."""
+    and time columns do not wrap or shrink, the others fold. Below ``NARROW`` columns,
+    where seven columns leave each a word wide, one line per record instead (as `tail -f`)."""
     from rich.console import Console  # deferred: module docstring
     from rich.table import Table
 
+    console = Console(soft_wrap=False)
+    if console.width < NARROW:
+        for record in records:
+            typer.echo(_line(record))
+        return
     id_width = max((len(str(r.get("decision_id"))) for r in records), default=11)
-    table = Table("time", "decision", "principal", "action", "resource")
+    table = Table(box=None, pad_edge=False)
+    table.add_column("time", no_wrap=True, min_width=19)
+    table.add_column("decision", no_wrap=True)
+    for name in ("principal", "action", "resource"):
+        table.add_column(name, overflow="fold")
     table.add_column("decision_id", no_wrap=True, min_width=id_width, overflow="ignore")
     table.add_column("why", overflow="fold", ratio=1)
     for r in records:
-        table.add_row(str(r.get("timestamp", ""))[:23], str(r.get("decision") or r.get("kind")),
-                      str(r.get("principal") or "-"), str(r.get("action") or r.get("event") or "-"),
+        table.add_row(str(r.get("timestamp", ""))[:19].replace("T", " "),
+                      str(r.get("decision") or r.get("kind")), str(r.get("principal") or "-"),
+                      str(r.get("action") or r.get("event") or "-"),
                       str(r.get("resource") or "-"), str(r.get("decision_id")),
                       str(r.get("explanation") or ""))
-    Console(soft_wrap=False).print(table)
+    console.print(table)
 
 
 def _print_view(view: dict[str, Any]) -> None:

@@ -214,7 +214,8 @@ def replay(
     decision_id: Annotated[str, typer.Argument(help="The decision_id, or any unique prefix of it (4+ characters).")],
     as_json: JsonOpt = False,
     policies: Annotated[Path | None, typer.Option(
-        "--policies", help="The current bundle to compare with [default: configured].")] = None,
+        "--policies", help="The current bundle to compare with.",
+        show_default="the configured one")] = None,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
@@ -288,7 +289,7 @@ def export(
     since: Annotated[str | None, typer.Option(help="ISO 8601, inclusive.")] = None,
     until: Annotated[str | None, typer.Option(help="ISO 8601, exclusive.")] = None,
     kind: Annotated[str | None, typer.Option(help="decision or admin.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="File [default: stdout].")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File.", show_default="stdout")] = None,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:

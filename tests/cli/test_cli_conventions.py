@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -68,6 +69,8 @@ def test_no_help_text_shows_restructuredtext_markup() -> None:
         assert result.exit_code == 0, (path, result.output)
         for markup in ("``", ":mod:", ":func:", ":class:"):
             assert markup not in result.stdout, (path, markup)
+        # "Listen port ." was "[default: 8181]" eaten as markup: no sentence ends " ."
+        assert not re.search(r"\w \.(\s|$)", result.stdout), (path, result.stdout)
 
 
 def test_commands_are_grouped_serve_and_try_first() -> None:

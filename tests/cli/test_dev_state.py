@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from pdp.cli.main import app
 from pdp.identity.dev_x509 import mint_x509_svid
 from tests.conftest import POLICIES
 from tests.server import ServerProcess, run_cli, start_server
@@ -116,17 +118,26 @@ def test_a_dev_x509_svid_is_trusted_by_serve_dev(served: dict[str, Any]) -> None
     assert refused["decision"] == "deny" and refused["reason_codes"][0].startswith("identity.")
 
 
-def test_token_x509_writes_a_certificate_and_a_private_key(tmp_path: Path) -> None:
-    done = run_cli("token", "--x509", "--spiffe-id", ETL, "--out", "svid", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+def _invoke(monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str) -> Any:
+    """In-process, from ``cwd`` (a subprocess start costs seconds on a busy machine)."""
+    monkeypatch.chdir(cwd)
+    for name in [k for k in os.environ if k.startswith("PDP_")]:
+        monkeypatch.delenv(name)
+    return CliRunner().invoke(app, list(args))
+
+
+def test_token_x509_writes_a_certificate_and_a_private_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _invoke(monkeypatch, tmp_path, "token", "--x509", "--spiffe-id", ETL, "--out", "svid")
+    assert done.exit_code == 0, done.output
     assert (tmp_path / "svid" / "svid.pem").read_text().startswith("-----BEGIN CERTIFICATE")
     assert (tmp_path / "svid" / "svid-key.pem").stat().st_mode & 0o077 == 0
     body = {"subject": {"x509": (tmp_path / "svid" / "svid.pem").read_text()},
             "action": "read", "resource": {"type": "App::Dataset", "id": "sales-daily"}}
     (tmp_path / "body.json").write_text(json.dumps(body))
     shutil.copytree(POLICIES, tmp_path / "policies")
-    check = run_cli("check", "--dev", "--input", "body.json", cwd=tmp_path)
-    assert check.returncode == 0, check.stdout + check.stderr
+    check = _invoke(monkeypatch, tmp_path, "check", "--dev", "--input", "body.json")
+    assert check.exit_code == 0, check.output
 
 
 def test_a_busy_port_is_reported_before_serving(served: dict[str, Any], tmp_path: Path) -> None:
@@ -139,10 +150,14 @@ def test_a_busy_port_is_reported_before_serving(served: dict[str, Any], tmp_path
     assert "serving" not in done.stderr
 
 
-def test_check_hints_at_dev_for_a_dev_token(tmp_path: Path) -> None:
+def test_check_hints_at_dev_for_a_dev_token(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(POLICIES, tmp_path / "policies")
-    token = run_cli("token", "--spiffe-id", ETL, cwd=tmp_path).stdout.strip()
-    done = run_cli("check", "--token", token, "--action", "read", "--resource",
-                   "App::Dataset::sales-daily", cwd=tmp_path)
-    assert done.returncode == 2
+    token = _invoke(monkeypatch, tmp_path, "token", "--spiffe-id", ETL).stdout.strip()
+    done = _invoke(monkeypatch, tmp_path, "check", "--token", token, "--action", "read",
+                   "--resource", "App::Dataset::sales-daily")
+    assert done.exit_code == 2
     assert "hint:" in done.stderr and "add --dev" in done.stderr
+    with_dev = _invoke(monkeypatch, tmp_path, "check", "--dev", "--token", token, "--action",
+                       "read", "--resource", "App::Dataset::sales-daily")
+    assert with_dev.exit_code == 0 and "hint:" not in with_dev.stderr

@@ -60,13 +60,6 @@ def serve(
                              state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
                              client_ca_bundle=client_ca_bundle,
                              client_cert_required=client_cert_required)
-    try:
-        # A busy port is the first thing to report, before any "serving" line.
-        listener = _bind(settings) if workers == 1 else None
-        if workers > 1:
-            worker_processes.check_port_free(settings.host, settings.port)
-    except OSError as e:
-        fail(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}")
     if settings.dev:  # the dev CA's X.509-SVIDs (`pdp token --x509`) are trusted too
         settings = with_dev_x509_trust(settings)
     try:
@@ -81,6 +74,13 @@ def serve(
         fail(f"configuration: {e}")
     except AuditError as e:  # the decision log cannot be opened (PostgreSQL down, ...)
         fail(f"decision log: {e}")
+    try:  # a busy port is reported now, before any "serving" line
+        listener = _bind(settings) if workers == 1 else None
+        if workers > 1:
+            worker_processes.check_port_free(settings.host, settings.port)
+    except OSError as e:
+        components.close()
+        fail(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}")
     bundle = components.bundles.current
     typer.echo(f"pdp: serving bundle {components.bundles.source.label} ({bundle.version.label if bundle else '?'}) "
                f"on http://{settings.host}:{settings.port}", err=True)

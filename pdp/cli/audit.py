@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pdp.cli.common import ConfigOpt, StateDirOpt, fail, settings_from
+from pdp.cli.common import MIN_PREFIX, ConfigOpt, StateDirOpt, fail, settings_from
 
 app = typer.Typer(no_args_is_help=True, help="Read, replay, verify and export the decision log.")
 
@@ -45,10 +45,6 @@ def _opened(config: Path | None, state_dir: Path | None) -> Iterator[tuple[Any, 
         yield settings, log
     finally:
         log.close()
-
-
-MIN_PREFIX = 4
-"""Shortest decision id prefix taken (git's minimum, too)."""
 
 
 def find_record(log: Any, given: str) -> dict[str, Any]:

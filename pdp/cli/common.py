@@ -70,3 +70,22 @@ def parse_resource(text: str) -> tuple[str, str]:
     if not sep or not type_ or not id_:
         fail(f"resource {text!r}: write Type::id, e.g. App::Dataset::sales-daily")
     return type_, id_
+
+
+MIN_PREFIX = 4
+"""Shortest id prefix taken (git's minimum, too)."""
+
+
+def unique_match(given: str, ids: list[str], what: str) -> str:
+    """``given`` if it is one of ``ids``, else the one id that starts with it (as git takes a
+    commit's prefix); exits naming the candidates when several do, and when none does."""
+    if given in ids:
+        return given
+    if len(given) < MIN_PREFIX:
+        fail(f"no {what} with id {given} (a prefix needs at least {MIN_PREFIX} characters)")
+    matches = sorted(i for i in ids if i.startswith(given))
+    if not matches:
+        fail(f"no {what} with id {given}, nor one whose id starts with it")
+    if len(matches) > 1:
+        fail(f"{given!r} is ambiguous; it starts:\n  " + "\n  ".join(matches))
+    return matches[0]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pdp.cli.admin_client import DEFAULT_URL, AdminDevOpt, TokenOpt, UrlOpt, call, credential
-from pdp.cli.common import parse_duration, parse_resource
+from pdp.cli.common import parse_duration, parse_resource, unique_match
 
 app = typer.Typer(no_args_is_help=True, help="Task grants: a template linked until an expiry.")
 
@@ -48,9 +48,12 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="Include expired and 
 
 
 @app.command()
-def revoke(grant_id: Annotated[str, typer.Argument(help="The grant's id.")],
+def revoke(grant_id: Annotated[str, typer.Argument(help="The grant's id, or a unique prefix of it.")],
            url: UrlOpt = DEFAULT_URL, token: TokenOpt = None,
            dev: AdminDevOpt = False) -> None:
     """Revoke a grant now."""
-    grant = call("DELETE", url, f"/v1/grants/{grant_id}", credential(token, dev))
+    bearer = credential(token, dev)
+    active = [g["id"] for g in call("GET", url, "/v1/grants", bearer)["grants"]]
+    grant_id = unique_match(grant_id, active, "active grant")
+    grant = call("DELETE", url, f"/v1/grants/{grant_id}", bearer)
     typer.echo(f"revoked {grant['id']} at {grant['revoked_at']}")

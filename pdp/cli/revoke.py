@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from pdp.cli.admin_client import AdminDevOpt, call, credential
-from pdp.cli.common import fail, parse_duration
+from pdp.cli.common import fail, parse_duration, unique_match
 
 app = typer.Typer(no_args_is_help=True, help="Revoke credentials or workloads on a running PDP.")
 
@@ -148,11 +148,15 @@ def list_revocations(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None,
     typer.echo(f"{len(data['revocations'])} revocation(s)", err=True)
 
 
-def unrevoke(revocation_id: Annotated[str, typer.Argument(help="The id shown by `pdp revoke list`.")],
+def unrevoke(revocation_id: Annotated[str, typer.Argument(help="The id shown by `pdp revoke list`, or a unique prefix of it.")],
              url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, cacert: CaOpt = None,
              dev: AdminDevOpt = False) -> None:
     """Lift a revocation (recorded in the decision log)."""
-    data = _call(url, token, cacert, "DELETE", f"/v1/revocations/{revocation_id}", dev=dev)
+    bearer = credential(token, dev)  # one credential for both calls
+    listed = _call(url, bearer, cacert, "GET", "/v1/revocations")
+    revocation_id = unique_match(revocation_id, [e["id"] for e in listed["revocations"]],
+                                 "revocation")
+    data = _call(url, bearer, cacert, "DELETE", f"/v1/revocations/{revocation_id}")
     typer.echo(f"lifted: {data['removed']['id']}", err=True)
     typer.echo(json.dumps(data["removed"], indent=2))
 

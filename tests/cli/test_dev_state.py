@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from pdp.cli.main import app
@@ -161,3 +162,34 @@ def test_check_hints_at_dev_for_a_dev_token(tmp_path: Path,
     with_dev = _invoke(monkeypatch, tmp_path, "check", "--dev", "--token", token, "--action",
                        "read", "--resource", "App::Dataset::sales-daily")
     assert with_dev.exit_code == 0 and "hint:" not in with_dev.stderr
+
+
+def test_unrevoke_takes_a_unique_prefix_of_the_revocation_id(
+        served: dict[str, Any], tmp_path: Path) -> None:
+    env = {**_env(), "PDP_CONFIG": str(served["root"] / "pdp.toml")}
+
+    def pdp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pdp.cli.main", *args, "--dev", "--url",
+                               served["server"].url], cwd=tmp_path, capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    revoked = pdp("revoke", "spiffe-id", "spiffe://example.org/agents/prefix-test",
+                  "--reason", "test")
+    assert revoked.returncode == 0, revoked.stderr
+    full = json.loads(revoked.stdout)["id"]
+    lifted = pdp("unrevoke", full[:len(full) - 4])
+    assert lifted.returncode == 0, lifted.stderr
+    assert f"lifted: {full}" in lifted.stderr
+    again = pdp("unrevoke", full[:len(full) - 4])
+    assert again.returncode == 1 and "nor one whose id starts with it" in again.stderr
+
+
+def test_unique_match_takes_an_id_or_its_one_prefix() -> None:
+    from pdp.cli.common import unique_match
+
+    ids = ["rev-aaaa1111", "rev-aaaa2222", "rev-bbbb"]
+    assert unique_match("rev-bbbb", ids, "x") == "rev-bbbb"
+    assert unique_match("rev-aaaa1", ids, "x") == "rev-aaaa1111"
+    for refused in ("rev-aaaa", "rev", "rev-cccc"):
+        with pytest.raises(typer.Exit):
+            unique_match(refused, ids, "x")

@@ -492,6 +492,12 @@ def where_clause(flt: DecisionFilter, *, before: int | None = None) -> tuple[str
         if (upper := prefix_upper_bound(flt.principal_prefix)) is not None:
             clauses.append("principal < %s")
             params.append(_pg(upper))
+    if flt.decision_id_prefix is not None:  # a range on the unique index, as for principals
+        clauses.append("decision_id >= %s")
+        params.append(_pg(flt.decision_id_prefix))
+        if (upper := prefix_upper_bound(flt.decision_id_prefix)) is not None:
+            clauses.append("decision_id < %s")
+            params.append(_pg(upper))
     for name, column in (("policy", "policies"), ("reason_code", "reason_codes")):
         if (value := getattr(flt, name)) is not None:  # an element, not a substring
             clauses.append(f"%s = ANY({column})")

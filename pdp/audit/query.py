@@ -29,7 +29,8 @@ class DecisionFilter:
     ``since`` is inclusive and ``until`` exclusive; either may be a datetime or
     an ISO 8601 string and is kept normalized to UTC text. ``policy`` matches
     a record whose determining policies include that id, ``reason_code`` one
-    whose reason codes include that code.
+    whose reason codes include that code. ``decision_id_prefix`` matches ids starting with
+    it (``pdp audit show 01a235fe`` takes any unique prefix, as git does).
     """
 
     principal: str | None = None
@@ -43,6 +44,7 @@ class DecisionFilter:
     kind: str | None = None
     since: datetime | str | None = None
     until: datetime | str | None = None
+    decision_id_prefix: str | None = None
 
     def __post_init__(self) -> None:
         # Normalize once here, so a bad timestamp is the caller's 400, not a store error.
@@ -71,6 +73,9 @@ def matches(flt: DecisionFilter, col: IndexedColumns) -> bool:
             return False
     if flt.principal_prefix is not None and not (
             col.principal is not None and col.principal.startswith(flt.principal_prefix)):
+        return False
+    if flt.decision_id_prefix is not None and not col.decision_id.startswith(
+            flt.decision_id_prefix):
         return False
     if flt.policy is not None and flt.policy not in col.policies:
         return False

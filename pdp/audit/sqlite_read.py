@@ -229,6 +229,12 @@ def where_clause(flt: DecisionFilter, *, before: int | None = None) -> tuple[str
         if (upper := prefix_upper_bound(flt.principal_prefix)) is not None:
             clauses.append("principal < ?")
             params.append(upper)
+    if flt.decision_id_prefix is not None:  # a range on the unique index, as for principals
+        clauses.append("decision_id >= ?")
+        params.append(flt.decision_id_prefix)
+        if (upper := prefix_upper_bound(flt.decision_id_prefix)) is not None:
+            clauses.append("decision_id < ?")
+            params.append(upper)
     for name, column in (("policy", "policies"), ("reason_code", "reason_codes")):
         if (value := getattr(flt, name)) is not None:  # exact element, not a substring
             clauses.append(f"EXISTS (SELECT 1 FROM json_each(decisions.{column}) AS e "

@@ -40,12 +40,11 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import yaml
-
 from context.calendar import BusinessCalendar
 from context.memory import InMemoryContext
 from context.scope import resource_tags
 from pdp.authoring.coverage import CoverageTracker, templates_of
+from pdp.authoring.suite_schema import check_suite
 from pdp.decision.inputs import DecideInputs
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine.bundle import Bundle
@@ -105,16 +104,20 @@ def run_suites(bundle: Bundle, *, calendar: BusinessCalendar | None = None,
 
 
 def suites(bundle: Bundle) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every suite of ``bundle``, after checking them all against the schema
+    (:mod:`pdp.authoring.suite_schema`): any problem in any file raises one ``SuiteError``
+    listing them all, with file and line, before a single case runs."""
+    checked: list[tuple[str, dict[str, Any]]] = []
+    problems: list[str] = []
     for name in sorted(bundle.files):
-        if not name.startswith("tests/"):
+        if not name.startswith("tests/") or not name.endswith((".yaml", ".yml")):
             continue
-        try:
-            suite = yaml.safe_load(bundle.files[name])
-        except yaml.YAMLError as e:
-            raise SuiteError(f"{name}: not YAML: {e}") from e
-        if not isinstance(suite, dict) or not isinstance(suite.get("cases"), list):
-            raise SuiteError(f"{name}: a suite is a mapping with a `cases` list")
-        yield name, suite
+        suite, found = check_suite(name, bundle.files[name], bundle)
+        problems += found
+        checked.append((name, suite))
+    if problems:
+        raise SuiteError("\n".join(problems))
+    yield from checked
 
 
 def case_inputs(case: Mapping[str, Any], calendar: BusinessCalendar,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pdp.cli.common import ConfigOpt, StateDirOpt, fail, settings_from
+from pdp.cli.common import MIN_PREFIX, ConfigOpt, StateDirOpt, fail, settings_from
 
 app = typer.Typer(no_args_is_help=True, help="Read, replay, verify and export the decision log.")
 
@@ -46,6 +47,31 @@ def _opened(config: Path | None, state_dir: Path | None) -> Iterator[tuple[Any, 
         log.close()
 
 
+def find_record(log: Any, given: str) -> dict[str, Any]:
+    """The record whose decision id is ``given`` or, failing that, the one record whose id
+    starts with it (as git takes a commit's prefix); exits naming the candidates when
+    several match, and when none does."""
+    from pdp.audit.query import DecisionFilter  # deferred: module docstring
+
+    text = given.strip()
+    record: dict[str, Any] | None = log.get(text) if text else None
+    if record is not None:
+        return record
+    if len(text) < MIN_PREFIX:
+        fail(f"no decision with id {given} (a prefix needs at least {MIN_PREFIX} characters)")
+    page = log.query(DecisionFilter(decision_id_prefix=text.lower()), 10, None)
+    if not page.records and text != text.lower():
+        page = log.query(DecisionFilter(decision_id_prefix=text), 10, None)
+    if not page.records:
+        fail(f"no decision with id {given}, nor one whose id starts with it")
+    if len(page.records) > 1:
+        ids = "\n  ".join(str(r.get("decision_id")) for r in page.records)
+        more = " (and more)" if page.next_cursor else ""
+        fail(f"{given!r} is ambiguous; it starts{more}:\n  {ids}")
+    found: dict[str, Any] = page.records[0]
+    return found
+
+
 def _archive(settings: Any) -> Any:
     from pdp.audit.archive import BundleArchive, archive_dir
 
@@ -55,18 +81,62 @@ def _archive(settings: Any) -> Any:
 @app.command()
 def tail(
     n: Annotated[int, typer.Option("-n", "--lines", help="How many decisions.")] = 10,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing decisions as they are logged, until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.05, help="With -f: seconds between looks at the log.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Print the latest decisions, oldest first."""
+    """Print the latest decisions, oldest first (`-f`: and then every new one)."""
     with _opened(config, state_dir) as (_, log):
         records = log.tail(n)
-    if as_json:
-        for record in records:
-            typer.echo(json.dumps(record, sort_keys=True))
-        return
-    _table(records)
+        if as_json:
+            for record in records:
+                typer.echo(json.dumps(record, sort_keys=True))
+        elif follow:
+            for record in records:
+                typer.echo(_line(record))
+        else:
+            _table(records)
+        if follow:
+            last = max((int(r.get("seq") or 0) for r in records), default=_last_seq(log))
+            try:
+                _follow(log, last, interval, as_json)
+            except KeyboardInterrupt:
+                pass
+
+
+def _last_seq(log: Any) -> int:
+    newest = log.tail(1)
+    return int(newest[0].get("seq") or 0) if newest else 0
+
+
+def _follow(log: Any, last: int, interval: float, as_json: bool) -> None:
+    """Print records with a seq above ``last`` as they arrive (one line each), forever.
+
+    The log is append-only with gap-free seqs, so "the newest records above ``last``"
+    is everything new; a look that finds a full page looks again with a bigger one.
+    """
+    page = 100
+    while True:
+        time.sleep(interval)
+        newest = log.tail(page)
+        fresh = [r for r in newest if int(r.get("seq") or 0) > last]
+        if len(fresh) == len(newest) == page:  # more arrived than a page: look further back
+            page *= 2
+            continue
+        for record in fresh:
+            typer.echo(json.dumps(record, sort_keys=True) if as_json else _line(record))
+            last = int(record.get("seq") or last)
+        sys.stdout.flush()
+
+
+def _line(r: dict[str, Any]) -> str:
+    """One record on one line, its decision id whole (for `tail -f`)."""
+    return (f"{str(r.get('timestamp', ''))[:19].replace('T', ' ')}  "
+            f"{r.get('decision') or r.get('kind')}  "
+            f"{r.get('principal') or '-'}  {r.get('action') or r.get('event') or '-'}  "
+            f"{r.get('resource') or '-'}  {r.get('decision_id')}  {r.get('explanation') or ''}")
 
 
 @app.command()
@@ -118,7 +188,7 @@ def query(
 
 @app.command()
 def show(
-    decision_id: Annotated[str, typer.Argument(help="The decision_id.")],
+    decision_id: Annotated[str, typer.Argument(help="The decision_id, or any unique prefix of it (4+ characters).")],
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
@@ -127,9 +197,7 @@ def show(
     from pdp.audit.auditor import decision_view
 
     with _opened(config, state_dir) as (settings, log):
-        record = log.get(decision_id)
-        if record is None:
-            fail(f"no decision with id {decision_id}")
+        record = find_record(log, decision_id)
         view = decision_view(record, archive=_archive(settings))
     if as_json:
         typer.echo(json.dumps(view, indent=2, sort_keys=True, ensure_ascii=False))
@@ -139,10 +207,11 @@ def show(
 
 @app.command()
 def replay(
-    decision_id: Annotated[str, typer.Argument(help="The decision_id.")],
+    decision_id: Annotated[str, typer.Argument(help="The decision_id, or any unique prefix of it (4+ characters).")],
     as_json: JsonOpt = False,
     policies: Annotated[Path | None, typer.Option(
-        "--policies", help="The current bundle to compare with [default: configured].")] = None,
+        "--policies", help="The current bundle to compare with.",
+        show_default="the configured one")] = None,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
@@ -152,9 +221,7 @@ def replay(
     from pdp.authoring.replay import replay_record
 
     with _opened(config, state_dir) as (settings, log):
-        record = log.get(decision_id)
-        if record is None:
-            fail(f"no decision with id {decision_id}")
+        record = find_record(log, decision_id)
         if policies is not None:
             settings = settings.model_copy(update={"policies": policies})
         report = replay_record(record, archive=_archive(settings),
@@ -218,7 +285,7 @@ def export(
     since: Annotated[str | None, typer.Option(help="ISO 8601, inclusive.")] = None,
     until: Annotated[str | None, typer.Option(help="ISO 8601, exclusive.")] = None,
     kind: Annotated[str | None, typer.Option(help="decision or admin.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="File [default: stdout].")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File.", show_default="stdout")] = None,
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
 ) -> None:
@@ -306,17 +373,37 @@ def _current_bundle(settings: Any, quiet: bool = False) -> Any:
         return None
 
 
+NARROW = 140
+"""Below this many columns the table leaves out the explanation (`pdp audit show` has it)."""
+
+
 def _table(records: list[dict[str, Any]]) -> None:
-    from rich.console import Console
+    """A table that never cuts a decision id (it is copied into `pdp audit show`): the id
+    and time columns do not wrap or shrink, the others fold. Below ``NARROW`` columns,
+    where seven columns leave each a word wide, one line per record instead (as `tail -f`)."""
+    from rich.console import Console  # deferred: module docstring
     from rich.table import Table
 
-    table = Table("time", "decision", "principal", "action", "resource", "why", "decision_id")
+    console = Console(soft_wrap=False)
+    if console.width < NARROW:
+        for record in records:
+            typer.echo(_line(record))
+        return
+    id_width = max((len(str(r.get("decision_id"))) for r in records), default=11)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("time", no_wrap=True, min_width=19)
+    table.add_column("decision", no_wrap=True)
+    for name in ("principal", "action", "resource"):
+        table.add_column(name, overflow="fold")
+    table.add_column("decision_id", no_wrap=True, min_width=id_width, overflow="ignore")
+    table.add_column("why", overflow="fold", ratio=1)
     for r in records:
-        table.add_row(str(r.get("timestamp", ""))[:23], str(r.get("decision") or r.get("kind")),
-                      str(r.get("principal") or "-"), str(r.get("action") or r.get("event") or "-"),
-                      str(r.get("resource") or "-"), str(r.get("explanation") or ""),
-                      str(r.get("decision_id")))
-    Console(width=200).print(table)
+        table.add_row(str(r.get("timestamp", ""))[:19].replace("T", " "),
+                      str(r.get("decision") or r.get("kind")), str(r.get("principal") or "-"),
+                      str(r.get("action") or r.get("event") or "-"),
+                      str(r.get("resource") or "-"), str(r.get("decision_id")),
+                      str(r.get("explanation") or ""))
+    console.print(table)
 
 
 def _print_view(view: dict[str, Any]) -> None:

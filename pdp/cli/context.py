@@ -5,8 +5,9 @@ replica), so these commands call the admin API over HTTP as a workload:
 ``--token`` or ``PDP_ADMIN_TOKEN``, authorized by the bundle's own policies.
 For a dev setup::
 
-    export PDP_ADMIN_TOKEN=$(pdp token --spiffe-id spiffe://example.org/ops/sre-console)
-    pdp context incident set --scope resource_tag:pii --level critical --reason "leak" --for 1h
+    pdp context incident set --dev --scope resource_tag:pii --level critical --reason leak --for 1h
+
+(``--dev`` mints a fresh credential per call; see :mod:`pdp.cli.admin_client` for the others.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from pdp.cli.admin_client import DEFAULT_URL, TokenOpt, UrlOpt, call
+from pdp.cli.admin_client import DEFAULT_URL, AdminDevOpt, TokenOpt, UrlOpt, call, credential
+from pdp.cli.common import parse_duration
 
 app = typer.Typer(no_args_is_help=True,
                   help="Live context: incidents, risk levels, business hours (admin API).")
@@ -42,6 +44,7 @@ def show(
     as_json: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    dev: AdminDevOpt = False,
 ) -> None:
     """The context in force: incidents, risk levels (with sources, ages, evidence)."""
     params: dict[str, Any] = {}
@@ -51,7 +54,7 @@ def show(
         params["resource_type"] = resource_type
     if tag:
         params["resource_tag"] = tag
-    body = call("GET", url, "/v1/context", token, params=params or None)
+    body = call("GET", url, "/v1/context", credential(token, dev), params=params or None)
     typer.echo(json.dumps(body, indent=2) if as_json else render(body))
 
 
@@ -74,10 +77,9 @@ def incident_set(
     until: UntilOpt = None,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    dev: AdminDevOpt = False,
 ) -> None:
     """Declare incident mode for a scope."""
-    from pdp.cli.main import parse_duration
-
     body: dict[str, Any] = {"scope": scope, "level": level, "reason": reason}
     if incident_id:
         body["id"] = incident_id
@@ -85,7 +87,7 @@ def incident_set(
         body["duration_s"] = parse_duration(for_)
     if until:
         body["ends_at"] = until.isoformat()
-    answer = call("POST", url, "/v1/context/incidents", token, body)
+    answer = call("POST", url, "/v1/context/incidents", credential(token, dev), body)
     i = answer["incident"]
     typer.echo(f"declared {i['id']}: {i['level_name']} incident for {i['scope']}"
                f"{' until ' + i['ends_at'] if i['ends_at'] else ''} (context version "
@@ -98,12 +100,13 @@ def incident_clear(
     all_: Annotated[bool, typer.Option("--all", help="End every incident.")] = False,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    dev: AdminDevOpt = False,
 ) -> None:
     """End one incident (by id) or, with --all, every incident."""
     if (incident_id is None) == (not all_):
         raise typer.BadParameter("give an incident id or --all")
     path = "/v1/context/incidents" + (f"/{incident_id}" if incident_id else "")
-    answer = call("DELETE", url, path, token)
+    answer = call("DELETE", url, path, credential(token, dev))
     ended = ", ".join(i["id"] for i in answer["cleared"]) or "nothing"
     typer.echo(f"ended {ended} (context version {answer['version']})")
 
@@ -118,10 +121,9 @@ def risk_set(
     until: UntilOpt = None,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    dev: AdminDevOpt = False,
 ) -> None:
     """Set the global risk level, or one principal's (low clears it and any automatic raise)."""
-    from pdp.cli.main import parse_duration
-
     body: dict[str, Any] = {"level": level, "reason": reason}
     if principal:
         body["principal"] = principal
@@ -129,7 +131,7 @@ def risk_set(
         body["ttl_s"] = parse_duration(for_)
     if until:
         body["expires_at"] = until.isoformat()
-    answer = call("PUT", url, "/v1/context/risk", token, body)
+    answer = call("PUT", url, "/v1/context/risk", credential(token, dev), body)
     who = answer["principal"] or "global"
     risk = answer["risk"]
     until_text = f" until {risk['expires_at']}" if risk and risk.get("expires_at") else ""

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pdp.cli.admin_client import DEFAULT_URL, TokenOpt, UrlOpt, call
+from pdp.cli.admin_client import DEFAULT_URL, AdminDevOpt, TokenOpt, UrlOpt, call, credential
+from pdp.cli.common import parse_duration, parse_resource, unique_match
 
 app = typer.Typer(no_args_is_help=True, help="Task grants: a template linked until an expiry.")
 
@@ -21,14 +22,13 @@ def create(
     task: Annotated[str, typer.Option(help="The task it is for, e.g. T-123.")] = "",
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    dev: AdminDevOpt = False,
 ) -> None:
     """Grant ``principal`` the template's action on ``resource`` for ``ttl``."""
-    from pdp.cli.main import parse_duration, parse_resource
-
     type_, id_ = parse_resource(resource)
     if not task:
         raise typer.BadParameter("say which task the grant is for (--task)")
-    grant = call("POST", url, "/v1/grants", token, {
+    grant = call("POST", url, "/v1/grants", credential(token, dev), {
         "template": template, "principal": principal, "resource": {"type": type_, "id": id_},
         "ttl_s": parse_duration(ttl), "task": task})
     typer.echo(json.dumps(grant, indent=2))
@@ -36,9 +36,10 @@ def create(
 
 @app.command("list")
 def list_(all_: Annotated[bool, typer.Option("--all", help="Include expired and revoked.")] = False,
-          url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+          url: UrlOpt = DEFAULT_URL, token: TokenOpt = None,
+          dev: AdminDevOpt = False) -> None:
     """List grants (active ones unless --all)."""
-    for g in call("GET", url, "/v1/grants", token,
+    for g in call("GET", url, "/v1/grants", credential(token, dev),
                   params={"include_inactive": str(all_).lower()})["grants"]:
         state = "active" if g["active"] else ("revoked" if g["revoked_at"] else "expired")
         typer.echo(f"{g['id']}  {state:8} {g['template']}  {g['principal']} -> "
@@ -47,8 +48,12 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="Include expired and 
 
 
 @app.command()
-def revoke(grant_id: Annotated[str, typer.Argument(help="The grant's id.")],
-           url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+def revoke(grant_id: Annotated[str, typer.Argument(help="The grant's id, or a unique prefix of it.")],
+           url: UrlOpt = DEFAULT_URL, token: TokenOpt = None,
+           dev: AdminDevOpt = False) -> None:
     """Revoke a grant now."""
-    grant = call("DELETE", url, f"/v1/grants/{grant_id}", token)
+    bearer = credential(token, dev)
+    active = [g["id"] for g in call("GET", url, "/v1/grants", bearer)["grants"]]
+    grant_id = unique_match(grant_id, active, "active grant")
+    grant = call("DELETE", url, f"/v1/grants/{grant_id}", bearer)
     typer.echo(f"revoked {grant['id']} at {grant['revoked_at']}")

@@ -30,7 +30,7 @@ def impact_command(
 ) -> None:
     """Decide the test suites and logged decisions under DIR and under the candidate;
     report every decision that flips, grouped by policy and principal."""
-    from context.calendar import BusinessCalendar
+    from context.calendar import BusinessCalendar  # deferred: the engine is heavy (pdp.cli.serve)
     from pdp.authoring.impact import FailOn, impact, parse_when, select_records
     from pdp.authoring.policytests import SuiteError
     from pdp.engine.bundle import load_bundle

@@ -1,0 +1,225 @@
+"""``pdp serve``: the HTTP API, in one process or ``--workers N``.
+
+The server's modules (uvicorn, FastAPI, the engine, the log) are imported inside the
+command, not at the top: every other ``pdp`` command, ``--help`` and shell completion
+import this module too, and should not pay a second and a half for a server they never start.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pdp.cli import workers as worker_processes
+from pdp.cli.common import (
+    PANEL_SERVE,
+    ConfigOpt,
+    DevOpt,
+    PoliciesOpt,
+    StateDirOpt,
+    fail,
+    settings_from,
+)
+from pdp.config import Settings
+
+
+def serve(
+    dev: DevOpt = False,
+    policies: PoliciesOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.", show_default="127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.", show_default="8181")] = None,
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert (PEM).")] = None,
+    client_ca_bundle: Annotated[Path | None, typer.Option("--client-ca-bundle", help="Ask PEPs for a client certificate from these CAs; its X.509-SVID is the PEP's identity.")] = None,
+    client_cert_required: Annotated[bool, typer.Option("--client-cert-required", help="Refuse TLS clients without a certificate.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes; they share the port, the decision log (one chain) and /metrics.")] = 1,
+) -> None:
+    """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
+    import uvicorn  # deferred: see the module docstring
+
+    from pdp.api.app import create_app
+    from pdp.api.pep import check_pep_allowlist
+    from pdp.api.tls import uvicorn_tls_options
+    from pdp.audit.errors import AuditError
+    from pdp.components import build_components
+    from pdp.engine.problems import BundleInvalid
+    from pdp.identity.dev_x509 import with_dev_x509_trust
+    from pdp.identity.trust_bundle import BundleError
+
+    settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
+                             state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
+                             client_ca_bundle=client_ca_bundle,
+                             client_cert_required=client_cert_required)
+    if settings.dev:  # the dev CA's X.509-SVIDs (`pdp token --x509`) are trusted too
+        settings = with_dev_x509_trust(settings)
+    try:
+        tls = uvicorn_tls_options(settings)
+        peps = check_pep_allowlist(settings)  # secure by default: empty refuses to start
+        # --workers N: each worker builds its own; this one is a dry run that checks the
+        # configuration and creates the shared state (dev keys, the log's schema) once.
+        components = build_components(settings) if workers == 1 else prepare_workers(settings)
+    except BundleInvalid as e:
+        fail(str(e))
+    except (BundleError, ValueError) as e:  # trust bundles, issuers, TLS, PEP allowlist
+        fail(f"configuration: {e}")
+    except AuditError as e:  # the decision log cannot be opened (PostgreSQL down, ...)
+        fail(f"decision log: {e}")
+    try:  # a busy port is reported now, before any "serving" line
+        listener = _bind(settings) if workers == 1 else None
+        if workers > 1:
+            worker_processes.check_port_free(settings.host, settings.port)
+    except OSError as e:
+        components.close()
+        fail(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}")
+    bundle = components.bundles.current
+    typer.echo(f"pdp: serving bundle {components.bundles.source.label} ({bundle.version.label if bundle else '?'}) "
+               f"on http://{settings.host}:{settings.port}", err=True)
+    typer.echo(f"pdp: decision log: {settings.audit.backend} "
+               f"{settings.sqlite_path if settings.audit.backend == 'sqlite' else ''}", err=True)
+    if settings.audit.backend == "memory":  # docs/context.md, "Durable state"
+        typer.echo("pdp: warning: audit backend memory: revocations, incidents, risk and "
+                   "grants are not durable either; a restart forgets them", err=True)
+    context_health = getattr(components.live, "health", None)  # docs/context.md
+    if context_health is not None:
+        ctx = context_health()
+        typer.echo(f"pdp: live context: {ctx['backend']} {ctx['source']} ({ctx['status']})",
+                   err=True)
+    if settings.dev:
+        typer.echo(dev_banner(settings, config), err=True)
+    if tls:
+        typer.echo(f"pdp: TLS on; PEP client certificates "
+                   f"{'asked for' if settings.client_ca_bundle else 'not asked for'}", err=True)
+    typer.echo(f"pdp: PEPs that may ask for decisions: {peps}", err=True)
+    if listener is None:
+        components.close()
+        run_workers(settings, workers, tls)
+        return
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
+        log_level="warning", access_log=False, **tls))  # decisions are logged, not requests
+    server.run(sockets=[listener])
+
+
+def _bind(settings: Settings) -> socket.socket:
+    """The listening socket, bound now so that a busy port fails before the banner."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def pdp_command() -> str:
+    """How this ``pdp`` was started, so that printed hints run as shown (``.venv/bin/pdp``,
+    ``pdp``, or ``python -m pdp.cli.main``)."""
+    argv0 = sys.argv[0] if sys.argv else "pdp"
+    if Path(argv0).name == "pdp":
+        return shlex.quote(argv0)
+    return f"{shlex.quote(sys.executable)} -m pdp.cli.main"
+
+
+def dev_banner(settings: Settings, config: Path | None) -> str:
+    """The warning ``pdp serve --dev`` prints, with commands that work from any directory."""
+    pdp = pdp_command()
+    state_dir = shlex.quote(str(settings.state_dir.resolve()))
+    flags = f"--state-dir {state_dir}"
+    env = f"PDP_STATE_DIR={state_dir}"
+    if config is not None:
+        quoted = shlex.quote(str(config.resolve()))
+        flags, env = f"--config {quoted} {flags}", f"PDP_CONFIG={quoted} {env}"
+    return DEV_BANNER.format(
+        state_dir=settings.state_dir.resolve(),
+        token=f"{pdp} token {flags} --spiffe-id spiffe://example.org/services/etl",
+        admin=f"{env} {pdp} context show --dev --url http://{settings.host}:{settings.port}")
+
+
+DEV_BANNER = """\
+pdp: ************************************************************************
+pdp: *  WARNING: DEVELOPMENT MODE (--dev). NEVER USE IT IN PRODUCTION.      *
+pdp: ************************************************************************
+pdp:  - trusts the local development issuer for spiffe://example.org: anyone
+pdp:    who can read {state_dir}/dev can mint any workload's token
+pdp:  - any caller may ask for decisions (the PEP allowlist is not enforced)
+pdp:  - signs audit checkpoints with a development key
+pdp:  mint a token:  {token}
+pdp:  admin command: {admin}
+pdp: ************************************************************************"""
+"""Printed by ``pdp serve --dev``: dev mode is only ever turned on by that flag."""
+
+
+def prepare_workers(settings: Settings) -> Any:
+    """Check ``settings`` as a worker will use them, creating the state workers share.
+
+    Builds the components once with an in-memory log (the bundle, trust sources,
+    dev issuer are checked and created here, not raced by the workers), opens the
+    configured decision log once (its schema) and creates the ``--dev`` checkpoint
+    key. Returns those components, for the banner; close them before serving.
+    """
+    from pdp.audit.checkpoint import checkpoint_private_key  # deferred: module docstring
+    from pdp.audit.factory import open_configured_log
+    from pdp.audit.memory import MemoryDecisionLog
+    from pdp.components import build_components
+
+    open_configured_log(settings, spool=False).close()
+    checkpoint_private_key(settings)
+    return build_components(settings, log=MemoryDecisionLog())
+
+
+def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
+    """Serve with ``workers`` uvicorn processes (``pdp.api.app:app_from_env``), each on its
+    own ``SO_REUSEPORT`` socket (see :mod:`pdp.cli.workers`).
+
+    Each worker reads the resolved settings from ``PDP_SERVE_SETTINGS_JSON`` and
+    keeps its metric values in a fresh ``PROMETHEUS_MULTIPROC_DIR`` under the state
+    directory (removed on exit), so ``/metrics`` sums them whichever worker answers.
+    """
+    from pdp.api.app import SETTINGS_ENV  # deferred: module docstring
+    from pdp.api.tls import HTTP_PROTOCOL_IMPORT
+
+    if settings.context.backend == "memory":
+        typer.echo(f"pdp: {workers} workers: revocations, incidents, risk and grants are "
+                   f"shared through the decision log's store within {settings.context.resync_s:g} s; "
+                   "automatic risk raises are per worker ([context] backend = \"redis\" "
+                   "shares everything at once)", err=True)
+    if "http" in tls:  # client certificates: the protocol class by import string (pickled)
+        tls = {**tls, "http": HTTP_PROTOCOL_IMPORT}
+    own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="metrics-", dir=_metrics_parent(settings.state_dir))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by the spawned workers
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    try:
+        status = worker_processes.run(settings.host, settings.port, workers,
+                                      {"log_level": "warning", "access_log": False, **tls})
+    except OSError as e:  # the port was taken meanwhile
+        fail(f"cannot listen on {settings.host}:{settings.port}: {e}")
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    if status:
+        raise typer.Exit(status)
+
+
+def _metrics_parent(state_dir: Path) -> Path:
+    path = state_dir / "metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel=PANEL_SERVE)(serve)

@@ -11,7 +11,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/pip install --quiet -e 'sdk/python[fastapi]'
+	$(BIN)/pip install --quiet -e 'sdk/python[fastapi,spiffe]'
 
 # Start the PDP on 127.0.0.1:8181 with its embedded defaults and the dev issuer.
 run: install

@@ -10,42 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from tests.conftest import REPO
+from tests.node_sdk import SDK, node_with_sdk
 
-SDK = REPO / "sdk" / "typescript"
 FIXTURES = REPO / "sdk" / "fixtures" / "api"
 ETL = "spiffe://example.org/services/etl"
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("PDP_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; PDP_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(f"{message}; install Node 20+ and npm to run the TypeScript SDK's tests")
-
-
 @pytest.fixture(scope="module")
 def node_sdk() -> str:
-    """The node binary, with the SDK's dev dependencies installed (``npm ci`` if missing)."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("node is not installed")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < 20:
-        _unavailable(f"node {version} is older than 20")
-    if not (SDK / "node_modules" / ".package-lock.json").is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            _unavailable("npm is not installed")
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK,
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            _unavailable(f"npm ci failed: {done.stderr[-2000:]}")
-    return node
+    return node_with_sdk()
 
 
 def test_node_test_runner_against_a_real_pdp(node_sdk, pdp_server, mint) -> None:

@@ -11,10 +11,7 @@ the service's own refreshed token work), and the service's agent gone (fail clos
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,38 +21,11 @@ from pdp_client.fastapi import PDP
 from pdp_client.workload_api import WorkloadApiToken
 from spiffe import WorkloadApiClient
 
-from tests.conftest import POLICIES
-from tests.server import ServerProcess, start_server
+from tests.server import ServerProcess
+from tests.workload_api.conftest import AUDIENCE, SERVICE
 from tests.workload_api.server import WorkloadApiServer
 
 pytestmark = pytest.mark.anyio
-AUDIENCE = "spiffe://example.org/pdp"
-SERVICE = "/services/datasets-api"
-
-
-@pytest.fixture
-def pdp(tmp_path: Path, workload_api) -> Iterator[ServerProcess]:
-    pdp_api = workload_api("/pdp")
-    shutil.copytree(POLICIES, tmp_path / "policies")
-    (tmp_path / "pdp.toml").write_text(f"""
-audience = "{AUDIENCE}"
-policies = "policies"
-state_dir = "state"
-pep_allowlist = ["spiffe://example.org{SERVICE}"]
-workload_api_socket = "{pdp_api.address}"
-
-[[trust_domains]]
-name = "example.org"
-workload_api = true
-
-[live.business_hours]
-start = "00:00"
-end = "23:59:59.999999"
-days = [0, 1, 2, 3, 4, 5, 6]
-""")
-    server = start_server(["--config", "pdp.toml"], cwd=tmp_path)
-    yield server
-    server.stop()
 
 
 def caller_token(server: WorkloadApiServer) -> str:

@@ -22,6 +22,7 @@ them at once::
     authority.rotate()          # a new CA generation signs from now on (both trusted)
     authority.retire_oldest()   # the old CA leaves every bundle: its SVIDs are revoked
     svc_api.rotate_svid()       # a new X.509-SVID for this workload only
+    pdp_api.send_garbage(True)  # bad bytes: bundles that are not DER / not JSON, a bad JWT
     pdp_api.stop()              # the socket goes away: clients see UNAVAILABLE
 """
 
@@ -123,6 +124,7 @@ class WorkloadApiServer:
         self.spiffe_id = f"{authority.id}{path}"
         self.svid = self._issue()
         self.jwt_svids_issued = 0
+        self.garbage = False  # send_garbage(): what a broken or hostile agent would send
         self.version = 0
         self._changed = threading.Condition()
         self._server: grpc.Server | None = None
@@ -175,6 +177,18 @@ class WorkloadApiServer:
         self._bump()
         return self.svid
 
+    def send_garbage(self, on: bool) -> None:
+        """From now on (until turned off) every bundle is bad bytes and every JWT-SVID is
+        not a JWT; streamed to every watcher at once."""
+        self.garbage = on
+        self._bump()
+
+    def _x509_bundle(self, authority: Authority) -> bytes:
+        return b"\x30\x03not-der" if self.garbage else authority.x509_bundle()
+
+    def _jwt_bundle(self, authority: Authority) -> bytes:
+        return b'{"keys": [{"kty": "EC", "kid"' if self.garbage else authority.jwt_bundle()
+
     # -- the RPCs -------------------------------------------------------------------
     def _fetch_x509_svid(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         self._check_header(context)
@@ -188,9 +202,9 @@ class WorkloadApiServer:
             entry.x509_svid_key = self.svid.key.private_bytes(
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption())
-            entry.bundle = self.authority.x509_bundle()
+            entry.bundle = self._x509_bundle(self.authority)
             for f in self.federated:
-                response.federated_bundles[f.id] = f.x509_bundle()
+                response.federated_bundles[f.id] = self._x509_bundle(f)
             yield response
 
     def _fetch_x509_bundles(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -198,7 +212,7 @@ class WorkloadApiServer:
         for _ in self._updates(context):
             response = messages().X509BundlesResponse()
             for a in (self.authority, *self.federated):
-                response.bundles[a.id] = a.x509_bundle()
+                response.bundles[a.id] = self._x509_bundle(a)
             yield response
 
     def _fetch_jwt_bundles(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -206,7 +220,7 @@ class WorkloadApiServer:
         for _ in self._updates(context):
             response = messages().JWTBundlesResponse()
             for a in (self.authority, *self.federated):
-                response.bundles[a.id] = a.jwt_bundle()
+                response.bundles[a.id] = self._jwt_bundle(a)
             yield response
 
     def _fetch_jwt_svid(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -223,6 +237,8 @@ class WorkloadApiServer:
              "iat": now, "exp": now + self.jwt_ttl_s},
             signer.jwt_key, algorithm="ES256", headers={"kid": signer.kid, "typ": "JWT"})
         self.jwt_svids_issued += 1
+        if self.garbage:
+            token = "not.a-jwt"
         response = messages().JWTSVIDResponse()
         svid = response.svids.add()
         svid.spiffe_id, svid.svid = self.spiffe_id, token

@@ -103,3 +103,13 @@ def test_an_agent_gone_mid_run_keeps_the_token_until_it_expires_then_fails_close
         clock.now += 41  # expired: nothing to send
         with pytest.raises(CredentialUnavailable, match="Workload API"):
             source()
+
+
+def test_a_jwt_svid_that_is_not_a_jwt_is_unavailable_not_sent(workload_api):
+    server = workload_api("/services/etl")
+    server.send_garbage(True)
+    with WorkloadApiToken(AUDIENCE, socket=server.address) as source:
+        with pytest.raises(CredentialUnavailable):
+            source()
+        server.send_garbage(False)
+        assert claims(source())["sub"] == "spiffe://example.org/services/etl"

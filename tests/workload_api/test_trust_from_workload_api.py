@@ -146,3 +146,20 @@ def test_an_agent_gone_mid_run_keeps_the_last_good_bundle_for_max_age_only(
     assert verifier.verify(token, now).principal_id == ETL  # the last good bundle
     with pytest.raises(TrustStale):  # ... for max_age_s, not longer
         verifier.verify(token, now + timedelta(seconds=61))
+
+
+def test_bad_bytes_from_the_agent_keep_the_last_good_bundle(tmp_path, workload_api, verifiers):
+    pdp_api, etl_api = workload_api("/pdp"), workload_api("/services/etl")
+    verifier = verifier_for(tmp_path, pdp_api.address, "example.org")
+    verifiers.append(verifier)
+    token = jwt_of(etl_api)
+    assert accepts(verifier, token)
+
+    pdp_api.send_garbage(True)  # bundles that are not DER and not JSON
+    wait_for(lambda: not verifier.source_statuses()[0].ok)
+    verifier.cache.clear()  # verified again, against the kept bundle
+    assert accepts(verifier, token), "bad bytes must not replace the last good bundle"
+
+    pdp_api.send_garbage(False)  # the agent recovers: followed again (reconnect, back off)
+    wait_for(lambda: verifier.source_statuses()[0].ok, timeout=20)
+    assert accepts(verifier, token)

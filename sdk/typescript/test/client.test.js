@@ -155,6 +155,9 @@ test("this service's own token: static, a file re-read on change, a failing sour
     const d = await client.authorize({ token: 't', action: 'read', resource: SALES });
     assert.deepEqual(d.reasonCodes, [PDP_CREDENTIAL_UNAVAILABLE]);
     assert.equal(seen.length, 3, 'nothing is sent without the credential');
+    writeFileSync(file, '\n'); // bad bytes: an empty token is no token
+    assert.deepEqual((await client.authorize({ token: 't', action: 'read', resource: SALES })).reasonCodes, [PDP_CREDENTIAL_UNAVAILABLE]);
+    assert.equal(seen.length, 3);
     const hanging = new PDPClient(server.url, { timeoutMs: 200, pepToken: () => new Promise(() => {}) });
     assert.deepEqual((await hanging.authorize({ token: 't', action: 'read', resource: SALES })).reasonCodes, [PDP_CREDENTIAL_UNAVAILABLE]);
   } finally {

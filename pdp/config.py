@@ -407,6 +407,12 @@ class Settings(BaseSettings):
                                   "the certificate's X.509-SVID is the PEP's identity.")
     client_cert_required: bool = Field(
         default=False, description="With `client_ca_bundle`: refuse TLS clients without one.")
+    tls_workload_api: bool = Field(
+        default=False, description="Serve HTTPS with the PDP's own X.509-SVID from the SPIFFE "
+                                   "Workload API (`workload_api_socket`), rotated without a "
+                                   "restart; client certificates are asked for from the "
+                                   "agent's CAs unless `client_ca_bundle` is given. Instead "
+                                   "of `tls_cert`/`tls_key`; one worker only.")
 
     @classmethod
     def settings_customise_sources(

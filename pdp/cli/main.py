@@ -56,12 +56,20 @@ def serve(
                              state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
                              client_ca_bundle=client_ca_bundle,
                              client_cert_required=client_cert_required)
+    svid_tls = None
     try:
         tls = uvicorn_tls_options(settings)
         peps = check_pep_allowlist(settings)  # secure by default: empty refuses to start
+        if settings.tls_workload_api and workers > 1:
+            raise ValueError("tls_workload_api serves with one worker only (--workers 1)")
         # --workers N: each worker builds its own; this one is a dry run that checks the
         # configuration and creates the shared state (dev keys, the log's schema) once.
         components = build_components(settings) if workers == 1 else prepare_workers(settings)
+        if settings.tls_workload_api:  # the PDP's own X.509-SVID, rotated in place
+            from pdp.api.svid_tls import svid_tls_for
+
+            svid_tls = svid_tls_for(settings, components.verifier.workload_api)
+            tls = svid_tls.uvicorn_options(settings)
     except BundleInvalid as e:
         fail(str(e))
     except (BundleError, ValueError) as e:  # trust bundles, issuers, TLS, PEP allowlist
@@ -91,8 +99,14 @@ def serve(
         components.close()
         run_workers(settings, workers, tls)
         return
-    uvicorn.run(create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False, **tls)  # decisions are logged, not requests
+    server = uvicorn.Config(create_app(components, freeze_gc=True), host=settings.host,
+                            port=settings.port, log_level="warning",
+                            access_log=False, **tls)  # decisions are logged, not requests
+    if svid_tls is not None:
+        server.load()  # builds the SSL context that SVID rotations then update in place
+        assert server.ssl is not None
+        svid_tls.attach(server.ssl)
+    uvicorn.Server(server).run()
 
 
 DEV_BANNER = """\

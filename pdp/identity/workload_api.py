@@ -76,6 +76,8 @@ class WorkloadApiBundles:
                  on_change: Callable[[], None] | None = None) -> None:
         self.socket = socket or os.environ.get(SOCKET_ENV) or ""
         self.on_change = on_change
+        # Further observers of every update (the TLS listener's SVID, pdp.api.svid_tls).
+        self.listeners: list[Callable[[], None]] = []
         self._state = _State()
         self._lock = threading.Lock()
         self._client: Any = None
@@ -198,10 +200,17 @@ class WorkloadApiBundles:
                       "good bundles for at most their max_age_s)", self.socket, error)
         self._changed()
 
+    def x509_authorities(self) -> list[x509.Certificate]:
+        """Every X.509 authority the agent last sent (own and federated domains)."""
+        with self._lock:
+            return [c for certs in self._state.x509.values() for c in certs]
+
     def _changed(self) -> None:
-        if self.on_change is not None:
+        for listener in [self.on_change, *self.listeners]:
+            if listener is None:
+                continue
             try:
-                self.on_change()
+                listener()
             except Exception:  # noqa: BLE001 - a stream thread must outlive any bug
                 log.exception("applying a Workload API update failed")
 

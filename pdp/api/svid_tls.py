@@ -98,6 +98,26 @@ class SvidTls:
         self.context = context
         self.bundles.listeners.append(self._on_update)
 
+    def serve(self, app: Any, host: str, port: int, **options: Any) -> None:
+        """``uvicorn.run(app, ...)``, holding on to the server's SSL context: built here
+        (``Config.load``), then updated in place by every SVID rotation."""
+        import sys
+
+        import uvicorn
+        from uvicorn.config import STARTUP_FAILURE
+
+        config = uvicorn.Config(app, host=host, port=port, **options)
+        config.load()
+        assert config.ssl is not None  # uvicorn_options() gave it a certificate
+        self.attach(config.ssl)
+        server = uvicorn.Server(config)
+        try:
+            server.run()
+        except KeyboardInterrupt:  # as uvicorn.run
+            pass
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+
     def _on_update(self) -> None:
         svid = self.bundles.svid
         if svid is None or self.context is None:

@@ -99,14 +99,12 @@ def serve(
         components.close()
         run_workers(settings, workers, tls)
         return
-    server = uvicorn.Config(create_app(components, freeze_gc=True), host=settings.host,
-                            port=settings.port, log_level="warning",
-                            access_log=False, **tls)  # decisions are logged, not requests
-    if svid_tls is not None:
-        server.load()  # builds the SSL context that SVID rotations then update in place
-        assert server.ssl is not None
-        svid_tls.attach(server.ssl)
-    uvicorn.Server(server).run()
+    if svid_tls is not None:  # the SSL context must be at hand to take rotated SVIDs
+        svid_tls.serve(create_app(components, freeze_gc=True), settings.host, settings.port,
+                       log_level="warning", access_log=False, **tls)
+        return
+    uvicorn.run(create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False, **tls)  # decisions are logged, not requests
 
 
 DEV_BANNER = """\

@@ -163,3 +163,24 @@ def test_bad_bytes_from_the_agent_keep_the_last_good_bundle(tmp_path, workload_a
     pdp_api.send_garbage(False)  # the agent recovers: followed again (reconnect, back off)
     wait_for(lambda: verifier.source_statuses()[0].ok, timeout=20)
     assert accepts(verifier, token)
+
+
+def test_a_domain_names_exactly_one_bundle_source() -> None:
+    with pytest.raises(ValueError, match="exactly one of bundle_file, bundle_url and workload_api"):
+        TrustDomainConfig(name="example.org", workload_api=True, bundle_url="https://x/b")
+    with pytest.raises(ValueError, match="exactly one"):
+        TrustDomainConfig(name="example.org")
+
+
+def test_tls_from_the_workload_api_refuses_files_and_needs_a_followed_domain(tmp_path) -> None:
+    from pdp.api.svid_tls import svid_tls_for
+
+    settings = load_settings(None, policies=POLICIES, state_dir=tmp_path, pep_allowlist=["*"],
+                             tls_workload_api=True, tls_cert=tmp_path / "c.pem",
+                             tls_key=tmp_path / "k.pem")
+    with pytest.raises(ValueError, match="give no tls_cert or tls_key"):
+        svid_tls_for(settings, None)
+    plain = load_settings(None, policies=POLICIES, state_dir=tmp_path, pep_allowlist=["*"],
+                          tls_workload_api=True)
+    with pytest.raises(ValueError, match="needs a trust domain with workload_api = true"):
+        svid_tls_for(plain, None)

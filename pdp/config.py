@@ -111,6 +111,10 @@ class TrustDomainConfig(BaseModel):
         default=None, description="SPIFFE bundle endpoint (https_web profile; http only on "
                                   "loopback), fetched every `spiffe_refresh_hint` seconds "
                                   "(default 300).")
+    workload_api: bool = Field(
+        default=False, description="Take this domain's bundle from the SPIFFE Workload API "
+                                   "(`workload_api_socket`): the PDP's own trust domain or a "
+                                   "federated one, followed as the agent streams updates.")
     refresh_s: int | None = Field(
         default=None, ge=1, description="Fetch `bundle_url` this often instead of the bundle's "
                                         "`spiffe_refresh_hint`.")
@@ -131,9 +135,10 @@ class TrustDomainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_bundle_source(self) -> TrustDomainConfig:
-        if (self.bundle_file is None) == (self.bundle_url is None):
-            raise ValueError(f"trust domain {self.name!r}: give exactly one of bundle_file "
-                             "and bundle_url")
+        given = [self.bundle_file is not None, self.bundle_url is not None, self.workload_api]
+        if sum(given) != 1:
+            raise ValueError(f"trust domain {self.name!r}: give exactly one of bundle_file, "
+                             "bundle_url and workload_api = true")
         return self
 
 
@@ -387,6 +392,10 @@ class Settings(BaseSettings):
         default=10000, ge=0, description="Verified credentials kept (LRU) until they expire.")
     identity_refresh_s: int = Field(
         default=30, ge=1, description="How often trust bundles and JWKS files are re-read.")
+    workload_api_socket: str | None = Field(
+        default=None, description="The SPIFFE Workload API (`unix:///run/spire/agent.sock`) "
+                                  "for `[[trust_domains]]` with `workload_api = true`; "
+                                  "default: `SPIFFE_ENDPOINT_SOCKET`.")
     delegation_max_depth: int = Field(
         default=3, ge=1, le=10,
         description="Most RFC 8693 `act` levels in a token; a deeper chain is denied "
@@ -399,6 +408,12 @@ class Settings(BaseSettings):
                                   "the certificate's X.509-SVID is the PEP's identity.")
     client_cert_required: bool = Field(
         default=False, description="With `client_ca_bundle`: refuse TLS clients without one.")
+    tls_workload_api: bool = Field(
+        default=False, description="Serve HTTPS with the PDP's own X.509-SVID from the SPIFFE "
+                                   "Workload API (`workload_api_socket`), rotated without a "
+                                   "restart; client certificates are asked for from the "
+                                   "agent's CAs unless `client_ca_bundle` is given. Instead "
+                                   "of `tls_cert`/`tls_key`; one worker only.")
 
     @classmethod
     def settings_customise_sources(

@@ -49,6 +49,7 @@ def serve(
 
     from pdp.api.app import create_app
     from pdp.api.pep import check_pep_allowlist
+    from pdp.api.svid_tls import svid_tls_for
     from pdp.api.tls import uvicorn_tls_options
     from pdp.audit.errors import AuditError
     from pdp.components import build_components
@@ -62,12 +63,18 @@ def serve(
                              client_cert_required=client_cert_required)
     if settings.dev:  # the dev CA's X.509-SVIDs (`pdp token --x509`) are trusted too
         settings = with_dev_x509_trust(settings)
+    svid_tls = None
     try:
         tls = uvicorn_tls_options(settings)
         peps = check_pep_allowlist(settings)  # secure by default: empty refuses to start
+        if settings.tls_workload_api and workers > 1:
+            raise ValueError("tls_workload_api serves with one worker only (--workers 1)")
         # --workers N: each worker builds its own; this one is a dry run that checks the
         # configuration and creates the shared state (dev keys, the log's schema) once.
         components = build_components(settings) if workers == 1 else prepare_workers(settings)
+        if settings.tls_workload_api:  # the PDP's own X.509-SVID, rotated in place
+            svid_tls = svid_tls_for(settings, components.verifier.workload_api)
+            tls = svid_tls.uvicorn_options(settings)
     except BundleInvalid as e:
         fail(str(e))
     except (BundleError, ValueError) as e:  # trust bundles, issuers, TLS, PEP allowlist
@@ -103,6 +110,10 @@ def serve(
     if listener is None:
         components.close()
         run_workers(settings, workers, tls)
+        return
+    if svid_tls is not None:  # the SSL context must be at hand to take rotated SVIDs
+        svid_tls.serve(create_app(components, freeze_gc=True), settings.host, settings.port,
+                       sockets=[listener], log_level="warning", access_log=False, **tls)
         return
     server = uvicorn.Server(uvicorn.Config(
         create_app(components, freeze_gc=True), host=settings.host, port=settings.port,

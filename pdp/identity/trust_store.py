@@ -78,6 +78,10 @@ class KeySource:
       (files: a typo in a path is a configuration error, not an outage).
     - ``max_age_s``: past this many seconds since the last good read the source is
       stale and verifies nothing; None: :func:`default_max_age_s` of its interval.
+    - ``unavailable_until_read``: until its first good read, :meth:`TrustStore.check_fresh`
+      refuses what the source would verify (``identity.trust_stale``, naming the last
+      error) rather than leaving it to fail on a missing key: the Workload API, whose
+      absence at start is an outage to name, not a configuration to guess at.
     """
 
     kind: SourceKind
@@ -86,6 +90,7 @@ class KeySource:
     interval_s: int | None = None
     required: bool = False
     max_age_s: int | None = None
+    unavailable_until_read: bool = False
 
     @property
     def key(self) -> SourceKey:
@@ -232,6 +237,12 @@ class TrustStore:
         source = self._by_key.get(key) if key is not None else None
         if source is None:
             return
+        if source.spec.unavailable_until_read and source.status.last_success is None:
+            raise TrustStale(
+                f"the {source.spec.kind} of {source.spec.name!r} has not been read yet from "
+                f"{source.spec.reader.location} "
+                f"({source.status.last_error or 'no read attempted yet'})",
+                reason="trust-unavailable")
         status = self._aged(source, now)
         if status.stale:
             assert status.last_success is not None
@@ -268,6 +279,19 @@ class TrustStore:
                         errors.append(error)
                 elif source.due is None:
                     source.status = replace(source.status, next_due=self._next(source, now))
+        return errors
+
+    def reload(self, keys: Sequence[SourceKey], now: datetime) -> list[str]:
+        """Re-read the sources ``keys`` now, whatever their schedule (a source that says
+        it changed, e.g. a Workload API stream); return the errors."""
+        errors: list[str] = []
+        with self._lock:
+            for key in keys:
+                source = self._by_key.get(key)
+                if source is not None:
+                    error = self._reload(source, now)
+                    if error is not None:
+                        errors.append(error)
         return errors
 
     def _reload(self, source: _Source, now: datetime, *, initial: bool = False) -> str | None:

@@ -66,6 +66,7 @@ from pdp.identity.trust_store import (
     StatusObserver,
     TrustStore,
 )
+from pdp.identity.workload_api import WorkloadApiBundleReader, WorkloadApiBundles
 from pdp.identity.x509_svid import check_validity_period, verify_x509_chain
 
 DEFAULT_CACHE_SIZE = 10000
@@ -159,6 +160,8 @@ class IdentityVerifier:
         self._cache_version = store.version
         self._refresher: threading.Thread | None = None
         self._stop_refreshing = threading.Event()
+        # The Workload API watcher when a trust domain's bundle comes from it.
+        self.workload_api: WorkloadApiBundles | None = None
 
     @classmethod
     def from_settings(
@@ -189,7 +192,12 @@ class IdentityVerifier:
             extra_keys[dev_issuer.trust_domain] = {dev_issuer.kid: dev_issuer.jwt_key}
             svid_rules.setdefault(dev_issuer.trust_domain, _default_rules(settings))
         issuers = [_oauth_issuer(cfg, settings) for cfg in settings.issuers]
-        sources = ([_bundle_source(td, settings) for td in settings.trust_domains]
+        workload_api = None
+        if any(td.workload_api for td in settings.trust_domains):
+            # Connect first, so that the initial read below finds the agent's bundles.
+            workload_api = WorkloadApiBundles(settings.workload_api_socket)
+            workload_api.start()
+        sources = ([_bundle_source(td, settings, workload_api) for td in settings.trust_domains]
                    + [_jwks_source(cfg, issuer, settings)
                       for cfg, issuer in zip(settings.issuers, issuers)])
         store = TrustStore.load(sources, issuers=issuers, extra_jwt_keys=extra_keys,
@@ -197,8 +205,26 @@ class IdentityVerifier:
         size = settings.verification_cache_size if cache_size is None else cache_size
         x509_lifetimes = {td.name: (td.x509_max_lifetime_s, td.lifetime_policy)
                           for td in settings.trust_domains if td.x509_max_lifetime_s}
-        return cls(store=store, svid_rules=svid_rules, deny_list=deny_list, cache_size=size,
-                   x509_lifetimes=x509_lifetimes)
+        verifier = cls(store=store, svid_rules=svid_rules, deny_list=deny_list,
+                       cache_size=size, x509_lifetimes=x509_lifetimes)
+        if workload_api is not None:
+            verifier.follow(workload_api, [td.name for td in settings.trust_domains
+                                           if td.workload_api])
+        return verifier
+
+    def follow(self, workload_api: WorkloadApiBundles, trust_domains: list[str]) -> None:
+        """Re-read ``trust_domains``' bundles whenever the Workload API streams a change or
+        fails, rather than on the refresh schedule alone (a retired CA stops at once)."""
+        keys: list[SourceKey] = [("bundle", td) for td in trust_domains]
+
+        def changed() -> None:
+            for error in self.store.reload(keys, datetime.now(UTC)):
+                log.warning("trust refresh: %s", error)
+            self._drop_cache_if_trust_changed()
+
+        self.workload_api = workload_api
+        workload_api.on_change = changed
+        changed()  # an update may have come between the initial read and now
 
     def verify(self, credential: Credential, now: datetime) -> VerifiedIdentity:
         """Verify ``credential`` at ``now`` (timezone-aware); raise an ``IdentityError``."""
@@ -257,7 +283,11 @@ class IdentityVerifier:
         self._refresher.start()
 
     def stop_refreshing(self) -> None:
-        """Stop the refresh thread started by :meth:`start_refreshing`."""
+        """Stop the refresh thread started by :meth:`start_refreshing`, and stop following
+        the Workload API (its streams are closed: this is the verifier's shutdown)."""
+        if self.workload_api is not None:
+            self.workload_api.on_change = None
+            self.workload_api.close()
         thread, self._refresher = self._refresher, None
         if thread is not None:
             self._stop_refreshing.set()
@@ -393,7 +423,14 @@ def _domain_rules(td: TrustDomainConfig, settings: Settings) -> JwtRules:
     )
 
 
-def _bundle_source(td: TrustDomainConfig, settings: Settings) -> KeySource:
+def _bundle_source(td: TrustDomainConfig, settings: Settings,
+                   workload_api: WorkloadApiBundles | None) -> KeySource:
+    if td.workload_api:
+        assert workload_api is not None  # made by from_settings when a domain asks for it
+        # Updates arrive as streamed (IdentityVerifier.follow); the schedule only confirms.
+        return KeySource("bundle", td.name, WorkloadApiBundleReader(workload_api, td.name),
+                         interval_s=td.refresh_s or settings.identity_refresh_s,
+                         max_age_s=td.max_age_s, unavailable_until_read=True)
     if td.bundle_file is not None:
         return KeySource("bundle", td.name, FileSource(td.bundle_file),
                          interval_s=settings.identity_refresh_s, required=True,

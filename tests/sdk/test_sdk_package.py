@@ -24,7 +24,7 @@ def test_all_names_exactly_the_public_api() -> None:
 def test_the_thin_client_depends_on_httpx_only() -> None:
     project = tomllib.loads((SDK / "pyproject.toml").read_text())["project"]
     assert [d.split(">")[0].split("=")[0] for d in project["dependencies"]] == ["httpx"]
-    assert set(project["optional-dependencies"]) == {"fastapi", "embedded"}
+    assert set(project["optional-dependencies"]) == {"fastapi", "embedded", "spiffe"}
 
 
 def test_importing_the_client_loads_none_of_the_servers_dependencies() -> None:

@@ -10,16 +10,19 @@ The flat public API (httpx is the only dependency)::
 
 Optional modules: ``pdp_client.fastapi`` (``PDP(...).require(...)``, extra
 ``fastapi``), ``pdp_client.middleware`` (ASGI, route table),
-``pdp_client.embedded`` (in-process engine, extra ``embedded``).
+``pdp_client.embedded`` (in-process engine, extra ``embedded``),
+``pdp_client.workload_api`` (this service's JWT-SVID from the SPIFFE Workload API as
+``pep_token``, extra ``spiffe``).
 """
 
 from importlib import metadata as _metadata
 
 from pdp_client.cache import DecisionCache
 from pdp_client.client import AsyncPDPClient, Item, PDPClient
-from pdp_client.errors import PDPError, PDPResponseError, PDPUnreachable
+from pdp_client.errors import CredentialUnavailable, PDPError, PDPResponseError, PDPUnreachable
 from pdp_client.models import (
     IDENTITY_MISSING,
+    PDP_CREDENTIAL_UNAVAILABLE,
     PDP_ERROR,
     PDP_REJECTED,
     PDP_UNREACHABLE,
@@ -35,7 +38,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
     __version__ = "0+unknown"
 
 __all__ = [
-    "AsyncPDPClient", "Decision", "DecisionCache", "IDENTITY_MISSING", "Item", "PDPClient",
-    "PDPError", "PDPResponseError", "PDPUnreachable", "PDP_ERROR", "PDP_REJECTED",
-    "PDP_UNREACHABLE", "Reason", "Resource", "Route",
+    "AsyncPDPClient", "CredentialUnavailable", "Decision", "DecisionCache", "IDENTITY_MISSING",
+    "Item", "PDPClient", "PDPError", "PDPResponseError", "PDPUnreachable",
+    "PDP_CREDENTIAL_UNAVAILABLE", "PDP_ERROR", "PDP_REJECTED", "PDP_UNREACHABLE", "Reason",
+    "Resource", "Route",
 ]

@@ -5,12 +5,19 @@ with a deny ``Decision`` carrying the same reason code. The hierarchy::
 
     PDPError                    the PDP did not give a decision
     ├── PDPUnreachable          pdp.unreachable: connect/read failed or timed out
-    └── PDPResponseError        pdp.error (5xx, not a decision) or pdp.rejected (4xx)
+    ├── PDPResponseError        pdp.error (5xx, not a decision) or pdp.rejected (4xx)
+    └── CredentialUnavailable   pdp.credential_unavailable: this service's own credential
+                                (``pep_token``) could not be had, e.g. no Workload API
 """
 
 from __future__ import annotations
 
-from pdp_client.models import PDP_ERROR, PDP_REJECTED, PDP_UNREACHABLE
+from pdp_client.models import (
+    PDP_CREDENTIAL_UNAVAILABLE,
+    PDP_ERROR,
+    PDP_REJECTED,
+    PDP_UNREACHABLE,
+)
 
 
 class PDPError(Exception):
@@ -38,4 +45,10 @@ class PDPResponseError(PDPError):
         self.code = PDP_REJECTED if status is not None and 400 <= status < 500 else PDP_ERROR
 
 
-__all__ = ["PDPError", "PDPResponseError", "PDPUnreachable"]
+class CredentialUnavailable(PDPError):
+    """The token source given as ``pep_token`` has no credential (the request was not sent)."""
+
+    code = PDP_CREDENTIAL_UNAVAILABLE
+
+
+__all__ = ["CredentialUnavailable", "PDPError", "PDPResponseError", "PDPUnreachable"]

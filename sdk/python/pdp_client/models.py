@@ -18,6 +18,8 @@ PDP_UNREACHABLE = "pdp.unreachable"   # connection refused / timed out, after re
 PDP_ERROR = "pdp.error"               # 5xx, or an answer that is not a decision
 PDP_REJECTED = "pdp.rejected"         # 4xx: the PDP refused the request as sent
 IDENTITY_MISSING = "identity.missing"  # (FastAPI/middleware) the caller sent no credential
+# This service's own credential could not be had (e.g. the SPIFFE Workload API is down).
+PDP_CREDENTIAL_UNAVAILABLE = "pdp.credential_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,5 +161,6 @@ def _time(value: Any) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-__all__ = ["Decision", "IDENTITY_MISSING", "PDP_ERROR", "PDP_REJECTED", "PDP_UNREACHABLE",
+__all__ = ["Decision", "IDENTITY_MISSING", "PDP_CREDENTIAL_UNAVAILABLE", "PDP_ERROR",
+           "PDP_REJECTED", "PDP_UNREACHABLE",
            "Reason", "Resource", "ResourceLike"]

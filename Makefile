@@ -9,9 +9,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# Installed once, and again only when a dependency file changes (the stamp is older than it):
+# both packages are editable installs, so a change to the code needs no reinstall and
+# `make run` on an installed checkout starts in about a second.
+STAMP := $(VENV)/.installed
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet -e 'sdk/python[fastapi]'
+	touch $@
 
 # Start the PDP on 127.0.0.1:8181 with its embedded defaults and the dev issuer.
 run: install

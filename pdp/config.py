@@ -328,6 +328,18 @@ class RouteConfig(BaseModel):
         return self
 
 
+class LogConfig(BaseModel):
+    """What ``pdp serve`` writes to standard error besides its start-up lines."""
+
+    format: Literal["text", "json"] = Field(
+        default="text", description="`text`: `pdp: request method=GET path=... status=200 "
+                                    "ms=1.2` lines. `json`: one JSON object per line, for a "
+                                    "log shipper.")
+    requests: bool = Field(
+        default=True, description="One line per HTTP request (method, path without the query, "
+                                  "status, milliseconds, request id, decision id, client).")
+
+
 class Settings(BaseSettings):
     """All of the PDP's configuration."""
 
@@ -364,6 +376,7 @@ class Settings(BaseSettings):
         default_factory=ContextConfig,
         description="Live context backend (memory | redis), freshness, degraded defaults, "
                     "behaviour signals; e.g. `PDP_CONTEXT__BACKEND=redis`.")
+    log: LogConfig = Field(default_factory=LogConfig)
     max_decision_ttl_s: int = Field(
         default=300, description="Upper bound of a decision's `valid_until` from now.")
     trusted_proxies: list[str] = Field(
@@ -373,7 +386,8 @@ class Settings(BaseSettings):
     pep_allowlist: list[str] = Field(
         default_factory=list,
         description="PEP identities allowed to call the decision endpoints: SPIFFE IDs, or "
-                    "patterns ending in `/*` (a path prefix). Empty: any caller (always in --dev).")
+                    "patterns ending in `/*` (a path prefix); `[\"*\"]`: any caller. Empty: "
+                    "`pdp serve` refuses to start, except with --dev (any caller).")
     trusted_assertors: list[str] = Field(
         default_factory=list,
         description="PEP identities trusted to assert a subject without a credential "
@@ -381,7 +395,8 @@ class Settings(BaseSettings):
     routes: list[RouteConfig] = Field(
         default_factory=list,
         description="Gateway route table (Envoy ext_authz, nginx auth_request): method + path "
-                    "-> action and resource, first match wins; unmatched requests are denied.")
+                    "-> action and resource, first match wins; unmatched requests are denied. "
+                    "Not set and --dev: the example table of pdp/gateway/example_routes.py.")
     verification_cache_size: int = Field(
         default=10000, ge=0, description="Verified credentials kept (LRU) until they expire.")
     identity_refresh_s: int = Field(
@@ -412,6 +427,16 @@ class Settings(BaseSettings):
         # `dev` comes only from a flag: the file and the environment may not set it.
         return (init_settings, _EnvWithoutFlags(settings_cls),
                 _TomlWithoutFlags(settings_cls))
+
+    @model_validator(mode="after")
+    def _dev_example_routes(self) -> Settings:
+        # `make run` must make the gateway guides work as written (docs/integrations.md):
+        # in --dev, a configuration that says nothing about routes gets the example table.
+        if self.dev and "routes" not in self.model_fields_set:
+            from pdp.gateway.example_routes import EXAMPLE_ROUTES
+
+            self.routes = [RouteConfig.model_validate(r) for r in EXAMPLE_ROUTES]
+        return self
 
     @property
     def sqlite_path(self) -> Path:
@@ -465,6 +490,6 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
 
 __all__ = [
     "AuditConfig", "BehaviourConfig", "BusinessHoursConfig", "ContextConfig",
-    "IssuerConfig", "LiveDefaultsConfig",
+    "IssuerConfig", "LiveDefaultsConfig", "LogConfig",
     "RouteConfig", "Settings", "TrustDomainConfig", "load_settings",
 ]

@@ -18,6 +18,7 @@ from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
+from pdp.api.requestlog import RequestLog, log_event, request_logger
 from pdp.components import Components
 from pdp.metrics import mark_process_dead
 
@@ -54,6 +55,7 @@ def create_app(components: Components, *, watch: bool | None = None,
         try:
             yield
         finally:
+            log_event("stopping", pid=os.getpid())  # before the log closes: it may take a while
             components.close()
             mark_process_dead()  # --workers N: this worker leaves the live gauges
 
@@ -76,7 +78,11 @@ def create_app(components: Components, *, watch: bool | None = None,
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
     app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
-    app.add_middleware(HeaderLimits)  # outermost: 431 / bad X-Request-ID before anything
+    app.add_middleware(HeaderLimits)  # 431 / bad X-Request-ID before anything is parsed
+    log = components.settings.log
+    request_logger(log.format)  # also for the `stopping` line when requests are not logged
+    if log.requests:  # outermost: every answer gets its line, the limits' own included
+        app.add_middleware(RequestLog, fmt=log.format)
     return app
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -32,12 +32,22 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+class Section(BaseModel):
+    """A table of ``pdp.toml``: an unknown key is an error naming it, as at the top level.
+
+    pydantic ignores extra keys of nested models by default, so ``[audit] backnd = ...``
+    would have been dropped silently and the default used.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
 ALL_ASYMMETRIC_ALGORITHMS = [
     "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
 ]
 
 
-class IssuerConfig(BaseModel):
+class IssuerConfig(Section):
     """An OAuth/OIDC issuer whose JWTs are trusted (not a SPIFFE trust domain)."""
 
     name: str = Field(description="Label used in logs and metrics.")
@@ -95,7 +105,7 @@ class IssuerConfig(BaseModel):
         return self
 
 
-class TrustDomainConfig(BaseModel):
+class TrustDomainConfig(Section):
     """A SPIFFE trust domain whose SVIDs are trusted, with its bundle."""
 
     name: str = Field(description="Trust domain name, e.g. `example.org`.")
@@ -132,7 +142,7 @@ class TrustDomainConfig(BaseModel):
         return self
 
 
-class GitPoliciesConfig(BaseModel):
+class GitPoliciesConfig(Section):
     """Take the bundle from a git repository instead of the `policies` directory."""
 
     url: str = Field(description="Repository: a local path or a URL git can clone.")
@@ -141,7 +151,7 @@ class GitPoliciesConfig(BaseModel):
     poll_s: float = Field(default=30, gt=0, description="How often to look for a new commit.")
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(Section):
     backend: Literal["sqlite", "memory", "postgres"] = Field(
         default="sqlite", description="Decision log store (see docs/audit-storage.md).")
     sqlite_path: Path | None = Field(
@@ -207,7 +217,7 @@ class AuditConfig(BaseModel):
         return self
 
 
-class BusinessHoursConfig(BaseModel):
+class BusinessHoursConfig(Section):
     timezone: str = Field(default="UTC", description="IANA time zone of the weekly calendar.")
     start: str = Field(default="09:00", description="Start of business hours (local time).")
     end: str = Field(default="17:00", description="End of business hours (local, exclusive).")
@@ -218,13 +228,13 @@ class BusinessHoursConfig(BaseModel):
         default_factory=list, description="Dates (YYYY-MM-DD, local) that are not business days.")
 
 
-class LiveDefaultsConfig(BaseModel):
+class LiveDefaultsConfig(Section):
     incident: bool = Field(default=False, description="Incident mode when nothing set it.")
     risk_level: int = Field(default=0, ge=0, le=3, description="0 low ... 3 critical.")
     business_hours: BusinessHoursConfig = Field(default_factory=BusinessHoursConfig)
 
 
-class ContextMaxAgeConfig(BaseModel):
+class ContextMaxAgeConfig(Section):
     """How long a value may go unconfirmed by its store before it is stale."""
 
     incident_s: float = Field(default=30.0, gt=0, description="Incidents.")
@@ -234,7 +244,7 @@ class ContextMaxAgeConfig(BaseModel):
                                         "credentials are refused (identity.revocation_unknown).")
 
 
-class ContextDegradedConfig(BaseModel):
+class ContextDegradedConfig(Section):
     """Conservative values used for stale or unreachable context (never below the last known)."""
 
     incident_level: int = Field(
@@ -245,7 +255,7 @@ class ContextDegradedConfig(BaseModel):
         default=5.0, gt=0, description="Most a PEP may cache a decision made on degraded context.")
 
 
-class BehaviourConfig(BaseModel):
+class BehaviourConfig(Section):
     """Adaptive risk from the PDP's own decisions (see `context.behaviour`). Levels 0-3."""
 
     enabled: bool = Field(default=True, description="Watch decisions and raise risk.")
@@ -277,7 +287,7 @@ class BehaviourConfig(BaseModel):
     max_principals: int = Field(default=10000, ge=1, description="Principals tracked (LRU).")
 
 
-class ContextConfig(BaseModel):
+class ContextConfig(Section):
     """Live context: where incidents and risk levels live, freshness, defaults, behaviour."""
 
     backend: Literal["memory", "redis"] = Field(
@@ -295,7 +305,7 @@ class ContextConfig(BaseModel):
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
 
 
-class RouteConfig(BaseModel):
+class RouteConfig(Section):
     """One gateway route: method + path pattern -> action on a resource (Envoy, nginx).
 
     ``{name}`` in ``path`` matches one path segment; ``resource_id`` and the
@@ -328,7 +338,7 @@ class RouteConfig(BaseModel):
         return self
 
 
-class LogConfig(BaseModel):
+class LogConfig(Section):
     """What ``pdp serve`` writes to standard error besides its start-up lines."""
 
     format: Literal["text", "json"] = Field(

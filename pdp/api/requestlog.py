@@ -39,6 +39,14 @@ LOGGER_NAME = "pdp.requests"
 
 LogFormat = Literal["text", "json"]
 
+MAX_FIELD = 256
+"""Longest path or request id written (cut with ``...``): a caller's bytes must not decide
+how much the log grows; the decision log keeps what a decision needs in full."""
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_FIELD else text[:MAX_FIELD] + "..."
+
 
 @dataclass(frozen=True)
 class RequestLine:
@@ -132,7 +140,7 @@ class RequestLog:
                 seen.status = int(message["status"])
                 for name, value in message.get("headers", ()):
                     if name.lower() == b"x-pdp-decision-id":
-                        seen.decision_id = value.decode("latin-1")
+                        seen.decision_id = _bounded(value.decode("latin-1"))
             await send(message)
 
         try:
@@ -146,10 +154,11 @@ class RequestLog:
         request_id = None
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
-                request_id = value.decode("latin-1")
+                request_id = _bounded(value.decode("latin-1"))
         client = scope.get("client")
         return RequestLine(
-            method=str(scope.get("method", "")), path=str(scope.get("path", "")),
+            method=_bounded(str(scope.get("method", ""))),
+            path=_bounded(str(scope.get("path", ""))),
             status=seen.status, ms=(time.perf_counter() - started) * 1000,
             client=str(client[0]) if client else None, request_id=request_id,
             decision_id=seen.decision_id)

@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+
 class Section(BaseModel):
     """A table of ``pdp.toml``: an unknown key is an error naming it, as at the top level.
 

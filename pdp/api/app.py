@@ -55,9 +55,12 @@ def create_app(components: Components, *, watch: bool | None = None,
         try:
             yield
         finally:
-            log_event("stopping", pid=os.getpid())  # before the log closes: it may take a while
+            # Said before the log closes (it may sign a last checkpoint) and after: uvicorn
+            # re-raises SIGTERM once the app is down, so nothing after this would be printed.
+            log_event("stopping", pid=os.getpid())
             components.close()
             mark_process_dead()  # --workers N: this worker leaves the live gauges
+            log_event("stopped", pid=os.getpid())
 
     app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.components = components

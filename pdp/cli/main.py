@@ -90,13 +90,11 @@ def serve(
     if workers > 1:
         components.close()
         run_workers(settings, workers, tls)
-        typer.echo("pdp: stopped", err=True)
         return
-    # uvicorn's access log is off: the app writes its own structured line per request
-    # ([log], pdp.api.requestlog), and every decision is in the decision log.
+    # uvicorn's access log is off: the app writes its own line per request ([log],
+    # pdp.api.requestlog) and `stopping`/`stopped` on shutdown; decisions are in the log.
     uvicorn.run(create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
                 log_level="warning", access_log=False, **tls)
-    typer.echo("pdp: stopped", err=True)  # uvicorn returns after a clean shutdown (SIGTERM)
 
 
 DEV_BANNER = """\

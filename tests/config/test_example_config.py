@@ -70,3 +70,22 @@ def test_dev_without_routes_gets_the_example_table_and_an_explicit_table_wins(
     path = tmp_path / "pdp.toml"
     path.write_text("routes = []\n")
     assert load_settings(path, dev=True).routes == []
+
+
+def _doc_toml_blocks() -> list[tuple[str, int, str]]:
+    import re
+
+    found = []
+    for doc in [*REPO.glob("*.md"), *(REPO / "docs").glob("*.md")]:
+        for i, block in enumerate(re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)):
+            found.append((doc.name, i, block))
+    return found
+
+
+@pytest.mark.parametrize("where, index, block", _doc_toml_blocks(),
+                         ids=[f"{d}#{i}" for d, i, _ in _doc_toml_blocks()])
+def test_every_toml_example_in_the_docs_is_valid_configuration(where: str, index: int,
+                                                               block: str) -> None:
+    import tomllib
+
+    Settings.model_validate(tomllib.loads(block))  # unknown keys, wrong types: an error

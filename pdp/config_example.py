@@ -35,7 +35,8 @@ HEADER = """\
 # and checked by tests/config/test_example_config.py: do not edit by hand.
 #
 # As it stands this file sets every key to its default, so `pdp serve --config
-# pdp.example.toml` behaves like `pdp serve` without one. Copy it, keep what you change.
+# pdp.example.toml` behaves like `pdp serve` without one (outside --dev that refuses to
+# start until `pep_allowlist` is set). Copy it, keep what you change.
 # Every key can also be set as PDP_<KEY> (nested: PDP_AUDIT__BACKEND=postgres);
 # flags win over variables, which win over the file.
 """

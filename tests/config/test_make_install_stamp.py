@@ -35,7 +35,9 @@ def installed(tmp_path: Path) -> Path:
     past = time.time() - 3600
     for path in (tmp_path / "pyproject.toml", tmp_path / "sdk/python/pyproject.toml"):
         os.utime(path, (past, past))
-    (tmp_path / ".venv" / ".installed").write_text("")
+    stamp = tmp_path / ".venv" / ".installed"
+    stamp.write_text("")
+    os.utime(stamp, (past + 1800, past + 1800))  # installed after the last change, not "now"
     return tmp_path
 
 

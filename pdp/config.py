@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -34,15 +34,27 @@ from pydantic_settings import (
 
 # Both import nothing of the PDP: the configuration checks routes and redaction pointers
 # with the very code that later uses them, so a bad one is refused when it loads.
+from pdp.gateway.example_routes import EXAMPLE_ROUTES
 from pdp.gateway.routes import compile_route
 from pdp.pointers import check_redaction_pointer
+
+
+class Section(BaseModel):
+    """A table of ``pdp.toml``: an unknown key is an error naming it, as at the top level.
+
+    pydantic ignores extra keys of nested models by default, so ``[audit] backnd = ...``
+    would have been dropped silently and the default used.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
 
 ALL_ASYMMETRIC_ALGORITHMS = [
     "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
 ]
 
 
-class IssuerConfig(BaseModel):
+class IssuerConfig(Section):
     """An OAuth/OIDC issuer whose JWTs are trusted (not a SPIFFE trust domain)."""
 
     name: str = Field(description="Label used in logs and metrics.")
@@ -100,7 +112,7 @@ class IssuerConfig(BaseModel):
         return self
 
 
-class TrustDomainConfig(BaseModel):
+class TrustDomainConfig(Section):
     """A SPIFFE trust domain whose SVIDs are trusted, with its bundle."""
 
     name: str = Field(description="Trust domain name, e.g. `example.org`.")
@@ -142,7 +154,7 @@ class TrustDomainConfig(BaseModel):
         return self
 
 
-class GitPoliciesConfig(BaseModel):
+class GitPoliciesConfig(Section):
     """Take the bundle from a git repository instead of the `policies` directory."""
 
     url: str = Field(description="Repository: a local path or a URL git can clone.")
@@ -151,7 +163,7 @@ class GitPoliciesConfig(BaseModel):
     poll_s: float = Field(default=30, gt=0, description="How often to look for a new commit.")
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(Section):
     backend: Literal["sqlite", "memory", "postgres"] = Field(
         default="sqlite", description="Decision log store (see docs/audit-storage.md).")
     sqlite_path: Path | None = Field(
@@ -215,7 +227,7 @@ class AuditConfig(BaseModel):
         return self
 
 
-class BusinessHoursConfig(BaseModel):
+class BusinessHoursConfig(Section):
     timezone: str = Field(default="UTC", description="IANA time zone of the weekly calendar.")
     start: str = Field(default="09:00", description="Start of business hours (local time).")
     end: str = Field(default="17:00", description="End of business hours (local, exclusive).")
@@ -226,13 +238,13 @@ class BusinessHoursConfig(BaseModel):
         default_factory=list, description="Dates (YYYY-MM-DD, local) that are not business days.")
 
 
-class LiveDefaultsConfig(BaseModel):
+class LiveDefaultsConfig(Section):
     incident: bool = Field(default=False, description="Incident mode when nothing set it.")
     risk_level: int = Field(default=0, ge=0, le=3, description="0 low ... 3 critical.")
     business_hours: BusinessHoursConfig = Field(default_factory=BusinessHoursConfig)
 
 
-class ContextMaxAgeConfig(BaseModel):
+class ContextMaxAgeConfig(Section):
     """How long a value may go unconfirmed by its store before it is stale."""
 
     incident_s: float = Field(default=30.0, gt=0, description="Incidents.")
@@ -242,7 +254,7 @@ class ContextMaxAgeConfig(BaseModel):
                                         "credentials are refused (identity.revocation_unknown).")
 
 
-class ContextDegradedConfig(BaseModel):
+class ContextDegradedConfig(Section):
     """Conservative values used for stale or unreachable context (never below the last known)."""
 
     incident_level: int = Field(
@@ -253,7 +265,7 @@ class ContextDegradedConfig(BaseModel):
         default=5.0, gt=0, description="Most a PEP may cache a decision made on degraded context.")
 
 
-class BehaviourConfig(BaseModel):
+class BehaviourConfig(Section):
     """Adaptive risk from the PDP's own decisions (see `context.behaviour`). Levels 0-3."""
 
     enabled: bool = Field(default=True, description="Watch decisions and raise risk.")
@@ -285,7 +297,7 @@ class BehaviourConfig(BaseModel):
     max_principals: int = Field(default=10000, ge=1, description="Principals tracked (LRU).")
 
 
-class ContextConfig(BaseModel):
+class ContextConfig(Section):
     """Live context: where incidents and risk levels live, freshness, defaults, behaviour."""
 
     backend: Literal["memory", "redis"] = Field(
@@ -303,7 +315,7 @@ class ContextConfig(BaseModel):
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
 
 
-class RouteConfig(BaseModel):
+class RouteConfig(Section):
     """One gateway route: method + path pattern -> action on a resource (Envoy, nginx).
 
     ``{name}`` in ``path`` matches one path segment; ``resource_id`` and the
@@ -332,6 +344,18 @@ class RouteConfig(BaseModel):
     def _compiles(self) -> RouteConfig:
         compile_route(self)  # RouteError is a ValueError: a config error
         return self
+
+
+class LogConfig(Section):
+    """What ``pdp serve`` writes to standard error besides its start-up lines."""
+
+    format: Literal["text", "json"] = Field(
+        default="text", description="`text`: `pdp: request method=GET path=... status=200 "
+                                    "ms=1.2` lines. `json`: one JSON object per line, for a "
+                                    "log shipper.")
+    requests: bool = Field(
+        default=True, description="One line per HTTP request (method, path without the query, "
+                                  "status, milliseconds, request id, decision id, client).")
 
 
 class Settings(BaseSettings):
@@ -370,6 +394,7 @@ class Settings(BaseSettings):
         default_factory=ContextConfig,
         description="Live context backend (memory | redis), freshness, degraded defaults, "
                     "behaviour signals; e.g. `PDP_CONTEXT__BACKEND=redis`.")
+    log: LogConfig = Field(default_factory=LogConfig)
     max_decision_ttl_s: int = Field(
         default=300, description="Upper bound of a decision's `valid_until` from now.")
     trusted_proxies: list[str] = Field(
@@ -379,7 +404,8 @@ class Settings(BaseSettings):
     pep_allowlist: list[str] = Field(
         default_factory=list,
         description="PEP identities allowed to call the decision endpoints: SPIFFE IDs, or "
-                    "patterns ending in `/*` (a path prefix). Empty: any caller (always in --dev).")
+                    "patterns ending in `/*` (a path prefix); `[\"*\"]`: any caller. Empty: "
+                    "`pdp serve` refuses to start, except with --dev (any caller).")
     trusted_assertors: list[str] = Field(
         default_factory=list,
         description="PEP identities trusted to assert a subject without a credential "
@@ -387,7 +413,8 @@ class Settings(BaseSettings):
     routes: list[RouteConfig] = Field(
         default_factory=list,
         description="Gateway route table (Envoy ext_authz, nginx auth_request): method + path "
-                    "-> action and resource, first match wins; unmatched requests are denied.")
+                    "-> action and resource, first match wins; unmatched requests are denied. "
+                    "Not set and --dev: the example table of pdp/gateway/example_routes.py.")
     verification_cache_size: int = Field(
         default=10000, ge=0, description="Verified credentials kept (LRU) until they expire.")
     identity_refresh_s: int = Field(
@@ -428,6 +455,14 @@ class Settings(BaseSettings):
         # `dev` comes only from a flag: the file and the environment may not set it.
         return (init_settings, _EnvWithoutFlags(settings_cls),
                 _TomlWithoutFlags(settings_cls))
+
+    @model_validator(mode="after")
+    def _dev_example_routes(self) -> Settings:
+        # `make run` must make the gateway guides work as written (docs/integrations.md):
+        # in --dev, a configuration that says nothing about routes gets the example table.
+        if self.dev and "routes" not in self.model_fields_set:
+            self.routes = [RouteConfig.model_validate(r) for r in EXAMPLE_ROUTES]
+        return self
 
     @property
     def sqlite_path(self) -> Path:
@@ -481,6 +516,6 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
 
 __all__ = [
     "AuditConfig", "BehaviourConfig", "BusinessHoursConfig", "ContextConfig",
-    "IssuerConfig", "LiveDefaultsConfig",
+    "IssuerConfig", "LiveDefaultsConfig", "LogConfig",
     "RouteConfig", "Settings", "TrustDomainConfig", "load_settings",
 ]

@@ -60,6 +60,7 @@ PACKAGES = ("pdp", "context")
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("leaves", frozenset({"pdp", "pdp.reasons", "pdp.pointers", "pdp.gateway"})),
     ("config", frozenset({"pdp.config"})),
+    ("config-docs", frozenset({"pdp.config_example"})),  # pdp.example.toml from the model
     ("engine", frozenset({"pdp.engine"})),
     ("context", frozenset({"context"})),
     ("identity", frozenset({"pdp.identity"})),

@@ -18,6 +18,7 @@ from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
+from pdp.api.requestlog import RequestLog, log_event, request_logger
 from pdp.components import Components, build_components
 from pdp.config import Settings, load_settings
 from pdp.metrics import mark_process_dead
@@ -55,8 +56,12 @@ def create_app(components: Components, *, watch: bool | None = None,
         try:
             yield
         finally:
+            # Said before the log closes (it may sign a last checkpoint) and after: uvicorn
+            # re-raises SIGTERM once the app is down, so nothing after this would be printed.
+            log_event("stopping", pid=os.getpid())
             components.close()
             mark_process_dead()  # --workers N: this worker leaves the live gauges
+            log_event("stopped", pid=os.getpid())
 
     app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.components = components
@@ -77,7 +82,11 @@ def create_app(components: Components, *, watch: bool | None = None,
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
     app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
-    app.add_middleware(HeaderLimits)  # outermost: 431 / bad X-Request-ID before anything
+    app.add_middleware(HeaderLimits)  # 431 / bad X-Request-ID before anything is parsed
+    log = components.settings.log
+    request_logger(log.format)  # also for the `stopping` line when requests are not logged
+    if log.requests:  # outermost: every answer gets its line, the limits' own included
+        app.add_middleware(RequestLog, fmt=log.format)
     return app
 
 

@@ -24,6 +24,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import from_json
 
+from pdp.api.problems import problem
+
 
 def parse_json(raw: bytes) -> Any:
     """The JSON value in ``raw``; ``json.JSONDecodeError`` (a ``ValueError``) naming why not."""
@@ -50,11 +52,46 @@ class StrictJSONRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        takes_body = self.body_field is not None
 
         async def strict(request: Request) -> Response:
-            return await handler(StrictJSONRequest(request.scope, request.receive))
+            strict_request = StrictJSONRequest(request.scope, request.receive)
+            if takes_body:
+                refused = await unsupported_media_type(strict_request)
+                if refused is not None:
+                    return refused
+            return await handler(strict_request)
 
         return strict
 
 
-__all__ = ["StrictJSONRequest", "StrictJSONRoute", "parse_json"]
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` structured syntax suffix (RFC 6839), any parameters."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+async def unsupported_media_type(request: Request) -> Response | None:
+    """A **415** problem when a body meant to be JSON is not declared as JSON, else None.
+
+    FastAPI would parse an undeclared body as JSON and answer a form-encoded one
+    (what ``curl -d`` sends without ``-H 'content-type: application/json'``) with a
+    422 saying the body is missing: true, but it sends the caller looking at their
+    fields instead of their header. A request that declares another media type,
+    or declares none and still sends bytes, is told what to send; an empty body
+    without a content type stays FastAPI's 422 (the body is missing). RFC 9110 §15.5.16.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        if not await request.body():
+            return None
+    elif is_json_media_type(content_type):
+        return None
+    return problem(415, "Unsupported media type",
+                   f"the body must be JSON, sent with content-type: application/json "
+                   f"(got {content_type or 'no content type'})")
+
+
+__all__ = ["StrictJSONRequest", "StrictJSONRoute", "is_json_media_type", "parse_json",
+           "unsupported_media_type"]

@@ -9,7 +9,8 @@ fuzzer (schemathesis, in ``tests/api/test_schemathesis.py``) finds each answer
 declared with its media type:
 
 - every operation: 400 (malformed JSON, a malformed ``X-Request-ID``) and 431;
-- with a body: 413; with parameters or a body: 422; with path parameters: 404;
+- with a body: 413 and 415 (not declared as JSON); with parameters or a body: 422;
+  with path parameters: 404;
 - behind ``admin_access`` or ``require_pep``: 401 and 403.
 
 Ref: https://www.rfc-editor.org/rfc/rfc9457 and https://spec.openapis.org/oas/v3.1.0
@@ -38,6 +39,7 @@ _WHY = {
     403: "The caller may not do this (a recorded decision)",
     404: "Not found",
     413: "Request body too large",
+    415: "The body is not declared as JSON (`content-type: application/json`)",
     422: "A field or parameter is missing or invalid",
     431: "Request headers too large",
 }
@@ -67,7 +69,7 @@ def declare_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:
             params = operation.get("parameters", [])
             statuses = {400, 431}
             if "requestBody" in operation:
-                statuses |= {413, 422}
+                statuses |= {413, 415, 422}
             if params:
                 statuses.add(422)
             if any(p.get("in") == "path" for p in params):

@@ -117,7 +117,7 @@ def serve(
         return
     server = uvicorn.Server(uvicorn.Config(
         create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
-        log_level="warning", access_log=False, **tls))  # decisions are logged, not requests
+        log_level="warning", access_log=False, **tls))  # the app logs requests ([log], requestlog)
     server.run(sockets=[listener])
 
 

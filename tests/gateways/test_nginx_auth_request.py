@@ -28,22 +28,12 @@ from tests.server import ServerProcess, free_port, run_cli, start_server
 
 ETL = "spiffe://example.org/services/etl"
 
+# The PDP runs as `make run` runs it (`pdp serve --dev`) plus the one line the guide adds:
+# nginx's address in `trusted_proxies` (the record names the door `nginx@127.0.0.1`). No
+# [[routes]]: the development defaults include the guide's table
+# (pdp/gateway/example_routes.py), so the guide's nginx configuration works as written.
 PDP_CONFIG = """
 trusted_proxies = ["127.0.0.1"]
-
-[[routes]]
-method = "GET"
-path = "/datasets/{name}"
-action = "read"
-resource_type = "App::Dataset"
-resource_id = "{name}"
-
-[[routes]]
-method = "PUT"
-path = "/datasets/{name}"
-action = "write"
-resource_type = "App::Dataset"
-resource_id = "{name}"
 """
 
 # The configuration docs/integrations.md shows, with test paths and ports filled in.

@@ -1,0 +1,168 @@
+"""One structured line per HTTP request, and the server's own start and stop events.
+
+The decision log records *decisions*; operators also need to see *requests*:
+which path answered what, how fast, for whom, and whether a 4xx came from a
+client's bytes (413, 415, 422) or from a refusal. :class:`RequestLog` writes one
+line per request after its answer was sent, to the ``pdp.requests`` logger on
+standard error, in one of two formats (``[log] format``):
+
+- ``text`` (the default), ``key=value`` pairs a person can read and ``grep``::
+
+      pdp: request method=GET path=/v1/gateway/envoy/datasets/ledger status=403 ms=1.9
+        request_id=7f3c decision_id=019ab0c2-... client=127.0.0.1
+
+- ``json``, one object per line for a log shipper (Loki, Elasticsearch, Cloud
+  Logging)::
+
+      {"event": "request", "method": "POST", "path": "/v1/authorize", "status": 200, ...}
+
+The query string is left out: it can carry what a caller did not mean to
+publish, and the decision log already has every decision's inputs. The
+request id (``X-Request-ID``, recorded with each decision) and, where the answer
+carries it in ``x-pdp-decision-id`` (the gateway doors), the decision id are the
+join keys into the decision log. A line is written for every answer the
+app gives, the middleware's own 4xx included, since this wraps them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LOGGER_NAME = "pdp.requests"
+
+LogFormat = Literal["text", "json"]
+
+MAX_FIELD = 256
+"""Longest path or request id written (cut with ``...``): a caller's bytes must not decide
+how much the log grows; the decision log keeps what a decision needs in full."""
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_FIELD else text[:MAX_FIELD] + "..."
+
+
+@dataclass(frozen=True)
+class RequestLine:
+    """What one request's line says."""
+
+    method: str
+    path: str
+    status: int
+    ms: float
+    client: str | None = None
+    request_id: str | None = None
+    decision_id: str | None = None
+
+    def fields(self) -> dict[str, object]:
+        values: dict[str, object] = {"method": self.method, "path": self.path,
+                                     "status": self.status, "ms": round(self.ms, 2)}
+        for name in ("request_id", "decision_id", "client"):
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value
+        return values
+
+
+def format_event(event: str, fields: dict[str, object], fmt: LogFormat) -> str:
+    """``event`` and its ``fields`` as one line: JSON, or ``pdp: event k=v ...``.
+
+    Text values with a space, a quote or ``=`` are JSON-quoted, so that a line
+    always splits back into the same pairs (a path may hold anything).
+    """
+    if fmt == "json":
+        return json.dumps({"event": event, **fields}, separators=(", ", ": "),
+                          ensure_ascii=False)
+    parts = [f"pdp: {event}"]
+    for key, value in fields.items():
+        text = str(value)
+        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+            text = json.dumps(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def request_logger(fmt: LogFormat) -> logging.Logger:
+    """The ``pdp.requests`` logger, writing bare lines (already formatted) to stderr.
+
+    Set up here, once per process, rather than by ``logging.basicConfig``: uvicorn
+    configures the root logger its own way, and the lines must not depend on it.
+    ``fmt`` is only remembered for :func:`log_event`.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if not any(getattr(h, "_pdp_request_log", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._pdp_request_log = True  # type: ignore[attr-defined]  # our own marker
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    logger.pdp_format = fmt  # type: ignore[attr-defined]  # read by log_event
+    return logger
+
+
+def log_event(event: str, **fields: object) -> None:
+    """A server event (``stopping``) in the request log's format, when it is set up."""
+    logger = logging.getLogger(LOGGER_NAME)
+    fmt: LogFormat = getattr(logger, "pdp_format", "text")
+    logger.info(format_event(event, fields, fmt))
+
+
+@dataclass
+class _Seen:
+    status: int = 500  # nothing sent: the server failed before answering
+    decision_id: str | None = None
+
+
+class RequestLog:
+    """ASGI middleware: one line per HTTP request, after its answer (see the module)."""
+
+    def __init__(self, app: ASGIApp, fmt: LogFormat = "text") -> None:
+        self.app = app
+        self.fmt = fmt
+        self.logger = request_logger(fmt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        seen = _Seen()
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen.status = int(message["status"])
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"x-pdp-decision-id":
+                        seen.decision_id = _bounded(value.decode("latin-1"))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self.logger.info(format_event("request", self._line(scope, seen, started).fields(),
+                                          self.fmt))
+
+    @staticmethod
+    def _line(scope: Scope, seen: _Seen, started: float) -> RequestLine:
+        request_id = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                request_id = _bounded(value.decode("latin-1"))
+        client = scope.get("client")
+        return RequestLine(
+            method=_bounded(str(scope.get("method", ""))),
+            path=_bounded(str(scope.get("path", ""))),
+            status=seen.status, ms=(time.perf_counter() - started) * 1000,
+            client=str(client[0]) if client else None, request_id=request_id,
+            decision_id=seen.decision_id)
+
+
+__all__ = ["LOGGER_NAME", "LogFormat", "RequestLine", "RequestLog", "format_event",
+           "log_event", "request_logger"]

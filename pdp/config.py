@@ -20,10 +20,11 @@ Example ``pdp.toml``::
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -328,6 +329,49 @@ class RouteConfig(BaseModel):
         return self
 
 
+class RetiredBrokerKey(BaseModel):
+    """A broker key taken out of signing: still published (JWKS) and trusted until ``until``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path = Field(description="PEM private key (EC P-256) that signed until rotation.")
+    until: datetime = Field(description="End of the overlap: after it, its tokens are refused.")
+
+
+class BrokerConfig(BaseModel):
+    """The credential broker (RFC 8693 token exchange, ``POST /v1/token``; docs/agents.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=True, description="Serve the exchange when a key is available (`key_file`, "
+                                  "or the dev key in --dev).")
+    issuer: str = Field(
+        default="urn:pdp:broker",
+        description="`iss` of the credentials it issues; the PDP trusts it out of the box.")
+    key_file: Path | None = Field(
+        default=None, description="PEM private key (EC P-256, ES256) that signs credentials. "
+                                  "None outside --dev: the broker is off.")
+    retired_keys: list[RetiredBrokerKey] = Field(
+        default_factory=list, description="Keys rotated out, each trusted until its `until`.")
+    rotation_overlap_s: int = Field(
+        default=900, ge=0,
+        description="After an in-process rotation, how long the old key stays trusted "
+                    "(at least the longest lifetime, so no token dies early).")
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="Audiences it issues for; the PDP's own `audience` is always one. "
+                    "Any other is refused with `invalid_target`.")
+    max_lifetime_s: int = Field(
+        default=900, ge=1, description="Longest lifetime of an issued credential (15 min).")
+    max_lifetime_by_issuer: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per subject-token issuer (`iss`, or `spiffe://<trust domain>`): a shorter "
+                    "maximum for the credentials it can be exchanged for.")
+    max_delegation_depth: int = Field(
+        default=3, ge=1, le=10, description="Most `act` levels of an issued credential.")
+
+
 class Settings(BaseSettings):
     """All of the PDP's configuration."""
 
@@ -398,6 +442,9 @@ class Settings(BaseSettings):
                                   "the certificate's X.509-SVID is the PEP's identity.")
     client_cert_required: bool = Field(
         default=False, description="With `client_ca_bundle`: refuse TLS clients without one.")
+    broker: BrokerConfig = Field(
+        default_factory=BrokerConfig,
+        description="The credential broker: task-scoped credentials after a policy decision.")
 
     @classmethod
     def settings_customise_sources(
@@ -464,7 +511,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
 
 
 __all__ = [
-    "AuditConfig", "BehaviourConfig", "BusinessHoursConfig", "ContextConfig",
+    "AuditConfig", "BehaviourConfig", "BrokerConfig", "BusinessHoursConfig", "ContextConfig",
     "IssuerConfig", "LiveDefaultsConfig",
     "RouteConfig", "Settings", "TrustDomainConfig", "load_settings",
 ]

@@ -14,6 +14,7 @@ from pdp.cli import audit as audit_cli
 from pdp.cli import context as context_cli
 from pdp.cli import grant as grant_cli
 from pdp.cli import revoke as revoke_cli
+from pdp.cli import task as task_cli
 from pdp.cli.common import ConfigOpt, DevOpt, PoliciesOpt, StateDirOpt, fail, settings_from
 from pdp.cli.impact import impact_command
 
@@ -23,6 +24,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(grant_cli.app, name="grant")
 app.add_typer(revoke_cli.app, name="revoke")
 app.add_typer(context_cli.app, name="context")
+app.add_typer(task_cli.app, name="task")
 app.command("unrevoke")(revoke_cli.unrevoke)
 app.command("impact")(impact_command)
 

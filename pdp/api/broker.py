@@ -28,11 +28,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.models import Problem
-from pdp.api.problems import problem
+from pdp.api.problems import PROBLEM_JSON, problem
 from pdp.audit.errors import AuditUnavailable
 from pdp.broker import Broker, Issued
 from pdp.broker.issuance import ExchangeAsk
@@ -48,6 +49,22 @@ JWT_TOKEN_TYPES = frozenset({TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS,
                              "urn:ietf:params:oauth:token-type:id_token"})
 MAX_TOKEN_CHARS = 16384
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+
+class OAuthError(BaseModel):
+    """An RFC 6749 §5.2 error answer; a refusal after verification adds the decision."""
+
+    error: str = Field(description="invalid_request, invalid_target, invalid_scope, "
+                                   "access_denied, unsupported_grant_type, "
+                                   "temporarily_unavailable")
+    error_description: str = Field(description="The sentence explaining it.")
+    decision_id: str | None = Field(default=None, description="The recorded decision.")
+    reason_codes: list[str] | None = Field(default=None, description="Which rule refused.")
+
+
+_OAUTH_OR_PROBLEM: dict[str, Any] = {
+    "model": OAuthError,
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 class ExchangeError(Exception):
@@ -69,16 +86,22 @@ _STATUS = {"access_denied": 403, "temporarily_unavailable": 503}
 
 @router.post(
     "/v1/token", summary="Exchange a credential for a task-scoped one (RFC 8693)",
-    responses={400: {"description": "RFC 6749 error: invalid_request, invalid_target, "
-                                    "invalid_scope, unsupported_grant_type"},
-               403: {"description": "access_denied: the bundle's policies refused"},
-               404: {"model": Problem}, 503: {"description": "temporarily_unavailable"}})
+    responses={400: {**_OAUTH_OR_PROBLEM,
+                     "description": "RFC 6749 error: invalid_request, invalid_target, "
+                                    "invalid_scope, unsupported_grant_type (or a malformed "
+                                    "X-Request-ID: problem details)"},
+               403: {"model": OAuthError,
+                     "description": "access_denied: the bundle's policies refused"},
+               404: {"model": Problem},
+               503: {"model": OAuthError, "description": "temporarily_unavailable"}})
 async def token_exchange(
         request: Request, components: ComponentsDep,
-        grant_type: Annotated[str, Form(description=f"Must be `{GRANT_TYPE}`.")],
+        grant_type: Annotated[str, Form(min_length=1, description=f"Must be `{GRANT_TYPE}`.")],
         subject_token: Annotated[str, Form(
-            max_length=MAX_TOKEN_CHARS, description="The caller's own verified credential.")],
-        subject_token_type: Annotated[str, Form(description="A JWT token type URN.")],
+            min_length=1, max_length=MAX_TOKEN_CHARS,
+            description="The caller's own verified credential.")],
+        subject_token_type: Annotated[str, Form(
+            min_length=1, description="A JWT token type URN.")],
         actor_token: Annotated[str | None, Form(
             max_length=MAX_TOKEN_CHARS,
             description="Delegation: the acting workload's own credential.")] = None,

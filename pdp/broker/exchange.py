@@ -11,7 +11,8 @@ One exchange, top to bottom (:meth:`Broker.exchange`):
    ``DecisionService`` as every door, so the decision is in the hash-chained log
    before anything is issued. Refusals in steps 1-3 are recorded as refused
    decisions with their reason code, so *every* exchange has a record;
-5. commit the credential's facts to its task (:mod:`pdp.broker.tasks`), then sign.
+5. commit the credential's facts to its task (:mod:`pdp.broker.tasks`), at the same
+   time as the decision's record (both name the new ``jti``), then sign.
 
 The log and the registry keep the facts (subject token SHA-256, requested and
 granted scope and lifetime, task, actor chain, the new ``jti``), never a token.
@@ -28,6 +29,7 @@ from typing import Any
 import jwt
 
 from context.clock import Clock
+from context.store import ContextUnavailable
 from pdp.broker.issuance import BrokerRules, ExchangeAsk, Plan, Refusal, plan_issuance
 from pdp.broker.keys import BrokerKeyring
 from pdp.broker.minting import issued_claims, sign
@@ -113,16 +115,27 @@ class Broker:
             return await self._refuse(base, sized.error, sized.code, sized.message,
                                       plan.identity)
         plan, base = sized, replace(base, context=_planned_context(ask, sized))
-        decision = await self.service.authorize(base)
-        if not decision.allowed:
-            failed = ReasonCode.AUDIT_UNAVAILABLE in decision.reason_codes
-            return Refused("temporarily_unavailable" if failed else "access_denied", decision)
         claims = issued_claims(plan, issuer=self.rules.issuer, now=now)
+        credential = _issued_credential(plan, claims)
+        # The recorded decision and the credential's row are two durable commits: made at
+        # once (the row names the jti the record names), and undone if the decision denies.
+        registering = asyncio.ensure_future(asyncio.to_thread(
+            self._register, plan, credential, subject_identity))
+        decision = await self.service.authorize(base)
         try:
-            await asyncio.to_thread(self._register, plan, claims, decision, subject_identity)
+            await registering
         except TaskClosed as e:
             return await self._refuse(base, "invalid_request", ReasonCode.BROKER_TASK_CLOSED,
                                       str(e), plan.identity)
+        except ContextUnavailable as e:
+            return await self._refuse(base, "temporarily_unavailable",
+                                      ReasonCode.AUDIT_UNAVAILABLE,
+                                      f"the task registry could not record the credential: {e}",
+                                      plan.identity)
+        if not decision.allowed:
+            await asyncio.to_thread(self.tasks.forget, credential)
+            failed = ReasonCode.AUDIT_UNAVAILABLE in decision.reason_codes
+            return Refused("temporarily_unavailable" if failed else "access_denied", decision)
         return Issued(sign(claims, self.keyring.current), claims, decision)
 
     def _sized_by_policy(self, request: AuthorizeInput, plan: Plan,
@@ -150,24 +163,27 @@ class Broker:
                            f"{cap} s")
         return replace(plan, lifetime_s=cap)
 
-    def _register(self, plan: Plan, claims: dict[str, Any], decision: Decision,
+    def _register(self, plan: Plan, credential: IssuedCredential,
                   subject: VerifiedIdentity) -> None:
-        if plan.new_task:
-            self.tasks.open(Task(id=plan.task.id, purpose=plan.task.purpose,
-                                 owner=subject.principal_id, opened_at=_iso(claims["iat"])))
-        identity = plan.identity
-        self.tasks.record(IssuedCredential(
-            task_id=plan.task.id, jti=plan.jti, subject=identity.principal_id,
-            actor_chain=((identity.actor, *identity.actor_chain) if identity.actor else ()),
-            audience=plan.audience, scopes=tuple(sorted(plan.scopes)),
-            issued_at=_iso(claims["iat"]), expires_at=_iso(claims["exp"]),
-            decision_id=decision.decision_id))
+        opening = (Task(id=plan.task.id, purpose=plan.task.purpose,
+                        owner=subject.principal_id, opened_at=credential.issued_at)
+                   if plan.new_task else None)
+        self.tasks.record(credential, opening=opening)
 
     async def _refuse(self, request: AuthorizeInput, error: str, code: str, message: str,
                       identity: VerifiedIdentity | None = None) -> Refused:
         decision = await self.service.authorize(replace(
             request, verified=identity, refused=DecisionError(ReasonCode(code), message)))
         return Refused(error, decision)
+
+
+def _issued_credential(plan: Plan, claims: dict[str, Any]) -> IssuedCredential:
+    identity = plan.identity
+    return IssuedCredential(
+        task_id=plan.task.id, jti=plan.jti, subject=identity.principal_id,
+        actor_chain=((identity.actor, *identity.actor_chain) if identity.actor else ()),
+        audience=plan.audience, scopes=tuple(sorted(plan.scopes)),
+        issued_at=_iso(claims["iat"]), expires_at=_iso(claims["exp"]))
 
 
 def _max_lifetime(annotations: Mapping[str, str]) -> int | None:
@@ -192,7 +208,7 @@ def _asked_context(ask: ExchangeAsk) -> dict[str, Any]:
     """What was asked, recorded even when the exchange is refused before the policies."""
     return {"scopes": sorted(ask.scopes or ()), "lifetime_s": ask.lifetime_s or 0,
             "task_id": ask.task_id or "", "purpose": ask.purpose or "", "actor": "",
-            "delegation_depth": 0, "subject_issuer": "",
+            "delegation_depth": 0, "subject_issuer": "", "jti": "",
             "requested_scopes": sorted(ask.scopes or ()),
             "requested_lifetime_s": ask.lifetime_s or 0}
 
@@ -202,7 +218,7 @@ def _planned_context(ask: ExchangeAsk, plan: Plan) -> dict[str, Any]:
     return {"scopes": sorted(plan.scopes), "lifetime_s": plan.lifetime_s,
             "task_id": plan.task.id, "purpose": plan.task.purpose,
             "actor": plan.identity.actor or "", "delegation_depth": plan.identity.chain_depth,
-            "subject_issuer": plan.identity.issuer,
+            "subject_issuer": plan.identity.issuer, "jti": plan.jti,
             "requested_scopes": sorted(ask.scopes or ()),
             "requested_lifetime_s": ask.lifetime_s or 0}
 

@@ -62,7 +62,6 @@ class IssuedCredential:
     scopes: tuple[str, ...]
     issued_at: str
     expires_at: str
-    decision_id: str
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "actor_chain": list(self.actor_chain),
@@ -97,20 +96,25 @@ class TaskRegistry:
     def credentials(self, task_id: str) -> list[IssuedCredential]:
         return list(self._credentials.get(task_id, ()))
 
-    def open(self, task: Task) -> Task:
-        """Open ``task`` unless it exists; return the task as stored (blocking I/O)."""
-        self.durable.write(TOPIC, {_task_key(task.id): _dump(asdict(task))}, only_new=True)
-        stored = self._tasks.get(task.id)
-        return stored if stored is not None else task
-
-    def record(self, credential: IssuedCredential) -> None:
-        """Commit ``credential`` to its task; :class:`TaskClosed` (and the credential
-        revoked) when the task was completed before or meanwhile (blocking I/O)."""
-        self.durable.write(TOPIC, {_cred_key(credential): _dump(credential.to_json())})
+    def record(self, credential: IssuedCredential, *, opening: Task | None = None) -> None:
+        """Commit ``credential`` to its task, opening the task (``opening``) unless it
+        exists, in one transaction; :class:`TaskClosed` (and the credential revoked) when
+        the task was completed before or meanwhile (blocking I/O)."""
+        puts = {_cred_key(credential): _dump(credential.to_json())}
+        if opening is not None:
+            puts[_task_key(opening.id)] = _dump(asdict(opening))
+        # only_new: an existing task row (its owner, its completion) is never overwritten;
+        # a credential's key holds its unique jti.
+        self.durable.write(TOPIC, puts, only_new=True)
         task = self._tasks.get(credential.task_id)
         if task is not None and not task.live:
             self._revoke([credential], by=task.completed_by, task_id=task.id)
             raise TaskClosed(f"task {task.id} was completed at {task.completed_at}")
+
+    def forget(self, credential: IssuedCredential) -> None:
+        """Remove the row of a credential that was not issued after all (its decision
+        denied: the log refused it, or a reload or revocation came in between)."""
+        self.durable.write(TOPIC, deletes=(_cred_key(credential),))
 
     def complete(self, task_id: str, *, by: str, now: datetime
                  ) -> tuple[Task, list[IssuedCredential]]:

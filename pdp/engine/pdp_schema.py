@@ -127,6 +127,7 @@ def _issue_action() -> dict[str, object]:
         subject_issuer=_STRING,        # `iss` of the subject token (the broker's: a re-delegation)
         requested_scopes=_STRINGS,     # as asked ([] when omitted: at most the subject's)
         requested_lifetime_s=_LONG,    # as asked (0 when omitted: as long as allowed)
+        jti=_STRING,                   # the id the credential will carry (the log's link)
     )
     exchange["attributes"].update({"live": {"type": "Live"}, "credential": {"type": "Credential"}})
     return {ISSUE_ACTION: {"appliesTo": {"principalTypes": ["Workload"],

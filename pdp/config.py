@@ -354,10 +354,6 @@ class BrokerConfig(BaseModel):
                                   "None outside --dev: the broker is off.")
     retired_keys: list[RetiredBrokerKey] = Field(
         default_factory=list, description="Keys rotated out, each trusted until its `until`.")
-    rotation_overlap_s: int = Field(
-        default=900, ge=0,
-        description="After an in-process rotation, how long the old key stays trusted "
-                    "(at least the longest lifetime, so no token dies early).")
     audiences: list[str] = Field(
         default_factory=list,
         description="Audiences it issues for; the PDP's own `audience` is always one. "

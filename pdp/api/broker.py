@@ -32,13 +32,16 @@ from pydantic import BaseModel, Field
 
 from pdp.api.admin_auth import AdminCaller, admin_access
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.forwarded import forwarded_credential
 from pdp.api.models import Problem
+from pdp.api.pep import tls_client_chain
 from pdp.api.problems import PROBLEM_JSON, problem
 from pdp.audit.errors import AuditUnavailable
 from pdp.broker import Broker, Issued
 from pdp.broker.issuance import ExchangeAsk
 from pdp.broker.minting import TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT
 from pdp.components import Components
+from pdp.identity.errors import IdentityError
 from pdp.identity.model import BearerToken, Credential
 
 router = APIRouter(tags=["broker"])
@@ -47,6 +50,9 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 TASK_DETAILS_TYPE = "urn:pdp:task"
 JWT_TOKEN_TYPES = frozenset({TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS,
                              "urn:ietf:params:oauth:token-type:id_token"})
+CONNECTION_TOKEN_TYPE = "urn:pdp:token-type:client-certificate"
+"""``subject_token_type`` naming the X.509-SVID of the mTLS connection, or the certificate a
+trusted proxy forwarded (``subject_token`` is then ignored: send ``-``)."""
 MAX_TOKEN_CHARS = 16384
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
@@ -101,7 +107,8 @@ async def token_exchange(
             min_length=1, max_length=MAX_TOKEN_CHARS,
             description="The caller's own verified credential.")],
         subject_token_type: Annotated[str, Form(
-            min_length=1, description="A JWT token type URN.")],
+            min_length=1, description=f"A JWT token type URN, or `{CONNECTION_TOKEN_TYPE}` "
+                                      "for the connection's X.509-SVID.")],
         actor_token: Annotated[str | None, Form(
             max_length=MAX_TOKEN_CHARS,
             description="Delegation: the acting workload's own credential.")] = None,
@@ -125,13 +132,14 @@ async def token_exchange(
         return problem(404, "No credential broker",
                        "the broker has no signing key: set [broker] key_file (docs/agents.md)")
     try:
+        connection = _connection_certificate(request, components, subject_token_type)
         ask, subject, actor = _parse(grant_type, subject_token, subject_token_type,
                                      actor_token, actor_token_type, audience, resource, scope,
                                      requested_token_type, authorization_details,
                                      default_audience=components.settings.audience)
     except ExchangeError as e:
         return _oauth_error(400, e.error, str(e))
-    outcome = await broker.exchange(subject=subject, actor=actor, ask=ask,
+    outcome = await broker.exchange(subject=connection or subject, actor=actor, ask=ask,
                                     request_id=request_id(request))
     if isinstance(outcome, Issued):
         claims = outcome.claims
@@ -152,7 +160,7 @@ def _parse(grant_type: str, subject_token: str, subject_token_type: str,
            ) -> tuple[ExchangeAsk, Credential, Credential | None]:
     if grant_type != GRANT_TYPE:
         raise ExchangeError("unsupported_grant_type", f"grant_type must be {GRANT_TYPE}")
-    if subject_token_type not in JWT_TOKEN_TYPES:
+    if subject_token_type not in JWT_TOKEN_TYPES | {CONNECTION_TOKEN_TYPE}:
         raise ExchangeError("invalid_request",
                             f"subject_token_type {subject_token_type!r} is not supported "
                             f"(one of: {', '.join(sorted(JWT_TOKEN_TYPES))})")
@@ -175,6 +183,25 @@ def _parse(grant_type: str, subject_token: str, subject_token_type: str,
     ask = ExchangeAsk(audience=target, scopes=scopes, lifetime_s=lifetime,
                       task_id=details.get("task_id"), purpose=details.get("purpose"))
     return ask, BearerToken(subject_token), (BearerToken(actor_token) if actor_token else None)
+
+
+def _connection_certificate(request: Request, components: Components,
+                            subject_token_type: str) -> Credential | None:
+    """The subject's X.509-SVID when ``subject_token_type`` names the connection's: a trusted
+    proxy's forwarded certificate, else the TLS client certificate (``ExchangeError`` if
+    there is none, or the forwarded header is malformed)."""
+    if subject_token_type != CONNECTION_TOKEN_TYPE:
+        return None
+    try:
+        chain = (forwarded_credential(request, components.settings)
+                 or tls_client_chain(request))
+    except IdentityError as e:
+        raise ExchangeError("invalid_request", f"the forwarded certificate: {e}") from e
+    if chain is None:
+        raise ExchangeError("invalid_request",
+                            "no client certificate: neither the TLS connection nor a trusted "
+                            "proxy presented one")
+    return chain
 
 
 def _task_details(raw: str | None) -> dict[str, Any]:

@@ -44,6 +44,9 @@ class GrantStore:
         if legacy and path is not None:
             durable.write(TOPIC, {g.id: _body(g) for g in legacy.values()}, only_new=True)
             path.rename(path.with_name(path.name + ".imported"))
+        from context.durable import TopicRows
+
+        self._rows = TopicRows(TOPIC)
         durable.subscribe(self._load)
 
     def add(self, grant: Grant) -> Grant:
@@ -84,6 +87,8 @@ class GrantStore:
         return tuple(g for g in self._grants.values() if g.active(now))
 
     def _load(self, snap: AdminSnapshot) -> None:
+        if not self._rows.moved(snap):
+            return  # another topic changed
         grants = {}
         for key, body in snap.rows(TOPIC).items():
             try:

@@ -84,6 +84,7 @@ class TaskRegistry:
         self._lock = threading.Lock()
         self._tasks: dict[str, Task] = {}
         self._credentials: dict[str, list[IssuedCredential]] = {}
+        self._parsed: dict[str, tuple[str, Task | IssuedCredential]] = {}
         durable.subscribe(self._load)
 
     def get(self, task_id: str) -> Task | None:
@@ -142,20 +143,32 @@ class TaskRegistry:
     def _load(self, snap: AdminSnapshot) -> None:
         tasks: dict[str, Task] = {}
         credentials: dict[str, list[IssuedCredential]] = {}
+        parsed: dict[str, tuple[str, Task | IssuedCredential]] = {}
         for key, body in snap.rows(TOPIC).items():
-            try:
-                data = json.loads(body)
-                if key.startswith("task:"):
-                    tasks[data["id"]] = Task(**data)
-                elif key.startswith("cred:"):
-                    credential = _credential(data)
-                    credentials.setdefault(credential.task_id, []).append(credential)
+            known = self._parsed.get(key)
+            try:  # a row parsed before (same body) is not parsed again
+                row = known[1] if known is not None and known[0] == body else _row(key, body)
             except (ValueError, KeyError, TypeError) as e:
                 log.warning("ignoring malformed task row %s: %s", key, e)
+                continue
+            parsed[key] = (body, row)
+            if isinstance(row, Task):
+                tasks[row.id] = row
+            else:
+                credentials.setdefault(row.task_id, []).append(row)
         for rows in credentials.values():
             rows.sort(key=lambda c: c.issued_at)
         with self._lock:
-            self._tasks, self._credentials = tasks, credentials
+            self._tasks, self._credentials, self._parsed = tasks, credentials, parsed
+
+
+def _row(key: str, body: str) -> Task | IssuedCredential:
+    data = json.loads(body)
+    if key.startswith("task:"):
+        return Task(**data)
+    if key.startswith("cred:"):
+        return _credential(data)
+    raise ValueError("neither task: nor cred:")
 
 
 def _credential(data: Mapping[str, Any]) -> IssuedCredential:

@@ -110,10 +110,22 @@ class Broker:
         if task is not None and plan.new_task and task.owner != subject_identity.principal_id:
             return await self._refuse(base, "invalid_request", ReasonCode.BROKER_TASK_FOREIGN,
                                       f"task {task.id} belongs to {task.owner}", plan.identity)
-        sized = self._sized_by_policy(base, plan, asked=ask.lifetime_s)
+        preview = self.service.preview(base)
+        recorded: Decision | None = None
+        if not preview.allowed:  # record the refusal; nothing to register
+            recorded = await self.service.authorize(base)
+            if not recorded.allowed:
+                return _refused(recorded)
+            preview = recorded  # the policies changed in between: go by the recorded answer
+        sized = self._sized_by_policy(preview, plan, asked=ask.lifetime_s)
         if isinstance(sized, Refusal):
             return await self._refuse(base, sized.error, sized.code, sized.message,
                                       plan.identity)
+        if recorded is not None and sized.lifetime_s != plan.lifetime_s:
+            return await self._refuse(base, "invalid_request",
+                                      ReasonCode.BROKER_LIFETIME_EXCEEDED,
+                                      "the policies changed during the exchange and now allow "
+                                      f"at most {sized.lifetime_s} s: ask again", plan.identity)
         plan, base = sized, replace(base, context=_planned_context(ask, sized))
         claims = issued_claims(plan, issuer=self.rules.issuer, now=now)
         credential = _issued_credential(plan, claims)
@@ -121,7 +133,7 @@ class Broker:
         # once (the row names the jti the record names), and undone if the decision denies.
         registering = asyncio.ensure_future(asyncio.to_thread(
             self._register, plan, credential, subject_identity))
-        decision = await self.service.authorize(base)
+        decision = recorded or await self.service.authorize(base)
         try:
             await registering
         except TaskClosed as e:
@@ -132,19 +144,17 @@ class Broker:
                                       ReasonCode.AUDIT_UNAVAILABLE,
                                       f"the task registry could not record the credential: {e}",
                                       plan.identity)
-        if not decision.allowed:
-            await asyncio.to_thread(self.tasks.forget, credential)
-            failed = ReasonCode.AUDIT_UNAVAILABLE in decision.reason_codes
-            return Refused("temporarily_unavailable" if failed else "access_denied", decision)
+        if not decision.allowed:  # the log refused it, or a reload came in between
+            await asyncio.to_thread(self.tasks.forget, credential, opened=plan.new_task)
+            return _refused(decision)
         return Issued(sign(claims, self.keyring.current), claims, decision)
 
-    def _sized_by_policy(self, request: AuthorizeInput, plan: Plan,
+    def _sized_by_policy(self, preview: Decision, plan: Plan,
                          *, asked: int | None) -> Plan | Refusal:
         """``plan`` with its lifetime cut to what the permitting policies allow
         (``@max_lifetime_s("600")`` on a permit), when the caller did not ask for one;
-        a refusal when it asked for more. Decided on an unrecorded preview, so that the
-        recorded decision is made on the lifetime actually issued."""
-        preview = self.service.preview(request)
+        a refusal when it asked for more. Read from an unrecorded ``preview`` of the
+        decision, so that the recorded decision is made on the lifetime actually issued."""
         if not preview.allowed:
             return plan
         bundle = self.service.bundles.current
@@ -175,6 +185,11 @@ class Broker:
         decision = await self.service.authorize(replace(
             request, verified=identity, refused=DecisionError(ReasonCode(code), message)))
         return Refused(error, decision)
+
+
+def _refused(decision: Decision) -> Refused:
+    failed = ReasonCode.AUDIT_UNAVAILABLE in decision.reason_codes
+    return Refused("temporarily_unavailable" if failed else "access_denied", decision)
 
 
 def _issued_credential(plan: Plan, claims: dict[str, Any]) -> IssuedCredential:

@@ -112,10 +112,14 @@ class TaskRegistry:
             self._revoke([credential], by=task.completed_by, task_id=task.id)
             raise TaskClosed(f"task {task.id} was completed at {task.completed_at}")
 
-    def forget(self, credential: IssuedCredential) -> None:
+    def forget(self, credential: IssuedCredential, *, opened: bool) -> None:
         """Remove the row of a credential that was not issued after all (its decision
-        denied: the log refused it, or a reload or revocation came in between)."""
+        denied: the log refused it, or a reload or revocation came in between), and the
+        task it ``opened`` if no other credential was issued for it meanwhile."""
         self.durable.write(TOPIC, deletes=(_cred_key(credential),))
+        task = self._tasks.get(credential.task_id)
+        if opened and task is not None and task.live and not self.credentials(task.id):
+            self.durable.write(TOPIC, deletes=(_task_key(task.id),))
 
     def complete(self, task_id: str, *, by: str, now: datetime
                  ) -> tuple[Task, list[IssuedCredential]]:

@@ -214,3 +214,29 @@ async def test_the_task_registry_lists_the_credential_for_auditors(
     planner = svid(PLANNER, ttl_s=60)
     refused = await client.get("/v1/tasks", headers={"authorization": f"Bearer {planner}"})
     assert refused.status_code == 403
+
+
+async def test_a_refused_exchange_opens_no_task(client, svid, components):
+    r = await exchange(client, svid(REPORTER), scope="reports:delete", details=task_details())
+    assert r.status_code == 403
+    assert components.broker.tasks.tasks() == [] and components.broker.tasks.get("T-1") is None
+
+
+async def test_a_decision_the_log_refuses_issues_nothing_and_leaves_no_row(
+        client, svid, components, monkeypatch):
+    from dataclasses import replace as swap
+
+    from pdp.reasons import ReasonCode
+
+    real = components.service.authorize
+
+    async def log_down(request):  # the preview allowed; the recorded decision fails closed
+        decision = await real(request)
+        return swap(decision, decision="deny", reason_codes=(ReasonCode.AUDIT_UNAVAILABLE,))
+
+    monkeypatch.setattr(components.service, "authorize", log_down)
+    r = await exchange(client, svid(REPORTER), details=task_details("T-down"))
+    assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
+    assert "access_token" not in r.json()
+    assert components.broker.tasks.get("T-down") is None
+    assert components.broker.tasks.credentials("T-down") == []

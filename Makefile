@@ -46,6 +46,7 @@ test-fast: install lint
 	  --ignore=tests/workload_api/test_end_to_end_fastapi.py \
 	  --ignore=tests/workload_api/test_end_to_end_express.py \
 	  --ignore=tests/deploy/test_compose_topology.py \
+	  --ignore=tests/broker/test_replicas.py \
 	  $(PYTEST_ARGS)
 
 # Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import audit_log, engine_overhead, identity_cache, scale
+from bench import audit_log, broker, engine_overhead, identity_cache, scale
 from bench.harness import Comparison, machine, record, table
 
 
@@ -26,6 +26,7 @@ SECTIONS: dict[str, Callable[[], int]] = {
     "scale": _table_section("Scale with policy count", "python -m bench scale", scale.run),
     "identity": identity_cache.main,
     "audit": audit_log.main,
+    "broker": broker.main,
 }
 
 

@@ -231,6 +231,23 @@ class DurableState:
                 log.exception("admin state listener")
 
 
+class TopicRows:
+    """Whether a new snapshot changed one topic's rows: every listener hears every
+    change (a revocation, a grant, a broker task), and re-reading rows that did not
+    change costs a parse of each (and, for context, a new context version)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._seen: Mapping[str, str] | None = None
+
+    def moved(self, snap: AdminSnapshot) -> bool:
+        rows = snap.rows(self.topic)
+        if self._seen is not None and rows == self._seen:
+            return False
+        self._seen = dict(rows)
+        return True
+
+
 class DurableRevocationStore:
     """Revocations from the durable copy (``context.revocations.RevocationStore``).
 
@@ -250,6 +267,7 @@ class DurableRevocationStore:
         self._entries: dict[str, RevocationEntry] = {}
         self._index = RevocationIndex(())
         self._version = 0
+        self._rows = TopicRows(self.topic)
         state.subscribe(self._load)
 
     @property
@@ -296,6 +314,8 @@ class DurableRevocationStore:
         return entry
 
     def _load(self, snap: AdminSnapshot) -> None:
+        if not self._rows.moved(snap):
+            return  # another topic changed (a task, a grant): the index stays as it is
         entries = {}
         for key, body in snap.rows(self.topic).items():
             try:
@@ -322,6 +342,7 @@ class DurableContextStore:
         self.state = state
         self._admin: tuple[str, dict[str, Entry]] = ("", {})
         self._merged: tuple[object, object, ContextState] | None = None
+        self._rows = TopicRows(self.topic)
         state.subscribe(self._load)
 
     def view(self) -> StoreView:
@@ -367,6 +388,8 @@ class DurableContextStore:
         self.inner.close()
 
     def _load(self, snap: AdminSnapshot) -> None:
+        if not self._rows.moved(snap):
+            return  # another topic changed: the context version stays (PEP caches keep)
         entries: dict[str, Entry] = {}
         for key, body in snap.rows(self.topic).items():
             try:
@@ -380,4 +403,4 @@ def _auto(key: str) -> bool:
     return key.startswith(AUTO_RISK_PREFIX)
 
 
-__all__ = ["DurableContextStore", "DurableRevocationStore", "DurableState"]
+__all__ = ["DurableContextStore", "DurableRevocationStore", "DurableState", "TopicRows"]

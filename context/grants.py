@@ -18,13 +18,10 @@ import threading
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from context.admin_store import AdminSnapshot
+from context.durable import DurableState, TopicRows
 from pdp.engine.grants import Grant
-
-if TYPE_CHECKING:
-    from context.durable import DurableState
 
 log = logging.getLogger("pdp.context.grants")
 TOPIC = "grants"
@@ -44,6 +41,8 @@ class GrantStore:
         if legacy and path is not None:
             durable.write(TOPIC, {g.id: _body(g) for g in legacy.values()}, only_new=True)
             path.rename(path.with_name(path.name + ".imported"))
+
+        self._rows = TopicRows(TOPIC)
         durable.subscribe(self._load)
 
     def add(self, grant: Grant) -> Grant:
@@ -84,6 +83,8 @@ class GrantStore:
         return tuple(g for g in self._grants.values() if g.active(now))
 
     def _load(self, snap: AdminSnapshot) -> None:
+        if not self._rows.moved(snap):
+            return  # another topic changed
         grants = {}
         for key, body in snap.rows(TOPIC).items():
             try:

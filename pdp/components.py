@@ -22,6 +22,8 @@ from pdp.audit.factory import open_configured_log
 from pdp.audit.maintenance import AuditMaintenance, start_maintenance
 from pdp.audit.redact import Redactor
 from pdp.audit.store import DecisionStore
+from pdp.broker import Broker, BrokerKeyring, build_broker
+from pdp.broker.trust import broker_issuer, broker_key_source
 from pdp.config import Settings
 from pdp.decision.service import DecisionService
 from pdp.engine.sources import BundleSource, DirectorySource, GitSource
@@ -58,6 +60,8 @@ class Components:
     audit_maintenance: AuditMaintenance | None = None
     # The durable copy of revocations, incidents, risk and grants (context.durable).
     admin_state: DurableState | None = None
+    # The credential broker (pdp.broker): None when it has no key (no key_file outside --dev).
+    broker: Broker | None = None
 
     def close(self) -> None:
         self.bundles.stop_watching()
@@ -100,9 +104,13 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
         live.store = DurableContextStore(live.store, admin_state)
     if revocations is None:  # Redis: also what replicas with a store of their own revoked
         revocations = DurableRevocationStore(admin_state, shared=shared)
+    # The PDP trusts its own credential broker as an issuer, out of the box (pdp.broker.trust).
+    keyring = BrokerKeyring.load(settings.broker, state_dir=settings.state_dir, dev=settings.dev)
     verifier = IdentityVerifier.from_settings(
         settings, dev_issuer=dev_issuer, deny_list=StoreRevocationCheck(revocations),
-        observer=metrics.observe_identity_source)
+        observer=metrics.observe_identity_source,
+        extra_issuers=([(broker_issuer(settings), broker_key_source(keyring, clock.now))]
+                       if keyring is not None else ()))
 
     bundles = BundleStore(bundle_source(settings))
     bundles.subscribe(metrics.observe_reload)
@@ -133,6 +141,9 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
     if redis_link is not None:
         admin_state.attach_redis(redis_link)
     admin_state.start_polling()
+    broker = (build_broker(settings, keyring, service=service, durable=admin_state,
+                           revocations=revocations, clock=clock)
+              if keyring is not None else None)
     loaded = bundles.current
     service.record_admin_event_sync(
         "bundle.load", principal=None, authorized_by=None,
@@ -142,7 +153,8 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
                       dev_issuer=dev_issuer, live=live, log=log, clock=clock,
                       metrics=metrics, service=service, archive=archive,
                       revocations=revocations, behaviour=behaviour,
-                      audit_maintenance=audit_maintenance, admin_state=admin_state)
+                      audit_maintenance=audit_maintenance, admin_state=admin_state,
+                      broker=broker)
 
 
 

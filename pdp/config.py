@@ -20,6 +20,7 @@ Example ``pdp.toml``::
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -358,6 +359,43 @@ class LogConfig(Section):
                                   "status, milliseconds, request id, decision id, client).")
 
 
+class RetiredBrokerKey(BaseModel):
+    """A broker key taken out of signing: still published (JWKS) and trusted until ``until``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path = Field(description="PEM private key (EC P-256) that signed until rotation.")
+    until: datetime = Field(description="End of the overlap: after it, its tokens are refused.")
+
+
+class BrokerConfig(Section):
+    """The credential broker (RFC 8693 token exchange, ``POST /v1/token``; docs/agents.md)."""
+
+    enabled: bool = Field(
+        default=True, description="Serve the exchange when a key is available (`key_file`, "
+                                  "or the dev key in --dev).")
+    issuer: str = Field(
+        default="urn:pdp:broker",
+        description="`iss` of the credentials it issues; the PDP trusts it out of the box.")
+    key_file: Path | None = Field(
+        default=None, description="PEM private key (EC P-256, ES256) that signs credentials. "
+                                  "None outside --dev: the broker is off.")
+    retired_keys: list[RetiredBrokerKey] = Field(
+        default_factory=list, description="Keys rotated out, each trusted until its `until`.")
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="Audiences it issues for; the PDP's own `audience` is always one. "
+                    "Any other is refused with `invalid_target`.")
+    max_lifetime_s: int = Field(
+        default=900, ge=1, description="Longest lifetime of an issued credential (15 min).")
+    max_lifetime_by_issuer: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per subject-token issuer (`iss`, or `spiffe://<trust domain>`): a shorter "
+                    "maximum for the credentials it can be exchanged for.")
+    max_delegation_depth: int = Field(
+        default=3, ge=1, le=10, description="Most `act` levels of an issued credential.")
+
+
 class Settings(BaseSettings):
     """All of the PDP's configuration."""
 
@@ -441,6 +479,9 @@ class Settings(BaseSettings):
                                    "restart; client certificates are asked for from the "
                                    "agent's CAs unless `client_ca_bundle` is given. Instead "
                                    "of `tls_cert`/`tls_key`; one worker only.")
+    broker: BrokerConfig = Field(
+        default_factory=BrokerConfig,
+        description="The credential broker: task-scoped credentials after a policy decision.")
 
     @classmethod
     def settings_customise_sources(
@@ -515,7 +556,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
 
 
 __all__ = [
-    "AuditConfig", "BehaviourConfig", "BusinessHoursConfig", "ContextConfig",
+    "AuditConfig", "BehaviourConfig", "BrokerConfig", "BusinessHoursConfig", "ContextConfig",
     "IssuerConfig", "LiveDefaultsConfig", "LogConfig",
     "RouteConfig", "Settings", "TrustDomainConfig", "load_settings",
 ]

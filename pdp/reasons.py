@@ -1,7 +1,7 @@
 """The closed set of reason codes a decision can carry.
 
 A reason code is a dotted string; the prefix names the layer that refused
-(``identity``, ``request``, ``policy``, ``engine``, ``context``, ``audit``).
+(``identity``, ``request``, ``policy``, ``engine``, ``context``, ``broker``, ``audit``).
 They are stable API: PEPs, dashboards and auditors match on them, so add new
 codes here and never rename one.
 """
@@ -52,6 +52,18 @@ class ReasonCode(StrEnum):
 
     # Live context was stale or unreachable and defaults were used.
     CONTEXT_DEGRADED = "context.degraded"
+
+    # The credential broker refused an exchange before or beside the policies
+    # (pdp.broker.issuance): never wider, never longer.
+    BROKER_UNKNOWN_AUDIENCE = "broker.unknown_audience"
+    BROKER_SCOPE_WIDENED = "broker.scope_widened"
+    BROKER_LIFETIME_EXCEEDED = "broker.lifetime_exceeded"
+    BROKER_DELEGATION_DEPTH = "broker.delegation_depth"
+    BROKER_FOREIGN_ACTOR = "broker.foreign_actor"
+    BROKER_SELF_EXCHANGE = "broker.self_exchange"
+    BROKER_TASK_CLOSED = "broker.task_closed"
+    BROKER_TASK_FOREIGN = "broker.task_foreign"
+    BROKER_INVALID_REQUEST = "broker.invalid_request"
 
     # The decision could not be recorded durably.
     AUDIT_UNAVAILABLE = "audit.unavailable"

@@ -66,7 +66,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("identity", frozenset({"pdp.identity"})),
     ("decision", frozenset({"pdp.decision"})),
     ("stores", frozenset({"pdp.audit", "pdp.metrics"})),
-    ("authoring", frozenset({"pdp.authoring"})),
+    ("authoring", frozenset({"pdp.authoring", "pdp.broker"})),  # callers of the decision service
     ("components", frozenset({"pdp.components"})),
     ("api", frozenset({"pdp.api"})),
     ("cli", frozenset({"pdp.cli"})),

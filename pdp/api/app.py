@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from pdp import __version__
 from pdp.api import audit as audit_api
 from pdp.api import authorize, authzen, context_admin, decisions, gateways, ops, revocations
+from pdp.api import broker as broker_api
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
 from pdp.api.limits import BodySizeLimit, HeaderLimits
@@ -74,6 +75,8 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(ops.router)
     app.include_router(grants_api.router)  # task grants: /v1/grants
     app.include_router(revocations.router)  # /v1/revocations (identity admin)
+    # The credential broker: /v1/token (RFC 8693), its JWKS and metadata, /v1/tasks.
+    app.include_router(broker_api.router)
     # AuthZEN 1.0: /access/v1/*, /.well-known/authzen-configuration
     app.include_router(authzen.router)
     app.include_router(gateways.router)  # Envoy ext_authz, nginx auth_request: /v1/gateway/*

@@ -23,6 +23,7 @@ from pdp.cli import context as context_cli
 from pdp.cli import grant as grant_cli
 from pdp.cli import revoke as revoke_cli
 from pdp.cli import serve as serve_cli
+from pdp.cli import task as task_cli
 from pdp.cli import token as token_cli
 from pdp.cli.common import PANEL_ADMIN, PANEL_AUDIT, PANEL_AUTHOR, PANEL_SERVE
 from pdp.cli.impact import impact_command
@@ -59,6 +60,7 @@ app.add_typer(context_cli.app, name="context", rich_help_panel=PANEL_ADMIN)
 app.add_typer(revoke_cli.app, name="revoke", rich_help_panel=PANEL_ADMIN)
 app.command("unrevoke", rich_help_panel=PANEL_ADMIN)(revoke_cli.unrevoke)
 app.add_typer(grant_cli.app, name="grant", rich_help_panel=PANEL_ADMIN)
+app.add_typer(task_cli.app, name="task", rich_help_panel=PANEL_ADMIN)
 
 
 def main() -> None:  # pragma: no cover - console entry point

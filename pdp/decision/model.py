@@ -69,6 +69,11 @@ class AuthorizeInput:
     # maps, a malformed forwarded certificate, a PEP not allowed to ask): the service
     # denies it with this error and records it like every other decision.
     refused: DecisionError | None = None
+    # The credential was already verified by the caller (the credential broker verified
+    # the subject and actor tokens, and decides for the identity the issued credential
+    # would carry): the service decides for it as it is. ``credential`` is still given,
+    # so the record keeps its SHA-256.
+    verified: VerifiedIdentity | None = None
 
 
 @dataclass(frozen=True, slots=True)

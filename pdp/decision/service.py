@@ -80,6 +80,12 @@ class DecisionService:
         return list(await asyncio.gather(*(
             self._commit(d, rec, r, started) for (d, rec), r in zip(decided, requests))))
 
+    def preview(self, request: AuthorizeInput) -> Decision:
+        """Decide ``request`` without recording it: never an answer for a caller. The
+        credential broker uses it to learn which policies would permit an exchange (their
+        ``@max_lifetime_s``) before it asks, recorded, for the credential it will issue."""
+        return self._decide(request, time.perf_counter())[0]
+
     def authorize_sync(self, request: AuthorizeInput) -> Decision:
         """The same as ``authorize`` for callers without an event loop (the CLI)."""
         started = time.perf_counter()
@@ -124,10 +130,13 @@ class DecisionService:
         bundle = self.bundles.current
         principal = None
         if request.refused is not None:  # refused at the door: nothing to verify or evaluate
-            decision = self._outcomes(request, now, None, bundle).error(request.refused)
+            decision = self._outcomes(request, now, request.verified, bundle).error(
+                request.refused)
             return decision, self._record(decision, request, started, bundle)
         try:
-            if request.asserted is not None:
+            if request.verified is not None:
+                identity = request.verified
+            elif request.asserted is not None:
                 # A trusted assertor named the subject (the API checked it may): no credential.
                 identity, principal = asserted_principal(request.asserted)
             else:

@@ -39,7 +39,13 @@ ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
     "identity": ("identity.revocations.read", "identity.revoke", "identity.unrevoke"),
     "audit": ("audit.read", "audit.verify", "audit.replay", "audit.export"),
     "policy": ("policy.reload", "policy.grants.read", "policy.grant", "policy.ungrant"),
+    # The credential broker's tasks (pdp.broker): list them, complete one.
+    "broker": ("broker.tasks.read", "broker.task.complete"),
 }
+# The credential broker's exchange (RFC 8693, pdp.broker): `credential.issue` on the
+# requested audience, `Pdp::Audience::"<aud>"`, with what is asked in the context.
+AUDIENCE_TYPE = "Pdp::Audience"
+ISSUE_ACTION = "credential.issue"
 LIVE_ATTR = "live"
 CREDENTIAL_ATTR = "credential"
 RESERVED_CONTEXT_ATTRS = (LIVE_ATTR, CREDENTIAL_ATTR)
@@ -110,9 +116,32 @@ def _admin_actions() -> dict[str, object]:
     return actions
 
 
+def _issue_action() -> dict[str, object]:
+    """``credential.issue``: may the subject (acting through ``actor``) get a credential
+    for the audience with these scopes, this long? The context names what was asked,
+    after the broker's own never-wider/never-longer rules (docs/agents.md)."""
+    exchange = _attrs(
+        scopes=_STRINGS,               # the scopes the issued credential would carry
+        lifetime_s=_LONG,              # its lifetime in seconds, already capped
+        task_id=_STRING,               # the task it is for
+        purpose=_STRING,               # the task's free-text purpose
+        actor=_STRING,                 # the acting workload (actor_token), "" if none
+        delegation_depth=_LONG,        # `act` levels of the credential to be issued
+        subject_issuer=_STRING,        # `iss` of the subject token (the broker's: a re-delegation)
+        requested_scopes=_STRINGS,     # as asked ([] when omitted: at most the subject's)
+        requested_lifetime_s=_LONG,    # as asked (0 when omitted: as long as allowed)
+        jti=_STRING,                   # the id the credential will carry (the log's link)
+    )
+    exchange["attributes"].update({"live": {"type": "Live"}, "credential": {"type": "Credential"}})
+    return {ISSUE_ACTION: {"appliesTo": {"principalTypes": ["Workload"],
+                                         "resourceTypes": ["Audience"], "context": exchange}}}
+
+
 # Pdp::Admin::"<area>" is the resource of an admin action ("context", "identity", ...).
 _PDP_SCHEMA_JSON[PDP_NAMESPACE]["entityTypes"]["Admin"] = {}
-_PDP_SCHEMA_JSON[PDP_NAMESPACE]["actions"] = _admin_actions()
+# Pdp::Audience::"<aud>": a service a broker-issued credential is for.
+_PDP_SCHEMA_JSON[PDP_NAMESPACE]["entityTypes"]["Audience"] = {}
+_PDP_SCHEMA_JSON[PDP_NAMESPACE]["actions"] = {**_admin_actions(), **_issue_action()}
 
 
 def pdp_schema_json(*, admin_actions: bool = True,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -172,6 +172,7 @@ class IdentityVerifier:
         deny_list: RevocationCheck | None = None,
         cache_size: int | None = None,
         observer: StatusObserver | None = None,
+        extra_issuers: Sequence[tuple[OAuthIssuer, KeySource]] = (),
     ) -> IdentityVerifier:
         """Build from settings and read every trust source now.
 
@@ -182,6 +183,8 @@ class IdentityVerifier:
         refresh. With ``dev_issuer``, its trust domain (``example.org``) is
         trusted with the dev key added to any configured bundle of that domain.
         ``cache_size`` defaults to ``settings.verification_cache_size``.
+        ``extra_issuers``: issuers configured in code with their key source (the PDP's
+        own credential broker, ``pdp.broker.trust``).
         """
         _check_unique([td.name for td in settings.trust_domains], "trust domain")
         _check_unique([i.name for i in settings.issuers], "issuer name")
@@ -199,7 +202,9 @@ class IdentityVerifier:
             workload_api.start()
         sources = ([_bundle_source(td, settings, workload_api) for td in settings.trust_domains]
                    + [_jwks_source(cfg, issuer, settings)
-                      for cfg, issuer in zip(settings.issuers, issuers)])
+                      for cfg, issuer in zip(settings.issuers, issuers)]
+                   + [source for _, source in extra_issuers])
+        issuers += [issuer for issuer, _ in extra_issuers]
         store = TrustStore.load(sources, issuers=issuers, extra_jwt_keys=extra_keys,
                                 observer=observer)
         size = settings.verification_cache_size if cache_size is None else cache_size

@@ -52,6 +52,13 @@ include-tag = "audit"
 headers = {{ Authorization = "Bearer {auditor}" }}
 # Cursors are opaque and timestamps are parsed by the log: a well-typed but unusable one is 400.
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409]
+
+# The credential broker (RFC 8693): a well-typed exchange with a credential that does not
+# verify, or that the policies refuse, is an RFC 6749 error (400, 403), as the RFC says.
+# (Before the per-path entries below: the first matching entry applies.)
+[[operations]]
+include-tag = "broker"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 422, 503]
 {_SEMANTIC}
 """)
     return path

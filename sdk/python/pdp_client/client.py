@@ -36,6 +36,7 @@ import httpx
 from pdp_client.cache import DecisionCache
 from pdp_client.errors import PDPError, PDPResponseError, PDPUnreachable
 from pdp_client.models import Decision, Resource, ResourceLike
+from pdp_client.tasks import TaskToken, aexchange, exchange
 
 DEFAULT_URL = "http://127.0.0.1:8181"
 DEFAULT_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
@@ -219,6 +220,12 @@ class PDPClient:
                 plan.fail(chunk, e)
         return plan.decisions()
 
+    def exchange(self, *, subject_token: str, audience: str, **options: Any) -> TaskToken:
+        """Exchange ``subject_token`` for a task credential (RFC 8693; options: ``scope``,
+        ``actor_token``, ``task_id``, ``purpose``, ``lifetime_s``). Raises ``ExchangeRefused``
+        with the PDP's sentence and decision id when refused (``pdp_client.tasks``)."""
+        return exchange(self._http, subject_token=subject_token, audience=audience, **options)
+
     def _post(self, path: str, body: dict[str, Any], request_id: str | None) -> httpx.Response:
         try:
             return self._http.post(path, json=body, headers=self._core.headers(request_id))
@@ -296,6 +303,12 @@ class AsyncPDPClient:
             except PDPError as e:
                 plan.fail(chunk, e)
         return plan.decisions()
+
+    async def exchange(self, *, subject_token: str, audience: str,
+                       **options: Any) -> TaskToken:
+        """The same as ``PDPClient.exchange``."""
+        return await aexchange(self._http, subject_token=subject_token, audience=audience,
+                               **options)
 
     async def _post(self, path: str, body: dict[str, Any],
                     request_id: str | None) -> httpx.Response:

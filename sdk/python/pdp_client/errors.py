@@ -6,6 +6,7 @@ with a deny ``Decision`` carrying the same reason code. The hierarchy::
     PDPError                    the PDP did not give a decision
     ├── PDPUnreachable          pdp.unreachable: connect/read failed or timed out
     ├── PDPResponseError        pdp.error (5xx, not a decision) or pdp.rejected (4xx)
+    │   └── ExchangeRefused     the broker refused a token exchange (always raised)
     └── CredentialUnavailable   pdp.credential_unavailable: this service's own credential
                                 (``pep_token``) could not be had, e.g. no Workload API
 """
@@ -51,4 +52,21 @@ class CredentialUnavailable(PDPError):
     code = PDP_CREDENTIAL_UNAVAILABLE
 
 
-__all__ = ["CredentialUnavailable", "PDPError", "PDPResponseError", "PDPUnreachable"]
+__all__ = [
+    "CredentialUnavailable", "ExchangeRefused", "PDPError", "PDPResponseError", "PDPUnreachable",
+]
+
+
+class ExchangeRefused(PDPResponseError):
+    """The broker refused a token exchange (RFC 6749 ``error``): raised whatever
+    ``on_failure`` says, since there is no credential to fail closed with.
+
+    ``description`` is the PDP's sentence; ``decision_id`` finds the refusal in the
+    decision log; ``reason_codes`` say which rule refused (``broker.scope_widened``...).
+    """
+
+    def __init__(self, *, error: str, description: str, decision_id: str | None,
+                 reason_codes: tuple[str, ...], status: int) -> None:
+        super().__init__(f"{error}: {description}", status=status)
+        self.error, self.description = error, description
+        self.decision_id, self.reason_codes = decision_id, reason_codes

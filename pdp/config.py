@@ -193,7 +193,7 @@ class AuditConfig(BaseModel):
     @field_validator("redact")
     @classmethod
     def _check_redact(cls, pointers: list[str]) -> list[str]:
-        from pdp.audit.redact import check_redaction_pointer
+        from pdp.audit.auditing.redact import check_redaction_pointer
 
         for pointer in pointers:
             check_redaction_pointer(pointer)  # BadPointer is a ValueError: a config error

@@ -6,12 +6,12 @@
 how tampering is detected.
 """
 
+from pdp.audit.chain.hashchain import GENESIS, ChainReport, link_hash, verify_chain
 from pdp.audit.errors import AuditError, AuditUnavailable, DuplicateDecision
 from pdp.audit.factory import open_decision_log
-from pdp.audit.hashchain import GENESIS, ChainReport, link_hash, verify_chain
-from pdp.audit.memory import MemoryDecisionLog
+from pdp.audit.memory.log import MemoryDecisionLog
 from pdp.audit.query import DecisionFilter, Page
-from pdp.audit.sqlite import SqliteDecisionLog
+from pdp.audit.sqlite.log import SqliteDecisionLog
 from pdp.audit.store import DecisionLog, DecisionStore, QueryableLog
 
 __all__ = [

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class RequestRedactor(Protocol):
-    """Erases configured parts of the logged request (``pdp.audit.redact.Redactor``)."""
+    """Erases configured parts of the logged request (``pdp.audit.auditing.redact.Redactor``)."""
 
     def redact(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]: ...
 

@@ -2,7 +2,7 @@
 
 Durability costs one fsync per transaction, not per record, so one writer
 thread commits everything queued since its last commit in one transaction
-(see :mod:`pdp.audit.groupcommit`). With ``synchronous=FULL`` (the default) a
+(see :mod:`pdp.audit.chain.groupcommit`). With ``synchronous=FULL`` (the default) a
 commit is on disk before any caller hears "stored"; ``NORMAL`` survives a
 crash of the process (the WAL is written) but not of the machine.
 
@@ -12,9 +12,9 @@ the next insert collides on ``seq``; the batch is then redone under the write
 lock from the head on disk, so several processes sharing a file keep one chain.
 
 Besides ``decisions`` the file holds ``checkpoints`` (signed heads, see
-:mod:`pdp.audit.checkpoint`) and the principal index, which the writer fills
+:mod:`pdp.audit.chain.checkpoint`) and the principal index, which the writer fills
 every ``index_every`` records once the batch's callers were answered (see
-:mod:`pdp.audit.sqlite_index`); :mod:`pdp.audit.sqlite_schema` lists the
+:mod:`pdp.audit.sqlite.principal_index`); :mod:`pdp.audit.sqlite.schema` lists the
 tables and indexes.
 """
 
@@ -22,48 +22,53 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from pdp.audit import sqlite_index, sqlite_read
-from pdp.audit.checkpoint import Checkpoint
+from pdp.audit.chain.groupcommit import Append, Outcome, Row, unavailable
+from pdp.audit.chain.hashchain import GENESIS, ChainReport
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
-from pdp.audit.hashchain import GENESIS, ChainReport
-from pdp.audit.query import DecisionFilter, Page
-from pdp.audit.records import PreparedRecord, StoredRow, loaded
-from pdp.audit.sqlite_schema import (
+from pdp.audit.query import DecisionFilter
+from pdp.audit.records import PreparedRecord
+from pdp.audit.sql.log import (
+    SqlDecisionLog,
+    connection_for_one_call,
+    read_head,
+    stored_records,
+)
+from pdp.audit.sqlite import principal_index
+from pdp.audit.sqlite.dialect import SQLITE
+from pdp.audit.sqlite.pages import page_sql
+from pdp.audit.sqlite.schema import (
     ROWS_PER_INSERT,
-    STORED,
     SYNCHRONOUS,
     connect,
     insert_atomically,
     insert_rows,
     migrate,
-    read_head,
     rollback_quietly,
 )
 
 log = logging.getLogger(__name__)
 
-DELETE_CHUNK = 10_000
-"""Rows deleted per transaction by retention, so appends never wait long for the lock."""
-
 _CUT = 64  # batch sizes above this are cut to multiples of it (see _batch_size)
 
 
-class SqliteDecisionLog(GroupCommitLog):
+class SqliteDecisionLog(SqlDecisionLog):
     """A :class:`~pdp.audit.store.DecisionStore` in one SQLite file.
 
     Reads open their own connections and never wait for the writer (WAL). Also
-    a :class:`~pdp.audit.checkpoint.CheckpointStore`. Use as a context manager,
+    a :class:`~pdp.audit.chain.checkpoint.CheckpointStore`. Use as a context manager,
     or call :meth:`close`.
     """
 
+    dialect = SQLITE
+    RETENTION_ALSO_DELETES = (principal_index.DELETE_ENTRIES,)  # a record's entries go with it
+
     def __init__(self, path: Path, *, batch_max: int = 512, synchronous: str = "FULL",
                  busy_timeout_ms: int = 5000,
-                 index_every: int = sqlite_index.INDEX_EVERY,
+                 index_every: int = principal_index.INDEX_EVERY,
                  commit_timeout_s: float | None = None) -> None:
         super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
         synchronous = synchronous.upper()
@@ -119,7 +124,8 @@ class SqliteDecisionLog(GroupCommitLog):
                 rollback_quietly(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 seq, head = read_head(conn)
-                known = _stored_records(conn, [i.prepared.columns.decision_id for i in batch])
+                known = stored_records(SQLITE, conn,
+                                       [i.prepared.columns.decision_id for i in batch])
                 outcomes, rows = self._chain(batch, seq, head, known)
                 insert_rows(conn, rows)
                 conn.execute("COMMIT")
@@ -140,7 +146,7 @@ class SqliteDecisionLog(GroupCommitLog):
         if self._seq < self._index_due or self._conn is None:
             return
         try:
-            self._index_due = sqlite_index.catch_up(self._conn) + self.index_every
+            self._index_due = principal_index.catch_up(self._conn) + self.index_every
         except sqlite3.Error as exc:
             # Queries stay exact (they scan the longer tail); try again a stretch later.
             log.error("decision log: principal index not brought up to date: %s", exc)
@@ -157,89 +163,56 @@ class SqliteDecisionLog(GroupCommitLog):
         try:
             migrate(conn)
             self._seq, self._head = read_head(conn)  # the chain continues across restarts
-            self._index_due = sqlite_index.watermark(conn) + self.index_every
+            self._index_due = principal_index.watermark(conn) + self.index_every
         except BaseException:
             conn.close()
             raise
         return conn
 
-    # -- reading (own connections; see sqlite_read) ---------------------------
+    # -- reading (own connections; the queries are pdp.audit.sql.log's) ----------
 
-    def _reader(self) -> sqlite_read.Reader:
-        return sqlite_read.Reader(self.path, self.busy_timeout_ms)
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A ``query_only`` connection of its own: in WAL mode a reader sees the last
+        commit and neither waits for the writer nor holds it up."""
+        return connection_for_one_call(
+            SQLITE, lambda: connect(self.path, busy_timeout_ms=self.busy_timeout_ms),
+            str(self.path))
 
-    def get(self, decision_id: str) -> dict[str, Any] | None:
-        return self._reader().get(decision_id)
+    def _maintaining(self) -> _ShortWriter:
+        return _ShortWriter(self)
 
-    def tail(self, n: int) -> list[dict[str, Any]]:
-        return self._reader().tail(n)
-
-    def query(self, filters: DecisionFilter, limit: int = 100,
-              cursor: str | None = None) -> Page:
-        return self._reader().query(filters, limit, cursor)
-
-    def iter_all(self) -> Iterator[dict[str, Any]]:
-        return self._reader().iter_all()
-
-    def iter_stored(self) -> Iterator[StoredRow]:
-        return self._reader().iter_stored()
+    def _page_sql(self, flt: DecisionFilter, limit: int,
+                  before: int | None) -> tuple[str, list[Any]]:
+        return page_sql(flt, limit, before=before)
 
     def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
                end_seq: int | None = None) -> ChainReport:
-        return self._reader().verify(start_seq=start_seq, start_hash=start_hash, end_seq=end_seq)
+        """As :meth:`SqlDecisionLog.verify`, and the principal index against the records:
+        an entry removed (a decision hidden from the principal's history) or added
+        is an ``index mismatch`` too."""
+        report = super().verify(start_seq=start_seq, start_hash=start_hash, end_seq=end_seq)
+        return self._check_principal_index(report, start_seq, start_hash, end_seq)
 
-    # -- checkpoints and retention (CheckpointStore) ----------------------------
-
-    def head(self) -> tuple[int, str]:
-        return self._reader().head()
-
-    def first_seq(self) -> int | None:
-        return self._reader().first_seq()
-
-    def checkpoints(self) -> list[Checkpoint]:
-        return self._reader().checkpoints()
-
-    def hashes_at(self, seqs: Iterable[int]) -> dict[int, tuple[str, str]]:
-        return self._reader().hashes_at(seqs)
-
-    def first_seq_at_or_after(self, ts: str) -> int | None:
-        """The lowest seq whose timestamp is ``ts`` or later (retention's cut)."""
-        return self._reader().first_seq_at_or_after(ts)
-
-    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
-        with self._short_writer() as conn:
-            conn.execute(
-                "INSERT INTO checkpoints (seq, head_hash, ts, kind, key_id, signature) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (checkpoint.seq, checkpoint.head_hash, checkpoint.timestamp, checkpoint.kind,
-                 checkpoint.key_id, checkpoint.signature))
-
-    def delete_through(self, seq: int) -> int:
-        """Delete every record with ``seq`` at most ``seq`` (retention); returns how many.
-
-        Deletes in chunks of :data:`DELETE_CHUNK`, one short transaction each,
-        with their principal index entries.
-        """
-        deleted = 0
-        chunk = "SELECT seq FROM decisions WHERE seq <= ? ORDER BY seq LIMIT ?"
-        with self._short_writer() as conn:
-            while True:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute(sqlite_index.DELETE_ENTRIES.format(chunk=chunk),
-                                 (seq, DELETE_CHUNK))
-                    cur = conn.execute(f"DELETE FROM decisions WHERE seq IN ({chunk})",
-                                       (seq, DELETE_CHUNK))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    rollback_quietly(conn)
-                    raise
-                deleted += cur.rowcount
-                if cur.rowcount < DELETE_CHUNK:
-                    return deleted
-
-    def _short_writer(self) -> _ShortWriter:
-        return _ShortWriter(self)
+    def _check_principal_index(self, report: ChainReport, start_seq: int, start_hash: str,
+                               end_seq: int | None) -> ChainReport:
+        """``report``, or an earlier ``index mismatch`` where the principal index lies."""
+        last = report.last_seq if report.ok else (report.first_broken_seq or start_seq) - 1
+        if end_seq is not None:
+            last = min(last, end_seq)
+        with self._reading() as conn:
+            seq = principal_index.first_mismatch(conn, start_seq, last)
+            if seq is None:
+                return report
+            before = conn.execute("SELECT hash FROM decisions WHERE seq = ?",
+                                  (seq - 1,)).fetchone()
+            found = conn.execute("SELECT decision_id FROM decisions WHERE seq = ?",
+                                 (seq,)).fetchone()
+        return ChainReport(
+            ok=False, checked=seq - start_seq, first_broken_seq=seq,
+            first_broken_decision_id=found[0] if found else None, problem="index mismatch",
+            detail=f"row {seq}: the principal index disagrees with the record",
+            last_seq=seq - 1,
+            head_hash=before[0] if before is not None and seq > start_seq else start_hash)
 
 
 class _ShortWriter:
@@ -271,15 +244,4 @@ class _ShortWriter:
             raise AuditUnavailable(f"cannot write to decision log {self.log.path}: {exc}") from exc
 
 
-def _stored_records(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT decision_id, {STORED} FROM decisions WHERE decision_id IN ({marks})"
-        for decision_id, *stored in conn.execute(sql, chunk):
-            found[decision_id] = loaded(*stored)
-    return found
-
-
-__all__ = ["DELETE_CHUNK", "SqliteDecisionLog"]
+__all__ = ["SqliteDecisionLog"]

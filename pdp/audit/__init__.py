@@ -2,7 +2,7 @@
 
 ``decide()`` appends through :class:`DecisionLog`; auditors read through
 :class:`QueryableLog`; :func:`open_decision_log` picks the store by name
-(SQLite by default, in-memory for tests and the CLI). See ``hashchain`` for
+(SQLite by default, in-memory for tests and the CLI). See ``chain.hashchain`` for
 how tampering is detected.
 """
 

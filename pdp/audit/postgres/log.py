@@ -34,7 +34,6 @@ of those, so the watchdog shuts the writer's socket down past the bound
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import socket
@@ -46,7 +45,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from pdp.audit.chain.groupcommit import Append, Outcome, Row, unavailable
+from pdp.audit.chain.groupcommit import Append, Outcome, Row
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key, migrate, network_bounds
@@ -58,12 +57,10 @@ from pdp.audit.sql.log import (
     stored_records,
 )
 
-log = logging.getLogger(__name__)
-
 _COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
 
 
-class PostgresDecisionLog(SqlDecisionLog):
+class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     """A :class:`~pdp.audit.store.DecisionStore` (and ``CheckpointStore``) in PostgreSQL.
 
     ``dsn`` is a libpq connection string or URI, e.g.
@@ -86,7 +83,7 @@ class PostgresDecisionLog(SqlDecisionLog):
         self._lock_key = 0
         self._reader_lock = threading.Lock()
         self._reader_conn: psycopg.Connection[Any] | None = None
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn = None
         self._opening: psycopg.Connection[Any] | None = None  # being set up (watchdog)
         # Opening migrates: bounded like a write (the watchdog is not running yet).
         guard = None if commit_timeout_s is None else threading.Timer(
@@ -153,15 +150,11 @@ class PostgresDecisionLog(SqlDecisionLog):
             assert self._conn is not None
             self._conn.execute("SELECT 1")
         except Exception:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop_writer()
             raise
 
     def _writer_stopped(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super()._writer_stopped()
         with self._reader_lock:
             if self._reader_conn is not None:
                 self._reader_conn.close()
@@ -176,24 +169,13 @@ class PostgresDecisionLog(SqlDecisionLog):
                 t(c.resource), t(c.decision), t(c.pep), texts(c.policies), texts(c.reason_codes),
                 text, head, digest)
 
-    def _write(self, batch: list[Append]) -> list[Outcome]:
+    def _write_batch(self, conn: psycopg.Connection[Any],
+                     batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
         try:
-            if self._conn is None:  # dropped after an earlier failure: start afresh
-                self._conn = self._open_writer()
-            conn = self._conn
-            try:
-                outcomes, rows = self._write_after_head(conn, batch, lookup=False)
-            except pg_errors.UniqueViolation:
-                # A decision_id is already stored: redo, settling repeats from the table.
-                outcomes, rows = self._write_after_head(conn, batch, lookup=True)
-        except Exception as exc:
-            log.error("decision log commit failed: %s", exc)
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            return [unavailable(exc) for _ in batch]
-        self._committed(rows)
-        return outcomes
+            return self._write_after_head(conn, batch, lookup=False)
+        except pg_errors.UniqueViolation:
+            # A decision_id is already stored: redo, settling repeats from the table.
+            return self._write_after_head(conn, batch, lookup=True)
 
     def _write_after_head(self, conn: psycopg.Connection[Any], batch: list[Append], *,
                           lookup: bool) -> tuple[list[Outcome], list[Row]]:

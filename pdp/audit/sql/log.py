@@ -1,12 +1,15 @@
 """What the SQLite and PostgreSQL decision logs share: every read, verification,
-checkpoints and retention's deletes, written once over a :class:`~pdp.audit.sql.dialect.Dialect`.
+checkpoints, retention's deletes and the writer's error handling, written once
+over a :class:`~pdp.audit.sql.dialect.Dialect`.
 
 A store subclasses :class:`SqlDecisionLog` and supplies its connections
 (:meth:`~SqlDecisionLog._reading` for short lookups,
 :meth:`~SqlDecisionLog._scanning` for whole-log scans,
-:meth:`~SqlDecisionLog._maintaining` for checkpoint and retention writes)
-and its writer (:meth:`~pdp.audit.chain.groupcommit.GroupCommitLog._write`):
-how a batch extends the chain is where the two really differ.
+:meth:`~SqlDecisionLog._maintaining` for checkpoint and retention writes,
+:meth:`~SqlDecisionLog._open_writer` for the writer thread) and
+:meth:`~SqlDecisionLog._write_batch`: how a batch extends the chain (SQLite's
+cached head and file lock, PostgreSQL's advisory lock and ``COPY``) is where
+the two really differ.
 
 Whole-log scans read a chunk of rows per statement, so no read transaction
 stays open for the length of an export or a verification.
@@ -14,12 +17,13 @@ stays open for the length of an export or a verification.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pdp.audit.chain.checkpoint import Checkpoint
-from pdp.audit.chain.groupcommit import GroupCommitLog
+from pdp.audit.chain.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
 from pdp.audit.chain.hashchain import GENESIS, ChainReport, verify_stored
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor
@@ -36,12 +40,18 @@ DELETE_CHUNK = 10_000
 HEAD = "SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1"
 
 
-class _Closing(Connection, Protocol):
+_CHECKPOINT_COLUMNS = "seq, head_hash, ts, kind, key_id, signature"
+
+log = logging.getLogger(__name__)
+
+
+class OwnedConnection(Connection, Protocol):
+    """A connection its opener closes."""
+
     def close(self) -> None: ...
 
 
-C = TypeVar("C", bound=_Closing)
-_CHECKPOINT_COLUMNS = "seq, head_hash, ts, kind, key_id, signature"
+C = TypeVar("C", bound=OwnedConnection)
 
 
 @contextmanager
@@ -115,9 +125,10 @@ def columns_disagree(dialect: Dialect) -> Callable[[Mapping[str, Any], dict[str,
     return disagree
 
 
-class SqlDecisionLog(GroupCommitLog):
-    """The reading half of a SQL :class:`~pdp.audit.store.DecisionStore`, and its
-    :class:`~pdp.audit.chain.checkpoint.CheckpointStore` methods.
+class SqlDecisionLog(GroupCommitLog, Generic[C]):
+    """A SQL :class:`~pdp.audit.store.DecisionStore` and
+    :class:`~pdp.audit.chain.checkpoint.CheckpointStore`, but for how its writer
+    connects (:meth:`_open_writer`) and extends the chain (:meth:`_write_batch`).
 
     Every connection method raises ``AuditUnavailable`` when the store cannot
     be reached or a statement fails.
@@ -125,9 +136,44 @@ class SqlDecisionLog(GroupCommitLog):
 
     dialect: ClassVar[Dialect]
 
+    _conn: C | None
+    """The writer thread's connection; None after a failure (the next batch reopens it)."""
+
     RETENTION_ALSO_DELETES: ClassVar[tuple[str, ...]] = ()
     """Statements run before each retention chunk is deleted, in its transaction;
     ``{chunk}`` selects the chunk's seqs (SQLite: its principal index entries)."""
+
+    # -- the writer thread ------------------------------------------------------
+
+    def _open_writer(self) -> C:
+        """Connect, migrate and read the head (writer thread); raise if the store is unreachable."""
+        raise NotImplementedError
+
+    def _write_batch(self, conn: C, batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
+        """Chain ``batch`` after the stored head and commit it in one transaction."""
+        raise NotImplementedError
+
+    def _write(self, batch: list[Append]) -> list[Outcome]:
+        try:
+            if self._conn is None:  # dropped after an earlier failure: start afresh
+                self._conn = self._open_writer()
+            outcomes, rows = self._write_batch(self._conn, batch)
+        except Exception as exc:
+            # Nothing of the batch is stored; a fresh connection re-reads the head.
+            log.error("decision log commit failed: %s", exc)
+            self._drop_writer()
+            return [unavailable(exc) for _ in batch]
+        self._committed(rows)
+        return outcomes
+
+    def _drop_writer(self) -> None:
+        """Close the writer's connection after a failure."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _writer_stopped(self) -> None:
+        self._drop_writer()
 
     # -- the store's connections ------------------------------------------------
 

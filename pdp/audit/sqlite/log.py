@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from pdp.audit.chain.groupcommit import Append, Outcome, Row, unavailable
+from pdp.audit.chain.groupcommit import Append, Outcome, Row
 from pdp.audit.chain.hashchain import GENESIS, ChainReport
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.query import DecisionFilter
@@ -38,7 +38,7 @@ from pdp.audit.sql.log import (
     stored_records,
 )
 from pdp.audit.sqlite import principal_index
-from pdp.audit.sqlite.dialect import SQLITE
+from pdp.audit.sqlite.dialect import SQLITE, immediate
 from pdp.audit.sqlite.pages import page_sql
 from pdp.audit.sqlite.schema import (
     ROWS_PER_INSERT,
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 _CUT = 64  # batch sizes above this are cut to multiples of it (see _batch_size)
 
 
-class SqliteDecisionLog(SqlDecisionLog):
+class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
     """A :class:`~pdp.audit.store.DecisionStore` in one SQLite file.
 
     Reads open their own connections and never wait for the writer (WAL). Also
@@ -84,7 +84,7 @@ class SqliteDecisionLog(SqlDecisionLog):
         self._index_due = index_every  # catch the principal index up once _seq reaches this
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn: sqlite3.Connection | None = self._open_writer()
+            self._conn = self._open_writer()
         except (OSError, sqlite3.Error) as exc:
             raise AuditUnavailable(f"cannot open decision log {self.path}: {exc}") from exc
         self._start_writer()
@@ -108,39 +108,31 @@ class SqliteDecisionLog(SqlDecisionLog):
             return available
         return min(available - available % _CUT, ROWS_PER_INSERT - ROWS_PER_INSERT % _CUT)
 
-    def _write(self, batch: list[Append]) -> list[Outcome]:
+    def _write_batch(self, conn: sqlite3.Connection,
+                     batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
         try:
-            if self._conn is None:  # dropped after an earlier failure: start afresh
-                self._conn = self._open_writer()
-            conn = self._conn
-            try:
-                # Fast path: the cached head is current and no decision_id repeats an
-                # old one. Few statements matter: each one hands the GIL over and back.
-                outcomes, rows = self._chain(batch, self._seq, self._head, None)
-                insert_atomically(conn, rows)
-            except sqlite3.IntegrityError:
-                # Another process appended (our seq is taken) or a decision_id is
-                # already stored: redo under the write lock from what the file holds.
-                rollback_quietly(conn)
-                conn.execute("BEGIN IMMEDIATE")
+            # Fast path: the cached head is current and no decision_id repeats an
+            # old one. Few statements matter: each one hands the GIL over and back.
+            outcomes, rows = self._chain(batch, self._seq, self._head, None)
+            insert_atomically(conn, rows)
+        except sqlite3.IntegrityError:
+            # Another process appended (our seq is taken) or a decision_id is
+            # already stored: redo under the write lock from what the file holds.
+            rollback_quietly(conn)
+            with immediate(conn):
                 seq, head = read_head(conn)
                 known = stored_records(SQLITE, conn,
                                        [i.prepared.columns.decision_id for i in batch])
                 outcomes, rows = self._chain(batch, seq, head, known)
                 insert_rows(conn, rows)
-                conn.execute("COMMIT")
-        except Exception as exc:
-            # Nothing of the batch is stored; a fresh connection re-reads the head.
-            log.error("decision log commit failed: %s", exc)
-            if self._conn is not None:
-                rollback_quietly(self._conn)
-                self._conn.close()
-                self._conn = None
-            return [unavailable(exc) for _ in batch]
         if rows:
             self._seq, self._head = rows[-1][0], rows[-1][-1]
-        self._committed(rows)
-        return outcomes
+        return outcomes, rows
+
+    def _drop_writer(self) -> None:
+        if self._conn is not None:
+            rollback_quietly(self._conn)
+        super()._drop_writer()
 
     def _after_commit(self) -> None:
         if self._seq < self._index_due or self._conn is None:
@@ -151,11 +143,6 @@ class SqliteDecisionLog(SqlDecisionLog):
             # Queries stay exact (they scan the longer tail); try again a stretch later.
             log.error("decision log: principal index not brought up to date: %s", exc)
             self._index_due = self._seq + self.index_every
-
-    def _writer_stopped(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms,

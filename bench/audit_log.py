@@ -57,12 +57,12 @@ import uuid_utils
 from bench.harness import machine, record
 from pdp.api.app import collect_young_less_often
 from pdp.audit import DecisionFilter, SqliteDecisionLog
-from pdp.audit.groupcommit import Append
-from pdp.audit.hashchain import GENESIS
+from pdp.audit.chain.groupcommit import Append
+from pdp.audit.chain.hashchain import GENESIS
 from pdp.audit.records import COLUMNS, prepare
-from pdp.audit.sqlite_index import INDEX_EVERY, catch_up
-from pdp.audit.sqlite_read import page_sql, where_clause
-from pdp.audit.sqlite_schema import INSERT, ROW, connect
+from pdp.audit.sqlite.pages import page_sql, where_clause
+from pdp.audit.sqlite.principal_index import INDEX_EVERY, catch_up
+from pdp.audit.sqlite.schema import INSERT, ROW, connect
 
 RECORDS = 60_000
 PRODUCERS = (256, 1024)  # concurrent request handlers: more in flight, larger commits
@@ -309,8 +309,8 @@ def postgres_throughput() -> list[str]:
         import psycopg
         from psycopg.conninfo import make_conninfo
 
-        from pdp.audit.postgres import COLUMNS as PG_COLUMNS
         from pdp.audit.postgres import PostgresDecisionLog
+        from pdp.audit.records import COLUMNS as PG_COLUMNS
 
         psycopg.connect(PG_DSN, connect_timeout=2).close()
     except Exception as exc:  # noqa: BLE001 - report, do not fail the other sections

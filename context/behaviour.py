@@ -285,7 +285,7 @@ def observation_of(decision: Any, request: Any, rules: BehaviourRules) -> Observ
     self-signed certificate) names nobody and returns None: what it claims to be is
     the forger's choice. Such refusals stay attributed to the calling PEP and the
     source address in the decision log (``pep``, ``request.context``), which the
-    identity inventory counts (``pdp.audit.inventory``).
+    identity inventory counts (``pdp.audit.auditing.inventory``).
     """
     identity = decision.identity
     codes = [str(c) for c in decision.reason_codes]

@@ -16,12 +16,12 @@ from context.grants import GrantStore
 from context.live import LiveContext
 from context.provider import LiveContextProvider
 from context.revocations import RevocationStore
-from pdp.audit.admin_state import MemoryAdminState, open_admin_state
-from pdp.audit.archive import BundleArchive, archive_dir
-from pdp.audit.factory import open_configured_log
-from pdp.audit.maintenance import AuditMaintenance, start_maintenance
-from pdp.audit.redact import Redactor
+from pdp.audit.auditing.archive import BundleArchive, archive_dir
+from pdp.audit.auditing.redact import Redactor
+from pdp.audit.factory import open_admin_state, open_configured_log
+from pdp.audit.memory.admin_state import MemoryAdminState
 from pdp.audit.store import DecisionStore
+from pdp.audit.upkeep.maintenance import AuditMaintenance, start_maintenance
 from pdp.broker import Broker, BrokerKeyring, build_broker
 from pdp.broker.trust import broker_issuer, broker_key_source
 from pdp.config import Settings
@@ -45,7 +45,7 @@ class Components:
     clock: Clock
     metrics: Metrics
     service: DecisionService
-    # Every bundle version that decided, by SHA-256 (pdp.audit.archive).
+    # Every bundle version that decided, by SHA-256 (pdp.audit.auditing.archive).
     archive: BundleArchive | None = None
 
     @property
@@ -56,7 +56,7 @@ class Components:
     revocations: RevocationStore | None = None
     # The behaviour monitor feeding adaptive risk (context.factory.BehaviourWatch).
     behaviour: BehaviourWatch | None = None
-    # Signed checkpoints and retention of the decision log (pdp.audit.maintenance).
+    # Signed checkpoints and retention of the decision log (pdp.audit.upkeep.maintenance).
     audit_maintenance: AuditMaintenance | None = None
     # The durable copy of revocations, incidents, risk and grants (context.durable).
     admin_state: DurableState | None = None

@@ -2,7 +2,7 @@
 
 A leaf module (it imports nothing of the PDP): the configuration checks
 ``[audit] redact`` with :func:`check_redaction_pointer` when it loads, and the
-decision log's redactor (``pdp.audit.redact``) erases what the pointers name.
+decision log's redactor (``pdp.audit.auditing.redact``) erases what the pointers name.
 Ref: https://www.rfc-editor.org/rfc/rfc6901
 """
 

@@ -79,16 +79,7 @@ FUNCTION_LEVEL_ALLOWED: Mapping[tuple[str, str], str] = {
     # fast and are that change's to settle.
     ("pdp.cli", "*"): "pdp/cli is restructured by issue 17",
     # Optional dependencies: psycopg comes with the `postgres` extra only.
-    ("pdp.audit.factory", "pdp.audit.postgres"): "psycopg is optional (postgres extra)",
-    ("pdp.audit.admin_state", "pdp.audit.admin_state_postgres"):
-        "psycopg is optional (postgres extra)",
-    # pdp/audit internals are being reorganised into folders by another change; these
-    # imports stay as they are until then (none of them crosses a package boundary).
-    ("pdp.audit.admin_state", "pdp.audit.sqlite_schema"): "audit reorganisation pending",
-    ("pdp.audit.auditor", "pdp.audit.archive"): "audit reorganisation pending",
-    ("pdp.audit.auditor", "pdp.audit.verify"): "audit reorganisation pending",
-    ("pdp.audit.auditor", "pdp.audit.checkpoint"): "audit reorganisation pending",
-    ("pdp.audit.factory", "pdp.audit.spool"): "audit reorganisation pending",
+    ("pdp.audit.factory", "pdp.audit.postgres.settings"): "psycopg is optional (postgres extra)",
 }
 
 
@@ -395,5 +386,5 @@ def test_allowlisted_function_level_imports_pass(tmp_path: Path) -> None:
         **BASE,
         "pdp/cli/__init__.py": "",
         "pdp/cli/main.py": "def serve():\n    from pdp.api import app\n",
-        "pdp/audit/factory.py": "def pg():\n    from pdp.audit.postgres import Log\n"})
+        "pdp/audit/factory.py": "def pg():\n    from pdp.audit.postgres.settings import PostgresSettings\n"})
     assert unlisted_function_imports(imports) == []

@@ -24,7 +24,7 @@ from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.audit.auditor import (
+from pdp.audit.auditing.auditor import (
     decision_view,
     export_lines,
     export_records,
@@ -32,8 +32,7 @@ from pdp.audit.auditor import (
     make_filter,
     verify_store,
 )
-from pdp.audit.errors import AuditUnavailable
-from pdp.audit.inventory import (
+from pdp.audit.auditing.inventory import (
     DEFAULT_LONG_LIVED_S,
     DEFAULT_STALE_DAYS,
     RefusalTally,
@@ -41,6 +40,7 @@ from pdp.audit.inventory import (
     inventory_report,
     max_lifetimes_from_settings,
 )
+from pdp.audit.errors import AuditUnavailable
 from pdp.audit.query import MAX_PAGE, DecisionFilter
 from pdp.authoring.replay import replay_record
 from pdp.components import Components

@@ -14,7 +14,7 @@ from pdp.api.deps import ComponentsDep
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
-from pdp.audit.spool import SpoolingLog
+from pdp.audit.chain.spool import SpoolingLog
 
 router = APIRouter(tags=["ops"], route_class=StrictJSONRoute)
 

@@ -1,8 +1,17 @@
-"""Open the decision log that configuration names (``[audit] backend = "sqlite"``).
+"""Open the decision log that configuration names (``[audit] backend = "sqlite"``),
+and the durable admin state beside it.
 
-Backends register here by name, as Cerbos's audit backends do; config
-validation (``AuditConfig.backend``) and this table must agree. The spool
+Backends register here by name, as Cerbos's audit backends do; each lives
+in a folder of its own (``pdp/audit/sqlite``, ``pdp/audit/postgres``,
+``pdp/audit/memory``), so adding a store means adding a folder and a line
+to :data:`BACKENDS`. A folder's ``settings.py`` holds the ``[audit]`` keys
+its store reads (``SqliteSettings``, ``PostgresSettings``) and opens both the
+log and the admin state beside it: a :class:`Backend`. Config validation
+(``AuditConfig.backend``) and this table must agree. The spool
 (``spool_path``) wraps whichever store was opened.
+
+The PostgreSQL modules are imported only when that backend is asked for:
+``psycopg`` is an optional dependency (``pip install pdp[postgres]``).
 """
 
 from __future__ import annotations
@@ -10,52 +19,83 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from pdp.audit.memory import MemoryDecisionLog
-from pdp.audit.sqlite import SqliteDecisionLog
+from pdp.audit.admin_state import AdminStateStore
+from pdp.audit.chain.spool import SpoolingLog
+from pdp.audit.memory.admin_state import MemoryAdminState
+from pdp.audit.memory.log import MemoryDecisionLog
+from pdp.audit.sqlite.settings import SqliteSettings
 from pdp.audit.store import DecisionStore
+
+
+class Backend(Protocol):
+    """A configured store: opens the decision log, and the admin state beside it."""
+
+    def open_log(self, *, batch_max: int, commit_timeout_s: float | None) -> DecisionStore:
+        """The log; ``batch_max`` and ``commit_timeout_s`` shape its group commit."""
+        ...
+
+    def open_admin_state(self) -> AdminStateStore:
+        """The durable admin state in the same store."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class BackendOptions:
-    """Everything a backend may need; each takes what applies to it."""
+    """The ``[audit]`` keys a backend may read; each takes what applies to it."""
 
     sqlite_path: Path | None = None
-    batch_max: int = 512
     synchronous: str = "FULL"
     busy_timeout_ms: int = 5000
     postgres_dsn: str | None = None
-    commit_timeout_s: float | None = None  # None: callers wait for the store however long
 
 
-def _sqlite(o: BackendOptions) -> DecisionStore:
+class InMemory:
+    """The ``memory`` backend: nothing to configure, nothing kept after the process."""
+
+    def open_log(self, *, batch_max: int, commit_timeout_s: float | None) -> DecisionStore:
+        return MemoryDecisionLog()
+
+    def open_admin_state(self) -> AdminStateStore:
+        return MemoryAdminState()
+
+
+def _sqlite(o: BackendOptions) -> Backend:
     if o.sqlite_path is None:
         raise ValueError("the sqlite decision log needs sqlite_path")
-    return SqliteDecisionLog(o.sqlite_path, batch_max=o.batch_max, synchronous=o.synchronous,
-                             busy_timeout_ms=o.busy_timeout_ms,
-                             commit_timeout_s=o.commit_timeout_s)
+    return SqliteSettings(o.sqlite_path, synchronous=o.synchronous,
+                          busy_timeout_ms=o.busy_timeout_ms)
 
 
-def _memory(o: BackendOptions) -> DecisionStore:
-    return MemoryDecisionLog()
-
-
-def _postgres(o: BackendOptions) -> DecisionStore:
+def _postgres(o: BackendOptions) -> Backend:
     if not o.postgres_dsn:
         raise ValueError("the postgres decision log needs postgres_dsn "
                          "([audit] postgres_dsn or PDP_AUDIT__POSTGRES_DSN)")
-    from pdp.audit.postgres import PostgresDecisionLog  # psycopg only when asked for
+    from pdp.audit.postgres.settings import PostgresSettings  # psycopg: see the module's doc
 
-    return PostgresDecisionLog(o.postgres_dsn, batch_max=o.batch_max,
-                               commit_timeout_s=o.commit_timeout_s)
+    return PostgresSettings(o.postgres_dsn)
 
 
-BACKENDS: dict[str, Callable[[BackendOptions], DecisionStore]] = {
+BACKENDS: dict[str, Callable[[BackendOptions], Backend]] = {
     "sqlite": _sqlite,
-    "memory": _memory,
+    "memory": lambda o: InMemory(),
     "postgres": _postgres,
 }
+
+
+def configured_backend(name: str, options: BackendOptions) -> Backend:
+    """The backend registered as ``name``, configured from ``options``.
+
+    Raises ``ValueError`` for an unknown name (listing the known ones) or a
+    missing option.
+    """
+    try:
+        configure = BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown decision log backend {name!r}; "
+                         f"choose one of: {', '.join(sorted(BACKENDS))}") from None
+    return configure(options)
 
 
 def open_decision_log(backend: str, *, sqlite_path: Path | None = None, batch_max: int = 512,
@@ -66,26 +106,19 @@ def open_decision_log(backend: str, *, sqlite_path: Path | None = None, batch_ma
     """Open the named store: ``"sqlite"`` (the default for ``pdp serve``; needs
     ``sqlite_path``), ``"postgres"`` (several replicas; needs ``postgres_dsn``)
     or ``"memory"`` (tests, ``pdp check``). With ``spool_path``, the store is
-    wrapped in a :class:`~pdp.audit.spool.SpoolingLog`. ``commit_timeout_s``
-    bounds every append (:mod:`pdp.audit.groupcommit`).
+    wrapped in a :class:`~pdp.audit.chain.spool.SpoolingLog`. ``commit_timeout_s``
+    bounds every append (:mod:`pdp.audit.chain.groupcommit`).
 
     The result is both a ``DecisionLog`` and a ``QueryableLog``. Raises
     ``ValueError`` for an unknown name, listing the known ones, and
     ``AuditUnavailable`` when the store cannot be opened.
     """
-    try:
-        opener = BACKENDS[backend]
-    except KeyError:
-        raise ValueError(f"unknown decision log backend {backend!r}; "
-                         f"choose one of: {', '.join(sorted(BACKENDS))}") from None
-    store = opener(BackendOptions(sqlite_path=sqlite_path, batch_max=batch_max,
-                                  synchronous=synchronous, busy_timeout_ms=busy_timeout_ms,
-                                  postgres_dsn=postgres_dsn,
-                                  commit_timeout_s=commit_timeout_s))
+    options = BackendOptions(sqlite_path=sqlite_path, synchronous=synchronous,
+                             busy_timeout_ms=busy_timeout_ms, postgres_dsn=postgres_dsn)
+    store = configured_backend(backend, options).open_log(batch_max=batch_max,
+                                                          commit_timeout_s=commit_timeout_s)
     if spool_path is None:
         return store
-    from pdp.audit.spool import SpoolingLog
-
     try:
         return SpoolingLog(store, spool_path)
     except BaseException:
@@ -106,4 +139,15 @@ def open_configured_log(settings: Any, *, spool: bool = True) -> DecisionStore:
         commit_timeout_s=audit.commit_timeout_s)
 
 
-__all__ = ["BACKENDS", "BackendOptions", "open_configured_log", "open_decision_log"]
+def open_admin_state(settings: Any) -> AdminStateStore:
+    """The admin state beside the log ``settings.audit`` names: the same SQLite file
+    or PostgreSQL schema (``"memory"``: held in this process)."""
+    audit = settings.audit
+    options = BackendOptions(sqlite_path=settings.sqlite_path, synchronous=audit.synchronous,
+                             busy_timeout_ms=audit.busy_timeout_ms,
+                             postgres_dsn=audit.postgres_dsn)
+    return configured_backend(audit.backend, options).open_admin_state()
+
+
+__all__ = ["BACKENDS", "Backend", "BackendOptions", "InMemory", "configured_backend",
+           "open_admin_state", "open_configured_log", "open_decision_log"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from pdp.audit.hashchain import CHAIN_KEYS, body, canonical, export_line, record_text
+from pdp.audit.chain.hashchain import CHAIN_KEYS, body, canonical, export_line, record_text
 
 # The columns of a stored decision row, in order (both SQL stores use them).
 COLUMNS = ("seq", "decision_id", "kind", "ts", "principal", "action", "resource", "decision",
@@ -116,8 +116,8 @@ class PreparedRecord:
     """A record checked and serialized on the caller's side, ready to be chained.
 
     ``body_json`` is the record's text without its chain keys
-    (:func:`~pdp.audit.hashchain.record_text`); the writer puts ``seq`` in front
-    and hashes that (:func:`~pdp.audit.hashchain.stored_text`). Fixed here, so a
+    (:func:`~pdp.audit.chain.hashchain.record_text`); the writer puts ``seq`` in front
+    and hashes that (:func:`~pdp.audit.chain.hashchain.stored_text`). Fixed here, so a
     caller mutating its dict after ``append`` changes nothing that is stored.
     ``record`` is a shallow copy of the body, used only for the dict handed
     back to the caller (see :meth:`stored`).
@@ -185,7 +185,7 @@ class StoredRow(NamedTuple):
 
     def export_line(self) -> tuple[dict[str, Any], str]:
         """The record, and the row as one JSON line (see
-        :func:`~pdp.audit.hashchain.export_line`). ``ValueError``: not a JSON object."""
+        :func:`~pdp.audit.chain.hashchain.export_line`). ``ValueError``: not a JSON object."""
         record = json.loads(self.text)
         if not isinstance(record, dict):
             raise ValueError("stored record is not a JSON object")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from pdp.audit.hashchain import ChainReport
+from pdp.audit.chain.hashchain import ChainReport
 from pdp.audit.query import DecisionFilter, Page
 from pdp.audit.records import StoredRow
 
@@ -70,7 +70,7 @@ class QueryableLog(Protocol):
         ...
 
     def verify(self) -> ChainReport:
-        """Check the whole hash chain; see :mod:`pdp.audit.hashchain`."""
+        """Check the whole hash chain; see :mod:`pdp.audit.chain.hashchain`."""
         ...
 
 

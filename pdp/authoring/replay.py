@@ -3,7 +3,7 @@
 A decision record holds everything ``decide()`` took (the way OPA's decision
 log keeps ``input`` plus ``nd_builtin_cache``): the verified identity's facts,
 the request, the live-context snapshot and the decision's clock (``now``),
-and the bundle version, which :mod:`pdp.audit.archive` keeps by SHA-256. So a
+and the bundle version, which :mod:`pdp.audit.auditing.archive` keeps by SHA-256. So a
 record can be re-evaluated offline:
 
 - under the **recorded** bundle it must give the same decision with the same
@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from context.model import LiveSnapshot, ValueSource
-from pdp.audit.archive import ArchiveError, BundleArchive
+from pdp.audit.auditing.archive import ArchiveError, BundleArchive
 from pdp.decision.cedar_request import asserted_principal, credential_facts
 from pdp.decision.inputs import DecideInputs
 from pdp.decision.model import AssertedSubject, Decision, ResourceRef

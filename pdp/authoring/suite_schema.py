@@ -124,6 +124,17 @@ class SuiteFile(_Strict):
 
 REQUIRED = ("principal", "action", "resource", "expect")
 
+EXTENSION_PREFIX = "x-"
+"""Top-level keys starting with it are the author's own (e.g. a YAML anchor to reuse,
+``x-ask: &ask {...}``), as in Compose files: never read, never an error."""
+
+
+def _without_extensions(data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    return {k: v for k, v in data.items()
+            if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))}
+
 
 def check_suite(name: str, text: str | bytes, bundle: Bundle) -> tuple[dict[str, Any], list[str]]:
     """The suite in ``text`` and every problem with it (``name:line: ...``); an empty list
@@ -141,7 +152,7 @@ def check_suite(name: str, text: str | bytes, bundle: Bundle) -> tuple[dict[str,
         problems.append(f"{name}:{line}: {where + ': ' if where else ''}{message}")
 
     try:
-        SuiteFile.model_validate(data)
+        SuiteFile.model_validate(_without_extensions(data))
     except ValidationError as e:
         for error in e.errors():
             report(error["loc"], _message(error))

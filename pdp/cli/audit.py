@@ -2,7 +2,7 @@
 
 They open the store named by configuration (``--config``/``PDP_*``/``--state-dir``,
 the SQLite file by default) and the bundle archive beside it, and run the same
-code as the HTTP auditor endpoints (:mod:`pdp.audit.auditor`, ``replay``,
+code as the HTTP auditor endpoints (:mod:`pdp.audit.auditing.auditor`, ``replay``,
 ``inventory``). Unlike the API they carry no credential and record nothing:
 whoever can run them can read the log's files anyway, so access to these
 commands is access to the filesystem, and is controlled there.
@@ -73,7 +73,7 @@ def find_record(log: Any, given: str) -> dict[str, Any]:
 
 
 def _archive(settings: Any) -> Any:
-    from pdp.audit.archive import BundleArchive, archive_dir
+    from pdp.audit.auditing.archive import BundleArchive, archive_dir
 
     return BundleArchive(archive_dir(settings.state_dir))
 
@@ -161,7 +161,7 @@ def query(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Find decisions, newest first; the next page's cursor goes to stderr."""
-    from pdp.audit.auditor import export_lines, make_filter
+    from pdp.audit.auditing.auditor import export_lines, make_filter
 
     values = dict(principal=principal, principal_prefix=principal_prefix, action=action,
                   resource=resource, decision=decision, policy=policy, reason_code=reason_code,
@@ -194,7 +194,7 @@ def show(
     state_dir: StateDirOpt = None,
 ) -> None:
     """One decision: its explanation and the text of the policies that decided it, as they were."""
-    from pdp.audit.auditor import decision_view
+    from pdp.audit.auditing.auditor import decision_view
 
     with _opened(config, state_dir) as (settings, log):
         record = find_record(log, decision_id)
@@ -244,7 +244,7 @@ def verify(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Check the whole hash chain; name the first broken link. Exit 0 intact, 1 broken."""
-    from pdp.audit.auditor import verify_store
+    from pdp.audit.auditing.auditor import verify_store
 
     if export_file is not None:
         report = _verify_export_file(export_file)
@@ -267,7 +267,7 @@ def verify(
 def _verify_export_file(path: Path) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from pdp.audit.verify import verify_export
+    from pdp.audit.chain.verify import verify_export
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -290,7 +290,7 @@ def export(
     state_dir: StateDirOpt = None,
 ) -> None:
     """Export records in log order (oldest first) as JSON Lines or CSV."""
-    from pdp.audit.auditor import export_lines, export_records
+    from pdp.audit.auditing.auditor import export_lines, export_records
     from pdp.audit.query import DecisionFilter
 
     if fmt not in ("jsonl", "csv"):
@@ -324,7 +324,7 @@ def identities(
     """Every principal seen: first/last seen, issuers, kinds, longest lifetime, counts, flags."""
     from datetime import UTC, datetime
 
-    from pdp.audit.inventory import (
+    from pdp.audit.auditing.inventory import (
         RefusalTally,
         identity_inventory,
         inventory_report,

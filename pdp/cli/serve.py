@@ -181,7 +181,7 @@ def prepare_workers(settings: Settings) -> Any:
     configured decision log once (its schema) and creates the ``--dev`` checkpoint
     key. Returns those components, for the banner; close them before serving.
     """
-    from pdp.audit.checkpoint import checkpoint_private_key  # deferred: module docstring
+    from pdp.audit.chain.checkpoint import checkpoint_private_key  # deferred: module docstring
     from pdp.audit.factory import open_configured_log
     from pdp.audit.memory import MemoryDecisionLog
     from pdp.components import build_components

@@ -22,7 +22,7 @@ from pdp.identity.model import VerifiedIdentity
 
 
 class RequestRedactor(Protocol):
-    """Erases configured parts of the logged request (``pdp.audit.redact.Redactor``)."""
+    """Erases configured parts of the logged request (``pdp.audit.auditing.redact.Redactor``)."""
 
     def redact(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]: ...
 

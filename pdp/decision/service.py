@@ -62,7 +62,7 @@ class DecisionService:
     max_ttl: timedelta = DEFAULT_MAX_TTL
     observer: DecisionObserver | None = None
     listeners: list[DecisionListener] = field(default_factory=list)
-    # Erases configured request pointers before the record is written (pdp.audit.redact).
+    # Erases configured request pointers before the record is written (pdp.audit.auditing.redact).
     redactor: RequestRedactor | None = None
     # Task grants (templates linked until an expiry), read by every decision.
     grants: GrantStore | None = None

@@ -115,7 +115,7 @@ async def test_grants_survive_a_restart(setup, clock, tmp_path) -> None:
     grant = (await _grant(client, parts, clock)).json()
     from context.durable import DurableState
     from context.grants import GrantStore
-    from pdp.audit.admin_state import open_admin_state
+    from pdp.audit.factory import open_admin_state
 
     # Another process opening the same decision log's store finds the grant.
     reloaded = GrantStore(durable=DurableState(open_admin_state(parts.settings)))

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from pdp.audit import SqliteDecisionLog
-from pdp.audit.hashchain import body, record_text, stored_text
+from pdp.audit.chain.hashchain import body, record_text, stored_text
 
 
 class RawSql:

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from pdp.audit import DecisionFilter, SqliteDecisionLog
-from pdp.audit.auditor import export_lines, export_records
-from pdp.audit.hashchain import GENESIS, body, canonical, hash_body
+from pdp.audit.auditing.auditor import export_lines, export_records
+from pdp.audit.chain.hashchain import GENESIS, body, canonical, hash_body
+from pdp.audit.chain.verify import verify_export
 from pdp.audit.store import DecisionStore
-from pdp.audit.verify import verify_export
 from tests.audit.conftest import MakeRecord
 from tests.audit.sqlraw import RawSql, raw, text_of
 

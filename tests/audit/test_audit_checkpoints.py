@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pdp.audit.checkpoint import (
+from pdp.audit.chain.checkpoint import (
     DEV_KEY_FILE,
     Checkpoint,
     Checkpointer,
@@ -23,8 +23,8 @@ from pdp.audit.checkpoint import (
     make_checkpoint,
     public_pem,
 )
+from pdp.audit.chain.verify import verify_log
 from pdp.audit.store import DecisionStore
-from pdp.audit.verify import verify_log
 from pdp.components import build_components
 from pdp.config import load_settings
 

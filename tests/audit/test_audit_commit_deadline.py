@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from pdp.audit.chain.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
+from pdp.audit.chain.hashchain import GENESIS
 from pdp.audit.errors import AuditUnavailable
-from pdp.audit.groupcommit import Append, GroupCommitLog, Outcome, Row, unavailable
-from pdp.audit.hashchain import GENESIS
 from tests.audit.conftest import MakeRecord
 
 BOUND_S = 0.2

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.audit.hashchain import (
+from pdp.audit.chain.hashchain import (
     GENESIS,
     canonical,
     hashed_text,

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from pdp.audit import AuditUnavailable, DecisionFilter, open_decision_log
-from pdp.audit.postgres import SCHEMA_VERSION, PostgresDecisionLog
+from pdp.audit.postgres import PostgresDecisionLog
+from pdp.audit.postgres.schema import SCHEMA_VERSION
 from tests.audit.pgschema import BASE_DSN, dsn_for, postgres_schema
 from tests.server import free_port
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdp.audit import MemoryDecisionLog
-from pdp.audit.hashchain import GENESIS, body, link_hash, stored_text
+from pdp.audit.chain.hashchain import GENESIS, body, link_hash, stored_text
 from pdp.audit.records import columns_of, normalize_ts, prepare
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pdp.audit.checkpoint import write_checkpoint
-from pdp.audit.maintenance import AuditMaintenance
-from pdp.audit.retention import RetentionRefused, apply_retention
+from pdp.audit.chain.checkpoint import write_checkpoint
+from pdp.audit.chain.verify import verify_log
 from pdp.audit.store import DecisionStore
-from pdp.audit.verify import verify_log
+from pdp.audit.upkeep.maintenance import AuditMaintenance
+from pdp.audit.upkeep.retention import RetentionRefused, apply_retention
 from tests.audit.conftest import at
 from tests.audit.sqlraw import RawSql, text_of
 

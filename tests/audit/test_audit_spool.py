@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pdp.audit import AuditUnavailable, MemoryDecisionLog, SqliteDecisionLog
-from pdp.audit.spool import SpoolingLog
+from pdp.audit.chain.spool import SpoolingLog
 from pdp.components import build_components
 from pdp.config import load_settings
 from pdp.decision.model import AuthorizeInput, ResourceRef

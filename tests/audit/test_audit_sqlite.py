@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from pdp.audit import AuditUnavailable, DecisionFilter, SqliteDecisionLog, sqlite_schema
+from pdp.audit import AuditUnavailable, DecisionFilter, SqliteDecisionLog
+from pdp.audit.sqlite import schema as sqlite_schema
 from tests.audit.sqlraw import raw, text_of
 
 MakeRecord = Callable[..., dict[str, Any]]
@@ -347,7 +348,7 @@ def test_verify_streams_logs_longer_than_one_read_chunk(
 def test_filters_on_indexed_columns_use_their_index(sqlite_log: SqliteDecisionLog,
                                                     flt: DecisionFilter,
                                                     uses: tuple[str, ...]) -> None:
-    from pdp.audit.sqlite_read import page_sql
+    from pdp.audit.sqlite.pages import page_sql
 
     sql, params = page_sql(flt, 10)
     with raw(sqlite_log.path) as conn:

@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pdp.audit import DecisionFilter, SqliteDecisionLog
-from pdp.audit.retention import apply_retention
-from pdp.audit.sqlite_schema import SCHEMA_VERSION
-from pdp.audit.verify import verify_log
+from pdp.audit.chain.verify import verify_log
+from pdp.audit.sqlite.schema import SCHEMA_VERSION
+from pdp.audit.upkeep.retention import apply_retention
 from tests.audit.sqlraw import raw
 
 MakeRecord = Callable[..., dict[str, Any]]

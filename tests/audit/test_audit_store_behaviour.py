@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pdp.audit import AuditUnavailable, DecisionFilter, DecisionLog, DuplicateDecision, QueryableLog
-from pdp.audit.hashchain import GENESIS
+from pdp.audit.chain.hashchain import GENESIS
 from pdp.audit.store import DecisionStore
 
 MakeRecord = Callable[..., dict[str, Any]]

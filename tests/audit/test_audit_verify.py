@@ -15,10 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pdp.audit import MemoryDecisionLog
-from pdp.audit.checkpoint import Checkpoint, make_checkpoint, write_checkpoint
-from pdp.audit.hashchain import seal
+from pdp.audit.chain.checkpoint import Checkpoint, make_checkpoint, write_checkpoint
+from pdp.audit.chain.hashchain import seal
+from pdp.audit.chain.verify import VerifyReport, verify_log
 from pdp.audit.store import DecisionStore
-from pdp.audit.verify import VerifyReport, verify_log
 from tests.audit.sqlraw import RawSql, text_of
 
 MakeRecord = Callable[..., dict[str, Any]]

@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pdp.audit.checkpoint import checkpoint_public_key
+from pdp.audit.chain.checkpoint import checkpoint_public_key
+from pdp.audit.chain.verify import verify_log
 from pdp.audit.factory import open_configured_log
-from pdp.audit.verify import verify_log
 from pdp.config import load_settings
 from pdp.identity.dev_issuer import DevIssuer
 from tests.audit.pgschema import postgres_schema, require_postgres

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pdp.audit.archive import (
+from pdp.audit.auditing.archive import (
     ArchiveError,
     BundleArchive,
     archive_dir,

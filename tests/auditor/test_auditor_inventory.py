@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pdp.audit.inventory import (
+from pdp.audit.auditing.inventory import (
     credential_lifetime_s,
     identity_inventory,
     max_lifetimes_from_settings,

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from pdp.audit.redact import (
+from pdp.audit.auditing.redact import (
     BadPointer,
     Redactor,
     check_redaction_pointer,

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from context.model import LiveSnapshot, ValueSource
-from pdp.audit.archive import BundleArchive
-from pdp.audit.redact import Redactor
+from pdp.audit.auditing.archive import BundleArchive
+from pdp.audit.auditing.redact import Redactor
 from pdp.authoring.replay import NotReplayable, replay_inputs, replay_record
 from pdp.decision.decide import decide
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError, ResourceRef

@@ -8,8 +8,8 @@ import pytest
 
 from bench import audit_log
 from pdp.audit import SqliteDecisionLog
-from pdp.audit.sqlite_index import watermark
-from pdp.audit.sqlite_schema import connect
+from pdp.audit.sqlite.principal_index import watermark
+from pdp.audit.sqlite.schema import connect
 
 
 def test_throughput_rows_name_the_baselines_and_the_verdict(

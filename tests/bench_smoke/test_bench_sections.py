@@ -106,9 +106,9 @@ def test_profile_breakdown_sorts_busy_samples_into_parts_of_the_request_path() -
           "evaluate (pdp/engine/evaluate.py:1)", "is_authorized (pdp/engine/cedar_call.py:41)"], 6),
         (["thread (1)", "RequestResponseCycle.run_asgi (uvicorn/x.py:1)",
           "FastAPI.__call__ (fastapi/applications.py:1)"], 3),
-        (["thread (2)", "Thread.run (threading.py:1)", "GroupCommitLog._run (pdp/audit/groupcommit.py:1)",
+        (["thread (2)", "Thread.run (threading.py:1)", "GroupCommitLog._run (pdp/audit/chain/groupcommit.py:1)",
           "Condition.wait (threading.py:320)"], 50),  # waiting: not counted
-        (["thread (2)", "Thread.run (threading.py:1)", "GroupCommitLog._run (pdp/audit/groupcommit.py:1)"], 1),
+        (["thread (2)", "Thread.run (threading.py:1)", "GroupCommitLog._run (pdp/audit/chain/groupcommit.py:1)"], 1),
     ]
     shares = dict(bench_http.breakdown(samples))
     assert shares["Cedar evaluation (cedarpy, in Rust)"] == pytest.approx(0.6)

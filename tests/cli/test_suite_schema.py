@@ -96,3 +96,20 @@ def test_a_correct_suite_still_runs(workdir: Path) -> None:
     _suite(workdir, "{decision: allow, policies: [dataset.pipelines.read-write]}")
     r = run_cli("test", "policies", cwd=workdir)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_top_level_x_keys_are_the_authors_own_and_typos_beside_them_still_fail(
+        tmp_path: Path) -> None:
+    """An `x-` key holds a YAML anchor; it must not be an error, and must not make a
+    misspelt key beside it pass."""
+    from pdp.authoring.suite_schema import check_suite
+    from pdp.engine.bundle import load_bundle
+
+    bundle = load_bundle(POLICIES)
+    good = ("x-who: &who {id: spiffe://example.org/services/etl}\n"
+            "cases:\n  - principal: *who\n    action: read\n"
+            "    resource: {type: App::Dataset, id: sales-daily}\n"
+            "    expect: {decision: allow}\n")
+    assert check_suite("t.yaml", good, bundle)[1] == []
+    bad = good.replace("x-who", "xwho").replace("*who", "*who")
+    assert any("xwho: unknown key" in p for p in check_suite("t.yaml", bad, bundle)[1])

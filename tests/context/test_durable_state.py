@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from context.durable import DurableState
-from pdp.audit.admin_state import MemoryAdminState, SqliteAdminState
+from pdp.audit.memory.admin_state import MemoryAdminState
+from pdp.audit.sqlite.admin_state import SqliteAdminState
 from pdp.components import Components, build_components
 from pdp.config import load_settings
 from tests.audit.pgschema import postgres_schema, require_postgres
@@ -59,7 +60,7 @@ def test_the_sqlite_store_agrees_with_the_in_memory_model(tmp_path_factory, ops)
 
 def test_the_postgres_store_adds_once_counts_changes_and_survives_a_reopen() -> None:
     require_postgres()
-    from pdp.audit.admin_state_postgres import PostgresAdminState
+    from pdp.audit.postgres.admin_state import PostgresAdminState
 
     with postgres_schema() as dsn:
         store = PostgresAdminState(dsn)

@@ -26,8 +26,9 @@ from context.clock import FixedClock
 from context.durable import DurableState
 from context.store import ContextUnavailable
 from pdp.audit import MemoryDecisionLog, SqliteDecisionLog
-from pdp.audit.admin_state import MemoryAdminState, SqliteAdminState
 from pdp.audit.errors import AuditUnavailable
+from pdp.audit.memory.admin_state import MemoryAdminState
+from pdp.audit.sqlite.admin_state import SqliteAdminState
 from pdp.decision.log import DecisionLog, LogUnavailable
 from pdp.decision.model import AuthorizeInput, DecisionError, ResourceRef
 from pdp.decision.service import DecisionService

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pdp.audit.inventory import RefusalTally, identity_inventory
+from pdp.audit.auditing.inventory import RefusalTally, identity_inventory
 from pdp.audit.memory import MemoryDecisionLog
 from pdp.components import Components, build_components
 from pdp.decision.model import AuthorizeInput, ResourceRef

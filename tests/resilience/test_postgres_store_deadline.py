@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pdp.audit.chain.spool import SpoolingLog
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.postgres import PostgresDecisionLog
-from pdp.audit.spool import SpoolingLog
 from tests.audit.conftest import MakeRecord, make_record  # noqa: F401 - a fixture
 from tests.audit.pgschema import postgres_schema, require_postgres
 from tests.tcp_proxy import TcpProxy

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from pdp.audit.chain.hashchain import GENESIS, ChainChecker, ChainReport, hash_body, stored_text
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
-from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, hash_body, stored_text
 from pdp.audit.query import DecisionFilter, Page, check_limit, decode_cursor, encode_cursor, matches
 from pdp.audit.records import IndexedColumns, StoredRow, prepare, same_record
 

@@ -2,7 +2,7 @@
 
 The full record is kept in ``record`` as the JSON text its hash covers (chain
 format 2, version 4; older rows also hold ``seq``/``prev_hash``/``hash``
-inside, see :mod:`pdp.audit.hashchain`); the other columns are copies of its
+inside, see :mod:`pdp.audit.chain.hashchain`); the other columns are copies of its
 indexed fields so auditors' filters hit an index. The schema
 version lives in ``PRAGMA user_version`` and each migration runs in its own
 transaction, so a later release can add columns or indexes in place.
@@ -15,14 +15,14 @@ the index until the page is chosen):
 - ``decisions_action_ts (action, ts)``, ``decisions_decision_ts (decision, ts)``;
 - ``decision_id`` UNIQUE: lookups by id and idempotent appends.
 
-``checkpoints`` (version 2) holds signed heads; see :mod:`pdp.audit.checkpoint`.
+``checkpoints`` (version 2) holds signed heads; see :mod:`pdp.audit.chain.checkpoint`.
 ``admin_state`` and ``admin_state_meta`` (version 5) keep what administrators
 set; see :mod:`pdp.audit.admin_state`.
 
 A principal (or a prefix of it) over a time range, the auditor's usual
 question, is answered by ``principal_index (principal, ts, seq)`` (version 3,
 replacing the ``(principal, ts)`` index of version 1), which is filled in bulk
-behind the appends; see :mod:`pdp.audit.sqlite_index`.
+behind the appends; see :mod:`pdp.audit.sqlite.principal_index`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pdp.audit.errors import AuditUnavailable
-from pdp.audit.hashchain import GENESIS
 from pdp.audit.records import COLUMNS, STORED
+from pdp.audit.sql.log import refuse_newer_schema
 
 SCHEMA_VERSION = 5
 
@@ -148,12 +147,6 @@ def insert_atomically(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) 
     conn.execute("COMMIT")
 
 
-def read_head(conn: sqlite3.Connection) -> tuple[int, str]:
-    """``(seq, hash)`` of the newest record, or ``(0, GENESIS)`` for an empty log."""
-    row = conn.execute("SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
-    return (row[0], row[1]) if row is not None else (0, GENESIS)
-
-
 def connect(path: Path, *, busy_timeout_ms: int, synchronous: str = "FULL",
             writer: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode: every transaction is an explicit BEGIN...COMMIT.
@@ -186,10 +179,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     conn.execute("BEGIN IMMEDIATE")  # re-read the version under the write lock: one migrator wins
     try:
         found: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found > SCHEMA_VERSION:
-            raise AuditUnavailable(
-                f"decision log schema version {found} is newer than this release's "
-                f"{SCHEMA_VERSION}; upgrade the PDP")
+        refuse_newer_schema(found, SCHEMA_VERSION)
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version]:
                 conn.execute(statement)
@@ -211,4 +201,4 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
 
 
 __all__ = ["COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "STORED", "SYNCHRONOUS", "connect",
-           "insert_atomically", "insert_rows", "migrate", "read_head", "rollback_quietly"]
+           "insert_atomically", "insert_rows", "migrate", "rollback_quietly"]

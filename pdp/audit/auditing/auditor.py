@@ -16,7 +16,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from pdp.audit.archive import ArchiveError, BundleArchive
+from pdp.audit.auditing.archive import ArchiveError, BundleArchive, policy_texts
+from pdp.audit.chain.checkpoint import checkpoint_public_key
+from pdp.audit.chain.verify import verify_log
 from pdp.audit.query import DecisionFilter, matches
 from pdp.audit.records import columns_of
 from pdp.engine.actions import UnknownAction, cedar_uid
@@ -87,8 +89,6 @@ def decision_view(record: Mapping[str, Any], *, archive: BundleArchive | None,
                 archived = {pid: p.as_dict() for pid, p in archive.policies(sha).items()}
                 found = True
             elif current is not None and current.version.sha256 == sha:
-                from pdp.audit.archive import policy_texts
-
                 texts = policy_texts(current)
                 archived = {pid: {"id": pid, "effect": info.effect, "file": info.file,
                                   "reason": info.reason, "advice": info.advice,
@@ -111,24 +111,20 @@ def decision_view(record: Mapping[str, Any], *, archive: BundleArchive | None,
 
 
 def verify_store(store: Any, *, settings: Any = None) -> dict[str, Any]:
-    """Check the log end to end (:func:`pdp.audit.verify.verify_log`: hash chain, signed
+    """Check the log end to end (:func:`pdp.audit.chain.verify.verify_log`: hash chain, signed
     checkpoints, retention anchor); the report names the first broken link.
 
     Checkpoint signatures are checked with the key configuration names
-    (``pdp.audit.checkpoint.checkpoint_public_key``); without one the report
+    (``pdp.audit.chain.checkpoint.checkpoint_public_key``); without one the report
     says ``"signatures": "unsigned"``. A configured key that cannot be read is
     a ``ValueError``.
     """
-    from pdp.audit.verify import verify_log
-
     return dict(verify_log(store, public_key=_checkpoint_key(settings)).as_dict())
 
 
 def _checkpoint_key(settings: Any) -> Any:
     if settings is None:
         return None
-    from pdp.audit.checkpoint import checkpoint_public_key
-
     try:
         return checkpoint_public_key(settings)
     except AttributeError:  # settings without the checkpoint keys (older configuration)

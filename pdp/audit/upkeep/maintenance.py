@@ -3,7 +3,7 @@
 One daemon thread, started by ``build_components`` when the store keeps
 checkpoints (SQLite, PostgreSQL): it signs a checkpoint every
 ``checkpoint_every_records`` records or ``checkpoint_every_s`` seconds (see
-:class:`pdp.audit.checkpoint.Checkpointer`), and, with ``retention_days``
+:class:`pdp.audit.chain.checkpoint.Checkpointer`), and, with ``retention_days``
 set, applies retention once at start and then every ``retention_every_s``.
 :meth:`AuditMaintenance.close` signs the final head (``shutdown``); call it
 after the log itself was closed.
@@ -18,8 +18,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pdp.audit.checkpoint import Checkpointer, CheckpointStore, checkpoint_private_key
-from pdp.audit.retention import RetentionResult, apply_retention, cutoff_for
+from pdp.audit.chain.checkpoint import Checkpointer, CheckpointStore, checkpoint_private_key
+from pdp.audit.upkeep.retention import RetentionResult, apply_retention, cutoff_for
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 A hash chain shows edits, deletions and moves *inside* the log, but not a
 tail cut off at the end: what remains is a valid, shorter chain (see
-:mod:`pdp.audit.hashchain`). A checkpoint fixes the head at one moment:
+:mod:`pdp.audit.chain.hashchain`). A checkpoint fixes the head at one moment:
 ``{seq, head_hash, timestamp, kind}``, signed with an Ed25519 key
 (RFC 8032) that the database does not hold. Whoever can rewrite the
 database but not read the key cannot make the log agree with every
-checkpoint again, so :func:`pdp.audit.verify.verify_log` reports
+checkpoint again, so :func:`pdp.audit.chain.verify.verify_log` reports
 
 - a log whose head is *below* a checkpoint's ``seq``: **truncated**;
 - a record whose hash differs from a checkpoint's ``head_hash`` at its
@@ -17,7 +17,7 @@ Kinds: ``periodic`` (every N records or T seconds, see :class:`Checkpointer`),
 ``shutdown`` (on a clean stop), ``manual`` and ``anchor``: retention writes an
 anchor at the seq just before the first record it keeps, and verification
 starts from the newest anchor there instead of from genesis
-(:mod:`pdp.audit.retention`). Only an ``anchor`` may stand for deleted records;
+(:mod:`pdp.audit.upkeep.retention`). Only an ``anchor`` may stand for deleted records;
 any other checkpoint below the first stored seq is ignored.
 
 Keys: ``[audit] checkpoint_key`` names a PEM (PKCS #8) Ed25519 private key.
@@ -48,8 +48,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pdp.audit.chain.hashchain import GENESIS, canonical
 from pdp.audit.errors import AuditError
-from pdp.audit.hashchain import GENESIS, canonical
 
 if TYPE_CHECKING:
     from pdp.config import Settings

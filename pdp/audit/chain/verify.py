@@ -26,12 +26,18 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pdp.audit.checkpoint import Checkpoint, CheckpointStore, key_id
-from pdp.audit.hashchain import GENESIS, ChainChecker, ChainReport, export_line_text, verify_chain
+from pdp.audit.chain.checkpoint import Checkpoint, CheckpointStore, key_id
+from pdp.audit.chain.hashchain import (
+    GENESIS,
+    ChainChecker,
+    ChainReport,
+    export_line_text,
+    verify_chain,
+)
 
 VerifyProblem = Literal[
     "hash mismatch", "prev_hash mismatch", "sequence gap", "out of order", "malformed record",
-    "index mismatch",  # the chain's own problems (pdp.audit.hashchain.Problem)
+    "index mismatch",  # the chain's own problems (pdp.audit.chain.hashchain.Problem)
     "bad checkpoint signature",  # a checkpoint was forged or altered
     "checkpoint mismatch",  # the record at a checkpoint's seq has another hash: rewritten
     "truncated",  # the log ends below a checkpoint's seq: its tail was cut off
@@ -164,7 +170,7 @@ def verify_log(store: Any, *, public_key: Ed25519PublicKey | None) -> VerifyRepo
 def verify_records(records: Any, *, start_seq: int = 1, start_hash: str = GENESIS) -> ChainReport:
     """The chain check alone over records given as dicts, in stored order (e.g. the
     parsed lines of an export; each record's stored text is rebuilt, which holds
-    for chain format 2: see :func:`pdp.audit.hashchain.link_hash`)."""
+    for chain format 2: see :func:`pdp.audit.chain.hashchain.link_hash`)."""
     return verify_chain(records, start_seq=start_seq, start_hash=start_hash)
 
 
@@ -172,7 +178,7 @@ def verify_export(lines: Iterable[str]) -> ChainReport:
     """Check an export's JSON lines (``pdp audit export``) as a chain, from its first record.
 
     Each line's hash must cover the text it stores (see
-    :func:`pdp.audit.hashchain.export_line_text`) and link to the line before.
+    :func:`pdp.audit.chain.hashchain.export_line_text`) and link to the line before.
     An export proves itself only from its first record on: compare its first
     ``prev_hash`` or its head with a checkpoint, or with the log, to tie it to
     more. A ``kind`` filter leaves gaps in ``seq``; a time range does not.

@@ -5,7 +5,7 @@ points at nothing stored: from genesis, verification would report a gap at
 seq 1, exactly as if someone had removed records. So before deleting,
 retention signs an **anchor**: a checkpoint (kind ``anchor``) at the seq just
 before the first record it keeps, with that record's hash. Verification then
-starts at the anchor (:func:`pdp.audit.verify.verify_log`); only an anchor,
+starts at the anchor (:func:`pdp.audit.chain.verify.verify_log`); only an anchor,
 signed by the checkpoint key, may stand for deleted records.
 
 What is deleted is the longest run of the oldest records (by ``seq``) whose
@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pdp.audit.checkpoint import Checkpoint, CheckpointStore, make_checkpoint
+from pdp.audit.chain.checkpoint import Checkpoint, CheckpointStore, make_checkpoint
+from pdp.audit.chain.hashchain import GENESIS, ChainReport
 from pdp.audit.errors import AuditError
-from pdp.audit.hashchain import GENESIS, ChainReport
 from pdp.audit.records import normalize_ts
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def apply_retention(store: RetentionStore, *, older_than: datetime | str,
                     key: Ed25519PrivateKey | None) -> RetentionResult:
     """Delete the records older than ``older_than`` after signing an anchor with ``key``.
 
-    ``store`` is a :class:`~pdp.audit.checkpoint.CheckpointStore` with
+    ``store`` is a :class:`~pdp.audit.chain.checkpoint.CheckpointStore` with
     ``first_seq_at_or_after`` and ``delete_through`` (SQLite, PostgreSQL).
     Without ``key`` the anchor is unsigned, and only an unsigned verification
     accepts it. Raises ``RetentionRefused`` when the stretch does not verify.

@@ -13,7 +13,7 @@ instead of once per commit. ``index_state`` holds the watermark, written in
 the same transaction: every record with ``seq <= through_seq`` and a
 principal is in the index. A principal query reads the index up to the
 watermark and scans the short tail after it
-(:func:`pdp.audit.sqlite_read.page_sql`), so its answer is exact at any moment,
+(:func:`pdp.audit.sqlite.pages.page_sql`), so its answer is exact at any moment,
 crash or not.
 
 :func:`first_mismatch` lets ``verify`` prove the index says what the records
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from pdp.audit.sqlite_schema import rollback_quietly
+from pdp.audit.sqlite.schema import rollback_quietly
 
 INDEX_EVERY = 8192
 """Records between two catch-ups: also the most a principal query scans unindexed."""

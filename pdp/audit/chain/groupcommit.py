@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+from pdp.audit.chain.hashchain import hash_body, stored_text
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
-from pdp.audit.hashchain import hash_body, stored_text
 from pdp.audit.records import PreparedRecord, loaded, prepare, same_record
 
 log = logging.getLogger(__name__)

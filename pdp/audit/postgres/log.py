@@ -1,0 +1,223 @@
+"""The decision log in PostgreSQL: for several PDP replicas writing one chain.
+
+The same group commit as the SQLite store (:mod:`pdp.audit.chain.groupcommit`): a
+writer thread per process takes what is queued, and writes it as one
+transaction with one ``COPY``. What changes is the head: several processes
+(replicas, or ``uvicorn --workers``) append to one table, so every batch
+
+1. takes the transaction-level advisory lock of this schema's log
+   (``pg_advisory_xact_lock``; released by COMMIT or ROLLBACK, so a crashed
+   replica never leaves it held),
+2. then, in a *new statement* (READ COMMITTED takes a fresh snapshot per
+   statement, so it sees the commit of whoever held the lock before), reads
+   the head ``(seq, hash)`` of the newest record,
+3. chains the batch after it, ``COPY``s the rows in and commits.
+
+The lock serializes chain extension only: reads never take it, and other
+schemas (other logs, parallel test runs) have their own key. A repeated
+``decision_id`` violates its UNIQUE constraint; the batch is then redone with
+the stored copies looked up (idempotent appends, as in SQLite).
+
+The tables and their migrations are in :mod:`pdp.audit.postgres.schema`;
+reads, verification, checkpoints and retention are the shared SQL of
+:mod:`pdp.audit.sql.log`.
+
+**Bounded waits** (see :mod:`pdp.audit.chain.groupcommit`). The writer's session has
+``statement_timeout`` (a slow or locked server) and
+``idle_in_transaction_session_timeout`` (a replica that vanished mid-transaction
+cannot keep the chain's lock) set to ``commit_timeout_s``; every connection has
+a connect timeout and TCP keepalives with ``tcp_user_timeout`` (a peer that is
+gone). A server that keeps the connection open and answers nothing defeats all
+of those, so the watchdog shuts the writer's socket down past the bound
+(:meth:`PostgresDecisionLog._abort_write`) and the next batch reconnects.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from pdp.audit.chain.groupcommit import Append, Outcome, Row
+from pdp.audit.errors import AuditUnavailable
+from pdp.audit.postgres.dialect import POSTGRES
+from pdp.audit.postgres.schema import lock_key, migrate, network_bounds
+from pdp.audit.records import COLUMNS, PreparedRecord
+from pdp.audit.sql.log import (
+    SqlDecisionLog,
+    connection_for_one_call,
+    read_head,
+    stored_records,
+)
+
+_COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
+    """A :class:`~pdp.audit.store.DecisionStore` (and ``CheckpointStore``) in PostgreSQL.
+
+    ``dsn`` is a libpq connection string or URI, e.g.
+    ``postgresql://pdp@db.internal/pdp?options=-csearch_path%3Dpdp``. Opening
+    connects, creates or migrates the tables and reads the head; it raises
+    ``AuditUnavailable`` when the database cannot be reached.
+    """
+
+    thread_name = "pdp-audit-writer-pg"
+    dialect = POSTGRES
+
+    def __init__(self, dsn: str, *, batch_max: int = 512, connect_timeout_s: int | None = None,
+                 commit_timeout_s: float | None = None) -> None:
+        super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
+        self.dsn = dsn
+        if connect_timeout_s is None:  # libpq counts whole seconds, at least 2
+            connect_timeout_s = 5 if commit_timeout_s is None else max(
+                2, math.ceil(commit_timeout_s))
+        self.connect_timeout_s = connect_timeout_s
+        self._lock_key = 0
+        self._reader_lock = threading.Lock()
+        self._reader_conn: psycopg.Connection[Any] | None = None
+        self._conn = None
+        self._opening: psycopg.Connection[Any] | None = None  # being set up (watchdog)
+        # Opening migrates: bounded like a write (the watchdog is not running yet).
+        guard = None if commit_timeout_s is None else threading.Timer(
+            commit_timeout_s + connect_timeout_s, self._abort_write)
+        if guard is not None:
+            guard.daemon = True
+            guard.start()
+        try:
+            self._conn = self._open_writer()
+        except (psycopg.Error, OSError) as exc:
+            raise AuditUnavailable(f"cannot open decision log in PostgreSQL: {exc}") from exc
+        finally:
+            if guard is not None:
+                guard.cancel()
+        self._start_writer()
+
+    def __enter__(self) -> PostgresDecisionLog:
+        return self
+
+    # -- connections and schema -------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True,
+                               **network_bounds(self.dsn, self.connect_timeout_s))
+
+    def _open_writer(self) -> psycopg.Connection[Any]:
+        conn = self._connect()
+        self._opening = conn
+        try:
+            if self.commit_timeout_s is not None:
+                bound = f"{max(1, int(self.commit_timeout_s * 1000))}ms"
+                conn.execute("SELECT set_config('statement_timeout', %s, false), "
+                             "set_config('idle_in_transaction_session_timeout', %s, false)",
+                             (bound, bound))
+            self._lock_key = lock_key(conn)
+            migrate(conn, self._lock_key)
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self._opening = None
+        return conn
+
+    def _abort_write(self) -> None:
+        """Shut the writer's socket down: its blocked libpq call fails at once (watchdog)."""
+        for conn in (self._opening, self._conn):
+            if conn is None or conn.closed:
+                continue
+            try:
+                fd = conn.pgconn.socket
+            except psycopg.Error:
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it is ours
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _ready_to_write(self) -> None:
+        if self._conn is None:  # dropped after an earlier failure: start afresh
+            self._conn = self._open_writer()
+
+    def _probe(self) -> None:
+        """One round trip on the writer's connection, reconnecting if it was dropped."""
+        try:
+            self._ready_to_write()
+            assert self._conn is not None
+            self._conn.execute("SELECT 1")
+        except Exception:
+            self._drop_writer()
+            raise
+
+    def _writer_stopped(self) -> None:
+        super()._writer_stopped()
+        with self._reader_lock:
+            if self._reader_conn is not None:
+                self._reader_conn.close()
+                self._reader_conn = None
+
+    # -- the writer thread --------------------------------------------------
+
+    def _row(self, p: PreparedRecord, seq: int, head: str, digest: str, text: str) -> Row:
+        c = p.columns
+        t, texts = POSTGRES.text, POSTGRES.text_list
+        return (seq, t(c.decision_id), t(c.kind), c.ts, t(c.principal), t(c.action),
+                t(c.resource), t(c.decision), t(c.pep), texts(c.policies), texts(c.reason_codes),
+                text, head, digest)
+
+    def _write_batch(self, conn: psycopg.Connection[Any],
+                     batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
+        try:
+            return self._write_after_head(conn, batch, lookup=False)
+        except pg_errors.UniqueViolation:
+            # A decision_id is already stored: redo, settling repeats from the table.
+            return self._write_after_head(conn, batch, lookup=True)
+
+    def _write_after_head(self, conn: psycopg.Connection[Any], batch: list[Append], *,
+                          lookup: bool) -> tuple[list[Outcome], list[Row]]:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            seq, head = read_head(conn)  # a new statement: sees the last holder's commit
+            known = None
+            if lookup:
+                known = stored_records(POSTGRES, conn,
+                                       [i.prepared.columns.decision_id for i in batch])
+            outcomes, rows = self._chain(batch, seq, head, known)
+            if rows:
+                with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    for r in rows:
+                        copy.write_row(r)
+        return outcomes, rows
+
+    # -- reading ----------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """The shared read connection (autocommit: each statement sees the latest commit)."""
+        with self._reader_lock:
+            try:
+                if self._reader_conn is None or self._reader_conn.closed:
+                    self._reader_conn = self._connect()
+                yield self._reader_conn
+            except psycopg.Error as exc:
+                if self._reader_conn is not None:
+                    self._reader_conn.close()
+                    self._reader_conn = None
+                raise AuditUnavailable(f"cannot read decision log in PostgreSQL: {exc}") from exc
+
+    def _own_connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection of its own, for long scans and maintenance writes."""
+        return connection_for_one_call(POSTGRES, self._connect, "in PostgreSQL")
+
+    def _scanning(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self._own_connection()  # a long scan must not hold the shared reader
+
+    def _maintaining(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self._own_connection()
+
+
+__all__ = ["PostgresDecisionLog"]

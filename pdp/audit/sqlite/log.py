@@ -1,0 +1,234 @@
+"""The default decision log: one SQLite file in WAL mode, written by group commit.
+
+Durability costs one fsync per transaction, not per record, so one writer
+thread commits everything queued since its last commit in one transaction
+(see :mod:`pdp.audit.chain.groupcommit`). With ``synchronous=FULL`` (the default) a
+commit is on disk before any caller hears "stored"; ``NORMAL`` survives a
+crash of the process (the WAL is written) but not of the machine.
+
+The chain head (last ``seq`` and ``hash``) is read from the file at open, so
+the chain continues across restarts. If another process appended meanwhile,
+the next insert collides on ``seq``; the batch is then redone under the write
+lock from the head on disk, so several processes sharing a file keep one chain.
+
+Besides ``decisions`` the file holds ``checkpoints`` (signed heads, see
+:mod:`pdp.audit.chain.checkpoint`) and the principal index, which the writer fills
+every ``index_every`` records once the batch's callers were answered (see
+:mod:`pdp.audit.sqlite.principal_index`); :mod:`pdp.audit.sqlite.schema` lists the
+tables and indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from pdp.audit.chain.groupcommit import Append, Outcome, Row
+from pdp.audit.chain.hashchain import GENESIS, ChainReport
+from pdp.audit.errors import AuditUnavailable
+from pdp.audit.query import DecisionFilter
+from pdp.audit.records import PreparedRecord
+from pdp.audit.sql.log import (
+    SqlDecisionLog,
+    connection_for_one_call,
+    read_head,
+    stored_records,
+)
+from pdp.audit.sqlite import principal_index
+from pdp.audit.sqlite.dialect import SQLITE, immediate
+from pdp.audit.sqlite.pages import page_sql
+from pdp.audit.sqlite.schema import (
+    ROWS_PER_INSERT,
+    SYNCHRONOUS,
+    connect,
+    insert_atomically,
+    insert_rows,
+    migrate,
+    rollback_quietly,
+)
+
+log = logging.getLogger(__name__)
+
+_CUT = 64  # batch sizes above this are cut to multiples of it (see _batch_size)
+
+
+class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
+    """A :class:`~pdp.audit.store.DecisionStore` in one SQLite file.
+
+    Reads open their own connections and never wait for the writer (WAL). Also
+    a :class:`~pdp.audit.chain.checkpoint.CheckpointStore`. Use as a context manager,
+    or call :meth:`close`.
+    """
+
+    dialect = SQLITE
+    RETENTION_ALSO_DELETES = (principal_index.DELETE_ENTRIES,)  # a record's entries go with it
+
+    def __init__(self, path: Path, *, batch_max: int = 512, synchronous: str = "FULL",
+                 busy_timeout_ms: int = 5000,
+                 index_every: int = principal_index.INDEX_EVERY,
+                 commit_timeout_s: float | None = None) -> None:
+        super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
+        if index_every < 1:
+            raise ValueError("index_every must be at least 1")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.index_every = index_every
+        self._seq, self._head = 0, GENESIS  # last committed record; read at open
+        self._index_due = index_every  # catch the principal index up once _seq reaches this
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._open_writer()
+        except (OSError, sqlite3.Error) as exc:
+            raise AuditUnavailable(f"cannot open decision log {self.path}: {exc}") from exc
+        self._start_writer()
+
+    def __enter__(self) -> SqliteDecisionLog:
+        return self
+
+    # -- the writer thread --------------------------------------------------
+
+    def _row(self, p: PreparedRecord, seq: int, head: str, digest: str, text: str) -> Row:
+        c = p.columns
+        return (seq, c.decision_id, c.kind, c.ts, c.principal, c.action, c.resource, c.decision,
+                c.pep, p.policies_json, p.reason_codes_json, text, head, digest)
+
+    def _batch_size(self, available: int) -> int:
+        # Up to 64 records: all of them; more: a multiple of 64. So at most ~70 distinct
+        # multi-row INSERTs exist, each parsed once and then found in the connection's
+        # statement cache (128 entries); a 137-row INSERT parsed afresh costs about as
+        # much as executing it. The few left over lead the next transaction.
+        if available <= _CUT:
+            return available
+        return min(available - available % _CUT, ROWS_PER_INSERT - ROWS_PER_INSERT % _CUT)
+
+    def _write_batch(self, conn: sqlite3.Connection,
+                     batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
+        try:
+            # Fast path: the cached head is current and no decision_id repeats an
+            # old one. Few statements matter: each one hands the GIL over and back.
+            outcomes, rows = self._chain(batch, self._seq, self._head, None)
+            insert_atomically(conn, rows)
+        except sqlite3.IntegrityError:
+            # Another process appended (our seq is taken) or a decision_id is
+            # already stored: redo under the write lock from what the file holds.
+            rollback_quietly(conn)
+            with immediate(conn):
+                seq, head = read_head(conn)
+                known = stored_records(SQLITE, conn,
+                                       [i.prepared.columns.decision_id for i in batch])
+                outcomes, rows = self._chain(batch, seq, head, known)
+                insert_rows(conn, rows)
+        if rows:
+            self._seq, self._head = rows[-1][0], rows[-1][-1]
+        return outcomes, rows
+
+    def _drop_writer(self) -> None:
+        if self._conn is not None:
+            rollback_quietly(self._conn)
+        super()._drop_writer()
+
+    def _after_commit(self) -> None:
+        if self._seq < self._index_due or self._conn is None:
+            return
+        try:
+            self._index_due = principal_index.catch_up(self._conn) + self.index_every
+        except sqlite3.Error as exc:
+            # Queries stay exact (they scan the longer tail); try again a stretch later.
+            log.error("decision log: principal index not brought up to date: %s", exc)
+            self._index_due = self._seq + self.index_every
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms,
+                       synchronous=self.synchronous, writer=True)
+        try:
+            migrate(conn)
+            self._seq, self._head = read_head(conn)  # the chain continues across restarts
+            self._index_due = principal_index.watermark(conn) + self.index_every
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # -- reading (own connections; the queries are pdp.audit.sql.log's) ----------
+
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A ``query_only`` connection of its own: in WAL mode a reader sees the last
+        commit and neither waits for the writer nor holds it up."""
+        return connection_for_one_call(
+            SQLITE, lambda: connect(self.path, busy_timeout_ms=self.busy_timeout_ms),
+            str(self.path))
+
+    def _maintaining(self) -> _ShortWriter:
+        return _ShortWriter(self)
+
+    def _page_sql(self, flt: DecisionFilter, limit: int,
+                  before: int | None) -> tuple[str, list[Any]]:
+        return page_sql(flt, limit, before=before)
+
+    def verify(self, *, start_seq: int = 1, start_hash: str = GENESIS,
+               end_seq: int | None = None) -> ChainReport:
+        """As :meth:`SqlDecisionLog.verify`, and the principal index against the records:
+        an entry removed (a decision hidden from the principal's history) or added
+        is an ``index mismatch`` too."""
+        report = super().verify(start_seq=start_seq, start_hash=start_hash, end_seq=end_seq)
+        return self._check_principal_index(report, start_seq, start_hash, end_seq)
+
+    def _check_principal_index(self, report: ChainReport, start_seq: int, start_hash: str,
+                               end_seq: int | None) -> ChainReport:
+        """``report``, or an earlier ``index mismatch`` where the principal index lies."""
+        last = report.last_seq if report.ok else (report.first_broken_seq or start_seq) - 1
+        if end_seq is not None:
+            last = min(last, end_seq)
+        with self._reading() as conn:
+            seq = principal_index.first_mismatch(conn, start_seq, last)
+            if seq is None:
+                return report
+            before = conn.execute("SELECT hash FROM decisions WHERE seq = ?",
+                                  (seq - 1,)).fetchone()
+            found = conn.execute("SELECT decision_id FROM decisions WHERE seq = ?",
+                                 (seq,)).fetchone()
+        return ChainReport(
+            ok=False, checked=seq - start_seq, first_broken_seq=seq,
+            first_broken_decision_id=found[0] if found else None, problem="index mismatch",
+            detail=f"row {seq}: the principal index disagrees with the record",
+            last_seq=seq - 1,
+            head_hash=before[0] if before is not None and seq > start_seq else start_hash)
+
+
+class _ShortWriter:
+    """A write connection for one maintenance call (checkpoints, retention).
+
+    Opened and closed per call: these are rare, and they must work after the
+    writer thread stopped (the shutdown checkpoint).
+    """
+
+    def __init__(self, log: SqliteDecisionLog) -> None:
+        self.log = log
+        self.conn: sqlite3.Connection | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.conn = connect(self.log.path, busy_timeout_ms=self.log.busy_timeout_ms,
+                                synchronous=self.log.synchronous, writer=True)
+            migrate(self.conn)
+        except (sqlite3.Error, OSError) as exc:
+            if self.conn is not None:
+                self.conn.close()
+            raise AuditUnavailable(f"cannot write to decision log {self.log.path}: {exc}") from exc
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.conn is not None
+        self.conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise AuditUnavailable(f"cannot write to decision log {self.log.path}: {exc}") from exc
+
+
+__all__ = ["SqliteDecisionLog"]

@@ -14,6 +14,7 @@ from pdp.api import audit as audit_api
 from pdp.api import authorize, authzen, context_admin, decisions, gateways, ops, revocations
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
+from pdp.api.fastpath import FastPath
 from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
@@ -74,7 +75,7 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(context_admin.router)  # /v1/context
     context_admin.install_context_handler(app)
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
-    app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
+    app.add_middleware(FastPath)  # inside the body limit: /v1/authorize without routing
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
     app.add_middleware(HeaderLimits)  # outermost: 431 / bad X-Request-ID before anything
     return app

@@ -33,6 +33,14 @@ def parse_json(raw: bytes) -> Any:
         raise json.JSONDecodeError(str(e), raw.decode("utf-8", "replace"), 0) from None
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<something>+json`` (parameters ignored): the
+    bodies FastAPI parses as JSON, and so the decision paths too."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 class StrictJSONRequest(Request):
     """A ``Request`` whose ``json()`` is :func:`parse_json`."""
 
@@ -57,4 +65,4 @@ class StrictJSONRoute(APIRoute):
         return strict
 
 
-__all__ = ["StrictJSONRequest", "StrictJSONRoute", "parse_json"]
+__all__ = ["StrictJSONRequest", "StrictJSONRoute", "is_json_media_type", "parse_json"]

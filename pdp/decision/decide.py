@@ -25,8 +25,8 @@ from pdp.engine.pdp_schema import (
     CREDENTIAL_ATTR,
     GROUP_TYPE,
     LIVE_ATTR,
-    RESERVED_CONTEXT_ATTRS,
     WORKLOAD_TYPE,
+    reserved_key,
 )
 from pdp.engine.whynot import (
     PolicyDiagnosis,
@@ -77,11 +77,11 @@ def decide(
     if bundle is None:
         return outcome.error(DecisionError(
             ReasonCode.ENGINE_NO_BUNDLE, "no valid policy bundle is loaded"))
-    reserved = [k for k in RESERVED_CONTEXT_ATTRS if k in context]
-    if reserved:
+    reserved = reserved_key(context)
+    if reserved is not None:
         return outcome.error(DecisionError(
             ReasonCode.REQUEST_INVALID,
-            f"context.{reserved[0]} is reserved: live context comes only from the PDP"))
+            f"context.{reserved} is reserved: live context comes only from the PDP"))
     try:
         action_info = bundle.actions.resolve(action)
     except UnknownAction as e:

@@ -44,6 +44,13 @@ forwarded_bearer = HTTPBearer(
     scheme_name="forwardedBearer", auto_error=False, bearerFormat="JWT",
     description="The original request's credential, forwarded by the gateway.")
 
+OPTIONAL_SCHEMES = frozenset({"pepBearer", "forwardedBearer"})
+"""Schemes an operation may be called without: a PEP may present a TLS client
+certificate instead, or need nothing (``--dev``, ``pep_allowlist = ["*"]``); a
+gateway's original request may carry a forwarded certificate, or nothing. The
+OpenAPI document says so with an empty requirement beside them (``pdp.api.openapi``);
+``adminBearer`` is required (401 without it)."""
+
 Bearer = HTTPAuthorizationCredentials | None
 PepBearerDep = Annotated[Bearer, Depends(pep_bearer)]
 AdminBearerDep = Annotated[Bearer, Depends(admin_bearer)]
@@ -56,6 +63,6 @@ def bearer_token(credentials: Bearer) -> BearerToken | None:
 
 
 __all__ = [
-    "AdminBearerDep", "Bearer", "ForwardedBearerDep", "PepBearerDep", "admin_bearer",
-    "bearer_token", "forwarded_bearer", "pep_bearer",
+    "OPTIONAL_SCHEMES", "AdminBearerDep", "Bearer", "ForwardedBearerDep", "PepBearerDep",
+    "admin_bearer", "bearer_token", "forwarded_bearer", "pep_bearer",
 ]

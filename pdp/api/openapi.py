@@ -25,7 +25,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from pdp.api.bearer import pep_bearer
+from pdp.api.bearer import OPTIONAL_SCHEMES, pep_bearer
 from pdp.api.models import Problem
 from pdp.api.pep import require_pep
 from pdp.api.problems import PROBLEM_JSON
@@ -65,6 +65,7 @@ def declare_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:
     _add_body_models(schemas)
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
+            _optional_security(operation)
             responses = operation.setdefault("responses", {})
             params = operation.get("parameters", [])
             statuses = {400, 431}
@@ -81,6 +82,15 @@ def declare_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     _as_problem(int(status), response)
+
+
+def _optional_security(operation: dict[str, Any]) -> None:
+    """An operation whose bearer schemes are all optional (``OPTIONAL_SCHEMES``) may be
+    called without: OpenAPI says so with an empty requirement (``{}``) among them."""
+    security = operation.get("security")
+    if security and {} not in security and all(
+            set(requirement) <= OPTIONAL_SCHEMES for requirement in security):
+        security.append({})
 
 
 def _as_problem(status: int, response: dict[str, Any]) -> None:

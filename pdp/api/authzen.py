@@ -234,17 +234,9 @@ async def answer_evaluation(request: Request, components: Components,
     except PepRefused as e:
         return _echoed(request, refused_problem(e))
     try:
-        body = await _json_object(request)
-        parsed = _validate(AzEvaluationRequest, body)
-        refused = reserved_context(parsed.context)
-        if refused is not None:
-            return _echoed(request, refused)
-        prepared = _prepared(request, components, parsed)
+        return await _evaluate(request, components, await _json_object(request))
     except BadRequest as e:
         return _bad_request(request, e)
-    decision = await components.service.authorize(prepared)
-    return FastJSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
-                            headers=_echo(request))
 
 
 def _evaluations_schema() -> dict[str, Any]:
@@ -280,7 +272,9 @@ async def evaluations(request: Request, components: ComponentsDep) -> Response:
         body = await _json_object(request)
         defaults = _validate(AzDefaults, body)
         if not defaults.evaluations:
-            return await _single_from(request, components, body)
+            # The single evaluation, answered like /access/v1/evaluation.
+            return await _evaluate(request, components,
+                                   {k: v for k, v in body.items() if k != "evaluations"})
         if len(defaults.evaluations) > MAX_EVALUATIONS:
             raise BadRequest(f"at most {MAX_EVALUATIONS} evaluations per request")
         refused = reserved_context(defaults.context)
@@ -298,10 +292,11 @@ async def evaluations(request: Request, components: ComponentsDep) -> Response:
         headers=_echo(request))
 
 
-async def _single_from(request: Request, components: Components,
-                       body: dict[str, Any]) -> Response:
-    """An evaluations request without evaluations: the single evaluation, its answer."""
-    parsed = _validate(AzEvaluationRequest, {k: v for k, v in body.items() if k != "evaluations"})
+async def _evaluate(request: Request, components: Components,
+                    body: dict[str, Any]) -> Response:
+    """One evaluation, from its JSON object to its answer (``BadRequest`` for a body
+    that cannot be used): ``/evaluation``, and ``/evaluations`` without ``evaluations``."""
+    parsed = _validate(AzEvaluationRequest, body)
     refused = reserved_context(parsed.context)
     if refused is not None:
         return _echoed(request, refused)

@@ -1,10 +1,10 @@
 """Admin endpoints are authorized by the bundle's own Cedar policies.
 
 An admin call is a decision like any other: the caller's bearer credential
-(``Authorization: Bearer <token>``) is verified, and ``Pdp::Action::"<action>"``
-on ``Pdp::Admin::"<area>"`` is evaluated by the same ``DecisionService``, so
-every admin call — allowed or refused — is in the decision log. A credential
-that fails is 401; a policy deny is 403 with the explanation.
+(``Authorization: Bearer <token>``, read by ``pdp.api.bearer.admin_bearer``) is
+verified, and ``Pdp::Action::"<action>"`` on ``Pdp::Admin::"<area>"`` is evaluated
+by the same ``DecisionService``, so every admin call — allowed or refused — is in the
+decision log. A credential that fails is 401; a policy deny is 403 with the explanation.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from pdp.api.bearer import AdminBearerDep, bearer_token
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.problems import PROBLEM_JSON
 from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
 from pdp.engine.actions import cedar_uid
 from pdp.engine.pdp_schema import ADMIN_ACTION_TYPE, ADMIN_ACTIONS, ADMIN_TYPE
-from pdp.identity.model import BearerToken, Credential, VerifiedIdentity
+from pdp.identity.model import VerifiedIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +42,16 @@ class AdminRefused(Exception):
         self.decision = decision
 
 
-def bearer_credential(request: Request) -> Credential | None:
-    """The credential in ``Authorization: Bearer <token>``, if any."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return BearerToken(token.strip())
-
-
 def admin_access(action: str) -> Callable[..., Awaitable[AdminCaller]]:
     """A dependency that lets the call through only if the bundle permits ``action``."""
     area = next((a for a, names in ADMIN_ACTIONS.items() if action in names), None)
     if area is None:
         raise ValueError(f"{action!r} is not an admin action; see pdp_schema.ADMIN_ACTIONS")
 
-    async def dependency(request: Request, components: ComponentsDep) -> AdminCaller:
+    async def dependency(request: Request, components: ComponentsDep,
+                         bearer: AdminBearerDep) -> AdminCaller:
         decision = await components.service.authorize(AuthorizeInput(
-            credential=bearer_credential(request),
+            credential=bearer_token(bearer),
             action=cedar_uid(ADMIN_ACTION_TYPE, action),
             resource=ResourceRef(ADMIN_TYPE, area),
             request_id=request_id(request), pep="admin-api"))

@@ -15,6 +15,7 @@ from pdp.api import authorize, authzen, context_admin, decisions, gateways, ops,
 from pdp.api import broker as broker_api
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
+from pdp.api.fastpath import FastPath
 from pdp.api.limits import BodySizeLimit, HeaderLimits
 from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
@@ -83,7 +84,7 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(context_admin.router)  # /v1/context
     context_admin.install_context_handler(app)
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
-    app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
+    app.add_middleware(FastPath)  # inside the body limit: /v1/authorize without routing
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
     app.add_middleware(HeaderLimits)  # 431 / bad X-Request-ID before anything is parsed
     log = components.settings.log

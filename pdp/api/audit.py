@@ -52,6 +52,15 @@ _AUTH: _Responses = {
     401: {"model": Problem, "description": "No valid bearer credential"},
     403: {"model": Problem, "description": "The bundle's policies do not permit this caller"},
     503: {"model": Problem, "description": "The audit query could not be recorded"}}
+
+
+def _ok(model: type[BaseModel], description: str) -> _Responses:
+    """The 200 answer's schema. The handlers answer with ``JSONResponse`` (records are
+    the log's dicts, passed through as they are), so the model documents, and FastAPI
+    does not filter or re-validate, the body."""
+    return {200: {"model": model, "description": description}}
+
+
 _NOT_FOUND: _Responses = {404: {"model": Problem, "description": "No decision with this id"}}
 _BAD: _Responses = {400: {"model": Problem, "description": "A bad timestamp or cursor"}}
 
@@ -194,7 +203,8 @@ def _store(components: Components) -> Any:
     return components.log
 
 
-@router.get("/v1/decisions", response_model=DecisionPage, responses={**_AUTH, **_BAD},
+@router.get("/v1/decisions",
+            responses={**_ok(DecisionPage, "A page of decision records"), **_AUTH, **_BAD},
             summary="Find logged decisions")
 async def list_decisions(
     request: Request,
@@ -243,8 +253,9 @@ async def list_decisions(
     return JSONResponse({"decisions": page.records, "next_cursor": page.next_cursor})
 
 
-@router.get("/v1/decisions/{decision_id}", response_model=DecisionDetail,
-            responses={**_AUTH, **_NOT_FOUND}, summary="One logged decision, with its policies")
+@router.get("/v1/decisions/{decision_id}",
+            responses={**_ok(DecisionDetail, "The record, explained, with its policies"),
+                       **_AUTH, **_NOT_FOUND}, summary="One logged decision, with its policies")
 async def get_decision(
     decision_id: str, request: Request, components: ComponentsDep,
     caller: Annotated[AdminCaller, Depends(admin_access("audit.read"))],
@@ -268,8 +279,9 @@ async def get_decision(
     return JSONResponse(view)
 
 
-@router.post("/v1/decisions/{decision_id}/replay", response_model=ReplayResult,
-             responses={**_AUTH, **_NOT_FOUND}, summary="Re-evaluate a logged decision")
+@router.post("/v1/decisions/{decision_id}/replay",
+             responses={**_ok(ReplayResult, "The decision re-evaluated"), **_AUTH, **_NOT_FOUND},
+             summary="Re-evaluate a logged decision")
 async def replay_decision(
     decision_id: str, request: Request, components: ComponentsDep,
     caller: Annotated[AdminCaller, Depends(admin_access("audit.replay"))],
@@ -295,7 +307,7 @@ async def replay_decision(
     return refused or JSONResponse(report.as_dict())
 
 
-@router.get("/v1/audit/verify", response_model=VerifyResult, responses=_AUTH,
+@router.get("/v1/audit/verify", responses={**_ok(VerifyResult, "The chain, verified"), **_AUTH},
             summary="Verify the decision log's hash chain")
 async def verify_log(
     request: Request, components: ComponentsDep,
@@ -343,7 +355,7 @@ async def export_log(
                              media_type=media)
 
 
-@router.get("/v1/identities", response_model=IdentityInventory, responses=_AUTH,
+@router.get("/v1/identities", responses={**_ok(IdentityInventory, "Every principal seen"), **_AUTH},
             summary="Every principal seen, with stale and long-lived flags")
 async def identities(
     request: Request, components: ComponentsDep,

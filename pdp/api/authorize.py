@@ -1,17 +1,35 @@
-"""``/v1/authorize``: the decision endpoints."""
+"""``/v1/authorize``: the decision endpoints, and the one path a decision request takes.
+
+:func:`answer_authorize` is ``POST /v1/authorize`` from the request to the answer,
+in this order:
+
+1. the calling PEP (:func:`pdp.api.pep.require_pep`: allowlist; a refusal is a
+   recorded decision, answered 401/403);
+2. the body: ``application/json`` (else 415), strict JSON (else 400), an
+   ``AuthorizeRequest`` (else 422), parsed in one step by pydantic-core;
+3. no reserved context key (:func:`pdp.api.problems.reserved_context`, 400);
+4. the decision (``DecisionService.authorize``: verify, live context, decide, record);
+5. the answer: the decision as JSON (orjson), ``X-Request-ID`` echoed.
+
+It returns every outcome as a response and raises no client error, so there is
+nothing for FastAPI's exception handlers to render differently. Two ways lead to it
+and cannot answer differently: the FastAPI route below, which documents the
+operation in OpenAPI and serves when the fast path is not installed, and
+:class:`pdp.api.fastpath.FastPath`, which calls it before FastAPI's routing and
+dependency resolution (their cost per request is about uvicorn's own).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pdp.api.bearer import Bearer, PepBearerDep
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.fastjson import FastJSONResponse
-from pdp.api.jsonbody import StrictJSONRoute
+from pdp.api.jsonbody import StrictJSONRoute, unsupported_media_type
 from pdp.api.models import (
     AuthorizeRequest,
     AuthorizeResponse,
@@ -20,11 +38,14 @@ from pdp.api.models import (
     Problem,
     to_input,
 )
-from pdp.api.pep import PepRefused, check_pep, pep_name, require_pep
-from pdp.api.problems import problem
-from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS
+from pdp.api.openapi import json_body
+from pdp.api.pep import PepRefused, pep_name, refused_problem, require_pep
+from pdp.api.problems import invalid_body, reserved_context
+from pdp.components import Components
 
 router = APIRouter(prefix="/v1", tags=["decisions"], route_class=StrictJSONRoute)
+
+AUTHORIZE_PATH = "/v1/authorize"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Malformed JSON or a reserved context key"},
@@ -32,11 +53,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "A field is missing or has the wrong type"}}
 
 
-@router.post("/authorize", response_model=AuthorizeResponse, responses=_ERRORS,
-             summary="Decide one request",
-             dependencies=[Depends(require_pep)])  # the calling PEP: allowlist, `pep` in the record
-async def authorize(body: AuthorizeRequest, request: Request,
-                    components: ComponentsDep) -> JSONResponse:
+@router.post("/authorize", summary="Decide one request",
+             responses={200: {"model": AuthorizeResponse, "description": "The decision"},
+                        **_ERRORS,
+                        415: {"model": Problem,
+                              "description": "The body is not `application/json`"}},
+             openapi_extra=json_body(AuthorizeRequest))
+async def authorize(request: Request, components: ComponentsDep,
+                    bearer: PepBearerDep) -> Response:
     """Verify the subject's credential, add live context, evaluate the bundle's Cedar
     policies, record the decision durably, and answer.
 
@@ -44,24 +68,50 @@ async def authorize(body: AuthorizeRequest, request: Request,
     only a malformed request is a 4xx. `context.live` and `context.credential` are
     filled in by the PDP and may not be sent (400).
     """
-    reserved = _reserved_key(body.context)
-    if reserved:
-        return _reserved_problem(reserved, "context")
+    return await answer_authorize(request, components, bearer)
+
+
+async def answer_authorize(request: Request, components: Components,
+                           bearer: Bearer) -> Response:
+    """``POST /v1/authorize``, every outcome as a response (see the module docstring).
+
+    ``bearer``: the ``Authorization: Bearer`` credential :data:`pdp.api.bearer.pep_bearer`
+    read from the request (the calling PEP's, never the subject's).
+    """
+    try:
+        pep = await require_pep(request, components, bearer)
+    except PepRefused as e:  # recorded, with its decision id in the answer
+        return _echoed(request, refused_problem(e))
+    unsupported = await unsupported_media_type(request)  # the same 415 as every JSON door
+    if unsupported is not None:
+        return _echoed(request, unsupported)
+    raw = await request.body()
+    if not raw and "content-type" not in request.headers:  # no body at all, as FastAPI says
+        return _echoed(request, invalid_body(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required"}]))
+    try:  # bytes to model in one step: the strict JSON of pdp.api.jsonbody, then the fields
+        body = AuthorizeRequest.model_validate_json(raw)
+    except ValidationError as e:
+        return _echoed(request, invalid_body(e.errors(include_url=False)))
+    refused = reserved_context(body.context)
+    if refused is not None:
+        return _echoed(request, refused)
     decision = await components.service.authorize(
-        body.to_input(request_id=request_id(request), pep=pep_name(request)))
+        body.to_input(request_id=request_id(request), pep=pep))
     return FastJSONResponse(decision.as_dict(), headers=_echo(request))
 
 
-@router.post("/authorize/batch", response_model=BatchResponse, responses=_ERRORS,
-             summary="Decide several requests for one subject",
-             dependencies=[Depends(require_pep)])
+@router.post("/authorize/batch", summary="Decide several requests for one subject",
+             responses={200: {"model": BatchResponse, "description": "One decision per item"},
+                        **_ERRORS},
+             dependencies=[Depends(require_pep)])  # the calling PEP: allowlist, `pep` in the record
 async def authorize_batch(body: BatchRequest, request: Request,
-                          components: ComponentsDep) -> JSONResponse:
+                          components: ComponentsDep) -> Response:
     """Up to 100 items for one subject; each item gets its own decision and record."""
     for i, item in enumerate(body.items):
-        reserved = _reserved_key(item.context)
-        if reserved:
-            return _reserved_problem(reserved, f"items.{i}.context")
+        refused = reserved_context(item.context, f"items.{i}.context")
+        if refused is not None:
+            return _echoed(request, refused)
     rid = request_id(request)
     decisions = await components.service.authorize_batch(
         [to_input(body.subject, item, request_id=rid, pep=pep_name(request))
@@ -69,78 +119,17 @@ async def authorize_batch(body: BatchRequest, request: Request,
     return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo(request))
 
 
-def _reserved_key(context: dict[str, object]) -> str | None:
-    return next((k for k in RESERVED_CONTEXT_ATTRS if k in context), None)
-
-
-def _reserved_problem(key: str, where: str) -> JSONResponse:
-    return problem(400, "Reserved context attribute",
-                   f"{where}.{key} is filled in by the PDP and may not be sent",
-                   [{"field": f"{where}.{key}", "msg": "reserved", "type": "reserved"}])
-
 
 def _echo(request: Request) -> dict[str, str]:
     rid = request_id(request)
     return {"x-request-id": rid} if rid else {}
 
 
-class AuthorizeFastPath:
-    """ASGI middleware: ``POST /v1/authorize`` decided without FastAPI's routing and
-    dependency resolution, which cost about as much per request as uvicorn itself.
-
-    It takes only the common case, with the route's own parts: a JSON body that
-    ``AuthorizeRequest`` accepts, no reserved context key, the PEP admitted by
-    :func:`check_pep`; the answer is the route's. Anything else (a malformed body,
-    a refused PEP, a reserved key) goes on to the FastAPI route with the body
-    replayed, so every error keeps its exact answer.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
-                or scope["path"] != "/v1/authorize"):
-            await self.app(scope, receive, send)
-            return
-        messages: list[Message] = []
-        while True:  # the whole body (BodySizeLimit, outside, bounds it)
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                break
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        if messages[-1]["type"] == "http.request" and await self._answer(scope, body, send):
-            return
-        pending = list(messages)
-
-        async def replay() -> Message:
-            return pending.pop(0) if pending else await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
-        """Decide and answer; False (nothing sent) when the route should handle it."""
-        request = Request(scope)
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != \
-                "application/json":
-            return False
-        try:
-            parsed = AuthorizeRequest.model_validate_json(body)
-        except ValidationError:
-            return False
-        if _reserved_key(parsed.context):
-            return False
-        components = request.app.state.components
-        try:
-            check_pep(request, components)
-        except PepRefused:  # the route refuses it, and records the refusal once
-            return False
-        decision = await components.service.authorize(
-            parsed.to_input(request_id=request_id(request), pep=pep_name(request)))
-        await FastJSONResponse(decision.as_dict(), headers=_echo(request))(scope, _no_body, send)
-        return True
+def _echoed(request: Request, response: Response) -> Response:
+    """``response`` with the request's ``X-Request-ID``, like every decision answer."""
+    response.headers.update(_echo(request))
+    return response
 
 
-async def _no_body() -> Message:  # a response never reads the request again
-    return {"type": "http.disconnect"}
+__all__ = ["AUTHORIZE_PATH", "answer_authorize", "authorize", "authorize_batch", "pep_name",
+           "router"]

@@ -45,15 +45,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pdp.api.bearer import Bearer, PepBearerDep
 from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.fastjson import FastJSONResponse
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.api.models import NO_RESERVED_KEYS, Printable
-from pdp.api.pep import pep_name, require_pep
-from pdp.api.problems import problem
+from pdp.api.openapi import inline_schema, json_body
+from pdp.api.pep import PepRefused, pep_name, refused_problem, require_pep
+from pdp.api.problems import problem, reserved_context
 from pdp.components import Components
 from pdp.decision.model import (
     AssertedSubject,
@@ -62,7 +65,7 @@ from pdp.decision.model import (
     DecisionError,
     ResourceRef,
 )
-from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
+from pdp.engine.pdp_schema import WORKLOAD_TYPE, reserved_key
 from pdp.identity.model import BearerToken, Credential, X509Chain
 from pdp.reasons import ReasonCode
 
@@ -200,25 +203,6 @@ class ItemError:
     message: str
 
 
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON Schema with its ``$defs`` inlined (for ``openapi_extra``)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
-
-
 @router.get("/.well-known/authzen-configuration", summary="AuthZEN PDP metadata")
 async def configuration(request: Request) -> JSONResponse:
     """Where this PDP's AuthZEN endpoints are (`policy_decision_point` is this base URL)."""
@@ -229,35 +213,38 @@ async def configuration(request: Request) -> JSONResponse:
                         headers=_echo(request))
 
 
-@router.post(EVALUATION_PATH, response_model=AzDecision, responses=_ERRORS,
-             summary="AuthZEN access evaluation", dependencies=[Depends(require_pep)],
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": _inline_schema(AzEvaluationRequest)}}}})
-async def evaluation(request: Request, components: ComponentsDep) -> JSONResponse:
+@router.post(EVALUATION_PATH, summary="AuthZEN access evaluation",
+             responses={200: {"model": AzDecision, "description": "The decision"}, **_ERRORS},
+             openapi_extra=json_body(AzEvaluationRequest, inline=True))
+async def evaluation(request: Request, components: ComponentsDep,
+                     bearer: PepBearerDep) -> Response:
     """May `subject` do `action` on `resource`? `{"decision": true|false}` (HTTP 200 either
     way); with `options.include_reasons`, also `context` with the decision's reasons."""
+    return await answer_evaluation(request, components, bearer)
+
+
+async def answer_evaluation(request: Request, components: Components,
+                            bearer: Bearer) -> Response:
+    """``POST /access/v1/evaluation``, every outcome as a response: the one path of the
+    route above and of the fast path (``pdp.api.fastpath``), like
+    :func:`pdp.api.authorize.answer_authorize`. The calling PEP first (a refusal is
+    recorded, 401/403), then the body (400), then the decision."""
     try:
-        body = await _json_object(request)
-        parsed = _validate(AzEvaluationRequest, body)
-        reserved = _reserved(parsed.context)
-        if reserved:
-            raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent",
-                             [{"field": f"context.{reserved}", "msg": "reserved",
-                               "type": "reserved"}])
-        prepared = _prepared(request, components, parsed)
+        await require_pep(request, components, bearer)
+    except PepRefused as e:
+        return _echoed(request, refused_problem(e))
+    try:
+        return await _evaluate(request, components, await _json_object(request))
     except BadRequest as e:
         return _bad_request(request, e)
-    decision = await components.service.authorize(prepared)
-    return JSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
-                        headers=_echo(request))
 
 
 def _evaluations_schema() -> dict[str, Any]:
     """``AzDefaults``, and the rule the handler applies: without ``evaluations`` the
     top level is one evaluation, so its ``subject``, ``action`` and ``resource`` are
     required and whole."""
-    schema = _inline_schema(AzDefaults)
-    single = _inline_schema(AzEvaluationRequest)
+    schema = inline_schema(AzDefaults)
+    single = inline_schema(AzEvaluationRequest)
     schema["anyOf"] = [
         {"required": ["evaluations"],
          "properties": {"evaluations": {"type": "array", "minItems": 1}}},
@@ -268,12 +255,14 @@ def _evaluations_schema() -> dict[str, Any]:
 
 
 # Without `evaluations` the answer is one AzDecision.
-@router.post(EVALUATIONS_PATH, response_model=AzDecisions | AzDecision,
-             responses=_ERRORS,
+@router.post(EVALUATIONS_PATH,
+             responses={200: {"model": AzDecisions | AzDecision,
+                              "description": "The decisions (one, without `evaluations`)"},
+                        **_ERRORS},
              summary="AuthZEN access evaluations (batch)", dependencies=[Depends(require_pep)],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": _evaluations_schema()}}}})
-async def evaluations(request: Request, components: ComponentsDep) -> JSONResponse:
+async def evaluations(request: Request, components: ComponentsDep) -> Response:
     """Several evaluations, with top-level defaults; `options.evaluations_semantic` picks
     `execute_all` (default), `deny_on_first_deny` or `permit_on_first_permit`. Answers
     `{"evaluations": [{"decision": ...}, ...]}` in request order (shorter when a
@@ -283,35 +272,38 @@ async def evaluations(request: Request, components: ComponentsDep) -> JSONRespon
         body = await _json_object(request)
         defaults = _validate(AzDefaults, body)
         if not defaults.evaluations:
-            return await _single_from(request, components, body)
+            # The single evaluation, answered like /access/v1/evaluation.
+            return await _evaluate(request, components,
+                                   {k: v for k, v in body.items() if k != "evaluations"})
         if len(defaults.evaluations) > MAX_EVALUATIONS:
             raise BadRequest(f"at most {MAX_EVALUATIONS} evaluations per request")
-        reserved = _reserved(defaults.context)
-        if reserved:
-            raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent")
+        refused = reserved_context(defaults.context)
+        if refused is not None:
+            return _echoed(request, refused)
         items = [_prepare_item(request, components, body, item)
                  for item in defaults.evaluations]
     except BadRequest as e:
         return _bad_request(request, e)
     options = defaults.options
     results = await _run(components, items, options.evaluations_semantic)
-    return JSONResponse(
+    return FastJSONResponse(
         {"evaluations": [_answer(r, item, options.include_reasons)
                          for r, item in zip(results, items)]},
         headers=_echo(request))
 
 
-async def _single_from(request: Request, components: Components,
-                       body: dict[str, Any]) -> JSONResponse:
-    """An evaluations request without evaluations: the single evaluation, its answer."""
-    parsed = _validate(AzEvaluationRequest, {k: v for k, v in body.items() if k != "evaluations"})
-    reserved = _reserved(parsed.context)
-    if reserved:
-        raise BadRequest(f"context.{reserved} is filled in by the PDP and may not be sent")
+async def _evaluate(request: Request, components: Components,
+                    body: dict[str, Any]) -> Response:
+    """One evaluation, from its JSON object to its answer (``BadRequest`` for a body
+    that cannot be used): ``/evaluation``, and ``/evaluations`` without ``evaluations``."""
+    parsed = _validate(AzEvaluationRequest, body)
+    refused = reserved_context(parsed.context)
+    if refused is not None:
+        return _echoed(request, refused)
     prepared = _prepared(request, components, parsed)
     decision = await components.service.authorize(prepared)
-    return JSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
-                        headers=_echo(request))
+    return FastJSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
+                            headers=_echo(request))
 
 
 async def _run(components: Components, items: list[AuthorizeInput],
@@ -380,7 +372,7 @@ def _prepare_item(request: Request, components: Components, top: dict[str, Any],
     except ValidationError as e:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
         return _refused_item(request, merged, f"invalid or missing field(s): {fields}")
-    reserved = _reserved(parsed.context)
+    reserved = reserved_key(parsed.context)
     prepared = (ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
                 if reserved else _prepare(request, components, parsed))
     if isinstance(prepared, ItemError):
@@ -412,19 +404,16 @@ def _refused_item(request: Request, merged: Mapping[str, Any], message: str) -> 
         refused=DecisionError(ReasonCode.REQUEST_INVALID, message))
 
 
-def _reserved(context: Mapping[str, Any] | None) -> str | None:
-    return next((k for k in RESERVED_CONTEXT_ATTRS if k in (context or {})), None)
-
-
 def _prepare(request: Request, components: Components,
              ev: AzEvaluation) -> AuthorizeInput | ItemError:
     """The AuthZEN 4-tuple as the PDP's ``AuthorizeInput`` (or why it cannot be)."""
     context = dict(ev.context or {})
+    reserved = reserved_key(ev.action.properties)
+    if reserved is not None:
+        return ItemError(f"action.properties.{reserved} is reserved")
     for key, value in (ev.action.properties or {}).items():
         if key in context:
             return ItemError(f"action.properties.{key} is also in context")
-        if key in RESERVED_CONTEXT_ATTRS:
-            return ItemError(f"action.properties.{key} is reserved")
         context[key] = value
     common: dict[str, Any] = {
         "action": ev.action.name,
@@ -499,8 +488,11 @@ def _answer(decision: Decision, request: AuthorizeInput, reasons: bool) -> dict[
     return out
 
 
-def _bad_request(request: Request, error: BadRequest) -> JSONResponse:
-    response = problem(400, "Bad request", error.detail, error.errors)
+def _bad_request(request: Request, error: BadRequest) -> Response:
+    return _echoed(request, problem(400, "Bad request", error.detail, error.errors))
+
+
+def _echoed(request: Request, response: Response) -> Response:
     response.headers.update(_echo(request))
     return response
 

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from pdp.api.admin_auth import bearer_credential
+from pdp.api.bearer import Bearer, ForwardedBearerDep, bearer_token
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.forwarded import forwarded_credential
 from pdp.api.jsonbody import StrictJSONRoute
@@ -73,7 +73,7 @@ _DENY_DOC: dict[int | str, dict[str, Any]] = {
           "description": "Denied (policy, no matching route, or a failure: fail closed)"}}
 
 
-async def envoy(request: Request, components: ComponentsDep,
+async def envoy(request: Request, components: ComponentsDep, bearer: ForwardedBearerDep,
                 path: Annotated[str, Path(description="The original request's path (and "
                                                       "query), after `path_prefix`.")]
                 ) -> Response:
@@ -82,11 +82,12 @@ async def envoy(request: Request, components: ComponentsDep,
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1")
     original = path[len(ENVOY_PREFIX):] if path.startswith(ENVOY_PREFIX) else path
-    return await _gateway(request, components, door="envoy", method=request.method,
+    return await _gateway(request, components, bearer, door="envoy", method=request.method,
                           uri=original or "/")
 
 
-async def nginx(request: Request, components: ComponentsDep) -> Response:
+async def nginx(request: Request, components: ComponentsDep,
+                bearer: ForwardedBearerDep) -> Response:
     """nginx `auth_request`: reads `X-Original-Method` and `X-Original-URI` (set them with
     `proxy_set_header` in the auth location). 200 allows, 403 denies."""
     method = request.headers.get("x-original-method")
@@ -101,7 +102,7 @@ async def nginx(request: Request, components: ComponentsDep) -> Response:
                              code=ReasonCode.REQUEST_INVALID,
                              message="the auth subrequest lacks X-Original-Method or "
                                      "X-Original-URI")
-    return await _gateway(request, components, door="nginx", method=method, uri=uri)
+    return await _gateway(request, components, bearer, door="nginx", method=method, uri=uri)
 
 
 # Each door takes every method (Envoy forwards the original one), and OpenAPI says so.
@@ -115,12 +116,12 @@ for _path, _endpoint, _summary in _DOORS:
                              operation_id=f"{_endpoint.__name__}_{_method.lower()}")
 
 
-async def _gateway(request: Request, components: Components, *, door: str, method: str,
-                   uri: str) -> Response:
+async def _gateway(request: Request, components: Components, bearer: Bearer, *, door: str,
+                   method: str, uri: str) -> Response:
     pep: str | None = None
     try:
         pep = gateway_pep(request, components, door)
-        admitted = _admit(request, components, pep, method, uri)
+        admitted = _admit(request, components, bearer, pep, method, uri)
         if isinstance(admitted, Refusal):
             return await _refuse(request, components, method=method, uri=uri, pep=pep,
                                  code=admitted.code, message=admitted.message,
@@ -148,8 +149,8 @@ class Refusal:
     match: RouteMatch | None = None
 
 
-def _admit(request: Request, components: Components, pep: str | None, method: str,
-           uri: str) -> Refusal | tuple[RouteMatch, Credential | None]:
+def _admit(request: Request, components: Components, bearer: Bearer, pep: str | None,
+           method: str, uri: str) -> Refusal | tuple[RouteMatch, Credential | None]:
     """The route and the subject's credential, or the gateway's :class:`Refusal`."""
     if pep is None:
         return Refusal(ReasonCode.IDENTITY_MISSING, "this gateway endpoint answers only "
@@ -163,7 +164,7 @@ def _admit(request: Request, components: Components, pep: str | None, method: st
         return Refusal(ReasonCode.REQUEST_NO_ROUTE,
                        f"no route matches {method.upper()} {uri.split('?', 1)[0]}")
     try:
-        return match, gateway_credential(request, components.settings)
+        return match, gateway_credential(request, components.settings, bearer)
     except IdentityError as e:
         return Refusal(e.code, f"the forwarded client certificate was refused: {e.message}",
                        match)
@@ -202,8 +203,10 @@ def route_table(request: Request, settings: Settings) -> RouteTable:
     return table
 
 
-def gateway_credential(request: Request, settings: Settings) -> Credential | None:
-    """``Authorization: Bearer``, else a client certificate forwarded by a trusted proxy.
+def gateway_credential(request: Request, settings: Settings,
+                       bearer: Bearer) -> Credential | None:
+    """``Authorization: Bearer`` (``bearer``, as :data:`pdp.api.bearer.forwarded_bearer`
+    read it), else a client certificate forwarded by a trusted proxy.
 
     A forwarded certificate (Envoy ``x-forwarded-client-cert``, nginx
     ``ssl-client-escaped-cert``) counts only when the TCP peer is in
@@ -211,9 +214,9 @@ def gateway_credential(request: Request, settings: Settings) -> Credential | Non
     full like any X.509-SVID. A trusted proxy's malformed header raises the
     ``IdentityError``.
     """
-    bearer = bearer_credential(request)
-    if bearer is not None:
-        return bearer
+    token = bearer_token(bearer)
+    if token is not None:
+        return token
     return forwarded_credential(request, settings)
 
 

@@ -24,7 +24,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
+from pdp.api.bearer import OPTIONAL_SCHEMES, pep_bearer
 from pdp.api.models import Problem
 from pdp.api.pep import require_pep
 from pdp.api.problems import PROBLEM_JSON
@@ -61,10 +63,12 @@ def declare_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:
     """Add the problem answers to each operation of ``schema`` (in place)."""
     guarded = {(r.path_format, m.lower()) for r in routes for m in r.methods or ()
                if _is_guarded(r.dependant)}
-    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = \
-        Problem.model_json_schema()
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema()
+    _add_body_models(schemas)
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
+            _optional_security(operation)
             responses = operation.setdefault("responses", {})
             params = operation.get("parameters", [])
             statuses = {400, 431}
@@ -83,6 +87,15 @@ def declare_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:
                     _as_problem(int(status), response)
 
 
+def _optional_security(operation: dict[str, Any]) -> None:
+    """An operation whose bearer schemes are all optional (``OPTIONAL_SCHEMES``) may be
+    called without: OpenAPI says so with an empty requirement (``{}``) among them."""
+    security = operation.get("security")
+    if security and {} not in security and all(
+            set(requirement) <= OPTIONAL_SCHEMES for requirement in security):
+        security.append({})
+
+
 def _as_problem(status: int, response: dict[str, Any]) -> None:
     """A client error answered as problem details: declare that media type and schema."""
     content = response.get("content")
@@ -98,8 +111,58 @@ def _as_problem(status: int, response: dict[str, Any]) -> None:
         content[PROBLEM_JSON] = {"schema": PROBLEM_REF}
 
 
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema with its ``$defs`` inlined (to build a schema of one's own
+    from a model's, as AuthZEN's evaluations body does)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+"""The request bodies :func:`json_body` declared, by name: their schemas go into the
+document's components (FastAPI adds only the models of the parameters it parses)."""
+
+
+def json_body(model: type[BaseModel], *, inline: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` for an operation that reads its own body: a required JSON
+    body of ``model``, referenced from the document's components like FastAPI's own
+    (``inline``: written out in the operation, as AuthZEN clients read it).
+    Ref: https://fastapi.tiangolo.com/advanced/path-operation-advanced-configuration/"""
+    if inline:
+        schema = inline_schema(model)
+    else:
+        _BODY_MODELS[model.__name__] = model
+        schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": schema}}}}
+
+
+def _add_body_models(schemas: dict[str, Any]) -> None:
+    for name, model in _BODY_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for sub, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(sub, definition)  # FastAPI's, where a route has it already
+        schemas.setdefault(name, schema)
+
+
 def _is_guarded(dependant: Dependant) -> bool:
-    return any(d.call is require_pep
+    # The PEP's bearer scheme marks an operation that checks its PEP itself (the
+    # shared decision paths: pdp.api.fastpath); require_pep and admin_access do it as
+    # dependencies.
+    return any(d.call is require_pep or d.call is pep_bearer
                or getattr(d.call, "__qualname__", "").startswith("admin_access.")
                for d in _walk(dependant))
 
@@ -110,4 +173,4 @@ def _walk(dependant: Dependant) -> Iterator[Dependant]:
         yield from _walk(sub)
 
 
-__all__ = ["api_routes", "declare_problems", "install_openapi"]
+__all__ = ["api_routes", "declare_problems", "inline_schema", "install_openapi", "json_body"]

@@ -36,7 +36,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from pdp.api.admin_auth import bearer_credential
+from pdp.api.bearer import Bearer, PepBearerDep, bearer_token
 from pdp.api.deps import ComponentsDep
 from pdp.api.problems import PROBLEM_JSON
 from pdp.api.refusals import refuse
@@ -135,45 +135,48 @@ def tls_client_chain(request: Request) -> Credential | None:
     return X509Chain("".join(c if c.endswith("\n") else c + "\n" for c in chain))
 
 
-def identify_pep(request: Request, components: Components) -> PepIdentity | None:
+def identify_pep(request: Request, components: Components,
+                 bearer: Bearer) -> PepIdentity | None:
     """The PEP's verified identity: the TLS client certificate first, else the bearer
-    token; None if it presents neither. A presented credential that fails raises
-    the ``IdentityError`` (revocations included)."""
+    token ``bearer`` (:data:`pdp.api.bearer.pep_bearer` read it); None if it presents
+    neither. A presented credential that fails raises the ``IdentityError``
+    (revocations included)."""
     now = components.clock.now()
     chain = tls_client_chain(request)
     if chain is not None:
         identity = components.service.verify(chain, now)
         return PepIdentity(identity.principal_id, "tls", identity)
-    token = bearer_credential(request)
+    token = bearer_token(bearer)
     if token is not None:
         identity = components.service.verify(token, now)
         return PepIdentity(identity.principal_id, "bearer", identity)
     return None
 
 
-async def require_pep(request: Request, components: ComponentsDep) -> str | None:
+async def require_pep(request: Request, components: ComponentsDep,
+                      bearer: PepBearerDep) -> str | None:
     """Dependency of the decision endpoints: identify the PEP, enforce the allowlist,
     and set ``request.state.pep`` (its principal id, or None) for the record.
 
     A refused caller is a decision too: it is denied and recorded (``pdp.api.refusals``)
-    and the 401/403 problem carries its ``decision_id``."""
+    and :class:`PepRefused` carries its ``decision_id`` into the 401/403 problem."""
     try:
-        return check_pep(request, components)
+        return check_pep(request, components, bearer)
     except PepRefused as e:
         decision = await refuse(request, components,
                                 code=e.reason_code or ReasonCode.IDENTITY_MISSING,
                                 message=str(e.detail), pep=e.pep,
-                                credential=tls_client_chain(request) or bearer_credential(request))
+                                credential=tls_client_chain(request) or bearer_token(bearer))
         e.decision_id = decision.decision_id
         raise
 
 
-def check_pep(request: Request, components: Components) -> str | None:
-    """:func:`require_pep` without recording a refusal (the ``/v1/authorize`` fast path
-    hands a refused caller on to the route, which records it once)."""
+def check_pep(request: Request, components: Components, bearer: Bearer) -> str | None:
+    """:func:`require_pep` without recording a refusal (for callers that record it
+    themselves, or answer without deciding)."""
     settings = components.settings
     try:
-        pep = identify_pep(request, components)
+        pep = identify_pep(request, components, bearer)
     except IdentityError as e:
         if enforced(settings):
             raise PepRefused(401, f"the caller's credential was refused: {e.message}",
@@ -192,6 +195,21 @@ def check_pep(request: Request, components: Components) -> str | None:
     return name
 
 
+def refused_problem(exc: PepRefused) -> JSONResponse:
+    """The 401/403 problem for a refused PEP (a Bearer challenge with the 401)."""
+    body: dict[str, object] = {
+        "type": "about:blank", "status": exc.status_code,
+        "title": "PEP authentication required" if exc.status_code == 401 else "PEP not allowed",
+        "detail": exc.detail}
+    if exc.reason_code:
+        body["reason_codes"] = [exc.reason_code]
+    if exc.decision_id:
+        body["decision_id"] = exc.decision_id
+    headers = {"www-authenticate": 'Bearer realm="pdp"'} if exc.status_code == 401 else {}
+    return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON,
+                        headers=headers)
+
+
 PepDep = Annotated[str | None, Depends(require_pep)]
 
 
@@ -200,17 +218,7 @@ def install_pep_handler(app: FastAPI) -> None:
 
     @app.exception_handler(PepRefused)
     async def _refused(_: Request, exc: PepRefused) -> JSONResponse:
-        body = {"type": "about:blank", "status": exc.status_code,
-                "title": "PEP authentication required" if exc.status_code == 401
-                else "PEP not allowed", "detail": exc.detail}
-        if exc.reason_code:
-            body["reason_codes"] = [exc.reason_code]
-        if exc.decision_id:
-            body["decision_id"] = exc.decision_id
-        headers = ({"www-authenticate": 'Bearer realm="pdp"'} if exc.status_code == 401
-                   else {})
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON,
-                            headers=headers)
+        return refused_problem(exc)
 
 
 def check_pep_allowlist(settings: Settings) -> str:
@@ -256,6 +264,7 @@ def pep_name(request: Request) -> str | None:
 
 __all__ = [
     "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "check_pep", "check_pep_allowlist",
-    "enforced", "identify_pep", "install_pep_handler", "pep_name", "require_pep",
+    "enforced", "identify_pep", "install_pep_handler", "pep_name", "refused_problem",
+    "require_pep",
     "tls_client_chain",
 ]

@@ -38,7 +38,7 @@ from pdp.engine.actions import UnknownAction
 from pdp.engine.bundle import Bundle
 from pdp.engine.evaluate import EntityInput, EvalRequest, Evaluation, evaluate
 from pdp.engine.grants import Grant
-from pdp.engine.pdp_schema import RESERVED_CONTEXT_ATTRS, WORKLOAD_TYPE
+from pdp.engine.pdp_schema import WORKLOAD_TYPE, reserved_key
 from pdp.identity.model import VerifiedIdentity
 from pdp.reasons import ReasonCode
 
@@ -79,11 +79,11 @@ def decide(
     if bundle is None:
         return outcome.error(DecisionError(
             ReasonCode.ENGINE_NO_BUNDLE, "no valid policy bundle is loaded"))
-    reserved = [k for k in RESERVED_CONTEXT_ATTRS if k in context]
-    if reserved:
+    reserved = reserved_key(context)
+    if reserved is not None:
         return outcome.error(DecisionError(
             ReasonCode.REQUEST_INVALID,
-            f"context.{reserved[0]} is reserved: live context comes only from the PDP"))
+            f"context.{reserved} is reserved: live context comes only from the PDP"))
     try:
         action_info = bundle.actions.resolve(action)
     except UnknownAction as e:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import cedarpy
@@ -49,6 +50,15 @@ ISSUE_ACTION = "credential.issue"
 LIVE_ATTR = "live"
 CREDENTIAL_ATTR = "credential"
 RESERVED_CONTEXT_ATTRS = (LIVE_ATTR, CREDENTIAL_ATTR)
+
+
+def reserved_key(context: Mapping[str, object] | None) -> str | None:
+    """The first key of ``context`` that only the PDP may fill in (``live``,
+    ``credential``), or None. The one check every door and ``decide()`` make: a PEP
+    that sends one is refused, never merged over what the PDP knows."""
+    if not context:
+        return None
+    return next((k for k in RESERVED_CONTEXT_ATTRS if k in context), None)
 
 
 def _attrs(**types: Any) -> dict[str, Any]:

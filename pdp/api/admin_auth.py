@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.problems import PROBLEM_JSON
+from pdp.components import Components
 from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
 from pdp.engine.actions import cedar_uid
 from pdp.engine.pdp_schema import ADMIN_ACTION_TYPE, ADMIN_ACTIONS, ADMIN_TYPE
@@ -51,22 +52,40 @@ def bearer_credential(request: Request) -> Credential | None:
 
 def admin_access(action: str) -> Callable[..., Awaitable[AdminCaller]]:
     """A dependency that lets the call through only if the bundle permits ``action``."""
+    admin_area(action)  # an unknown action fails here, when the route is declared
+
+    async def dependency(request: Request, components: ComponentsDep) -> AdminCaller:
+        return await authorize_admin(components, bearer_credential(request), action,
+                                     request_id=request_id(request), pep="admin-api")
+
+    return dependency
+
+
+def admin_area(action: str) -> str:
+    """The ``Pdp::Admin`` area an admin action acts on; ``ValueError`` for an unknown one."""
     area = next((a for a, names in ADMIN_ACTIONS.items() if action in names), None)
     if area is None:
         raise ValueError(f"{action!r} is not an admin action; see pdp_schema.ADMIN_ACTIONS")
+    return area
 
-    async def dependency(request: Request, components: ComponentsDep) -> AdminCaller:
-        decision = await components.service.authorize(AuthorizeInput(
-            credential=bearer_credential(request),
-            action=cedar_uid(ADMIN_ACTION_TYPE, action),
-            resource=ResourceRef(ADMIN_TYPE, area),
-            request_id=request_id(request), pep="admin-api"))
-        if decision.allowed and decision.identity is not None:
-            return AdminCaller(identity=decision.identity, decision_id=decision.decision_id)
-        identity_failed = decision.identity is None
-        raise AdminRefused(401 if identity_failed else 403, decision)
 
-    return dependency
+async def authorize_admin(components: Components, credential: Credential | None, action: str,
+                          *, request_id: str | None, pep: str) -> AdminCaller:
+    """Decide ``Pdp::Action::"<action>"`` on ``Pdp::Admin::"<area>"`` for ``credential``.
+
+    The one authorization of every admin door (the JSON API, the console): the
+    decision is logged like any other. Raises :class:`AdminRefused` (401 when the
+    credential failed, 403 when the policies deny).
+    """
+    decision = await components.service.authorize(AuthorizeInput(
+        credential=credential,
+        action=cedar_uid(ADMIN_ACTION_TYPE, action),
+        resource=ResourceRef(ADMIN_TYPE, admin_area(action)),
+        request_id=request_id, pep=pep))
+    if decision.allowed and decision.identity is not None:
+        return AdminCaller(identity=decision.identity, decision_id=decision.decision_id)
+    identity_failed = decision.identity is None
+    raise AdminRefused(401 if identity_failed else 403, decision)
 
 
 def install_admin_handler(app: FastAPI) -> None:

@@ -19,6 +19,7 @@ from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
 from pdp.components import Components
+from pdp.console import install_console
 from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """
@@ -73,6 +74,7 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(gateways.router)  # Envoy ext_authz, nginx auth_request: /v1/gateway/*
     app.include_router(context_admin.router)  # /v1/context
     context_admin.install_context_handler(app)
+    install_console(app, components)  # /console: the auditor's and operator's web pages
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
     app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)

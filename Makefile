@@ -27,13 +27,14 @@ lint: install
 	$(BIN)/python -m ruff check
 
 # The quick loop while working (under 3 minutes on 2 cores): lint, then everything but the
-# slowest real-process suites (schemathesis, outages behind a TCP proxy, kill -9 restarts, bench smoke),
+# slowest real-process suites (schemathesis, outages behind a TCP proxy, kill -9 restarts, bench smoke,
+# the console in a real browser),
 # with the differential fuzzer cut to 100 bundles. `make test` runs them all.
 test-fast: install lint
 	PDP_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest -q -p no:cacheprovider \
 	  --ignore=tests/api/test_schemathesis.py --ignore=tests/resilience \
 	  --ignore=tests/context/test_durable_restart.py --ignore=tests/audit/test_durability_sigkill.py \
-	  --ignore=tests/bench_smoke \
+	  --ignore=tests/bench_smoke --ignore=tests/console/test_console_browser.py \
 	  $(PYTEST_ARGS)
 
 # Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.

@@ -19,7 +19,7 @@ from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
 from pdp.components import Components
-from pdp.console import install_console
+from pdp.console.app import install_console
 from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """

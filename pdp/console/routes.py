@@ -31,6 +31,7 @@ from pdp.audit.records import normalize_ts
 from pdp.components import Components
 from pdp.console.access import authorize_page
 from pdp.console.dev_signin import dev_groups, dev_identities
+from pdp.console.oidc import OidcClient, OidcError, id_token_nonce
 from pdp.console.session import COOKIE, Session, csrf_ok
 from pdp.console.web import (
     PREFIX,
@@ -44,6 +45,8 @@ from pdp.console.web import (
     to_signin,
 )
 from pdp.engine.bundle import Bundle
+from pdp.identity.errors import IdentityError
+from pdp.identity.model import BearerToken
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -134,6 +137,64 @@ async def signin_dev(request: Request, principal: Annotated[str, Form(max_length
         principal=principal, dev_principal=principal,
         groups=tuple(p["id"] for p in parents))
     response = RedirectResponse(safe_next(next), status_code=303)
+    set_session_cookie(response, session, secure=request.url.scheme == "https")
+    return secured(response)
+
+
+def _oidc(request: Request) -> OidcClient | None:
+    client: OidcClient | None = getattr(request.app.state, "console_oidc", None)
+    return client
+
+
+@router.get("/oidc/login")
+async def oidc_login(request: Request, next: str | None = None) -> Response:
+    """Start the authorization code flow with PKCE (see :mod:`pdp.console.oidc`)."""
+    client = _oidc(request)
+    if client is None:
+        return render(request, "refused.html", 404, title="Not available",
+                      detail="No OpenID provider is configured (console_oidc).",
+                      decision_id=None)
+    redirect = client.config.redirect_uri or str(request.url_for("oidc_callback"))
+    try:
+        login = client.pending.start(redirect_uri=redirect, next=safe_next(next),
+                                     now=_components(request).clock.now())
+        target = await client.authorization_url(login)
+    except OidcError as e:
+        return render(request, "refused.html", 503, title="Sign-in unavailable",
+                      detail=str(e), decision_id=None)
+    return secured(RedirectResponse(target, status_code=303))
+
+
+@router.get("/oidc/callback", name="oidc_callback")
+async def oidc_callback(request: Request, state: str | None = None, code: str | None = None,
+                        error: str | None = None) -> Response:
+    """Finish the flow: our ``state``, the code exchanged with the PKCE verifier, the ID
+    token verified by the PDP's verifier with our ``nonce``; then a fresh session."""
+    client = _oidc(request)
+    components = _components(request)
+    if client is None:
+        return render(request, "refused.html", 404, title="Not available",
+                      detail="No OpenID provider is configured.", decision_id=None)
+    now = components.clock.now()
+    try:
+        login = client.pending.finish(state, now)
+        if error or not code:
+            raise OidcError(f"the provider did not sign you in ({error or 'no code'})")
+        id_token = await client.exchange(login, code)
+        identity = await asyncio.to_thread(components.verifier.verify,
+                                           BearerToken(id_token), now)
+        if id_token_nonce(id_token) != login.nonce:
+            raise OidcError("the ID token does not answer this sign-in (nonce)")
+    except OidcError as e:
+        return render(request, "refused.html", 400, title="Sign-in failed", detail=str(e),
+                      decision_id=None)
+    except IdentityError as e:
+        return render(request, "refused.html", 401, title="Sign-in refused",
+                      detail=f"the ID token was refused: {e}", decision_id=None)
+    session = sessions(request).create(
+        principal=identity.principal_id, credential=BearerToken(id_token),
+        groups=tuple(sorted(identity.groups)), expires=identity.expires_at)
+    response = RedirectResponse(login.next, status_code=303)
     set_session_cookie(response, session, secure=request.url.scheme == "https")
     return secured(response)
 

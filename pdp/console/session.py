@@ -2,15 +2,17 @@
 
 A session lives on the server, in this process (:class:`SessionStore`); the
 browser holds only its id, a random 256-bit value in an ``HttpOnly``,
-``SameSite=Strict`` cookie scoped to ``/console``. Nothing the browser sends
+``SameSite=Lax`` cookie scoped to ``/console`` (``Lax``, not ``Strict``: a browser
+coming back from the OpenID provider's site would not send a ``Strict`` cookie on
+the redirect that follows the sign-in). Nothing the browser sends
 is trusted beyond finding the session: the principal, its credential and its
 expiry stay here. A restart (or another ``--workers`` process) does not know the
 id, so the person signs in again: a session never outlives the process that
 issued it.
 
 Every state-changing form carries the session's CSRF token (a second random
-value, compared in constant time); ``SameSite=Strict`` alone would leave older
-browsers and same-site subdomains open.
+value, compared in constant time) and must come from this origin (``Origin``);
+``SameSite`` alone would leave older browsers and same-site subdomains open.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def to_signin(request: Request) -> Response:
 
 
 def set_session_cookie(response: Response, session: Session, *, secure: bool) -> None:
-    response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path=PREFIX,
+    response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", path=PREFIX,
                         secure=secure)
 
 

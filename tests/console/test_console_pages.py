@@ -171,3 +171,10 @@ async def test_overview_integrity_identities_policies_render(client, sign_in, de
     policies = await client.get("/console/policies")
     assert policies.status_code == 200 and "dataset.pipelines.read-write" in policies.text
     assert "never fired" in policies.text
+
+
+async def test_oidc_routes_without_a_provider_and_with_a_forged_callback(client):
+    assert (await client.get("/console/oidc/login")).status_code == 404
+    assert (await client.get("/console/oidc/callback", params={
+        "state": "forged", "code": "x"})).status_code == 404
+    assert "pdp_console" not in client.cookies

@@ -1,0 +1,24 @@
+"""Mounting the console on the PDP's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from pdp.components import Components
+from pdp.console.oidc import OidcClient
+from pdp.console.routes import router
+from pdp.console.session import SessionStore
+from pdp.console.web import PREFIX, STATIC
+
+
+def install_console(app: FastAPI, components: Components) -> None:
+    """Mount the console's pages and static assets on ``app``."""
+    app.state.console_sessions = SessionStore(components.clock.now)
+    oidc = components.settings.console_oidc
+    app.state.console_oidc = OidcClient(oidc) if oidc is not None else None
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
+
+
+__all__ = ["install_console"]

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.audit import MemoryDecisionLog, SqliteDecisionLog
-from pdp.audit import rollups
+from pdp.audit import MemoryDecisionLog, SqliteDecisionLog, rollups
 from pdp.audit.store import DecisionStore
 from tests.audit.pgschema import postgres_schema, require_postgres
 

@@ -20,6 +20,7 @@ from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
 from pdp.components import Components
 from pdp.console.app import install_console
+from pdp.console.swagger import install_swagger_ui
 from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """
@@ -58,7 +59,9 @@ def create_app(components: Components, *, watch: bool | None = None,
             components.close()
             mark_process_dead()  # --workers N: this worker leaves the live gauges
 
-    app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs from the package's own Swagger UI copy (works offline; pdp.console.swagger)
+    app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.components = components
     install_problem_handlers(app)
     install_admin_handler(app)
@@ -75,6 +78,7 @@ def create_app(components: Components, *, watch: bool | None = None,
     app.include_router(context_admin.router)  # /v1/context
     context_admin.install_context_handler(app)
     install_console(app, components)  # /console: the auditor's and operator's web pages
+    install_swagger_ui(app)  # /docs
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
     app.add_middleware(authorize.AuthorizeFastPath)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)

@@ -178,3 +178,13 @@ async def test_oidc_routes_without_a_provider_and_with_a_forged_callback(client)
     assert (await client.get("/console/oidc/callback", params={
         "state": "forged", "code": "x"})).status_code == 404
     assert "pdp_console" not in client.cookies
+
+
+async def test_docs_work_offline(client: httpx.AsyncClient):
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text and "https://" not in page.text.split("<body>")[0]
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/console/static/swagger/{asset}" in page.text
+        assert (await client.get(f"/console/static/swagger/{asset}")).status_code == 200
+    assert (await client.get("/openapi.json")).status_code == 200

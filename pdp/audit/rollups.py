@@ -39,9 +39,9 @@ TOP_N = 10
 BUCKETS: tuple[tuple[timedelta, int], ...] = (
     (timedelta(hours=2), 16),         # span up to 2 h: minutes (prefix 16 = YYYY-MM-DDTHH:MM)
     (timedelta(days=3), 13),          # up to 3 days: hours
-    (timedelta(days=3650), 10),       # longer: days
 )
-"""Bucket width by the span of the range: the length of the ``ts`` prefix grouped on."""
+"""Bucket width by the span of the range: the length of the ``ts`` prefix grouped on;
+longer spans are grouped by day (prefix 10)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class Overview:
 def bucket_prefix(since: str, until: str) -> int:
     """How many leading characters of ``ts`` name a bucket for this range."""
     span = _parse(until) - _parse(since)
-    return next(prefix for limit, prefix in BUCKETS if span <= limit)
+    return next((prefix for limit, prefix in BUCKETS if span <= limit), 10)
 
 
 def bucket_end(start: str, prefix: int) -> str:

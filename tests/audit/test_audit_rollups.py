@@ -98,5 +98,6 @@ def test_bucket_boundaries_are_half_open() -> None:
     assert rollups.bucket_end("2026-11-23T13:59", 16) == "2026-11-23T14:00:00.000000Z"
     assert rollups.bucket_end("2026-11-23T23", 13) == "2026-11-24T00:00:00.000000Z"
     assert rollups.bucket_end("2026-12-31", 10) == "2027-01-01T00:00:00.000000Z"
+    assert rollups.bucket_prefix("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z") == 10
     assert rollups.percentiles([]) == {"p50": None, "p90": None, "p99": None}
     assert rollups.percentiles(list(range(1, 101))) == {"p50": 51, "p90": 91, "p99": 100}

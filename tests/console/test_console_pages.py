@@ -188,3 +188,21 @@ async def test_docs_work_offline(client: httpx.AsyncClient):
         assert f"/console/static/swagger/{asset}" in page.text
         assert (await client.get(f"/console/static/swagger/{asset}")).status_code == 200
     assert (await client.get("/openapi.json")).status_code == 200
+
+
+async def test_the_overview_as_json_agrees_with_the_page(client, components, decide):
+    await decide(ETL, "write", LEDGER)
+    assert components.dev_issuer is not None
+    headers = {"authorization": f"Bearer {components.dev_issuer.mint(AUDITOR)}"}
+    since, until = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
+    answer = await client.get("/v1/audit/overview", headers=headers,
+                              params={"since": since, "until": until})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["denies"] >= 1 and ["policy.no_permit", 1] in body["top_reasons"]
+    bad = await client.get("/v1/audit/overview", headers=headers,
+                           params={"since": until, "until": since})
+    assert bad.status_code == 400
+    etl = {"authorization": f"Bearer {components.dev_issuer.mint(ETL)}"}
+    assert (await client.get("/v1/audit/overview", headers=etl,
+                             params={"since": since, "until": until})).status_code == 403

@@ -14,7 +14,7 @@ EXISTS``: idempotent, safe for several processes).
 
 Decision latency percentiles read ``latency_us`` inside the record, so they are
 computed over the newest :data:`LATENCY_SAMPLE` decisions of the range (said on
-the page), not the whole range.
+the page), not the whole range: JSON is parsed for 1,000 rows, never for a million.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pdp.audit.records import columns_of, normalize_ts
 Dialect = Literal["sqlite", "postgres"]
 
 INDEXES = ("CREATE INDEX IF NOT EXISTS decisions_ts_decision ON decisions (ts, decision, kind)",)
-LATENCY_SAMPLE = 5000
+LATENCY_SAMPLE = 1000
 TOP_N = 10
 
 BUCKETS: tuple[tuple[timedelta, int], ...] = (
@@ -99,7 +99,7 @@ def overview_sql(conn: Any, dialect: Dialect, since: str, until: str) -> Overvie
     where = f"ts >= {p} AND ts < {p} AND kind = 'decision'"
     rows = conn.execute(
         f"SELECT substr(ts, 1, {prefix}) AS b, decision, count(*) FROM decisions "
-        f"WHERE {where} GROUP BY 1, 2 ORDER BY 1", (since, until)).fetchall()
+        f"WHERE {where} GROUP BY 1, 2", (since, until)).fetchall()  # sorted below
     counts: dict[str, dict[str, int]] = {}
     for b, decision, n in rows:
         counts.setdefault(b, {"allow": 0, "deny": 0})[decision if decision == "allow"
@@ -233,6 +233,23 @@ def prepare_store(store: Any) -> None:
 
 
 
+def counts(store: Any, since: str, until: str) -> tuple[int, int]:
+    """``(decisions, denies)`` in ``[since, until)``: the counts beside a search (one
+    ``GROUP BY decision`` over the covering index, without the overview's top lists)."""
+    since, until = normalize_ts(since), normalize_ts(until)
+    with _store_connection(store) as found:
+        if found is None:
+            ov = overview_records(store.iter_all(), since, until)
+            return ov.total, ov.denies
+        conn, dialect = found
+        p = "?" if dialect == "sqlite" else "%s"
+        rows = conn.execute(
+            f"SELECT decision, count(*) FROM decisions WHERE ts >= {p} AND ts < {p} "
+            "AND kind = 'decision' GROUP BY 1", (since, until)).fetchall()
+    total = sum(int(n) for _, n in rows)
+    return total, total - sum(int(n) for d, n in rows if d == "allow")
+
+
 def policy_hits(store: Any, since: str, until: str) -> dict[str, int]:
     """How many decisions of ``[since, until)`` each policy determined (policy coverage
     from traffic: a policy absent here never fired)."""
@@ -273,5 +290,5 @@ def dumps(ov: Overview) -> str:
 
 
 __all__ = ["BUCKETS", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect", "Overview",
-           "bucket_prefix", "dumps", "ensure_indexes", "overview",
-           "overview_records", "overview_sql", "percentiles", "policy_hits", "prepare_store"]
+           "bucket_prefix", "counts", "dumps", "ensure_indexes", "overview", "overview_records",
+           "overview_sql", "percentiles", "policy_hits", "prepare_store"]

@@ -245,9 +245,9 @@ async def decisions_page(request: Request, cursor: str | None = None,
         counts = None
         if error is None and values.get("since") and values.get("until"):
             try:
-                ov = await asyncio.to_thread(rollups.overview, components.log,
-                                             values["since"], values["until"])
-                counts = {"total": ov.total, "deny": ov.denies, "allow": ov.total - ov.denies}
+                total, denies = await asyncio.to_thread(rollups.counts, components.log,
+                                                        values["since"], values["until"])
+                counts = {"total": total, "deny": denies, "allow": total - denies}
             except ValueError:
                 counts = None
         template = "decisions_rows.html" if request.headers.get("hx-request") \

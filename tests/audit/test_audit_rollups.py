@@ -74,6 +74,7 @@ def test_sql_overview_equals_the_reference(stores, start: int, length: int) -> N
     since, until = _ts(start), _ts(start + length)
     assert rollups.overview(sql, since, until) == rollups.overview(memory, since, until)
     assert rollups.policy_hits(sql, since, until) == rollups.policy_hits(memory, since, until)
+    assert rollups.counts(sql, since, until) == rollups.counts(memory, since, until)
 
 
 def test_the_whole_range_counts_every_decision_record(stores) -> None:

@@ -206,3 +206,15 @@ async def test_the_overview_as_json_agrees_with_the_page(client, components, dec
     etl = {"authorization": f"Bearer {components.dev_issuer.mint(ETL)}"}
     assert (await client.get("/v1/audit/overview", headers=etl,
                              params={"since": since, "until": until})).status_code == 403
+
+
+async def test_markup_in_logged_values_is_shown_as_text(client, sign_in, decide):
+    evil = '<img src=x onerror="alert(1)">'
+    denied = await decide(ETL, "read", {"type": "App::Dataset", "id": evil})
+    await sign_in(AUDITOR)
+    for path in ("/console/decisions", f"/console/decisions/{denied['decision_id']}"):
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert evil not in page.text and "&lt;img src=x" in page.text
+    search = await client.get("/console/decisions", params={"resource": evil})
+    assert evil not in search.text  # the filter echoed into the form is escaped too

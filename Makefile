@@ -36,7 +36,8 @@ lint: install
 
 # The quick loop while working (under 3 minutes on 2 cores): lint, then everything but the
 # slowest real-process suites (schemathesis, outages behind a TCP proxy, kill -9 restarts, bench smoke,
-# the Node SDK's suite, the Workload API end-to-end services, the compose topology),
+# the Node SDK's suite, the Workload API end-to-end services, the compose topology,
+# the console in a real browser),
 # with the differential fuzzer cut to 100 bundles. `make test` runs them all.
 test-fast: install lint
 	PDP_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest -q -p no:cacheprovider \
@@ -47,6 +48,7 @@ test-fast: install lint
 	  --ignore=tests/workload_api/test_end_to_end_express.py \
 	  --ignore=tests/deploy/test_compose_topology.py \
 	  --ignore=tests/broker/test_replicas.py \
+	  --ignore=tests/console/test_console_browser.py \
 	  $(PYTEST_ARGS)
 
 # Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.

@@ -52,7 +52,7 @@ def main() -> int:
 
 
 def _register_optional() -> None:
-    for module in ("http", "api_layer", "cedarling", "memory"):
+    for module in ("http", "api_layer", "cedarling", "memory", "console"):
         try:
             imported = __import__(f"bench.{module}", fromlist=["main"])
         except ImportError:

@@ -36,11 +36,11 @@ SUBJECT = "spiffe://example.org/services/etl"
 
 def _app() -> tuple[Any, dict[str, bytes]]:
     """The app with a stored decision, and the body of each door."""
-    from pdp.api.app import create_app
     from pdp.components import build_components
     from pdp.config import load_settings
     from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
     from pdp.identity.model import BearerToken
+    from pdp.server import create_app
 
     settings = load_settings(None, dev=True, policies=REPO / "policies",
                              state_dir=Path(tempfile.mkdtemp(prefix="bench-api-")),

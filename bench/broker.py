@@ -28,9 +28,9 @@ import httpx
 
 from bench.harness import Comparison, machine, record, table
 from context.clock import FixedClock
-from pdp.api.app import create_app
 from pdp.components import build_components
 from pdp.config import load_settings
+from pdp.server import create_app
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 TARGET = "≤ 3 (issue 18)"

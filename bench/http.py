@@ -451,11 +451,11 @@ def stub_server(port: int) -> None:
     of verifying, deciding and logging: the HTTP layer's own cost."""
     import uvicorn
 
-    from pdp.api.app import create_app
     from pdp.components import build_components
     from pdp.config import load_settings
     from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
     from pdp.identity.model import BearerToken
+    from pdp.server import create_app
 
     settings = load_settings(None, dev=True, policies=Path("policies"), audit={"backend": "memory"})
     components = build_components(settings)

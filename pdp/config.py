@@ -113,6 +113,22 @@ class IssuerConfig(Section):
         return self
 
 
+class ConsoleOidcConfig(Section):
+    """Sign-in to ``/console`` through an OpenID provider (authorization code + PKCE, public
+    client). The provider must also be one of ``issuers`` whose ``audiences`` include
+    ``client_id``: its ID tokens are verified and mapped like any JWT (``sub`` or
+    ``principal_claim`` -> the principal, ``groups_claim`` -> ``Pdp::Group`` parents)."""
+
+    issuer: str = Field(description="The provider's issuer; its discovery document is read "
+                                    "from `<issuer>/.well-known/openid-configuration`.")
+    client_id: str = Field(description="The console's client id (a public client: no secret).")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "groups"],
+                              description="Scopes asked for; `openid` is required.")
+    redirect_uri: str | None = Field(
+        default=None, description="Registered redirect URI; default: "
+                                  "`<this server>/console/oidc/callback`.")
+
+
 class TrustDomainConfig(Section):
     """A SPIFFE trust domain whose SVIDs are trusted, with its bundle."""
 
@@ -425,6 +441,8 @@ class Settings(BaseSettings):
     leeway_s: int = Field(default=30, ge=0, le=60, description="Clock skew allowed on exp/nbf/iat.")
     max_body_bytes: int = Field(default=65536, description="Largest request body accepted.")
     issuers: list[IssuerConfig] = Field(default_factory=list)
+    console_oidc: ConsoleOidcConfig | None = Field(
+        default=None, description="OpenID Connect sign-in to /console (see the README).")
     trust_domains: list[TrustDomainConfig] = Field(default_factory=list)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     live: LiveDefaultsConfig = Field(default_factory=LiveDefaultsConfig)

@@ -59,7 +59,7 @@ def anyio_backend() -> str:
 @asynccontextmanager
 async def asgi_client(components) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client driving the real app around ``components`` (lifespan included)."""
-    from pdp.api.app import create_app
+    from pdp.server import create_app
 
     app = create_app(components, watch=False)
     async with app.router.lifespan_context(app):

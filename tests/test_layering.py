@@ -69,6 +69,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("authoring", frozenset({"pdp.authoring", "pdp.broker"})),  # callers of the decision service
     ("components", frozenset({"pdp.components"})),
     ("api", frozenset({"pdp.api"})),
+    ("console", frozenset({"pdp.console"})),  # a client of the API's own handlers
+    ("server", frozenset({"pdp.server"})),  # the served app: the API with the console
     ("cli", frozenset({"pdp.cli"})),
 )
 
@@ -80,6 +82,7 @@ FUNCTION_LEVEL_ALLOWED: Mapping[tuple[str, str], str] = {
     ("pdp.cli", "*"): "pdp/cli is restructured by issue 17",
     # Optional dependencies: psycopg comes with the `postgres` extra only.
     ("pdp.audit.factory", "pdp.audit.postgres.settings"): "psycopg is optional (postgres extra)",
+    ("pdp.audit.rollups", "pdp.audit.postgres.log"): "psycopg is optional (postgres extra)",
 }
 
 

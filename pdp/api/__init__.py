@@ -1,5 +1,5 @@
 """HTTP doors onto the decision service. Nothing here evaluates Cedar itself."""
 
-from pdp.api.app import create_app
+from pdp.api.app import create_api
 
-__all__ = ["create_app"]
+__all__ = ["create_api"]

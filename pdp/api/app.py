@@ -1,4 +1,5 @@
-"""The FastAPI application factory."""
+"""The HTTP API's application factory (:func:`create_api`); ``pdp.server`` adds the
+console beside it to make the application ``pdp serve`` runs."""
 
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
 from pdp.api.requestlog import RequestLog, log_event, request_logger
-from pdp.components import Components, build_components
-from pdp.config import Settings, load_settings
+from pdp.components import Components
 from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """
@@ -34,9 +34,9 @@ answers with reasons a person can read.
 """
 
 
-def create_app(components: Components, *, watch: bool | None = None,
+def create_api(components: Components, *, watch: bool | None = None,
                freeze_gc: bool = False) -> FastAPI:
-    """Build the app around already-wired ``components`` (closed on shutdown).
+    """Build the HTTP API around already-wired ``components`` (closed on shutdown).
 
     ``freeze_gc``: for a serving process (``pdp serve``), see :func:`freeze_startup_objects`
     and :func:`collect_young_less_often`.
@@ -65,7 +65,9 @@ def create_app(components: Components, *, watch: bool | None = None,
             mark_process_dead()  # --workers N: this worker leaves the live gauges
             log_event("stopped", pid=os.getpid())
 
-    app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs from the package's own Swagger UI copy (works offline; pdp.console.swagger)
+    app = FastAPI(title="PDP", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.components = components
     install_problem_handlers(app)
     install_admin_handler(app)
@@ -127,22 +129,3 @@ def collect_young_less_often() -> None:
     """
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, oldest)
-
-
-SETTINGS_ENV = "PDP_SERVE_SETTINGS_JSON"
-"""Where ``pdp serve --workers N`` hands its resolved settings (JSON) to each worker."""
-
-
-def app_from_env() -> FastAPI:
-    """The app of one worker process: ``uvicorn --factory pdp.api.app:app_from_env``.
-
-    uvicorn starts several workers only from an import string, so each worker
-    builds its own ``Components`` here: from the settings ``pdp serve`` resolved
-    (file, ``PDP_*`` and flags, passed as JSON in ``PDP_SERVE_SETTINGS_JSON``), or,
-    without them, from the defaults and ``PDP_*``. The workers share
-    the decision log file (one hash chain: see ``pdp.audit.sqlite``) and, through
-    ``PROMETHEUS_MULTIPROC_DIR``, their metrics.
-    """
-    raw = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(raw) if raw else load_settings()
-    return create_app(build_components(settings), freeze_gc=True)

@@ -13,6 +13,7 @@ trace in it. If that event cannot be recorded the answer is 503.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -24,6 +25,7 @@ from pdp.api.deps import ComponentsDep, request_id
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.models import Problem
 from pdp.api.problems import problem
+from pdp.audit import rollups
 from pdp.audit.auditing.auditor import (
     decision_view,
     export_lines,
@@ -353,6 +355,33 @@ async def export_log(
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     return StreamingResponse(export_lines(export_records(_store(components), flt), format),
                              media_type=media)
+
+
+@router.get("/v1/audit/overview", responses={**_AUTH, **_BAD},
+            summary="Decisions over time, deny rate, top deny reasons and principals")
+async def overview(
+    request: Request, components: ComponentsDep,
+    caller: Annotated[AdminCaller, Depends(admin_access("audit.read"))],
+    since: Annotated[str, Query(description="ISO 8601, inclusive.")],
+    until: Annotated[str, Query(description="ISO 8601, exclusive.")],
+) -> Response:
+    """The console's overview as JSON, aggregated by the store (``pdp.audit.rollups``):
+    decision records per time bucket (allow/deny), the deny rate, the top deny reasons
+    and denied principals, latency percentiles. Needs `Pdp::Action::"audit.read"`;
+    recorded as an `audit.query` admin event."""
+    try:
+        flt = DecisionFilter(since=since, until=until)
+    except ValueError as e:
+        return problem(400, "Invalid range", str(e))
+    refused = await _record(components, request, caller, "audit.query",
+                            {"view": "overview", "filters": filter_detail(flt)})
+    if refused is not None:
+        return refused
+    try:
+        found = await asyncio.to_thread(rollups.overview, _store(components), since, until)
+    except ValueError as e:
+        return problem(400, "Invalid range", str(e))
+    return JSONResponse({**dataclasses.asdict(found), "deny_rate": found.deny_rate})
 
 
 @router.get("/v1/identities", responses={**_ok(IdentityInventory, "Every principal seen"), **_AUTH},

@@ -47,7 +47,6 @@ def serve(
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
     import uvicorn  # deferred: see the module docstring
 
-    from pdp.api.app import create_app
     from pdp.api.pep import check_pep_allowlist
     from pdp.api.svid_tls import svid_tls_for
     from pdp.api.tls import uvicorn_tls_options
@@ -56,6 +55,7 @@ def serve(
     from pdp.engine.problems import BundleInvalid
     from pdp.identity.dev_x509 import with_dev_x509_trust
     from pdp.identity.trust_bundle import BundleError
+    from pdp.server import create_app
 
     settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
                              state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
@@ -192,15 +192,15 @@ def prepare_workers(settings: Settings) -> Any:
 
 
 def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
-    """Serve with ``workers`` uvicorn processes (``pdp.api.app:app_from_env``), each on its
+    """Serve with ``workers`` uvicorn processes (``pdp.server:app_from_env``), each on its
     own ``SO_REUSEPORT`` socket (see :mod:`pdp.cli.workers`).
 
     Each worker reads the resolved settings from ``PDP_SERVE_SETTINGS_JSON`` and
     keeps its metric values in a fresh ``PROMETHEUS_MULTIPROC_DIR`` under the state
     directory (removed on exit), so ``/metrics`` sums them whichever worker answers.
     """
-    from pdp.api.app import SETTINGS_ENV  # deferred: module docstring
     from pdp.api.tls import HTTP_PROTOCOL_IMPORT
+    from pdp.server import SETTINGS_ENV  # deferred: module docstring
 
     if settings.context.backend == "memory":
         typer.echo(f"pdp: {workers} workers: revocations, incidents, risk and grants are "

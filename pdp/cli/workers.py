@@ -28,7 +28,7 @@ from typing import Any
 STARTUP_FAILED = 3  # a worker's exit code when it never started serving
 MAX_RESTARTS = 5  # within RESTART_WINDOW_S; then the parent gives up
 RESTART_WINDOW_S = 60.0
-APP = "pdp.api.app:app_from_env"
+APP = "pdp.server:app_from_env"
 
 
 def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:

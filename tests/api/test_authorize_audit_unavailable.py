@@ -18,11 +18,11 @@ import httpx
 import orjson
 import pytest
 
-from pdp.api.app import create_app
 from pdp.api.authorize import AUTHORIZE_PATH
 from pdp.api.fastpath import POST_PATHS
 from pdp.components import Components, build_components
 from pdp.config import load_settings
+from pdp.server import create_app
 
 ETL = "spiffe://example.org/services/etl"
 DATASET = {"type": "App::Dataset", "id": "sales-daily"}

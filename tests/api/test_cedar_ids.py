@@ -39,7 +39,7 @@ def bundle_copy(bundle_copy):
 
 @pytest.fixture
 async def client(components):
-    from pdp.api.app import create_app
+    from pdp.server import create_app
 
     app = create_app(components, watch=False)
     async with app.router.lifespan_context(app):

@@ -93,7 +93,8 @@ async def test_a_serving_app_collects_young_objects_less_often_and_freezes_its_s
         components) -> None:
     import gc
 
-    from pdp.api.app import YOUNG_COLLECTION_EVERY, create_app
+    from pdp.api.app import YOUNG_COLLECTION_EVERY
+    from pdp.server import create_app
 
     before = gc.get_threshold()
     app = create_app(components, watch=False, freeze_gc=True)

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pdp.api.app import create_app
 from pdp.components import build_components
+from pdp.server import create_app
 
 pytestmark = pytest.mark.anyio
 

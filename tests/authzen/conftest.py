@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
+from pdp.server import create_app
 
 CERT_BUNDLE = Path(__file__).parent / "cert_bundle"
 TRUSTED_PEP = "spiffe://example.org/peps/trusted-gateway"

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
+from pdp.server import create_app
 from tests.gateways.certs import Svid, make_svid
 
 ETL = "spiffe://example.org/services/etl"

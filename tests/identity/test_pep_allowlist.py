@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pdp.api.app import create_app
 from pdp.api.pep import PepAllowlist
 from pdp.components import build_components
+from pdp.server import create_app
 from tests.identity.workloads import TrustDomain, app_client, authorize_body, settings_for
 
 pytestmark = pytest.mark.anyio

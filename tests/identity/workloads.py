@@ -203,7 +203,7 @@ async def app_client(components: Any, *, client: tuple[str, int] = ("127.0.0.1",
     starts and ``components`` are closed at the end; without, they stay open for reuse."""
     from contextlib import AsyncExitStack
 
-    from pdp.api.app import create_app
+    from pdp.server import create_app
 
     app = create_app(components, watch=False)
     async with AsyncExitStack() as stack:

@@ -39,7 +39,7 @@ def test_embedded_decides_in_process_and_logs_before_answering(embedded: Embedde
 
 @pytest.mark.anyio
 async def test_embedded_and_remote_give_the_same_answer(tmp_path: Path, bundle_copy) -> None:
-    from pdp.api.app import create_app
+    from pdp.server import create_app
 
     async with AsyncEmbeddedPDP(policies=bundle_copy(), dev=True, state_dir=tmp_path / "s",
                                 watch_policies=False) as local:

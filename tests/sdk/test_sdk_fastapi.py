@@ -17,9 +17,9 @@ from pdp_client import PDP_UNREACHABLE, AsyncPDPClient, Decision, Route
 from pdp_client.fastapi import PDP
 from pdp_client.middleware import PDPMiddleware
 
-from pdp.api.app import create_app
 from pdp.components import Components, build_components
 from pdp.config import load_settings
+from pdp.server import create_app
 from tests.gateways.certs import Svid, make_svid
 from tests.server import free_port
 

@@ -1,0 +1,297 @@
+"""Aggregates of the decision log for the console's overview, computed by the store.
+
+The charts never load records into Python: each figure is one ``GROUP BY``
+over the indexed columns of ``decisions``, restricted to the filter's time
+range. This module holds all that SQL for both dialects (SQLite and
+PostgreSQL) and takes a connection, so the stores themselves stay as they are;
+:func:`overview` picks the connection from the store it is given.
+
+Indexes: :data:`INDEXES` adds ``decisions_ts_decision (ts, decision, kind)``,
+which covers the over-time and deny-rate figures (an index-only range scan), and
+``decisions_deny_rollup (decision, ts, kind, principal, reason_codes)``, which covers
+the top deny reasons and denied principals. Both grow only at their right edges
+(``ts`` rises, ``decision`` has two values), so an append touches few pages.
+:func:`ensure_indexes` creates them if missing (``CREATE INDEX IF NOT
+EXISTS``: idempotent, safe for several processes).
+
+Decision latency percentiles read ``latency_us`` inside the record, so they are
+computed over the newest :data:`LATENCY_SAMPLE` decisions of the range (said on
+the page), not the whole range: JSON is parsed for 1,000 rows, never for a million.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pdp.audit.query import DecisionFilter, matches
+from pdp.audit.records import columns_of, normalize_ts
+from pdp.audit.sqlite.log import SqliteDecisionLog
+from pdp.audit.sqlite.schema import connect
+
+Dialect = Literal["sqlite", "postgres"]
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS decisions_ts_decision ON decisions (ts, decision, kind)",
+    "CREATE INDEX IF NOT EXISTS decisions_deny_rollup ON decisions "
+    "(decision, ts, kind, principal, reason_codes)",
+)
+LATENCY_SAMPLE = 1000
+TOP_N = 10
+
+BUCKETS: tuple[tuple[timedelta, int], ...] = (
+    (timedelta(hours=2), 16),         # span up to 2 h: minutes (prefix 16 = YYYY-MM-DDTHH:MM)
+    (timedelta(days=3), 13),          # up to 3 days: hours
+)
+"""Bucket width by the span of the range: the length of the ``ts`` prefix grouped on;
+longer spans are grouped by day (prefix 10)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Decisions in one time bucket; ``start``/``end`` bound it (ISO 8601, end exclusive)."""
+
+    start: str
+    end: str
+    allow: int
+    deny: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What the overview page draws, for the range ``since``..``until``."""
+
+    since: str
+    until: str
+    total: int
+    denies: int
+    buckets: list[Bucket] = field(default_factory=list)
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    top_denied: list[tuple[str, int]] = field(default_factory=list)
+    latency_us: dict[str, int | None] = field(default_factory=dict)
+    latency_sample: int = 0
+
+    @property
+    def deny_rate(self) -> float:
+        return self.denies / self.total if self.total else 0.0
+
+
+def bucket_prefix(since: str, until: str) -> int:
+    """How many leading characters of ``ts`` name a bucket for this range."""
+    span = _parse(until) - _parse(since)
+    return next((prefix for limit, prefix in BUCKETS if span <= limit), 10)
+
+
+def bucket_end(start: str, prefix: int) -> str:
+    """The exclusive end of the bucket starting at ``start`` (a ``ts`` prefix)."""
+    begin = _parse(_pad(start))
+    step = {16: timedelta(minutes=1), 13: timedelta(hours=1)}.get(prefix, timedelta(days=1))
+    return normalize_ts(begin + step)
+
+
+def ensure_indexes(conn: Any) -> None:
+    """Create the rollup indexes if missing (a write: call with a writing connection)."""
+    for statement in INDEXES:
+        conn.execute(statement)
+
+
+def overview_sql(conn: Any, dialect: Dialect, since: str, until: str) -> Overview:
+    """The overview of ``[since, until)`` by SQL on ``conn`` (decision records only)."""
+    p = "?" if dialect == "sqlite" else "%s"
+    prefix = bucket_prefix(since, until)
+    where = f"ts >= {p} AND ts < {p} AND kind = 'decision'"
+    rows = conn.execute(
+        f"SELECT substr(ts, 1, {prefix}) AS b, decision, count(*) FROM decisions "
+        f"WHERE {where} GROUP BY 1, 2", (since, until)).fetchall()  # sorted below
+    counts: dict[str, dict[str, int]] = {}
+    for b, decision, n in rows:
+        counts.setdefault(b, {"allow": 0, "deny": 0})[decision if decision == "allow"
+                                                     else "deny"] += int(n)
+    buckets = [Bucket(_pad(b), bucket_end(b, prefix), c["allow"], c["deny"])
+               for b, c in sorted(counts.items())]
+    deny_where = f"decision = 'deny' AND ts >= {p} AND ts < {p} AND kind = 'decision'"
+    if dialect == "sqlite":
+        reasons = conn.execute(
+            "SELECT j.value, count(*) FROM decisions, json_each(decisions.reason_codes) AS j "
+            f"WHERE {deny_where} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}",
+            (since, until)).fetchall()
+        latency_expr = "json_extract(record, '$.latency_us')"
+    else:
+        reasons = conn.execute(
+            "SELECT code, count(*) FROM decisions, unnest(reason_codes) AS code "
+            f"WHERE {deny_where} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}",
+            (since, until)).fetchall()
+        latency_expr = "(record::jsonb ->> 'latency_us')::bigint"
+    denied = conn.execute(
+        f"SELECT principal, count(*) FROM decisions WHERE {deny_where} "
+        f"AND principal IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_N}",
+        (since, until)).fetchall()
+    sample = [int(r[0]) for r in conn.execute(
+        f"SELECT {latency_expr} FROM decisions WHERE {where} ORDER BY ts DESC "
+        f"LIMIT {LATENCY_SAMPLE}", (since, until)).fetchall() if r[0] is not None]
+    total = sum(b.allow + b.deny for b in buckets)
+    return Overview(since=since, until=until, total=total,
+                    denies=sum(b.deny for b in buckets), buckets=buckets,
+                    top_reasons=[(str(c), int(n)) for c, n in reasons],
+                    top_denied=[(str(c), int(n)) for c, n in denied],
+                    latency_us=percentiles(sample), latency_sample=len(sample))
+
+
+def overview_records(records: Iterator[dict[str, Any]], since: str, until: str) -> Overview:
+    """The same overview from records in Python: for the in-memory store (tests, ``--dev``
+    without a file) and as the reference the SQL is tested against."""
+    prefix = bucket_prefix(since, until)
+    flt = DecisionFilter(since=since, until=until, kind="decision")
+    counts: dict[str, dict[str, int]] = {}
+    reasons: Counter[str] = Counter()
+    denied: Counter[str] = Counter()
+    latencies: list[tuple[str, int]] = []
+    for record in records:
+        try:
+            col = columns_of(record)
+        except ValueError:
+            continue
+        if not matches(flt, col):
+            continue
+        outcome = "allow" if col.decision == "allow" else "deny"
+        counts.setdefault(col.ts[:prefix], {"allow": 0, "deny": 0})[outcome] += 1
+        if col.decision == "deny":
+            reasons.update(col.reason_codes)
+            if col.principal is not None:
+                denied[col.principal] += 1
+        latency = record.get("latency_us")
+        if isinstance(latency, int):
+            latencies.append((col.ts, latency))
+    buckets = [Bucket(_pad(b), bucket_end(b, prefix), c["allow"], c["deny"])
+               for b, c in sorted(counts.items())]
+    newest = [v for _, v in sorted(latencies, reverse=True)[:LATENCY_SAMPLE]]
+    return Overview(since=since, until=until, total=sum(b.allow + b.deny for b in buckets),
+                    denies=sum(b.deny for b in buckets), buckets=buckets,
+                    top_reasons=_top(reasons), top_denied=_top(denied),
+                    latency_us=percentiles(newest), latency_sample=len(newest))
+
+
+def _top(counter: Counter[str]) -> list[tuple[str, int]]:
+    """The :data:`TOP_N` largest counts, ties by name (the SQL's ``ORDER BY 2 DESC, 1``)."""
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
+
+
+def percentiles(values: Sequence[int]) -> dict[str, int | None]:
+    """p50, p90 and p99 (nearest rank) of ``values``; None each when there are none."""
+    ordered = sorted(values)
+    out: dict[str, int | None] = {}
+    for name, q in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99)):
+        out[name] = ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+    return out
+
+
+@contextmanager
+def _store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
+    """A reading connection to ``store`` and its dialect; None for a store without SQL."""
+    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
+
+    if isinstance(store, SqliteDecisionLog):
+        conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms)
+        try:
+            yield conn, "sqlite"
+        finally:
+            conn.close()
+    elif isinstance(store, PostgresDecisionLog):
+        with store._own_connection() as pg:
+            yield pg, "postgres"
+    else:
+        yield None
+
+
+def overview(store: Any, since: str, until: str) -> Overview:
+    """The overview of ``[since, until)`` from any decision store."""
+    since, until = normalize_ts(since), normalize_ts(until)
+    if until <= since:
+        raise ValueError("until must be after since")
+    with _store_connection(store) as found:
+        if found is None:
+            return overview_records(store.iter_all(), since, until)
+        conn, dialect = found
+        return overview_sql(conn, dialect, since, until)
+
+
+def prepare_store(store: Any) -> None:
+    """Create the rollup indexes on ``store`` (a no-op for a store without SQL)."""
+    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
+
+    if isinstance(store, SqliteDecisionLog):
+        conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms, writer=True)
+        try:
+            ensure_indexes(conn)
+        finally:
+            conn.close()
+    elif isinstance(store, PostgresDecisionLog):
+        with store._own_connection() as pg:
+            ensure_indexes(pg)
+            pg.commit()
+
+
+def counts(store: Any, since: str, until: str) -> tuple[int, int]:
+    """``(decisions, denies)`` in ``[since, until)``: the counts beside a search (one
+    ``GROUP BY decision`` over the covering index, without the overview's top lists)."""
+    since, until = normalize_ts(since), normalize_ts(until)
+    with _store_connection(store) as found:
+        if found is None:
+            ov = overview_records(store.iter_all(), since, until)
+            return ov.total, ov.denies
+        conn, dialect = found
+        p = "?" if dialect == "sqlite" else "%s"
+        rows = conn.execute(
+            f"SELECT decision, count(*) FROM decisions WHERE ts >= {p} AND ts < {p} "
+            "AND kind = 'decision' GROUP BY 1", (since, until)).fetchall()
+    total = sum(int(n) for _, n in rows)
+    return total, total - sum(int(n) for d, n in rows if d == "allow")
+
+
+def policy_hits(store: Any, since: str, until: str) -> dict[str, int]:
+    """How many decisions of ``[since, until)`` each policy determined (policy coverage
+    from traffic: a policy absent here never fired)."""
+    since, until = normalize_ts(since), normalize_ts(until)
+    with _store_connection(store) as found:
+        if found is None:
+            hits: Counter[str] = Counter()
+            flt = DecisionFilter(since=since, until=until, kind="decision")
+            for record in store.iter_all():
+                col = columns_of(record)
+                if matches(flt, col):
+                    hits.update(col.policies)
+            return dict(hits)
+        conn, dialect = found
+        each = ("json_each(decisions.policies) AS j" if dialect == "sqlite"
+                else "unnest(policies) AS j(value)")
+        p = "?" if dialect == "sqlite" else "%s"
+        rows = conn.execute(
+            f"SELECT j.value, count(*) FROM decisions, {each} WHERE ts >= {p} AND ts < {p} "
+            "AND kind = 'decision' GROUP BY 1", (since, until)).fetchall()
+        return {str(pid): int(n) for pid, n in rows}
+
+def _pad(prefix: str) -> str:
+    """A ``ts`` prefix as a full timestamp (the bucket's start)."""
+    full = "0000-01-01T00:00:00.000000Z"
+    if len(prefix) == 10:
+        prefix += "T"
+    return prefix + full[len(prefix):]
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def dumps(ov: Overview) -> str:
+    """The chart data as JSON for the page (``<script type="application/json">``)."""
+    return json.dumps({"buckets": [[b.start, b.end, b.allow, b.deny] for b in ov.buckets]})
+
+
+__all__ = ["BUCKETS", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect", "Overview",
+           "bucket_prefix", "counts", "dumps", "ensure_indexes", "overview", "overview_records",
+           "overview_sql", "percentiles", "policy_hits", "prepare_store"]

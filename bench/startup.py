@@ -19,8 +19,6 @@ machine is shared and absolute times move with its load:
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import subprocess
 import sys

@@ -51,7 +51,7 @@ def main() -> int:
 
 
 def _register_optional() -> None:
-    for module in ("http", "cedarling", "memory", "startup", "durability"):
+    for module in ("http", "cedarling", "memory", "startup", "durability", "cerbos_peer"):
         try:
             imported = __import__(f"bench.{module}", fromlist=["main"])
         except ImportError:

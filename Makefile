@@ -33,7 +33,7 @@ test-fast: install lint
 	PDP_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest -q -p no:cacheprovider \
 	  --ignore=tests/api/test_schemathesis.py --ignore=tests/resilience \
 	  --ignore=tests/context/test_durable_restart.py --ignore=tests/audit/test_durability_sigkill.py \
-	  --ignore=tests/bench_smoke \
+	  --ignore=tests/bench_smoke --ignore=tests/api/test_serve_forked_workers.py \
 	  $(PYTEST_ARGS)
 
 # Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.

@@ -49,6 +49,7 @@ test-fast: install lint
 	  --ignore=tests/deploy/test_compose_topology.py \
 	  --ignore=tests/broker/test_replicas.py \
 	  --ignore=tests/console/test_console_browser.py \
+	  --ignore=tests/api/test_serve_forked_workers.py \
 	  $(PYTEST_ARGS)
 
 # Every benchmark section (bench/RESULTS.md); `make bench BENCH="http --quick"` for some.

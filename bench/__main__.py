@@ -52,7 +52,8 @@ def main() -> int:
 
 
 def _register_optional() -> None:
-    for module in ("http", "api_layer", "cedarling", "memory", "console"):
+    for module in ("http", "api_layer", "cedarling", "memory", "console", "startup", "durability",
+                   "cerbos_peer"):
         try:
             imported = __import__(f"bench.{module}", fromlist=["main"])
         except ImportError:

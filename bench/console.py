@@ -60,7 +60,7 @@ FROM rows
 
 def generate(path: Path) -> float:
     """A log of N decisions at ``path`` (schema from the store itself); seconds taken."""
-    from pdp.audit.sqlite_index import catch_up
+    from pdp.audit.sqlite.principal_index import catch_up
 
     from pdp.audit import SqliteDecisionLog
 

@@ -70,10 +70,11 @@ def run() -> list[Comparison]:
     ours2_us, bare_us = compare(ours, raw_without_schema)
     name = f"decide() with explanation, example bundle ({len(bundle.policies)} policies)"
     return [Comparison(name, ours_us, raw_us,
-                       "raw cedarpy.is_authorized, pre-parsed handles + Schema", "≤ 1.3 (issue 2)"),
+                       "raw cedarpy.is_authorized, pre-parsed handles + Schema", "≤ 1.3 (issue 2)",
+                       at_most=1.3),
             Comparison(name, ours2_us, bare_us,
                        "raw cedarpy.is_authorized, pre-parsed handles, no schema",
-                       "≤ 1.2 (issue 8)"),
+                       "≤ 1.2 (issue 8)", at_most=1.2),
             _typed_context(identity, live, now)]
 
 

@@ -186,10 +186,18 @@ class AuditConfig(Section):
     sqlite_path: Path | None = Field(
         default=None, description="SQLite file; default `<state_dir>/decisions.db`.")
     batch_max: int = Field(default=512, ge=1, description="Most records in one group commit.")
+    durability: Literal["process", "power"] = Field(
+        default="power", description="What an acknowledged decision survives "
+                                     "(docs/audit-storage.md, \"Durability\"). `power`: a "
+                                     "power cut of the machine holding the log (SQLite "
+                                     "`synchronous=FULL`, PostgreSQL `synchronous_commit=on`). "
+                                     "`process`: a crash or `kill -9` of the PDP, not a power "
+                                     "cut or an OS crash (SQLite `NORMAL` in WAL mode, "
+                                     "PostgreSQL `synchronous_commit=off`).")
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
-        default="FULL", description="SQLite `PRAGMA synchronous`. FULL: a commit survives power "
-                                    "loss. NORMAL: it survives a crash of the PDP, not of the "
-                                    "machine.")
+        default="FULL", description="SQLite `PRAGMA synchronous`; default: FULL for durability "
+                                    "`power`, NORMAL for `process`. Set it only to go beyond "
+                                    "them (EXTRA; OFF survives neither).")
     busy_timeout_ms: int = Field(
         default=5000, ge=0, description="SQLite: how long a commit waits for a lock held by "
                                         "another process before the log is unavailable.")
@@ -228,6 +236,19 @@ class AuditConfig(Section):
         description="JSON Pointers (RFC 6901) into the request, erased before a decision is "
                     "logged and listed in its `redacted`; only under `/context/...` and "
                     "`/resource/attrs/...`, e.g. `/context/card_number`.")
+
+    @model_validator(mode="after")
+    def _synchronous_from_durability(self) -> AuditConfig:
+        # One place decides the SQLite pragma: an explicit `synchronous` must not promise
+        # less than `durability` says, and without one, `durability` chooses it.
+        chosen: Literal["FULL", "NORMAL"] = "FULL" if self.durability == "power" else "NORMAL"
+        if "synchronous" not in self.model_fields_set:
+            self.synchronous = chosen
+        elif self.durability == "power" and self.synchronous in ("OFF", "NORMAL"):
+            raise ValueError(f"[audit] synchronous = {self.synchronous!r} does not survive "
+                             "power loss, which durability = \"power\" promises; set "
+                             "durability = \"process\" or synchronous = \"FULL\"")
+        return self
 
     @field_validator("redact")
     @classmethod

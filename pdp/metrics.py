@@ -100,6 +100,14 @@ def multiprocess_mode() -> bool:
     return values.ValueClass is not values.MutexValue
 
 
+def choose_value_class() -> None:
+    """Decide again between one process and ``PROMETHEUS_MULTIPROC_DIR``, for a process
+    forked from one that imported prometheus_client before the variable was set
+    (``pdp serve --workers N``: its workers are forked after the parent built its
+    components). Metrics created afterwards follow the environment."""
+    values.ValueClass = values.get_value_class()
+
+
 def mark_process_dead() -> None:
     """A worker that stops drops out of the ``live*`` gauges (multi-process mode only)."""
     if multiprocess_mode() and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

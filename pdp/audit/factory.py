@@ -132,10 +132,13 @@ def open_configured_log(settings: Any, *, spool: bool = True) -> DecisionStore:
     ``spool=False`` leaves the spool out (reading tools: ``pdp audit ...``).
     """
     audit = settings.audit
+    dsn = audit.postgres_dsn  # [audit] durability: SQLite's is `synchronous` (pdp.config)
+    if dsn is not None:
+        dsn = with_synchronous_commit(dsn, "on" if audit.durability == "power" else "off")
     return open_decision_log(
         audit.backend, sqlite_path=settings.sqlite_path, batch_max=audit.batch_max,
         synchronous=audit.synchronous, busy_timeout_ms=audit.busy_timeout_ms,
-        postgres_dsn=audit.postgres_dsn, spool_path=audit.spool_path if spool else None,
+        postgres_dsn=dsn, spool_path=audit.spool_path if spool else None,
         commit_timeout_s=audit.commit_timeout_s)
 
 
@@ -149,5 +152,17 @@ def open_admin_state(settings: Any) -> AdminStateStore:
     return configured_backend(audit.backend, options).open_admin_state()
 
 
+def with_synchronous_commit(dsn: str, level: str) -> str:
+    """``dsn`` whose sessions run with ``synchronous_commit = level``, added to any
+    ``options`` it has (e.g. a ``search_path``). ``off``: a commit is acknowledged before
+    its WAL reaches disk; a PostgreSQL crash may lose the last ones, never the chain."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    options = f"{params.get('options') or ''} -c synchronous_commit={level}".strip()
+    return make_conninfo(dsn, options=options)
+
+
 __all__ = ["BACKENDS", "Backend", "BackendOptions", "InMemory", "configured_backend",
-           "open_admin_state", "open_configured_log", "open_decision_log"]
+           "open_admin_state", "open_configured_log", "open_decision_log",
+           "with_synchronous_commit"]

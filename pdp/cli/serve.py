@@ -179,7 +179,9 @@ def prepare_workers(settings: Settings) -> Any:
     Builds the components once with an in-memory log (the bundle, trust sources,
     dev issuer are checked and created here, not raced by the workers), opens the
     configured decision log once (its schema) and creates the ``--dev`` checkpoint
-    key. Returns those components, for the banner; close them before serving.
+    key. The loaded bundle is offered to the workers, which are forked from this
+    process (:func:`pdp.engine.store.preload`): it is parsed once, not once per worker.
+    Returns those components, for the banner; close them before serving.
     """
     from pdp.audit.chain.checkpoint import checkpoint_private_key  # deferred: module docstring
     from pdp.audit.factory import open_configured_log
@@ -187,8 +189,12 @@ def prepare_workers(settings: Settings) -> Any:
     from pdp.components import build_components
 
     open_configured_log(settings, spool=False).close()
+    from pdp.engine.store import preload
+
     checkpoint_private_key(settings)
-    return build_components(settings, log=MemoryDecisionLog())
+    components = build_components(settings, log=MemoryDecisionLog())
+    preload(components.bundles.current)
+    return components
 
 
 def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:

@@ -27,10 +27,20 @@ class RequestRedactor(Protocol):
     def redact(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]: ...
 
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+"""This process in the log's ``instance`` field: host and pid. Reset in a forked child
+(``pdp serve --workers N`` forks its workers), or every worker would log the parent's."""
+
+
+def _reset_instance() -> None:
+    global INSTANCE
+    INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_reset_instance)
 
 
 def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: int,
-                    credential_sha256: str | None = None, instance: str = INSTANCE,
+                    credential_sha256: str | None = None, instance: str | None = None,
                     bundle: Bundle | None = None,
                     redactor: RequestRedactor | None = None) -> dict[str, Any]:
     """The record the decision log keeps for ``decision`` (JSON-able, flat).
@@ -56,7 +66,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "decision_id": decision.decision_id,
         "kind": "decision",
         "timestamp": _iso(decision),
-        "instance": instance,
+        "instance": instance or INSTANCE,
         "request_id": request.request_id,
         "pep": request.pep,
         "principal": identity.principal_id if identity else None,
@@ -164,7 +174,7 @@ def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def admin_event_record(event: str, *, principal: str | None, authorized_by: str | None,
                        detail: Mapping[str, Any], timestamp: str, event_id: str,
                        request_id: str | None = None,
-                       instance: str = INSTANCE) -> dict[str, Any]:
+                       instance: str | None = None) -> dict[str, Any]:
     """An administrative event (context change, revocation, reload, ...) for the same chain.
 
     ``authorized_by`` is the decision id that allowed the change (None for the
@@ -174,7 +184,7 @@ def admin_event_record(event: str, *, principal: str | None, authorized_by: str 
         "decision_id": event_id,
         "kind": "admin",
         "timestamp": timestamp,
-        "instance": instance,
+        "instance": instance or INSTANCE,
         "request_id": request_id,
         "pep": None,
         "principal": principal,

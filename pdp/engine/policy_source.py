@@ -10,6 +10,7 @@ line each one starts on and its code without comments.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -25,41 +26,29 @@ def split_policies(text: str) -> list[PolicySpan]:
     """The policies of ``text`` in Cedar's order (``policy<N>`` is item N)."""
     spans: list[PolicySpan] = []
     code: list[str] = []
-    line, start = 1, 0
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "/" and text.startswith("//", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if c == '"':
-            end = _string_end(text, i)
-            start = start or line
-            code.append(text[i:end])
-            line += text.count("\n", i, end)
-            i = end
-            continue
-        if c == "\n":
-            line += 1
-        elif not c.isspace():
-            start = start or line
-        code.append(c)
-        i += 1
-        if c == ";":
-            spans.append(PolicySpan(line=start or line, code="".join(code).strip()))
-            code, start = [], 0
+    begin = -1  # offset of the policy's first character that is not space or comment
+    pos = 0
+    lines_at, line = 0, 1  # ``line`` is the line number of offset ``lines_at``
+    for token in _CEDAR_TOKEN.finditer(text):  # one regex pass: the loop runs in C
+        plain = text[pos:token.start()]
+        if begin < 0 and plain.strip():
+            begin = pos + len(plain) - len(plain.lstrip())
+        code.append(plain)
+        pos = token.end()
+        word = token.group()
+        if word.startswith("//"):
+            continue  # comments are dropped; the newline after one is kept
+        if begin < 0:
+            begin = token.start()
+        code.append(word)
+        if word == ";":
+            line += text.count("\n", lines_at, begin)
+            lines_at = begin
+            spans.append(PolicySpan(line=line, code="".join(code).strip()))
+            code, begin = [], -1
     return spans
 
 
-def _string_end(text: str, i: int) -> int:
-    """The index just past the Cedar string literal opening at ``text[i]``."""
-    j = i + 1
-    while j < len(text):
-        if text[j] == "\\":
-            j += 2
-            continue
-        if text[j] == '"':
-            return j + 1
-        j += 1
-    return len(text)
+# A string literal (to its closing quote, escapes skipped; an unterminated one runs to the
+# end of the text), a ``//`` comment, or ``;``.
+_CEDAR_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|//[^\n]*|;', re.DOTALL)

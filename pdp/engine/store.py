@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdp.engine.bundle import Bundle, load_bundle
+from pdp.engine.bundle import Bundle, _read_bundle_files, compute_version, load_bundle
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
@@ -25,6 +25,35 @@ SETTLE_S = 0.2
 """After a change is seen, how long to let its writer finish before loading."""
 ARM_TIMEOUT_S = 5.0
 """Longest ``start_watching`` waits for the watch to be in place (a slow git fetch)."""
+
+
+_preloaded: Bundle | None = None
+
+
+def preload(bundle: Bundle | None) -> None:
+    """Offer ``bundle`` to every ``BundleStore`` of this process and of processes forked
+    from it, for as long as its directory holds the very files it was loaded from.
+
+    ``pdp serve --workers N`` loads the bundle once in the supervisor, calls this and
+    forks: each worker's first load finds the bundle already built (parsing 10,000
+    policies takes seconds) and its pages stay shared with the supervisor's until
+    written. A worker whose directory changed in between (or on a later reload) loads
+    the files it finds, as it would without this.
+    """
+    global _preloaded
+    _preloaded = bundle
+
+
+def _preloaded_for(directory: Path) -> Bundle | None:
+    """The preloaded bundle, if it was loaded from ``directory``'s current files."""
+    bundle = _preloaded
+    if bundle is None or bundle.directory != directory:
+        return None
+    try:
+        files = _read_bundle_files(directory)
+    except OSError:
+        return None  # the full load reports what is wrong
+    return bundle if compute_version(directory, files) == bundle.version else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +103,9 @@ class BundleStore:
         except SourceError as e:
             raise BundleInvalid(Path(self.source.label),
                                 [BundleProblem(self.source.label, str(e))]) from e
+        preloaded = _preloaded_for(directory)
+        if preloaded is not None:
+            return preloaded
         try:
             return load_bundle(directory)
         finally:

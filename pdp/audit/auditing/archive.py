@@ -71,7 +71,8 @@ class ArchivedPolicy:
     text: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: its deep copy cost seconds per 10,000 policies.
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def archive_dir(state_dir: Path) -> Path:
@@ -90,6 +91,12 @@ def policy_texts(bundle: Bundle) -> dict[str, str | None]:
             chunks = split_policies(bundle.files[name].decode("utf-8"))
         except (KeyError, UnicodeDecodeError):
             chunks = []
+        # Cedar parsed this file when the bundle loaded and numbered its policies
+        # policy0, policy1, ... in order; when the split finds as many policies as the
+        # file holds, chunk N is policy N. Checking that once per file, not by parsing
+        # each chunk again, is what keeps archiving 10,000 policies under a second.
+        if len(chunks) != len(infos):
+            chunks = []
         for info in infos:
             out[info.id] = _source_text(info, chunks) or policy_text(info)
     return out
@@ -103,43 +110,29 @@ def split_policies(text: str) -> list[str]:
     literals and ``//`` comments, so a short scan finds the ends.
     """
     chunks: list[str] = []
-    start = i = 0
-    in_string = False
-    while i < len(text):
-        c = text[i]
-        if in_string:
-            if c == "\\":
-                i += 2
-                continue
-            if c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            i = len(text) if end < 0 else end
-            continue
-        elif c == ";":
-            chunks.append(text[start:i + 1])
-            start = i + 1
-        i += 1
+    start = 0
+    for token in _CEDAR_TOKEN.finditer(text):  # a string, a comment, or a policy's end
+        if token.group() == ";":
+            chunks.append(text[start:token.end()])
+            start = token.end()
     return chunks
+
+
+# A string literal (to its closing quote, escapes skipped; an unterminated one runs to the
+# end), a `//` comment, or `;`: scanning with it is what the character loop did, in C.
+_CEDAR_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|//[^\n]*|;', re.DOTALL)
 
 
 def _source_text(info: PolicyInfo, chunks: list[str]) -> str | None:
     # The parser numbers a file's policies policy0, policy1, ... in order of appearance;
-    # the chunk must parse back to exactly this one policy, or it is not used.
+    # the caller passes chunks only when their count matches the file's policies.
     index = info.node.id.removeprefix("policy")
     if not index.isdigit() or int(index) >= len(chunks):
         return None
     chunk = chunks[int(index)].lstrip()
-    try:
-        parsed = cedarpy.policies_to_pst(chunk)
-    except ValueError:
-        return None
-    nodes = list(parsed.static_policies.values()) + list(parsed.templates.values())
-    if len(nodes) != 1 or dict(nodes[0].annotations).get("id") != info.id:
-        return None
+    policy_id = dict(info.node.annotations).get("id")
+    if policy_id is not None and json.dumps(policy_id, ensure_ascii=False)[1:-1] not in chunk:
+        return None  # not the policy it should be (the split disagreed with Cedar)
     return chunk + "\n"
 
 

@@ -1,0 +1,200 @@
+"""Start and reload at 10,000 policies (issue 16): ``pdp serve`` from launch to
+``/readyz`` with one worker and with two, the memory of the whole process tree, and
+decision latency while the bundle is reloaded.
+
+Every figure is a ratio against a baseline measured in the same run, because the
+machine is shared and absolute times move with its load:
+
+- start: the 10,000-policy bundle against the example bundle (18 policies), one worker,
+  the same command; the difference is what the bundle costs to load.
+- memory: the tree's PSS (proportional set size: a page shared by k processes counts
+  1/k in each, so the sum is what the tree really holds) with two workers against one.
+  RSS, which counts a shared page in every process, is printed beside it.
+- reload: p99 (and max) latency of ``/v1/authorize`` (one connection, one request at a
+  time) from the change of a policy file until the answers carry the new version,
+  against p99 of the same requests before the change.
+
+    python -m bench startup
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import quantiles
+from typing import Any
+
+import httpx
+
+from bench.generate import generate_bundle
+from bench.harness import record
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = 10_000
+TARGET_READY_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Serve:
+    """``pdp serve --dev`` on ``policies`` with ``workers`` workers, timed to ``/readyz``."""
+
+    def __init__(self, policies: Path, state: Path, workers: int) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.state = state
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--policies", str(policies),
+             "--state-dir", str(state), "--port", str(self.port), "--workers", str(workers)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError("pdp serve exited")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        self.ready_s = time.perf_counter() - started
+        if workers > 1:  # /readyz answered by one; wait until every worker is there
+            while len(_children(self.process.pid)) < workers:
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _tree_memory_mb(pid: int) -> dict[str, float]:
+    """Sum of Rss and Pss over ``pid`` and its descendants, in MB."""
+    total = {"Rss": 0.0, "Pss": 0.0}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo += _children(p)
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                key = line.split(":")[0]
+                if key in total:
+                    total[key] += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def _token(state: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "pdp.cli.main", "token", "--state-dir", str(state), "--spiffe-id",
+         "spiffe://example.org/team0/w0"], cwd=REPO, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _reload_latencies(server: Serve, policies: Path, token: str) -> dict[str, Any]:
+    body = {"subject": {"token": token}, "action": "read",
+            "resource": {"type": "Gen::Dataset", "id": "ds0"}}
+    steady: list[float] = []
+    during: list[float] = []
+    with httpx.Client(timeout=60) as client:
+        def ask() -> tuple[float, Any]:
+            t = time.perf_counter()
+            r = client.post(f"{server.url}/v1/authorize", json=body)
+            return (time.perf_counter() - t) * 1000, r.json().get("policy_version")
+        for _ in range(300):
+            steady.append(ask()[0])
+        old = ask()[1]
+        with (policies / "policies.cedar").open("a") as f:
+            f.write("\n// bench: a new version\n")
+        changed = time.perf_counter()
+        version = old
+        while version == old and time.perf_counter() - changed < 120:
+            ms, version = ask()
+            during.append(ms)
+        reload_s = time.perf_counter() - changed
+    return {"steady": steady, "during": during, "reload_s": reload_s,
+            "reloaded": version != old}
+
+
+def _p99(values: list[float]) -> float:
+    return quantiles(values, n=100, method="inclusive")[98] if len(values) >= 2 else values[0]
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pdp-startup-") as tmp:
+        big = Path(tmp) / "b10k"
+        generate_bundle(big, policies=POLICIES)
+        out: dict[str, Any] = {}
+        small = Serve(REPO / "policies", Path(tmp) / "s-small", 1)
+        out["small_ready_s"] = small.ready_s
+        small.stop()
+        for workers in (1, 2):
+            server = Serve(big, Path(tmp) / f"s{workers}", workers)
+            time.sleep(1)  # let the workers settle before reading their memory
+            out[f"ready_{workers}"] = server.ready_s
+            out[f"mem_{workers}"] = _tree_memory_mb(server.process.pid)
+            if workers == 1:
+                out["reload"] = _reload_latencies(server, big, _token(server.state))
+            server.stop()
+    return out
+
+
+def report(r: dict[str, Any]) -> str:
+    small = r["small_ready_s"]
+    m1, m2 = r["mem_1"], r["mem_2"]
+    rl = r["reload"]
+    p99_steady, p99_during = _p99(rl["steady"]), _p99(rl["during"])
+    met = lambda ok: "**met**" if ok else "**not met**"  # noqa: E731
+    rows = [
+        "| measurement | 10,000 policies | baseline (same run) | ratio | target |",
+        "|---|---:|---|---:|---|",
+        f"| `pdp serve` to /readyz, 1 worker | {r['ready_1']:.2f} s | example bundle, 1 worker: "
+        f"{small:.2f} s | {r['ready_1'] / small:.1f}× | ≤ {TARGET_READY_S:g} s: "
+        f"{met(r['ready_1'] <= TARGET_READY_S)} |",
+        f"| `pdp serve` to /readyz, 2 workers | {r['ready_2']:.2f} s | example bundle, 1 worker: "
+        f"{small:.2f} s | {r['ready_2'] / small:.1f}× | ≤ {TARGET_READY_S:g} s: "
+        f"{met(r['ready_2'] <= TARGET_READY_S)} |",
+        f"| memory of the process tree, 2 workers (PSS) | {m2['Pss']:.0f} MB | 1 worker: "
+        f"{m1['Pss']:.0f} MB | {m2['Pss'] / m1['Pss']:.2f}× | ≤ 1.3×: "
+        f"{met(m2['Pss'] / m1['Pss'] <= 1.3)} |",
+        f"| memory of the process tree, 2 workers (RSS, shared pages counted twice) | "
+        f"{m2['Rss']:.0f} MB | 1 worker: {m1['Rss']:.0f} MB | {m2['Rss'] / m1['Rss']:.2f}× | — |",
+        f"| /v1/authorize p99 during a reload ({len(rl['during'])} requests, "
+        f"{rl['reload_s']:.1f} s) | {p99_during:.1f} ms (max {max(rl['during']):.0f} ms) | "
+        f"p99 before it: {p99_steady:.1f} ms | {p99_during / p99_steady:.1f}× | "
+        f"no stall (reported) |",
+    ]
+    return "\n".join(rows) + (
+        "\n\nStart is launch to the first 200 from `/readyz` (with two workers, the first worker "
+        "ready; the supervisor loads once and forks both). Memory is read from "
+        "`/proc/<pid>/smaps_rollup` of the supervisor and its workers after start. "
+        "Reload: one connection, one request at a time, from appending a comment to the "
+        "policy file until an answer carries the new `policy_version`"
+        + ("" if rl["reloaded"] else " (**the new version never arrived**)") + ".")
+
+
+def main() -> int:
+    result = run()
+    body = report(result)
+    print(body)
+    record("Start and reload at 10,000 policies", "python -m bench startup", body)
+    return 0
+
+
+__all__ = ["main", "run"]

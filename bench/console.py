@@ -60,9 +60,8 @@ FROM rows
 
 def generate(path: Path) -> float:
     """A log of N decisions at ``path`` (schema from the store itself); seconds taken."""
-    from pdp.audit.sqlite.principal_index import catch_up
-
     from pdp.audit import SqliteDecisionLog
+    from pdp.audit.sqlite.principal_index import catch_up
 
     SqliteDecisionLog(path).close()  # the schema, migrated
     began = time.perf_counter()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pdp.audit.auditing.archive import split_policies as archive_split
 
+from pdp.audit.auditing.archive import split_policies as archive_split
 from pdp.engine.policy_source import split_policies as engine_split
 
 # The characters that matter to a split (quotes, escapes, comments, ends, lines), plus

@@ -24,6 +24,7 @@ from tests.server import ServerProcess, run_cli, start_server
 FIXTURES = REPO / "sdk" / "fixtures" / "api"
 ETL = "spiffe://example.org/services/etl"
 PLANNER = "spiffe://example.org/agents/planner"
+SUMMARIZER = "spiffe://example.org/agents/summarizer"
 # The example bundle lets agents work only in business hours; the broker's PDP makes every
 # moment one, so the exchange tests pass whenever they run (the calendar is not under test).
 ALWAYS_OPEN = {"PDP_LIVE__BUSINESS_HOURS__DAYS": "[0, 1, 2, 3, 4, 5, 6]",
@@ -37,16 +38,20 @@ def node_sdk() -> str:
 
 
 @pytest.fixture(scope="module")
-def broker_pdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+def broker_pdp(tmp_path_factory: pytest.TempPathFactory,
+               ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     """A second `pdp serve --dev` for the credential broker's tests (always business hours),
-    and an agent's JWT-SVID minted for it with `pdp token` (one hour: room to exchange)."""
+    and two agents' JWT-SVIDs minted for it with `pdp token` (one hour: room to exchange)."""
     workdir: Path = tmp_path_factory.mktemp("ts-broker")
     shutil.copytree(POLICIES, workdir / "policies")
     server = start_server(["--dev"], cwd=workdir, env=ALWAYS_OPEN)
     try:
-        minted = run_cli("token", "--spiffe-id", PLANNER, "--ttl", "1h", cwd=workdir)
-        assert minted.returncode == 0, minted.stderr
-        yield server, minted.stdout.strip().splitlines()[-1]
+        svids: dict[str, str] = {}
+        for agent in (PLANNER, SUMMARIZER):
+            minted = run_cli("token", "--spiffe-id", agent, "--ttl", "1h", cwd=workdir)
+            assert minted.returncode == 0, minted.stderr
+            svids[agent] = minted.stdout.strip().splitlines()[-1]
+        yield server, svids
     finally:
         server.stop()
 
@@ -55,11 +60,11 @@ def test_node_test_runner_against_a_real_pdp(node_sdk, pdp_server, mint, broker_
     ids = {ETL} | {json.loads(p.read_text())["subject"].get("spiffe_id")
                    for p in FIXTURES.glob("*.json")}
     tokens = {i: mint(i) for i in ids if i}
-    broker, agent_svid = broker_pdp
+    broker, agent_svids = broker_pdp
     result = subprocess.run(
         [node_sdk, "--test", "test/"], cwd=SDK, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PDP_URL": pdp_server.url, "PDP_TEST_TOKENS": json.dumps(tokens),
-             "PDP_BROKER_URL": broker.url, "PDP_AGENT_SVID": agent_svid})
+             "PDP_BROKER_URL": broker.url, "PDP_AGENT_SVIDS": json.dumps(agent_svids)})
     summary = {line.split()[1]: int(line.split()[2]) for line in result.stdout.splitlines()
                if line.startswith("# ") and len(line.split()) == 3
                and line.split()[2].isdigit()}

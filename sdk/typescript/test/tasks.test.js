@@ -1,5 +1,5 @@
 // exchangeToken against the credential broker of a real `pdp serve --dev` (PDP_BROKER_URL,
-// always in business hours, with an agent's JWT-SVID in PDP_AGENT_SVID): the issued
+// always in business hours, with agents' JWT-SVIDs in PDP_AGENT_SVIDS): the issued
 // credential works at /v1/authorize, is reused and then refreshed, a refusal surfaces and
 // fails closed, completing the task kills it; and local servers that answer badly.
 
@@ -13,7 +13,10 @@ import {
 import { countingFetch, deadUrl, localServer } from './helpers.js';
 
 const BROKER_URL = process.env.PDP_BROKER_URL ?? '';
-const SVID = process.env.PDP_AGENT_SVID ?? '';
+/** @type {Record<string, string>} */
+const SVIDS = JSON.parse(process.env.PDP_AGENT_SVIDS ?? '{}');
+const SVID = SVIDS['spiffe://example.org/agents/planner'] ?? '';
+const SUMMARIZER_SVID = SVIDS['spiffe://example.org/agents/summarizer'] ?? '';
 const needsBroker = BROKER_URL && SVID ? {} : { skip: 'PDP_BROKER_URL is not set: run through tests/sdk/test_typescript_sdk.py' };
 const SALES = { type: 'App::Dataset', id: 'sales-daily' };
 const READ = { url: BROKER_URL, subjectToken: SVID, audience: 'pdp', scope: ['datasets:read'] };
@@ -87,6 +90,18 @@ test('complete() revokes: the credential is denied next, and the source gives no
   const again = await task().then(() => null, (e) => e);
   assert.ok(again instanceof ExchangeRefused, String(again));
   assert.deepEqual(again.reasonCodes, ['broker.task_closed']);
+});
+
+test('delegation: a narrower credential of the actor\'s own in the same task, dead when the owner completes it', needsBroker, async () => {
+  const planner = exchangeToken({ ...READ, task: { purpose: 'delegate (ts sdk)' } });
+  const summarizer = exchangeToken({ ...READ, subjectToken: planner, actorToken: SUMMARIZER_SVID });
+  const delegated = await summarizer();
+  assert.notEqual(delegated, await planner());
+  assert.equal(summarizer.taskId, planner.taskId);
+  await planner.complete();
+  const after = await new PDPClient(BROKER_URL).authorize({ token: delegated, action: 'read', resource: SALES });
+  assert.equal(after.allowed, false);
+  assert.ok(after.reasonCodes.some((c) => c.startsWith('identity.')), after.reasonCodes.join());
 });
 
 test('an unreachable broker or an answer that is not one rejects, caches nothing, and is retried', async () => {

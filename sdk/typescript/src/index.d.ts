@@ -159,6 +159,73 @@ export declare function credentialFromHeaders(
   headers: Record<string, string | string[] | undefined>, peer: string | null | undefined,
   trustedProxies: readonly string[]): { token: string } | { x509: string } | null;
 
+/** What `exchangeToken` asks the broker for (docs/agents.md). */
+export interface ExchangeOptions {
+  /** The PDP (its `POST /v1/token`). */
+  url: string;
+  /** The agent's own credential (a delegated agent: its delegator's task credential). */
+  subjectToken: TokenSource;
+  /** The one service the credential is for, e.g. `pdp` or a SPIFFE ID. */
+  audience: string;
+  /** The scopes the task needs; omitted: at most what the subject token carries. */
+  scope?: readonly string[] | null;
+  /** `id` optional (the broker makes one); `purpose` required to open a task. */
+  task?: { id?: string; purpose?: string };
+  /** Omitted: the longest the broker and policies allow. */
+  lifetimeS?: number | null;
+  /** Delegation: the acting agent's own credential (RFC 8693 `actor_token`). */
+  actorToken?: TokenSource | null;
+  /** Exchange again when less than this is left (default 60). */
+  refreshBeforeS?: number;
+  /** Longest wait for one exchange (default 5000). */
+  timeoutMs?: number;
+  fetch?: typeof globalThis.fetch;
+  /** Milliseconds since the epoch (default `Date.now`). */
+  now?: () => number;
+}
+
+/** An issued task credential; `expiresAt` in ms on the source's `now` clock. */
+export interface TaskToken {
+  accessToken: string;
+  expiresIn: number;
+  scope: string[];
+  taskId: string;
+  decisionId: string | null;
+  expiresAt: number;
+}
+
+/** A token source (`pepToken`, or a subject's `token`) holding a task credential. */
+export interface ExchangedTokenSource {
+  /** A credential valid for at least `refreshBeforeS` more; rejects with ExchangeRefused or PDPError. */
+  (): Promise<string>;
+  /** Complete the task: every credential issued for it is refused from the next request on. */
+  complete(): Promise<void>;
+  readonly taskId: string | null;
+  readonly current: TaskToken | null;
+  /** Why the last exchange gave no credential (null after a success). */
+  readonly lastError: Error | null;
+}
+
+export declare class ExchangeRefused extends Error {
+  constructor(answer: { error: string; description: string; decisionId: string | null; reasonCodes: string[]; status: number });
+  /** RFC 6749: invalid_request, invalid_target, invalid_scope, access_denied, ... */
+  error: string;
+  description: string;
+  decisionId: string | null;
+  reasonCodes: string[];
+  status: number;
+}
+
+export declare const GRANT_TYPE: 'urn:ietf:params:oauth:grant-type:token-exchange';
+export declare const JWT_TOKEN_TYPE: 'urn:ietf:params:oauth:token-type:jwt';
+export declare const TASK_DETAILS_TYPE: 'urn:pdp:task';
+export declare const DEFAULT_REFRESH_BEFORE_S: number;
+export declare const DEFAULT_EXCHANGE_TIMEOUT_MS: number;
+export declare function exchangeForm(ask: {
+  subjectToken: string; audience: string; scope?: readonly string[] | null; actorToken?: string | null;
+  taskId?: string | null; purpose?: string | null; lifetimeS?: number | null }): URLSearchParams;
+export declare function exchangeToken(options: ExchangeOptions): ExchangedTokenSource;
+
 /** A route of the table: the same shape as `[[routes]]` in pdp.toml. */
 export interface RouteSpec {
   method?: string;

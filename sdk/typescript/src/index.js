@@ -10,5 +10,9 @@ export {
 export {
   bearerToken, credentialFromHeaders, fileToken, isTrusted, staticToken, unfoldPem, xfccPem,
 } from './credentials.js';
+export {
+  DEFAULT_EXCHANGE_TIMEOUT_MS, DEFAULT_REFRESH_BEFORE_S, ExchangeRefused, GRANT_TYPE, JWT_TOKEN_TYPE,
+  TASK_DETAILS_TYPE, exchangeForm, exchangeToken,
+} from './tasks.js';
 export { matchRoute, route, segmentsOf } from './routes.js';
 export { Guard, expressRequire, expressRoutes, fastifyRequire, fastifyRoutes } from './middleware.js';

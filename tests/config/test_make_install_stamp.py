@@ -16,8 +16,11 @@ from tests.conftest import REPO
 
 
 def would_run(checkout: Path, target: str) -> str:
-    result = subprocess.run(["make", "-n", target], cwd=checkout, capture_output=True,
-                            text=True, timeout=60)
+    # Under `make test` this runs inside a make: its MAKEFLAGS/MAKELEVEL would add
+    # "Entering directory" lines (and flags) to what is printed.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=checkout,
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -21,8 +21,14 @@ def test_the_cli_declares_shows_and_ends_context_as_an_authenticated_admin(tmp_p
             "spiffe://example.org/ops/sre-console")
         common = ["--url", server.url, "--token", sre]
 
-        refused = run_cli("context", "risk", "set", "high", "--reason", "x", "--url", server.url,
+        # No credential at all: refused before any request, naming where one comes from.
+        missing = run_cli("context", "risk", "set", "high", "--reason", "x", "--url", server.url,
                           cwd=tmp_path)
+        assert missing.returncode == 1
+        assert "--token" in missing.stderr and "PDP_ADMIN_TOKEN" in missing.stderr
+        # A credential the PDP does not accept: the server's 401.
+        refused = run_cli("context", "risk", "set", "high", "--reason", "x", "--url", server.url,
+                          "--token", "not-a-jwt", cwd=tmp_path)
         assert refused.returncode == 1 and "401" in refused.stderr
 
         declared = run_cli("context", "incident", "set", "--scope", "resource_tag:pii",

@@ -194,24 +194,32 @@ def _fold(conn: Any, dialect: Dialect, after: int, through: int) -> None:
 
 
 def row_parts(conn: Any, dialect: Dialect, where: str, params: tuple[Any, ...],
-              prefix: int, tops: bool) -> Parts:
-    """Counts of the decision records matching ``where`` (on ``decisions``), from the rows."""
+              prefix: int, tops: bool, *, by_seq: bool = False) -> Parts:
+    """Counts of the decision records matching ``where`` (on ``decisions``), from the rows.
+
+    ``by_seq``: ``where`` is a short ``seq`` range (the tail past the watermark); on
+    SQLite the other terms get a unary ``+`` (no index may serve them) so it walks that
+    primary-key range rather than a covering index of ``ts`` or ``decision`` (which
+    would visit every deny of the log).
+    """
     out = Parts()
-    base = f"{where} AND kind = 'decision'"
+    src = "decisions"
+    plus = "+" if by_seq and dialect == "sqlite" else ""
+    base = f"{where} AND {plus}kind = 'decision'"
     for b, decision, n in conn.execute(
-            f"SELECT substr(ts, 1, {prefix}), decision, count(*) FROM decisions "
+            f"SELECT substr(ts, 1, {prefix}), decision, count(*) FROM {src} "
             f"WHERE {base} GROUP BY 1, 2", params).fetchall():
         allow = int(n) if decision == "allow" else 0
         out.add_bucket(str(b), allow, int(n) - allow)
     if tops:
         each = ("json_each(decisions.reason_codes) AS j" if dialect == "sqlite"
                 else "unnest(reason_codes) AS j(value)")
-        deny = f"{base} AND decision = 'deny'"
+        deny = f"{base} AND {plus}decision = 'deny'"
         out.reasons.update({str(c): int(n) for c, n in conn.execute(
-            f"SELECT j.value, count(*) FROM decisions, {each} WHERE {deny} GROUP BY 1",
+            f"SELECT j.value, count(*) FROM {src}, {each} WHERE {deny} GROUP BY 1",
             params).fetchall()})
         out.denied.update({str(c): int(n) for c, n in conn.execute(
-            f"SELECT principal, count(*) FROM decisions WHERE {deny} "
+            f"SELECT principal, count(*) FROM {src} WHERE {deny} "
             "AND principal IS NOT NULL GROUP BY 1", params).fetchall()})
     return out
 

@@ -52,6 +52,9 @@ INDEXES = (
     "(decision, ts, kind, principal, reason_codes)",
 )
 LATENCY_SAMPLE = 1000
+CATCH_UP_AFTER = 4096
+"""Records past the rollup's watermark before a read catches it up; the read scans them
+(by ``seq``) meanwhile."""
 TOP_N = 10
 
 BUCKETS: tuple[tuple[timedelta, int], ...] = (
@@ -230,7 +233,7 @@ def overview(store: Any, since: str, until: str) -> Overview:
         raise ValueError("until must be after since")
     prefix = bucket_prefix(since, until)
     if prefix < 16:
-        catch_up_store(store)
+        _catch_up_if_behind(store)
     with _store_connection(store) as found:
         if found is None:
             return overview_records(store.iter_all(), since, until)
@@ -271,13 +274,32 @@ def _rollup_backed(conn: Any, dialect: Dialect, since: str, until: str, prefix: 
     if state is None or not hourly_rollup.usable(state, int(bounds[0]), int(bounds[1])):
         return None
     p = "?" if dialect == "sqlite" else "%s"
+    plus = "+" if dialect == "sqlite" else ""  # the tail: walk its seq range (row_parts)
     a, b = _pad(first_hour), _pad(end_hour)
     parts = hourly_rollup.rollup_parts(conn, dialect, first_hour, end_hour, prefix, tops)
     for where, params in ((f"ts >= {p} AND ts < {p}", (since, a)),
                           (f"ts >= {p} AND ts < {p}", (b, until)),
-                          (f"seq > {p} AND ts >= {p} AND ts < {p}", (state.through_seq, a, b))):
-        parts.merge(hourly_rollup.row_parts(conn, dialect, where, params, prefix, tops))
+                          (f"seq > {p} AND seq <= {p} AND {plus}ts >= {p} AND {plus}ts < {p}",
+                           (state.through_seq, int(bounds[1]), a, b))):
+        parts.merge(hourly_rollup.row_parts(conn, dialect, where, params, prefix, tops,
+                                            by_seq=where.startswith("seq")))
     return parts
+
+
+def _catch_up_if_behind(store: Any) -> None:
+    """Catch the rollup up when it is unusable or more than :data:`CATCH_UP_AFTER` records
+    behind. Not on every read: a catch-up takes the log's write lock, which the appends
+    (the console's own ``audit.query`` records among them) hold often."""
+    with _store_connection(store) as found:
+        if found is None:
+            return
+        conn, _ = found
+        first, head = (int(v) for v in conn.execute(
+            "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM decisions").fetchone())
+        state = hourly_rollup.read_state(conn)
+    if (state is None or not hourly_rollup.usable(state, first, head)
+            or head - state.through_seq > CATCH_UP_AFTER):
+        catch_up_store(store)
 
 
 def _hour_ceil(ts: str) -> str:
@@ -343,7 +365,7 @@ def counts(store: Any, since: str, until: str) -> tuple[int, int]:
     ``GROUP BY decision`` over the covering index, without the overview's top lists)."""
     since, until = normalize_ts(since), normalize_ts(until)
     if bucket_prefix(since, until) < 16:
-        catch_up_store(store)
+        _catch_up_if_behind(store)
     with _store_connection(store) as found:
         if found is None:
             ov = overview_records(store.iter_all(), since, until)
@@ -403,6 +425,7 @@ def dumps(ov: Overview) -> str:
     return json.dumps({"buckets": [[b.start, b.end, b.allow, b.deny] for b in ov.buckets]})
 
 
-__all__ = ["BUCKETS", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect", "Overview",
-           "bucket_prefix", "catch_up_store", "counts", "dumps", "ensure_indexes", "overview",
-           "overview_records", "overview_sql", "percentiles", "policy_hits", "prepare_store"]
+__all__ = ["BUCKETS", "CATCH_UP_AFTER", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect",
+           "Overview", "bucket_prefix", "catch_up_store", "counts", "dumps", "ensure_indexes",
+           "overview", "overview_records", "overview_sql", "percentiles", "policy_hits",
+           "prepare_store"]

@@ -86,9 +86,13 @@ def _p(dialect: Dialect) -> str:
     return "?" if dialect == "sqlite" else "%s"
 
 
-def _log_bounds(conn: Any) -> tuple[int, int]:
+def log_bounds(conn: Any) -> tuple[int, int]:
+    """The lowest and highest ``seq`` of the log (0, 0 when empty). Two subqueries: SQLite
+    answers a lone ``min``/``max`` from the primary key, but both in one ``SELECT`` scan
+    the whole table."""
     first, head = conn.execute(
-        "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM decisions").fetchone()
+        "SELECT coalesce((SELECT min(seq) FROM decisions), 0), "
+        "coalesce((SELECT max(seq) FROM decisions), 0)").fetchone()
     return int(first), int(head)
 
 
@@ -139,7 +143,7 @@ def catch_up(conn: Any, dialect: Dialect) -> State:
         state = read_state(conn)  # before CREATE: a dropped table means rebuild
         for statement in TABLES:
             conn.execute(statement)
-        first, head = _log_bounds(conn)
+        first, head = log_bounds(conn)
         if state is None or not usable(state, first, head) or state.through_seq == 0:
             for table in DATA_TABLES:
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
@@ -245,5 +249,6 @@ def rollup_parts(conn: Any, dialect: Dialect, first_hour: str, end_hour: str,
     return out
 
 
-__all__ = ["DATA_TABLES", "HOUR", "TABLES", "Parts", "State", "catch_up", "read_state",
+__all__ = ["DATA_TABLES", "HOUR", "TABLES", "Parts", "State", "catch_up", "log_bounds",
+           "read_state",
            "rollup_parts", "row_parts", "usable"]

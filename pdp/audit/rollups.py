@@ -268,10 +268,9 @@ def _rollup_backed(conn: Any, dialect: Dialect, since: str, until: str, prefix: 
     end_hour = until[:hourly_rollup.HOUR]
     if first_hour >= end_hour:
         return None
-    bounds = conn.execute(
-        "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM decisions").fetchone()
+    bounds = hourly_rollup.log_bounds(conn)
     state = hourly_rollup.read_state(conn)
-    if state is None or not hourly_rollup.usable(state, int(bounds[0]), int(bounds[1])):
+    if state is None or not hourly_rollup.usable(state, *bounds):
         return None
     p = "?" if dialect == "sqlite" else "%s"
     plus = "+" if dialect == "sqlite" else ""  # the tail: walk its seq range (row_parts)
@@ -280,7 +279,7 @@ def _rollup_backed(conn: Any, dialect: Dialect, since: str, until: str, prefix: 
     for where, params in ((f"ts >= {p} AND ts < {p}", (since, a)),
                           (f"ts >= {p} AND ts < {p}", (b, until)),
                           (f"seq > {p} AND seq <= {p} AND {plus}ts >= {p} AND {plus}ts < {p}",
-                           (state.through_seq, int(bounds[1]), a, b))):
+                           (state.through_seq, bounds[1], a, b))):
         parts.merge(hourly_rollup.row_parts(conn, dialect, where, params, prefix, tops,
                                             by_seq=where.startswith("seq")))
     return parts
@@ -294,8 +293,7 @@ def _catch_up_if_behind(store: Any) -> None:
         if found is None:
             return
         conn, _ = found
-        first, head = (int(v) for v in conn.execute(
-            "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM decisions").fetchone())
+        first, head = hourly_rollup.log_bounds(conn)
         state = hourly_rollup.read_state(conn)
     if (state is None or not hourly_rollup.usable(state, first, head)
             or head - state.through_seq > CATCH_UP_AFTER):

@@ -96,10 +96,10 @@ def log_bounds(conn: Any) -> tuple[int, int]:
     return int(first), int(head)
 
 
-def _has_table(conn: Any, name: str) -> bool:
+def _has_table(conn: Any, dialect: Dialect, name: str) -> bool:
     """Whether table ``name`` exists (asked, not tried: a failed statement would abort
     a PostgreSQL transaction)."""
-    if type(conn).__module__.startswith("sqlite3"):
+    if dialect == "sqlite":
         row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                            "AND name = ?", (name,)).fetchone()
         return row is not None
@@ -107,10 +107,10 @@ def _has_table(conn: Any, name: str) -> bool:
     return row is not None and row[0] is not None
 
 
-def read_state(conn: Any) -> State | None:
+def read_state(conn: Any, dialect: Dialect) -> State | None:
     """The stored watermark; None when a table or the row is missing, or the hourly
     table does not hold the count the state says (emptied, truncated: rebuild it)."""
-    if not all(_has_table(conn, t) for t in (*DATA_TABLES, "overview_rollup_state")):
+    if not all(_has_table(conn, dialect, t) for t in (*DATA_TABLES, "overview_rollup_state")):
         return None
     row = conn.execute("SELECT from_seq, through_seq, counted FROM overview_rollup_state "
                        "WHERE name = 'overview'").fetchone()
@@ -140,7 +140,7 @@ def catch_up(conn: Any, dialect: Dialect) -> State:
     try:
         if dialect == "postgres":
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK,))
-        state = read_state(conn)  # before CREATE: a dropped table means rebuild
+        state = read_state(conn, dialect)  # before CREATE: a dropped table means rebuild
         for statement in TABLES:
             conn.execute(statement)
         first, head = log_bounds(conn)

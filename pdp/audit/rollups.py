@@ -269,7 +269,7 @@ def _rollup_backed(conn: Any, dialect: Dialect, since: str, until: str, prefix: 
     if first_hour >= end_hour:
         return None
     bounds = hourly_rollup.log_bounds(conn)
-    state = hourly_rollup.read_state(conn)
+    state = hourly_rollup.read_state(conn, dialect)
     if state is None or not hourly_rollup.usable(state, *bounds):
         return None
     p = "?" if dialect == "sqlite" else "%s"
@@ -292,9 +292,9 @@ def _catch_up_if_behind(store: Any) -> None:
     with _store_connection(store) as found:
         if found is None:
             return
-        conn, _ = found
+        conn, dialect = found
         first, head = hourly_rollup.log_bounds(conn)
-        state = hourly_rollup.read_state(conn)
+        state = hourly_rollup.read_state(conn, dialect)
     if (state is None or not hourly_rollup.usable(state, first, head)
             or head - state.through_seq > CATCH_UP_AFTER):
         catch_up_store(store)

@@ -38,14 +38,17 @@ HOUR = 13
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS overview_hourly (hour TEXT NOT NULL PRIMARY KEY, "
-    "allow BIGINT NOT NULL, deny BIGINT NOT NULL)",
+    "allow BIGINT NOT NULL, deny BIGINT NOT NULL){clustered}",
     "CREATE TABLE IF NOT EXISTS overview_hourly_reasons (hour TEXT NOT NULL, "
-    "code TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, code))",
+    "code TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, code)){clustered}",
     "CREATE TABLE IF NOT EXISTS overview_hourly_denied (hour TEXT NOT NULL, "
-    "principal TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, principal))",
+    "principal TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, principal)){clustered}",
     "CREATE TABLE IF NOT EXISTS overview_rollup_state (name TEXT NOT NULL PRIMARY KEY, "
     "from_seq BIGINT NOT NULL, through_seq BIGINT NOT NULL, counted BIGINT NOT NULL)",
 )
+"""The tables; ``{clustered}`` is SQLite's ``WITHOUT ROWID``: rows stored in key order,
+so a range of hours is read in place (a month of denied principals is ~130,000 rows,
+which through a separate key index cost one table lookup each: 160 ms instead of ~40)."""
 DATA_TABLES = ("overview_hourly", "overview_hourly_reasons", "overview_hourly_denied")
 PG_LOCK = 0x19B0_0001
 """The advisory lock serializing PostgreSQL catch-ups (several replicas share a log)."""
@@ -141,8 +144,9 @@ def catch_up(conn: Any, dialect: Dialect) -> State:
         if dialect == "postgres":
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK,))
         state = read_state(conn, dialect)  # before CREATE: a dropped table means rebuild
+        clustered = " WITHOUT ROWID" if dialect == "sqlite" else ""
         for statement in TABLES:
-            conn.execute(statement)
+            conn.execute(statement.format(clustered=clustered))
         first, head = log_bounds(conn)
         if state is None or not usable(state, first, head) or state.through_seq == 0:
             for table in DATA_TABLES:

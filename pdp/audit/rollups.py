@@ -14,6 +14,13 @@ the top deny reasons and denied principals. Both grow only at their right edges
 :func:`ensure_indexes` creates them if missing (``CREATE INDEX IF NOT
 EXISTS``: idempotent, safe for several processes).
 
+Ranges bucketed by hour or day (longer than two hours) read their whole hours
+from the hourly rollup of :mod:`pdp.audit.hourly_rollup` — a derived table caught
+up from the log before the read, never in the append path — and only the partial
+hours at the edges (and records past the rollup's watermark) from the rows, so a
+month costs about as much as a day. A rollup that is missing, stale or damaged is
+rebuilt by the next catch-up and, until then, not read: the rows answer instead.
+
 Decision latency percentiles read ``latency_us`` inside the record, so they are
 computed over the newest :data:`LATENCY_SAMPLE` decisions of the range (said on
 the page), not the whole range: JSON is parsed for 1,000 rows, never for a million.
@@ -22,6 +29,7 @@ the page), not the whole range: JSON is parsed for 1,000 rows, never for a milli
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,12 +37,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pdp.audit import hourly_rollup
 from pdp.audit.query import DecisionFilter, matches
 from pdp.audit.records import columns_of, normalize_ts
 from pdp.audit.sqlite.log import SqliteDecisionLog
 from pdp.audit.sqlite.schema import connect
 
 Dialect = Literal["sqlite", "postgres"]
+log = logging.getLogger(__name__)
 
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS decisions_ts_decision ON decisions (ts, decision, kind)",
@@ -42,6 +52,9 @@ INDEXES = (
     "(decision, ts, kind, principal, reason_codes)",
 )
 LATENCY_SAMPLE = 1000
+CATCH_UP_AFTER = 4096
+"""Records past the rollup's watermark before a read catches it up; the read scans them
+(by ``seq``) meanwhile."""
 TOP_N = 10
 
 BUCKETS: tuple[tuple[timedelta, int], ...] = (
@@ -209,15 +222,122 @@ def _store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
 
 
 def overview(store: Any, since: str, until: str) -> Overview:
-    """The overview of ``[since, until)`` from any decision store."""
+    """The overview of ``[since, until)`` from any decision store.
+
+    Ranges bucketed by hour or day read their whole hours from the hourly rollup
+    (:mod:`pdp.audit.hourly_rollup`, caught up first) and only the partial hours at
+    the edges, and the records past the rollup's watermark, from the rows.
+    """
     since, until = normalize_ts(since), normalize_ts(until)
     if until <= since:
         raise ValueError("until must be after since")
+    prefix = bucket_prefix(since, until)
+    if prefix < 16:
+        _catch_up_if_behind(store)
     with _store_connection(store) as found:
         if found is None:
             return overview_records(store.iter_all(), since, until)
         conn, dialect = found
-        return overview_sql(conn, dialect, since, until)
+        if prefix == 16:
+            return overview_sql(conn, dialect, since, until)
+        with _snapshot(conn, dialect):
+            parts = _rollup_backed(conn, dialect, since, until, prefix, tops=True)
+            if parts is None:
+                return overview_sql(conn, dialect, since, until)
+            p = "?" if dialect == "sqlite" else "%s"
+            latency_expr = ("json_extract(record, '$.latency_us')" if dialect == "sqlite"
+                            else "(record::jsonb ->> 'latency_us')::bigint")
+            sample = [int(r[0]) for r in conn.execute(
+                f"SELECT {latency_expr} FROM decisions WHERE ts >= {p} AND ts < {p} "
+                f"AND kind = 'decision' ORDER BY ts DESC LIMIT {LATENCY_SAMPLE}",
+                (since, until)).fetchall() if r[0] is not None]
+    buckets = [Bucket(_pad(b), bucket_end(b, prefix), c["allow"], c["deny"])
+               for b, c in sorted(parts.buckets.items())]
+    return Overview(since=since, until=until, total=sum(b.allow + b.deny for b in buckets),
+                    denies=sum(b.deny for b in buckets), buckets=buckets,
+                    top_reasons=_top(parts.reasons), top_denied=_top(parts.denied),
+                    latency_us=percentiles(sample), latency_sample=len(sample))
+
+
+def _rollup_backed(conn: Any, dialect: Dialect, since: str, until: str, prefix: int,
+                   tops: bool) -> hourly_rollup.Parts | None:
+    """The counts of ``[since, until)``: whole hours from the rollup, the partial hours
+    at the edges and the records past the watermark from the rows. None when the range
+    holds no whole hour or the rollup does not describe the log (read rows instead)."""
+    first_hour = _hour_ceil(since)
+    end_hour = until[:hourly_rollup.HOUR]
+    if first_hour >= end_hour:
+        return None
+    bounds = hourly_rollup.log_bounds(conn)
+    state = hourly_rollup.read_state(conn, dialect)
+    if state is None or not hourly_rollup.usable(state, *bounds):
+        return None
+    p = "?" if dialect == "sqlite" else "%s"
+    plus = "+" if dialect == "sqlite" else ""  # the tail: walk its seq range (row_parts)
+    a, b = _pad(first_hour), _pad(end_hour)
+    parts = hourly_rollup.rollup_parts(conn, dialect, first_hour, end_hour, prefix, tops)
+    for where, params in ((f"ts >= {p} AND ts < {p}", (since, a)),
+                          (f"ts >= {p} AND ts < {p}", (b, until)),
+                          (f"seq > {p} AND seq <= {p} AND {plus}ts >= {p} AND {plus}ts < {p}",
+                           (state.through_seq, bounds[1], a, b))):
+        parts.merge(hourly_rollup.row_parts(conn, dialect, where, params, prefix, tops,
+                                            by_seq=where.startswith("seq")))
+    return parts
+
+
+def _catch_up_if_behind(store: Any) -> None:
+    """Catch the rollup up when it is unusable or more than :data:`CATCH_UP_AFTER` records
+    behind. Not on every read: a catch-up takes the log's write lock, which the appends
+    (the console's own ``audit.query`` records among them) hold often."""
+    with _store_connection(store) as found:
+        if found is None:
+            return
+        conn, dialect = found
+        first, head = hourly_rollup.log_bounds(conn)
+        state = hourly_rollup.read_state(conn, dialect)
+    if (state is None or not hourly_rollup.usable(state, first, head)
+            or head - state.through_seq > CATCH_UP_AFTER):
+        catch_up_store(store)
+
+
+def _hour_ceil(ts: str) -> str:
+    """The first whole hour at or after ``ts`` (a normalized timestamp), as ``YYYY-MM-DDTHH``."""
+    hour = ts[:hourly_rollup.HOUR]
+    if _pad(hour) == ts:
+        return hour
+    return normalize_ts(_parse(_pad(hour)) + timedelta(hours=1))[:hourly_rollup.HOUR]
+
+
+@contextmanager
+def _snapshot(conn: Any, dialect: Dialect) -> Iterator[None]:
+    """One read transaction, so the rollup's watermark and the rows agree."""
+    conn.execute("BEGIN" if dialect == "sqlite" else "BEGIN ISOLATION LEVEL REPEATABLE READ")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")  # read only: nothing to keep
+
+
+def catch_up_store(store: Any) -> None:
+    """Catch the hourly rollup of ``store`` up with its log (a no-op without SQL).
+
+    A failure (the log busy, read-only, unreachable) is logged and ignored: the
+    overview stays exact, reading the records past the watermark from the rows.
+    """
+    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
+
+    try:
+        if isinstance(store, SqliteDecisionLog):
+            conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms, writer=True)
+            try:
+                hourly_rollup.catch_up(conn, "sqlite")
+            finally:
+                conn.close()
+        elif isinstance(store, PostgresDecisionLog):
+            with store._own_connection() as pg:
+                hourly_rollup.catch_up(pg, "postgres")
+    except Exception as exc:  # noqa: BLE001 - derived data: a failure costs speed only
+        log.warning("overview rollup: catch-up failed, reading rows instead: %s", exc)
 
 
 def prepare_store(store: Any) -> None:
@@ -228,23 +348,34 @@ def prepare_store(store: Any) -> None:
         conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms, writer=True)
         try:
             ensure_indexes(conn)
+            hourly_rollup.catch_up(conn, "sqlite")
         finally:
             conn.close()
     elif isinstance(store, PostgresDecisionLog):
         with store._own_connection() as pg:
             ensure_indexes(pg)
             pg.commit()
+            hourly_rollup.catch_up(pg, "postgres")
 
 
 def counts(store: Any, since: str, until: str) -> tuple[int, int]:
     """``(decisions, denies)`` in ``[since, until)``: the counts beside a search (one
     ``GROUP BY decision`` over the covering index, without the overview's top lists)."""
     since, until = normalize_ts(since), normalize_ts(until)
+    if bucket_prefix(since, until) < 16:
+        _catch_up_if_behind(store)
     with _store_connection(store) as found:
         if found is None:
             ov = overview_records(store.iter_all(), since, until)
             return ov.total, ov.denies
         conn, dialect = found
+        prefix = bucket_prefix(since, until)
+        if prefix < 16:
+            with _snapshot(conn, dialect):
+                parts = _rollup_backed(conn, dialect, since, until, prefix, tops=False)
+            if parts is not None:
+                total = sum(c["allow"] + c["deny"] for c in parts.buckets.values())
+                return total, sum(c["deny"] for c in parts.buckets.values())
         p = "?" if dialect == "sqlite" else "%s"
         rows = conn.execute(
             f"SELECT decision, count(*) FROM decisions WHERE ts >= {p} AND ts < {p} "
@@ -292,6 +423,7 @@ def dumps(ov: Overview) -> str:
     return json.dumps({"buckets": [[b.start, b.end, b.allow, b.deny] for b in ov.buckets]})
 
 
-__all__ = ["BUCKETS", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect", "Overview",
-           "bucket_prefix", "counts", "dumps", "ensure_indexes", "overview", "overview_records",
-           "overview_sql", "percentiles", "policy_hits", "prepare_store"]
+__all__ = ["BUCKETS", "CATCH_UP_AFTER", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect",
+           "Overview", "bucket_prefix", "catch_up_store", "counts", "dumps", "ensure_indexes",
+           "overview", "overview_records", "overview_sql", "percentiles", "policy_hits",
+           "prepare_store"]

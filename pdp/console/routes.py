@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from pdp.api import audit as audit_api
 from pdp.api import context_admin
+from pdp.api import grants as grants_api
 from pdp.api.admin_auth import AdminCaller, AdminRefused
 from pdp.api.deps import request_id
 from pdp.audit import rollups
@@ -378,9 +379,18 @@ async def identity_page(request: Request, principal: str) -> Response:
             risk = described
         except AdminRefused:
             risk = None
+        grants = None
+        try:  # task grants need policy.grants.read, as GET /v1/grants does
+            grants_caller = await authorize_page(components, session, "policy.grants.read",
+                                                 request_id(request))
+            listed = await grants_api.list_grants(components, grants_caller,
+                                                  include_inactive=True)
+            grants = [g for g in listed["grants"] if g["principal"] == principal]
+        except AdminRefused:
+            grants = None
         parents = _bundle(components).workload_parents.get(principal, ())
         return render(request, "identity.html", principal=principal, entry=entry,
-                      records=_body(answer).get("decisions", []), risk=risk,
+                      records=_body(answer).get("decisions", []), risk=risk, grants=grants,
                       groups=[p["id"] for p in parents], title=principal)
 
     return await guarded(request, "audit.read", handler)

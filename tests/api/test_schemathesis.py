@@ -25,7 +25,7 @@ from tests.server import run_cli, start_server
 
 SRE = "spiffe://example.org/ops/sre-console"
 AUDITOR = "spiffe://example.org/audit/auditor"
-MAX_TIME_S = int(os.environ.get("PDP_SCHEMATHESIS_MAX_TIME", "100"))
+MAX_TIME_S = int(os.environ.get("PDP_SCHEMATHESIS_MAX_TIME", "60"))
 SEED = os.environ.get("PDP_SCHEMATHESIS_SEED", "20261206")
 
 

@@ -42,7 +42,7 @@ from tests.cedar_reference import StaticEntities, determining_ids, raw_decision,
 from tests.conftest import MONDAY_10
 from tests.engine.cedar_bundles import Case, Request, cases
 
-PROFILES = {"default": 2000, "deep": 100_000}
+PROFILES = {"default": 1000, "deep": 100_000}
 PROFILE = os.environ.get("PDP_FUZZ_PROFILE", "default")
 FUZZ_EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", PROFILES[PROFILE]))
 # pytest-timeout's 300 s guards against hangs; a busy shared machine can take longer for

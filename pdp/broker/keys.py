@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from pdp.config import BrokerConfig
+from pdp.identity.dev_issuer import load_key_file
 from pdp.identity.jwk import jwk_thumbprint_input
 
 ALGORITHM = "ES256"
@@ -128,16 +129,6 @@ def create_key_file(path: Path) -> None:
         return  # made earlier, or by a concurrent worker: use that one
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
-
-
-def load_key_file(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The EC private key in the PEM file ``path`` (refused if others can read it)."""
-    if path.stat().st_mode & 0o077:
-        raise PermissionError(f"{path} is readable by other users; chmod 600 it")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{path} does not hold an EC private key")
-    return key
 
 
 def _thumbprint(private_key: ec.EllipticCurvePrivateKey) -> str:

@@ -57,7 +57,7 @@ class DevIssuer:
             _create_key_file(path)
         except FileExistsError:
             pass  # created earlier, or by a concurrent process: use that one
-        return cls.from_private_key(_load_key_file(path))
+        return cls.from_private_key(load_key_file(path))
 
     @classmethod
     def from_private_key(cls, private_key: ec.EllipticCurvePrivateKey) -> DevIssuer:
@@ -129,7 +129,8 @@ def _create_key_file(path: Path) -> None:
         f.write(pem)
 
 
-def _load_key_file(path: Path) -> ec.EllipticCurvePrivateKey:
+def load_key_file(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The EC private key in the PEM file ``path`` (refused if others can read it)."""
     if path.stat().st_mode & 0o077:
         raise PermissionError(f"{path} is readable by other users; chmod 600 it")
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -70,6 +70,31 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private ``redis-server`` on a free loopback port, append-only file on as the
+    docs advise, its files in ``directory`` (created), answering PING; never the shared
+    server other test runs use."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+    directory.mkdir()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes", "--dir", str(directory)],
+        stdout=(directory / "redis.log").open("wb"), stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("redis-server did not answer")
+
+
 @dataclass
 class Replica:
     """One ``pdp serve --dev`` process in ``workdir``, restartable on the same port."""
@@ -163,25 +188,7 @@ class Soak:
     # -- services -----------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-        self.redis_port = _free_port()
-        directory = self.workdir / "redis"
-        directory.mkdir()
-        self.redis = subprocess.Popen(
-            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(directory)],
-            stdout=(directory / "redis.log").open("wb"), stderr=subprocess.STDOUT)
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("redis-server did not answer")
+        self.redis, self.redis_port = start_redis(self.workdir / "redis")
 
     def create_schema(self) -> str:
         base = os.environ.get("SOAK_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")

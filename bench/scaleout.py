@@ -353,6 +353,13 @@ def commits_after(conn: psycopg.Connection[Any], seq: int, table: str = "decisio
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+def seq_scans(conn: psycopg.Connection[Any]) -> int:
+    """Sequential scans of the replicas' ``decisions`` table so far (its statistics)."""
+    row = conn.execute("SELECT coalesce(seq_scan, 0) FROM pg_stat_user_tables "
+                       "WHERE schemaname = 'public' AND relname = 'decisions'").fetchone()
+    return int(row[0]) if row else 0
+
+
 # -- 1. scaling ---------------------------------------------------------------------------
 
 @dataclass
@@ -411,6 +418,7 @@ def ceiling(cluster: Cluster, plan: Plan) -> dict[str, float]:
             if w.stdout.readline().strip() != "ready":
                 raise RuntimeError("a log writer did not start")
         backends = pids_cpu(backend_pids(cluster.monitor, WRITER_APP))
+        wal = cluster.monitor.execute("SELECT pg_current_wal_lsn()").fetchone()
         for w in writers:
             assert w.stdin is not None
             w.stdin.write("go\n")
@@ -421,6 +429,10 @@ def ceiling(cluster: Cluster, plan: Plan) -> dict[str, float]:
             results.append(json.loads(w.stdout.readline()))
         # Read while the writers hold their sessions: a backend's CPU goes with it.
         pg_s = spent(backends, pids_cpu([int(p) for p in backends]))
+        sizes = cluster.monitor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s), "
+            "pg_total_relation_size(%s::regclass)",
+            (wal[0] if wal else None, f'"{schema}".decisions')).fetchone()
         for w in writers:
             w.communicate("close\n", timeout=60)
     finally:
@@ -432,7 +444,9 @@ def ceiling(cluster: Cluster, plan: Plan) -> dict[str, float]:
     total = sum(r["records"] for r in results)
     records, commits = commits_after(cluster.monitor, 0, f'"{schema}".decisions')
     assert records == total, (records, total)  # every acknowledged append is in the table
+    wal_bytes, stored_bytes = (float(sizes[0]), float(sizes[1])) if sizes else (0.0, 0.0)
     return {"records": total, "per_s": total / wall, "per_commit": records / max(1, commits),
+            "wal_bytes": wal_bytes / total, "stored_bytes": stored_bytes / total,
             "pg_us": pg_s / total * 1e6,
             "writer_us": sum(r["cpu_s"] for r in results) / total * 1e6,
             "tasks": plan.ceiling_tasks}
@@ -543,14 +557,17 @@ def measure(plan: Plan) -> dict[str, Any]:
         cluster = Cluster(Path(tmp), dsn)
         cluster.start(stack, plan.idle_s)
         print("scaling: wrk through nginx", flush=True)
+        scans = seq_scans(cluster.monitor)
         rounds = scaling(cluster, plan)
+        time.sleep(1.0)  # PostgreSQL flushes its table statistics at most once a second
+        scans = seq_scans(cluster.monitor) - scans
         print("the log's ceiling: two writer processes", flush=True)
         top = ceiling(cluster, plan)
         print("pub/sub: incident on A, seen by B", flush=True)
         pubsub = pubsub_delay(cluster, plan)
         with PostgresDecisionLog(dsn) as log:
             chain = log.verify()
-    return {"rounds": rounds, "ceiling": top, "pubsub": pubsub, "plan": plan,
+    return {"rounds": rounds, "ceiling": top, "pubsub": pubsub, "plan": plan, "scans": scans,
             "chain": f"verifies, {chain.checked:,} records" if chain.ok else
             f"BROKEN at seq {chain.first_broken_seq}: {chain.detail}",
             "load": f"{load_before} before, {load_average()} after"}
@@ -612,6 +629,10 @@ def report(result: dict[str, Any]) -> str:
         f"| answers not an allow, or socket errors | {one['not_ok']:,} of {one['answered']:,} "
         f"| {two['not_ok']:,} of {two['answered']:,} | |",
         "",
+        f"Sequential scans of the replicas' `decisions` table over all these rounds "
+        f"(`pg_stat_user_tables`; 2 are this benchmark's own counts): {result['scans']:,}, "
+        f"for {sum(r.commits for r in result['rounds']):,} commits.",
+        "",
         f"The log's ceiling: two writer processes (as two replicas' log writers) appending "
         f"{top['records']:,} realistic records through `PostgresDecisionLog` "
         f"({top['tasks']} tasks each) into one chain of their own in the same database:",
@@ -623,6 +644,10 @@ def report(result: dict[str, Any]) -> str:
         f"| PostgreSQL backends' CPU µs per record | {top['pg_us']:,.1f} |",
         f"| writer processes' CPU µs per record (chain, COPY, event loop) | "
         f"{top['writer_us']:,.1f} |",
+        f"| table + indexes, bytes per record (`pg_total_relation_size`) | "
+        f"{top['stored_bytes']:,.0f} |",
+        f"| WAL bytes per record (the server's whole WAL over the window: others' writes "
+        f"included, an upper bound) | {top['wal_bytes']:,.0f} |",
         f"| two replicas' decisions/s ÷ the log's ceiling | {two['rps'] / top['per_s']:.3f} |",
         "",
         f"Redis pub/sub: incident declared on A (`POST /v1/context/incidents`) until B's "

@@ -68,7 +68,7 @@ from psycopg.conninfo import make_conninfo
 from bench.audit_log import append_throughput, make_record
 from bench.harness import machine, record
 from bench.http import SUBJECT, Endpoint, Run, wrk
-from bench.soak import Replica, _free_port, start_redis
+from bench.soak import Replica, _free_port, start_redis, wait_ready
 from pdp.audit.postgres import PostgresDecisionLog
 from pdp.identity.dev_issuer import KEY_FILE, DevIssuer
 
@@ -110,18 +110,13 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process it started, transitively."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in children.read_text().split()]
-            except OSError:
-                pass
-    return found
+def with_children(pid: int) -> list[int]:
+    """``pid`` and the processes it started (one level: an nginx master's workers)."""
+    try:
+        return [pid, *(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                       .split())]
+    except OSError:
+        return [pid]
 
 
 def pids_cpu(pids: list[int]) -> dict[str, float]:
@@ -253,16 +248,9 @@ class Nginx:
             [binary, "-p", str(directory), "-c", str(conf), "-g",
              f"daemon off; pid {directory}/nginx.pid;"],
             stdout=(directory / "access.log").open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited; see {directory}/access.log")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("nginx did not answer /readyz")
+        # /readyz through it: nginx listens and reaches its upstream replica(s).
+        wait_ready(f"{self.url}/readyz", self.process, f"nginx (see {directory}/access.log)",
+                   30)
 
     @property
     def url(self) -> str:
@@ -325,13 +313,14 @@ class Cluster:
         a, b = self.replicas
 
         def pdp(replica: Replica) -> Callable[[], dict[str, float]]:
-            def read() -> dict[str, float]:
+            def read() -> dict[str, float]:  # one worker: `pdp serve` is one process
                 assert replica.process is not None
-                return pids_cpu(process_tree(replica.process.pid))
+                return pids_cpu([replica.process.pid])
             return read
 
         def nginx() -> dict[str, float]:
-            return pids_cpu([p for n in self.nginx.values() for p in process_tree(n.process.pid)])
+            return pids_cpu([p for n in self.nginx.values()
+                             for p in with_children(n.process.pid)])
 
         return Meter({"PDP A": pdp(a), "PDP B": pdp(b),
                       "PostgreSQL": lambda: pids_cpu(backend_pids(self.monitor, REPLICA_APP)),

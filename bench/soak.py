@@ -70,6 +70,21 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail at once if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready")
+
+
 def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A private ``redis-server`` on a free loopback port, append-only file on as the
     docs advise, its files in ``directory`` (created), answering PING; never the shared
@@ -117,17 +132,8 @@ class Replica:
             [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--port", str(self.port)],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, **self.env})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"replica {self.name} exited; see {log.name}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"replica {self.name} did not become ready; see {log.name}")
+        wait_ready(f"{self.url}/readyz", self.process, f"replica {self.name} (see {log.name})",
+                   timeout)
 
     def kill9(self) -> None:
         if self.process is not None and self.process.poll() is None:

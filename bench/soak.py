@@ -70,6 +70,46 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail at once if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready")
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private ``redis-server`` on a free loopback port, append-only file on as the
+    docs advise, its files in ``directory`` (created), answering PING; never the shared
+    server other test runs use."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+    directory.mkdir()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes", "--dir", str(directory)],
+        stdout=(directory / "redis.log").open("wb"), stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("redis-server did not answer")
+
+
 @dataclass
 class Replica:
     """One ``pdp serve --dev`` process in ``workdir``, restartable on the same port."""
@@ -92,17 +132,8 @@ class Replica:
             [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--port", str(self.port)],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, **self.env})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"replica {self.name} exited; see {log.name}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"replica {self.name} did not become ready; see {log.name}")
+        wait_ready(f"{self.url}/readyz", self.process, f"replica {self.name} (see {log.name})",
+                   timeout)
 
     def kill9(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -163,25 +194,7 @@ class Soak:
     # -- services -----------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-        self.redis_port = _free_port()
-        directory = self.workdir / "redis"
-        directory.mkdir()
-        self.redis = subprocess.Popen(
-            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(directory)],
-            stdout=(directory / "redis.log").open("wb"), stderr=subprocess.STDOUT)
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("redis-server did not answer")
+        self.redis, self.redis_port = start_redis(self.workdir / "redis")
 
     def create_schema(self) -> str:
         base = os.environ.get("SOAK_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")

@@ -17,7 +17,9 @@ import pytest
 
 from pdp.audit import AuditUnavailable, DecisionFilter, open_decision_log
 from pdp.audit.postgres import PostgresDecisionLog
+from pdp.audit.postgres.log import read_head_planned_now
 from pdp.audit.postgres.schema import SCHEMA_VERSION
+from pdp.audit.sql.log import HEAD
 from tests.audit.pgschema import BASE_DSN, dsn_for, postgres_schema
 from tests.server import free_port
 
@@ -165,6 +167,7 @@ def test_postgres_backend_without_a_dsn_is_a_value_error() -> None:
 WRITER = """
 import asyncio, sys, uuid_utils
 from pdp.audit.postgres import PostgresDecisionLog
+from pdp.audit.postgres.log import read_head_planned_now
 log = PostgresDecisionLog(sys.argv[1], batch_max=8)
 async def main():
     await asyncio.gather(*(log.append({"decision_id": str(uuid_utils.uuid7()),
@@ -190,3 +193,42 @@ def test_separate_processes_appending_at_once_keep_one_chain(pg_dsn: str) -> Non
         assert [r["seq"] for r in records] == list(range(1, 451))
         assert {r["principal"] for r in records} == {"p0", "p1", "p2"}
         assert log.verify().ok
+
+
+
+def test_the_chain_head_is_planned_afresh_so_a_young_tables_plan_is_not_kept(
+        pg_dsn: str) -> None:
+    # psycopg prepares a statement on its fifth run, and PostgreSQL keeps a prepared plan
+    # on the connection. Prepared while the statistics said "two rows", the head read was
+    # a sequential scan, still used once the table had grown: in the scale-out benchmark
+    # every batch read the whole table under the chain's lock (docs/scaling.md, "A trap
+    # found on the way"). The writer reads the head unprepared.
+    PostgresDecisionLog(pg_dsn).close()
+    grow = ("INSERT INTO decisions (seq, decision_id, policies, reason_codes, record, "
+            "prev_hash, hash) SELECT n, 'id-' || n, '{}', '{}', repeat('x', 2000), '', "
+            "'h' || n FROM generate_series(%s::bigint, %s::bigint) AS n")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(grow, (1, 2))
+        conn.execute("ANALYZE decisions")  # a young log: autovacuum, or a CREATE INDEX
+        for _ in range(6):
+            assert read_head_planned_now(conn) == (2, "h2")
+            conn.execute(HEAD)  # what the writer did before: prepared on the fifth run
+        conn.execute(grow, (3, 5000))
+        assert read_head_planned_now(conn) == (5000, "h5000")
+        prepared = conn.execute("SELECT name, statement FROM pg_prepared_statements"
+                                ).fetchall()
+        assert [s for _, s in prepared] == [HEAD]  # the old way's only; none of ours
+        kept = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE {prepared[0][0]}"))
+        fresh = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {HEAD}"))
+    assert "Seq Scan on decisions" in kept  # the trap: the young table's plan, kept
+    assert "Index Scan Backward using decisions_pkey" in fresh
+
+
+def test_the_writer_never_prepares_the_head_read(pg_dsn: str, make_record: MakeRecord) -> None:
+    with PostgresDecisionLog(pg_dsn) as log:
+        for _ in range(7):  # one batch each: past psycopg's prepare threshold of five
+            log.append_sync(make_record())
+        assert log._conn is not None  # the writer's connection, idle between batches
+        prepared = {r[0] for r in log._conn.execute(
+            "SELECT statement FROM pg_prepared_statements").fetchall()}
+    assert HEAD not in prepared

@@ -46,18 +46,33 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from pdp.audit.chain.groupcommit import Append, Outcome, Row
+from pdp.audit.chain.hashchain import GENESIS
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key, migrate, network_bounds
 from pdp.audit.records import COLUMNS, PreparedRecord
 from pdp.audit.sql.log import (
+    HEAD,
     SqlDecisionLog,
     connection_for_one_call,
-    read_head,
     stored_records,
 )
 
 _COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+def read_head_planned_now(conn: psycopg.Connection[Any]) -> tuple[int, str]:
+    """``(seq, hash)`` of the newest record, the query planned on every call.
+
+    psycopg prepares a statement on its fifth run and PostgreSQL then keeps its plan on
+    that connection. Prepared while the table's statistics said "a few rows" (ANALYZE,
+    autovacuum or a CREATE INDEX on a young log), the plan is a sequential scan, kept as
+    the table grows: every batch would read the whole table while holding the chain's
+    lock. Planned afresh, it is the primary key's backward index scan (one page); the
+    planning costs microseconds against a commit.
+    """
+    row = conn.execute(HEAD, prepare=False).fetchone()
+    return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS)
 
 
 class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
@@ -181,7 +196,8 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
                           lookup: bool) -> tuple[list[Outcome], list[Row]]:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            seq, head = read_head(conn)  # a new statement: sees the last holder's commit
+            seq, head = read_head_planned_now(conn)  # a new statement: sees the last
+            # holder's commit
             known = None
             if lookup:
                 known = stored_records(POSTGRES, conn,

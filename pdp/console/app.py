@@ -9,7 +9,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pdp.audit import rollups
+from pdp.audit.console_sessions import SessionRows
 from pdp.audit.errors import AuditUnavailable
+from pdp.audit.factory import open_console_sessions
+from pdp.audit.memory.console_sessions import MemorySessionRows
 from pdp.components import Components
 from pdp.console.oidc import OidcClient
 from pdp.console.routes import router
@@ -26,11 +29,21 @@ def install_console(app: FastAPI, components: Components) -> None:
         rollups.prepare_store(components.log)
     except (AuditUnavailable, sqlite3.Error) as e:  # the pages still work, only slower
         log.warning("console: could not create the overview index: %s", e)
-    app.state.console_sessions = SessionStore(components.clock.now)
+    app.state.console_sessions = SessionStore(session_rows(components), components.clock.now)
     oidc = components.settings.console_oidc
     app.state.console_oidc = OidcClient(oidc) if oidc is not None else None
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
 
 
-__all__ = ["install_console"]
+def session_rows(components: Components) -> SessionRows:
+    """Where sessions are kept: beside the durable admin state (the log's SQLite file or
+    PostgreSQL schema, shared by every worker and replica), or in this process when the
+    admin state itself is (a log handed in by ``pdp check`` or a test, the memory backend)."""
+    admin = components.admin_state
+    if admin is None or not admin.store.durable:
+        return MemorySessionRows()
+    return open_console_sessions(components.settings)
+
+
+__all__ = ["install_console", "session_rows"]

@@ -34,7 +34,7 @@ from pdp.components import Components
 from pdp.console.access import authorize_page
 from pdp.console.dev_signin import dev_groups, dev_identities
 from pdp.console.oidc import OidcClient, OidcError, id_token_nonce
-from pdp.console.session import COOKIE, Session, csrf_ok
+from pdp.console.session import COOKIE, Session, SessionsUnavailable, csrf_ok
 from pdp.console.web import (
     PREFIX,
     current_session,
@@ -43,6 +43,7 @@ from pdp.console.web import (
     same_origin,
     secured,
     sessions,
+    sessions_down,
     set_session_cookie,
     to_signin,
 )
@@ -77,7 +78,10 @@ async def guarded(request: Request, action: str, handler: Handler, *,
     A credential that fails (an expired ID token): the session ends. A policy deny:
     403 with the decision's explanation and id.
     """
-    session = current_session(request)
+    try:
+        session = current_session(request)
+    except SessionsUnavailable as e:
+        return sessions_down(request, e)
     if session is None:
         return to_signin(request)
     if changes and not (same_origin(request) and csrf_ok(
@@ -91,7 +95,10 @@ async def guarded(request: Request, action: str, handler: Handler, *,
                                       request_id(request))
     except AdminRefused as refused:
         if refused.status == 401:
-            sessions(request).end(session.id)
+            try:
+                sessions(request).end(session.id)
+            except SessionsUnavailable as e:
+                return sessions_down(request, e)
             return to_signin(request)
         return render(request, "refused.html", 403, title="Forbidden",
                       detail=refused.decision.explanation,
@@ -135,9 +142,12 @@ async def signin_dev(request: Request, principal: Annotated[str, Form(max_length
         return render(request, "refused.html", 400, title="Unknown identity",
                       detail="Choose one of the bundle's workloads.", decision_id=None)
     parents = _bundle(components).workload_parents.get(principal, ())
-    session = sessions(request).create(
-        principal=principal, dev_principal=principal,
-        groups=tuple(p["id"] for p in parents))
+    try:
+        session = sessions(request).create(
+            principal=principal, dev_principal=principal,
+            groups=tuple(p["id"] for p in parents))
+    except SessionsUnavailable as e:
+        return sessions_down(request, e)
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(response, session, secure=request.url.scheme == "https")
     return secured(response)
@@ -193,9 +203,12 @@ async def oidc_callback(request: Request, state: str | None = None, code: str | 
     except IdentityError as e:
         return render(request, "refused.html", 401, title="Sign-in refused",
                       detail=f"the ID token was refused: {e}", decision_id=None)
-    session = sessions(request).create(
-        principal=identity.principal_id, credential=BearerToken(id_token),
-        groups=tuple(sorted(identity.groups)), expires=identity.expires_at)
+    try:
+        session = sessions(request).create(
+            principal=identity.principal_id, credential=BearerToken(id_token),
+            groups=tuple(sorted(identity.groups)), expires=identity.expires_at)
+    except SessionsUnavailable as e:
+        return sessions_down(request, e)
     response = RedirectResponse(login.next, status_code=303)
     set_session_cookie(response, session, secure=request.url.scheme == "https")
     return secured(response)
@@ -203,10 +216,13 @@ async def oidc_callback(request: Request, state: str | None = None, code: str | 
 
 @router.post("/signout")
 async def signout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
-    session = current_session(request)
-    if session is not None and csrf_ok(session, csrf) and same_origin(request):
-        sessions(request).end(session.id)
-    elif session is not None:
+    try:
+        session = current_session(request)
+        if session is not None and csrf_ok(session, csrf) and same_origin(request):
+            sessions(request).end(session.id)
+    except SessionsUnavailable as e:  # not signed out: say so, keep the cookie
+        return sessions_down(request, e)
+    if session is not None and not (csrf_ok(session, csrf) and same_origin(request)):
         return render(request, "refused.html", 403, title="Refused",
                       detail="Sign-out form failed its CSRF check.", decision_id=None)
     response = RedirectResponse(f"{PREFIX}/signin", status_code=303)

@@ -1,0 +1,56 @@
+"""Console sessions in the log's PostgreSQL schema (see :mod:`pdp.audit.sql.console_sessions`).
+
+Every replica and worker reads the same rows, so a session made on one is known
+to all, and a sign-out on one ends it everywhere. One connection per process,
+reopened after an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from pdp.audit.postgres.dialect import POSTGRES
+from pdp.audit.postgres.schema import lock_key
+from pdp.audit.sql.console_sessions import CREATE, SqlSessionRows
+
+
+class PostgresSessionRows(SqlSessionRows):
+    """The ``console_sessions`` table in the schema the ``dsn`` names."""
+
+    dialect = POSTGRES
+    source = "postgres"
+
+    def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
+        if not dsn:
+            raise ValueError("the postgres console sessions need postgres_dsn")
+        super().__init__()
+        self.dsn = dsn
+        self.connect_timeout_s = connect_timeout_s
+        self._conn: psycopg.Connection[Any] | None = None
+        with self._guarded() as conn:
+            assert isinstance(conn, psycopg.Connection)
+            with conn.transaction():  # under the log's lock: workers starting together
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(conn),))
+                conn.execute(CREATE)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, autocommit=True,
+                                         connect_timeout=self.connect_timeout_s)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except (psycopg.Error, OSError):
+                pass
+            self._conn = None
+
+    def _close(self) -> None:
+        self._drop_connection()
+
+
+__all__ = ["PostgresSessionRows"]

@@ -82,9 +82,10 @@ def risk_part(source: str, d: Mapping[str, Any], now: datetime) -> RiskPart:
     change = entry.next_change(now)
     if change is not None:
         after = entry.level_at(change)
-        verb = "ends" if after == 0 and entry.expires_at == change else (
-            "steps down" if after < level else "changes")
-        next_step = f"{verb} to {risk_name(after)} at {when(change, now)}"
+        if entry.expires_at == change:
+            next_step = f"ends at {when(change, now)}, back to {risk_name(after)}"
+        else:
+            next_step = f"steps down to {risk_name(after)} at {when(change, now)}"
     else:
         next_step = "" if level == 0 else "holds until an administrator changes it"
     return RiskPart(source=source, level_now=level, why=entry.summary, signals=entry.signals,

@@ -414,7 +414,8 @@ async def identity_page(request: Request, principal: str) -> Response:
             answer = await audit_api.list_decisions(request, components, audit_caller,
                                                     principal=principal, limit=50)
             records = _body(answer).get("decisions", [])
-            inv = _body(await audit_api.identities(request, components, audit_caller))
+            inv = _body(await audit_api.identities(request, components, audit_caller,
+                                                   principal=principal))
             entry = next((e for e in inv.get("identities", [])
                           if e["principal"] == principal), None)
         ctx_caller = caller if audit_caller is None else await _also(

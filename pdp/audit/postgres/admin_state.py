@@ -8,16 +8,15 @@ reopened after an error.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
+from pdp.audit.postgres.connection import PostgresConnection
 from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key, migrate
 from pdp.audit.sql.admin_state import SqlAdminState
 
 
-class PostgresAdminState(SqlAdminState):
+class PostgresAdminState(PostgresConnection, SqlAdminState):
     """:class:`~pdp.audit.admin_state.AdminStateStore` in PostgreSQL (``dsn`` as for the log)."""
 
     dialect = POSTGRES
@@ -29,27 +28,10 @@ class PostgresAdminState(SqlAdminState):
         super().__init__()
         self.dsn = dsn
         self.connect_timeout_s = connect_timeout_s
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn = None
         with self._guarded() as conn:
             assert isinstance(conn, psycopg.Connection)
             migrate(conn, lock_key(conn))  # the log's migrations create the tables
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, autocommit=True,
-                                         connect_timeout=self.connect_timeout_s)
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except (psycopg.Error, OSError):
-                pass
-            self._conn = None
-
-    def _close(self) -> None:
-        self._drop_connection()
 
 
 __all__ = ["PostgresAdminState"]

@@ -7,16 +7,15 @@ reopened after an error.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
+from pdp.audit.postgres.connection import PostgresConnection
 from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key
 from pdp.audit.sql.console_sessions import CREATE, SqlSessionRows
 
 
-class PostgresSessionRows(SqlSessionRows):
+class PostgresSessionRows(PostgresConnection, SqlSessionRows):
     """The ``console_sessions`` table in the schema the ``dsn`` names."""
 
     dialect = POSTGRES
@@ -28,29 +27,12 @@ class PostgresSessionRows(SqlSessionRows):
         super().__init__()
         self.dsn = dsn
         self.connect_timeout_s = connect_timeout_s
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn = None
         with self._guarded() as conn:
             assert isinstance(conn, psycopg.Connection)
             with conn.transaction():  # under the log's lock: workers starting together
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(conn),))
                 conn.execute(CREATE)
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, autocommit=True,
-                                         connect_timeout=self.connect_timeout_s)
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except (psycopg.Error, OSError):
-                pass
-            self._conn = None
-
-    def _close(self) -> None:
-        self._drop_connection()
 
 
 __all__ = ["PostgresSessionRows"]

@@ -11,14 +11,9 @@ and the connection is reopened on the next call.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import ClassVar
 
 from pdp.audit.console_sessions import SessionRow
-from pdp.audit.errors import AuditUnavailable
-from pdp.audit.sql.dialect import Connection, Dialect
+from pdp.audit.sql.guarded import GuardedConnection
 
 CREATE = """CREATE TABLE IF NOT EXISTS console_sessions (
     id_hash       text PRIMARY KEY,
@@ -41,25 +36,12 @@ _EVICT = ("DELETE FROM console_sessions WHERE id_hash IN "
           "(SELECT id_hash FROM console_sessions ORDER BY last_seen LIMIT ?)")
 
 
-class SqlSessionRows:
+class SqlSessionRows(GuardedConnection):
     """:class:`~pdp.audit.console_sessions.SessionRows` in a SQL store; a subclass says
     how it connects and how it creates the table (once, however many processes start)."""
 
-    dialect: ClassVar[Dialect]
-    source: str
+    what = "the console sessions"
     durable = True
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def _connection(self) -> Connection:
-        raise NotImplementedError
-
-    def _drop_connection(self) -> None:
-        """Forget a connection that failed (default: keep it)."""
-
-    def _close(self) -> None:
-        raise NotImplementedError
 
     def put(self, row: SessionRow, *, max_rows: int) -> None:
         d = self.dialect
@@ -97,20 +79,6 @@ class SqlSessionRows:
     def count(self) -> int:
         with self._guarded() as conn:
             return int(conn.execute(_COUNT).fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    @contextmanager
-    def _guarded(self) -> Iterator[Connection]:
-        with self._lock:
-            try:
-                yield self._connection()
-            except self.dialect.errors as exc:
-                self._drop_connection()
-                raise AuditUnavailable(f"the console sessions in {self.source} are "
-                                       f"unavailable: {exc}") from exc
 
 
 __all__ = ["CREATE", "SqlSessionRows"]

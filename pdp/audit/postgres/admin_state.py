@@ -23,12 +23,7 @@ class PostgresAdminState(PostgresConnection, SqlAdminState):
     source = "postgres"
 
     def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
-        if not dsn:
-            raise ValueError("the postgres admin state needs postgres_dsn")
-        super().__init__()
-        self.dsn = dsn
-        self.connect_timeout_s = connect_timeout_s
-        self._conn = None
+        super().__init__(dsn, connect_timeout_s=connect_timeout_s)
         with self._guarded() as conn:
             assert isinstance(conn, psycopg.Connection)
             migrate(conn, lock_key(conn))  # the log's migrations create the tables

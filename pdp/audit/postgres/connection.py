@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 
 
 class PostgresConnection:
-    """Opens ``self.dsn`` in autocommit mode on first use and again after a failure."""
+    """Opens ``dsn`` in autocommit mode on first use and again after a failure.
 
-    dsn: str
-    connect_timeout_s: int
-    _conn: psycopg.Connection[Any] | None = None
+    Mixed in before :class:`~pdp.audit.sql.guarded.GuardedConnection`, whose lock its
+    ``__init__`` sets up in turn; ``what`` names the data in its refusal.
+    """
+
+    what: ClassVar[str]
+
+    def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
+        if not dsn:
+            raise ValueError(f"{self.what} in PostgreSQL needs postgres_dsn")
+        super().__init__()
+        self.dsn = dsn
+        self.connect_timeout_s = connect_timeout_s
+        self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:

@@ -22,12 +22,7 @@ class PostgresSessionRows(PostgresConnection, SqlSessionRows):
     source = "postgres"
 
     def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
-        if not dsn:
-            raise ValueError("the postgres console sessions need postgres_dsn")
-        super().__init__()
-        self.dsn = dsn
-        self.connect_timeout_s = connect_timeout_s
-        self._conn = None
+        super().__init__(dsn, connect_timeout_s=connect_timeout_s)
         with self._guarded() as conn:
             assert isinstance(conn, psycopg.Connection)
             with conn.transaction():  # under the log's lock: workers starting together

@@ -163,7 +163,8 @@ class HistoryRow:
 
 @dataclass(frozen=True, slots=True)
 class RiskHistory:
-    """The rows (newest first) and the chart's points: ``[at, behaviour, administrator]``."""
+    """The rows (newest first) and the chart's points: ``[at, behaviour, administrator,
+    what moved it]``."""
 
     rows: list[HistoryRow] = field(default_factory=list)
     points: list[list[Any]] = field(default_factory=list)
@@ -227,9 +228,10 @@ def risk_history(events: Sequence[Mapping[str, Any]], now: datetime) -> RiskHist
     levels = {"behaviour": 0, "administrator": 0}
     for row in rows:
         levels[row.source] = row.level
-        points.append([row.at, levels["behaviour"], levels["administrator"]])
+        points.append([row.at, levels["behaviour"], levels["administrator"],
+                       f"{row.source} {row.change}: {row.what}"])
     if points:
-        points.append([now_ts, levels["behaviour"], levels["administrator"]])
+        points.append([now_ts, levels["behaviour"], levels["administrator"], "now"])
     rows.reverse()
     return RiskHistory(rows=rows, points=points)
 

@@ -118,7 +118,8 @@ def test_risk_history_computes_the_decay_steps_the_log_missed_and_no_more() -> N
     steps = [(r.change, r.level, r.event is None) for r in reversed(history.rows)]
     # the recorded step to 1, then the step to 0 that no process was alive to record
     assert steps == [("raised", 2, False), ("decayed", 1, False), ("decayed", 0, True)]
-    assert history.points[-1][1] == 0 and history.points[0][1:] == [2, 0]
+    assert history.points[-1][1] == 0 and history.points[0][1:3] == [2, 0]
+    assert history.points[0][3] == "behaviour raised: risk raised to 2"
     # A new raise before the old one decayed: the old one's later steps never happened.
     again = risk_history([_raised(T0, 3), _raised(T0 + timedelta(seconds=400), 2)],
                          T0 + timedelta(seconds=500))

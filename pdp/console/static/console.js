@@ -61,6 +61,8 @@ function drawRiskHistory() {
     },
     options: {
       animation: false,
+      plugins: { tooltip: { callbacks: {
+        afterBody: function (items) { return points[items[0].dataIndex][3]; } } } },
       scales: { y: { min: 0, max: 3, ticks: { stepSize: 1,
         callback: function (v) { return names[v] || v; } } } }
     }

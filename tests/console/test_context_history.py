@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pdp.audit import context_history
 from pdp.audit.records import normalize_ts
@@ -157,3 +159,40 @@ def test_risk_parts_say_when_and_to_what_they_step_down() -> None:
                            "next_change": "2026-03-03T08:00:00Z"}, T0) == (
         "Closed now (calendar UTC); opens at 2026-03-03 08:00 UTC (in 10 h 0 min).")
     assert when(T0 - timedelta(days=2, hours=1), T0).endswith("(2 d 1 h ago)")
+
+
+EVENTS = ("context.incident.set", "context.incident.clear", "context.risk.auto",
+          "context.risk.set", "audit.query")
+SUBJECTS = (ETL, SRE, None)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.tuples(st.sampled_from(EVENTS), st.integers(0, 5000),
+                                 st.sampled_from(SUBJECTS)), max_size=40),
+       wanted=st.lists(st.sampled_from(EVENTS), min_size=1, max_size=3, unique=True),
+       subject=st.sampled_from(SUBJECTS), window=st.tuples(st.integers(0, 5000),
+                                                           st.integers(1, 5000)),
+       limit=st.integers(1, 50))
+def test_the_sql_selection_is_the_reference_selection(
+        tmp_path_factory: pytest.TempPathFactory, events: list[tuple[str, int, str | None]],
+        wanted: list[str], subject: str | None, window: tuple[int, int], limit: int) -> None:
+    """SQLite's index-and-JSON query picks exactly what the Python reference picks."""
+    sql = open_store("sqlite", tmp_path_factory.mktemp("h"))
+    memory = open_store("memory", tmp_path_factory.mktemp("m"))
+    try:
+        for n, (event, second, who) in enumerate(events):
+            at = T0 + timedelta(seconds=second, microseconds=n)  # distinct times: one order
+            for store in (sql, memory):
+                store.append_sync(admin_event_record(
+                    event, principal=SRE, authorized_by=None, detail={"principal": who},
+                    timestamp=normalize_ts(at), event_id=f"e{n}"))
+        since = normalize_ts(T0 + timedelta(seconds=window[0]))
+        until = normalize_ts(T0 + timedelta(seconds=window[0] + window[1]))
+        picked = [[r["decision_id"] for r in context_history.admin_events(
+            store, wanted, since=since, until=until, subject=subject, limit=limit)]
+            for store in (sql, memory)]
+        assert picked[0] == picked[1]
+    finally:
+        sql.close()
+        memory.close()

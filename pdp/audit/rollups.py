@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pdp.audit import hourly_rollup
+from pdp.audit.chain.spool import SpoolingLog
 from pdp.audit.query import DecisionFilter, matches
 from pdp.audit.records import columns_of, normalize_ts
 from pdp.audit.sqlite.log import SqliteDecisionLog
@@ -205,9 +206,15 @@ def percentiles(values: Sequence[int]) -> dict[str, int | None]:
 
 @contextmanager
 def store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
-    """A reading connection to ``store`` and its dialect; None for a store without SQL."""
+    """A reading connection to ``store`` and its dialect; None for a store without SQL.
+
+    A spooling log (``[audit] spool_path``) is read through the store it wraps: records
+    still in its spool are not in the figures until shipped, as they are not in a search.
+    """
     from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
 
+    if isinstance(store, SpoolingLog):
+        store = store.store
     if isinstance(store, SqliteDecisionLog):
         conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms)
         try:

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pdp.audit import context_history
+from pdp.audit.chain.spool import SpoolingLog
 from pdp.audit.records import normalize_ts
+from pdp.audit.rollups import store_connection
 from pdp.audit.store import DecisionStore
 from pdp.console.live_view import business_hours, risk_history, risk_part, when
 from pdp.decision.record import admin_event_record
@@ -196,3 +198,18 @@ def test_the_sql_selection_is_the_reference_selection(
     finally:
         sql.close()
         memory.close()
+
+
+def test_a_spooling_log_is_read_by_sql_through_the_store_it_wraps(tmp_path: Path) -> None:
+    """With ``spool_path`` set the history is still one SQL query, not a scan in Python."""
+    inner = open_store("sqlite", tmp_path)
+    spooled = SpoolingLog(inner, tmp_path / "spool.jsonl")
+    try:
+        _event(spooled, "context.incident.set", T0, {"incident": _incident("spooled", T0)})
+        with store_connection(spooled) as found:
+            assert found is not None and found[1] == "sqlite"
+        [incident] = context_history.incidents(spooled, since=normalize_ts(T0),
+                                               until=normalize_ts(T0 + timedelta(hours=1)))
+        assert incident.id == "spooled"
+    finally:
+        spooled.close()

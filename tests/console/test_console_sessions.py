@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -255,3 +256,24 @@ def _console_instances(dsn: str) -> set[str]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT record FROM decisions WHERE pep = 'console'").fetchall()
     return {json.loads(r[0])["instance"] for r in rows}
+
+
+def test_a_session_survives_kill_9_of_the_server(tmp_path: Path) -> None:
+    """A sign-in acknowledged (the cookie set) is committed: ``kill -9`` does not lose it."""
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    server = start_server(["--dev"], cwd=tmp_path)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            answer = c.post("/console/signin/dev", headers={"origin": server.url},
+                            data={"principal": AUDITOR, "next": "/console/decisions"})
+            assert answer.status_code == 303
+            cookie = answer.cookies[COOKIE]
+    finally:
+        server.stop(signal.SIGKILL)
+    again = start_server(["--dev"], cwd=tmp_path)
+    try:
+        with httpx.Client(base_url=again.url, timeout=10, cookies={COOKIE: cookie}) as c:
+            page = c.get("/console/decisions")
+            assert page.status_code == 200 and AUDITOR in page.text
+    finally:
+        again.stop()

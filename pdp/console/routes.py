@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Form, Query, Request
@@ -94,7 +95,7 @@ async def guarded(request: Request, action: str, handler: Handler, *,
     403 with the decision's explanation and id.
     """
     try:
-        session = current_session(request)
+        session = await current_session(request)
     except SessionsUnavailable as e:
         return sessions_down(request, e)
     if session is None:
@@ -119,7 +120,7 @@ async def guarded(request: Request, action: str, handler: Handler, *,
     except AdminRefused as refused:
         if refused.status == 401:
             try:
-                sessions(request).end(session.id)
+                await asyncio.to_thread(sessions(request).end, session.id)
             except SessionsUnavailable as e:
                 return sessions_down(request, e)
             return to_signin(request)
@@ -166,9 +167,9 @@ async def signin_dev(request: Request, principal: Annotated[str, Form(max_length
                       detail="Choose one of the bundle's workloads.", decision_id=None)
     parents = _bundle(components).workload_parents.get(principal, ())
     try:
-        session = sessions(request).create(
-            principal=principal, dev_principal=principal,
-            groups=tuple(p["id"] for p in parents))
+        session = await asyncio.to_thread(partial(
+            sessions(request).create, principal=principal, dev_principal=principal,
+            groups=tuple(p["id"] for p in parents)))
     except SessionsUnavailable as e:
         return sessions_down(request, e)
     response = RedirectResponse(safe_next(next), status_code=303)
@@ -227,9 +228,10 @@ async def oidc_callback(request: Request, state: str | None = None, code: str | 
         return render(request, "refused.html", 401, title="Sign-in refused",
                       detail=f"the ID token was refused: {e}", decision_id=None)
     try:
-        session = sessions(request).create(
-            principal=identity.principal_id, credential=BearerToken(id_token),
-            groups=tuple(sorted(identity.groups)), expires=identity.expires_at)
+        session = await asyncio.to_thread(partial(
+            sessions(request).create, principal=identity.principal_id,
+            credential=BearerToken(id_token), groups=tuple(sorted(identity.groups)),
+            expires=identity.expires_at))
     except SessionsUnavailable as e:
         return sessions_down(request, e)
     response = RedirectResponse(login.next, status_code=303)
@@ -240,9 +242,9 @@ async def oidc_callback(request: Request, state: str | None = None, code: str | 
 @router.post("/signout")
 async def signout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
     try:
-        session = current_session(request)
+        session = await current_session(request)
         if session is not None and csrf_ok(session, csrf) and same_origin(request):
-            sessions(request).end(session.id)
+            await asyncio.to_thread(sessions(request).end, session.id)
     except SessionsUnavailable as e:  # not signed out: say so, keep the cookie
         return sessions_down(request, e)
     if session is not None and not (csrf_ok(session, csrf) and same_origin(request)):

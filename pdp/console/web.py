@@ -12,6 +12,7 @@ Security headers (:data:`SECURITY_HEADERS`) on every console answer:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -76,12 +77,13 @@ def sessions(request: Request) -> SessionStore:
     return store
 
 
-def current_session(request: Request) -> Session | None:
+async def current_session(request: Request) -> Session | None:
     """The signed-in session of this request, or None (no cookie, unknown, expired).
 
+    Read on a worker thread (the store is a database: never block the event loop).
     Raises :class:`~pdp.console.session.SessionsUnavailable` when the store cannot say
     (callers answer 503: nobody is let in on a guess)."""
-    session = sessions(request).get(request.cookies.get(COOKIE))
+    session = await asyncio.to_thread(sessions(request).get, request.cookies.get(COOKIE))
     request.state.console_session = session
     return session
 

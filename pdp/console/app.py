@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -29,7 +32,20 @@ def install_console(app: FastAPI, components: Components) -> None:
         rollups.prepare_store(components.log)
     except (AuditUnavailable, sqlite3.Error) as e:  # the pages still work, only slower
         log.warning("console: could not create the overview index: %s", e)
-    app.state.console_sessions = SessionStore(session_rows(components), components.clock.now)
+    rows = session_rows(components)
+    app.state.console_sessions = SessionStore(rows, components.clock.now)
+    serve = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        """The API's lifespan, then the session store's connection closed."""
+        try:
+            async with serve(app) as state:
+                yield state
+        finally:
+            rows.close()
+
+    app.router.lifespan_context = lifespan
     oidc = components.settings.console_oidc
     app.state.console_oidc = OidcClient(oidc) if oidc is not None else None
     app.include_router(router)

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from context.state import RiskEntry, risk_name
+from context.state import RiskEntry, ScopeKind, risk_name
 from pdp.audit.context_history import PastIncident
 from pdp.audit.records import normalize_ts
 
@@ -125,6 +126,24 @@ class IncidentView:
     state: str                     # "in force" | "ended" | "expired"
     since: str
     until: str
+
+    @property
+    def denied(self) -> str:
+        """The Decisions search for this incident: denies in its window, and, for an
+        incident scoped to principals, theirs (a prefix: the scope matches whole path
+        segments, the search any prefix, so it may show a few more, never fewer)."""
+        query = {"decision": "deny", "since": self.since, "until": self.until}
+        kind, _, value = self.incident.scope.partition(":")
+        if kind == ScopeKind.SPIFFE_PREFIX.value:
+            query["principal_prefix"] = value
+        elif kind == ScopeKind.TRUST_DOMAIN.value:
+            query["principal_prefix"] = f"spiffe://{value}/"
+        return urlencode(query)
+
+    @property
+    def window(self) -> str:
+        """The Overview's range for this incident."""
+        return urlencode({"since": self.since, "until": self.until})
 
 
 def incident_views(found: Sequence[PastIncident], now: datetime) -> list[IncidentView]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,10 +15,18 @@ from hypothesis import strategies as st
 
 from pdp.audit import context_history
 from pdp.audit.chain.spool import SpoolingLog
+from pdp.audit.context_history import PastIncident
 from pdp.audit.records import normalize_ts
 from pdp.audit.rollups import store_connection
 from pdp.audit.store import DecisionStore
-from pdp.console.live_view import business_hours, risk_history, risk_part, when
+from pdp.console.live_view import (
+    IncidentView,
+    business_hours,
+    incident_views,
+    risk_history,
+    risk_part,
+    when,
+)
 from pdp.decision.record import admin_event_record
 from tests.audit.conftest import open_store
 from tests.audit.pgschema import postgres_schema, require_postgres
@@ -213,3 +222,22 @@ def test_a_spooling_log_is_read_by_sql_through_the_store_it_wraps(tmp_path: Path
         assert incident.id == "spooled"
     finally:
         spooled.close()
+
+
+def test_an_incident_scoped_to_principals_searches_their_denies_only() -> None:
+    def view(scope: str) -> IncidentView:
+        incident = PastIncident(id="i", scope=scope, level=2, level_name="major", reason="",
+                                declared_at=normalize_ts(T0), declared_by=SRE,
+                                ended_at=normalize_ts(T0 + timedelta(hours=1)))
+        [made] = incident_views([incident], T0 + timedelta(hours=2))
+        return made
+
+    assert parse_qs(view("global").denied) == {
+        "decision": ["deny"], "since": [normalize_ts(T0)],
+        "until": [normalize_ts(T0 + timedelta(hours=1))]}
+    assert parse_qs(view("spiffe_prefix:spiffe://example.org/agents").denied)[
+        "principal_prefix"] == ["spiffe://example.org/agents"]
+    assert parse_qs(view("trust_domain:example.org").denied)["principal_prefix"] == [
+        "spiffe://example.org/"]
+    assert "principal_prefix" not in parse_qs(view("resource_tag:pii").denied)
+    assert view("global").state == "ended"

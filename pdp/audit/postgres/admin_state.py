@@ -8,10 +8,11 @@ reopened after an error.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from pdp.audit.postgres.connection import PostgresConnection
-from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key, migrate
 from pdp.audit.sql.admin_state import SqlAdminState
 
@@ -19,14 +20,8 @@ from pdp.audit.sql.admin_state import SqlAdminState
 class PostgresAdminState(PostgresConnection, SqlAdminState):
     """:class:`~pdp.audit.admin_state.AdminStateStore` in PostgreSQL (``dsn`` as for the log)."""
 
-    dialect = POSTGRES
-    source = "postgres"
-
-    def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
-        super().__init__(dsn, connect_timeout_s=connect_timeout_s)
-        with self._guarded() as conn:
-            assert isinstance(conn, psycopg.Connection)
-            migrate(conn, lock_key(conn))  # the log's migrations create the tables
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        migrate(conn, lock_key(conn))  # the log's migrations create the tables
 
 
 __all__ = ["PostgresAdminState"]

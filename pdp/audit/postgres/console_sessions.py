@@ -7,10 +7,11 @@ reopened after an error.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from pdp.audit.postgres.connection import PostgresConnection
-from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key
 from pdp.audit.sql.console_sessions import CREATE, SqlSessionRows
 
@@ -18,16 +19,10 @@ from pdp.audit.sql.console_sessions import CREATE, SqlSessionRows
 class PostgresSessionRows(PostgresConnection, SqlSessionRows):
     """The ``console_sessions`` table in the schema the ``dsn`` names."""
 
-    dialect = POSTGRES
-    source = "postgres"
-
-    def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
-        super().__init__(dsn, connect_timeout_s=connect_timeout_s)
-        with self._guarded() as conn:
-            assert isinstance(conn, psycopg.Connection)
-            with conn.transaction():  # under the log's lock: workers starting together
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(conn),))
-                conn.execute(CREATE)
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():  # under the log's lock: workers starting together
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(conn),))
+            conn.execute(CREATE)
 
 
 __all__ = ["PostgresSessionRows"]

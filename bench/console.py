@@ -57,6 +57,47 @@ SELECT i, printf('bench-%010d', i), 'decision', ts, principal, action, resource,
 FROM rows
 """
 
+ADMIN_EVENTS = f"""
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :m),
+rows AS (SELECT i,
+    strftime('%Y-%m-%dT%H:%M:%S', '{START}', '+' || (i * {SPAN_S} / :m) || ' seconds')
+        || '.000000Z' AS ts,
+    CASE WHEN i % 720 = 0 THEN 'context.incident.set'
+         WHEN i % 720 = 60 THEN 'context.incident.clear'
+         WHEN i % 200 = 7 THEN 'context.risk.auto'
+         ELSE 'audit.query' END AS event
+  FROM n),
+events AS (SELECT i, ts, event,
+    CASE event
+      WHEN 'context.incident.set' THEN json_object('incident', json_object(
+        'id', 'inc-' || (i / 720), 'scope', 'global', 'level', 3, 'level_name', 'critical',
+        'reason', 'generated', 'set_at', ts, 'set_by', 'spiffe://example.org/ops/sre-console',
+        'ends_at', NULL))
+      WHEN 'context.incident.clear' THEN json_object('incidents', json_array(json_object(
+        'id', 'inc-' || (i / 720), 'scope', 'global', 'level', 3, 'level_name', 'critical',
+        'reason', 'generated', 'set_at', ts, 'set_by', 'spiffe://example.org/ops/sre-console')))
+      WHEN 'context.risk.auto' THEN json_object(
+        'change', 'raised', 'principal', 'spiffe://example.org/svc/' || (i % 5), 'level', 2,
+        'previous_level', 0, 'summary', 'risk raised to high: 20 denies in 60 s',
+        'signals', json_array('deny_burst'), 'decisions', json_array('bench-0000000007'),
+        'decay_s', 300, 'decays', json_array())
+      ELSE json_object('filters', json_object()) END AS detail
+  FROM rows)
+INSERT INTO decisions (seq, decision_id, kind, ts, principal, action, resource, decision, pep,
+                       policies, reason_codes, record, prev_hash, hash)
+SELECT :n + i, printf('bench-admin-%08d', i), 'admin', ts,
+       'spiffe://example.org/ops/sre-console', NULL, NULL, NULL, NULL, '[]', '[]',
+       json_object('seq', :n + i, 'decision_id', printf('bench-admin-%08d', i), 'kind', 'admin',
+                   'timestamp', ts, 'principal', 'spiffe://example.org/ops/sre-console',
+                   'event', event, 'detail', json(detail), 'decision', NULL, 'reasons',
+                   json('[]'), 'reason_codes', json('[]'), 'explanation', event),
+       printf('%064d', :n + i - 1), printf('%064d', :n + i)
+FROM events
+"""
+ADMIN_N = max(1, N // 50)
+"""Administrative events beside the decisions: mostly ``audit.query`` (an auditor's reads),
+an incident declared and ended every 720, a behaviour raise every 200."""
+
 
 def generate(path: Path) -> tuple[float, float]:
     """A log of N decisions at ``path`` (schema from the store itself); seconds taken to
@@ -71,6 +112,7 @@ def generate(path: Path) -> tuple[float, float]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("BEGIN")
     conn.execute(GENERATE, {"n": N})
+    conn.execute(ADMIN_EVENTS, {"n": N, "m": ADMIN_N})
     conn.execute("COMMIT")
     catch_up(conn)  # the principal index, as the store keeps it
     conn.execute("ANALYZE")
@@ -126,6 +168,12 @@ async def measure(path: Path) -> list[tuple[str, float, float]]:
              "/v1/audit/overview", day),
             ("overview: 30 days, the whole log (daily buckets)", "/console/overview", month,
              "/v1/audit/overview", month),
+            # The incident history reads admin events; the API column lists them all.
+            ("live context: incidents of 30 days (auditor)", "/console/context", {"days": 30},
+             "/v1/decisions", {"kind": "admin", "limit": 50}),
+            ("a principal: decisions, inventory, 90 days of risk history",
+             "/console/identities/spiffe://example.org/svc/3", {},
+             "/v1/identities", {"principal": "spiffe://example.org/svc/3"}),
         ]
         for name, page, params, api, api_params in cases:
             console_ms, api_ms = [], []
@@ -156,7 +204,7 @@ def main() -> int:
         rows = asyncio.run(measure(path))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    body = (f"A log of {N:,} generated decisions (SQLite, bulk SQL in {took:.0f} s; its "
+    body = (f"A log of {N:,} generated decisions and {ADMIN_N:,} admin events (SQLite, bulk SQL in {took:.0f} s; its "
             f"hourly overview rollup built from scratch in {built:.1f} s, once); "
             f"p50 of {ROUNDS} requests each, in process (httpx over ASGI), so server time "
             "including each request's own authorization decision and `audit.query` "

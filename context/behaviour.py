@@ -25,7 +25,9 @@ signal              fires when
 ==================  ===========================================================
 
 Crossing a threshold raises the principal's *automatic* risk to the signal's
-level if it is not already there; the raise steps down one level every
+level if it is not already there, naming the decisions that fired it (the
+newest :data:`EVIDENCE_IDS` denies of a burst, the decision that crossed a rate,
+came from a new source or PEP, or used a bad credential); the raise steps down one level every
 ``decay_s`` seconds. Each raise (and each decay step) is recorded as an
 administrative event ``context.risk.auto`` with its evidence, e.g. ``risk
 raised to high: 40 denies in 60 s``, and every decision that sees the raised
@@ -95,6 +97,7 @@ class Observation:
     source_address: str | None = None
     pep: str | None = None
     credential_problem: str | None = None   # REVOKED | EXPIRED
+    decision_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class RiskRaise:
     evidence: tuple[str, ...]
     at: datetime
     decay_s: float
+    decisions: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -116,7 +120,8 @@ class RiskRaise:
     def entry(self) -> RiskEntry:
         return RiskEntry(level=self.level, reason=self.summary, set_at=self.at,
                          set_by="pdp:behaviour", decay_s=self.decay_s, automatic=True,
-                         evidence=self.evidence, signals=self.signals)
+                         evidence=self.evidence, signals=self.signals,
+                         decisions=self.decisions)
 
     def detail(self) -> dict[str, Any]:
         """The administrative event's detail: what changed and the evidence."""
@@ -126,7 +131,8 @@ class RiskRaise:
         return {"change": "raised", "principal": self.principal_id, "level": self.level,
                 "level_name": risk_name(self.level), "previous_level": self.previous_level,
                 "summary": self.summary, "evidence": list(self.evidence),
-                "signals": list(self.signals), "decay_s": self.decay_s, "decays": steps}
+                "signals": list(self.signals), "decisions": list(self.decisions),
+                "decay_s": self.decay_s, "decays": steps}
 
 
 @dataclass(slots=True)
@@ -136,6 +142,7 @@ class _Track:
     total: int = 0
     denies: int = 0
     bad: deque[tuple[float, str]] = field(default_factory=deque)
+    deny_ids: deque[tuple[float, str]] = field(default_factory=deque)  # counted, newest last
     ewma: float = 0.0
     ewma_at: float = 0.0
     count: int = 0
@@ -144,6 +151,8 @@ class _Track:
 
 
 _SEEN_MAX = 64
+EVIDENCE_IDS = 5
+"""How many decision ids a raise names as its evidence (a burst's newest denies)."""
 
 
 class BehaviourMonitor:
@@ -179,9 +188,21 @@ class BehaviourMonitor:
                                previous_level=previous,
                                signals=tuple(name for name, _, _ in top),
                                evidence=tuple(ev for _, _, ev in top), at=obs.at,
-                               decay_s=self.rules.decay_s)
+                               decay_s=self.rules.decay_s,
+                               decisions=self._evidence_ids(obs, [n for n, _, _ in top]))
             self._on_raise(raise_)
             return raise_
+
+    def _evidence_ids(self, obs: Observation, signals: list[str]) -> tuple[str, ...]:
+        """The decisions behind ``signals``: a burst's newest counted denies, else this one."""
+        ids: list[str] = []
+        if "deny_burst" in signals:
+            track = self._tracks.get(obs.principal_id)
+            if track is not None:
+                ids.extend(i for _, i in reversed(track.deny_ids))
+        if any(s != "deny_burst" for s in signals) and obs.decision_id is not None:
+            ids.insert(0, obs.decision_id)
+        return tuple(dict.fromkeys(ids))[:EVIDENCE_IDS]
 
     def _track(self, principal: str, t: float) -> _Track:
         track = self._tracks.get(principal)
@@ -218,6 +239,12 @@ class BehaviourMonitor:
             _, total, denies = track.buckets.popleft()
             track.total -= total
             track.denies -= denies
+        if obs.counted_deny and obs.decision_id is not None:
+            track.deny_ids.append((t, obs.decision_id))
+            while len(track.deny_ids) > EVIDENCE_IDS:
+                track.deny_ids.popleft()
+        while track.deny_ids and track.deny_ids[0][0] <= t - window:
+            track.deny_ids.popleft()
 
         if obs.counted_deny and track.denies >= rules.deny_burst:
             fired.append(("deny_burst", rules.deny_burst_level,
@@ -303,7 +330,7 @@ def observation_of(decision: Any, request: Any, rules: BehaviourRules) -> Observ
         principal_id=principal, at=decision.timestamp,
         counted_deny=decision.decision == "deny" and any(c in rules.deny_reasons for c in codes),
         source_address=source_address(context, rules.source_keys), pep=request.pep,
-        credential_problem=problem)
+        credential_problem=problem, decision_id=getattr(decision, "decision_id", None))
 
 
 def source_address(context: Mapping[str, Any], keys: tuple[str, ...] | list[str]) -> str | None:
@@ -392,5 +419,5 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-__all__ = ["BehaviourMonitor", "BehaviourRules", "Observation", "RaiseRecorder", "RiskRaise",
-           "observation_of", "source_address"]
+__all__ = ["EVIDENCE_IDS", "BehaviourMonitor", "BehaviourRules", "Observation", "RaiseRecorder",
+           "RiskRaise", "observation_of", "source_address"]

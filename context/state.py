@@ -175,8 +175,9 @@ class Incident:
 class RiskEntry:
     """A risk level, who set it and why, until when.
 
-    An automatic raise (``automatic``) carries its ``evidence`` and ``signals``
-    and steps down one level every ``decay_s`` seconds until it is gone.
+    An automatic raise (``automatic``) carries its ``evidence``, ``signals`` and the
+    ids of the ``decisions`` that fired them, and steps down one level every
+    ``decay_s`` seconds until it is gone.
     """
 
     level: int
@@ -189,6 +190,7 @@ class RiskEntry:
     evidence: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()
     authorized_by: str | None = None
+    decisions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.level <= 3:
@@ -235,7 +237,8 @@ class RiskEntry:
                 "reason": self.reason, "set_at": _iso(self.set_at), "set_by": self.set_by,
                 "expires_at": _iso(self.expires_at), "decay_s": self.decay_s,
                 "automatic": self.automatic, "evidence": list(self.evidence),
-                "signals": list(self.signals), "authorized_by": self.authorized_by}
+                "signals": list(self.signals), "authorized_by": self.authorized_by,
+                "decisions": list(self.decisions)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RiskEntry:
@@ -246,7 +249,8 @@ class RiskEntry:
                    decay_s=float(decay) if decay is not None else None,
                    automatic=bool(d.get("automatic", False)),
                    evidence=tuple(d.get("evidence") or ()), signals=tuple(d.get("signals") or ()),
-                   authorized_by=d.get("authorized_by"))
+                   authorized_by=d.get("authorized_by"),
+                   decisions=tuple(str(i) for i in d.get("decisions") or ()))
 
 
 Entry = Incident | RiskEntry

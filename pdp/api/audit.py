@@ -201,6 +201,17 @@ async def _record(components: Components, request: Request, caller: AdminCaller,
     return None
 
 
+def _all_pages(store: Any, flt: DecisionFilter) -> Any:
+    """Every record matching ``flt``, page by page (newest first)."""
+    cursor: str | None = None
+    while True:
+        page = store.query(flt, MAX_PAGE, cursor)
+        yield from page.records
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
 def _store(components: Components) -> Any:
     return components.log
 
@@ -395,12 +406,18 @@ async def identities(
                                        "longer than its issuer's configured maximum): flagged "
                                        "`long_lived`.")] = DEFAULT_LONG_LIVED_S,
     flagged: Annotated[bool, Query(description="Only identities with a flag.")] = False,
+    principal: Annotated[str | None, Query(
+        min_length=1, description="Only this principal: its decisions are read through the "
+        "log's principal index, not the whole log.")] = None,
 ) -> Response:
     """First and last seen, issuers and credential kinds, the longest credential lifetime,
-    request and deny counts, for every principal in the log. Needs
+    request and deny counts, for every principal in the log (or one). Needs
     `Pdp::Action::"audit.read"`; recorded as an `audit.query` admin event."""
-    refused = await _record(components, request, caller, "audit.query", {
-        "view": "identities", "stale_days": stale_days, "long_lived_s": long_lived_s})
+    detail: dict[str, Any] = {"view": "identities", "stale_days": stale_days,
+                              "long_lived_s": long_lived_s}
+    if principal is not None:
+        detail["principal"] = principal
+    refused = await _record(components, request, caller, "audit.query", detail)
     if refused is not None:
         return refused
     now = components.clock.now()
@@ -408,8 +425,11 @@ async def identities(
 
     def compute() -> dict[str, Any]:
         refusals = RefusalTally(tuple(settings.context.behaviour.source_keys))
+        store = _store(components)
+        records = store.iter_all() if principal is None else _all_pages(
+            store, DecisionFilter(principal=principal, kind="decision"))
         entries = identity_inventory(
-            _store(components).iter_all(), now=now, stale_days=stale_days,
+            records, now=now, stale_days=stale_days,
             long_lived_s=long_lived_s, max_lifetimes=max_lifetimes_from_settings(settings),
             refusals=refusals)
         return inventory_report(entries, now=now, stale_days=stale_days,

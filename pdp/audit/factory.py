@@ -23,7 +23,9 @@ from typing import Any, Protocol
 
 from pdp.audit.admin_state import AdminStateStore
 from pdp.audit.chain.spool import SpoolingLog
+from pdp.audit.console_sessions import SessionRows
 from pdp.audit.memory.admin_state import MemoryAdminState
+from pdp.audit.memory.console_sessions import MemorySessionRows
 from pdp.audit.memory.log import MemoryDecisionLog
 from pdp.audit.sqlite.settings import SqliteSettings
 from pdp.audit.store import DecisionStore
@@ -38,6 +40,10 @@ class Backend(Protocol):
 
     def open_admin_state(self) -> AdminStateStore:
         """The durable admin state in the same store."""
+        ...
+
+    def open_console_sessions(self) -> SessionRows:
+        """The console's sessions in the same store (:mod:`pdp.audit.console_sessions`)."""
         ...
 
 
@@ -59,6 +65,9 @@ class InMemory:
 
     def open_admin_state(self) -> AdminStateStore:
         return MemoryAdminState()
+
+    def open_console_sessions(self) -> SessionRows:
+        return MemorySessionRows()
 
 
 def _sqlite(o: BackendOptions) -> Backend:
@@ -152,6 +161,16 @@ def open_admin_state(settings: Any) -> AdminStateStore:
     return configured_backend(audit.backend, options).open_admin_state()
 
 
+def open_console_sessions(settings: Any) -> SessionRows:
+    """The console's sessions beside the log ``settings.audit`` names, shared by every
+    worker and replica of that store (``"memory"``: held in this process)."""
+    audit = settings.audit
+    options = BackendOptions(sqlite_path=settings.sqlite_path, synchronous=audit.synchronous,
+                             busy_timeout_ms=audit.busy_timeout_ms,
+                             postgres_dsn=audit.postgres_dsn)
+    return configured_backend(audit.backend, options).open_console_sessions()
+
+
 def with_synchronous_commit(dsn: str, level: str) -> str:
     """``dsn`` whose sessions run with ``synchronous_commit = level``, added to any
     ``options`` it has (e.g. a ``search_path``). ``off``: a commit is acknowledged before
@@ -164,5 +183,5 @@ def with_synchronous_commit(dsn: str, level: str) -> str:
 
 
 __all__ = ["BACKENDS", "Backend", "BackendOptions", "InMemory", "configured_backend",
-           "open_admin_state", "open_configured_log", "open_decision_log",
+           "open_admin_state", "open_configured_log", "open_console_sessions", "open_decision_log",
            "with_synchronous_commit"]

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pdp.audit import hourly_rollup
+from pdp.audit.chain.spool import SpoolingLog
 from pdp.audit.query import DecisionFilter, matches
 from pdp.audit.records import columns_of, normalize_ts
 from pdp.audit.sqlite.log import SqliteDecisionLog
@@ -204,10 +205,16 @@ def percentiles(values: Sequence[int]) -> dict[str, int | None]:
 
 
 @contextmanager
-def _store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
-    """A reading connection to ``store`` and its dialect; None for a store without SQL."""
+def store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
+    """A reading connection to ``store`` and its dialect; None for a store without SQL.
+
+    A spooling log (``[audit] spool_path``) is read through the store it wraps: records
+    still in its spool are not in the figures until shipped, as they are not in a search.
+    """
     from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
 
+    if isinstance(store, SpoolingLog):
+        store = store.store
     if isinstance(store, SqliteDecisionLog):
         conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms)
         try:
@@ -234,7 +241,7 @@ def overview(store: Any, since: str, until: str) -> Overview:
     prefix = bucket_prefix(since, until)
     if prefix < 16:
         _catch_up_if_behind(store)
-    with _store_connection(store) as found:
+    with store_connection(store) as found:
         if found is None:
             return overview_records(store.iter_all(), since, until)
         conn, dialect = found
@@ -289,7 +296,7 @@ def _catch_up_if_behind(store: Any) -> None:
     """Catch the rollup up when it is unusable or more than :data:`CATCH_UP_AFTER` records
     behind. Not on every read: a catch-up takes the log's write lock, which the appends
     (the console's own ``audit.query`` records among them) hold often."""
-    with _store_connection(store) as found:
+    with store_connection(store) as found:
         if found is None:
             return
         conn, dialect = found
@@ -364,7 +371,7 @@ def counts(store: Any, since: str, until: str) -> tuple[int, int]:
     since, until = normalize_ts(since), normalize_ts(until)
     if bucket_prefix(since, until) < 16:
         _catch_up_if_behind(store)
-    with _store_connection(store) as found:
+    with store_connection(store) as found:
         if found is None:
             ov = overview_records(store.iter_all(), since, until)
             return ov.total, ov.denies
@@ -388,7 +395,7 @@ def policy_hits(store: Any, since: str, until: str) -> dict[str, int]:
     """How many decisions of ``[since, until)`` each policy determined (policy coverage
     from traffic: a policy absent here never fired)."""
     since, until = normalize_ts(since), normalize_ts(until)
-    with _store_connection(store) as found:
+    with store_connection(store) as found:
         if found is None:
             hits: Counter[str] = Counter()
             flt = DecisionFilter(since=since, until=until, kind="decision")
@@ -426,4 +433,4 @@ def dumps(ov: Overview) -> str:
 __all__ = ["BUCKETS", "CATCH_UP_AFTER", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect",
            "Overview", "bucket_prefix", "catch_up_store", "counts", "dumps", "ensure_indexes",
            "overview", "overview_records", "overview_sql", "percentiles", "policy_hits",
-           "prepare_store"]
+           "prepare_store", "store_connection"]

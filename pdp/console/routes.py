@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Form, Query, Request
@@ -24,7 +25,7 @@ from pdp.api import context_admin
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import AdminCaller, AdminRefused
 from pdp.api.deps import request_id
-from pdp.audit import rollups
+from pdp.audit import context_history, rollups
 from pdp.audit.auditing.archive import policy_texts
 from pdp.audit.auditing.auditor import FILTER_FIELDS, filter_detail, make_filter
 from pdp.audit.errors import AuditUnavailable
@@ -33,8 +34,17 @@ from pdp.audit.records import normalize_ts
 from pdp.components import Components
 from pdp.console.access import authorize_page
 from pdp.console.dev_signin import dev_groups, dev_identities
+from pdp.console.live_view import (
+    RiskHistory,
+    RiskRow,
+    business_hours,
+    incident_views,
+    risk_history,
+    risk_part,
+    risk_rows,
+)
 from pdp.console.oidc import OidcClient, OidcError, id_token_nonce
-from pdp.console.session import COOKIE, Session, csrf_ok
+from pdp.console.session import COOKIE, Session, SessionsUnavailable, csrf_ok
 from pdp.console.web import (
     PREFIX,
     current_session,
@@ -43,6 +53,7 @@ from pdp.console.web import (
     same_origin,
     secured,
     sessions,
+    sessions_down,
     set_session_cookie,
     to_signin,
 )
@@ -51,6 +62,9 @@ from pdp.identity.errors import IdentityError
 from pdp.identity.model import BearerToken
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+HISTORY_DAYS = 90
+"""How far back a principal's page reads its risk history."""
 
 Handler = Callable[[Request, Session, AdminCaller], Awaitable[Response]]
 
@@ -69,15 +83,21 @@ def _bundle(components: Components) -> Bundle:
 
 
 async def guarded(request: Request, action: str, handler: Handler, *,
-                  csrf: str | None = None, changes: bool = False) -> Response:
-    """Run ``handler`` for a signed-in person whom the bundle permits ``action``.
+                  csrf: str | None = None, changes: bool = False,
+                  otherwise: str | None = None) -> Response:
+    """Run ``handler`` for a signed-in person whom the bundle permits ``action`` (or, when
+    refused it, ``otherwise``: a page with parts for either; ``request.state.granted``
+    names the action that let them in).
 
     No session: to the sign-in page. A state-changing request (``changes``) also
     needs this origin and the session's CSRF token, else 403 and nothing changes.
     A credential that fails (an expired ID token): the session ends. A policy deny:
     403 with the decision's explanation and id.
     """
-    session = current_session(request)
+    try:
+        session = await current_session(request)
+    except SessionsUnavailable as e:
+        return sessions_down(request, e)
     if session is None:
         return to_signin(request)
     if changes and not (same_origin(request) and csrf_ok(
@@ -87,11 +107,22 @@ async def guarded(request: Request, action: str, handler: Handler, *,
                              "(CSRF check failed); nothing was changed. Reload the page.",
                       decision_id=None)
     try:
-        caller = await authorize_page(_components(request), session, action,
-                                      request_id(request))
+        try:
+            caller = await authorize_page(_components(request), session, action,
+                                          request_id(request))
+            request.state.granted = action
+        except AdminRefused as first:
+            if otherwise is None or first.status != 403:
+                raise
+            caller = await authorize_page(_components(request), session, otherwise,
+                                          request_id(request))
+            request.state.granted = otherwise
     except AdminRefused as refused:
         if refused.status == 401:
-            sessions(request).end(session.id)
+            try:
+                await asyncio.to_thread(sessions(request).end, session.id)
+            except SessionsUnavailable as e:
+                return sessions_down(request, e)
             return to_signin(request)
         return render(request, "refused.html", 403, title="Forbidden",
                       detail=refused.decision.explanation,
@@ -135,9 +166,12 @@ async def signin_dev(request: Request, principal: Annotated[str, Form(max_length
         return render(request, "refused.html", 400, title="Unknown identity",
                       detail="Choose one of the bundle's workloads.", decision_id=None)
     parents = _bundle(components).workload_parents.get(principal, ())
-    session = sessions(request).create(
-        principal=principal, dev_principal=principal,
-        groups=tuple(p["id"] for p in parents))
+    try:
+        session = await asyncio.to_thread(partial(
+            sessions(request).create, principal=principal, dev_principal=principal,
+            groups=tuple(p["id"] for p in parents)))
+    except SessionsUnavailable as e:
+        return sessions_down(request, e)
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(response, session, secure=request.url.scheme == "https")
     return secured(response)
@@ -193,9 +227,13 @@ async def oidc_callback(request: Request, state: str | None = None, code: str | 
     except IdentityError as e:
         return render(request, "refused.html", 401, title="Sign-in refused",
                       detail=f"the ID token was refused: {e}", decision_id=None)
-    session = sessions(request).create(
-        principal=identity.principal_id, credential=BearerToken(id_token),
-        groups=tuple(sorted(identity.groups)), expires=identity.expires_at)
+    try:
+        session = await asyncio.to_thread(partial(
+            sessions(request).create, principal=identity.principal_id,
+            credential=BearerToken(id_token), groups=tuple(sorted(identity.groups)),
+            expires=identity.expires_at))
+    except SessionsUnavailable as e:
+        return sessions_down(request, e)
     response = RedirectResponse(login.next, status_code=303)
     set_session_cookie(response, session, secure=request.url.scheme == "https")
     return secured(response)
@@ -203,10 +241,13 @@ async def oidc_callback(request: Request, state: str | None = None, code: str | 
 
 @router.post("/signout")
 async def signout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
-    session = current_session(request)
-    if session is not None and csrf_ok(session, csrf) and same_origin(request):
-        sessions(request).end(session.id)
-    elif session is not None:
+    try:
+        session = await current_session(request)
+        if session is not None and csrf_ok(session, csrf) and same_origin(request):
+            await asyncio.to_thread(sessions(request).end, session.id)
+    except SessionsUnavailable as e:  # not signed out: say so, keep the cookie
+        return sessions_down(request, e)
+    if session is not None and not (csrf_ok(session, csrf) and same_origin(request)):
         return render(request, "refused.html", 403, title="Refused",
                       detail="Sign-out form failed its CSRF check.", decision_id=None)
     response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
@@ -363,49 +404,100 @@ async def identities_page(request: Request, flagged: bool = False) -> Response:
 
 @router.get("/identities/{principal:path}")
 async def identity_page(request: Request, principal: str) -> Response:
+    """One principal: its decisions and inventory entry (``audit.read``), its risk now
+    with the evidence (``context.read``), its risk history from the log (either), and
+    its task grants (``policy.grants.read``). Each part is shown to those allowed it."""
     async def handler(request: Request, session: Session, caller: AdminCaller) -> Response:
         components = _components(request)
-        answer = await audit_api.list_decisions(request, components, caller,
-                                                principal=principal, limit=50)
-        inv = _body(await audit_api.identities(request, components, caller))
-        entry = next((e for e in inv.get("identities", []) if e["principal"] == principal),
-                     None)
-        risk = None
-        try:  # risk history needs context.read; shown only to those allowed
-            ctx_caller = await authorize_page(components, session, "context.read",
-                                              request_id(request))
+        now = components.clock.now()
+        audit_caller = caller if request.state.granted == "audit.read" else None
+        records, entry = None, None
+        if audit_caller is not None:
+            answer = await audit_api.list_decisions(request, components, audit_caller,
+                                                    principal=principal, limit=50)
+            records = _body(answer).get("decisions", [])
+            inv = _body(await audit_api.identities(request, components, audit_caller,
+                                                   principal=principal))
+            entry = next((e for e in inv.get("identities", [])
+                          if e["principal"] == principal), None)
+        ctx_caller = caller if audit_caller is None else await _also(
+            components, session, "context.read", request)
+        risk: RiskRow | None = None
+        if ctx_caller is not None:
             described = _body(await context_admin.show_context(components, ctx_caller,
                                                                principal=principal))
-            risk = described
-        except AdminRefused:
-            risk = None
+            rows = risk_rows({"principals": {
+                principal: described["risk"]["principals"].get(principal, {})}}, now)
+            risk = rows[0] if rows else RiskRow(principal, 0, ())
+        history, history_error = RiskHistory(), None
+        try:  # context history from the log: for either permission (see the docstring)
+            events = await asyncio.to_thread(
+                context_history.admin_events, components.log, context_history.RISK_EVENTS,
+                since=normalize_ts(now - timedelta(days=HISTORY_DAYS)),
+                until=normalize_ts(now + timedelta(seconds=1)), subject=principal)
+            history = risk_history(events, now)
+        except Exception as e:  # noqa: BLE001 - a read for display: say it, show the rest
+            history_error = str(e) or type(e).__name__
         grants = None
-        try:  # task grants need policy.grants.read, as GET /v1/grants does
-            grants_caller = await authorize_page(components, session, "policy.grants.read",
-                                                 request_id(request))
+        grants_caller = await _also(components, session, "policy.grants.read", request)
+        if grants_caller is not None:  # as GET /v1/grants decides
             listed = await grants_api.list_grants(components, grants_caller,
                                                   include_inactive=True)
             grants = [g for g in listed["grants"] if g["principal"] == principal]
-        except AdminRefused:
-            grants = None
         parents = _bundle(components).workload_parents.get(principal, ())
         return render(request, "identity.html", principal=principal, entry=entry,
-                      records=_body(answer).get("decisions", []), risk=risk, grants=grants,
-                      groups=[p["id"] for p in parents], title=principal)
+                      records=records, risk=risk, grants=grants,
+                      history=history, history_error=history_error,
+                      history_days=HISTORY_DAYS, groups=[p["id"] for p in parents],
+                      title=principal)
 
-    return await guarded(request, "audit.read", handler)
+    return await guarded(request, "audit.read", handler, otherwise="context.read")
+
+
+async def _also(components: Components, session: Session, action: str,
+                request: Request) -> AdminCaller | None:
+    """The caller for a further part of a page, or None when the bundle refuses it."""
+    try:
+        return await authorize_page(components, session, action, request_id(request))
+    except AdminRefused:
+        return None
 
 
 # -- live context ----------------------------------------------------------------------
 
 
 @router.get("/context")
-async def context_page(request: Request) -> Response:
+async def context_page(request: Request,
+                       days: Annotated[int, Query(ge=1, le=365)] = 30) -> Response:
+    """Incidents in force (declare, end), the incidents of the last ``days`` from the
+    decision log with their denied decisions, risk with its evidence and decay,
+    business hours. Without ``context.read`` but with ``audit.read`` (an auditor): the
+    past incidents only, from the log."""
     async def handler(request: Request, session: Session, caller: AdminCaller) -> Response:
-        answer = await context_admin.show_context(_components(request), caller)
-        return render(request, "context.html", ctx=_body(answer), title="Live context")
+        components = _components(request)
+        now = components.clock.now()
+        live = request.state.granted == "context.read"  # else audit.read: the log's part
+        ctx = _body(await context_admin.show_context(components, caller)) if live else None
+        views, error = [], None
+        try:
+            found = await asyncio.to_thread(
+                context_history.incidents, components.log,
+                since=normalize_ts(now - timedelta(days=days)),
+                until=normalize_ts(now + timedelta(seconds=1)))
+            views = incident_views(found, now)
+        except Exception as e:  # noqa: BLE001 - a read for display: say it, show the rest
+            error = str(e) or type(e).__name__
+        if ctx is None:
+            return render(request, "context.html", ctx=None, incidents=views, days=days,
+                          history_error=error, title="Live context")
+        entry = ctx["risk"]["global"].get("entry")
+        return render(request, "context.html", ctx=ctx, incidents=views, history_error=error,
+                      days=days, risk=risk_rows(ctx["risk"], now),
+                      global_part=risk_part("administrator", entry, now) if entry else None,
+                      hours=business_hours(ctx["business_hours"], now), title="Live context")
 
-    return await guarded(request, "context.read", handler)
+    # The incidents of the past come from the decision log: auditors see them too.
+    return await guarded(request, "context.read", handler, otherwise="audit.read")
 
 
 @router.post("/context/incidents")

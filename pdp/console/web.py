@@ -12,6 +12,7 @@ Security headers (:data:`SECURITY_HEADERS`) on every console answer:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from pdp.components import Components
-from pdp.console.session import COOKIE, Session, SessionStore
+from pdp.console.session import COOKIE, Session, SessionStore, SessionsUnavailable
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -76,11 +77,25 @@ def sessions(request: Request) -> SessionStore:
     return store
 
 
-def current_session(request: Request) -> Session | None:
-    """The signed-in session of this request, or None (no cookie, unknown, expired)."""
-    session = sessions(request).get(request.cookies.get(COOKIE))
+async def current_session(request: Request) -> Session | None:
+    """The signed-in session of this request, or None (no cookie, unknown, expired).
+
+    Read on a worker thread (the store is a database: never block the event loop).
+    Raises :class:`~pdp.console.session.SessionsUnavailable` when the store cannot say
+    (callers answer 503: nobody is let in on a guess)."""
+    session = await asyncio.to_thread(sessions(request).get, request.cookies.get(COOKIE))
     request.state.console_session = session
     return session
+
+
+def sessions_down(request: Request, error: SessionsUnavailable) -> Response:
+    """The answer when the session store cannot be reached: 503, nothing done."""
+    page = templates.TemplateResponse(request, "refused.html", {
+        "session": None, "prefix": PREFIX, "title": "Sessions unavailable",
+        "detail": f"The console cannot check who you are right now ({error}); "
+                  "nothing was shown or changed. Try again shortly.",
+        "decision_id": None}, status_code=503)
+    return secured(page)
 
 
 def to_signin(request: Request) -> Response:
@@ -121,5 +136,5 @@ def safe_next(target: str | None) -> str:
 
 
 __all__ = ["CSP", "PREFIX", "SECURITY_HEADERS", "STATIC", "current_session", "render",
-           "safe_next", "same_origin", "secured", "sessions", "set_session_cookie",
+           "safe_next", "same_origin", "secured", "sessions", "sessions_down", "set_session_cookie",
            "templates", "to_signin"]

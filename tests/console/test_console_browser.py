@@ -190,9 +190,11 @@ def test_auditor_signs_in_searches_opens_replays_follows_a_bar_verifies(
     for name in ("identities", "policies"):
         page.goto(f"/console/{name}")
         shot(page, name)
-    # an auditor may not see live context: the bundle's policies say so
+    # an auditor may not see live context (the bundle's policies say so), only the
+    # incidents of the past, which come from the decision log
     page.goto("/console/context")
-    assert "Forbidden" in page.get_by_role("heading").first.inner_text()
+    assert "may not read the live context" in page.locator("main").inner_text()
+    assert not page.get_by_role("button", name="Declare incident").count()
     page.get_by_role("button", name="Sign out").click()
     page.goto("/console/decisions")
     assert "/console/signin" in page.url
@@ -215,6 +217,81 @@ def test_sre_declares_and_ends_an_incident_that_authorize_sees(page: Any,
     page.wait_for_url("**/console/context")
     assert "No incident in force" in page.get_by_test_id("incidents").inner_text()
     assert decide(server, ETL, "read", SALES)["decision"] == "allow"
+
+
+def test_an_auditor_follows_last_nights_incident_to_who_was_denied_what_and_why(
+        browser: Any, server: ServerProcess) -> None:
+    sre, sre_errors = _signed_in(browser, server, "sam")
+    sre.goto("/console/context")
+    sre.get_by_label("Level", exact=True).select_option("3")
+    sre.get_by_label("Reason").fill("night breach")
+    sre.get_by_role("button", name="Declare incident").click()
+    sre.wait_for_url("**/console/context")
+    during = decide(server, ETL, "read", SALES)
+    assert during["decision"] == "deny"
+    incident = sre.get_by_test_id("incidents").locator("code").first.inner_text()
+    sre.get_by_role("button", name=f"End incident {incident}").click()
+    sre.wait_for_url("**/console/context")
+    sre.context.close()
+    page, errors = _signed_in(browser, server, "alice")
+    page.goto("/console/context")
+    past = page.get_by_test_id("past-incidents")
+    assert "night breach" in past.inner_text() and "ended" in past.inner_text()
+    shot(page, "context-auditor")
+    page.get_by_role("link", name=f"Denied decisions during {incident}").click()
+    page.wait_for_url("**/console/decisions?decision=deny&since=**")
+    shot(page, "incident-denies")
+    page.get_by_role("link", name=during["decision_id"]).click()
+    assert "guard.incident.critical-lockdown" in page.get_by_test_id("sentence").inner_text()
+    shot(page, "incident-denied-decision")
+    page.context.close()
+    assert not sre_errors and not errors, sre_errors + errors
+
+
+def test_raised_risk_shows_its_evidence_decay_and_history_chart(
+        browser: Any, server: ServerProcess) -> None:
+    checkout = "spiffe://example.org/services/checkout"
+    bearer = token(server, checkout)
+    ids = []
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for _ in range(20):  # a burst of denies for lack of a permit: risk goes to high
+            body = client.post("/v1/authorize", json={
+                "subject": {"token": bearer}, "action": "write", "resource": LEDGER}).json()
+            assert body["reason_codes"] == ["policy.no_permit"]
+            ids.append(body["decision_id"])
+    page, errors = _signed_in(browser, server, "sam")
+    page.goto("/console/context")
+    risk = page.get_by_test_id("risk")
+    assert checkout in risk.inner_text() and "deny_burst" in risk.inner_text()
+    assert "steps down to medium at" in risk.inner_text()
+    assert page.get_by_test_id("business-hours").inner_text().endswith(".")
+    shot(page, "context-risk")
+    risk.get_by_role("link", name=checkout).click()
+    page.wait_for_url(f"**/console/identities/{checkout}")
+    for _ in range(50):  # the raise is recorded in the log on its own thread
+        if page.get_by_test_id("risk-history").count():
+            break
+        page.wait_for_timeout(100)
+        page.reload()
+    page.wait_for_selector("canvas#risk-history[data-ready='1']")
+    history = page.get_by_test_id("risk-history").inner_text()
+    assert "raised" in history and "20 denies in 60 s" in history
+    assert page.get_by_role("link", name=ids[-1]).first.is_visible()
+    shot(page, "identity-risk")
+    page.context.close()
+    assert not errors, errors
+
+
+def _signed_in(browser: Any, server: ServerProcess, login: str) -> tuple[Any, list[str]]:
+    """A page of a fresh browser context signed in as ``login`` (its own cookies), and the
+    script errors and CSP violations it meets."""
+    page = browser.new_context(base_url=server.url).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and (
+        "Content Security Policy" in m.text or "Refused to" in m.text) else None)
+    oidc_sign_in(page, login)
+    return page, errors
 
 
 def test_a_workload_is_refused(page: Any) -> None:

@@ -218,3 +218,19 @@ async def test_markup_in_logged_values_is_shown_as_text(client, sign_in, decide)
         assert evil not in page.text and "&lt;img src=x" in page.text
     search = await client.get("/console/decisions", params={"resource": evil})
     assert evil not in search.text  # the filter echoed into the form is escaped too
+
+
+async def test_one_principals_inventory_read_by_index_equals_its_entry_in_the_whole(
+        client, components, decide):
+    for _ in range(3):
+        await decide(ETL, "write", LEDGER)
+    await decide(ETL, "read", SALES)
+    await decide(AUDITOR, "read", SALES)
+    bearer = {"authorization": f"Bearer {components.dev_issuer.mint(AUDITOR)}"}
+    whole = (await client.get("/v1/identities", headers=bearer)).json()
+    one = (await client.get("/v1/identities", params={"principal": ETL}, headers=bearer)).json()
+    [entry] = [e for e in whole["identities"] if e["principal"] == ETL]
+    assert one["identities"] == [entry] and entry["requests"] == 4 and entry["denies"] == 3
+    none = await client.get("/v1/identities", params={"principal": "spiffe://x/none"},
+                            headers=bearer)
+    assert none.json()["identities"] == []

@@ -17,6 +17,7 @@ from context.behaviour import (
     RiskRaise,
     observation_of,
 )
+from context.state import RiskEntry
 from tests.conftest import MONDAY_10
 
 AGENT = "spiffe://example.org/agents/reporter"
@@ -51,6 +52,28 @@ def test_a_burst_of_denies_raises_risk_once_with_the_evidence() -> None:
     assert raised.level == 2 and raised.signals == ("deny_burst",)
     assert raised.summary == "risk raised to high: 20 denies in 60 s"
     assert raised.detail()["decays"][0]["level"] == 1
+
+
+def test_a_raise_names_the_decisions_that_fired_it_and_keeps_them_in_its_entry() -> None:
+    rec = Recorder()
+    monitor = rec.monitor(deny_burst=3, window_s=10, new_source_min_history=3)
+    monitor.observe(_obs(MONDAY_10, counted_deny=True, decision_id="old"))
+    for i in range(3):  # "old" left the window: the burst is d0..d2, newest first
+        monitor.observe(_obs(MONDAY_10 + timedelta(seconds=20 + i), counted_deny=True,
+                             decision_id=f"d{i}", source_address="10.0.0.1"))
+    raised = rec.raises[0]
+    assert raised.decisions == ("d2", "d1", "d0")
+    assert raised.detail()["decisions"] == ["d2", "d1", "d0"]
+    assert raised.entry().decisions == ("d2", "d1", "d0")
+    assert RiskEntry.from_dict(raised.entry().as_dict()).decisions == ("d2", "d1", "d0")
+    # A first-seen source (level 1 under high) would not raise; at level 0 it names itself.
+    rec2 = Recorder()
+    m2 = rec2.monitor(new_source_min_history=2, deny_burst=100)
+    for i in range(2):
+        m2.observe(_obs(MONDAY_10 + timedelta(seconds=i), source_address="10.0.0.1"))
+    m2.observe(_obs(MONDAY_10 + timedelta(seconds=3), source_address="10.9.9.9",
+                    decision_id="from-new-source"))
+    assert rec2.raises[0].decisions == ("from-new-source",)
 
 
 def test_denies_spread_beyond_the_window_do_not_count_together() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pdp.audit.postgres.admin_state import PostgresAdminState
+from pdp.audit.postgres.console_sessions import PostgresSessionRows
 from pdp.audit.postgres.log import PostgresDecisionLog
 
 
@@ -22,6 +23,9 @@ class PostgresSettings:
 
     def open_admin_state(self) -> PostgresAdminState:
         return PostgresAdminState(self.dsn)
+
+    def open_console_sessions(self) -> PostgresSessionRows:
+        return PostgresSessionRows(self.dsn)
 
 
 __all__ = ["PostgresSettings"]

@@ -8,21 +8,18 @@ version counts changes exactly: SQLite's ``BEGIN IMMEDIATE`` holds the file's
 write lock, PostgreSQL's transaction first locks the ``admin_state_meta``
 row (the dialect's ``admin_lock``), which every replica shares.
 
-A subclass says how it connects (:meth:`SqlAdminState._connection`) and
-whether a failed connection is dropped (:meth:`SqlAdminState._drop_connection`).
-A call that fails raises ``AuditUnavailable`` and changes nothing.
+A subclass says how it connects and whether a failed connection is dropped
+(:class:`~pdp.audit.sql.guarded.GuardedConnection`). A call that fails raises
+``AuditUnavailable`` and changes nothing.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
-from typing import ClassVar
+from collections.abc import Collection, Mapping
 
 from pdp.audit.admin_state import AdminSnapshot, AdminWrite, changes
-from pdp.audit.errors import AuditUnavailable
 from pdp.audit.sql.dialect import IN_CHUNK, Connection, Dialect
+from pdp.audit.sql.guarded import GuardedConnection
 
 _META = "SELECT epoch, version FROM admin_state_meta WHERE id = 1"
 _DELETE = "DELETE FROM admin_state WHERE topic = ? AND key = ?"
@@ -31,25 +28,14 @@ _UPSERT = ("INSERT INTO admin_state (topic, key, body) VALUES (?, ?, ?) "
 _BUMP = "UPDATE admin_state_meta SET version = version + 1 WHERE id = 1"
 
 
-class SqlAdminState:
+class SqlAdminState(GuardedConnection):
     """:class:`~pdp.audit.admin_state.AdminStateStore` in the decision log's SQL store.
 
     One connection per store object, used under a lock (one call at a time).
     """
 
-    dialect: ClassVar[Dialect]
-    source: str
+    what = "the admin state"
     durable = True
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def _connection(self) -> Connection:
-        """The connection to use now (opened if there is none)."""
-        raise NotImplementedError
-
-    def _drop_connection(self) -> None:
-        """Forget a connection that failed, so the next call opens a new one (default: keep it)."""
 
     def load(self) -> AdminSnapshot:
         with self._guarded() as conn, self.dialect.read_transaction(conn):
@@ -82,24 +68,6 @@ class SqlAdminState:
                 conn.execute(_BUMP)
             version = _meta(conn)[1]
         return AdminWrite(version, before)
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def _close(self) -> None:
-        raise NotImplementedError
-
-    @contextmanager
-    def _guarded(self) -> Iterator[Connection]:
-        """Hold the lock; the driver's errors become ``AuditUnavailable``."""
-        with self._lock:
-            try:
-                yield self._connection()
-            except self.dialect.errors as exc:
-                self._drop_connection()
-                raise AuditUnavailable(f"the admin state in {self.source} is unavailable: "
-                                       f"{exc}") from exc
 
 
 def _meta(conn: Connection) -> tuple[str, int]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdp.audit.sqlite.admin_state import SqliteAdminState
+from pdp.audit.sqlite.console_sessions import SqliteSessionRows
 from pdp.audit.sqlite.log import SqliteDecisionLog
 
 
@@ -30,6 +31,10 @@ class SqliteSettings:
     def open_admin_state(self) -> SqliteAdminState:
         return SqliteAdminState(self.path, busy_timeout_ms=self.busy_timeout_ms,
                                 synchronous=self.synchronous)
+
+    def open_console_sessions(self) -> SqliteSessionRows:
+        return SqliteSessionRows(self.path, busy_timeout_ms=self.busy_timeout_ms,
+                                 synchronous=self.synchronous)
 
 
 __all__ = ["SqliteSettings"]

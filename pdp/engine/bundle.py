@@ -40,7 +40,7 @@ from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
 from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
-from pdp.engine.policy_parse import parse_in_chunks
+from pdp.engine.policy_parse import parse_in_chunks, policy_set_in_chunks
 from pdp.engine.policy_source import PolicySpan, split_policies, split_with_rest
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
@@ -131,15 +131,20 @@ class Bundle:
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
 
 
-def load_bundle(directory: Path | str) -> Bundle:
+def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
     problems.
 
     Cedar's validation and the build of the policy set run in helper threads with the
     GIL released (``release_gil``), beside the parse and the indexes, which need it:
     on two cores a 10,000-policy bundle loads in about the time of its parse. The
-    parse gives the GIL up between chunks (:mod:`pdp.engine.policy_parse`), so a
-    reload in a serving process leaves its event loop answering.
+    parse gives the GIL up between chunks (:mod:`pdp.engine.policy_parse`).
+
+    ``share_gil``: for a reload beside a serving event loop. The policy set is then
+    built from Cedar's JSON form chunk by chunk
+    (:func:`pdp.engine.policy_parse.policy_set_in_chunks`) rather than by
+    ``PolicySet.from_pst``, which holds the GIL while it reads every node: more work in
+    all, but no thread waits long for the GIL.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -154,7 +159,9 @@ def load_bundle(directory: Path | str) -> Bundle:
         checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
         policies, templates, infos, sources = _load_policies(texts, problems, warnings)
-        building = helpers.submit(_build_policy_set, policies, templates)
+        building = (helpers.submit(policy_set_in_chunks, *chunkable)
+                    if share_gil and (chunkable := _chunkable(sources, infos)) is not None
+                    else helpers.submit(_build_policy_set, policies, templates))
         if schema is not None and user_schema is not None:
             _validate_policies(sources, checked, schema, user_schema, problems, warnings)
         entities, workload_parents, records = _load_entities(files, schema, problems)
@@ -480,6 +487,19 @@ def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: Ent
     literals = {(entity_type_text(u.type), u.id)
                 for info in infos.values() for u in pst.entity_uids(info.node.clauses)}
     return EntitySlicer(records, graph, schema, literals)
+
+
+def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],
+               ) -> tuple[list[tuple[str, tuple[PolicySpan, ...]]],
+                          dict[tuple[str, str], str]] | None:
+    """What :func:`policy_set_in_chunks` needs to build the set of ``infos``, or None
+    where a file's policies are not known by their spans (the split disagreed with
+    Cedar, or cedarpy could not make nodes of a policy)."""
+    split = {source.name for source in sources if source.spans and not source.unconvertible}
+    if any(info.file not in split for info in infos.values()):
+        return None
+    return ([(source.name, source.spans) for source in sources if source.name in split],
+            {(info.file, info.node.id): pid for pid, info in infos.items()})
 
 
 def _build_policy_set(static: dict[str, pst.Template],

@@ -2,9 +2,14 @@
 event loop the GIL) gives exactly the nodes of one ``cedarpy.policies_to_pst`` of the
 whole file, or the same error: on generated bundles, and on text built to break the cut
 (comments and strings holding ``;``, code after the last policy, files that do not parse).
+The policy set a reload builds chunk by chunk from Cedar's JSON form is the set
+``PolicySet.from_pst`` builds at start.
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import cedarpy
 import pytest
@@ -12,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pdp.engine import policy_parse
+from pdp.engine.bundle import load_bundle
 from pdp.engine.policy_parse import parse_in_chunks
 from pdp.engine.policy_source import split_with_rest
 from tests.engine.cedar_bundles import Case, cases
@@ -42,6 +48,19 @@ def test_generated_bundles_parse_to_the_same_nodes_in_chunks(case: Case) -> None
     for name, text in case.files().items():
         if name.endswith(".cedar"):
             assert outcome(chunked, text) == outcome(cedarpy.policies_to_pst, text)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=cases())
+def test_a_reload_builds_the_policy_set_a_start_builds(case: Case) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in case.files().items():
+            (Path(tmp) / name).write_text(text)
+        at_start = load_bundle(tmp)
+        on_reload = load_bundle(tmp, share_gil=True)
+    assert on_reload.policy_set.to_pst() == at_start.policy_set.to_pst()
+    assert on_reload.policy_set.templates() == at_start.policy_set.templates()
+    assert on_reload.policies == at_start.policies
 
 
 POLICY = st.sampled_from([

@@ -137,14 +137,15 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
 
     Cedar's validation and the build of the policy set run in helper threads with the
     GIL released (``release_gil``), beside the parse and the indexes, which need it:
-    on two cores a 10,000-policy bundle loads in about the time of its parse. The
-    parse gives the GIL up between chunks (:mod:`pdp.engine.policy_parse`).
+    with a core to spare, validation adds no time of its own. The parse holds the GIL,
+    one call per file.
 
-    ``share_gil``: for a reload beside a serving event loop. The policy set is then
-    built from Cedar's JSON form chunk by chunk
-    (:func:`pdp.engine.policy_parse.policy_set_in_chunks`) rather than by
-    ``PolicySet.from_pst``, which holds the GIL while it reads every node: more work in
-    all, but no thread waits long for the GIL.
+    ``share_gil``: for a reload beside a serving event loop, which must not wait long
+    for the GIL. The policies are then parsed a few dozen at a time
+    (:mod:`pdp.engine.policy_parse`) and the policy set is built from Cedar's JSON form
+    chunk by chunk (:func:`pdp.engine.policy_parse.policy_set_in_chunks`) rather than
+    by ``PolicySet.from_pst``, which reads every node with the GIL held: more work in
+    all, but the GIL changes hands every few milliseconds.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -158,7 +159,8 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
         checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
-        policies, templates, infos, sources = _load_policies(texts, problems, warnings)
+        policies, templates, infos, sources = _load_policies(texts, problems, warnings,
+                                                             chunked=share_gil)
         building = (helpers.submit(policy_set_in_chunks, *chunkable)
                     if share_gil and (chunkable := _chunkable(sources, infos)) is not None
                     else helpers.submit(_build_policy_set, policies, templates))
@@ -300,10 +302,14 @@ def _policy_texts(files: Mapping[str, bytes], problems: list[BundleProblem]) -> 
 
 
 def _load_policies(
-    texts: Mapping[str, str], problems: list[BundleProblem], warnings: list[BundleProblem],
+    texts: Mapping[str, str], problems: list[BundleProblem], warnings: list[BundleProblem], *,
+    chunked: bool,
 ) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
            list[_PolicyFile]]:
-    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position)."""
+    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position).
+
+    ``chunked``: a few dozen policies per call to Cedar, so that other threads get the
+    GIL between them (a reload); else one call per file, a little less work (a start)."""
     static: dict[str, pst.Template] = {}
     templates: dict[str, pst.Template] = {}
     infos: dict[str, PolicyInfo] = {}
@@ -313,7 +319,8 @@ def _load_policies(
         try:
             # One parse: the nodes come from Cedar's parser, so a file they come from parses
             # (a second parse with PolicySet.from_str cost 1.4 s more at 10,000 policies).
-            parsed = parse_in_chunks(text, spans, rest)
+            parsed = (parse_in_chunks(text, spans, rest) if chunked
+                      else cedarpy.policies_to_pst(text))
         except ValueError as e:
             source = _parse_file(name, text, problems)  # Cedar's own parse says what failed
             if source is not None:

@@ -25,6 +25,7 @@ import json
 import re
 import subprocess
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,12 +40,13 @@ from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
 from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
-from pdp.engine.policy_source import PolicySpan, split_policies
+from pdp.engine.policy_parse import parse_in_chunks, policy_set_in_chunks
+from pdp.engine.policy_source import PolicySpan, split_policies, split_with_rest
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
 from pdp.engine.request_shapes import RequestShapes
 from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex
-from pdp.engine.validation import generated_id, validate_file
+from pdp.engine.validation import check_full, generated_id, validate_file
 
 SCHEMA_FILES = ("schema.cedarschema", "schema.cedarschema.json")
 ENTITIES_FILE = "entities.json"
@@ -129,9 +131,22 @@ class Bundle:
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
 
 
-def load_bundle(directory: Path | str) -> Bundle:
+def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
-    problems."""
+    problems.
+
+    Cedar's validation and the build of the policy set run in helper threads with the
+    GIL released (``release_gil``), beside the parse and the indexes, which need it:
+    with a core to spare, validation adds no time of its own. The parse holds the GIL,
+    one call per file.
+
+    ``share_gil``: for a reload beside a serving event loop, which must not wait long
+    for the GIL. The policies are then parsed a few dozen at a time
+    (:mod:`pdp.engine.policy_parse`) and the policy set is built from Cedar's JSON form
+    chunk by chunk (:func:`pdp.engine.policy_parse.policy_set_in_chunks`) rather than
+    by ``PolicySet.from_pst``, which reads every node with the GIL held: more work in
+    all, but the GIL changes hands every few milliseconds.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleInvalid(directory, [BundleProblem(str(directory), "not a directory")])
@@ -140,20 +155,31 @@ def load_bundle(directory: Path | str) -> Bundle:
 
     warnings: list[BundleProblem] = []
     schema, schema_text, user_schema = _load_schema(files, problems, warnings)
-    policies, templates, infos, sources = _load_policies(files, problems, warnings)
-    if schema is not None and user_schema is not None:
-        _validate_policies(sources, schema, user_schema, problems, warnings)
-    entities, workload_parents, records = _load_entities(files, schema, problems)
-    policy_set = _build_policy_set(policies, templates, problems)
-    if problems or schema is None or entities is None or policy_set is None:
-        raise BundleInvalid(directory, problems)
-
-    statics = {pid: info.node for pid, info in infos.items() if not info.is_template}
-    statics = {pid: dataclasses.replace(node, id=pid) for pid, node in statics.items()}
-    graph = EntityGraph(_parent_graph(records, workload_parents))
-    slicer = _entity_slicer(records, graph, schema, infos)
+    texts = _policy_texts(files, problems)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
+        checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
+                   if schema is not None and user_schema is not None else {})
+        policies, templates, infos, sources = _load_policies(texts, problems, warnings,
+                                                             chunked=share_gil)
+        building = (helpers.submit(policy_set_in_chunks, *chunkable)
+                    if share_gil and (chunkable := _chunkable(sources, infos)) is not None
+                    else helpers.submit(_build_policy_set, policies, templates))
+        if schema is not None and user_schema is not None:
+            _validate_policies(sources, checked, schema, user_schema, problems, warnings)
+        entities, workload_parents, records = _load_entities(files, schema, problems)
+        if problems or schema is None or entities is None:
+            raise BundleInvalid(directory, problems)
+        # `policies` are the static ones, each node already named by its @id.
+        graph = EntityGraph(_parent_graph(records, workload_parents))
+        slicer = _entity_slicer(records, graph, schema, infos)
+        index = PolicyIndex(policies) if len(policies) >= SLICE_MIN_POLICIES else None
+        try:
+            policy_set = building.result()
+        except ValueError as e:
+            raise BundleInvalid(directory, [BundleProblem(
+                "*.cedar", f"policy set does not build: {e}")]) from e
     # The action entities, from the schema alone (small whatever entities.json holds).
-    actions_only = cedarpy.Entities.from_json_str("[]", schema)
+    actions_only = cedarpy.Entities.from_json_str("[]", schema, release_gil=True)
     if slicer is not None:
         # Requests get their own entity sets: the full Rust copy of entities.json (already
         # validated above) is not kept.
@@ -161,7 +187,7 @@ def load_bundle(directory: Path | str) -> Bundle:
     return Bundle(
         graph=graph,
         entity_slicer=slicer,
-        index=PolicyIndex(statics) if len(statics) >= SLICE_MIN_POLICIES else None,
+        index=index,
         directory=directory.resolve(),
         version=compute_version(directory, files),
         schema=schema,
@@ -209,9 +235,10 @@ def _load_schema(files: Mapping[str, bytes], problems: list[BundleProblem],
     while True:
         try:
             merged = _merge_schema(name, text, admin_actions=True, without=frozenset(without))
-            schema = cedarpy.Schema.from_str(merged)
+            schema = cedarpy.Schema.from_str(merged, release_gil=True)
             user = cedarpy.Schema.from_str(
-                _merge_schema(name, text, admin_actions=False, without=frozenset(without)))
+                _merge_schema(name, text, admin_actions=False, without=frozenset(without)),
+                release_gil=True)
             break
         except (ValueError, TypeError) as e:
             shadowed = _SHADOWS.search(str(e))
@@ -265,26 +292,35 @@ class _PolicyFile:
     unconvertible: tuple[BundleProblem, ...] = ()
 
 
+def _policy_texts(files: Mapping[str, bytes], problems: list[BundleProblem]) -> dict[str, str]:
+    """The text of every ``*.cedar`` file at the top of the bundle that is UTF-8."""
+    names = [n for n in files if n.endswith(".cedar") and "/" not in n]
+    if not names:
+        problems.append(BundleProblem("*.cedar", "no policy files"))
+    texts = {name: _decode(files[name], name, problems) for name in names}
+    return {name: text for name, text in texts.items() if text is not None}
+
+
 def _load_policies(
-    files: Mapping[str, bytes], problems: list[BundleProblem], warnings: list[BundleProblem],
+    texts: Mapping[str, str], problems: list[BundleProblem], warnings: list[BundleProblem], *,
+    chunked: bool,
 ) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
            list[_PolicyFile]]:
-    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position)."""
+    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position).
+
+    ``chunked``: a few dozen policies per call to Cedar, so that other threads get the
+    GIL between them (a reload); else one call per file, a little less work (a start)."""
     static: dict[str, pst.Template] = {}
     templates: dict[str, pst.Template] = {}
     infos: dict[str, PolicyInfo] = {}
     sources: list[_PolicyFile] = []
-    cedar_files = [n for n in files if n.endswith(".cedar") and "/" not in n]
-    if not cedar_files:
-        problems.append(BundleProblem("*.cedar", "no policy files"))
-    for name in cedar_files:
-        text = _decode(files[name], name, problems)
-        if text is None:
-            continue
+    for name, text in texts.items():
+        spans, rest = split_with_rest(text)
         try:
             # One parse: the nodes come from Cedar's parser, so a file they come from parses
             # (a second parse with PolicySet.from_str cost 1.4 s more at 10,000 policies).
-            parsed = cedarpy.policies_to_pst(text)
+            parsed = (parse_in_chunks(text, spans, rest) if chunked
+                      else cedarpy.policies_to_pst(text))
         except ValueError as e:
             source = _parse_file(name, text, problems)  # Cedar's own parse says what failed
             if source is not None:
@@ -292,7 +328,10 @@ def _load_policies(
                 sources.append(dataclasses.replace(source,
                                                    unconvertible=_unconvertible(source, e)))
             continue
-        source = _split_file(name, text, len(parsed.static_policies) + len(parsed.templates))
+        count = len(parsed.static_policies) + len(parsed.templates)
+        # Splitting agrees with Cedar on every file Cedar parses; if it ever did not, the
+        # policies would be named without lines rather than at wrong ones.
+        source = _PolicyFile(name, text, tuple(spans) if len(spans) == count else ())
         sources.append(source)
         for is_template, group in ((False, parsed.static_policies), (True, parsed.templates)):
             for cedar_id, node in group.items():
@@ -318,12 +357,6 @@ def _parse_file(name: str, text: str, problems: list[BundleProblem]) -> _PolicyF
         return None
     # Splitting agrees with Cedar on every file Cedar parses; if it ever did not, the
     # policies would be named without lines rather than at wrong ones.
-    return _PolicyFile(name, text, spans if len(spans) == count else ())
-
-
-def _split_file(name: str, text: str, count: int) -> _PolicyFile:
-    """A file Cedar parsed into ``count`` policies, with where each starts."""
-    spans = tuple(split_policies(text))
     return _PolicyFile(name, text, spans if len(spans) == count else ())
 
 
@@ -381,12 +414,15 @@ def _policy_info(source: _PolicyFile, cedar_id: str, node: pst.Template, is_temp
                       annotations=annotations, line=line)
 
 
-def _validate_policies(sources: list[_PolicyFile], schema: cedarpy.Schema,
-                       user_schema: cedarpy.Schema, problems: list[BundleProblem],
-                       warnings: list[BundleProblem]) -> None:
-    """Strict schema validation, scoped and said once per mistake (``pdp.engine.validation``)."""
+def _validate_policies(sources: list[_PolicyFile],
+                       checked: Mapping[str, Future[cedarpy.ValidationResult]],
+                       schema: cedarpy.Schema, user_schema: cedarpy.Schema,
+                       problems: list[BundleProblem], warnings: list[BundleProblem]) -> None:
+    """Strict schema validation, scoped and said once per mistake (``pdp.engine.validation``);
+    ``checked`` holds each file's validation against the full schema, under way."""
     for source in sources:
-        found = validate_file(source.name, source.text, source.spans, user_schema, schema)
+        found = validate_file(source.name, source.text, source.spans, user_schema, schema,
+                              full=checked[source.name].result())
         problems.extend(found.problems)
         warnings.extend(found.warnings)
         # Where Cedar's validator refuses a policy, its message is the one to read; a
@@ -429,7 +465,8 @@ def _load_entities(
     if schema is None:
         return None, workload_parents, {}
     try:
-        entities = cedarpy.Entities.from_json_str(json.dumps(others), schema)
+        entities = cedarpy.Entities.from_json_str(json.dumps(others), schema,
+                                                   release_gil=True)
     except ValueError as e:
         problems.append(BundleProblem(ENTITIES_FILE, f"entities do not match the schema: {e}"))
         return None, workload_parents, {}
@@ -459,16 +496,26 @@ def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: Ent
     return EntitySlicer(records, graph, schema, literals)
 
 
-def _build_policy_set(static: dict[str, pst.Template], templates: dict[str, pst.Template],
-                      problems: list[BundleProblem]) -> cedarpy.PolicySet | None:
-    if problems:
+def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],
+               ) -> tuple[list[tuple[str, tuple[PolicySpan, ...]]],
+                          dict[tuple[str, str], str]] | None:
+    """What :func:`policy_set_in_chunks` needs to build the set of ``infos``, or None
+    where a file's policies are not known by their spans (the split disagreed with
+    Cedar, or cedarpy could not make nodes of a policy)."""
+    split = {source.name for source in sources if source.spans and not source.unconvertible}
+    if any(info.file not in split for info in infos.values()):
         return None
-    try:
-        return cedarpy.PolicySet.from_pst(
-            pst.PolicySet(templates=templates, static_policies=static, template_links=()))
-    except ValueError as e:
-        problems.append(BundleProblem("*.cedar", f"policy set does not build: {e}"))
-        return None
+    return ([(source.name, source.spans) for source in sources if source.name in split],
+            {(info.file, info.node.id): pid for pid, info in infos.items()})
+
+
+def _build_policy_set(static: dict[str, pst.Template],
+                      templates: dict[str, pst.Template]) -> cedarpy.PolicySet:
+    """The policy set of the parsed nodes (raises ``ValueError``); Cedar builds it with the
+    GIL released once it has read the nodes."""
+    return cedarpy.PolicySet.from_pst(
+        pst.PolicySet(templates=templates, static_policies=static, template_links=()),
+        release_gil=True)
 
 
 def _decode(data: bytes, name: str, problems: list[BundleProblem]) -> str | None:

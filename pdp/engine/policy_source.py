@@ -24,6 +24,12 @@ class PolicySpan:
 
 def split_policies(text: str) -> list[PolicySpan]:
     """The policies of ``text`` in Cedar's order (``policy<N>`` is item N)."""
+    return split_with_rest(text)[0]
+
+
+def split_with_rest(text: str) -> tuple[list[PolicySpan], str]:
+    """:func:`split_policies`, and the code after the last policy's ``;`` (comments
+    removed): empty or blank in a file Cedar parses, since every policy ends with ``;``."""
     spans: list[PolicySpan] = []
     code: list[str] = []
     begin = -1  # offset of the policy's first character that is not space or comment
@@ -46,7 +52,8 @@ def split_policies(text: str) -> list[PolicySpan]:
             lines_at = begin
             spans.append(PolicySpan(line=line, code="".join(code).strip()))
             code, begin = [], -1
-    return spans
+    code.append(text[pos:])
+    return spans, "".join(code)
 
 
 # A string literal (to its closing quote, escapes skipped; an unterminated one runs to the

@@ -97,7 +97,7 @@ class BundleStore:
             return self._current.directory
         return self.source.fetch()
 
-    def _load(self) -> Bundle:
+    def _load(self, *, share_gil: bool = False) -> Bundle:
         try:
             directory = self.source.fetch()
         except SourceError as e:
@@ -107,7 +107,7 @@ class BundleStore:
         if preloaded is not None:
             return preloaded
         try:
-            return load_bundle(directory)
+            return load_bundle(directory, share_gil=share_gil)
         finally:
             _release_free_memory()
 
@@ -134,7 +134,8 @@ class BundleStore:
         """Load the directory again; swap only if valid. Serialized: one reload at a time."""
         with self._lock:
             try:
-                bundle = self._load()
+                # Beside requests being answered: the load gives the GIL up often.
+                bundle = self._load(share_gil=True)
             except BundleInvalid as e:
                 problems = tuple(str(p) for p in e.problems)
                 self.last_error = ReloadFailure(at=datetime.now(UTC), problems=problems)

@@ -54,17 +54,26 @@ def generated_id(file: str, index: int) -> str:
     return f"{file}#{index}"
 
 
+def check_full(text: str, full_schema: cedarpy.Schema) -> cedarpy.ValidationResult:
+    """Cedar's validation of ``text`` against the full schema, the GIL released while
+    Cedar works (the loader runs it in a helper thread, beside its parse)."""
+    return cedarpy.validate_policies(text, full_schema, release_gil=True)
+
+
 def validate_file(file: str, text: str, spans: Sequence[PolicySpan],
-                  user_schema: cedarpy.Schema, full_schema: cedarpy.Schema) -> FileFindings:
+                  user_schema: cedarpy.Schema, full_schema: cedarpy.Schema, *,
+                  full: cedarpy.ValidationResult | None = None) -> FileFindings:
     """Validate ``text`` (the policies of ``file``, split into ``spans``) as described above.
 
     ``spans`` may be empty when the file could not be split: every policy is then
-    held to the full schema and named without a line.
+    held to the full schema and named without a line. ``full``: :func:`check_full` of
+    ``text``, when it was already run.
     """
-    full = cedarpy.validate_policies(text, full_schema)
+    if full is None:
+        full = check_full(text, full_schema)
     if full.validation_passed:
         return FileFindings((), ())
-    user = cedarpy.validate_policies(text, user_schema)
+    user = cedarpy.validate_policies(text, user_schema, release_gil=True)
     labels = {**{f"policy{i}": generated_id(file, i) for i in range(len(spans))},
               **full.id_annotations_by_policy_id}
     by_full, by_user = _by_policy(full.errors), _by_policy(user.errors)

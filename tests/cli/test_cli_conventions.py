@@ -44,10 +44,13 @@ def test_version_prints_the_installed_version() -> None:
 
 def test_completion_scripts_are_offered() -> None:
     # The installed command in a process of its own, as a shell runs it (in process,
-    # click's completion state left by other CLI tests made this exit 1).
+    # click's completion state left by other CLI tests made this exit 1). Typer detects the
+    # parent's shell (under make it is `sh`, which it refuses); its own test switch makes
+    # the option take the shell as a value instead.
     pdp = Path(sys.executable).with_name("pdp")
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     result = subprocess.run([str(pdp), "--show-completion", "bash"], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "complete" in result.stdout and "_PDP_COMPLETE" in result.stdout
 

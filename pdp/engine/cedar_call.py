@@ -5,9 +5,10 @@ request, a ``json.dumps`` of the context, a batch of one and result objects;
 on a small bundle that wrapper is a tenth of the cost. We call the extension
 the same way the wrapper does (``is_authorized_batch`` with the context as a
 JSON string and the ``Entities`` handle's inner object) and read the result
-JSON ourselves, with orjson (the stdlib's ``json`` was a tenth of a small decision). cedarpy is pinned to an exact version for this reason, and
-``tests/decision/test_decide_matches_cedar.py`` checks every decision
-against the public API.
+JSON ourselves, with orjson (the stdlib's ``json`` cost a tenth of a small
+decision). cedarpy is pinned to an exact version for this reason, and
+``tests/decision/test_decide_matches_cedar.py`` checks every decision against
+the public API.
 """
 
 from __future__ import annotations

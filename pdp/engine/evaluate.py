@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cedarpy
+import orjson
 
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
@@ -106,7 +107,7 @@ def evaluate(bundle: Bundle, request: EvalRequest,
         return Evaluation(allowed=False, request_error=problem)
     try:
         entities = _entities_for(bundle, request)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:  # TypeError: orjson refuses the value (a huge int)
         return Evaluation(allowed=False, request_error=f"entities do not match the schema: {e}")
     try:
         candidates = None
@@ -173,26 +174,34 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
         key = ((principal.type, principal.id),
                principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
                request.resource.type, request.resource.id,
-               json.dumps(resource) if resource is not None else None, named)
+               orjson.dumps(resource) if resource is not None else None, named)
         sliced: cedarpy.Entities = bundle.entity_slicer.entities(
             key, own, roots=[(principal.type, principal.id),
                              (request.resource.type, request.resource.id), *named])
         return sliced
+    cache = bundle.principal_entities
     if principal.pep_described:
-        entities = bundle.principal_entities.base
         described = _resource_entity(bundle, principal)
+        principal_key: Hashable = "base"
+        entities = cache.base
         if described is not None:
-            entities = entities.with_added_json_str(json.dumps([described]), bundle.schema)
+            # Attributes from the PEP are checked against the schema before use.
+            described_json = orjson.dumps([described])
+            principal_key = ("described", described_json)
+            entities = cache.with_described("base", lambda: cache.base, described_json,
+                                            bundle.schema)
     else:
         def principal_json() -> str:
             return json.dumps([_principal_entity(bundle, principal)])
 
-        entities = bundle.principal_entities.with_principal(
-            principal.cache_key if principal.cache_key is not None else principal_json(),
-            principal_json)
+        principal_key = (principal.cache_key if principal.cache_key is not None
+                         else principal_json())
+        entities = cache.with_principal(principal_key, principal_json)
     if resource is not None:
         # Attributes from the PEP are checked against the schema before use.
-        entities = entities.with_added_json_str(json.dumps([resource]), bundle.schema)
+        with_principal = entities
+        entities = cache.with_described(principal_key, lambda: with_principal,
+                                        orjson.dumps([resource]), bundle.schema)
     return entities
 
 

@@ -215,11 +215,20 @@ def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
              for g in grants
              if g.template in bundle.policies and bundle.policies[g.template].is_template}
     principal, resource = request.principal, request.resource
-    ids = bundle.index.candidates(
-        (principal.type, principal.id), _ancestors(bundle, principal),
-        bundle.actions.ancestors(request.action.uid) | {request.action.uid},
-        (resource.type, resource.id), _ancestors(bundle, resource), extra=links)
-    return bundle.index.slice(ids, links), ids
+    index = bundle.index
+
+    def candidates() -> frozenset[str]:
+        return index.candidates(
+            (principal.type, principal.id), _ancestors(bundle, principal),
+            bundle.actions.ancestors(request.action.uid) | {request.action.uid},
+            (resource.type, resource.id), _ancestors(bundle, resource), extra=links)
+
+    if not links:
+        return index.scope_slice((principal.type, principal.id, principal.parents,
+                                  request.action.uid, resource.type, resource.id,
+                                  resource.parents), candidates)
+    ids = candidates()
+    return index.slice(ids, links), ids
 
 
 def _ancestors(bundle: Bundle, entity: EntityInput) -> frozenset[Uid]:

@@ -22,6 +22,7 @@ from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.bundle import Bundle
 from pdp.engine.cedar_call import CedarResult
+from pdp.engine.context_reads import Reads, read_part
 from pdp.engine.entity_slice import references
 from pdp.engine.grants import Grant, linked_policy_set
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
@@ -110,18 +111,19 @@ def evaluate(bundle: Bundle, request: EvalRequest,
     except (ValueError, TypeError) as e:  # TypeError: orjson refuses the value (a huge int)
         return Evaluation(allowed=False, request_error=f"entities do not match the schema: {e}")
     try:
-        candidates = None
+        candidates, reads = None, None
         if policy_set is None:
-            policy_set, candidates = _policies_for(bundle, request, grants)
-        result = _authorize(bundle, request, policy_set, entities)
+            policy_set, candidates, reads = _policies_for(bundle, request, grants)
+        result = _authorize(bundle, request, policy_set, entities, reads)
     except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
         return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
     return _to_evaluation(bundle, result, entities, extra_effects or {}, candidates)
 
 
 def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicySet,
-               entities: cedarpy.Entities) -> CedarResult:
-    """Cedar's answer; with the schema unless this request's shape is known to need none."""
+               entities: cedarpy.Entities, reads: Reads | None = None) -> CedarResult:
+    """Cedar's answer; with the schema unless this request's shape is known to need none,
+    and then with only the context the policies can read (``reads``, when known)."""
     action = {"type": request.action.type, "id": request.action.id}
     args = (request.principal.uid, action, request.resource.uid, request.context, policy_set,
             entities)
@@ -131,7 +133,9 @@ def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicyS
                                 request.resource.type, request.pep_context)
         verdict = bundle.shapes.verdict(key)
         if verdict is True:
-            return cedar_call.is_authorized(*args, None)
+            context = request.context if reads is None else read_part(request.context, reads)
+            return cedar_call.is_authorized(request.principal.uid, action, request.resource.uid,
+                                            context, policy_set, entities, None)
         if verdict is False:
             key = None  # already checked: this shape needs the schema
     result = cedar_call.is_authorized(*args, bundle.schema)
@@ -206,10 +210,11 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
 
 
 def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
-                  ) -> tuple[cedarpy.PolicySet, frozenset[str] | None]:
-    """The whole bundle (small ones), or the slice whose scopes can match the request."""
+                  ) -> tuple[cedarpy.PolicySet, frozenset[str] | None, Reads | None]:
+    """The whole bundle (one policy), or the slice whose scopes can match the request;
+    with what of the context its policies can read (None: all of it, or not known)."""
     if bundle.index is None:
-        return (linked_policy_set(bundle, grants) if grants else bundle.policy_set), None
+        return (linked_policy_set(bundle, grants) if grants else bundle.policy_set), None, None
     links = {g.link_id: link(bundle.policies[g.template].node, g.link_id,
                              (WORKLOAD_TYPE, g.principal), (g.resource_type, g.resource_id))
              for g in grants
@@ -224,11 +229,12 @@ def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
             (resource.type, resource.id), _ancestors(bundle, resource), extra=links)
 
     if not links:
-        return index.scope_slice((principal.type, principal.id, principal.parents,
-                                  request.action.uid, resource.type, resource.id,
-                                  resource.parents), candidates)
+        found = index.scope_slice((principal.type, principal.id, principal.parents,
+                                   request.action.uid, resource.type, resource.id,
+                                   resource.parents), candidates)
+        return found.policies, found.ids, found.context_reads
     ids = candidates()
-    return index.slice(ids, links), ids
+    return index.slice(ids, links), ids, None
 
 
 def _ancestors(bundle: Bundle, entity: EntityInput) -> frozenset[Uid]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 import cedarpy
 from cedarpy import pst
 
+from pdp.engine.context_reads import Reads, context_reads
 from pdp.engine.memo import Memo
 
 Uid = tuple[str, str]
@@ -96,6 +97,16 @@ class _SideIndex:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class ScopeSlice:
+    """A request scope's policies: the Cedar set, their ids, and what of the context
+    they can read (``pdp.engine.context_reads``; None: all of it)."""
+
+    policies: cedarpy.PolicySet
+    ids: frozenset[str]
+    context_reads: Reads | None
+
+
 class PolicyIndex:
     """Static policies indexed by principal and resource scope, with their action scopes."""
 
@@ -117,17 +128,17 @@ class PolicyIndex:
                               for t, ids in self._resource.by_type.items()}
         self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
         self._lock = threading.Lock()
-        self._by_scope: Memo[Hashable, tuple[cedarpy.PolicySet, frozenset[str]]] = Memo(
-            SCOPE_SLICES)
+        self._by_scope: Memo[Hashable, ScopeSlice] = Memo(SCOPE_SLICES)
 
     def scope_slice(self, scope: Hashable, candidates: Callable[[], frozenset[str]],
-                    ) -> tuple[cedarpy.PolicySet, frozenset[str]]:
-        """The slice (and its ids) of a request without linked grants, kept by ``scope``:
-        what determines ``candidates()`` (the principal's and resource's uids and given
+                    ) -> ScopeSlice:
+        """The slice of a request without linked grants, kept by ``scope``: what
+        determines ``candidates()`` (the principal's and resource's uids and given
         parents, and the action; their static ancestors are the bundle's)."""
-        def build() -> tuple[cedarpy.PolicySet, frozenset[str]]:
+        def build() -> ScopeSlice:
             ids = candidates()
-            return self.slice(ids), ids
+            return ScopeSlice(self.slice(ids), ids,
+                              context_reads(self.policies[pid] for pid in ids))
 
         return self._by_scope.get(scope, build)
 

@@ -32,6 +32,13 @@ class CedarResult:
     def allowed(self) -> bool:
         return self.decision == "Allow"
 
+    def same_answer(self, other: CedarResult) -> bool:
+        """The same decision, determining policies and errors. Cedar lists the policies
+        and errors of one answer in no fixed order (it collects them in a hash set), so
+        two calls may list them differently: compared as sets."""
+        return (self.decision == other.decision and set(self.reasons) == set(other.reasons)
+                and set(self.errors) == set(other.errors))
+
 
 def is_authorized(principal: Mapping[str, str], action: Mapping[str, str],
                   resource: Mapping[str, str], context: Mapping[str, Any],

@@ -150,8 +150,8 @@ def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
     """Whether the schema cannot change the answer to any request of this one's shape
     (the two checks of ``pdp.engine.request_shapes``)."""
     principal, action, resource, context, policy_set, entities = args
-    if cedar_call.is_authorized(principal, action, resource, context, policy_set, entities,
-                                None) != result:
+    if not cedar_call.is_authorized(principal, action, resource, context, policy_set, entities,
+                                    None).same_answer(result):
         return False
     probe = cedar_call.is_authorized(
         {**principal, "id": PROBE_ID}, action, {**resource, "id": PROBE_ID},

@@ -124,9 +124,8 @@ def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicyS
                entities: cedarpy.Entities, reads: Reads | None = None) -> CedarResult:
     """Cedar's answer; with the schema unless this request's shape is known to need none,
     and then with only the context the policies can read (``reads``, when known)."""
-    action = {"type": request.action.type, "id": request.action.id}
-    args = (request.principal.uid, action, request.resource.uid, request.context, policy_set,
-            entities)
+    principal, action, resource = (request.principal.uid, request.action.cedar_json,
+                                   request.resource.uid)
     key = None
     if request.pep_context is not None:
         key = bundle.shapes.key(request.action.uid, request.principal.type,
@@ -134,10 +133,11 @@ def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicyS
         verdict = bundle.shapes.verdict(key)
         if verdict is True:
             context = request.context if reads is None else read_part(request.context, reads)
-            return cedar_call.is_authorized(request.principal.uid, action, request.resource.uid,
-                                            context, policy_set, entities, None)
+            return cedar_call.is_authorized(principal, action, resource, context, policy_set,
+                                            entities, None)
         if verdict is False:
             key = None  # already checked: this shape needs the schema
+    args = (principal, action, resource, request.context, policy_set, entities)
     result = cedar_call.is_authorized(*args, bundle.schema)
     if key is not None and result.decision != "NoDecision":
         # A refused request proves nothing about its shape; an evaluated one does.
@@ -165,18 +165,21 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
     principal = request.principal
     resource = _resource_entity(bundle, request.resource)
     if bundle.entity_slicer is not None:
-        own = ([_resource_entity(bundle, principal)] if principal.pep_described
-               else [_principal_entity(bundle, principal)])
-        own = [e for e in own if e is not None]
-        if resource is not None:
+        def own() -> list[dict[str, Any]]:
+            mine = (_resource_entity(bundle, principal) if principal.pep_described
+                    else _principal_entity(bundle, principal))
             # Attributes from the PEP are checked against the schema (by from_json_str).
-            own.append(resource)
-        # Entities the context names are reached from too (``context.doc in Folder::"x"``).
-        named = tuple(sorted(set(references(request.context))))
+            return [e for e in (mine, resource) if e is not None]
+
+        # Entities the context names are reached from too (``context.doc in Folder::"x"``);
+        # what the PDP adds to the PEP's context (live, credential) names none.
+        given = request.pep_context if request.pep_context is not None else request.context
+        named = tuple(sorted(set(references(given))))
         # The principal's uid is in the key: a principal the PEP asserts without
         # attributes has no entity of its own, but its static ancestors differ.
         key = ((principal.type, principal.id),
-               principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
+               principal.cache_key if principal.cache_key is not None
+               else orjson.dumps(own()[:1]),
                request.resource.type, request.resource.id,
                orjson.dumps(resource) if resource is not None else None, named)
         sliced: cedarpy.Entities = bundle.entity_slicer.entities(
@@ -279,8 +282,8 @@ def _policy_error(message: str) -> PolicyError:
 
 
 def _check_static_conflict(bundle: Bundle, resource: EntityInput) -> str | None:
-    if (resource.type, resource.id) in bundle.static_uids and (
-            resource.attrs is not None or resource.parents):
+    if (resource.attrs is not None or resource.parents) and (
+            (resource.type, resource.id) in bundle.static_uids):
         return (f"resource {resource.type}::{resource.id!r} is defined by the policy bundle; "
                 "send only its type and id")
     return None

@@ -59,7 +59,8 @@ class EvalRequest:
     resource: EntityInput
     context: Mapping[str, Any]
     # The PEP's own part of ``context`` (the rest is built by the PDP); when given,
-    # requests of a shape already checked against the schema skip that check.
+    # requests of a shape already checked against the schema skip that check, and only
+    # it is searched for the entities a request names.
     pep_context: Mapping[str, Any] | None = None
 
 
@@ -161,7 +162,8 @@ def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
 
 
 def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
-    """The entities Cedar evaluates against (raises ValueError on a schema mismatch)."""
+    """The entities Cedar evaluates against (raises ValueError on a schema mismatch,
+    TypeError on a value JSON cannot hold)."""
     principal = request.principal
     resource = _resource_entity(bundle, request.resource)
     if bundle.entity_slicer is not None:

@@ -92,3 +92,25 @@ def test_each_request_is_raw_cedar_whatever_the_one_before_warmed(bundle: Bundle
                 continue
             assert ours.decision == ("allow" if raw.allowed else "deny"), step
             assert sorted(r.policy for r in ours.reasons) == determining_ids(raw), step
+
+
+def test_a_shape_with_many_determining_policies_is_found_schema_free(tmp_path: Path) -> None:
+    """Cedar lists the determining policies of one answer in hash order, which differs
+    between calls; the shape check compares them as sets, or such a shape would be
+    judged to need the schema and pay for it on every request."""
+    (tmp_path / "schema.cedarschema").write_text(SCHEMA)
+    (tmp_path / "policies.cedar").write_text("\n".join(
+        f'@id("p{i}") @reason("Allowed {i}.")\n'
+        f'permit (principal, action == App::Action::"read", resource);' for i in range(8)))
+    (tmp_path / "entities.json").write_text("[]")
+    bundle = load_bundle(tmp_path)
+    live = LiveSnapshot(now=MONDAY_10, incident=False, risk_level=0, business_hours=True)
+    identity = VerifiedIdentity(principal_id="spiffe://example.org/w", kind="jwt-svid",
+                                issuer="spiffe://example.org", trust_domain="example.org",
+                                path="/w")
+    decision = decide(bundle, identity=identity, action="read",
+                      resource=ResourceRef("App::Doc", "d1", attrs={"level": 1}), context={},
+                      live=live, now=MONDAY_10)
+    assert sorted(r.policy for r in decision.reasons) == [f"p{i}" for i in range(8)]
+    key = bundle.shapes.key(("App::Action", "read"), "Pdp::Workload", "App::Doc", {})
+    assert bundle.shapes.verdict(key) is True

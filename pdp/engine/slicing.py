@@ -18,8 +18,9 @@ action, resource and the parents the request gives them), so the candidates are
 computed once per such scope, not per request.
 
 Even a small bundle is sliced: Cedar's cost grows with every policy it
-evaluates (at 10 policies, evaluating the two whose scope matches costs about
-half of evaluating all ten), while finding a known scope's slice is one lookup.
+evaluates (at 10 policies, the two whose scope matched cost about a fifth less
+to evaluate than all ten, measured here), while finding a known scope's slice is
+one lookup; and a slice reads less of the context (``pdp.engine.context_reads``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ context, reasons, the explanation sentence and the Decision itself.
 A third row runs a bundle whose context has an ``ipaddr`` attribute: such a
 shape can never skip the schema (issue 14), so it costs what Cedar with the
 schema costs.
+
+Then the matrix of issue 16 on generated bundles (``bench.embedded_cases``): at
+10, 100 and 1,000 policies, the resource described in the request or defined by
+``entities.json``, decide() against raw cedarpy with and without the schema
+(pre-parsed handles already holding the principal and the resource), each a row
+with the target ≤ 1.1.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import cedarpy
 
+from bench import embedded_cases
 from bench.harness import Comparison, compare
 from context.calendar import BusinessCalendar
 from context.memory import InMemoryContext
@@ -75,7 +82,32 @@ def run() -> list[Comparison]:
             Comparison(name, ours2_us, bare_us,
                        "raw cedarpy.is_authorized, pre-parsed handles, no schema",
                        "≤ 1.2 (issue 8)", at_most=1.2),
-            _typed_context(identity, live, now)]
+            _typed_context(identity, live, now), *matrix()]
+
+
+def matrix(sizes: tuple[int, ...] = embedded_cases.SIZES, rounds: int = 15) -> list[Comparison]:
+    """decide() against raw cedarpy (with, without the schema) per size and resource form."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-embedded-") as tmp:
+        for n in sizes:
+            case = embedded_cases.Case(Path(tmp), n)
+            case.check()
+            per_round = max(20, min(300, int(30_000 / n)))
+            for static, ours, where in ((False, case.ours, "resource in the request"),
+                                        (True, case.ours_static, "resource from entities.json")):
+                for schema in (True, False):
+                    def raw(case: embedded_cases.Case = case, schema: bool = schema,
+                            static: bool = static) -> object:
+                        return case.raw(schema=schema, static=static)
+
+                    ours_us, raw_us = compare(ours, raw, rounds=rounds, per_round=per_round,
+                                              warmup=per_round)
+                    rows.append(Comparison(
+                        f"{n:,} policies, {where}: decide()", ours_us, raw_us,
+                        "raw cedarpy.is_authorized, pre-parsed handles"
+                        + (" + Schema" if schema else ", no schema"), "≤ 1.1 (issue 16)",
+                        at_most=1.1))
+    return rows
 
 
 TYPED_SCHEMA = """entity Host;

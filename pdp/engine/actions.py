@@ -39,14 +39,16 @@ class ActionInfo:
     parents: tuple[Uid, ...]
     declares_live: bool
     declares_credential: bool
+    # Derived once (every decision reads them): the uid as a tuple, in Cedar syntax, and
+    # as the ``{type, id}`` object Cedar's request takes (read, never modified).
+    uid: Uid = field(init=False, compare=False, repr=False)
+    cedar: str = field(init=False, compare=False, repr=False)
+    cedar_json: Mapping[str, str] = field(init=False, compare=False, repr=False)
 
-    @property
-    def uid(self) -> Uid:
-        return (self.type, self.id)
-
-    @property
-    def cedar(self) -> str:
-        return cedar_uid(self.type, self.id)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uid", (self.type, self.id))
+        object.__setattr__(self, "cedar", cedar_uid(self.type, self.id))
+        object.__setattr__(self, "cedar_json", {"type": self.type, "id": self.id})
 
 
 class UnknownAction(ValueError):

@@ -13,7 +13,7 @@ needed is harmless; the closure below errs that way.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import cedarpy
@@ -36,13 +36,14 @@ class EntitySlicer:
         self._literals = frozenset(literals)
         self._cache: Memo[Hashable, cedarpy.Entities] = Memo(capacity)
 
-    def entities(self, key: Hashable, request_entities: list[dict[str, Any]],
+    def entities(self, key: Hashable, request_entities: Callable[[], list[dict[str, Any]]],
                  roots: Iterable[Uid]) -> cedarpy.Entities:
-        """The entity set for a request: its own entities (principal, described resource)
-        and everything reachable from ``roots`` (the principal and resource uids, which
-        may be static). ``key`` must determine all of it (it names the cache entry)."""
+        """The entity set for a request: its own entities (``request_entities()``: the
+        principal, a described resource; built only when the set is) and everything
+        reachable from ``roots`` (the principal and resource uids, which may be static).
+        ``key`` must determine all of it (it names the cache entry)."""
         return self._cache.get(key, lambda: cedarpy.Entities.from_json_str(
-            json.dumps(self._closure(request_entities, roots)), self._schema))
+            json.dumps(self._closure(request_entities(), roots)), self._schema))
 
     def _closure(self, request_entities: list[dict[str, Any]],
                  roots: Iterable[Uid]) -> list[dict[str, Any]]:

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cedarpy
+import orjson
 
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.bundle import Bundle
 from pdp.engine.cedar_call import CedarResult
+from pdp.engine.context_reads import Reads, read_part
 from pdp.engine.entity_slice import references
 from pdp.engine.grants import Grant, linked_policy_set
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
@@ -57,7 +59,8 @@ class EvalRequest:
     resource: EntityInput
     context: Mapping[str, Any]
     # The PEP's own part of ``context`` (the rest is built by the PDP); when given,
-    # requests of a shape already checked against the schema skip that check.
+    # requests of a shape already checked against the schema skip that check, and only
+    # it is searched for the entities a request names.
     pep_context: Mapping[str, Any] | None = None
 
 
@@ -106,33 +109,36 @@ def evaluate(bundle: Bundle, request: EvalRequest,
         return Evaluation(allowed=False, request_error=problem)
     try:
         entities = _entities_for(bundle, request)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:  # TypeError: orjson refuses the value (a huge int)
         return Evaluation(allowed=False, request_error=f"entities do not match the schema: {e}")
     try:
-        candidates = None
+        candidates, reads = None, None
         if policy_set is None:
-            policy_set, candidates = _policies_for(bundle, request, grants)
-        result = _authorize(bundle, request, policy_set, entities)
+            policy_set, candidates, reads = _policies_for(bundle, request, grants)
+        result = _authorize(bundle, request, policy_set, entities, reads)
     except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
         return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
     return _to_evaluation(bundle, result, entities, extra_effects or {}, candidates)
 
 
 def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicySet,
-               entities: cedarpy.Entities) -> CedarResult:
-    """Cedar's answer; with the schema unless this request's shape is known to need none."""
-    action = {"type": request.action.type, "id": request.action.id}
-    args = (request.principal.uid, action, request.resource.uid, request.context, policy_set,
-            entities)
+               entities: cedarpy.Entities, reads: Reads | None = None) -> CedarResult:
+    """Cedar's answer; with the schema unless this request's shape is known to need none,
+    and then with only the context the policies can read (``reads``, when known)."""
+    principal, action, resource = (request.principal.uid, request.action.cedar_json,
+                                   request.resource.uid)
     key = None
     if request.pep_context is not None:
         key = bundle.shapes.key(request.action.uid, request.principal.type,
                                 request.resource.type, request.pep_context)
         verdict = bundle.shapes.verdict(key)
         if verdict is True:
-            return cedar_call.is_authorized(*args, None)
+            context = request.context if reads is None else read_part(request.context, reads)
+            return cedar_call.is_authorized(principal, action, resource, context, policy_set,
+                                            entities, None)
         if verdict is False:
             key = None  # already checked: this shape needs the schema
+    args = (principal, action, resource, request.context, policy_set, entities)
     result = cedar_call.is_authorized(*args, bundle.schema)
     if key is not None and result.decision != "NoDecision":
         # A refused request proves nothing about its shape; an evaluated one does.
@@ -145,8 +151,8 @@ def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
     """Whether the schema cannot change the answer to any request of this one's shape
     (the two checks of ``pdp.engine.request_shapes``)."""
     principal, action, resource, context, policy_set, entities = args
-    if cedar_call.is_authorized(principal, action, resource, context, policy_set, entities,
-                                None) != result:
+    if not cedar_call.is_authorized(principal, action, resource, context, policy_set, entities,
+                                    None).same_answer(result):
         return False
     probe = cedar_call.is_authorized(
         {**principal, "id": PROBE_ID}, action, {**resource, "id": PROBE_ID},
@@ -156,61 +162,84 @@ def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],
 
 
 def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
-    """The entities Cedar evaluates against (raises ValueError on a schema mismatch)."""
+    """The entities Cedar evaluates against (raises ValueError on a schema mismatch,
+    TypeError on a value JSON cannot hold)."""
     principal = request.principal
     resource = _resource_entity(bundle, request.resource)
     if bundle.entity_slicer is not None:
-        own = ([_resource_entity(bundle, principal)] if principal.pep_described
-               else [_principal_entity(bundle, principal)])
-        own = [e for e in own if e is not None]
-        if resource is not None:
+        def own() -> list[dict[str, Any]]:
+            mine = (_resource_entity(bundle, principal) if principal.pep_described
+                    else _principal_entity(bundle, principal))
             # Attributes from the PEP are checked against the schema (by from_json_str).
-            own.append(resource)
-        # Entities the context names are reached from too (``context.doc in Folder::"x"``).
-        named = tuple(sorted(set(references(request.context))))
+            return [e for e in (mine, resource) if e is not None]
+
+        # Entities the context names are reached from too (``context.doc in Folder::"x"``);
+        # what the PDP adds to the PEP's context (live, credential) names none.
+        given = request.pep_context if request.pep_context is not None else request.context
+        named = tuple(sorted(set(references(given))))
         # The principal's uid is in the key: a principal the PEP asserts without
         # attributes has no entity of its own, but its static ancestors differ.
         key = ((principal.type, principal.id),
-               principal.cache_key if principal.cache_key is not None else json.dumps(own[:1]),
+               principal.cache_key if principal.cache_key is not None
+               else orjson.dumps(own()[:1]),
                request.resource.type, request.resource.id,
-               json.dumps(resource) if resource is not None else None, named)
+               orjson.dumps(resource) if resource is not None else None, named)
         sliced: cedarpy.Entities = bundle.entity_slicer.entities(
             key, own, roots=[(principal.type, principal.id),
                              (request.resource.type, request.resource.id), *named])
         return sliced
+    cache = bundle.principal_entities
     if principal.pep_described:
-        entities = bundle.principal_entities.base
         described = _resource_entity(bundle, principal)
+        principal_key: Hashable = "base"
+        entities = cache.base
         if described is not None:
-            entities = entities.with_added_json_str(json.dumps([described]), bundle.schema)
+            # Attributes from the PEP are checked against the schema before use.
+            described_json = orjson.dumps([described])
+            principal_key = ("described", described_json)
+            entities = cache.with_described("base", lambda: cache.base, described_json,
+                                            bundle.schema)
     else:
         def principal_json() -> str:
             return json.dumps([_principal_entity(bundle, principal)])
 
-        entities = bundle.principal_entities.with_principal(
-            principal.cache_key if principal.cache_key is not None else principal_json(),
-            principal_json)
+        principal_key = (principal.cache_key if principal.cache_key is not None
+                         else principal_json())
+        entities = cache.with_principal(principal_key, principal_json)
     if resource is not None:
         # Attributes from the PEP are checked against the schema before use.
-        entities = entities.with_added_json_str(json.dumps([resource]), bundle.schema)
+        with_principal = entities
+        entities = cache.with_described(principal_key, lambda: with_principal,
+                                        orjson.dumps([resource]), bundle.schema)
     return entities
 
 
 def _policies_for(bundle: Bundle, request: EvalRequest, grants: Sequence[Grant],
-                  ) -> tuple[cedarpy.PolicySet, frozenset[str] | None]:
-    """The whole bundle (small ones), or the slice whose scopes can match the request."""
+                  ) -> tuple[cedarpy.PolicySet, frozenset[str] | None, Reads | None]:
+    """The whole bundle (one policy), or the slice whose scopes can match the request;
+    with what of the context its policies can read (None: all of it, or not known)."""
     if bundle.index is None:
-        return (linked_policy_set(bundle, grants) if grants else bundle.policy_set), None
+        return (linked_policy_set(bundle, grants) if grants else bundle.policy_set), None, None
     links = {g.link_id: link(bundle.policies[g.template].node, g.link_id,
                              (WORKLOAD_TYPE, g.principal), (g.resource_type, g.resource_id))
              for g in grants
              if g.template in bundle.policies and bundle.policies[g.template].is_template}
     principal, resource = request.principal, request.resource
-    ids = bundle.index.candidates(
-        (principal.type, principal.id), _ancestors(bundle, principal),
-        bundle.actions.ancestors(request.action.uid) | {request.action.uid},
-        (resource.type, resource.id), _ancestors(bundle, resource), extra=links)
-    return bundle.index.slice(ids, links), ids
+    index = bundle.index
+
+    def candidates() -> frozenset[str]:
+        return index.candidates(
+            (principal.type, principal.id), _ancestors(bundle, principal),
+            bundle.actions.ancestors(request.action.uid) | {request.action.uid},
+            (resource.type, resource.id), _ancestors(bundle, resource), extra=links)
+
+    if not links:
+        found = index.scope_slice((principal.type, principal.id, principal.parents,
+                                   request.action.uid, resource.type, resource.id,
+                                   resource.parents), candidates)
+        return found.policies, found.ids, found.context_reads
+    ids = candidates()
+    return index.slice(ids, links), ids, None
 
 
 def _ancestors(bundle: Bundle, entity: EntityInput) -> frozenset[Uid]:
@@ -255,8 +284,8 @@ def _policy_error(message: str) -> PolicyError:
 
 
 def _check_static_conflict(bundle: Bundle, resource: EntityInput) -> str | None:
-    if (resource.type, resource.id) in bundle.static_uids and (
-            resource.attrs is not None or resource.parents):
+    if (resource.attrs is not None or resource.parents) and (
+            (resource.type, resource.id) in bundle.static_uids):
         return (f"resource {resource.type}::{resource.id!r} is defined by the policy bundle; "
                 "send only its type and id")
     return None

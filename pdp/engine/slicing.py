@@ -12,23 +12,37 @@ Scopes are indexed by what they name: ``principal == E``, ``in E`` and ``is T
 in E`` by the entity E; ``is T`` by the type; unconstrained ones in a bucket of
 their own. A request's candidates are the buckets of its principal and each of
 its ancestors (and likewise for the resource), intersected, then filtered by
-the action scope. Slices are built once per set of candidates and cached.
+the action scope. Slices are built once per set of candidates and cached, and a
+request without task grants finds its slice by its scope alone (principal,
+action, resource and the parents the request gives them), so the candidates are
+computed once per such scope, not per request.
+
+Even a small bundle is sliced: Cedar's cost grows with every policy it
+evaluates (at 10 policies, the two whose scope matched cost about a fifth less
+to evaluate than all ten, measured here), while finding a known scope's slice is
+one lookup; and a slice reads less of the context (``pdp.engine.context_reads``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import cedarpy
 from cedarpy import pst
 
+from pdp.engine.context_reads import Reads, context_reads
+from pdp.engine.memo import Memo
+
 Uid = tuple[str, str]
 
-# Below this many policies slicing is not worth its bookkeeping.
-SLICE_MIN_POLICIES = 64
+# A bundle of one policy has nothing to leave out.
+SLICE_MIN_POLICIES = 2
+# Slices kept per request scope (principal, action, resource and their given parents);
+# as many as slices by candidates, so at most twice as many Cedar sets are held as before.
+SCOPE_SLICES = 4096
 
 
 def _type(t: pst.EntityType) -> str:
@@ -85,6 +99,16 @@ class _SideIndex:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class ScopeSlice:
+    """A request scope's policies: the Cedar set, their ids, and what of the context
+    they can read (``pdp.engine.context_reads``; None: all of it)."""
+
+    policies: cedarpy.PolicySet
+    ids: frozenset[str]
+    context_reads: Reads | None
+
+
 class PolicyIndex:
     """Static policies indexed by principal and resource scope, with their action scopes."""
 
@@ -106,6 +130,19 @@ class PolicyIndex:
                               for t, ids in self._resource.by_type.items()}
         self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
         self._lock = threading.Lock()
+        self._by_scope: Memo[Hashable, ScopeSlice] = Memo(SCOPE_SLICES)
+
+    def scope_slice(self, scope: Hashable, candidates: Callable[[], frozenset[str]],
+                    ) -> ScopeSlice:
+        """The slice of a request without linked grants, kept by ``scope``: what
+        determines ``candidates()`` (the principal's and resource's uids and given
+        parents, and the action; their static ancestors are the bundle's)."""
+        def build() -> ScopeSlice:
+            ids = candidates()
+            return ScopeSlice(self.slice(ids), ids,
+                              context_reads(self.policies[pid] for pid in ids))
+
+        return self._by_scope.get(scope, build)
 
     def candidates(self, principal: Uid, principal_ancestors: Iterable[Uid],
                    actions: frozenset[Uid],

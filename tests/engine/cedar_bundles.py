@@ -11,10 +11,10 @@ type and an action group; actions may declare ``context.live`` and
 ``context.credential``. Policies are well typed by construction (the loader
 validates strictly): permit/forbid, when/unless, ``has``, ``like``, ``in``,
 ``is``, extension methods, templates linked by grants and conditions that
-raise errors (Long overflow, attributes of entities nobody defined). Some
-bundles are padded past the slicing thresholds (``SLICE_MIN_POLICIES``
-policies, ``ENTITY_SLICE_MIN`` entities) so that sliced evaluation is checked
-too. Requests are mostly valid and sometimes off the schema (a missing or extra
+raise errors (Long overflow, attributes of entities nobody defined). Every
+bundle of ``SLICE_MIN_POLICIES`` or more policies is evaluated sliced; some are
+padded with ``PADDING`` more (scope indexes with full buckets of every kind),
+some past ``ENTITY_SLICE_MIN`` entities (per-request entity sets). Requests are mostly valid and sometimes off the schema (a missing or extra
 context key, a value of the wrong type, an id outside the enumeration).
 
 Cedar syntax: https://docs.cedarpolicy.com/policies/syntax-policy.html and
@@ -35,9 +35,11 @@ from context.model import LiveSnapshot
 from pdp.decision.model import ResourceRef
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN
 from pdp.engine.grants import Grant
-from pdp.engine.slicing import SLICE_MIN_POLICIES
 from pdp.identity.model import VerifiedIdentity
 from tests.conftest import MONDAY_10
+
+# Policies added to a "big" bundle (its scope index then has full buckets).
+PADDING = 64
 
 # Attribute names say their kind (``ip1`` is an ipaddr): a name never has two types.
 KINDS = {"s": "String", "n": "Long", "b": "Bool", "ip": "ipaddr", "dec": "decimal",
@@ -635,10 +637,10 @@ def cases(draw: Any) -> Case:
         templates.append(f"t{i}")
         template_actions[f"t{i}"] = text.split('Action::"')[1].split('"')[0]
     if big_policies:
-        # Padding past the slicing threshold: the same generator, drawn from a seed so
-        # that hypothesis need not carry (or shrink) sixty policies.
+        # Padding: the same generator, drawn from a seed so that hypothesis need not
+        # carry (or shrink) sixty policies.
         seeded = random.Random(draw(st.integers(0, 2**32)))
-        for i in range(SLICE_MIN_POLICIES):
+        for i in range(PADDING):
             effect, text = _seeded_policy(seeded, names, actions, f"pad{i}")
             policies.append(text)
             effects[f"pad{i}"] = effect

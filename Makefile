@@ -25,11 +25,12 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
 run: install
 	$(BIN)/pdp serve --dev
 
-# The suite runs on two worker processes (pytest-xdist; the machines here have 2 cores);
-# tests marked xdist_group("name") share one worker. `make test WORKERS=0` runs it in one
-# process, e.g. to read a failure's output in order.
+# The suite runs on two worker processes (pytest-xdist; the machines here have 2 cores).
+# Each test file runs whole on one worker (--dist loadfile): a module's server, provider or
+# generated bundle (scope="module") is then built once, not once per worker. `make test
+# WORKERS=0` runs it all in one process, e.g. to read a failure's output in order.
 WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 # Install, lint, and run the whole test suite (fails if no test ran).
 test: lint

@@ -30,32 +30,17 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from bench.http import SUBJECT, stored_decision_components
+
 REPO = Path(__file__).resolve().parents[1]
-SUBJECT = "spiffe://example.org/services/etl"
 
 
 def _app() -> tuple[Any, dict[str, bytes]]:
     """The app with a stored decision, and the body of each door."""
-    from pdp.components import build_components
-    from pdp.config import load_settings
-    from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
-    from pdp.identity.model import BearerToken
     from pdp.server import create_app
 
-    settings = load_settings(None, dev=True, policies=REPO / "policies",
-                             state_dir=Path(tempfile.mkdtemp(prefix="bench-api-")),
-                             audit={"backend": "memory"})
-    components = build_components(settings)
-    assert components.dev_issuer is not None
-    token = components.dev_issuer.mint(SUBJECT, ttl_s=3600)
-    stored = components.service.authorize_sync(AuthorizeInput(
-        credential=BearerToken(token), action="read",
-        resource=ResourceRef(type="App::Dataset", id="sales-daily"), context={}))
-
-    async def answer(_: AuthorizeInput) -> Decision:
-        return stored
-
-    components.service.authorize = answer  # type: ignore[method-assign]
+    components, token = stored_decision_components(
+        REPO / "policies", state_dir=Path(tempfile.mkdtemp(prefix="bench-api-")))
     resource = {"type": "App::Dataset", "id": "sales-daily"}
     bodies = {
         "/v1/authorize": json.dumps({"subject": {"token": token}, "action": "read",

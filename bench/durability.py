@@ -8,17 +8,14 @@ request, in the same run, alternating rounds so that the machine's load falls on
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from statistics import median
 
-import httpx
-
 from bench.harness import record
-from bench.http import POLICIES, SUBJECT, Endpoint, Run, Server, loadgen, wrk
+from bench.http import POLICIES, Endpoint, Run, Server, authorize_endpoint, loadgen, wrk
 
 SECONDS, ROUNDS = 4.0, 3
 LEVELS = ("power", "process")
@@ -44,16 +41,7 @@ def run() -> dict[str, dict[int, list[float]]]:
                 finally:
                     del os.environ["PDP_AUDIT__DURABILITY"]
                 try:
-                    from pdp.identity.dev_issuer import DevIssuer
-
-                    token = DevIssuer.load_or_create(workdir / ".pdp").mint(SUBJECT, ttl_s=3600)
-                    body = json.dumps({"subject": {"token": token}, "action": "read",
-                                       "resource": {"type": "App::Dataset", "id": "sales-daily"}},
-                                      separators=(",", ":")).encode()
-                    first = httpx.post(f"{server.url}/v1/authorize", content=body,
-                                       headers={"content-type": "application/json"}).json()
-                    assert first["decision"] == "allow", first
-                    ep = Endpoint("authorize", "/v1/authorize", body, '"decision":"allow"')
+                    ep = authorize_endpoint(server, workdir)
                     for connections in (1, 64):
                         r = _drive(server, ep, connections, workdir)
                         assert r.not_ok == 0 and r.errors == 0, r

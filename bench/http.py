@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import httpx
 
@@ -232,6 +233,22 @@ def loadgen(url: str, endpoint: Endpoint, *, seconds: float, connections: int, r
                not_ok=r["not_ok"], errors=r["errors"], tool="bench.loadgen")
 
 
+def authorize_endpoint(server: Server, workdir: Path) -> Endpoint:
+    """``/v1/authorize`` for ``server`` (started ``--dev`` in ``workdir``): SUBJECT reads
+    sales-daily with a JWT-SVID of the dev issuer, an allow. Asked once here, because a
+    figure is worth taking only on that answer."""
+    from pdp.identity.dev_issuer import DevIssuer
+
+    token = DevIssuer.load_or_create(workdir / ".pdp").mint(SUBJECT, ttl_s=3600)
+    body = json.dumps({"subject": {"token": token}, "action": "read",
+                       "resource": {"type": "App::Dataset", "id": "sales-daily"}},
+                      separators=(",", ":")).encode()
+    first = httpx.post(f"{server.url}/v1/authorize", content=body,
+                       headers={"content-type": "application/json"}).json()
+    assert first["decision"] == "allow", first
+    return Endpoint("authorize", "/v1/authorize", body, '"decision":"allow"')
+
+
 def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
             rate: float = RATE, rounds: int = ROUNDS, use_wrk: bool | None = None,
             profile_seconds: float | None = None) -> dict[str, object]:
@@ -246,16 +263,7 @@ def measure(*, seconds: float, workers: int = 2, connections: int = CONNECTIONS,
         shutil.copytree(POLICIES, workdir / "policies")
         server = Server(workdir, workers)
         try:
-            from pdp.identity.dev_issuer import DevIssuer
-
-            token = DevIssuer.load_or_create(workdir / ".pdp").mint(SUBJECT, ttl_s=3600)
-            body = json.dumps({"subject": {"token": token}, "action": "read",
-                               "resource": {"type": "App::Dataset", "id": "sales-daily"}},
-                              separators=(",", ":")).encode()
-            first = httpx.post(f"{server.url}/v1/authorize", content=body,
-                               headers={"content-type": "application/json"}).json()
-            assert first["decision"] == "allow", first  # the same answer, or nothing to time
-            authorize = Endpoint("authorize", "/v1/authorize", body, '"decision":"allow"')
+            authorize = authorize_endpoint(server, workdir)
             healthz = Endpoint("healthz", "/healthz", None, '"status":"ok"')
 
             def drive(ep: Endpoint, secs: float, conns: int, at_rate: float) -> Run:
@@ -446,18 +454,18 @@ def report(result: dict[str, object]) -> str:
     return "\n".join(lines + notes)
 
 
-def stub_server(port: int) -> None:
-    """Serve the app like ``pdp serve --dev`` (one worker) with a stored decision instead
-    of verifying, deciding and logging: the HTTP layer's own cost."""
-    import uvicorn
-
+def stored_decision_components(policies: Path, *, state_dir: Path | None) -> tuple[Any, str]:
+    """Dev components (memory log) whose service answers every ``/v1/authorize`` with one
+    decision taken once, SUBJECT reading sales-daily, instead of verifying, deciding and
+    logging: what is left of a request is the HTTP and API layers' own cost. Returns them
+    and the dev issuer's token of that decision."""
     from pdp.components import build_components
     from pdp.config import load_settings
     from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
     from pdp.identity.model import BearerToken
-    from pdp.server import create_app
 
-    settings = load_settings(None, dev=True, policies=Path("policies"), audit={"backend": "memory"})
+    settings = load_settings(None, dev=True, policies=policies, audit={"backend": "memory"},
+                             **({} if state_dir is None else {"state_dir": state_dir}))
     components = build_components(settings)
     assert components.dev_issuer is not None
     token = components.dev_issuer.mint(SUBJECT, ttl_s=3600)
@@ -469,6 +477,17 @@ def stub_server(port: int) -> None:
         return stored
 
     components.service.authorize = answer  # type: ignore[method-assign]
+    return components, token
+
+
+def stub_server(port: int) -> None:
+    """Serve the app like ``pdp serve --dev`` (one worker) with a stored decision instead
+    of verifying, deciding and logging: the HTTP layer's own cost."""
+    import uvicorn
+
+    from pdp.server import create_app
+
+    components, _ = stored_decision_components(Path("policies"), state_dir=None)
     uvicorn.run(create_app(components), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)
 

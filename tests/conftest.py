@@ -9,15 +9,46 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
 # A Monday morning: inside the default business hours.
 MONDAY_10 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+# Hypothesis profiles. Hypothesis itself loads `default`, or `ci` (derandomized) when it
+# sees a CI variable such as CI=true. HYPOTHESIS_PROFILE=fast (`make test-fast`) gives a
+# quarter of the examples: to properties that keep hypothesis's count, and through
+# ``examples()`` to those that ask for more. No profile checks time: the suite runs on two
+# workers of a shared 2-core machine, where a per-example deadline or a "data generation is
+# slow" health check fails on the machine's load, not on the code (speed is measured in
+# bench/, never asserted in tests).
+for _name in ("default", "ci"):
+    settings.register_profile(_name, settings.get_profile(_name), deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", settings.get_profile("default"), max_examples=25)
+if "HYPOTHESIS_PROFILE" in os.environ:
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
+
+def examples(n: int) -> int:
+    """``n`` hypothesis examples in `make test`, scaled like the active profile's own count:
+    a quarter under `fast`. For properties that ask for more than hypothesis's 100,
+    ``@settings(max_examples=examples(1500))``, so `make test-fast` stays a quick loop."""
+    return max(10, n * settings.default.max_examples // 100)
+
+
+def unavailable(message: str) -> NoReturn:
+    """A real service or tool the test needs is missing: skip with ``message``, but fail
+    under PDP_REQUIRE_SERVICES=1 (CI), where a skipped suite would pass unseen."""
+    if os.environ.get("PDP_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message}; PDP_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(message)
 
 
 def require_service(name: str, host: str, port: int) -> None:
@@ -26,10 +57,7 @@ def require_service(name: str, host: str, port: int) -> None:
         with socket.create_connection((host, port), timeout=1):
             return
     except OSError as e:
-        message = f"{name} is not reachable on {host}:{port} ({e})"
-    if os.environ.get("PDP_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; PDP_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(f"{message}; start it to run this test")
+        unavailable(f"{name} is not reachable on {host}:{port} ({e}); start it to run this test")
 
 
 @pytest.fixture

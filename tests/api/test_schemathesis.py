@@ -23,6 +23,8 @@ import pytest
 from tests.conftest import POLICIES
 from tests.server import run_cli, start_server
 
+pytestmark = pytest.mark.slow
+
 SRE = "spiffe://example.org/ops/sre-console"
 AUDITOR = "spiffe://example.org/audit/auditor"
 MAX_TIME_S = int(os.environ.get("PDP_SCHEMATHESIS_MAX_TIME", "60"))

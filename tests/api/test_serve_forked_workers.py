@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import POLICIES
 from tests.server import ServerProcess, run_cli, start_server
+
+pytestmark = pytest.mark.slow
 
 
 def _decisions(db: Path) -> list[dict[str, Any]]:

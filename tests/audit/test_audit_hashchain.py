@@ -21,6 +21,7 @@ from pdp.audit.chain.hashchain import (
     stored_text,
     verify_chain,
 )
+from tests.conftest import examples
 
 
 def chain(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -154,7 +155,7 @@ record_body = st.builds(
         lambda k: k not in ("seq", "prev_hash", "hash", "decision_id")), json_value, max_size=4))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(bodies=st.lists(record_body, min_size=2, max_size=25), data=st.data())
 def test_any_single_mutation_is_detected_at_the_right_seq(bodies: list[dict[str, Any]],
                                                            data: st.DataObject) -> None:
@@ -215,7 +216,7 @@ _value = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=4)
                       max_leaves=16)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(value=st.dictionaries(_key, _value, max_size=6))
 def test_canonical_is_exactly_the_reference_text_or_the_same_refusal(value: Any) -> None:
     # canonical() may take orjson's text only where it is byte for byte the reference's.
@@ -238,7 +239,7 @@ def _no_constants(name: str) -> Any:
     raise AssertionError(f"{name} is not JSON")
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(value=st.dictionaries(_key, _value, max_size=6))
 def test_record_text_is_strict_json_that_reads_back_to_itself(value: Any) -> None:
     # What a dict-level verifier (link_hash) relies on: parse the text, write it again,
@@ -252,7 +253,7 @@ def test_record_text_is_strict_json_that_reads_back_to_itself(value: Any) -> Non
     assert list(again) == sorted(again)  # keys sorted (UTF-8 order is code-point order)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=st.dictionaries(st.text(max_size=8), json_value, max_size=6))
 def test_record_text_of_plain_json_reads_back_to_the_same_value(value: Any) -> None:
     assert json.loads(record_text(value)) == value

@@ -18,6 +18,7 @@ from pdp.audit.query import matches
 from pdp.audit.records import columns_of
 from pdp.audit.store import DecisionStore
 from tests.audit.pgschema import postgres_schema, require_postgres
+from tests.conftest import examples
 
 T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=UTC)
 PRINCIPALS = [None, "spiffe://a.org/x", "spiffe://a.org/xy", "spiffe://a.org/y",
@@ -95,7 +96,7 @@ def walk(log: DecisionStore, flt: DecisionFilter, limit: int) -> list[str]:
             return found
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(flt=filters, limit=st.integers(1, 40))
 def test_both_stores_page_through_exactly_the_matching_records(
         stores: list[DecisionStore], flt: DecisionFilter, limit: int) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pdp.audit import MemoryDecisionLog
 from pdp.audit.chain.hashchain import GENESIS, body, link_hash, stored_text
 from pdp.audit.records import columns_of, normalize_ts, prepare
+from tests.conftest import examples
 
 
 @pytest.mark.parametrize(("given_ts", "expected"), [
@@ -55,7 +56,7 @@ json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3)
                           max_leaves=10)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(extra=st.dictionaries(st.text(max_size=10), json_value, max_size=6),
        seq=st.integers(1, 10**12))
 def test_stored_text_is_the_seq_and_the_sorted_json_of_the_rest(extra: dict[str, Any],

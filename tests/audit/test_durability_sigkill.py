@@ -33,6 +33,8 @@ from tests.audit.pgschema import postgres_schema, require_postgres
 from tests.conftest import POLICIES
 from tests.server import ServerProcess, start_server
 
+pytestmark = pytest.mark.slow
+
 CLIENTS = 8
 LOAD_S = 1.5
 

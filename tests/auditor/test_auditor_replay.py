@@ -19,6 +19,7 @@ from pdp.decision.model import AuthorizeInput, Decision, DecisionError, Resource
 from pdp.decision.record import decision_record
 from pdp.engine.bundle import load_bundle
 from pdp.identity.model import VerifiedIdentity
+from tests.conftest import examples
 
 MONDAY_10 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 KNOWN = ["spiffe://example.org/agents/reporter", "spiffe://example.org/services/etl",
@@ -94,7 +95,7 @@ def _record(decision: Decision, identity_request: AuthorizeInput, bundle, **kw) 
     return json.loads(json.dumps(record))  # exactly what a store gives back
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=examples(150), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(requests())
 def test_replay_under_the_recorded_bundle_reproduces_decision_and_policies(

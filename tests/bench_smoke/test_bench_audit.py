@@ -11,6 +11,8 @@ from pdp.audit import SqliteDecisionLog
 from pdp.audit.sqlite.principal_index import watermark
 from pdp.audit.sqlite.schema import connect
 
+pytestmark = pytest.mark.slow
+
 
 def test_throughput_rows_name_the_baselines_and_the_verdict(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,8 @@ import pytest
 from bench import http as bench_http
 from bench import loadgen, memory
 
+pytestmark = pytest.mark.slow
+
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8181/v1/authorize
   1 threads and 64 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev

@@ -3,10 +3,13 @@ a "0.01" hid that 94× missed a ≥ 100× target."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.harness import Comparison, table
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_miss_of_a_speed_up_target_reads_as_a_miss() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pdp.broker.issuance import BrokerRules, ExchangeAsk, Plan, Refusal, plan_issuance
 from pdp.identity.model import VerifiedIdentity
+from tests.conftest import examples
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 BROKER = "urn:pdp:broker"
@@ -35,7 +36,7 @@ def _broker_claims(task: str = "T-1", aud: str = "svc") -> dict:
     return {"task": {"id": task, "purpose": "p"}, "aud": aud}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(held=SCOPES, asked=st.one_of(st.none(), SCOPES),
        ttl=st.integers(min_value=1, max_value=5000),
        lifetime=st.one_of(st.none(), st.integers(min_value=1, max_value=5000)),

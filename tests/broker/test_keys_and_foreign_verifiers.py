@@ -9,8 +9,6 @@ cached). Without node/npm the jose test skips, or fails under PDP_REQUIRE_SERVIC
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 from pdp.broker.keys import BrokerKey
 from tests.broker.conftest import REPORTER, REPORTS, exchange, task_details
+from tests.npm_packages import npm_installed
 
 pytestmark = pytest.mark.anyio
 JOSE_DIR = Path(__file__).resolve().parent / "jose"
@@ -27,21 +26,8 @@ JOSE_DIR = Path(__file__).resolve().parent / "jose"
 
 @pytest.fixture(scope="module")
 def node_jose() -> list[str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _unavailable("node and npm are needed to verify with jose")
-    if not (JOSE_DIR / "node_modules" / "jose" / "package.json").is_file():
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JOSE_DIR,
-                                capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            _unavailable(f"npm could not install jose: {result.stderr[-2000:]}")
+    node = npm_installed(JOSE_DIR, "jose/package.json", purpose="to verify with jose")
     return [node, str(JOSE_DIR / "verify.mjs")]
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("PDP_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; PDP_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(message)
 
 
 def _jose_verify(command: list[str], jwks: dict, token: str, issuer: str, audience: str,

@@ -24,7 +24,7 @@ from tests.conftest import POLICIES
 from tests.context.redis_server import RedisServer, require_redis_server
 from tests.server import ServerProcess, run_cli, start_server
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 SRE = "spiffe://example.org/ops/sre-console"
 PROPAGATION_BOUND_S = 2.0  # generous on a shared 2-core machine; the time taken is printed
 

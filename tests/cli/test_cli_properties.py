@@ -14,6 +14,7 @@ from pdp.audit.memory import MemoryDecisionLog
 from pdp.authoring.suite_schema import check_suite
 from pdp.cli.audit import find_record
 from pdp.engine.bundle import Bundle
+from tests.conftest import examples
 
 KEYS = ["cases", "defaults", "description", "principal", "action", "resource", "expect",
         "decision", "policies", "type", "id", "live", "grants", "template", "credential",
@@ -26,7 +27,7 @@ documents = st.recursive(scalars, lambda inner: st.one_of(
     max_leaves=25)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=documents)
 def test_any_suite_document_gives_problems_or_a_valid_suite_never_an_exception(
         example_bundle: Bundle, document: Any) -> None:
@@ -41,7 +42,7 @@ def test_any_suite_document_gives_problems_or_a_valid_suite_never_an_exception(
             assert merged["expect"]["decision"] in ("allow", "deny")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(raw=st.binary(max_size=200))
 def test_bad_bytes_are_a_problem_not_a_crash(example_bundle: Bundle, raw: bytes) -> None:
     _, problems = check_suite("tests/x.yaml", raw, example_bundle)
@@ -52,7 +53,7 @@ hex_ids = st.lists(st.text("0123456789abcdef", min_size=8, max_size=8), min_size
                    max_size=8, unique=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ids=hex_ids, data=st.data())
 def test_a_prefix_finds_exactly_the_one_id_it_starts_or_is_refused(
         ids: list[str], data: st.DataObject) -> None:

@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import POLICIES, REPO
+from tests.conftest import POLICIES, REPO, unavailable
 from tests.console.conftest import AUDITOR, ETL
 from tests.identity.test_oidc_provider import oidc_provider_installed  # noqa: F401
 from tests.server import ServerProcess, run_cli, start_server
+
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path(os.environ.get("PDP_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -29,12 +31,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 SHOTS = REPO / "test-artifacts" / "console"
 LEDGER = {"type": "App::Dataset", "id": "ledger"}
 SALES = {"type": "App::Dataset", "id": "sales-daily"}
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("PDP_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; PDP_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +87,9 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright (pip) is not installed")
+        unavailable("playwright (pip) is not installed")
     if not CHROMIUM.is_file():
-        _unavailable(f"no browser at {CHROMIUM}: apt-get install -y chromium")
+        unavailable(f"no browser at {CHROMIUM}: apt-get install -y chromium")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)

@@ -28,7 +28,7 @@ from tests.conftest import POLICIES
 from tests.context.redis_server import RedisServer, require_redis_server
 from tests.server import ServerProcess, start_server
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 ETL = "spiffe://example.org/services/etl"
 ADMIN_CONSOLE = "spiffe://example.org/services/admin-console"

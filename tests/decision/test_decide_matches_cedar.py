@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pdp.decision.decide import decide
 from tests.cedar_reference import determining_ids, raw_decision
-from tests.conftest import MONDAY_10, POLICIES
+from tests.conftest import MONDAY_10, POLICIES, examples
 from tests.decision.strategies import (
     contexts,
     contexts_for,
@@ -30,7 +30,7 @@ RAW_POLICIES = cedarpy.PolicySet.from_str(
 RAW_ENTITIES = json.loads((POLICIES / "entities.json").read_text())
 SCHEMA_TEXT = (POLICIES / "schema.cedarschema").read_text()
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(principal=principals, age_s=st.integers(0, 900),
        action=st.sampled_from(["read", "write", "delete", "export", "call"]),
        resource=resources, context=contexts, live=lives)

@@ -14,7 +14,7 @@ from pdp.components import build_components
 from pdp.config import load_settings
 from pdp.decision.model import AuthorizeInput, ResourceRef
 from pdp.identity.model import BearerToken, X509Chain
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, examples
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-SETTINGS = settings(max_examples=200, deadline=None,
+SETTINGS = settings(max_examples=examples(200), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -15,7 +15,7 @@ from pdp.decision.decide import cedar_context, decide, principal_entity
 from pdp.decision.model import ResourceRef
 from pdp.engine import cedar_call, load_bundle
 from pdp.engine.evaluate import EntityInput, EvalRequest, evaluate
-from tests.conftest import MONDAY_10
+from tests.conftest import MONDAY_10, examples
 from tests.decision.strategies import (
     actions,
     contexts,
@@ -108,7 +108,7 @@ def test_allows_are_not_diagnosed_unless_asked(example_bundle) -> None:
     assert asked.diagnosis[0].applies
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(principal=principals, age_s=st.integers(0, 900), action=actions, resource=resources,
        context=contexts, live=lives)
 def test_making_the_named_conditions_true_turns_the_permit_on(
@@ -196,7 +196,7 @@ rich_docs = st.builds(
 rich_contexts = st.fixed_dictionaries({"ip_ok": st.booleans(), "hour": st.integers(0, 23)})
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(["a", "b"]), scopes=st.sets(st.sampled_from(["docs:read", "x"])),
        action=st.sampled_from(["view", "edit"]), resource=rich_docs, context=rich_contexts,

@@ -29,6 +29,8 @@ from tests.conftest import POLICIES, REPO, require_service
 from tests.gateways.test_nginx_auth_request import nginx_binary
 from tests.server import free_port
 
+pytestmark = pytest.mark.slow
+
 COMPOSE_DIR = REPO / "deploy" / "compose"
 
 

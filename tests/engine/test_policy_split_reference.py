@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from pdp.audit.auditing.archive import split_policies as archive_split
 from pdp.engine.policy_source import split_policies as engine_split
+from tests.conftest import examples
 
 # The characters that matter to a split (quotes, escapes, comments, ends, lines), plus
 # some that do not, so that every tricky combination comes up in a few hundred examples.
@@ -78,13 +79,13 @@ def reference_archive_split(text: str) -> list[str]:
     return chunks
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(CEDAR_ISH)
 def test_engine_split_cuts_where_the_character_scan_did(text: str) -> None:
     assert [(s.line, s.code) for s in engine_split(text)] == reference_engine_split(text)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(CEDAR_ISH)
 def test_archive_split_cuts_where_the_character_scan_did(text: str) -> None:
     assert archive_split(text) == reference_archive_split(text)

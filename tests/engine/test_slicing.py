@@ -23,7 +23,7 @@ from pdp.engine import load_bundle
 from pdp.engine.grants import Grant
 from pdp.identity.model import VerifiedIdentity
 from tests.cedar_reference import determining_ids, raw_decision
-from tests.conftest import MONDAY_10
+from tests.conftest import MONDAY_10, examples
 
 SIZES = [100, 1000, 10000]
 
@@ -60,7 +60,7 @@ requests = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=120, deadline=None,
+@settings(max_examples=examples(120), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(r=requests)
 def test_sliced_decisions_equal_raw_cedar_on_the_full_set(root, r) -> None:

@@ -15,8 +15,9 @@ from pdp.identity.errors import IdentityError
 from pdp.identity.jwks import parse_jwks
 from pdp.identity.model import BearerToken, X509Chain
 from pdp.identity.trust_bundle import BundleError, parse_spiffe_bundle
+from tests.conftest import examples
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=examples(150), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -14,8 +14,6 @@ PDP_REQUIRE_SERVICES=1.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.npm_packages import npm_installed
 from tests.server import ServerProcess, start_server
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
@@ -32,24 +31,9 @@ CLIENT = {"grant_type": "client_credentials", "client_id": "reporter-agent",
           "client_secret": "agent-secret", "scope": "reports:read"}
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("PDP_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; PDP_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def oidc_provider_installed() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _unavailable("node and npm are needed to run the real oidc-provider")
-    if not (OIDC_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
-        command = [npm, "ci" if (OIDC_DIR / "package-lock.json").is_file() else "install",
-                   "--no-audit", "--no-fund"]
-        result = subprocess.run(command, cwd=OIDC_DIR, capture_output=True, text=True,
-                                timeout=600)
-        if result.returncode != 0:
-            _unavailable(f"npm could not install oidc-provider: {result.stderr[-2000:]}")
+    npm_installed(OIDC_DIR, "oidc-provider/package.json", purpose="to run the real oidc-provider")
     return OIDC_DIR
 
 

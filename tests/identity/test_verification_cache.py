@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pdp.identity.model import BearerToken, VerifiedIdentity
 from pdp.identity.verifier import VerificationCache, _cache_key, _Verified
+from tests.conftest import examples
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 IDENTITY = VerifiedIdentity(principal_id="spiffe://example.org/a", kind="jwt-svid",
@@ -69,7 +70,7 @@ steps = st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 7),
                            st.integers(-5, 40), st.integers(-20, 60)), max_size=60)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(size=st.integers(1, 4), steps=steps)
 def test_bounded_and_never_expired(size: int, steps: list[tuple[str, int, int, int]]) -> None:
     cache = VerificationCache(size)

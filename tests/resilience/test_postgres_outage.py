@@ -25,7 +25,7 @@ from tests.audit.pgschema import postgres_schema, require_postgres
 from tests.conftest import asgi_client
 from tests.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.anyio, pytest.mark.services]
+pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.slow]
 
 BOUND_S = 0.5  # [audit] commit_timeout_s for these tests: short, so they stay quick
 GIVE_UP_S = 15.0  # "it hangs": far above the bound and any reconnect

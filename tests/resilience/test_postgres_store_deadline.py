@@ -18,7 +18,7 @@ from tests.audit.conftest import MakeRecord, make_record  # noqa: F401 - a fixtu
 from tests.audit.pgschema import postgres_schema, require_postgres
 from tests.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 BOUND_S = 0.3
 GIVE_UP_S = 15.0

@@ -24,7 +24,7 @@ from tests.conftest import asgi_client
 from tests.context.redis_server import RedisServer, require_redis_server
 from tests.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.anyio, pytest.mark.services]
+pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.slow]
 
 ETL = "spiffe://example.org/services/etl"
 SRE = "spiffe://example.org/ops/sre-console"

@@ -21,6 +21,8 @@ from tests.conftest import POLICIES, REPO
 from tests.node_sdk import SDK, node_with_sdk
 from tests.server import ServerProcess, run_cli, start_server
 
+pytestmark = pytest.mark.slow
+
 FIXTURES = REPO / "sdk" / "fixtures" / "api"
 ETL = "spiffe://example.org/services/etl"
 PLANNER = "spiffe://example.org/agents/planner"

@@ -46,18 +46,20 @@ def workload_api(socket_dir: Path, authority: Authority
         server.stop()
 
 
-@pytest.fixture
-def pdp(tmp_path: Path, workload_api) -> Iterator[ServerProcess]:
-    """A real ``pdp serve`` (not --dev) trusting example.org from its own Workload API
-    (``/pdp``), answering only the datasets service (``pep_allowlist``)."""
-    pdp_api = workload_api("/pdp")
-    shutil.copytree(POLICIES, tmp_path / "policies")
-    (tmp_path / "pdp.toml").write_text(f"""
+def write_pdp_config(directory: Path, pdp_api: WorkloadApiServer, *, tls: bool = False
+                     ) -> None:
+    """The example bundle and a ``pdp.toml`` in ``directory`` for a real ``pdp serve`` (not
+    --dev): it trusts example.org from its own Workload API (``pdp_api``), answers only the
+    datasets service (``pep_allowlist``) at any hour, and with ``tls`` serves TLS on its own
+    X.509-SVID from that Workload API (``tls_workload_api``)."""
+    shutil.copytree(POLICIES, directory / "policies")
+    (directory / "pdp.toml").write_text(f"""
 audience = "{AUDIENCE}"
 policies = "policies"
 state_dir = "state"
 pep_allowlist = ["spiffe://example.org{SERVICE}"]
 workload_api_socket = "{pdp_api.address}"
+tls_workload_api = {"true" if tls else "false"}
 
 [[trust_domains]]
 name = "example.org"
@@ -68,6 +70,12 @@ start = "00:00"
 end = "23:59:59.999999"
 days = [0, 1, 2, 3, 4, 5, 6]
 """)
+
+
+@pytest.fixture
+def pdp(tmp_path: Path, workload_api) -> Iterator[ServerProcess]:
+    """A real ``pdp serve`` on the configuration of ``write_pdp_config``."""
+    write_pdp_config(tmp_path, workload_api("/pdp"))
     server = start_server(["--config", "pdp.toml"], cwd=tmp_path)
     yield server
     server.stop()

@@ -28,6 +28,8 @@ from tests.workload_api.conftest import AUDIENCE, SERVICE
 from tests.workload_api.server import WorkloadApiServer
 from tests.workload_api.svid_file import SvidFileWriter
 
+pytestmark = pytest.mark.slow
+
 
 def caller_token(server: WorkloadApiServer) -> str:
     client = WorkloadApiClient(server.address)

@@ -25,7 +25,7 @@ from tests.server import ServerProcess
 from tests.workload_api.conftest import AUDIENCE, SERVICE
 from tests.workload_api.server import WorkloadApiServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def caller_token(server: WorkloadApiServer) -> str:

@@ -10,7 +10,6 @@ CA's included).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -24,9 +23,8 @@ import pytest
 from cryptography import x509
 from spiffe import WorkloadApiClient
 
-from tests.conftest import POLICIES
 from tests.server import free_port
-from tests.workload_api.conftest import AUDIENCE, SERVICE
+from tests.workload_api.conftest import AUDIENCE, SERVICE, write_pdp_config
 from tests.workload_api.server import Authority, WorkloadApiServer
 
 
@@ -47,24 +45,7 @@ def roots_file(authority: Authority, path: Path) -> Path:
 @pytest.fixture
 def tls_pdp(tmp_path: Path, workload_api) -> Iterator[tuple[int, WorkloadApiServer]]:
     pdp_api = workload_api("/pdp")
-    shutil.copytree(POLICIES, tmp_path / "policies")
-    (tmp_path / "pdp.toml").write_text(f"""
-audience = "{AUDIENCE}"
-policies = "policies"
-state_dir = "state"
-pep_allowlist = ["spiffe://example.org{SERVICE}"]
-workload_api_socket = "{pdp_api.address}"
-tls_workload_api = true
-
-[[trust_domains]]
-name = "example.org"
-workload_api = true
-
-[live.business_hours]
-start = "00:00"
-end = "23:59:59.999999"
-days = [0, 1, 2, 3, 4, 5, 6]
-""")
+    write_pdp_config(tmp_path, pdp_api, tls=True)
     port = free_port()
     log = tmp_path / "server.log"
     process = subprocess.Popen(

@@ -34,7 +34,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -132,13 +132,23 @@ def _complete_answer(response: httpx.Response, task_id: str) -> None:
                                status=response.status_code)
 
 
-class _Source:
-    """What both credential sources share: the form, the refresh rule."""
+_Http = TypeVar("_Http", httpx.Client, httpx.AsyncClient)
 
-    def __init__(self, *, identity: IdentitySource, audience: str,
-                 scope: Sequence[str] | None, task_id: str | None, purpose: str | None,
-                 lifetime_s: int | None, actor: IdentitySource | None,
-                 refresh_before_s: float, complete_on_exit: bool | None) -> None:
+
+class _Source(Generic[_Http]):
+    """What both credential sources share: the client, the form, the refresh rule.
+
+    The constructor is theirs too (documented on :class:`TaskCredentials`); they differ
+    only in the client (``_Http``) and in whether ``token()`` and ``complete()`` await it.
+    """
+
+    def __init__(self, http: _Http, *, identity: IdentitySource, audience: str,
+                 scope: Sequence[str] | None = None, task_id: str | None = None,
+                 purpose: str | None = None, lifetime_s: int | None = None,
+                 actor: IdentitySource | None = None,
+                 refresh_before_s: float = DEFAULT_REFRESH_BEFORE_S,
+                 complete_on_exit: bool | None = None) -> None:
+        self.http: _Http = http
         self.identity, self.actor = identity, actor
         self.audience, self.scope, self.lifetime_s = audience, scope, lifetime_s
         self.task_id, self.purpose = task_id, purpose
@@ -162,7 +172,7 @@ class _Source:
         return self.current is None or not self.current.fresh_for(self.refresh_before_s)
 
 
-class TaskCredentials(_Source):
+class TaskCredentials(_Source[httpx.Client]):
     """A task credential for as long as the ``with`` block runs (blocking ``httpx.Client``).
 
     Args:
@@ -174,17 +184,6 @@ class TaskCredentials(_Source):
         refresh_before_s: exchange again when less than this is left (default 60 s).
         complete_on_exit: complete the task on exit (default: unless delegated).
     """
-
-    def __init__(self, http: httpx.Client, *, identity: IdentitySource, audience: str,
-                 scope: Sequence[str] | None = None, task_id: str | None = None,
-                 purpose: str | None = None, lifetime_s: int | None = None,
-                 actor: IdentitySource | None = None,
-                 refresh_before_s: float = DEFAULT_REFRESH_BEFORE_S,
-                 complete_on_exit: bool | None = None) -> None:
-        super().__init__(identity=identity, audience=audience, scope=scope, task_id=task_id,
-                         purpose=purpose, lifetime_s=lifetime_s, actor=actor,
-                         refresh_before_s=refresh_before_s, complete_on_exit=complete_on_exit)
-        self.http = http
 
     def token(self) -> str:
         """A task credential valid for at least ``refresh_before_s`` more seconds."""
@@ -210,19 +209,8 @@ class TaskCredentials(_Source):
             self.complete()
 
 
-class AsyncTaskCredentials(_Source):
+class AsyncTaskCredentials(_Source[httpx.AsyncClient]):
     """The same as :class:`TaskCredentials` for asyncio (``async with``, ``await token()``)."""
-
-    def __init__(self, http: httpx.AsyncClient, *, identity: IdentitySource, audience: str,
-                 scope: Sequence[str] | None = None, task_id: str | None = None,
-                 purpose: str | None = None, lifetime_s: int | None = None,
-                 actor: IdentitySource | None = None,
-                 refresh_before_s: float = DEFAULT_REFRESH_BEFORE_S,
-                 complete_on_exit: bool | None = None) -> None:
-        super().__init__(identity=identity, audience=audience, scope=scope, task_id=task_id,
-                         purpose=purpose, lifetime_s=lifetime_s, actor=actor,
-                         refresh_before_s=refresh_before_s, complete_on_exit=complete_on_exit)
-        self.http = http
 
     async def token(self) -> str:
         if self.due():

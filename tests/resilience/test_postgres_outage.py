@@ -10,6 +10,7 @@ before bounded waits (which hung) fails here instead of hanging the suite.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from pdp.audit.errors import AuditUnavailable
 from pdp.audit.postgres import PostgresDecisionLog
 from pdp.components import Components, build_components
 from pdp.config import load_settings
@@ -197,3 +199,31 @@ async def test_with_a_spool_a_stalled_postgres_keeps_answering_and_loses_nothing
         for d in acknowledged:
             assert reader.get(d["decision_id"]) is not None, d["decision_id"]
         assert reader.verify().ok
+
+
+@pytest.mark.parametrize("mode", ["stall", "blackhole"])
+def test_a_read_swallowed_by_the_network_fails_within_its_bound_and_the_next_one_works(
+        mode: str, proxied_pg) -> None:
+    """A read sent while the peer swallows it is never answered, even once the network is
+    back: without a bound it held the read lock for good (every later read, the checkpoints
+    and a clean shutdown waited behind it)."""
+    _, through_proxy, proxy = proxied_pg
+    with PostgresDecisionLog(through_proxy, commit_timeout_s=BOUND_S,
+                             read_timeout_s=1.0) as log:
+        assert log.head()[0] == 0
+        proxy.mode = mode
+        outcome: list[BaseException | tuple[int, str]] = []
+
+        def read() -> None:
+            try:
+                outcome.append(log.head())
+            except BaseException as exc:  # noqa: BLE001 - reported to the test below
+                outcome.append(exc)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(GIVE_UP_S)
+        assert not reader.is_alive(), "the read hung past its bound"
+        assert isinstance(outcome[0], AuditUnavailable), outcome
+        proxy.mode = "pass"
+        assert log.head()[0] == 0  # reconnected

@@ -75,6 +75,12 @@ def read_head_planned_now(conn: psycopg.Connection[Any]) -> tuple[int, str]:
     return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS)
 
 
+# The longest one read on the shared read connection may take before its socket is shut
+# down (it then fails as AuditUnavailable and the next read reconnects). Long scans
+# (verify, export) have connections of their own and no such bound.
+READ_TIMEOUT_S = 30.0
+
+
 class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     """A :class:`~pdp.audit.store.DecisionStore` (and ``CheckpointStore``) in PostgreSQL.
 
@@ -88,9 +94,11 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     dialect = POSTGRES
 
     def __init__(self, dsn: str, *, batch_max: int = 512, connect_timeout_s: int | None = None,
-                 commit_timeout_s: float | None = None) -> None:
+                 commit_timeout_s: float | None = None,
+                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
         super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
         self.dsn = dsn
+        self.read_timeout_s = read_timeout_s
         if connect_timeout_s is None:  # libpq counts whole seconds, at least 2
             connect_timeout_s = 5 if commit_timeout_s is None else max(
                 2, math.ceil(commit_timeout_s))
@@ -145,14 +153,7 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     def _abort_write(self) -> None:
         """Shut the writer's socket down: its blocked libpq call fails at once (watchdog)."""
         for conn in (self._opening, self._conn):
-            if conn is None or conn.closed:
-                continue
-            try:
-                fd = conn.pgconn.socket
-            except psycopg.Error:
-                continue
-            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it is ours
-                sock.shutdown(socket.SHUT_RDWR)
+            _shut_down(conn)
 
     def _ready_to_write(self) -> None:
         if self._conn is None:  # dropped after an earlier failure: start afresh
@@ -215,15 +216,25 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
         """The shared read connection (autocommit: each statement sees the latest commit)."""
         with self._reader_lock:
+            watchdog: threading.Timer | None = None
             try:
                 if self._reader_conn is None or self._reader_conn.closed:
                     self._reader_conn = self._connect()
+                # A read sent into a connection that swallows it (a peer that keeps the
+                # socket open and never answers) would wait forever, holding this lock:
+                # every later read, and the checkpoints, would wait behind it.
+                watchdog = threading.Timer(self.read_timeout_s, _shut_down, (self._reader_conn,))
+                watchdog.daemon = True
+                watchdog.start()
                 yield self._reader_conn
             except psycopg.Error as exc:
                 if self._reader_conn is not None:
                     self._reader_conn.close()
                     self._reader_conn = None
                 raise AuditUnavailable(f"cannot read decision log in PostgreSQL: {exc}") from exc
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
 
     def _own_connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A connection of its own, for long scans and maintenance writes."""
@@ -234,6 +245,21 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
 
     def _maintaining(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         return self._own_connection()
+
+
+def _shut_down(conn: psycopg.Connection[Any] | None) -> None:
+    """Shut ``conn``'s socket down, so that a libpq call blocked on it fails at once."""
+    if conn is None or conn.closed:
+        return
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.Error:
+        return
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it is ours
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone: the blocked call has failed by itself
 
 
 __all__ = ["PostgresDecisionLog"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ LogFormat = Literal["text", "json"]
 MAX_FIELD = 256
 """Longest path or request id written (cut with ``...``): a caller's bytes must not decide
 how much the log grows; the decision log keeps what a decision needs in full."""
+
+
+_NEEDS_QUOTES = re.compile(r'[ "=\\]')
+"""A space, a quote, ``=`` or a backslash: a text value holding one is JSON-quoted."""
 
 
 def _bounded(text: str) -> str:
@@ -83,7 +88,7 @@ def format_event(event: str, fields: dict[str, object], fmt: LogFormat) -> str:
     parts = [f"pdp: {event}"]
     for key, value in fields.items():
         text = str(value)
-        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+        if not text or _NEEDS_QUOTES.search(text) or not text.isprintable():
             text = json.dumps(text)
         parts.append(f"{key}={text}")
     return " ".join(parts)

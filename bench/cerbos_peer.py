@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -67,33 +68,26 @@ class Target(Protocol):
     def cpu_seconds(self) -> float: ...
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def _wait_until(process: subprocess.Popen[bytes], answers: Callable[[], bool], log: Path) -> None:
+    """Return once ``answers()`` (an HTTP request to the peer) succeeds; raise with the
+    peer's log if it exits or takes longer than a minute."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(log.read_text())
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if answers():
                 return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become healthy:\n{log.read_text()}")
+    raise RuntimeError(f"the peer did not start:\n{log.read_text()}")
 
 
-class Cerbos:
-    """``cerbos server`` on free loopback ports with bench/peers/cerbos."""
+class PeerProcess:
+    """A peer server started by a subclass on ``self.port``, as a :class:`Target`."""
 
-    def __init__(self, scratch: Path) -> None:
-        self.port = _free_port()
-        log = scratch / "cerbos.log"
-        self.process = subprocess.Popen(
-            [str(BINARY), "server", f"--config={PEER / 'cerbos' / 'config.yaml'}",
-             f"--set=server.httpListenAddr=127.0.0.1:{self.port}",
-             f"--set=server.grpcListenAddr=127.0.0.1:{_free_port()}",
-             f"--set=storage.disk.directory={PEER / 'cerbos' / 'policies'}",
-             f"--set=audit.file.path={scratch / 'cerbos-audit.log'}"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        _wait_healthy(self.process, f"{self.url}/_cerbos/health", log)
+    port: int
+    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
@@ -107,7 +101,24 @@ class Cerbos:
         self.process.wait(timeout=30)
 
 
-class NaiveApp:
+class Cerbos(PeerProcess):
+    """``cerbos server`` on free loopback ports with bench/peers/cerbos."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.port = _free_port()
+        log = scratch / "cerbos.log"
+        self.process = subprocess.Popen(
+            [str(BINARY), "server", f"--config={PEER / 'cerbos' / 'config.yaml'}",
+             f"--set=server.httpListenAddr=127.0.0.1:{self.port}",
+             f"--set=server.grpcListenAddr=127.0.0.1:{_free_port()}",
+             f"--set=storage.disk.directory={PEER / 'cerbos' / 'policies'}",
+             f"--set=audit.file.path={scratch / 'cerbos-audit.log'}"],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        _wait_until(self.process, lambda: httpx.get(
+            f"{self.url}/_cerbos/health", timeout=1).status_code == 200, log)
+
+
+class NaiveApp(PeerProcess):
     """:mod:`bench.peers.naive_app` under ``uvicorn --workers 2`` (as many as ours),
     trusting the dev issuer key of ``state_dir``."""
 
@@ -122,28 +133,10 @@ class NaiveApp:
             env={**os.environ, "PYTHONPATH": str(REPO), "PEER_POLICIES": str(POLICIES),
                  "PEER_KEY": str(state_dir / KEY_FILE)})
         body = json.dumps({"subject": {"token": "x"}, "action": "read", "resource": RESOURCE})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # an answer (401 for this token) from a worker
-            if self.process.poll() is not None:
-                raise RuntimeError(log.read_text())
-            try:
-                httpx.post(f"{self.url}/v1/authorize", content=body, timeout=1)
-                time.sleep(1.0)  # the other worker finishes starting
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the naive app did not start:\n{log.read_text()}")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def cpu_seconds(self) -> float:
-        return tree_cpu_seconds(self.process.pid)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        # any answer (401 for this token) means a worker serves
+        _wait_until(self.process, lambda: httpx.post(
+            f"{self.url}/v1/authorize", content=body, timeout=1).status_code > 0, log)
+        time.sleep(1.0)  # the other worker finishes starting
 
 
 CERBOS_BODY = json.dumps({
@@ -212,7 +205,7 @@ def run() -> Runs:
         root = Path(tmp)
         power_dir, power_token = _workdir(root, "power")
         process_dir, process_token = _workdir(root, "process")
-        stop: list[Server | Cerbos | NaiveApp] = []
+        stop: list[Server | PeerProcess] = []
         try:
             ours = Server(power_dir, WORKERS)
             stop.append(ours)

@@ -124,15 +124,21 @@ class TurnBatchedHandler(logging.StreamHandler[TextIO]):
             loop = None
         if loop is None:
             self._kept.append(line)
-            self._write_kept()
+            self.flush()
             return
         if not self._kept:  # the turn's first line: write them all when the turn ends
             loop.call_soon(self.flush)
         self._kept.append(line)
 
     def flush(self) -> None:
+        """Write the kept lines now. Never raises, as ``StreamHandler`` never does: a
+        closed or broken stream (stderr gone) drops them, and the caller (the loop's
+        callback, ``log_event`` before the log closes) goes on."""
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._write_kept()
+            try:
+                self._write_kept()
+            except (OSError, ValueError):  # ValueError: "I/O operation on closed file"
+                self._kept.clear()
 
     def _write_kept(self) -> None:
         if self._kept:
@@ -168,7 +174,8 @@ def log_event(event: str, **fields: object) -> None:
     fmt: LogFormat = getattr(logger, "pdp_format", "text")
     logger.info(format_event(event, fields, fmt))
     for handler in logger.handlers:  # said now: the process may be about to stop
-        handler.flush()
+        if isinstance(handler, TurnBatchedHandler):
+            handler.flush()
 
 
 @dataclass

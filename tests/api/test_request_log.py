@@ -173,3 +173,22 @@ async def test_log_event_writes_at_once_what_the_turn_kept() -> None:
     finally:
         for handler, old in zip(ours, saved, strict=True):
             handler.setStream(old)  # type: ignore[arg-type]
+
+
+class Closed(Writes):
+    def write(self, text: str) -> int:
+        raise ValueError("I/O operation on closed file")
+
+
+async def test_a_closed_stream_drops_the_lines_and_raises_nowhere() -> None:
+    """stderr gone (a test's capture closed, a broken pipe): neither the logging call, the
+    end-of-turn flush nor ``flush`` before stopping raises, so the log still closes."""
+    logger = batched_logger(Closed())
+    logger.info("in a turn")
+    await asyncio.sleep(0)  # the end-of-turn flush meets the closed stream
+    for handler in logger.handlers:
+        handler.flush()
+
+
+def test_a_closed_stream_outside_a_loop_raises_nowhere() -> None:
+    batched_logger(Closed()).info("at start-up")

@@ -26,12 +26,14 @@ app gives, the middleware's own 4xx included, since this wraps them all.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +44,10 @@ LogFormat = Literal["text", "json"]
 MAX_FIELD = 256
 """Longest path or request id written (cut with ``...``): a caller's bytes must not decide
 how much the log grows; the decision log keeps what a decision needs in full."""
+
+
+_NEEDS_QUOTES = re.compile(r'[ "=\\]')
+"""A space, a quote, ``=`` or a backslash: a text value holding one is JSON-quoted."""
 
 
 def _bounded(text: str) -> str:
@@ -82,14 +88,69 @@ def format_event(event: str, fields: dict[str, object], fmt: LogFormat) -> str:
     parts = [f"pdp: {event}"]
     for key, value in fields.items():
         text = str(value)
-        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+        if not text or _NEEDS_QUOTES.search(text) or not text.isprintable():
             text = json.dumps(text)
         parts.append(f"{key}={text}")
     return " ".join(parts)
 
 
+class TurnBatchedHandler(logging.StreamHandler[TextIO]):
+    """A ``StreamHandler`` that writes the lines of one event-loop turn in one write.
+
+    At 64 connections a worker answers several requests per turn of its loop; a
+    ``StreamHandler`` writes and flushes each line (a system call per request, under
+    the handler's lock). Here a line logged on a running loop is kept, and the first
+    one of a turn schedules :meth:`flush` for the end of that turn (``call_soon``), so
+    the lines still leave within the turn that answered them, in order. A line
+    logged without a running loop (start-up, a thread) flushes what is kept and is
+    written at once. What is lost to ``kill -9`` is at most that turn's lines, as
+    before at most the line of the request being answered; the decision log, not
+    this one, is what must survive it.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._kept: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging's own rule: report, never raise
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            self._kept.append(line)
+            self.flush()
+            return
+        if not self._kept:  # the turn's first line: write them all when the turn ends
+            loop.call_soon(self.flush)
+        self._kept.append(line)
+
+    def flush(self) -> None:
+        """Write the kept lines now. Never raises, as ``StreamHandler`` never does: a
+        closed or broken stream (stderr gone) drops them, and the caller (the loop's
+        callback, ``log_event`` before the log closes) goes on."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                self._write_kept()
+            except (OSError, ValueError):  # ValueError: "I/O operation on closed file"
+                self._kept.clear()
+
+    def _write_kept(self) -> None:
+        if self._kept:
+            text = "\n".join(self._kept) + "\n"
+            self._kept.clear()
+            self.stream.write(text)
+        self.stream.flush()
+
+
 def request_logger(fmt: LogFormat) -> logging.Logger:
-    """The ``pdp.requests`` logger, writing bare lines (already formatted) to stderr.
+    """The ``pdp.requests`` logger, writing bare lines (already formatted) to stderr
+    (:class:`TurnBatchedHandler`).
 
     Set up here, once per process, rather than by ``logging.basicConfig``: uvicorn
     configures the root logger its own way, and the lines must not depend on it.
@@ -97,7 +158,7 @@ def request_logger(fmt: LogFormat) -> logging.Logger:
     """
     logger = logging.getLogger(LOGGER_NAME)
     if not any(getattr(h, "_pdp_request_log", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = TurnBatchedHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._pdp_request_log = True  # type: ignore[attr-defined]  # our own marker
         logger.addHandler(handler)
@@ -112,6 +173,9 @@ def log_event(event: str, **fields: object) -> None:
     logger = logging.getLogger(LOGGER_NAME)
     fmt: LogFormat = getattr(logger, "pdp_format", "text")
     logger.info(format_event(event, fields, fmt))
+    for handler in logger.handlers:  # said now: the process may be about to stop
+        if isinstance(handler, TurnBatchedHandler):
+            handler.flush()
 
 
 @dataclass
@@ -164,5 +228,5 @@ class RequestLog:
             decision_id=seen.decision_id)
 
 
-__all__ = ["LOGGER_NAME", "LogFormat", "RequestLine", "RequestLog", "format_event",
-           "log_event", "request_logger"]
+__all__ = ["LOGGER_NAME", "LogFormat", "RequestLine", "RequestLog", "TurnBatchedHandler",
+           "format_event", "log_event", "request_logger"]

@@ -3,6 +3,7 @@ in text or JSON, and off when asked."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -13,7 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pdp.api.requestlog import LOGGER_NAME, MAX_FIELD, format_event
+from pdp.api.requestlog import (
+    LOGGER_NAME,
+    MAX_FIELD,
+    TurnBatchedHandler,
+    format_event,
+    log_event,
+    request_logger,
+)
 from pdp.components import build_components
 from pdp.config import load_settings
 from tests.conftest import asgi_client
@@ -104,3 +112,83 @@ async def test_requests_false_writes_no_request_lines_but_still_says_stopping(
         await client.get("/healthz")
     assert not [line for line in lines if "request" in line]
     assert [line.split()[1] for line in lines] == ["stopping", "stopped"]
+
+
+class Writes:
+    """A stream that remembers each ``write`` call (one per system call of a real one)."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def batched_logger(stream: Writes) -> logging.Logger:
+    logger = logging.getLogger(f"{LOGGER_NAME}.test-batched")
+    logger.handlers.clear()
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = TurnBatchedHandler(stream)  # type: ignore[arg-type]  # a stream's two methods
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+async def test_lines_of_one_loop_turn_leave_in_one_write_in_order_before_the_next_turn() -> None:
+    stream = Writes()
+    logger = batched_logger(stream)
+    for i in range(5):
+        logger.info("line %d", i)
+    assert stream.writes == []  # kept until the turn ends
+    await asyncio.sleep(0)  # the turn ends: flushed before anything of the next turn runs
+    assert stream.writes == ["line 0\nline 1\nline 2\nline 3\nline 4\n"]
+    logger.info("line 5")
+    await asyncio.sleep(0)
+    assert stream.writes[1:] == ["line 5\n"]
+
+
+def test_a_line_without_a_running_loop_is_written_at_once_after_those_kept() -> None:
+    stream = Writes()
+    logger = batched_logger(stream)
+    logger.info("at start-up")
+    assert stream.writes == ["at start-up\n"]
+
+
+async def test_log_event_writes_at_once_what_the_turn_kept() -> None:
+    """``stopping`` flushes: a process about to exit loses none of its request lines."""
+    stream = Writes()
+    logger = request_logger("text")
+    ours = [h for h in logger.handlers if isinstance(h, TurnBatchedHandler)]
+    saved = [h.setStream(stream) for h in ours]  # type: ignore[arg-type]
+    try:
+        logger.info("pdp: request method=GET path=/healthz status=200")
+        log_event("stopping", pid=1)
+        assert "".join(stream.writes) == (
+            "pdp: request method=GET path=/healthz status=200\npdp: stopping pid=1\n")
+    finally:
+        for handler, old in zip(ours, saved, strict=True):
+            handler.setStream(old)  # type: ignore[arg-type]
+
+
+class Closed(Writes):
+    def write(self, text: str) -> int:
+        raise ValueError("I/O operation on closed file")
+
+
+async def test_a_closed_stream_drops_the_lines_and_raises_nowhere() -> None:
+    """stderr gone (a test's capture closed, a broken pipe): neither the logging call, the
+    end-of-turn flush nor ``flush`` before stopping raises, so the log still closes."""
+    logger = batched_logger(Closed())
+    logger.info("in a turn")
+    await asyncio.sleep(0)  # the end-of-turn flush meets the closed stream
+    for handler in logger.handlers:
+        handler.flush()
+
+
+def test_a_closed_stream_outside_a_loop_raises_nowhere() -> None:
+    batched_logger(Closed()).info("at start-up")

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.cerbos_peer import report_cerbos, report_naive
 from bench.harness import Comparison, table
+from bench.http import Run
 
 pytestmark = pytest.mark.slow
 
@@ -26,3 +28,28 @@ def test_the_verdict_follows_the_ratio(ours: float, baseline: float, bound: floa
     faster = Comparison("x", ours, baseline, "b", "t", faster_at_least=bound).target_text()
     assert faster.endswith("**met**") == (baseline / ours >= bound)
     assert Comparison("x", ours, baseline, "b", "t").target_text() == "t"  # no number: as given
+
+
+def _peer_runs(ours_cpu: float, peer_cpu: float) -> dict[str, dict[int, list[Run]]]:
+    def runs(rps: float, cpu: float, connections: tuple[int, ...] = (1, 64)) -> dict[int, list[Run]]:
+        return {c: [Run(rps, 1.0, 2.0, 100, 0, 0, "wrk", cpu)] for c in connections}
+
+    return {"ours": runs(100, ours_cpu), "ours_authzen": runs(100, ours_cpu),
+            "ours_process": runs(120, ours_cpu, (1,)), "naive": runs(300, peer_cpu),
+            "cerbos": runs(300, peer_cpu)}
+
+
+@given(ours=st.floats(10, 1e4), peer=st.floats(10, 1e4))
+def test_the_peer_tables_judge_cpu_by_its_ratio(ours: float, peer: float) -> None:
+    """Cerbos's CPU row at 64 and every naive-app row say met exactly when ours ≤ the peer."""
+    runs = _peer_runs(ours, peer)
+    verdict = "**met**" if ours / peer <= 1.0 else "**not met**"
+    naive_rows = [line for line in report_naive(runs).splitlines() if line.startswith("| 1 |")
+                  or line.startswith("| 64 |")]
+    assert len(naive_rows) == 2 and all(verdict in row.split("|")[4] for row in naive_rows)
+    cerbos_64 = [line for line in report_cerbos(runs).splitlines()
+                 if line.startswith("| `/v1/authorize`, power | 64 |")]
+    assert verdict in cerbos_64[0].split("|")[8]
+    # the rate: 100 against 300 decisions/s is a miss at every line
+    assert all("0.33× **not met**" in line for line in report_cerbos(runs).splitlines()
+               if line.startswith("| `/v1/authorize`, power"))

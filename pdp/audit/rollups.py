@@ -462,6 +462,7 @@ def dumps(ov: Overview) -> str:
 
 
 __all__ = ["BUCKETS", "CATCH_UP_AFTER", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect",
-           "Overview", "bucket_prefix", "catch_up_store", "check_store", "counts", "dumps", "ensure_indexes",
+           "Overview", "bucket_prefix", "catch_up_store", "check_store", "counts", "dumps",
+           "ensure_indexes",
            "overview", "overview_records", "overview_sql", "percentiles", "policy_hits",
            "prepare_store", "rebuild_store", "store_connection"]

@@ -255,7 +255,7 @@ def verify(
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     elif report.get("ok"):
         rollup = report.get("rollups") or {}
-        hours = (f"; hourly rollups match the log ({rollup.get('hours')} hours)"
+        hours = (f"; hourly rollups match the log ({rollup.get('hours')} hour(s))"
                  if rollup.get("compared") else "")
         typer.echo(f"ok: {report.get('checked')} records, chain intact; head seq "
                    f"{report.get('last_seq')} hash {report.get('head_hash')}{hours}")
@@ -296,7 +296,7 @@ def rebuild_rollups(
         typer.echo(f"rebuilt, but the rollups still differ: {after.detail() if after else ''}",
                    err=True)
         raise typer.Exit(1)
-    typer.echo(f"rebuilt: {after.hours} hours from seq {state.from_seq} through "
+    typer.echo(f"rebuilt: {after.hours} hour(s) from seq {state.from_seq} through "
                f"{state.through_seq} ({state.counted} decisions); they match the log")
 
 

@@ -334,7 +334,7 @@ async def verify_log(
                                      settings=components.settings)
     refused = await _record(components, request, caller, "audit.verify", {
         "ok": report.get("ok"), "checked": report.get("checked"),
-        "first_broken_seq": report.get("first_broken_seq")})
+        "first_broken_seq": report.get("first_broken_seq"), "problem": report.get("problem")})
     return refused or JSONResponse(report)
 
 

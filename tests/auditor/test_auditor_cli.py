@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from pdp.audit import SqliteDecisionLog, rollups
 from pdp.cli.main import app
 from pdp.components import build_components
 from pdp.decision.model import AuthorizeInput, ResourceRef
@@ -132,11 +135,6 @@ def test_a_missing_log_is_reported_not_created(tmp_path: Path) -> None:
 
 def _tamper_rollup(state: Path) -> str:
     """Catch the rollup up, then lower one hour's allow count behind the log's back."""
-    from contextlib import closing
-    import sqlite3
-
-    from pdp.audit import SqliteDecisionLog, rollups
-
     log = SqliteDecisionLog(state / "decisions.db")
     try:
         rollups.catch_up_store(log)
@@ -166,9 +164,6 @@ def test_verify_fails_on_an_edited_rollup_and_rebuild_rollups_repairs_it(logged)
 
 def test_rebuild_rollups_refuses_a_log_whose_chain_is_broken(logged) -> None:
     """Rebuilding from rewritten rows would launder the rewrite into the charts."""
-    from contextlib import closing
-    import sqlite3
-
     _tamper_rollup(logged["state"])
     with closing(sqlite3.connect(logged["state"] / "decisions.db")) as conn:
         conn.execute("UPDATE decisions SET decision = 'allow' WHERE decision = 'deny'")

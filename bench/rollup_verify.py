@@ -57,7 +57,7 @@ def main() -> int:
     check, rebuild = statistics.median(check_s), statistics.median(rebuild_s)
     body = (f"A log of {N:,} generated decisions and {ADMIN_N:,} admin events (SQLite), "
             f"{hours:,} hours in its rollup; median of {ROUNDS} rounds, alternating. "
-            f"Load average at the start: {os.getloadavg()[0]:.1f}.\n\n"
+            f"Load average at the end: {os.getloadavg()[0]:.1f}.\n\n"
             "| step | median (s) |\n|---|---:|\n"
             f"| verify's rollup check (recount + compare, read only) | {check:.2f} |\n"
             f"| rebuild of the rollups (the repair) | {rebuild:.2f} |\n\n"

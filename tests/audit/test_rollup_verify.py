@@ -16,6 +16,7 @@ import pytest
 
 from pdp.audit import SqliteDecisionLog, rollups
 from pdp.audit.auditing.auditor import verify_store
+from pdp.audit.records import normalize_ts
 from pdp.audit.store import DecisionStore
 from tests.audit.pgschema import postgres_schema, require_postgres
 from tests.audit.test_audit_rollups import random_record
@@ -148,3 +149,23 @@ def test_no_rollup_yet_is_not_a_failure(tmp_path: Path) -> None:
     report = verify_store(store)
     assert report["ok"] is True and report["rollups"]["compared"] is False
     store.close()
+
+
+def test_a_forged_watermark_skips_the_check_and_the_overview_alike(log) -> None:
+    """Moving the watermark's ``from_seq`` makes the rollup look stale: verify then does
+    not compare it, and that is safe only because the overview stops reading it too —
+    an edited hour hidden that way never reaches the charts."""
+    store, run, records = log
+    run("UPDATE overview_hourly SET deny = deny + 7")
+    run("UPDATE overview_rollup_state SET from_seq = from_seq + 1")
+    report = verify_store(store)
+    assert report["ok"] is True and report["rollups"]["compared"] is False
+    assert "stale" in report["rollups"]["note"]
+    with rollups.store_connection(store) as found:
+        assert found is not None
+        conn, dialect = found
+        since, until = normalize_ts(records[0]["timestamp"]), "2100-01-01T00:00:00.000000Z"
+        assert rollups.bucket_prefix(since, until) < 16  # a range the rollup would serve
+        assert rollups._rollup_backed(conn, dialect, since, until, 13, tops=False) is None
+    denies = sum(1 for r in records if r["kind"] == "decision" and r["decision"] != "allow")
+    assert rollups.counts(store, since, until)[1] == denies

@@ -329,12 +329,15 @@ async def verify_log(
     """Check every record's hash and link from the first; `ok: false` names the first
     broken link (`first_broken_seq`, `first_broken_decision_id`, `problem`). The chain
     cannot show a cut-off tail by itself: compare `last_seq`/`head_hash` with a value
-    kept elsewhere. Needs `Pdp::Action::"audit.verify"`; recorded as `audit.verify`."""
+    kept elsewhere. The overview's hourly rollups are recounted from the records too
+    (`rollups`); an edited hour fails with `problem: "rollup mismatch"` and `repair`
+    names `pdp audit rebuild-rollups`. Needs `Pdp::Action::"audit.verify"`; recorded as
+    `audit.verify`."""
     report = await asyncio.to_thread(verify_store, _store(components),
                                      settings=components.settings)
     refused = await _record(components, request, caller, "audit.verify", {
         "ok": report.get("ok"), "checked": report.get("checked"),
-        "first_broken_seq": report.get("first_broken_seq")})
+        "first_broken_seq": report.get("first_broken_seq"), "problem": report.get("problem")})
     return refused or JSONResponse(report)
 
 

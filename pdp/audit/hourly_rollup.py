@@ -132,9 +132,10 @@ def usable(state: State | None, first: int, head: int) -> bool:
     return state.through_seq == 0 or state.from_seq == first
 
 
-def catch_up(conn: Any, dialect: Dialect) -> State:
+def catch_up(conn: Any, dialect: Dialect, *, rebuild: bool = False) -> State:
     """Fold every record past the watermark into the hourly tables (rebuilding them
-    when the state is missing or stale), in one transaction; return the new state.
+    when the state is missing or stale, or ``rebuild`` asks: the repair of a rollup
+    :mod:`pdp.audit.rollup_check` found edited), in one transaction; return the new state.
 
     Holds the writer's lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory
     lock), so concurrent catch-ups never count a record twice.
@@ -148,7 +149,8 @@ def catch_up(conn: Any, dialect: Dialect) -> State:
         for statement in TABLES:
             conn.execute(statement.format(clustered=clustered))
         first, head = log_bounds(conn)
-        if state is None or not usable(state, first, head) or state.through_seq == 0:
+        if (rebuild or state is None or not usable(state, first, head)
+                or state.through_seq == 0):
             for table in DATA_TABLES:
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
             state = State(first, 0, 0)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pdp.audit import hourly_rollup
+from pdp.audit import hourly_rollup, rollup_check
 from pdp.audit.chain.spool import SpoolingLog
 from pdp.audit.query import DecisionFilter, matches
 from pdp.audit.records import columns_of, normalize_ts
@@ -347,6 +347,37 @@ def catch_up_store(store: Any) -> None:
         log.warning("overview rollup: catch-up failed, reading rows instead: %s", exc)
 
 
+def check_store(store: Any) -> rollup_check.RollupReport | None:
+    """Compare the hourly rollup of ``store`` with its rows (:func:`pdp.audit.rollup_check.check`),
+    in one read snapshot; None for a store without SQL (no rollup to check)."""
+    with store_connection(store) as found:
+        if found is None:
+            return None
+        conn, dialect = found
+        with _snapshot(conn, dialect):
+            return rollup_check.check(conn, dialect)
+
+
+def rebuild_store(store: Any) -> hourly_rollup.State | None:
+    """Recount the hourly rollup of ``store`` from its rows (the repair of an edited
+    rollup); None for a store without SQL. Unlike :func:`catch_up_store` a failure
+    raises: the caller asked for the repair and must hear that it did not happen."""
+    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
+
+    if isinstance(store, SpoolingLog):
+        store = store.store
+    if isinstance(store, SqliteDecisionLog):
+        conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms, writer=True)
+        try:
+            return hourly_rollup.catch_up(conn, "sqlite", rebuild=True)
+        finally:
+            conn.close()
+    if isinstance(store, PostgresDecisionLog):
+        with store._own_connection() as pg:
+            return hourly_rollup.catch_up(pg, "postgres", rebuild=True)
+    return None
+
+
 def prepare_store(store: Any) -> None:
     """Create the rollup indexes on ``store`` (a no-op for a store without SQL)."""
     from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
@@ -431,6 +462,7 @@ def dumps(ov: Overview) -> str:
 
 
 __all__ = ["BUCKETS", "CATCH_UP_AFTER", "INDEXES", "LATENCY_SAMPLE", "Bucket", "Dialect",
-           "Overview", "bucket_prefix", "catch_up_store", "counts", "dumps", "ensure_indexes",
+           "Overview", "bucket_prefix", "catch_up_store", "check_store", "counts", "dumps",
+           "ensure_indexes",
            "overview", "overview_records", "overview_sql", "percentiles", "policy_hits",
-           "prepare_store", "store_connection"]
+           "prepare_store", "rebuild_store", "store_connection"]

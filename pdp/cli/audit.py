@@ -254,14 +254,50 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     elif report.get("ok"):
+        rollup = report.get("rollups") or {}
+        hours = (f"; hourly rollups match the log ({rollup.get('hours')} hour(s))"
+                 if rollup.get("compared") else "")
         typer.echo(f"ok: {report.get('checked')} records, chain intact; head seq "
-                   f"{report.get('last_seq')} hash {report.get('head_hash')}")
+                   f"{report.get('last_seq')} hash {report.get('head_hash')}{hours}")
+    elif report.get("problem") == "rollup mismatch":
+        typer.echo(f"BROKEN: chain intact ({report.get('checked')} records), but "
+                   f"{report.get('detail')}")
     else:
         typer.echo(f"BROKEN: {report.get('detail') or report.get('problem')}; first broken "
                    f"record seq {report.get('first_broken_seq')} "
                    f"(decision_id {report.get('first_broken_decision_id')}); "
                    f"{report.get('checked')} records checked before it")
     raise typer.Exit(0 if report.get("ok") else 1)
+
+
+@app.command("rebuild-rollups")
+def rebuild_rollups(
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Recount the overview's hourly rollups from the decision log (the repair when
+    `pdp audit verify` reports a rollup mismatch). The chain is verified first: a
+    rollup is never rebuilt from a log that does not verify. Exit 0 rebuilt, 1 refused."""
+    from pdp.audit import rollups
+    from pdp.audit.auditing.auditor import verify_store
+
+    with _opened(config, state_dir) as (settings, log):
+        report = verify_store(log, settings=settings)
+        if not report.get("ok") and report.get("problem") != "rollup mismatch":
+            typer.echo(f"refused: the chain does not verify ({report.get('problem')}: "
+                       f"{report.get('detail')}); the rollups were not rebuilt", err=True)
+            raise typer.Exit(1)
+        state = rollups.rebuild_store(log)
+        after = rollups.check_store(log)
+    if state is None:
+        typer.echo("this log keeps no rollups (not SQL): nothing to rebuild")
+        raise typer.Exit(0)
+    if after is None or not after.ok:
+        typer.echo(f"rebuilt, but the rollups still differ: {after.detail() if after else ''}",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"rebuilt: {after.hours} hour(s) from seq {state.from_seq} through "
+               f"{state.through_seq} ({state.counted} decisions); they match the log")
 
 
 def _verify_export_file(path: Path) -> dict[str, Any]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from pdp.audit import SqliteDecisionLog, rollups
 from pdp.cli.main import app
 from pdp.components import build_components
 from pdp.decision.model import AuthorizeInput, ResourceRef
@@ -128,3 +131,45 @@ def test_a_missing_log_is_reported_not_created(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["audit", "verify", "--state-dir", str(tmp_path / "none")])
     assert result.exit_code == 1 and "no decision log" in result.output
     assert not (tmp_path / "none" / "decisions.db").exists()
+
+
+def _tamper_rollup(state: Path) -> str:
+    """Catch the rollup up, then lower one hour's allow count behind the log's back."""
+    log = SqliteDecisionLog(state / "decisions.db")
+    try:
+        rollups.catch_up_store(log)
+    finally:
+        log.close()
+    with closing(sqlite3.connect(state / "decisions.db")) as conn:
+        hour = str(conn.execute("SELECT max(hour) FROM overview_hourly").fetchone()[0])
+        conn.execute("UPDATE overview_hourly SET allow = allow - 1 WHERE hour = ?", (hour,))
+        conn.commit()
+    return hour
+
+
+def test_verify_fails_on_an_edited_rollup_and_rebuild_rollups_repairs_it(logged) -> None:
+    assert "hourly rollups" not in run(logged, "verify").stdout  # none built yet
+    hour = _tamper_rollup(logged["state"])
+    broken = run(logged, "verify")
+    assert broken.exit_code == 1
+    assert "chain intact" in broken.stdout and hour in broken.stdout
+    assert "pdp audit rebuild-rollups" in broken.stdout
+    report = json.loads(run(logged, "verify", "--json").stdout)
+    assert report["problem"] == "rollup mismatch" and report["rollups"]["differing_hours"] == 1
+    repaired = run(logged, "rebuild-rollups")
+    assert repaired.exit_code == 0 and "they match the log" in repaired.stdout
+    intact = run(logged, "verify")
+    assert intact.exit_code == 0 and "hourly rollups match the log" in intact.stdout
+
+
+def test_rebuild_rollups_refuses_a_log_whose_chain_is_broken(logged) -> None:
+    """Rebuilding from rewritten rows would launder the rewrite into the charts."""
+    _tamper_rollup(logged["state"])
+    with closing(sqlite3.connect(logged["state"] / "decisions.db")) as conn:
+        conn.execute("UPDATE decisions SET decision = 'allow' WHERE decision = 'deny'")
+        conn.commit()
+    refused = run(logged, "rebuild-rollups")
+    assert refused.exit_code == 1 and "chain does not verify" in refused.output
+    with closing(sqlite3.connect(logged["state"] / "decisions.db")) as conn:
+        stored = conn.execute("SELECT sum(allow) FROM overview_hourly").fetchone()[0]
+    assert stored == 0  # still the tampered figure (1 allow - 1): nothing was rebuilt

@@ -173,6 +173,28 @@ async def test_overview_integrity_identities_policies_render(client, sign_in, de
     assert "never fired" in policies.text
 
 
+async def test_integrity_shows_an_edited_overview_rollup(client, sign_in, decide, components):
+    """The chain intact but a chart's hourly count edited: "verify now" says so, with the
+    hour, expected vs stored, and the repair command."""
+    import sqlite3
+    from contextlib import closing
+
+    from pdp.audit import rollups
+
+    await decide(ETL, "write", LEDGER)
+    csrf = await sign_in(AUDITOR)
+    rollups.catch_up_store(components.log)
+    with closing(sqlite3.connect(components.settings.sqlite_path)) as conn:
+        hour, deny = conn.execute(
+            "SELECT hour, deny FROM overview_hourly WHERE deny > 0").fetchone()
+        conn.execute("UPDATE overview_hourly SET deny = 0 WHERE hour = ?", (hour,))
+        conn.commit()
+    verify = await client.post("/console/integrity/verify", headers=ORIGIN, data={"csrf": csrf})
+    assert verify.status_code == 200 and "Overview rollups altered" in verify.text
+    assert hour in verify.text and f"overview_hourly deny={deny}" in verify.text
+    assert "pdp audit rebuild-rollups" in verify.text
+
+
 async def test_oidc_routes_without_a_provider_and_with_a_forged_callback(client):
     assert (await client.get("/console/oidc/login")).status_code == 404
     assert (await client.get("/console/oidc/callback", params={

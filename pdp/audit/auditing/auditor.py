@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from pdp.audit import rollups
 from pdp.audit.auditing.archive import ArchiveError, BundleArchive, policy_texts
 from pdp.audit.chain.checkpoint import checkpoint_public_key
 from pdp.audit.chain.verify import verify_log
@@ -118,8 +119,21 @@ def verify_store(store: Any, *, settings: Any = None) -> dict[str, Any]:
     (``pdp.audit.chain.checkpoint.checkpoint_public_key``); without one the report
     says ``"signatures": "unsigned"``. A configured key that cannot be read is
     a ``ValueError``.
+
+    The hourly rollups the overview charts read are derived, not chained, so they are
+    checked too (:func:`pdp.audit.rollups.check_store`: every caught-up hour recounted
+    from the rows in the store), under ``"rollups"``. Hours that differ fail the
+    report with ``problem: "rollup mismatch"`` (when the chain itself is intact: a
+    broken chain is reported first), the first few with expected and stored figures,
+    and ``repair`` names the rebuild command.
     """
-    return dict(verify_log(store, public_key=_checkpoint_key(settings)).as_dict())
+    report = dict(verify_log(store, public_key=_checkpoint_key(settings)).as_dict())
+    rollup = rollups.check_store(store)
+    report["rollups"] = rollup.as_dict() if rollup is not None else None
+    if rollup is not None and not rollup.ok and report.get("ok"):
+        report.update(ok=False, problem="rollup mismatch", detail=rollup.detail(),
+                      repair=rollup.repair)
+    return report
 
 
 def _checkpoint_key(settings: Any) -> Any:

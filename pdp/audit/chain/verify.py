@@ -41,6 +41,7 @@ VerifyProblem = Literal[
     "bad checkpoint signature",  # a checkpoint was forged or altered
     "checkpoint mismatch",  # the record at a checkpoint's seq has another hash: rewritten
     "truncated",  # the log ends below a checkpoint's seq: its tail was cut off
+    "rollup mismatch",  # an hourly rollup differs from the rows (pdp.audit.rollup_check)
 ]
 
 

@@ -2,7 +2,7 @@
 two replicas behind the deployed nginx config, one PostgreSQL log, one private Redis.
 
 Skipped without PostgreSQL, redis-server, nginx or wrk (failed under
-PDP_REQUIRE_SERVICES=1); `make test-fast` leaves tests/bench_smoke out."""
+PDP_REQUIRE_SERVICES=1); the whole run is marked slow, so `make test-fast` leaves it out."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def test_percentile_is_nearest_rank() -> None:
     assert scaleout.percentile([3.0], 0.99) == 3.0
 
 
+@pytest.mark.slow
 def test_the_whole_run_measures_every_part_on_a_tiny_plan() -> None:
     require_postgres()
     missing = [b for b in ("redis-server", "nginx", "wrk")

@@ -20,6 +20,7 @@ from pdp.engine import policy_parse
 from pdp.engine.bundle import load_bundle
 from pdp.engine.policy_parse import parse_in_chunks
 from pdp.engine.policy_source import split_with_rest
+from tests.conftest import examples
 from tests.engine.cedar_bundles import Case, cases
 
 
@@ -42,7 +43,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(policy_parse, "CHUNK_POLICIES", 3)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=cases())
 def test_generated_bundles_parse_to_the_same_nodes_in_chunks(case: Case) -> None:
     for name, text in case.files().items():
@@ -50,7 +51,7 @@ def test_generated_bundles_parse_to_the_same_nodes_in_chunks(case: Case) -> None
             assert outcome(chunked, text) == outcome(cedarpy.policies_to_pst, text)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=cases())
 def test_a_reload_builds_the_policy_set_a_start_builds(case: Case) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +76,7 @@ POLICY = st.sampled_from([
 NOISE = st.sampled_from(["", "\n", "  ", "// c;\n", ";", "permit(", '"open', "x", "/* */"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(parts=st.lists(st.tuples(POLICY, NOISE), max_size=12), tail=NOISE)
 def test_text_built_to_break_the_cut_parses_as_a_whole_file_does(
         parts: list[tuple[str, str]], tail: str) -> None:

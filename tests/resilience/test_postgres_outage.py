@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.postgres import PostgresDecisionLog
+from pdp.audit.postgres.admin_state import PostgresAdminState
 from pdp.components import Components, build_components
 from pdp.config import load_settings
 from tests.audit.pgschema import postgres_schema, require_postgres
@@ -201,6 +202,22 @@ async def test_with_a_spool_a_stalled_postgres_keeps_answering_and_loses_nothing
         assert reader.verify().ok
 
 
+def _fails_within_the_bound(call: Callable[[], object]) -> None:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            outcome.append(exc)
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    caller.join(GIVE_UP_S)
+    assert not caller.is_alive(), "the call hung past its bound"
+    assert isinstance(outcome[0], AuditUnavailable), outcome
+
+
 @pytest.mark.parametrize("mode", ["stall", "blackhole"])
 def test_a_read_swallowed_by_the_network_fails_within_its_bound_and_the_next_one_works(
         mode: str, proxied_pg) -> None:
@@ -208,22 +225,28 @@ def test_a_read_swallowed_by_the_network_fails_within_its_bound_and_the_next_one
     back: without a bound it held the read lock for good (every later read, the checkpoints
     and a clean shutdown waited behind it)."""
     _, through_proxy, proxy = proxied_pg
-    with PostgresDecisionLog(through_proxy, commit_timeout_s=BOUND_S,
-                             read_timeout_s=1.0) as log:
-        assert log.head()[0] == 0
-        proxy.mode = mode
-        outcome: list[BaseException | tuple[int, str]] = []
+    # Closed only when the test passes: a hung call holds the lock closing would wait for.
+    log = PostgresDecisionLog(through_proxy, commit_timeout_s=BOUND_S, read_timeout_s=1.0)
+    assert log.head()[0] == 0
+    proxy.mode = mode
+    _fails_within_the_bound(log.head)
+    proxy.mode = "pass"
+    assert log.head()[0] == 0  # reconnected
+    log.close()
 
-        def read() -> None:
-            try:
-                outcome.append(log.head())
-            except BaseException as exc:  # noqa: BLE001 - reported to the test below
-                outcome.append(exc)
 
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(GIVE_UP_S)
-        assert not reader.is_alive(), "the read hung past its bound"
-        assert isinstance(outcome[0], AuditUnavailable), outcome
-        proxy.mode = "pass"
-        assert log.head()[0] == 0  # reconnected
+@pytest.mark.parametrize("mode", ["stall", "blackhole"])
+def test_the_admin_states_poll_swallowed_by_the_network_fails_and_the_next_one_works(
+        mode: str, proxied_pg) -> None:
+    """The replica's poll of the shared admin state (revocations, incidents made on other
+    replicas) must not wait forever on a connection that swallowed it: this replica would
+    never learn of a later revocation."""
+    _, through_proxy, proxy = proxied_pg
+    state = PostgresAdminState(through_proxy)  # closed as the log above
+    state.call_timeout_s = 1.0
+    before = state.version()
+    proxy.mode = mode
+    _fails_within_the_bound(state.version)
+    proxy.mode = "pass"
+    assert state.version() == before  # reconnected
+    state.close()

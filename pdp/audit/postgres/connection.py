@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import psycopg
 
 from pdp.audit.postgres.dialect import POSTGRES
+from pdp.audit.postgres.schema import network_bounds
+from pdp.audit.postgres.watchdog import watchdog
 
 
 class PostgresConnection:
@@ -20,6 +23,7 @@ class PostgresConnection:
     what: ClassVar[str]
     dialect = POSTGRES
     source = "postgres"
+    call_timeout_s: float = 10.0  # one call's bound (they are small: a row or a version)
 
     def __init__(self, dsn: str | None, *, connect_timeout_s: int = 5) -> None:
         if not dsn:
@@ -39,8 +43,11 @@ class PostgresConnection:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.dsn, autocommit=True,
-                                         connect_timeout=self.connect_timeout_s)
+                                         **network_bounds(self.dsn, self.connect_timeout_s))
         return self._conn
+
+    def _bounded(self, conn: Any) -> AbstractContextManager[object]:
+        return watchdog(conn, self.call_timeout_s)
 
     def _drop_connection(self) -> None:
         if self._conn is not None:

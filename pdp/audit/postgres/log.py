@@ -35,8 +35,6 @@ of those, so the watchdog shuts the writer's socket down past the bound
 from __future__ import annotations
 
 import math
-import os
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -50,6 +48,7 @@ from pdp.audit.chain.hashchain import GENESIS
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.postgres.dialect import POSTGRES
 from pdp.audit.postgres.schema import lock_key, migrate, network_bounds
+from pdp.audit.postgres.watchdog import shut_down, watchdog
 from pdp.audit.records import COLUMNS, PreparedRecord
 from pdp.audit.sql.log import (
     HEAD,
@@ -153,7 +152,7 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     def _abort_write(self) -> None:
         """Shut the writer's socket down: its blocked libpq call fails at once (watchdog)."""
         for conn in (self._opening, self._conn):
-            _shut_down(conn)
+            shut_down(conn)
 
     def _ready_to_write(self) -> None:
         if self._conn is None:  # dropped after an earlier failure: start afresh
@@ -216,25 +215,19 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
         """The shared read connection (autocommit: each statement sees the latest commit)."""
         with self._reader_lock:
-            watchdog: threading.Timer | None = None
             try:
                 if self._reader_conn is None or self._reader_conn.closed:
                     self._reader_conn = self._connect()
                 # A read sent into a connection that swallows it (a peer that keeps the
                 # socket open and never answers) would wait forever, holding this lock:
                 # every later read, and the checkpoints, would wait behind it.
-                watchdog = threading.Timer(self.read_timeout_s, _shut_down, (self._reader_conn,))
-                watchdog.daemon = True
-                watchdog.start()
-                yield self._reader_conn
+                with watchdog(self._reader_conn, self.read_timeout_s):
+                    yield self._reader_conn
             except psycopg.Error as exc:
                 if self._reader_conn is not None:
                     self._reader_conn.close()
                     self._reader_conn = None
                 raise AuditUnavailable(f"cannot read decision log in PostgreSQL: {exc}") from exc
-            finally:
-                if watchdog is not None:
-                    watchdog.cancel()
 
     def _own_connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A connection of its own, for long scans and maintenance writes."""
@@ -245,21 +238,6 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
 
     def _maintaining(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         return self._own_connection()
-
-
-def _shut_down(conn: psycopg.Connection[Any] | None) -> None:
-    """Shut ``conn``'s socket down, so that a libpq call blocked on it fails at once."""
-    if conn is None or conn.closed:
-        return
-    try:
-        fd = conn.pgconn.socket
-    except psycopg.Error:
-        return
-    try:
-        with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it is ours
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already gone: the blocked call has failed by itself
 
 
 __all__ = ["PostgresDecisionLog"]

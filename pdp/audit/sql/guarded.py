@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import ClassVar
 
 from pdp.audit.errors import AuditUnavailable
@@ -33,6 +33,11 @@ class GuardedConnection:
         """The connection to use now (opened if there is none)."""
         raise NotImplementedError
 
+    def _bounded(self, conn: Connection) -> AbstractContextManager[object]:
+        """How long one call may hold ``conn`` (default: unbounded; a networked store
+        bounds it, so a peer that never answers cannot hold the lock for good)."""
+        return nullcontext()
+
     def _drop_connection(self) -> None:
         """Forget a connection that failed, so the next call opens a new one (default: keep it)."""
 
@@ -48,7 +53,9 @@ class GuardedConnection:
         """Hold the lock; the driver's errors become ``AuditUnavailable``."""
         with self._lock:
             try:
-                yield self._connection()
+                conn = self._connection()
+                with self._bounded(conn):
+                    yield conn
             except self.dialect.errors as exc:
                 self._drop_connection()
                 raise AuditUnavailable(f"{self.what} in {self.source} is unavailable: "

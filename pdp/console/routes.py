@@ -517,10 +517,7 @@ async def declare_page(
                           detail=str(e), decision_id=None)
         answer = await context_admin.declare_incident(body, request, _components(request),
                                                       caller)
-        if answer.status_code >= 400:
-            return render(request, "refused.html", answer.status_code, title="Not declared",
-                          detail=_body(answer).get("detail"), decision_id=None)
-        return secured(RedirectResponse(f"{PREFIX}/context", status_code=303))
+        return _back_to_context(request, answer, refused_title="Not declared")
 
     return await guarded(request, "context.incident.set", handler, csrf=csrf, changes=True)
 
@@ -531,12 +528,17 @@ async def end_page(request: Request, incident_id: str,
     async def handler(request: Request, session: Session, caller: AdminCaller) -> Response:
         answer = await context_admin.clear_incident(incident_id, request, _components(request),
                                                     caller)
-        if answer.status_code >= 400:
-            return render(request, "refused.html", answer.status_code, title="Not ended",
-                          detail=_body(answer).get("detail"), decision_id=None)
-        return secured(RedirectResponse(f"{PREFIX}/context", status_code=303))
+        return _back_to_context(request, answer, refused_title="Not ended")
 
     return await guarded(request, "context.incident.clear", handler, csrf=csrf, changes=True)
+
+
+def _back_to_context(request: Request, answer: Response, *, refused_title: str) -> Response:
+    """After a context change: back to the Live context page, or the API's refusal shown."""
+    if answer.status_code >= 400:
+        return render(request, "refused.html", answer.status_code, title=refused_title,
+                      detail=_body(answer).get("detail"), decision_id=None)
+    return secured(RedirectResponse(f"{PREFIX}/context", status_code=303))
 
 
 # -- integrity -------------------------------------------------------------------------

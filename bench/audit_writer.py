@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = (("sqlite", "FULL"), ("sqlite", "NORMAL"), ("postgres", "on"))
 BATCHES = (1, 64, 256)
 RECORDS = {1: 2_000, 64: 12_800, 256: 25_600}  # per measurement
+BOUND_S = 10.0  # as `pdp serve` sets one (timer, watchdog), wide enough for a loaded machine
 PG_DSN = os.environ.get("PDP_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -54,7 +55,7 @@ def _child(src: str, store: str, level: str, batch: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="pdp-writer-bench-") as tmp:
         if store == "sqlite":
             log: Any = SqliteDecisionLog(Path(tmp) / "log.db", synchronous=level,
-                                         commit_timeout_s=2.0)
+                                         commit_timeout_s=BOUND_S)
             cleanup = None
         else:
             log, cleanup = _postgres_log()
@@ -98,7 +99,7 @@ def _postgres_log() -> tuple[Any, Any]:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
     dsn = make_conninfo(PG_DSN, options=f"-csearch_path={schema}")
-    return PostgresDecisionLog(dsn, commit_timeout_s=2.0), drop
+    return PostgresDecisionLog(dsn, commit_timeout_s=BOUND_S), drop
 
 
 def _measure(src: str, store: str, level: str, batch: int) -> dict[str, float]:

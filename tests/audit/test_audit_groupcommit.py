@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pdp.audit import AuditUnavailable, SqliteDecisionLog
+from pdp.audit import AuditUnavailable, DuplicateDecision, SqliteDecisionLog
 from pdp.audit.store import DecisionStore
 from tests.audit.sqlraw import RawSql
 
@@ -36,6 +37,34 @@ def test_a_group_with_a_repeat_settles_it_from_the_stored_copy(
     assert outcomes[0] == first
     assert type(outcomes[1]).__name__ == "DuplicateDecision"
     assert outcomes[2]["seq"] == 2
+
+
+def test_callers_in_one_batch_with_a_clash_among_them_each_get_their_own_outcome(
+        sql_store: DecisionStore, make_record: MakeRecord) -> None:
+    # Appends queued in one loop turn reach the writer together (one batch, unless the
+    # machine splits it: the outcomes must not depend on that); one repeats a stored
+    # decision_id with other content. The fast path's INSERT fails on it, the batch is
+    # redone from the stored head: that caller gets DuplicateDecision, a retry of a
+    # stored record the stored copy, every other caller its own record, chained in the
+    # order they queued.
+    first = sql_store.append_sync(make_record())
+    clash = {**make_record(), "decision_id": first["decision_id"]}
+    records = [make_record() for _ in range(6)]
+    sent = [*records[:2], clash, *records[2:4], dict(first), *records[4:]]
+
+    async def all_at_once() -> list[Any]:
+        return await asyncio.gather(*(sql_store.append(r) for r in sent),
+                                    return_exceptions=True)
+
+    outcomes = asyncio.run(all_at_once())
+    assert isinstance(outcomes[2], DuplicateDecision)
+    assert outcomes[5] == first
+    fresh = [o for i, o in enumerate(outcomes) if i not in (2, 5)]
+    assert [o["decision_id"] for o in fresh] == [r["decision_id"] for r in records]
+    assert [o["seq"] for o in fresh] == list(range(2, 8))
+    assert [r["seq"] for r in sql_store.iter_all()] == list(range(1, 8))
+    assert sql_store.verify().ok
+    assert sql_store.append_sync(make_record())["seq"] == 8  # the writer carries on
 
 
 def test_a_failing_group_stores_none_of_its_records(sql_store: DecisionStore,

@@ -17,7 +17,7 @@ import pytest
 
 from pdp.audit import AuditUnavailable, DecisionFilter, open_decision_log
 from pdp.audit.postgres import PostgresDecisionLog
-from pdp.audit.postgres.log import read_head_planned_now
+from pdp.audit.postgres.log import lock_and_read_head
 from pdp.audit.postgres.schema import SCHEMA_VERSION
 from pdp.audit.sql.log import HEAD
 from tests.audit.pgschema import BASE_DSN, dsn_for, postgres_schema
@@ -167,7 +167,7 @@ def test_postgres_backend_without_a_dsn_is_a_value_error() -> None:
 WRITER = """
 import asyncio, sys, uuid_utils
 from pdp.audit.postgres import PostgresDecisionLog
-from pdp.audit.postgres.log import read_head_planned_now
+from pdp.audit.postgres.log import lock_and_read_head
 log = PostgresDecisionLog(sys.argv[1], batch_max=8)
 async def main():
     await asyncio.gather(*(log.append({"decision_id": str(uuid_utils.uuid7()),
@@ -211,10 +211,13 @@ def test_the_chain_head_is_planned_afresh_so_a_young_tables_plan_is_not_kept(
         conn.execute(grow, (1, 2))
         conn.execute("ANALYZE decisions")  # a young log: autovacuum, or a CREATE INDEX
         for _ in range(6):
-            assert read_head_planned_now(conn) == (2, "h2")
+            assert lock_and_read_head(conn, 1) == (2, "h2")
+            conn.execute("COMMIT", prepare=False)  # (a ROLLBACK: psycopg forgets what it
+            # prepared)
             conn.execute(HEAD)  # what the writer did before: prepared on the fifth run
         conn.execute(grow, (3, 5000))
-        assert read_head_planned_now(conn) == (5000, "h5000")
+        assert lock_and_read_head(conn, 1) == (5000, "h5000")
+        conn.execute("COMMIT", prepare=False)
         prepared = conn.execute("SELECT name, statement FROM pg_prepared_statements"
                                 ).fetchall()
         assert [s for _, s in prepared] == [HEAD]  # the old way's only; none of ours

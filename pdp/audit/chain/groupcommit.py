@@ -37,8 +37,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -261,11 +260,9 @@ class GroupCommitLog:
                         stop = True
                     else:
                         pending.append(item)
-                while not stop and len(pending) < self.batch_max:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                # empty() first: a get_nowait on an empty queue raises, once per batch.
+                while not stop and len(pending) < self.batch_max and not self._queue.empty():
+                    item = self._queue.get_nowait()  # only this thread takes from the queue
                     if item is _STOP:
                         stop = True
                     else:
@@ -353,15 +350,9 @@ class GroupCommitLog:
             self._last_error = None
         return None
 
-    @contextmanager
-    def _watched(self) -> Iterator[None]:
+    def _watched(self) -> _Watched:
         """Mark the writer busy for the watchdog while the block runs (one attempt)."""
-        self._writes += 1
-        self._busy_since = time.monotonic()
-        try:
-            yield
-        finally:
-            self._busy_since = None
+        return _Watched(self)
 
     def _watch(self) -> None:
         """Abort a write that runs past ``commit_timeout_s`` (at most once per write)."""
@@ -467,6 +458,23 @@ class GroupCommitLog:
                 loop.call_soon_threadsafe(_resolve_all, pairs)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
+
+
+class _Watched:
+    """:meth:`GroupCommitLog._watched`'s context: a class, not ``@contextmanager``, whose
+    generator machinery cost more than the write's own bookkeeping (twice per batch)."""
+
+    __slots__ = ("log",)
+
+    def __init__(self, log: GroupCommitLog) -> None:
+        self.log = log
+
+    def __enter__(self) -> None:
+        self.log._writes += 1
+        self.log._busy_since = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.log._busy_since = None
 
 
 def unavailable(exc: BaseException) -> AuditUnavailable:

@@ -58,20 +58,46 @@ from pdp.audit.sql.log import (
 )
 
 _COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+_INSERT = (f"INSERT INTO decisions ({', '.join(COLUMNS)}) "
+           f"VALUES ({', '.join(['%s'] * len(COLUMNS))})")
+_PIPELINED_ROWS = 8
+"""Batches up to this many rows are inserted row by row, pipelined with their COMMIT (one
+round trip); larger ones by COPY, whose cost per row is about half (bench/audit_writer.py:
+the two cost the same near 7 rows)."""
 
 
-def read_head_planned_now(conn: psycopg.Connection[Any]) -> tuple[int, str]:
-    """``(seq, hash)`` of the newest record, the query planned on every call.
+def lock_and_read_head(conn: psycopg.Connection[Any], key: int) -> tuple[int, str]:
+    """Open a transaction, take the chain's advisory lock ``key``, read the head after it.
 
-    psycopg prepares a statement on its fifth run and PostgreSQL then keeps its plan on
-    that connection. Prepared while the table's statistics said "a few rows" (ANALYZE,
-    autovacuum or a CREATE INDEX on a young log), the plan is a sequential scan, kept as
-    the table grows: every batch would read the whole table while holding the chain's
-    lock. Planned afresh, it is the primary key's backward index scan (one page); the
-    planning costs microseconds against a commit.
+    One round trip instead of three: at one record a batch the writer spent most
+    of its time in round trips (``bench/audit_writer.py``). Sent as one simple
+    query (no parameters; ``key`` is an integer we computed), whose statements run
+    in order, each with a snapshot of its own taken when it starts (READ
+    COMMITTED): so the head is read once the lock is held and sees the commit of
+    whoever held it before. And a simple query is never prepared, so the head read
+    is planned afresh every time: psycopg prepares a statement on its fifth run and
+    PostgreSQL then keeps its plan on that connection; prepared while the table's
+    statistics said "a few rows" (ANALYZE, autovacuum or a CREATE INDEX on a young
+    log), the plan is a sequential scan, kept as the table grows, and every batch
+    would read the whole table while holding the chain's lock. Planned afresh, it
+    is the primary key's backward index scan (one page). The caller commits or
+    rolls back.
     """
-    row = conn.execute(HEAD, prepare=False).fetchone()
+    cur = conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(key)}); {HEAD}",
+                       prepare=False)
+    cur.nextset()  # past BEGIN's and the lock's results
+    cur.nextset()
+    row = cur.fetchone()
     return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS)
+
+
+def rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction without masking the error that failed it (a broken
+    connection is dropped by the caller anyway)."""
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        pass
 
 
 # The longest one read on the shared read connection may take before its socket is shut
@@ -194,19 +220,26 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
 
     def _write_after_head(self, conn: psycopg.Connection[Any], batch: list[Append], *,
                           lookup: bool) -> tuple[list[Outcome], list[Row]]:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            seq, head = read_head_planned_now(conn)  # a new statement: sees the last
-            # holder's commit
+        try:
+            seq, head = lock_and_read_head(conn, self._lock_key)
             known = None
             if lookup:
                 known = stored_records(POSTGRES, conn,
                                        [i.prepared.columns.decision_id for i in batch])
             outcomes, rows = self._chain(batch, seq, head, known)
-            if rows:
+            if len(rows) > _PIPELINED_ROWS:
                 with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     for r in rows:
                         copy.write_row(r)
+                conn.execute("COMMIT", prepare=False)
+            else:  # the INSERTs and the COMMIT in one round trip (COPY takes two)
+                with conn.pipeline(), conn.cursor() as cur:
+                    if rows:
+                        cur.executemany(_INSERT, rows)
+                    cur.execute("COMMIT", prepare=False)
+        except BaseException:
+            rollback_quietly(conn)
+            raise
         return outcomes, rows
 
     # -- reading ----------------------------------------------------------------

@@ -12,6 +12,13 @@ A second fresh process repeats the load under ``tracemalloc`` to split the
 total into the Python heap (with the lines that allocated most of it) and what
 the native side (Cedar's policy set, entities and schema, in Rust) holds.
 
+Then the whole server: ``pdp serve`` on the same bundle with one worker and with
+two (the supervisor loads once and forks both), each served the same decisions
+over HTTP from several connections (so that both workers answer and build their
+own caches); the memory is the PSS of the supervisor and its workers summed (a
+page shared by k processes counts 1/k in each), and the peak is the largest VmHWM
+in the tree (the supervisor's load).
+
     python -m bench memory
 """
 
@@ -131,6 +138,77 @@ def child_tracemalloc(bundle_dir: Path, state_dir: Path, top: int = 8) -> dict[s
     return {"python_heap_mb": round(heap, 1), "rss_growth_mb": round(rss, 1), "sites": lines}
 
 
+def _tree(pid: int) -> list[int]:
+    from bench.startup import _children
+
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo += _children(p)
+    return pids
+
+
+def _tree_memory(pid: int) -> dict[str, float]:
+    """PSS summed over ``pid`` and its descendants, and the largest VmHWM among them (MB)."""
+    pss = peak = 0.0
+    for p in _tree(pid):
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
+            status = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        pss += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
+        peak = max([peak] + [int(line.split()[1]) / 1024 for line in status
+                             if line.startswith("VmHWM:")])
+    return {"pss": pss, "peak": peak}
+
+
+def server(bundle_dir: Path, state_dir: Path, workers: int, decisions: int,
+           connections: int = 8) -> dict[str, Any]:
+    """``pdp serve`` with ``workers`` workers: tree memory after start and after
+    ``decisions`` decisions sent over ``connections`` connections at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from bench.generate import sizes
+    from bench.startup import Serve
+    from pdp.identity.dev_issuer import DevIssuer
+
+    serve = Serve(bundle_dir, state_dir, workers)
+    try:
+        time.sleep(1)  # let the workers settle
+        started = _tree_memory(serve.process.pid)
+        n = sizes(POLICIES)
+        rng = random.Random(11)
+        issuer = DevIssuer.load_or_create(state_dir)
+        tokens = [issuer.mint(f"spiffe://example.org/team{i % n['teams']}/w{i}", ttl_s=600)
+                  for i in rng.sample(range(n["workloads"]), 50)]
+        datasets = max(n["datasets"], ENTITIES - (n["teams"] + n["workloads"] + n["domains"]
+                                                  + n["folders"]))
+        bodies = [{"subject": {"token": tokens[i % len(tokens)]},
+                   "action": rng.choice(["read", "write"]),
+                   "resource": {"type": "Gen::Dataset", "id": f"ds{rng.randrange(datasets)}"}}
+                  for i in range(decisions)]
+        answered: dict[int, int] = {}
+
+        def send(part: int) -> None:
+            with httpx.Client(base_url=serve.url, timeout=60) as client:
+                for body in bodies[part::connections]:
+                    status = client.post("/v1/authorize", json=body).status_code
+                    answered[status] = answered.get(status, 0) + 1
+
+        with ThreadPoolExecutor(connections) as pool:
+            list(pool.map(send, range(connections)))
+        time.sleep(1)
+        served = _tree_memory(serve.process.pid)
+        return {"workers": workers, "ready_s": round(serve.ready_s, 1), "started": started,
+                "served": served, "answered": answered}
+    finally:
+        serve.stop()
+
+
 def _run_child(args: list[str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "bench.memory", *args], cwd=REPO,
                          capture_output=True, text=True, timeout=1800,
@@ -141,7 +219,7 @@ def _run_child(args: list[str]) -> dict[str, Any]:
 
 
 def measure(*, policies: int = POLICIES, entities: int = ENTITIES, decisions: int = DECISIONS,
-            breakdown: bool = True) -> dict[str, Any]:
+            breakdown: bool = True, servers: bool = True) -> dict[str, Any]:
     from bench.generate import generate_bundle
 
     with tempfile.TemporaryDirectory(prefix="pdp-bench-memory-") as tmp:
@@ -153,6 +231,11 @@ def measure(*, policies: int = POLICIES, entities: int = ENTITIES, decisions: in
         if breakdown:
             result["breakdown"] = _run_child(["--child-tracemalloc", str(root / "bundle"),
                                               str(root / "state-2")])
+        if servers:
+            # Whole servers, one worker then two, served the same decisions (twice as
+            # many with two workers, so that each answers about as many as the one).
+            result["servers"] = [server(root / "bundle", root / f"serve-{w}", w, decisions * w)
+                                 for w in (1, 2)]
     return result
 
 
@@ -192,7 +275,31 @@ def report(result: dict[str, Any]) -> str:
         ]
         for site, info in b["sites"].items():
             lines.append(f"| `{site}` | {info['mb']:,.1f} | `{info['code']}` |")
+    if result.get("servers"):
+        lines += ["", *report_servers(result["servers"])]
     return "\n".join(lines)
+
+
+def report_servers(runs: list[dict[str, Any]]) -> list[str]:
+    """The whole server with one worker and with two: PSS of the tree, its ratio, peak."""
+    one = runs[0]
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    rows = ["The whole server (`pdp serve`, supervisor and workers, PSS summed; peak: the "
+            "largest VmHWM in the tree):", "",
+            "| server | ready (s) | PSS after start (MB) | PSS after decisions (MB) | decisions "
+            "(HTTP status: count) | ratio to 1 worker, after decisions | peak (MB) | "
+            f"≤ {TARGET_MB} MB |",
+            "|---|---:|---:|---:|---|---:|---:|---|"]
+    for run in runs:
+        served = run["served"]["pss"]
+        ratio = served / one["served"]["pss"]
+        rows.append(
+            f"| {run['workers']} worker{'s' if run['workers'] > 1 else ''} | {run['ready_s']} | "
+            f"{run['started']['pss']:,.0f} | {served:,.0f} | "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(run["answered"].items()))
+            + f" | {ratio:.2f}× (start {run['started']['pss'] / one['started']['pss']:.2f}×) | "
+            f"{run['served']['peak']:,.0f} | {met(served <= TARGET_MB)} |")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,10 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entities", type=int, default=ENTITIES)
     parser.add_argument("--decisions", type=int, default=DECISIONS)
     parser.add_argument("--no-breakdown", action="store_true", help="skip the tracemalloc run")
+    parser.add_argument("--no-servers", action="store_true",
+                        help="skip the whole servers (pdp serve, one and two workers)")
     parser.add_argument("--no-record", action="store_true", help="print only")
     args, _ = parser.parse_known_args(argv)  # section names (python -m bench memory) skipped
     result = measure(policies=args.policies, entities=args.entities, decisions=args.decisions,
-                     breakdown=not args.no_breakdown)
+                     breakdown=not args.no_breakdown, servers=not args.no_servers)
     text = report(result)
     print(text)
     if not args.no_record and (args.policies, args.entities) == (POLICIES, ENTITIES):

@@ -8,8 +8,11 @@ principal), on the same request. Requests rotate over 64 (workload, dataset)
 pairs that the bundle's per-workload permits allow, so every size measures the
 same kind of decision (an allow) and caches see a mix rather than one key.
 The 10-policy bundle allows only a couple of distinct pairs, so the flatness
-rows (10,000 against 10, alternating in one comparison) are printed twice: as
-rotated, and with the 10,000-policy rotation cut to as many distinct requests.
+rows (10,000 against 10, alternating in one comparison) are printed three times: as
+rotated, with the 10,000-policy rotation cut to as many distinct requests, and
+like for like: 64 distinct requests at both, the 10 policies' from a bundle of the
+same 10 policies with more datasets, whose group permits allow 64 distinct pairs
+(found by asking raw Cedar; ``WIDE_ENTITIES``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from pdp.identity.model import VerifiedIdentity
 SIZES = (10, 1000, 10000)
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 ROTATION = 64
+WIDE_ENTITIES = 400
+"""Entities of the 10-policy bundle for the like-for-like row: enough datasets in the
+folders and domains its group permits name for 64 distinct allowed requests."""
 
 
 def run() -> list[Comparison]:
@@ -47,10 +53,15 @@ def run() -> list[Comparison]:
         # whose entity sets and slices do not all stay in the CPU's caches), and with the
         # large bundle's rotation cut to as many distinct requests as the small one has.
         large, small = SIZES[-1], SIZES[0]
-        for label, few in ((f"{distinct[large]} distinct requests at {large:,}, "
-                            f"{distinct[small]} at {small}", None),
-                           (f"{distinct[small]} distinct requests at both", distinct[small])):
-            large_us, small_us = compare(rotations[large](few), rotations[small](None),
+        _, wide, wide_distinct = _measure(Path(tmp) / f"{small}-wide", small,
+                                          entities=WIDE_ENTITIES)
+        for label, few, baseline in (
+                (f"{distinct[large]} distinct requests at {large:,}, {distinct[small]} at {small}",
+                 None, rotations[small]),
+                (f"{distinct[small]} distinct requests at both", distinct[small], rotations[small]),
+                (f"like for like: {distinct[large]} distinct requests at {large:,}, "
+                 f"{wide_distinct} at {small} ({WIDE_ENTITIES} entities)", None, wide)):
+            large_us, small_us = compare(rotations[large](few), baseline(None),
                                          rounds=15, per_round=300, warmup=ROTATION * 2)
             rows.append(Comparison(f"decide() at {large:,} vs at {small} policies ({label})",
                                    large_us, small_us, f"decide() at {small} policies", "≤ 1.5",
@@ -60,16 +71,19 @@ def run() -> list[Comparison]:
     return rows
 
 
-def _measure(directory: Path, size: int,
+def _measure(directory: Path, size: int, entities: int | None = None,
              ) -> tuple[Comparison, Callable[[int | None], Callable[[], object]], int]:
     """The row against raw cedarpy at ``size``, our rotation (or its first few distinct
-    requests), and how many distinct requests the rotation holds."""
-    generate_bundle(directory, policies=size)
+    requests), and how many distinct requests the rotation holds. With ``entities``,
+    the rotation is the first 64 requests raw Cedar allows, not the per-workload permits'."""
+    generate_bundle(directory, policies=size, entities=entities)
     bundle = load_bundle(directory)
     live = LiveSnapshot(now=NOW, incident=False, risk_level=0, business_hours=True)
     requests = []
     static = json.loads((directory / "entities.json").read_text())
-    for workload, dataset in _allowed_pairs(directory, ROTATION):
+    pairs = (_allowed_pairs(directory, ROTATION) if entities is None
+             else _allowed_by_cedar(bundle, static, live, ROTATION))
+    for workload, dataset in pairs:
         identity = VerifiedIdentity(
             principal_id=workload, kind="jwt-svid", issuer="spiffe://example.org",
             trust_domain="example.org", path=workload.removeprefix("spiffe://example.org"),
@@ -127,6 +141,27 @@ def _raw_request(bundle, static, identity, resource, live):
     return request, handle
 
 
+
+
+def _allowed_by_cedar(bundle, static, live, count: int) -> list[tuple[str, str]]:
+    """The first ``count`` (workload, dataset) reads raw cedarpy allows on the full set."""
+    workloads = [e["uid"]["id"] for e in static if e["uid"]["type"] == "Pdp::Workload"]
+    datasets = [e["uid"]["id"] for e in static if e["uid"]["type"] == "Gen::Dataset"]
+    found: list[tuple[str, str]] = []
+    for dataset in datasets:
+        for workload in workloads:
+            identity = VerifiedIdentity(
+                principal_id=workload, kind="jwt-svid", issuer="spiffe://example.org",
+                trust_domain="example.org", path=workload.removeprefix("spiffe://example.org"),
+                issued_at=NOW - timedelta(seconds=30), expires_at=NOW + timedelta(minutes=5))
+            request, handle = _raw_request(bundle, static, identity,
+                                           ResourceRef("Gen::Dataset", dataset), live)
+            if cedarpy.is_authorized(request, bundle.policy_set, handle,
+                                     schema=bundle.schema).allowed:
+                found.append((workload, dataset))
+                if len(found) == count:
+                    return found
+    raise ValueError(f"the bundle allows {len(found)} distinct reads, fewer than {count}")
 
 
 def _allowed_pairs(directory: Path, count: int) -> list[tuple[str, str]]:

@@ -19,7 +19,9 @@ worker, building its components through :func:`pdp.server.app_from_env`, finds
 the bundle already parsed instead of parsing 10,000 policies again, and the
 pages holding it stay shared between the processes until one writes them
 (``gc.freeze`` first, so that the workers' collections do not write to every
-object). A restarted worker is forked the same way, with the bundle the parent
+object; the worker checks the files by streaming them, and the parent has built the
+app once, so that neither is allocated anew in each worker: bench/RESULTS.md,
+"hmem"). A restarted worker is forked the same way, with the bundle the parent
 loaded if its files are unchanged; if they changed, it loads what it finds,
 which is what the other workers have reloaded meanwhile. The parent runs no
 thread of its own when it forks (the components it built were closed).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdp.engine.bundle import Bundle, _read_bundle_files, compute_version, load_bundle
+from pdp.engine.bundle import Bundle, load_bundle, version_on_disk
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
@@ -50,10 +50,10 @@ def _preloaded_for(directory: Path) -> Bundle | None:
     if bundle is None or bundle.directory != directory:
         return None
     try:
-        files = _read_bundle_files(directory)
+        version = version_on_disk(directory)  # streamed: see its docstring
     except OSError:
         return None  # the full load reports what is wrong
-    return bundle if compute_version(directory, files) == bundle.version else None
+    return bundle if version == bundle.version else None
 
 
 @dataclass(frozen=True, slots=True)

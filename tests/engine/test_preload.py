@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pdp.engine import load_bundle
+from pdp.engine.bundle import _read_bundle_files, compute_version, version_on_disk
 from pdp.engine.store import BundleStore, preload
 from tests.conftest import POLICIES
 
@@ -46,6 +47,31 @@ def test_changed_files_are_loaded_not_the_stale_preload(bundle_dir: Path, change
     assert fresh.version != loaded.version
     assert fresh.version == load_bundle(bundle_dir).version
     assert ("extra.forbid" in fresh.policies) == (change == "add")
+
+
+@pytest.mark.parametrize("name", ["entities.json", "schema.cedarschema", "tests/datasets.yaml",
+                                  "guards.cedar"])
+def test_a_same_size_edit_of_any_file_is_seen(bundle_dir: Path, name: str) -> None:
+    """The worker's check hashes every file as it streams it (``version_on_disk``):
+    one byte swapped for another, the size and the names unchanged, is a new version."""
+    loaded = load_bundle(bundle_dir)
+    preload(loaded)
+    path = bundle_dir / name
+    data = bytearray(path.read_bytes())
+    at = data.index(b" ")  # a space becomes a tab: still valid, same size
+    data[at:at + 1] = b"\t"
+    path.write_bytes(bytes(data))
+    assert version_on_disk(bundle_dir) != loaded.version
+    assert BundleStore(bundle_dir).load_initial() is not loaded
+
+
+def test_the_streamed_version_is_the_loaders(bundle_dir: Path) -> None:
+    """``version_on_disk`` (read in blocks) and ``compute_version`` (the loader's, over
+    the files read whole) agree, or no worker would ever take the preloaded bundle."""
+    (bundle_dir / "big.cedar").write_text("// padding\n" * 100_000)  # past one read block
+    expected = compute_version(bundle_dir, _read_bundle_files(bundle_dir))
+    assert version_on_disk(bundle_dir) == expected
+    assert load_bundle(bundle_dir).version == expected
 
 
 def test_another_directory_with_the_same_files_loads_its_own(bundle_dir: Path,

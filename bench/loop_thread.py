@@ -35,6 +35,7 @@ from statistics import median
 from typing import Any
 
 from bench.api_layer import _call
+from bench.harness import print_or_record
 from bench.http import SUBJECT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,15 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON, record nothing")
     args, _ = parser.parse_known_args(argv)
     result = measure(args.requests, args.rounds, args.concurrency, args.profile)
-    if args.json or args.profile:
-        print(json.dumps(result))
-        return 0
-    from bench.harness import record
-
-    text = report(result)
-    print(text)
-    record("Event-loop thread per decision", "python -m bench loop_thread", text)
-    return 0
+    return print_or_record(result, as_json=args.json or args.profile, report=report,
+                           section="Event-loop thread per decision",
+                           command="python -m bench loop_thread")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def main() -> int:
 
 def _register_optional() -> None:
     for module in ("http", "api_layer", "cedarling", "memory", "console", "startup", "durability",
-                   "cerbos_peer", "scaleout", "rollup_verify", "audit_writer"):
+                   "cerbos_peer", "scaleout", "rollup_verify", "audit_writer", "loop_thread"):
         try:
             imported = __import__(f"bench.{module}", fromlist=["main"])
         except ImportError:

@@ -30,6 +30,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from bench.harness import print_or_record
 from bench.http import SUBJECT, stored_decision_components
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,16 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print JSON, record nothing")
     args, _ = parser.parse_known_args(argv)  # section names (`python -m bench api_layer`)
-    result = measure(args.requests, args.rounds)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    from bench.harness import record
-
-    text = report(result)
-    print(text)
-    record("API layer: the decision doors in process", "python -m bench api_layer", text)
-    return 0
+    return print_or_record(measure(args.requests, args.rounds), as_json=args.json,
+                           report=report, section="API layer: the decision doors in process",
+                           command="python -m bench api_layer")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,19 @@ def record(section: str, command: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     RESULTS.write_text(text)
+
+
+def print_or_record(result: dict[str, float], *, as_json: bool,
+                    report: Callable[[dict[str, float]], str], section: str,
+                    command: str) -> int:
+    """A section's ending: ``--json`` prints the figures only (to compare two trees);
+    otherwise the report is printed and recorded as ``section`` of RESULTS.md."""
+    if as_json:
+        import json
+
+        print(json.dumps(result))
+        return 0
+    text = report(result)
+    print(text)
+    record(section, command, text)
+    return 0

@@ -18,7 +18,7 @@ from pdp.api import broker as broker_api
 from pdp.api import grants as grants_api
 from pdp.api.admin_auth import install_admin_handler
 from pdp.api.fastpath import FastPath
-from pdp.api.limits import BodySizeLimit, HeaderLimits
+from pdp.api.limits import RequestLimits
 from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
@@ -96,8 +96,8 @@ def create_api(components: Components, *, watch: bool | None = None,
     context_admin.install_context_handler(app)
     install_openapi(app)  # every problem answer declared (pdp.api.openapi)
     app.add_middleware(FastPath)  # inside the body limit: /v1/authorize without routing
-    app.add_middleware(BodySizeLimit, max_bytes=components.settings.max_body_bytes)
-    app.add_middleware(HeaderLimits)  # 431 / bad X-Request-ID before anything is parsed
+    # 431 / bad X-Request-ID / 413 before anything is parsed
+    app.add_middleware(RequestLimits, max_body_bytes=components.settings.max_body_bytes)
     log = components.settings.log
     request_logger(log.format)  # also for the `stopping` line when requests are not logged
     if log.requests:  # outermost: every answer gets its line, the limits' own included

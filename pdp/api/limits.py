@@ -1,12 +1,12 @@
-"""Request size limits, enforced before anything parses the request.
+"""Request size limits, enforced before anything parses the request (:class:`RequestLimits`).
 
-- :class:`BodySizeLimit`: a body larger than ``max_bytes`` (declared or streamed)
-  is **413**.
-- :class:`HeaderLimits`: headers larger than :data:`MAX_HEADER_BYTES` in all are
-  **431** (RFC 6585 §5), and an ``X-Request-ID`` that is not 1-128 visible ASCII
-  characters is **400**. The request id is echoed and stored with every decision,
-  so an unbounded one (a megabyte was once stored) would grow the log at a
-  caller's will; uvicorn's httptools parser has no header size limit of its own.
+- headers larger than :data:`MAX_HEADER_BYTES` in all are **431** (RFC 6585 §5), and
+  an ``X-Request-ID`` that is not 1-128 visible ASCII characters is **400**;
+- a body larger than ``max_body_bytes`` (declared or streamed) is **413**.
+
+The request id is echoed and stored with every decision, so an unbounded one (a
+megabyte was once stored) would grow the log at a caller's will; uvicorn's httptools
+parser has no header size limit of its own.
 """
 
 from __future__ import annotations
@@ -33,63 +33,65 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail="Request body too large")
 
 
-class BodySizeLimit:
-    """Answer 413 when the body exceeds ``max_bytes`` (declared or streamed)."""
+class RequestLimits:
+    """ASGI middleware: 431 for oversized headers, 400 for a malformed ``X-Request-ID``,
+    413 for a body over ``max_body_bytes`` (declared or streamed), in that order.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    One layer and one pass over the headers for all three (they were two middleware
+    walking the headers three times, on every request).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int,
+                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        size = 0
+        request_id_ok = True
+        declared = None  # the last Content-Length, as a dict of the headers would keep
+        for name, value in scope.get("headers", ()):
+            size += len(name) + len(value)
+            if name == b"content-length":
+                declared = value
+            elif name == b"x-request-id" and not _REQUEST_ID.fullmatch(value):
+                request_id_ok = False
+        if size > self.max_header_bytes:
+            await send_problem(send, 431, "Request header fields too large",
+                               f"the headers exceed {self.max_header_bytes} bytes")
+            return
+        if not request_id_ok:
+            await send_problem(send, 400, "Invalid X-Request-ID",
+                               f"X-Request-ID must be 1-{MAX_REQUEST_ID} visible "
+                               "ASCII characters (no spaces)")
+            return
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send)
             return
         seen = 0
+        limit = self.max_body_bytes
 
         async def limited() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except BodyTooLarge:
-            await self._reject(send)
+            await self._too_large(send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _too_large(self, send: Send) -> None:
         await send_problem(send, 413, "Request body too large",
-                           f"the body exceeds {self.max_bytes} bytes")
-
-
-class HeaderLimits:
-    """Answer 431 for oversized headers and 400 for a malformed ``X-Request-ID``."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = scope.get("headers", [])
-            if sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
-                await send_problem(send, 431, "Request header fields too large",
-                                   f"the headers exceed {self.max_bytes} bytes")
-                return
-            for name, value in headers:
-                if name == b"x-request-id" and not _REQUEST_ID.fullmatch(value):
-                    await send_problem(send, 400, "Invalid X-Request-ID",
-                                       f"X-Request-ID must be 1-{MAX_REQUEST_ID} visible "
-                                       "ASCII characters (no spaces)")
-                    return
-        await self.app(scope, receive, send)
+                           f"the body exceeds {self.max_body_bytes} bytes")
 
 
 async def send_problem(send: Send, status: int, title: str, detail: str) -> None:

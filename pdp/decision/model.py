@@ -130,6 +130,9 @@ class Decision:
     # A refused credential (expired, revoked) whose signature or certificate path
     # proved whose it is (pdp.identity.errors). Never the name a credential claims.
     proven_principal: str | None = None
+    # ``live`` as JSON, rendered at the first read of ``context`` (see there).
+    _live_json: dict[str, Any] | None = field(default=None, init=False, repr=False,
+                                              compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -143,8 +146,21 @@ class Decision:
 
     @property
     def context(self) -> dict[str, Any] | None:
-        """The live-context snapshot the decision used."""
-        return self.live.as_dict() if self.live is not None else None
+        """The live-context snapshot the decision used, as JSON.
+
+        Rendered once per decision (its dozen timestamps formatted once): the decision
+        record and the answer both read it, and hold the same dict. Neither changes it:
+        the log serializes its record when it is appended (``pdp.audit.records.prepare``),
+        before the answer is built. ``dataclasses.replace`` starts a copy unrendered, so
+        a decision with another snapshot never shows this one's.
+        """
+        if self.live is None:
+            return None
+        rendered = self._live_json
+        if rendered is None:
+            rendered = self.live.as_dict()
+            object.__setattr__(self, "_live_json", rendered)  # frozen: a memo, not a change
+        return rendered
 
     def as_dict(self) -> dict[str, Any]:
         """The response body of ``/v1/authorize`` (and of ``pdp check``)."""

@@ -121,6 +121,46 @@ async def test_headers_over_the_limit_are_431(client) -> None:
     assert r.headers["content-type"] == "application/problem+json"
 
 
+async def test_oversized_headers_are_431_before_a_bad_request_id_or_body_is_looked_at(
+        client) -> None:
+    """The limits' order: 431 first, then the request id's 400, then the body's 413."""
+    r = await client.post("/v1/authorize", content=b"x" * 5000,
+                          headers={"x-filler": "y" * 140_000, "x-request-id": "has space"})
+    assert r.status_code == 431
+    r = await client.post("/v1/authorize", content=b"x" * 5000,
+                          headers={"x-request-id": "has space"})
+    assert r.status_code == 400 and "X-Request-ID" in r.json()["detail"]
+
+
+async def test_a_declared_length_over_the_limit_is_413_before_the_body_is_read(
+        components) -> None:
+    """A Content-Length over the limit is refused on its word, whatever comes after it
+    (here a small body that would otherwise be read and parsed)."""
+    from pdp.server import create_app
+
+    app = create_app(components, watch=False)
+    body = json.dumps({"subject": {"token": "x"}, "action": "read",
+                       "resource": {"type": "App::Dataset", "id": "sales-daily"}}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/authorize",
+             "raw_path": b"/v1/authorize", "query_string": b"", "root_path": "",
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8181),
+             "headers": [(b"host", b"pdp"), (b"content-type", b"application/json"),
+                         (b"content-length", b"5000")]}
+    read: list[bool] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        read.append(True)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 413 and read == []
+
+
 async def test_a_method_not_allowed_says_which_are(client) -> None:
     r = await client.request("TRACE", "/healthz")
     assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"

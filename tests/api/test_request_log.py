@@ -93,7 +93,7 @@ async def test_each_request_gets_one_line_and_forged_sizes_are_bounded(
             await client.get("/healthz", headers={"x-request-id": "r-1"})
             await client.get("/" + "a" * 5000 + "?secret=1")
             await client.post("/v1/authorize", content=b"{}", headers={"content-type": "text/plain"})
-            # Refused by HeaderLimits (over 128 characters) yet still logged, bounded.
+            # Refused by RequestLimits (over 128 characters) yet still logged, bounded.
             await client.get("/healthz", headers={"x-request-id": "x" * 100_000})
     finally:
         components.close()

@@ -30,6 +30,7 @@ class HangingStore(GroupCommitLog):
         self.hang = threading.Event()
         self.aborted = threading.Event()
         self.aborts = 0
+        self.abortable = True  # False: the watchdog cannot end a hanging write (only the bound)
         self.probes = 0
         self._start_writer()
 
@@ -47,7 +48,8 @@ class HangingStore(GroupCommitLog):
 
     def _abort_write(self) -> None:
         self.aborts += 1
-        self.aborted.set()
+        if self.abortable:
+            self.aborted.set()
 
     def _probe(self) -> None:
         self.probes += 1
@@ -105,3 +107,111 @@ def test_an_idle_log_probes_until_the_store_answers_again(
     assert _eventually(lambda: store.commit_health().ok), "the log did not find out by itself"
     assert store.probes >= 1 and store.stored == []
 
+
+
+# -- one timer per event loop for the bounds (pdp.audit.chain.deadlines) ----------------
+
+
+def test_each_record_gets_its_own_full_bound_not_the_oldest_ones(
+        store: HangingStore, make_record: MakeRecord) -> None:
+    """Records appended later than the oldest waiting one expire at their own deadline:
+    a sweep that expired everything waiting at the oldest's deadline fails this."""
+    store.abortable = False  # the hanging write never ends: only the bound answers
+    store.hang.set()
+
+    async def staggered() -> list[tuple[float, float, object]]:
+        loop = asyncio.get_running_loop()
+
+        async def one(delay: float) -> tuple[float, float, object]:
+            await asyncio.sleep(delay)
+            appended = loop.time()
+            try:
+                outcome: object = await store.append(make_record())
+            except AuditUnavailable as e:
+                outcome = e
+            return appended, loop.time(), outcome
+
+        return await asyncio.gather(*(one(d) for d in (0.0, BOUND_S / 2, BOUND_S * 0.9)))
+
+    for appended, answered, outcome in asyncio.run(staggered()):
+        assert isinstance(outcome, AuditUnavailable), outcome
+        assert answered - appended >= BOUND_S  # never before its own bound
+
+
+def test_records_answered_first_do_not_keep_later_ones_from_their_bound(
+        store: HangingStore, make_record: MakeRecord) -> None:
+    """The oldest records commit (and one caller is cancelled); a later record, stuck,
+    must still be refused: the timer goes on past records that need it no more."""
+    store.abortable = False  # the hanging write never ends: only the bound answers
+
+    async def scenario() -> tuple[list[dict[str, Any]], BaseException | None]:
+        committed = [await store.append(make_record()) for _ in range(3)]
+        store.hang.set()
+        cancelled = asyncio.ensure_future(store.append(make_record()))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        try:  # a generous guard, so that a record nobody refuses fails here, not hangs
+            await asyncio.wait_for(store.append(make_record()), 30)
+        except AuditUnavailable as e:
+            return committed, e
+        return committed, None
+
+    committed, refused = asyncio.run(scenario())
+    assert len(committed) == 3 and isinstance(refused, AuditUnavailable)
+    assert [r["decision_id"] for r in store.stored] == [r["decision_id"] for r in committed]
+
+
+def test_one_timer_per_loop_whatever_the_records_in_flight(
+        store: HangingStore, make_record: MakeRecord) -> None:
+    """Fifty records waiting on one loop schedule one timer, not fifty; all are refused,
+    and once none waits the log forgets the loop."""
+    store.abortable = False
+    store.hang.set()
+    scheduled: list[float] = []
+
+    async def fifty() -> list[object]:
+        loop = asyncio.get_running_loop()
+        call_at = loop.call_at
+
+        def counted(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            scheduled.append(when)
+            return call_at(when, callback, *args, **kwargs)
+
+        loop.call_at = counted  # type: ignore[method-assign]  # call_later goes through it
+        waiting = asyncio.gather(*(store.append(make_record()) for _ in range(50)),
+                                 return_exceptions=True)
+        await asyncio.sleep(0)  # every append has queued its record and waits
+        armed_while_all_wait = len(scheduled)
+        outcomes = await waiting
+        loop.call_at = call_at  # type: ignore[method-assign]
+        return [armed_while_all_wait, *outcomes]
+
+    armed, *outcomes = asyncio.run(fifty())
+    assert all(isinstance(o, AuditUnavailable) for o in outcomes), outcomes
+    # One timer while all fifty wait (re-armed later only for records still waiting).
+    assert armed == 1, scheduled
+    assert store._deadlines == {}
+
+
+def test_records_waiting_on_two_loops_are_each_bounded(
+        store: HangingStore, make_record: MakeRecord) -> None:
+    """Two threads, each with its own event loop, append while the store hangs: each
+    loop's timer refuses its own records."""
+    store.abortable = False
+    store.hang.set()
+    results: dict[str, list[object]] = {}
+
+    def worker(name: str) -> None:
+        async def three() -> list[object]:
+            return await asyncio.gather(*(store.append(make_record()) for _ in range(3)),
+                                        return_exceptions=True)
+
+        results[name] = asyncio.run(three())
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == ["a", "b"]
+    assert all(isinstance(o, AuditUnavailable) for rs in results.values() for o in rs), results

@@ -143,3 +143,13 @@ def test_http_section_drives_two_workers_and_every_decision_is_in_the_verified_c
     assert result["records"] >= sum(r.requests for r in runs)
     text = bench_http.report(result)
     assert "/v1/authorize" in text and "HTTP layer alone" in text
+
+
+def test_loop_thread_measures_the_loop_threads_share_of_a_decision() -> None:
+    """`python -m bench loop_thread` on a few decisions: every answer a 200 (asserted
+    inside), and the loop thread's CPU is part of the whole process's."""
+    from bench import loop_thread
+
+    result = loop_thread.measure(requests=32, rounds=1, concurrency=8)
+    assert 0 < result["loop_thread_us"] <= result["process_us"]
+    assert "event-loop thread" in loop_thread.report(result)

@@ -12,19 +12,19 @@ group commit of database write-ahead logs (e.g. PostgreSQL's
 batch in :meth:`GroupCommitLog._write`. The batch is chained here too
 (:meth:`GroupCommitLog._chain`), so every store seals records the same way.
 
-**Bounded waits.** With ``commit_timeout_s`` set (``[audit] commit_timeout_s``,
-``pdp serve`` default 2 s), no caller waits longer than that: past it the
-append raises ``AuditUnavailable`` (the decision becomes a deny with
-``audit.unavailable``). A record its caller gave up on before the writer took it
-is never written. A watchdog thread aborts a transaction running longer than the
-bound (:meth:`GroupCommitLog._abort_write`: PostgreSQL shuts its socket down), so
-a database that holds the connection open but answers nothing cannot hold the
-writer either; after a failure the idle writer probes the store every
-``commit_timeout_s`` until it answers again (:meth:`GroupCommitLog.commit_health`
-says which, for ``/readyz``). The one ambiguity left is TCP's own: a transaction
-whose COMMIT reached the server just as its caller gave up may still be stored,
-so the log can hold a record whose caller was answered ``audit.unavailable`` (a
-deny), never the other way round.
+**Bounded waits.** With ``commit_timeout_s`` set (``[audit] commit_timeout_s``, ``pdp
+serve`` default 2 s), no caller waits longer than that: past it the append raises
+``AuditUnavailable`` (the decision becomes a deny with ``audit.unavailable``); one timer
+per event loop keeps the bounds of the records waiting there
+(:mod:`pdp.audit.chain.deadlines`). A record its caller gave up on before the writer
+took it is never written. A watchdog thread aborts a transaction running longer than the
+bound (:meth:`GroupCommitLog._abort_write`: PostgreSQL shuts its socket down), so a
+database that holds the connection open but answers nothing cannot hold the writer
+either; after a failure the idle writer probes the store every ``commit_timeout_s``
+until it answers again (:meth:`GroupCommitLog.commit_health` says which, for
+``/readyz``). The one ambiguity left is TCP's own: a transaction whose COMMIT reached
+the server just as its caller gave up may still be stored, so the log can hold a record
+whose caller was answered ``audit.unavailable`` (a deny), never the other way round.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+from pdp.audit.chain.deadlines import LoopDeadlines
 from pdp.audit.chain.hashchain import hash_body, stored_text
 from pdp.audit.errors import AuditUnavailable, DuplicateDecision
 from pdp.audit.records import PreparedRecord, loaded, prepare, same_record
@@ -123,6 +124,8 @@ class GroupCommitLog:
         self._last_error: str | None = None  # the last write attempt failed: why
         self._watchdog = threading.Thread(target=self._watch, name=f"{self.thread_name}-watchdog",
                                           daemon=True)
+        # Per event loop, the records appending there wait on, for their commit bound.
+        self._deadlines: dict[asyncio.AbstractEventLoop, LoopDeadlines[Append]] = {}
 
     @property
     def closed(self) -> bool:
@@ -155,14 +158,20 @@ class GroupCommitLog:
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         item = Append(prepared, future, loop)
         self._enqueue(item)
-        if self.commit_timeout_s is None:
-            # A cancelled caller does not un-queue the record: it may still be stored.
-            return await future
-        timer = loop.call_later(self.commit_timeout_s, self._expire, item)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        if self.commit_timeout_s is not None:  # expired by the loop's one timer (.deadlines)
+            self._deadlines_on(loop).watch(item)
+        # A cancelled caller does not un-queue the record: it may still be stored.
+        return await future
+
+    def _deadlines_on(self, loop: asyncio.AbstractEventLoop) -> LoopDeadlines[Append]:
+        """The commit bounds of the records waiting on ``loop``; forgotten once none waits."""
+        deadlines = self._deadlines.get(loop)
+        if deadlines is None:
+            assert self.commit_timeout_s is not None
+            deadlines = LoopDeadlines(loop, self.commit_timeout_s, self._expire,
+                                      lambda: self._deadlines.pop(loop, None))
+            self._deadlines[loop] = deadlines
+        return deadlines
 
     def append_sync(self, record: dict[str, Any]) -> dict[str, Any]:
         prepared = prepare(record)

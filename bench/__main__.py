@@ -37,6 +37,11 @@ def register(name: str, main: Callable[[], int]) -> None:
 
 def main() -> int:
     _register_optional()
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(f"usage: python -m bench [SECTION ...] [OPTIONS]\n(no section: all of them)\n"
+              f"sections: {' '.join(sorted(SECTIONS))}\n"
+              "a section's own options: python -m bench SECTION --help")
+        return 0
     # Options (`python -m bench http --quick`) are for the sections that know them.
     wanted = [a for a in sys.argv[1:] if not a.startswith("-")] or list(SECTIONS)
     unknown = [w for w in wanted if w not in SECTIONS]

@@ -153,3 +153,17 @@ def test_loop_thread_measures_the_loop_threads_share_of_a_decision() -> None:
     result = loop_thread.measure(requests=32, rounds=1, concurrency=8)
     assert 0 < result["loop_thread_us"] <= result["process_us"]
     assert "event-loop thread" in loop_thread.report(result)
+
+
+def test_help_lists_the_sections_and_runs_none(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # `python -m bench --help` once ran every section (options were only filtered out).
+    import bench.__main__ as bench_main
+
+    ran: list[str] = []
+    monkeypatch.setattr(bench_main, "SECTIONS", {"scale": lambda: ran.append("scale") or 0})
+    monkeypatch.setattr(bench_main, "_register_optional", lambda: None)
+    monkeypatch.setattr("sys.argv", ["bench", "--help"])
+    assert bench_main.main() == 0
+    assert ran == []
+    assert "sections: scale" in capsys.readouterr().out

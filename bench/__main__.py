@@ -43,7 +43,10 @@ def main() -> int:
               "a section's own options: python -m bench SECTION --help")
         return 0
     # Options (`python -m bench http --quick`) are for the sections that know them.
-    wanted = [a for a in sys.argv[1:] if not a.startswith("-")] or list(SECTIONS)
+    # The sections are the words before the first option (an option's value is not one).
+    args = sys.argv[1:]
+    first_option = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
+    wanted = args[:first_option] or list(SECTIONS)
     unknown = [w for w in wanted if w not in SECTIONS]
     if unknown:
         print(f"unknown section(s) {unknown}; choose from {sorted(SECTIONS)}", file=sys.stderr)

@@ -167,3 +167,15 @@ def test_help_lists_the_sections_and_runs_none(monkeypatch: pytest.MonkeyPatch,
     assert bench_main.main() == 0
     assert ran == []
     assert "sections: scale" in capsys.readouterr().out
+
+
+def test_an_options_value_is_not_taken_for_a_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m bench audit_writer --against /work/other` refused "/work/other" as a section.
+    import bench.__main__ as bench_main
+
+    ran: list[str] = []
+    monkeypatch.setattr(bench_main, "SECTIONS", {"scale": lambda: ran.append("scale") or 0})
+    monkeypatch.setattr(bench_main, "_register_optional", lambda: None)
+    monkeypatch.setattr("sys.argv", ["bench", "scale", "--against", "/work/other"])
+    assert bench_main.main() == 0
+    assert ran == ["scale"]

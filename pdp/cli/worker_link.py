@@ -42,6 +42,11 @@ class Ready:
 
 
 @dataclass(frozen=True, slots=True)
+class Draining:
+    """The worker has stopped accepting connections (it was told to stop)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadRequest:
     id: int
     requested_by: str | None
@@ -84,6 +89,13 @@ class WorkerLink:
         """Tell the supervisor this worker serves (its app is up and listening)."""
         current = self._store.current if self._store is not None else None
         self._send(Ready(current.version if current else None))
+
+    def draining(self) -> None:
+        """Tell the supervisor this worker accepts no more connections."""
+        try:
+            self._send(Draining())
+        except OSError:  # the supervisor is gone: nobody to tell
+            pass
 
     def reload(self, requested_by: str | None, authorized_by: str | None) -> ReloadOutcome:
         """Ask the supervisor to reload; its outcome (blocking: call it from a thread)."""
@@ -137,4 +149,4 @@ class WorkerLink:
         os.kill(os.getpid(), signal.SIGTERM)  # drain and stop, as on a shutdown
 
 
-__all__ = ["OutcomeMessage", "Ready", "ReloadRequest", "WorkerLink"]
+__all__ = ["Draining", "OutcomeMessage", "Ready", "ReloadRequest", "WorkerLink"]

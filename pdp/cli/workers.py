@@ -39,6 +39,7 @@ passes SIGTERM/SIGINT on so that each drains its requests and closes its log.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -52,7 +53,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from pdp.cli.worker_link import OutcomeMessage, Ready, ReloadRequest, WorkerLink
+from pdp.cli.worker_link import Draining, OutcomeMessage, Ready, ReloadRequest, WorkerLink
 from pdp.engine.bundle import BundleVersion
 from pdp.engine.store import BundleStore, ReloadOutcome, preload
 
@@ -64,6 +65,7 @@ READY_TIMEOUT_S = 120.0  # a replacement not serving by then is killed (an attem
 DRAIN_TIMEOUT_S = 60.0  # a replaced worker still draining by then is killed
 RELOAD_NICE = 10  # the loader thread's niceness: the workers come first
 TICK_S = 0.5
+READ_PENDING_S = 0.1  # a stopping worker reads the requests already sent to it (see _worker)
 
 
 def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -125,6 +127,16 @@ def _worker(sock: socket.socket, conn: Connection, supervisor: int,
             if self.started:  # lifespan done, listening: tell the supervisor
                 link.ready()
 
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for listening in self.servers:  # no new connection from here on (idempotent)
+                listening.close()
+            link.draining()
+            # uvicorn then closes every connection with no request under way. One just
+            # accepted whose request is in the kernel's buffer, not read yet, would be
+            # reset: let the loop read such requests first; they are answered.
+            await asyncio.sleep(READ_PENDING_S)
+            await super().shutdown(sockets=sockets)
+
     server = Server(uvicorn.Config(lambda: supervised_app(link.attach), factory=True,
                                    **options))
     server.run(sockets=[sock])
@@ -140,6 +152,10 @@ class Worker:
     forked_at: float
     ready: bool = False
     stopping_since: float | None = None
+    # Replaced while it asked for a reload: its requests, answered with this round's
+    # outcome once it accepts no connection.
+    unanswered: list[Request] = field(default_factory=list)
+    answer: ReloadOutcome | None = None
 
 
 @dataclass(eq=False)
@@ -245,6 +261,10 @@ class Supervisor:
                 message = worker.conn.recv()
                 if isinstance(message, Ready):
                     self._ready(worker, message)
+                elif isinstance(message, Draining) and worker.answer is not None:
+                    for request in worker.unanswered:
+                        self._answer(request, worker.answer)
+                    worker.unanswered = []
                 elif isinstance(message, ReloadRequest):
                     self.waiting.append(Request(worker, message))
                     self.triggered = True
@@ -273,7 +293,7 @@ class Supervisor:
             self._promote(slot)
 
     def _died(self, worker: Worker) -> None:
-        worker.process.join(timeout=0)
+        worker.process.join(timeout=5)  # its sentinel closed: it is exiting
         worker.conn.close()
         code = worker.process.exitcode
         if worker in self.draining:
@@ -282,7 +302,7 @@ class Supervisor:
         slot = self._slot_of(worker)
         if slot is None or self.stop.is_set():
             return
-        self._drop_requests_of(worker)
+        self._take_requests_of(worker)  # nobody to answer
         if slot.replacement is worker:
             slot.replacement = None
             self._replacement_died(slot, code)
@@ -372,8 +392,10 @@ class Supervisor:
         old, slot.worker, slot.replacement = slot.worker, slot.replacement, None
         r = self.round
         if old is not None:
-            if r is not None and r.outcome is not None:
-                self._answer_worker(old, r.outcome)  # before it is told to stop
+            # Its requests hold its drain open; answered once it accepts no connection,
+            # so that an asker that hears "ok" reaches only the new workers.
+            old.unanswered = self._take_requests_of(old)
+            old.answer = r.outcome if r is not None else None
             old.stopping_since = time.monotonic()
             old.process.terminate()
             self.draining.append(old)
@@ -418,20 +440,15 @@ class Supervisor:
                                                           record=worker is recorder)))
         print(f"pdp: reload: {_describe(r.outcome)}", file=sys.stderr)
 
-    def _answer_worker(self, worker: Worker, outcome: ReloadOutcome) -> None:
-        """Answer every request of ``worker`` (this round's and the next's) with ``outcome``."""
-        mine = [q for q in (self.round.requests if self.round else []) + self.waiting
-                if q.worker is worker]
-        for request in mine:
-            self._answer(request, outcome)
+    def _take_requests_of(self, worker: Worker) -> list[Request]:
+        """Remove ``worker``'s requests (this round's and the next's) and return them."""
+        rounds = [self.round.requests] if self.round is not None else []
+        taken = [q for q in [*self.waiting, *(q for rs in rounds for q in rs)]
+                 if q.worker is worker]
         self.waiting = [q for q in self.waiting if q.worker is not worker]
         if self.round is not None:
             self.round.requests = [q for q in self.round.requests if q.worker is not worker]
-
-    def _drop_requests_of(self, worker: Worker) -> None:
-        self.waiting = [q for q in self.waiting if q.worker is not worker]
-        if self.round is not None:
-            self.round.requests = [q for q in self.round.requests if q.worker is not worker]
+        return taken
 
     def _answer(self, request: Request, outcome: ReloadOutcome) -> None:
         asked = request.message

@@ -203,6 +203,7 @@ class Supervisor:
         self.draining: list[Worker] = []
         self.restarts: list[float] = []
         self.served = False  # a worker has served: from then on failures are restarted
+        self.refused: ReloadOutcome | None = None  # the last refusal, until a reload succeeds
         self._wake_r, self._wake_w = os.pipe()
 
     # -- the loop --------------------------------------------------------------------
@@ -288,6 +289,8 @@ class Supervisor:
     def _ready(self, worker: Worker, message: Ready) -> None:
         worker.ready, worker.version = True, message.version
         self.served = True
+        if self.refused is not None:  # a restarted worker reports it as the others do
+            self._send(worker, OutcomeMessage(replace(self.refused, record=False)))
         slot = self._slot_of(worker)
         if slot is not None and slot.replacement is worker:
             self._promote(slot)
@@ -428,6 +431,7 @@ class Supervisor:
         if r.problems:  # the bundle is valid but not every slot could take it
             r.outcome = replace(r.outcome, ok=False, problems=tuple(r.problems))
         self.round = None
+        self.refused = None if r.outcome.ok else r.outcome
         answered = {id(q.worker) for q in r.requests}
         for request in r.requests:
             self._answer(request, r.outcome)

@@ -53,13 +53,15 @@ def preload(bundle: Bundle | None, *, authoritative: bool = False) -> None:
     _preloaded = None if bundle is None else _Preload(bundle, authoritative)
 
 
-def _preloaded_for(directory: Path) -> Bundle | None:
-    """The preloaded bundle, if it was loaded from ``directory`` (its current files,
-    unless the preload is authoritative)."""
+def _preloaded_for(directory: Path, *, first_load: bool) -> Bundle | None:
+    """The preloaded bundle, if it was loaded from ``directory``: its current files, or,
+    for a store's first load and an authoritative preload, whatever they hold now (a
+    reload always looks at the files)."""
     offered = _preloaded
-    if offered is None or offered.bundle.directory != directory:
+    # Resolved: a bundle keeps its absolute directory; a source may name it relatively.
+    if offered is None or offered.bundle.directory != directory.resolve():
         return None
-    if offered.authoritative:
+    if offered.authoritative and first_load:
         return offered.bundle
     try:
         version = version_on_disk(directory)  # streamed: see its docstring
@@ -113,13 +115,13 @@ class BundleStore:
             return self._current.directory
         return self.source.fetch()
 
-    def _load(self, *, share_gil: bool = False) -> Bundle:
+    def _load(self, *, share_gil: bool = False, first_load: bool = False) -> Bundle:
         try:
             directory = self.source.fetch()
         except SourceError as e:
             raise BundleInvalid(Path(self.source.label),
                                 [BundleProblem(self.source.label, str(e))]) from e
-        preloaded = _preloaded_for(directory)
+        preloaded = _preloaded_for(directory, first_load=first_load)
         if preloaded is not None:
             return preloaded
         try:
@@ -130,7 +132,7 @@ class BundleStore:
     def load_initial(self) -> Bundle:
         """The first load: with nothing to fall back to, a refused bundle raises
         ``BundleInvalid``."""
-        bundle = self._load()
+        bundle = self._load(first_load=True)
         with self._lock:
             self._current = bundle
             self.last_error = None

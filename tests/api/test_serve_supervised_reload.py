@@ -223,14 +223,16 @@ def test_a_refused_bundle_replaces_nothing_and_every_worker_reports_it(
     assert refused.status_code == 409, refused.text
     assert any("bogus" in e["problem"] for e in refused.json()["errors"])
     assert _children(server.process.pid) == workers  # nothing was replaced
-    # A worker restarted now gets the supervisor's bundle, not the refused files.
+    # Each worker's /readyz (fresh connections reach both) says why.
+    ready = [httpx.get(f"{server.url}/readyz", timeout=30).json() for _ in range(16)]
+    # A worker restarted now gets the supervisor's bundle, not the refused files, and
+    # reports the refusal too.
     victim = min(workers)
     os.kill(victim, signal.SIGKILL)
     _wait_for(lambda: len(_children(server.process.pid) - workers) == 1, "a restarted worker")
     restarted = _children(server.process.pid) - workers
     _wait_for(lambda: bool(restarted & _answered_by(db, traffic)), "the restarted worker answers")
-    # Each worker's /readyz (fresh connections reach both) says why.
-    ready = [httpx.get(f"{server.url}/readyz", timeout=30).json() for _ in range(16)]
+    ready += [httpx.get(f"{server.url}/readyz", timeout=30).json() for _ in range(16)]
     answers = traffic.stop()
     assert all(r["status"] == "degraded" for r in ready), ready
     assert all(any("bogus" in p for p in r["bundle_reload_error"]["problems"]) for r in ready)

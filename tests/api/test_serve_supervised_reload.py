@@ -17,7 +17,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +53,9 @@ class Traffic:
                      "resource": {"type": "App::Dataset", "id": "sales-daily"}}
         self.answers: list[Answer] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+        # Daemons, and stopped by the ``traffic`` fixture too: a failed test must not
+        # leave them running.
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
         for t in self._threads:
             t.start()
 
@@ -91,6 +93,10 @@ def _answered_by(db: Path, traffic: Traffic) -> set[int]:
     records = _records(db)
     return {int(records[a.body["decision_id"]]["instance"].rsplit(":", 1)[1])
             for a in list(traffic.answers) if a.status == 200 and a.body["decision_id"] in records}
+
+
+def _labels(answers: Iterable[Answer]) -> set[str]:
+    return {str(a.body["policy_version"]["label"]) for a in answers}
 
 
 def _children(pid: int) -> set[int]:
@@ -146,6 +152,20 @@ def server(workdir: Path) -> Any:
     server.stop()
 
 
+@pytest.fixture
+def traffic() -> Any:
+    """``traffic(server, token)`` starts a :class:`Traffic`; each is stopped after the test."""
+    started: list[Traffic] = []
+
+    def start(server: ServerProcess, token: str) -> Traffic:
+        started.append(Traffic(server, token))
+        return started[-1]
+
+    yield start
+    for t in started:
+        t.stop()
+
+
 def _ready_workers(server: ServerProcess, token: str, db: Path) -> set[int]:
     """The pids of the workers, once each has answered (rounds of fresh connections)."""
     body = {"subject": {"token": token}, "action": "read",
@@ -160,7 +180,7 @@ def _ready_workers(server: ServerProcess, token: str, db: Path) -> set[int]:
 
 
 def test_a_reload_under_traffic_loses_nothing_and_cuts_over_to_the_new_workers(
-        workdir: Path, server: ServerProcess) -> None:
+        workdir: Path, server: ServerProcess, traffic: Any) -> None:
     db = workdir / ".pdp" / "decisions.db"
     token, sre = _token(workdir, ETL), _token(workdir, SRE)
     old_workers = _ready_workers(server, token, db)
@@ -172,8 +192,8 @@ def test_a_reload_under_traffic_loses_nothing_and_cuts_over_to_the_new_workers(
                          "reason": "issue 16: across a reload"})
     assert r.status_code in (200, 201), r.text
 
-    traffic = Traffic(server, token)
-    _wait_for(lambda: len(traffic.answers) >= 20, "traffic before the reload")
+    load = traffic(server, token)
+    _wait_for(lambda: len(load.answers) >= 20, "traffic before the reload")
     changed = time.monotonic()
     with (workdir / "policies" / "datasets.cedar").open("a") as f:
         f.write("\n// issue 16: a new version, the same decisions\n")
@@ -182,10 +202,10 @@ def test_a_reload_under_traffic_loses_nothing_and_cuts_over_to_the_new_workers(
     assert reloaded.status_code == 200 and reloaded.json()["changed"] is True, reloaded.text
     new_workers = _children(server.process.pid)
     revoked_after = [httpx.post(f"{server.url}/v1/authorize", timeout=30, json={
-        **traffic.body, "subject": {"token": revoked}}).json() for _ in range(8)]
-    _wait_for(lambda: sum(a.sent > switched for a in traffic.answers) >= 40,
+        **load.body, "subject": {"token": revoked}}).json() for _ in range(8)]
+    _wait_for(lambda: sum(a.sent > switched for a in load.answers) >= 40,
               "traffic after the reload")
-    answers = traffic.stop()
+    answers = load.stop()
     server.stop()
 
     failed = [a for a in answers if a.status != 200]
@@ -193,12 +213,11 @@ def test_a_reload_under_traffic_loses_nothing_and_cuts_over_to_the_new_workers(
     assert {a.body["decision"] for a in answers} == {"allow"}
     records = _records(db)
     assert all(a.body["decision_id"] in records for a in answers)  # acknowledged = logged
-    labels = lambda answers: {a.body["policy_version"]["label"] for a in answers}  # noqa: E731
-    before = labels(a for a in answers if a.sent < changed)
+    before = _labels(a for a in answers if a.sent < changed)
     after = [a for a in answers if a.sent > switched]
     assert len(before) == 1 and reloaded.json()["version"] not in before
     # After the answer, every new connection reached a new worker, with the new bundle.
-    assert labels(after) == {reloaded.json()["version"]}
+    assert _labels(after) == {reloaded.json()["version"]}
     instances = {int(records[a.body["decision_id"]]["instance"].rsplit(":", 1)[1])
                  for a in after}
     assert instances <= new_workers and not instances & old_workers, (instances, old_workers)
@@ -212,11 +231,11 @@ def test_a_reload_under_traffic_loses_nothing_and_cuts_over_to_the_new_workers(
 
 
 def test_a_refused_bundle_replaces_nothing_and_every_worker_reports_it(
-        workdir: Path, server: ServerProcess) -> None:
+        workdir: Path, server: ServerProcess, traffic: Any) -> None:
     db = workdir / ".pdp" / "decisions.db"
     token, sre = _token(workdir, ETL), _token(workdir, SRE)
     workers = _ready_workers(server, token, db)
-    traffic = Traffic(server, token)
+    load = traffic(server, token)
     with (workdir / "policies" / "datasets.cedar").open("a") as f:
         f.write(BAD_POLICY)
     refused = _reload(server, sre)
@@ -231,9 +250,9 @@ def test_a_refused_bundle_replaces_nothing_and_every_worker_reports_it(
     os.kill(victim, signal.SIGKILL)
     _wait_for(lambda: len(_children(server.process.pid) - workers) == 1, "a restarted worker")
     restarted = _children(server.process.pid) - workers
-    _wait_for(lambda: bool(restarted & _answered_by(db, traffic)), "the restarted worker answers")
+    _wait_for(lambda: bool(restarted & _answered_by(db, load)), "the restarted worker answers")
     ready += [httpx.get(f"{server.url}/readyz", timeout=30).json() for _ in range(16)]
-    answers = traffic.stop()
+    answers = load.stop()
     assert all(r["status"] == "degraded" for r in ready), ready
     assert all(any("bogus" in p for p in r["bundle_reload_error"]["problems"]) for r in ready)
     assert answers and all(a.body["decision"] == "allow" for a in answers if a.status == 200)
@@ -247,13 +266,13 @@ def test_a_refused_bundle_replaces_nothing_and_every_worker_reports_it(
 
 @pytest.mark.parametrize("kills", [1, 6])
 def test_a_replacement_killed_while_it_starts_is_retried_then_given_up(
-        workdir: Path, server: ServerProcess, kills: int) -> None:
+        workdir: Path, server: ServerProcess, traffic: Any, kills: int) -> None:
     """1 kill: the rollout retries and completes. 6 (every attempt of both slots): it
     gives up, and the old workers keep serving the old bundle."""
     db = workdir / ".pdp" / "decisions.db"
     token, sre = _token(workdir, ETL), _token(workdir, SRE)
     known = _ready_workers(server, token, db)
-    traffic = Traffic(server, token)
+    load = traffic(server, token)
     with (workdir / "policies" / "datasets.cedar").open("a") as f:
         f.write("\n// issue 16: a new version\n")
     with ThreadPoolExecutor(1) as pool:
@@ -266,7 +285,7 @@ def test_a_replacement_killed_while_it_starts_is_retried_then_given_up(
                 killed += 1
             time.sleep(0.002)
         reloaded = asked.result(timeout=300)
-    answers = traffic.stop()
+    answers = load.stop()
     assert killed == kills
     assert answers and all(a.status == 200 for a in answers), [a for a in answers if a.status != 200][:5]
     assert all(a.body["decision_id"] in _records(db) for a in answers)
@@ -283,7 +302,7 @@ def test_a_replacement_killed_while_it_starts_is_retried_then_given_up(
 
 
 def test_kill_9_of_the_supervisor_during_a_rollout_leaves_no_worker_serving(
-        workdir: Path, server: ServerProcess) -> None:
+        workdir: Path, server: ServerProcess, traffic: Any) -> None:
     db = workdir / ".pdp" / "decisions.db"
     token, sre = _token(workdir, ETL), _token(workdir, SRE)
     known = _ready_workers(server, token, db)

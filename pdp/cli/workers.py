@@ -473,6 +473,14 @@ class Supervisor:
         self.bundles.stop_watching()
         self.loader.shutdown(wait=False, cancel_futures=True)
         workers = self._workers()
+        # A reload request holds its worker's drain open: answer it, the server stops.
+        current = self.bundles.current
+        stopping = ReloadOutcome(ok=False, changed=False,
+                                 version=current.version.label if current else None,
+                                 problems=("the server is stopping",))
+        for worker in workers:
+            for request in [*self._take_requests_of(worker), *worker.unanswered]:
+                self._answer(request, stopping)
         for worker in workers:  # each drains its requests and closes its decision log
             if worker.process.is_alive():
                 worker.process.terminate()

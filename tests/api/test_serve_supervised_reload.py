@@ -318,3 +318,25 @@ def test_kill_9_of_the_supervisor_during_a_rollout_leaves_no_worker_serving(
         _wait_for(lambda: not any(_alive(p) for p in workers), "the workers stop", timeout=30)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/healthz", timeout=5)
+
+
+def test_a_stop_during_a_reload_answers_the_request_and_every_worker_drains(
+        workdir: Path, server: ServerProcess) -> None:
+    """A reload request holds its worker's drain open; the supervisor answers it when it
+    stops, so each worker closes its log instead of being killed after 30 s."""
+    db = workdir / ".pdp" / "decisions.db"
+    token, sre = _token(workdir, ETL), _token(workdir, SRE)
+    workers = _ready_workers(server, token, db)
+    with (workdir / "policies" / "datasets.cedar").open("a") as f:
+        f.write("\n// issue 16: a new version\n")
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(_reload, server, sre)
+        _wait_for(lambda: bool(_children(server.process.pid) - workers), "a replacement forked")
+        stopped = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=60)
+        answer = asked.result(timeout=60)
+    assert time.monotonic() - stopped < 20  # not the 30 s wait and kill
+    assert answer.status_code in (200, 409), answer.text
+    log = server.log.read_text()
+    assert all(f"stopped pid={pid}" in log for pid in workers), log[-2000:]

@@ -301,16 +301,24 @@ def test_a_replacement_killed_while_it_starts_is_retried_then_given_up(
     assert server.process.poll() is None
 
 
-def test_kill_9_of_the_supervisor_during_a_rollout_leaves_no_worker_serving(
-        workdir: Path, server: ServerProcess, traffic: Any) -> None:
+def _rollout_under_way(workdir: Path, server: ServerProcess,
+                       pool: ThreadPoolExecutor) -> tuple[set[int], Future[httpx.Response]]:
+    """Change the files and ask for a reload (in ``pool``); once a replacement is forked,
+    the workers from before and the request's answer to come."""
     db = workdir / ".pdp" / "decisions.db"
     token, sre = _token(workdir, ETL), _token(workdir, SRE)
-    known = _ready_workers(server, token, db)
+    workers = _ready_workers(server, token, db)
     with (workdir / "policies" / "datasets.cedar").open("a") as f:
         f.write("\n// issue 16: a new version\n")
+    asked = pool.submit(_reload, server, sre)
+    _wait_for(lambda: bool(_children(server.process.pid) - workers), "a replacement forked")
+    return workers, asked
+
+
+def test_kill_9_of_the_supervisor_during_a_rollout_leaves_no_worker_serving(
+        workdir: Path, server: ServerProcess) -> None:
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(_reload, server, sre)  # answered or not: the supervisor goes
-        _wait_for(lambda: bool(_children(server.process.pid) - known), "a replacement forked")
+        _rollout_under_way(workdir, server, pool)  # answered or not: the supervisor goes
         workers = _children(server.process.pid)
         server.process.kill()
         server.process.wait(timeout=10)
@@ -324,14 +332,8 @@ def test_a_stop_during_a_reload_answers_the_request_and_every_worker_drains(
         workdir: Path, server: ServerProcess) -> None:
     """A reload request holds its worker's drain open; the supervisor answers it when it
     stops, so each worker closes its log instead of being killed after 30 s."""
-    db = workdir / ".pdp" / "decisions.db"
-    token, sre = _token(workdir, ETL), _token(workdir, SRE)
-    workers = _ready_workers(server, token, db)
-    with (workdir / "policies" / "datasets.cedar").open("a") as f:
-        f.write("\n// issue 16: a new version\n")
     with ThreadPoolExecutor(1) as pool:
-        asked = pool.submit(_reload, server, sre)
-        _wait_for(lambda: bool(_children(server.process.pid) - workers), "a replacement forked")
+        workers, asked = _rollout_under_way(workdir, server, pool)
         stopped = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=60)

@@ -15,17 +15,25 @@ machine is shared and absolute times move with its load:
   against p99 of the same requests before the change.
 
     python -m bench startup
+
+``python -m bench startup --reload [--against DIR] [--rounds N]`` measures only the
+reload, with one worker and with two (``pdp serve --workers 2``: the supervisor loads
+the new bundle and replaces the workers), each against its own p99 before the change;
+with ``--against`` another checkout's ``pdp`` (its own ``.venv``) is measured too, the
+two trees alternating round by round, and the ratios are set side by side.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from statistics import quantiles
+from statistics import median, quantiles
 from typing import Any
 
 import httpx
@@ -45,17 +53,19 @@ def _free_port() -> int:
 
 
 class Serve:
-    """``pdp serve --dev`` on ``policies`` with ``workers`` workers, timed to ``/readyz``."""
+    """``pdp serve --dev`` on ``policies`` with ``workers`` workers, timed to ``/readyz``
+    (the ``pdp`` of ``tree``: this checkout, or another with its own ``.venv``)."""
 
-    def __init__(self, policies: Path, state: Path, workers: int) -> None:
+    def __init__(self, policies: Path, state: Path, workers: int, tree: Path = REPO) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.state = state
+        python = sys.executable if tree == REPO else str(tree / ".venv" / "bin" / "python")
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pdp.cli.main", "serve", "--dev", "--policies", str(policies),
+            [python, "-m", "pdp.cli.main", "serve", "--dev", "--policies", str(policies),
              "--state-dir", str(state), "--port", str(self.port), "--workers", str(workers)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError("pdp serve exited")
@@ -108,28 +118,46 @@ def _token(state: Path) -> str:
 
 
 def _reload_latencies(server: Serve, policies: Path, token: str) -> dict[str, Any]:
+    """Latency of one keep-alive connection, one request at a time: 300 requests, then
+    from a change of the files until the answers carry the new version and none of the
+    workers there were before the change is left (replaced ones drain first). A failed
+    request (a connection closed under it) is counted and asked again."""
     body = {"subject": {"token": token}, "action": "read",
             "resource": {"type": "Gen::Dataset", "id": "ds0"}}
     steady: list[float] = []
     during: list[float] = []
+    errors = 0
     with httpx.Client(timeout=60) as client:
         def ask() -> tuple[float, Any]:
-            t = time.perf_counter()
-            r = client.post(f"{server.url}/v1/authorize", json=body)
-            return (time.perf_counter() - t) * 1000, r.json().get("policy_version")
+            nonlocal errors
+            while True:
+                t = time.perf_counter()
+                try:
+                    r = client.post(f"{server.url}/v1/authorize", json=body)
+                    return (time.perf_counter() - t) * 1000, r.json().get("policy_version")
+                except httpx.HTTPError:
+                    errors += 1
         for _ in range(300):
             steady.append(ask()[0])
         old = ask()[1]
+        workers_before = set(_children(server.process.pid))
+        errors = 0
         with (policies / "policies.cedar").open("a") as f:
             f.write("\n// bench: a new version\n")
         changed = time.perf_counter()
         version = old
-        while version == old and time.perf_counter() - changed < 120:
+        # Replaced workers (new pids: the supervisor's rollout) are waited for; workers
+        # that reload in place (no new pid) are done when the answers change.
+        while time.perf_counter() - changed < 180:
+            workers = set(_children(server.process.pid))
+            rolling = bool(workers - workers_before)
+            if version != old and not (rolling and workers & workers_before):
+                break
             ms, version = ask()
             during.append(ms)
         reload_s = time.perf_counter() - changed
     return {"steady": steady, "during": during, "reload_s": reload_s,
-            "reloaded": version != old}
+            "reloaded": version != old, "errors": errors}
 
 
 def _p99(values: list[float]) -> float:
@@ -149,8 +177,8 @@ def run() -> dict[str, Any]:
             time.sleep(1)  # let the workers settle before reading their memory
             out[f"ready_{workers}"] = server.ready_s
             out[f"mem_{workers}"] = _tree_memory_mb(server.process.pid)
-            if workers == 1:
-                out["reload"] = _reload_latencies(server, big, _token(server.state))
+            out["reload" if workers == 1 else f"reload_{workers}"] = _reload_latencies(
+                server, big, _token(server.state))
             server.stop()
     return out
 
@@ -180,6 +208,14 @@ def report(r: dict[str, Any]) -> str:
         f"p99 before it: {p99_steady:.1f} ms | {p99_during / p99_steady:.1f}× | "
         f"no stall (reported) |",
     ]
+    rl2 = r.get("reload_2")
+    if rl2 is not None:  # the supervisor loads and replaces the workers (pdp.cli.workers)
+        before2, during2 = _p99(rl2["steady"]), _p99(rl2["during"])
+        rows.append(
+            f"| /v1/authorize p99 during a reload, 2 workers ({len(rl2['during'])} requests, "
+            f"{rl2['reload_s']:.1f} s, {rl2['errors']} errors) | {during2:.1f} ms (max "
+            f"{max(rl2['during']):.0f} ms) | p99 before it: {before2:.1f} ms | "
+            f"{during2 / before2:.1f}× | no stall (reported) |")
     return "\n".join(rows) + (
         "\n\nStart is launch to the first 200 from `/readyz` (with two workers, the first worker "
         "ready; the supervisor loads once and forks both). Memory is read from "
@@ -189,7 +225,77 @@ def report(r: dict[str, Any]) -> str:
         + ("" if rl["reloaded"] else " (**the new version never arrived**)") + ".")
 
 
-def main() -> int:
+def run_reloads(trees: list[tuple[str, Path]], rounds: int) -> list[dict[str, Any]]:
+    """Per round, per tree (alternating), per worker count: the reload latencies."""
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="pdp-reload-") as tmp:
+        for n in range(rounds):
+            for name, tree in trees:
+                for workers in (1, 2):
+                    big = Path(tmp) / f"b{n}-{name}-{workers}"
+                    generate_bundle(big, policies=POLICIES)
+                    server = Serve(big, Path(tmp) / f"s{n}-{name}-{workers}", workers, tree)
+                    try:
+                        time.sleep(1)  # the workers settle
+                        got = _reload_latencies(server, big, _token(server.state))
+                    finally:
+                        server.stop()
+                    rows.append({"round": n + 1, "tree": name, "workers": workers,
+                                 "load": os.getloadavg()[0], **got})
+                    print(_reload_row(rows[-1]), flush=True)
+    return rows
+
+
+RELOAD_HEADER = ("| round | tree | workers | p99 before | p99 during | during ÷ before | max during "
+                 "| answered during | reload to last old worker gone | errors | load avg |\n"
+                 "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _reload_row(r: dict[str, Any]) -> str:
+    before, during = _p99(r["steady"]), _p99(r["during"])
+    return (f"| {r['round']} | {r['tree']} | {r['workers']} | {before:.1f} ms | {during:.1f} ms | "
+            f"{during / before:.1f}× | {max(r['during']):.0f} ms | {len(r['during'])} | "
+            f"{r['reload_s']:.1f} s{'' if r['reloaded'] else ' (**never reloaded**)'} | "
+            f"{r['errors']} | {r['load']:.1f} |")
+
+
+def reload_report(rows: list[dict[str, Any]]) -> str:
+    """Every round, then the median ratio per tree and worker count."""
+    lines = [RELOAD_HEADER, *(_reload_row(r) for r in rows), "",
+             "| tree | workers | median p99 during ÷ before | median max during | errors |",
+             "|---|---:|---:|---:|---:|"]
+    for key in dict.fromkeys((r["tree"], r["workers"]) for r in rows):
+        mine = [r for r in rows if (r["tree"], r["workers"]) == key]
+        ratio = median(_p99(r["during"]) / _p99(r["steady"]) for r in mine)
+        lines.append(f"| {key[0]} | {key[1]} | {ratio:.1f}× | "
+                     f"{median(max(r['during']) for r in mine):.0f} ms | "
+                     f"{sum(r['errors'] for r in mine)} |")
+    return "\n".join(lines) + (
+        "\n\nOne keep-alive connection, one request at a time; p99 before: 300 requests; "
+        "during: from appending a comment to the policy file until the answers carry the new "
+        "`policy_version` and, where workers are replaced, the last old one has exited. "
+        "A request that failed (its connection closed by a replaced worker) is counted in "
+        "errors and asked again.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench startup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reload", action="store_true", help="the reload rows only")
+    parser.add_argument("--against", help="another checkout whose pdp is the baseline")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:])
+                              if a != "startup"])
+    if args.reload:
+        trees = [("this tree", REPO)]
+        if args.against:
+            trees.insert(0, ("baseline", Path(args.against).resolve()))
+        body = reload_report(run_reloads(trees, args.rounds))
+        print(body)
+        record("Reload at 10,000 policies, 1 and 2 workers",
+               "python -m bench startup --reload" + (" --against DIR" if args.against else ""),
+               body)
+        return 0
     result = run()
     body = report(result)
     print(body)

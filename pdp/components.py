@@ -159,12 +159,22 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
 
 
 def _record_reload(service: DecisionService, outcome: ReloadOutcome) -> None:
-    """Every reload attempt, good or refused, goes into the decision log's chain."""
+    """Every reload attempt, good or refused, goes into the decision log's chain (once:
+    with ``--workers N`` the worker that asked, or the first, records the supervisor's)."""
+    if not outcome.record:
+        return
     service.record_admin_event_sync(
         "bundle.reload" if outcome.ok else "bundle.reload_refused",
         principal=outcome.requested_by, authorized_by=outcome.authorized_by,
         detail={"version": outcome.version, "changed": outcome.changed,
                 "problems": list(outcome.problems)})
+
+
+def watch_interval_s(settings: Settings) -> float:
+    """How often the bundle source is looked at when watched: a git ref's poll interval,
+    or the polling interval of a directory that cannot be watched for events."""
+    git = settings.policies_git
+    return git.poll_s if git else 1.0
 
 
 def bundle_source(settings: Settings) -> BundleSource:

@@ -8,6 +8,7 @@ module, above both, is where they are put together (``tests/test_layering.py``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
@@ -16,6 +17,7 @@ from pdp.components import Components, build_components
 from pdp.config import Settings, load_settings
 from pdp.console.app import install_console
 from pdp.console.swagger import install_swagger_ui
+from pdp.engine.store import BundleStore
 
 
 def create_app(components: Components, *, watch: bool | None = None,
@@ -43,9 +45,21 @@ def app_from_env() -> FastAPI:
     the decision log file (one hash chain: see ``pdp.audit.sqlite``) and, through
     ``PROMETHEUS_MULTIPROC_DIR``, their metrics.
     """
+    return create_app(build_components(_settings_from_env()), freeze_gc=True)
+
+
+def supervised_app(attach: Callable[[BundleStore], None]) -> FastAPI:
+    """The app of a worker whose supervisor owns reloads (:mod:`pdp.cli.workers`): built
+    as :func:`app_from_env`, its bundle store handed to ``attach`` (the worker's link to
+    the supervisor), and no watcher of its own."""
+    components = build_components(_settings_from_env())
+    attach(components.bundles)
+    return create_app(components, watch=False, freeze_gc=True)
+
+
+def _settings_from_env() -> Settings:
     raw = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(raw) if raw else load_settings()
-    return create_app(build_components(settings), freeze_gc=True)
+    return Settings.model_validate_json(raw) if raw else load_settings()
 
 
-__all__ = ["SETTINGS_ENV", "app_from_env", "create_app"]
+__all__ = ["SETTINGS_ENV", "app_from_env", "create_app", "supervised_app"]

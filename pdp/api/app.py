@@ -23,7 +23,7 @@ from pdp.api.openapi import install_openapi
 from pdp.api.pep import check_pep_allowlist, install_pep_handler
 from pdp.api.problems import install_problem_handlers
 from pdp.api.requestlog import RequestLog, log_event, request_logger
-from pdp.components import Components
+from pdp.components import Components, watch_interval_s
 from pdp.metrics import mark_process_dead
 
 DESCRIPTION = """
@@ -56,8 +56,7 @@ def create_api(components: Components, *, watch: bool | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         check_pep_allowlist(components.settings)  # an empty one outside --dev: no start
         if watch:
-            git = components.settings.policies_git
-            components.bundles.start_watching(git.poll_s if git else 1.0)
+            components.bundles.start_watching(watch_interval_s(components.settings))
         components.verifier.start_refreshing(components.clock.now)  # trust bundles, JWKS
         if freeze_gc:
             collect_young_less_often()

@@ -206,14 +206,17 @@ def prepare_workers(settings: Settings) -> Any:
 
 
 def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
-    """Serve with ``workers`` uvicorn processes (``pdp.server:app_from_env``), each on its
-    own ``SO_REUSEPORT`` socket (see :mod:`pdp.cli.workers`).
+    """Serve with ``workers`` uvicorn processes (``pdp.server.supervised_app``), each on
+    its slot's ``SO_REUSEPORT`` socket, under a supervisor that owns reloads (see
+    :mod:`pdp.cli.workers`).
 
     Each worker reads the resolved settings from ``PDP_SERVE_SETTINGS_JSON`` and
     keeps its metric values in a fresh ``PROMETHEUS_MULTIPROC_DIR`` under the state
     directory (removed on exit), so ``/metrics`` sums them whichever worker answers.
     """
     from pdp.api.tls import HTTP_PROTOCOL_IMPORT
+    from pdp.components import bundle_source, watch_interval_s
+    from pdp.engine.store import BundleStore
     from pdp.server import SETTINGS_ENV  # deferred: module docstring
 
     if settings.context.backend == "memory":
@@ -228,9 +231,15 @@ def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
         prefix="metrics-", dir=_metrics_parent(settings.state_dir))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by the spawned workers
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    # The supervisor's own store: the bundle prepare_workers loaded (preloaded), reloaded
+    # by the supervisor alone (pdp.cli.workers).
+    bundles = BundleStore(bundle_source(settings))
+    bundles.load_initial()
     try:
-        status = worker_processes.run(settings.host, settings.port, workers,
-                                      {"log_level": "warning", "access_log": False, **tls})
+        status = worker_processes.run(
+            settings.host, settings.port, workers,
+            {"log_level": "warning", "access_log": False, **tls}, bundles,
+            watch_interval_s(settings) if settings.watch_policies else None)
     except OSError as e:  # the port was taken meanwhile
         fail(f"cannot listen on {settings.host}:{settings.port}: {e}")
     finally:

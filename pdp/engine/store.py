@@ -27,33 +27,47 @@ ARM_TIMEOUT_S = 5.0
 """Longest ``start_watching`` waits for the watch to be in place (a slow git fetch)."""
 
 
-_preloaded: Bundle | None = None
+@dataclass(frozen=True, slots=True)
+class _Preload:
+    bundle: Bundle
+    authoritative: bool
 
 
-def preload(bundle: Bundle | None) -> None:
+_preloaded: _Preload | None = None
+
+
+def preload(bundle: Bundle | None, *, authoritative: bool = False) -> None:
     """Offer ``bundle`` to every ``BundleStore`` of this process and of processes forked
-    from it, for as long as its directory holds the very files it was loaded from.
+    from it, for as long as its directory holds the very files it was loaded from, or,
+    ``authoritative``, whatever the files hold now.
 
     ``pdp serve --workers N`` loads the bundle once in the supervisor, calls this and
     forks: each worker's first load finds the bundle already built (parsing 10,000
     policies takes seconds) and its pages stay shared with the supervisor's until
-    written. A worker whose directory changed in between (or on a later reload) loads
-    the files it finds, as it would without this.
+    written. The supervisor owns reloads (:mod:`pdp.cli.workers`): a worker serves the
+    bundle it was given, and is replaced when the supervisor has loaded a newer one
+    (authoritative). Otherwise a store whose directory changed in between loads the
+    files it finds, as it would without this.
     """
     global _preloaded
-    _preloaded = bundle
+    _preloaded = None if bundle is None else _Preload(bundle, authoritative)
 
 
-def _preloaded_for(directory: Path) -> Bundle | None:
-    """The preloaded bundle, if it was loaded from ``directory``'s current files."""
-    bundle = _preloaded
-    if bundle is None or bundle.directory != directory:
+def _preloaded_for(directory: Path, *, first_load: bool) -> Bundle | None:
+    """The preloaded bundle, if it was loaded from ``directory``: its current files, or,
+    for a store's first load and an authoritative preload, whatever they hold now (a
+    reload always looks at the files)."""
+    offered = _preloaded
+    # Resolved: a bundle keeps its absolute directory; a source may name it relatively.
+    if offered is None or offered.bundle.directory != directory.resolve():
         return None
+    if offered.authoritative and first_load:
+        return offered.bundle
     try:
         version = version_on_disk(directory)  # streamed: see its docstring
     except OSError:
         return None  # the full load reports what is wrong
-    return bundle if version == bundle.version else None
+    return offered.bundle if version == offered.bundle.version else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,9 @@ class ReloadOutcome:
     # Who asked: a principal with the decision that allowed it, or None for the watcher.
     requested_by: str | None = None
     authorized_by: str | None = None
+    # False when another process records this outcome in the decision log: with
+    # ``pdp serve --workers N`` the supervisor reloads and tells every worker, one records.
+    record: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,7 @@ class BundleStore:
         self.last_error: ReloadFailure | None = None
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._delegate: Callable[[str | None, str | None], ReloadOutcome] | None = None
 
     @property
     def current(self) -> Bundle | None:
@@ -97,13 +115,13 @@ class BundleStore:
             return self._current.directory
         return self.source.fetch()
 
-    def _load(self, *, share_gil: bool = False) -> Bundle:
+    def _load(self, *, share_gil: bool = False, first_load: bool = False) -> Bundle:
         try:
             directory = self.source.fetch()
         except SourceError as e:
             raise BundleInvalid(Path(self.source.label),
                                 [BundleProblem(self.source.label, str(e))]) from e
-        preloaded = _preloaded_for(directory)
+        preloaded = _preloaded_for(directory, first_load=first_load)
         if preloaded is not None:
             return preloaded
         try:
@@ -114,7 +132,7 @@ class BundleStore:
     def load_initial(self) -> Bundle:
         """The first load: with nothing to fall back to, a refused bundle raises
         ``BundleInvalid``."""
-        bundle = self._load()
+        bundle = self._load(first_load=True)
         with self._lock:
             self._current = bundle
             self.last_error = None
@@ -129,13 +147,33 @@ class BundleStore:
         for listener in self._listeners:
             listener(outcome)
 
-    def reload(self, requested_by: str | None = None,
-               authorized_by: str | None = None) -> ReloadOutcome:
-        """Load the directory again; swap only if valid. Serialized: one reload at a time."""
+    def delegate_reloads(self, ask: Callable[[str | None, str | None], ReloadOutcome]) -> None:
+        """Reload by asking someone else: a worker of ``pdp serve --workers N``, whose
+        supervisor loads the bundle and replaces the workers (:mod:`pdp.cli.workers`).
+        ``ask(requested_by, authorized_by)`` returns the outcome once it is known; the
+        outcome reaches this store through :meth:`apply`."""
+        self._delegate = ask
+
+    def apply(self, outcome: ReloadOutcome) -> None:
+        """Take a reload outcome decided elsewhere (the supervisor): a refused bundle is
+        this process's ``last_error`` too, and every listener hears of it."""
+        with self._lock:
+            self.last_error = (None if outcome.ok else
+                               ReloadFailure(at=datetime.now(UTC), problems=outcome.problems))
+        self._notify(outcome)
+
+    def reload(self, requested_by: str | None = None, authorized_by: str | None = None, *,
+               share_gil: bool = True) -> ReloadOutcome:
+        """Load the directory again; swap only if valid. Serialized: one reload at a time.
+
+        ``share_gil``: load in slices that give the GIL to the requests answered beside
+        the load; False loads faster where nothing else needs it (the supervisor).
+        """
+        if self._delegate is not None:
+            return self._delegate(requested_by, authorized_by)
         with self._lock:
             try:
-                # Beside requests being answered: the load gives the GIL up often.
-                bundle = self._load(share_gil=True)
+                bundle = self._load(share_gil=share_gil)
             except BundleInvalid as e:
                 problems = tuple(str(p) for p in e.problems)
                 self.last_error = ReloadFailure(at=datetime.now(UTC), problems=problems)
@@ -154,8 +192,10 @@ class BundleStore:
         return outcome
 
     def start_watching(self, interval_s: float = 1.0, *,
-                       safety_poll_s: float = SAFETY_POLL_S) -> None:
-        """Reload when the source changes (see :mod:`pdp.engine.bundle_watch`).
+                       safety_poll_s: float = SAFETY_POLL_S,
+                       on_change: Callable[[], object] | None = None) -> None:
+        """Reload when the source changes (see :mod:`pdp.engine.bundle_watch`), or call
+        ``on_change`` instead (the supervisor of ``pdp serve --workers N`` queues it).
 
         A directory: on file events, with a look every ``safety_poll_s`` in case events
         are missed, or every ``interval_s`` while it cannot be watched. A git ref: its
@@ -166,7 +206,8 @@ class BundleStore:
         self._watch_stop.clear()
         armed = threading.Event()
         self._watcher = threading.Thread(
-            target=self._watch, args=(interval_s, safety_poll_s, armed), name="pdp-bundle-watch",
+            target=self._watch, args=(interval_s, safety_poll_s, armed, on_change or self.reload),
+            name="pdp-bundle-watch",
             daemon=True)
         self._watcher.start()
         # Return once the watch is in place: a change right after this call must count.
@@ -178,7 +219,8 @@ class BundleStore:
             self._watcher.join(timeout=5)
             self._watcher = None
 
-    def _watch(self, interval_s: float, safety_poll_s: float, armed: threading.Event) -> None:
+    def _watch(self, interval_s: float, safety_poll_s: float, armed: threading.Event,
+               on_change: Callable[[], object]) -> None:
         seen: object = None
 
         def take_fingerprint() -> None:  # the "before" state, once changes would be seen
@@ -193,7 +235,7 @@ class BundleStore:
                 if self._watch_stop.wait(min(SETTLE_S, interval_s)):
                     return
                 seen = self._fingerprint()
-                self.reload()
+                on_change()
 
     def _fingerprint(self) -> object:
         return self.source.fingerprint()

@@ -1,5 +1,6 @@
 """`pdp serve --workers 2` forks its workers after loading the bundle once (issue 16):
-they serve the version the supervisor loaded, a reload reaches each of them, and a
+they serve the version the supervisor loaded, a reload replaces each of them (the
+supervisor reloads: tests/api/test_serve_supervised_reload.py attacks it), and a
 worker killed with SIGKILL is forked again and serves the current version.
 
 One server for the three steps (a start costs seconds on a loaded machine). Which worker
@@ -72,7 +73,7 @@ def test_forked_workers_share_the_loaded_bundle_follow_a_reload_and_come_back_af
         assert len(set().union(*first.values())) == 1, first
         old_version = next(iter(next(iter(first.values()))))
 
-        # 2. A change to the files is reloaded by each worker (its own watcher).
+        # 2. A change to the files: the supervisor loads it and replaces both workers.
         with (tmp_path / "policies" / "datasets.cedar").open("a") as f:
             f.write("\n// issue 16: a new version, the same decisions\n")
         seen = len(_decisions(db))
@@ -85,17 +86,22 @@ def test_forked_workers_share_the_loaded_bundle_follow_a_reload_and_come_back_af
         new_version = next(iter(set().union(*_versions_by_instance(_decisions(db)[seen:]).values())
                                 - {old_version}))
 
+        reloaded = {i: vs for i, vs in _versions_by_instance(_decisions(db)[seen:]).items()
+                    if vs == {new_version}}
+        assert not _pids(reloaded) & _pids(first)  # new processes, not reloaded in place
+
         # 3. kill -9 of a worker: the supervisor forks another, which serves the new files.
-        victim = int(next(iter(first)).rsplit(":", 1)[1])
+        victim = int(next(iter(reloaded)).rsplit(":", 1)[1])
         os.kill(victim, signal.SIGKILL)
         seen = len(_decisions(db))
+        known = _pids(first) | _pids(reloaded)
 
         def replaced(records: list[dict[str, Any]]) -> bool:
-            return bool(_pids(_versions_by_instance(records[seen:])) - _pids(first))
+            return bool(_pids(_versions_by_instance(records[seen:])) - known)
 
         _ask_until(server, token, db, replaced)
         after = _versions_by_instance(_decisions(db)[seen:])
-        fresh = [i for i in after if int(i.rsplit(":", 1)[1]) not in _pids(first)]
+        fresh = [i for i in after if int(i.rsplit(":", 1)[1]) not in known]
         assert fresh and all(after[i] == {new_version} for i in fresh), after
         assert server.process.poll() is None  # the supervisor itself kept serving
     finally:

@@ -89,3 +89,27 @@ def test_a_bad_file_after_the_preload_is_refused_not_hidden(bundle_dir: Path) ->
     (bundle_dir / "datasets.cedar").write_text("permit (principal, action, resource")
     with pytest.raises(BundleInvalid):
         BundleStore(bundle_dir).load_initial()
+
+
+def test_a_relative_directory_finds_the_preload(bundle_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pdp serve`` in the bundle's parent names it ``policies``; the bundle keeps its
+    absolute path: the preload was missed, and every worker parsed the bundle again."""
+    loaded = load_bundle(bundle_dir)
+    preload(loaded)
+    monkeypatch.chdir(bundle_dir.parent)
+    assert BundleStore(Path(bundle_dir.name)).load_initial() is loaded
+
+
+def test_an_authoritative_preload_is_the_first_load_whatever_the_files_but_not_a_reload(
+        bundle_dir: Path) -> None:
+    """The supervisor's bundle, for a worker it forks (a restart after a refused change
+    must not load the refused files); the supervisor's own reload reads the files."""
+    loaded = load_bundle(bundle_dir)
+    preload(loaded, authoritative=True)
+    (bundle_dir / "datasets.cedar").write_text("permit(principal, action, resource) when { bogus };\n")
+    store = BundleStore(bundle_dir)
+    assert store.load_initial() is loaded
+    refused = store.reload()
+    assert not refused.ok and any("bogus" in p for p in refused.problems)
+    assert store.current is loaded

@@ -38,6 +38,8 @@ from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
+from pdp.engine.json_load import load_json
+from pdp.engine.literals import condition_literals
 from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
 from pdp.engine.policy_parse import parse_in_chunks, policy_set_in_chunks
@@ -135,10 +137,11 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
     problems.
 
-    Cedar's validation and the build of the policy set run in helper threads with the
-    GIL released (``release_gil``), beside the parse and the indexes, which need it:
-    with a core to spare, validation adds no time of its own. The parse holds the GIL,
-    one call per file.
+    What Cedar does with the GIL released (``release_gil``) runs in helper threads,
+    beside what needs the GIL in this one: Cedar's validation, its parse of each file,
+    its check of the entities against the schema and the build of the policy set. With
+    a core to spare they add no time of their own. Turning the parse into nodes
+    (``PolicySet.to_pst``, one call per file) and the indexes over them hold the GIL.
 
     ``share_gil``: for a reload beside a serving event loop, which must not wait long
     for the GIL. The policies are then parsed a few dozen at a time
@@ -157,16 +160,25 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     schema, schema_text, user_schema = _load_schema(files, problems, warnings)
     texts = _policy_texts(files, problems)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
+        # The parses first: this thread waits for them, for validation only at the end.
+        parsing = ({} if share_gil else
+                   {name: helpers.submit(_parse, text) for name, text in texts.items()})
         checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
+        # Reported after the policies' problems, as they are found there; checked by Cedar
+        # beside the parse.
+        entity_problems: list[BundleProblem] = []
+        records, workload_parents, entity_check = _read_entities(files, schema, entity_problems,
+                                                                 helpers)
         policies, templates, infos, sources = _load_policies(texts, problems, warnings,
-                                                             chunked=share_gil)
+                                                             parsing=parsing)
         building = (helpers.submit(policy_set_in_chunks, *chunkable)
                     if share_gil and (chunkable := _chunkable(sources, infos)) is not None
                     else helpers.submit(_build_policy_set, policies, templates))
         if schema is not None and user_schema is not None:
             _validate_policies(sources, checked, schema, user_schema, problems, warnings)
-        entities, workload_parents, records = _load_entities(files, schema, problems)
+        entities = _checked_entities(entity_check, entity_problems)
+        problems += entity_problems
         if problems or schema is None or entities is None:
             raise BundleInvalid(directory, problems)
         # `policies` are the static ones, each node already named by its @id.
@@ -306,15 +318,24 @@ def _policy_texts(files: Mapping[str, bytes], problems: list[BundleProblem]) -> 
     return {name: text for name, text in texts.items() if text is not None}
 
 
+def _parse(text: str) -> cedarpy.PolicySet:
+    """Cedar's parse of one file, the GIL released (for a helper thread); its
+    ``to_pst()`` is ``cedarpy.policies_to_pst(text)``, the parse being the part of that
+    call which needs no GIL."""
+    return cedarpy.PolicySet.from_str(text, release_gil=True)
+
+
 def _load_policies(
     texts: Mapping[str, str], problems: list[BundleProblem], warnings: list[BundleProblem], *,
-    chunked: bool,
+    parsing: Mapping[str, Future[cedarpy.PolicySet]],
 ) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
            list[_PolicyFile]]:
-    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position).
+    """Turn every ``*.cedar`` file into nodes; re-key each policy by its ``@id`` (or its
+    position).
 
-    ``chunked``: a few dozen policies per call to Cedar, so that other threads get the
-    GIL between them (a reload); else one call per file, a little less work (a start)."""
+    ``parsing``: each file's :func:`_parse`, under way in a helper thread (a start): one
+    call turns it into nodes. Without it (a reload) the nodes come a few dozen policies
+    per call to Cedar, so that other threads get the GIL between them."""
     static: dict[str, pst.Template] = {}
     templates: dict[str, pst.Template] = {}
     infos: dict[str, PolicyInfo] = {}
@@ -324,8 +345,8 @@ def _load_policies(
         try:
             # One parse: the nodes come from Cedar's parser, so a file they come from parses
             # (a second parse with PolicySet.from_str cost 1.4 s more at 10,000 policies).
-            parsed = (parse_in_chunks(text, spans, rest) if chunked
-                      else cedarpy.policies_to_pst(text))
+            parsed = (parsing[name].result().to_pst() if parsing
+                      else parse_in_chunks(text, spans, rest))
         except ValueError as e:
             source = _parse_file(name, text, problems)  # Cedar's own parse says what failed
             if source is not None:
@@ -437,24 +458,27 @@ def _validate_policies(sources: list[_PolicyFile],
                         if p.line is None or p.line not in refused)
 
 
-def _load_entities(
+def _read_entities(
     files: Mapping[str, bytes], schema: cedarpy.Schema | None, problems: list[BundleProblem],
-) -> tuple[cedarpy.Entities | None, dict[str, tuple[dict[str, str], ...]],
-           dict[tuple[str, str], dict[str, Any]]]:
-    """Static entities (parsed once: every later use shares these records). Workloads are
-    kept apart: their parents join the principal per request."""
+    helpers: ThreadPoolExecutor,
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, tuple[dict[str, str], ...]],
+           Future[cedarpy.Entities] | None]:
+    """Static entities (parsed once: every later use shares these records), and Cedar's
+    check of them against ``schema`` under way in ``helpers`` (None when there is nothing
+    to check: the file is refused, or the schema). Workloads are kept apart: their parents
+    join the principal per request."""
     raw: Any = []
     if ENTITIES_FILE in files:
         try:
-            raw = json.loads(files[ENTITIES_FILE])
+            raw = load_json(files[ENTITIES_FILE])
         except (ValueError, UnicodeDecodeError) as e:
             problems.append(BundleProblem(ENTITIES_FILE, f"not JSON: {e}"))
-            return None, {}, {}
+            return {}, {}, None
     if not isinstance(raw, list) or not all(
             isinstance(e, dict) and isinstance(e.get("uid"), dict) for e in raw):
         problems.append(BundleProblem(
             ENTITIES_FILE, "must be a JSON list of Cedar entities with `uid`"))
-        return None, {}, {}
+        return {}, {}, None
     workload_parents: dict[str, tuple[dict[str, str], ...]] = {}
     others = []
     for entity in raw:
@@ -468,15 +492,23 @@ def _load_entities(
         else:
             others.append(entity)
     if schema is None:
-        return None, workload_parents, {}
+        return {}, workload_parents, None
+    records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
+    return records, workload_parents, helpers.submit(
+        cedarpy.Entities.from_json_str, json.dumps(others), schema, release_gil=True)
+
+
+def _checked_entities(check: Future[cedarpy.Entities] | None,
+                      problems: list[BundleProblem]) -> cedarpy.Entities | None:
+    """The entities of :func:`_read_entities`, once Cedar has checked them; None if it
+    refused them or there were none to check."""
+    if check is None:
+        return None
     try:
-        entities = cedarpy.Entities.from_json_str(json.dumps(others), schema,
-                                                   release_gil=True)
+        return check.result()
     except ValueError as e:
         problems.append(BundleProblem(ENTITIES_FILE, f"entities do not match the schema: {e}"))
-        return None, workload_parents, {}
-    records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
-    return entities, workload_parents, records
+        return None
 
 
 def _parent_graph(records: Mapping[tuple[str, str], dict[str, Any]],
@@ -496,9 +528,10 @@ def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: Ent
     """Per-request entity sets, for bundles whose entities.json is large."""
     if len(records) < ENTITY_SLICE_MIN:
         return None
-    literals = {(entity_type_text(u.type), u.id)
-                for info in infos.values() for u in pst.entity_uids(info.node.clauses)}
-    return EntitySlicer(records, graph, schema, literals)
+    named: set[pst.EntityUid] = set()
+    for info in infos.values():
+        named |= condition_literals(info.node.clauses)
+    return EntitySlicer(records, graph, schema, {(entity_type_text(u.type), u.id) for u in named})
 
 
 def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],

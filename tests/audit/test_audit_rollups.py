@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,6 @@ from hypothesis import strategies as st
 from pdp.audit import MemoryDecisionLog, SqliteDecisionLog, hourly_rollup, rollups
 from pdp.audit.store import DecisionStore
 from tests.audit.pgschema import postgres_schema, require_postgres
-from tests.conftest import POLICIES, REPO
 
 T0 = datetime(2026, 11, 23, 13, 0, 0, tzinfo=UTC)
 PRINCIPALS = [None, "spiffe://a.org/x", "spiffe://a.org/y", "spiffe://b.org/z"]
@@ -214,22 +211,3 @@ def test_a_caught_up_rollup_holds_every_decision_record(tmp_path: Path) -> None:
     assert ov.denies == sum(1 for r in decisions if r["decision"] != "allow") + 1
     sql.close()
 
-
-def test_a_pdp_on_sqlite_starts_without_importing_psycopg(tmp_path: Path) -> None:
-    """psycopg (the postgres extra) cost ~0.3 s of every start, imported only to ask
-    whether the log was a PostgreSQL one (rollups.prepare_store)."""
-    code = (
-        "import sys\n"
-        "from pdp.components import build_components\n"
-        "from pdp.config import load_settings\n"
-        "from pdp.server import create_app\n"
-        f"settings = load_settings(None, dev=True, policies={str(POLICIES)!r}, "
-        f"state_dir={str(tmp_path)!r}, watch_policies=False)\n"
-        "components = build_components(settings)\n"
-        "assert settings.audit.backend == 'sqlite'\n"
-        "create_app(components)\n"
-        "components.close()\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('psycopg', 'pdp.audit.postgres'))))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=REPO)
-    assert out.stdout.strip() == "[]"

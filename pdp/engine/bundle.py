@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +42,7 @@ from pdp.engine.json_load import load_json
 from pdp.engine.literals import condition_literals
 from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
-from pdp.engine.policy_parse import parse_in_chunks, policy_set_in_chunks
+from pdp.engine.policy_parse import parse_ahead, parse_in_chunks, policy_set_in_chunks
 from pdp.engine.policy_source import PolicySpan, split_policies, split_with_rest
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
@@ -138,10 +138,12 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     problems.
 
     What Cedar does with the GIL released (``release_gil``) runs in helper threads,
-    beside what needs the GIL in this one: Cedar's validation, its parse of each file,
-    its check of the entities against the schema and the build of the policy set. With
-    a core to spare they add no time of their own. Turning the parse into nodes
-    (``PolicySet.to_pst``, one call per file) and the indexes over them hold the GIL.
+    beside what needs the GIL in this one: Cedar's validation, its parse of the policies
+    (a few hundred per call, ahead of this thread:
+    :func:`pdp.engine.policy_parse.parse_ahead`), its check of the entities against the
+    schema and the build of the policy set. With a core to spare they add no time of
+    their own. Turning the parse into nodes (``PolicySet.to_pst``) and the indexes over
+    them hold the GIL.
 
     ``share_gil``: for a reload beside a serving event loop, which must not wait long
     for the GIL. The policies are then parsed a few dozen at a time
@@ -160,17 +162,18 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     schema, schema_text, user_schema = _load_schema(files, problems, warnings)
     texts = _policy_texts(files, problems)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
-        # The parses first: this thread waits for them, for validation only at the end.
-        parsing = ({} if share_gil else
-                   {name: helpers.submit(_parse, text) for name, text in texts.items()})
+        # Validation first, the longest; the other helper parses ahead of this thread.
         checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
+        splits = {name: split_with_rest(text) for name, text in texts.items()}
+        parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
+                                         for name, text in texts.items()})
         # Reported after the policies' problems, as they are found there; checked by Cedar
         # beside the parse.
         entity_problems: list[BundleProblem] = []
         records, workload_parents, entity_check = _read_entities(files, schema, entity_problems,
                                                                  helpers)
-        policies, templates, infos, sources = _load_policies(texts, problems, warnings,
+        policies, templates, infos, sources = _load_policies(texts, splits, problems, warnings,
                                                              parsing=parsing)
         building = (helpers.submit(policy_set_in_chunks, *chunkable)
                     if share_gil and (chunkable := _chunkable(sources, infos)) is not None
@@ -318,35 +321,28 @@ def _policy_texts(files: Mapping[str, bytes], problems: list[BundleProblem]) -> 
     return {name: text for name, text in texts.items() if text is not None}
 
 
-def _parse(text: str) -> cedarpy.PolicySet:
-    """Cedar's parse of one file, the GIL released (for a helper thread); its
-    ``to_pst()`` is ``cedarpy.policies_to_pst(text)``, the parse being the part of that
-    call which needs no GIL."""
-    return cedarpy.PolicySet.from_str(text, release_gil=True)
-
-
 def _load_policies(
-    texts: Mapping[str, str], problems: list[BundleProblem], warnings: list[BundleProblem], *,
-    parsing: Mapping[str, Future[cedarpy.PolicySet]],
+    texts: Mapping[str, str], splits: Mapping[str, tuple[list[PolicySpan], str]],
+    problems: list[BundleProblem], warnings: list[BundleProblem], *,
+    parsing: Mapping[str, Callable[[], pst.PolicySet]],
 ) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
            list[_PolicyFile]]:
     """Turn every ``*.cedar`` file into nodes; re-key each policy by its ``@id`` (or its
-    position).
+    position). ``splits``: :func:`split_with_rest` of each.
 
-    ``parsing``: each file's :func:`_parse`, under way in a helper thread (a start): one
-    call turns it into nodes. Without it (a reload) the nodes come a few dozen policies
-    per call to Cedar, so that other threads get the GIL between them."""
+    ``parsing``: each file's nodes, parsed ahead in a helper thread (a start:
+    :func:`pdp.engine.policy_parse.parse_ahead`). Without it (a reload) the nodes come a
+    few dozen policies per call to Cedar, so that other threads get the GIL between them."""
     static: dict[str, pst.Template] = {}
     templates: dict[str, pst.Template] = {}
     infos: dict[str, PolicyInfo] = {}
     sources: list[_PolicyFile] = []
     for name, text in texts.items():
-        spans, rest = split_with_rest(text)
+        spans, rest = splits[name]
         try:
             # One parse: the nodes come from Cedar's parser, so a file they come from parses
             # (a second parse with PolicySet.from_str cost 1.4 s more at 10,000 policies).
-            parsed = (parsing[name].result().to_pst() if parsing
-                      else parse_in_chunks(text, spans, rest))
+            parsed = parsing[name]() if parsing else parse_in_chunks(text, spans, rest)
         except ValueError as e:
             source = _parse_file(name, text, problems)  # Cedar's own parse says what failed
             if source is not None:

@@ -27,6 +27,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -168,11 +169,12 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         splits = {name: split_with_rest(text) for name, text in texts.items()}
         parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
                                          for name, text in texts.items()})
-        # Reported after the policies' problems, as they are found there; checked by Cedar
-        # beside the parse.
+        # Reported after the policies' problems, as they are found there. At start Cedar
+        # checks them beside the parse; a reload checks them after validation, in this
+        # thread, as the helpers already run beside it and the serving event loop.
         entity_problems: list[BundleProblem] = []
-        records, workload_parents, entity_check = _read_entities(files, schema, entity_problems,
-                                                                 helpers)
+        records, workload_parents, entity_check = _read_entities(
+            files, schema, entity_problems, None if share_gil else helpers)
         policies, templates, infos, sources = _load_policies(texts, splits, problems, warnings,
                                                              parsing=parsing)
         building = (helpers.submit(policy_set_in_chunks, *chunkable)
@@ -456,13 +458,14 @@ def _validate_policies(sources: list[_PolicyFile],
 
 def _read_entities(
     files: Mapping[str, bytes], schema: cedarpy.Schema | None, problems: list[BundleProblem],
-    helpers: ThreadPoolExecutor,
+    helpers: ThreadPoolExecutor | None,
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, tuple[dict[str, str], ...]],
-           Future[cedarpy.Entities] | None]:
+           Callable[[], cedarpy.Entities] | None]:
     """Static entities (parsed once: every later use shares these records), and Cedar's
-    check of them against ``schema`` under way in ``helpers`` (None when there is nothing
-    to check: the file is refused, or the schema). Workloads are kept apart: their parents
-    join the principal per request."""
+    check of them against ``schema``, which gives their handle or raises ``ValueError``:
+    under way in ``helpers`` if given, else run when called (None when there is nothing
+    to check: the file is refused, or the schema). Workloads are kept apart: their
+    parents join the principal per request."""
     raw: Any = []
     if ENTITIES_FILE in files:
         try:
@@ -490,18 +493,19 @@ def _read_entities(
     if schema is None:
         return {}, workload_parents, None
     records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
-    return records, workload_parents, helpers.submit(
-        cedarpy.Entities.from_json_str, json.dumps(others), schema, release_gil=True)
+    check = partial(cedarpy.Entities.from_json_str, json.dumps(others), schema,
+                    release_gil=True)
+    return records, workload_parents, check if helpers is None else helpers.submit(check).result
 
 
-def _checked_entities(check: Future[cedarpy.Entities] | None,
+def _checked_entities(check: Callable[[], cedarpy.Entities] | None,
                       problems: list[BundleProblem]) -> cedarpy.Entities | None:
     """The entities of :func:`_read_entities`, once Cedar has checked them; None if it
     refused them or there were none to check."""
     if check is None:
         return None
     try:
-        return check.result()
+        return check()
     except ValueError as e:
         problems.append(BundleProblem(ENTITIES_FILE, f"entities do not match the schema: {e}"))
         return None

@@ -83,7 +83,6 @@ FUNCTION_LEVEL_ALLOWED: Mapping[tuple[str, str], str] = {
     ("pdp.cli", "*"): "deferred per command: `pdp --help` and completion stay fast",
     # Optional dependencies: psycopg comes with the `postgres` extra only.
     ("pdp.audit.factory", "pdp.audit.postgres.settings"): "psycopg is optional (postgres extra)",
-    ("pdp.audit.rollups", "pdp.audit.postgres.log"): "psycopg is optional (postgres extra)",
 }
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -211,8 +212,6 @@ def store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
     A spooling log (``[audit] spool_path``) is read through the store it wraps: records
     still in its spool are not in the figures until shipped, as they are not in a search.
     """
-    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
-
     if isinstance(store, SpoolingLog):
         store = store.store
     if isinstance(store, SqliteDecisionLog):
@@ -221,7 +220,7 @@ def store_connection(store: Any) -> Iterator[tuple[Any, Dialect] | None]:
             yield conn, "sqlite"
         finally:
             conn.close()
-    elif isinstance(store, PostgresDecisionLog):
+    elif _is_postgres(store):
         with store._own_connection() as pg:
             yield pg, "postgres"
     else:
@@ -331,8 +330,6 @@ def catch_up_store(store: Any) -> None:
     A failure (the log busy, read-only, unreachable) is logged and ignored: the
     overview stays exact, reading the records past the watermark from the rows.
     """
-    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
-
     try:
         if isinstance(store, SqliteDecisionLog):
             conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms, writer=True)
@@ -340,7 +337,7 @@ def catch_up_store(store: Any) -> None:
                 hourly_rollup.catch_up(conn, "sqlite")
             finally:
                 conn.close()
-        elif isinstance(store, PostgresDecisionLog):
+        elif _is_postgres(store):
             with store._own_connection() as pg:
                 hourly_rollup.catch_up(pg, "postgres")
     except Exception as exc:  # noqa: BLE001 - derived data: a failure costs speed only
@@ -362,8 +359,6 @@ def rebuild_store(store: Any) -> hourly_rollup.State | None:
     """Recount the hourly rollup of ``store`` from its rows (the repair of an edited
     rollup); None for a store without SQL. Unlike :func:`catch_up_store` a failure
     raises: the caller asked for the repair and must hear that it did not happen."""
-    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
-
     if isinstance(store, SpoolingLog):
         store = store.store
     if isinstance(store, SqliteDecisionLog):
@@ -372,7 +367,7 @@ def rebuild_store(store: Any) -> hourly_rollup.State | None:
             return hourly_rollup.catch_up(conn, "sqlite", rebuild=True)
         finally:
             conn.close()
-    if isinstance(store, PostgresDecisionLog):
+    if _is_postgres(store):
         with store._own_connection() as pg:
             return hourly_rollup.catch_up(pg, "postgres", rebuild=True)
     return None
@@ -380,8 +375,6 @@ def rebuild_store(store: Any) -> hourly_rollup.State | None:
 
 def prepare_store(store: Any) -> None:
     """Create the rollup indexes on ``store`` (a no-op for a store without SQL)."""
-    from pdp.audit.postgres.log import PostgresDecisionLog  # psycopg: optional (postgres extra)
-
     if isinstance(store, SqliteDecisionLog):
         conn = connect(store.path, busy_timeout_ms=store.busy_timeout_ms, writer=True)
         try:
@@ -389,11 +382,19 @@ def prepare_store(store: Any) -> None:
             hourly_rollup.catch_up(conn, "sqlite")
         finally:
             conn.close()
-    elif isinstance(store, PostgresDecisionLog):
+    elif _is_postgres(store):
         with store._own_connection() as pg:
             ensure_indexes(pg)
             pg.commit()
             hourly_rollup.catch_up(pg, "postgres")
+
+
+def _is_postgres(store: Any) -> bool:
+    """Whether ``store`` is the PostgreSQL log, without importing psycopg (the postgres
+    extra, ~0.3 s of every start) when no PostgreSQL log was made: one exists only once
+    its module is imported."""
+    module = sys.modules.get("pdp.audit.postgres.log")
+    return module is not None and isinstance(store, module.PostgresDecisionLog)
 
 
 def counts(store: Any, since: str, until: str) -> tuple[int, int]:

@@ -26,7 +26,6 @@ import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from pdp.cli.common import fail, settings_from
@@ -101,6 +100,8 @@ def call(method: str, url: str, path: str, token: str | None,
 
     ``cacert``: the CA bundle that signed an https PDP's certificate (its TLS listener).
     """
+    import httpx  # deferred, as in pdp.identity.fetch.fetch (every command imports this)
+
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(method, url.rstrip("/") + path, json=body, params=params,

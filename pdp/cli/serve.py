@@ -47,16 +47,17 @@ def serve(
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
     import uvicorn  # deferred: see the module docstring
 
+    from pdp.api.app import freeze_imported_modules
     from pdp.api.pep import check_pep_allowlist
     from pdp.api.svid_tls import svid_tls_for
     from pdp.api.tls import uvicorn_tls_options
     from pdp.audit.errors import AuditError
-    from pdp.components import build_components
     from pdp.engine.problems import BundleInvalid
     from pdp.identity.dev_x509 import with_dev_x509_trust
     from pdp.identity.trust_bundle import BundleError
     from pdp.server import create_app
 
+    freeze_imported_modules()  # before the bundle's million objects: see its docstring
     settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
                              state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
                              client_ca_bundle=client_ca_bundle,
@@ -69,9 +70,7 @@ def serve(
         peps = check_pep_allowlist(settings)  # secure by default: empty refuses to start
         if settings.tls_workload_api and workers > 1:
             raise ValueError("tls_workload_api serves with one worker only (--workers 1)")
-        # --workers N: each worker builds its own; this one is a dry run that checks the
-        # configuration and creates the shared state (dev keys, the log's schema) once.
-        components = build_components(settings) if workers == 1 else prepare_workers(settings)
+        components = build_for_serving(settings, workers)
         if settings.tls_workload_api:  # the PDP's own X.509-SVID, rotated in place
             svid_tls = svid_tls_for(settings, components.verifier.workload_api)
             tls = svid_tls.uvicorn_options(settings)
@@ -173,6 +172,26 @@ pdp: ************************************************************************"""
 """Printed by ``pdp serve --dev``: dev mode is only ever turned on by that flag."""
 
 
+def build_for_serving(settings: Settings, workers: int) -> Any:
+    """The components ``pdp serve`` starts with, their bundle frozen
+    (:func:`pdp.api.app.freeze_loaded_bundle`), so that the full collections to come do
+    not walk it again: the one before the app serves (``freeze_startup_objects``) or the
+    one before the workers fork.
+
+    With ``--workers N`` each worker builds its own; these are a dry run that checks the
+    configuration and creates the shared state (dev keys, the log's schema) once
+    (:func:`prepare_workers`).
+    """
+    from pdp.api.app import freeze_loaded_bundle  # deferred: module docstring
+    from pdp.components import build_components
+
+    if workers > 1:
+        return prepare_workers(settings)
+    components = build_components(settings)
+    freeze_loaded_bundle()
+    return components
+
+
 def prepare_workers(settings: Settings) -> Any:
     """Check ``settings`` as a worker will use them, creating the state workers share.
 
@@ -184,7 +203,8 @@ def prepare_workers(settings: Settings) -> Any:
     the app is built once too, for what the libraries keep of it.
     Returns those components, for the banner; close them before serving.
     """
-    from pdp.audit.chain.checkpoint import checkpoint_private_key  # deferred: module docstring
+    from pdp.api.app import freeze_loaded_bundle  # deferred: module docstring
+    from pdp.audit.chain.checkpoint import checkpoint_private_key
     from pdp.audit.factory import open_configured_log
     from pdp.audit.memory import MemoryDecisionLog
     from pdp.components import build_components
@@ -195,6 +215,7 @@ def prepare_workers(settings: Settings) -> Any:
 
     checkpoint_private_key(settings)
     components = build_components(settings, log=MemoryDecisionLog())
+    freeze_loaded_bundle()  # before the app below, which is dropped: see build_for_serving
     preload(components.bundles.current)
     # Built once here and dropped, so that what building an app leaves behind in the
     # libraries' and modules' own state (built lazily, on first use) is built before the

@@ -358,9 +358,9 @@ class Supervisor:
                 return
             new = self.bundles.current
             preload(new, authoritative=True)  # every fork from now on serves it
-            from pdp.api.app import freeze_reloaded_bundle  # deferred: serve.py's docstring
+            from pdp.api.app import freeze_loaded_bundle  # deferred: serve.py's docstring
 
-            freeze_reloaded_bundle()  # shared with the workers, as the first one
+            freeze_loaded_bundle()  # shared with the workers, as the first one
             r.todo = [s for s in self.slots if new is None or s.worker is None
                       or s.worker.version != new.version]
             # The asking workers' slots last: each answers once the others serve the new

@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import jwt
 
 from pdp.config import ConsoleOidcConfig
@@ -103,6 +102,8 @@ class OidcClient:
 
     async def discovery(self) -> dict[str, Any]:
         """The provider's discovery document (fetched once; its issuer must match)."""
+        import httpx  # deferred, as in pdp.identity.fetch.fetch
+
         if self._discovery is None:
             url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
             async with httpx.AsyncClient(timeout=self.timeout_s) as http:
@@ -127,6 +128,8 @@ class OidcClient:
 
     async def exchange(self, login: PendingLogin, code: str) -> str:
         """The ID token for ``code`` (not yet verified: the caller verifies it)."""
+        import httpx  # deferred, as in pdp.identity.fetch.fetch
+
         endpoint = (await self.discovery())["token_endpoint"]
         async with httpx.AsyncClient(timeout=self.timeout_s) as http:
             try:

@@ -24,9 +24,10 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,9 +39,11 @@ from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
+from pdp.engine.json_load import load_json
+from pdp.engine.literals import condition_literals
 from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
-from pdp.engine.policy_parse import parse_in_chunks, policy_set_in_chunks
+from pdp.engine.policy_parse import parse_ahead, parse_in_chunks, policy_set_in_chunks
 from pdp.engine.policy_source import PolicySpan, split_policies, split_with_rest
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
@@ -135,10 +138,13 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
     problems.
 
-    Cedar's validation and the build of the policy set run in helper threads with the
-    GIL released (``release_gil``), beside the parse and the indexes, which need it:
-    with a core to spare, validation adds no time of its own. The parse holds the GIL,
-    one call per file.
+    What Cedar does with the GIL released (``release_gil``) runs in helper threads,
+    beside what needs the GIL in this one: Cedar's validation, its parse of the policies
+    (a few hundred per call, ahead of this thread:
+    :func:`pdp.engine.policy_parse.parse_ahead`), its check of the entities against the
+    schema and the build of the policy set. With a core to spare they add no time of
+    their own. Turning the parse into nodes (``PolicySet.to_pst``) and the indexes over
+    them hold the GIL.
 
     ``share_gil``: for a reload beside a serving event loop, which must not wait long
     for the GIL. The policies are then parsed a few dozen at a time
@@ -157,16 +163,27 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     schema, schema_text, user_schema = _load_schema(files, problems, warnings)
     texts = _policy_texts(files, problems)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
+        # Validation first, the longest; the other helper parses ahead of this thread.
         checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
-        policies, templates, infos, sources = _load_policies(texts, problems, warnings,
-                                                             chunked=share_gil)
+        splits = {name: split_with_rest(text) for name, text in texts.items()}
+        parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
+                                         for name, text in texts.items()})
+        # Reported after the policies' problems, as they are found there. At start Cedar
+        # checks them beside the parse; a reload checks them after validation, in this
+        # thread, as the helpers already run beside it and the serving event loop.
+        entity_problems: list[BundleProblem] = []
+        records, workload_parents, entity_check = _read_entities(
+            files, schema, entity_problems, None if share_gil else helpers)
+        policies, templates, infos, sources = _load_policies(texts, splits, problems, warnings,
+                                                             parsing=parsing)
         building = (helpers.submit(policy_set_in_chunks, *chunkable)
                     if share_gil and (chunkable := _chunkable(sources, infos)) is not None
                     else helpers.submit(_build_policy_set, policies, templates))
         if schema is not None and user_schema is not None:
             _validate_policies(sources, checked, schema, user_schema, problems, warnings)
-        entities, workload_parents, records = _load_entities(files, schema, problems)
+        entities = _checked_entities(entity_check, entity_problems)
+        problems += entity_problems
         if problems or schema is None or entities is None:
             raise BundleInvalid(directory, problems)
         # `policies` are the static ones, each node already named by its @id.
@@ -307,25 +324,27 @@ def _policy_texts(files: Mapping[str, bytes], problems: list[BundleProblem]) -> 
 
 
 def _load_policies(
-    texts: Mapping[str, str], problems: list[BundleProblem], warnings: list[BundleProblem], *,
-    chunked: bool,
+    texts: Mapping[str, str], splits: Mapping[str, tuple[list[PolicySpan], str]],
+    problems: list[BundleProblem], warnings: list[BundleProblem], *,
+    parsing: Mapping[str, Callable[[], pst.PolicySet]],
 ) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
            list[_PolicyFile]]:
-    """Parse every ``*.cedar`` file; re-key each policy by its ``@id`` (or its position).
+    """Turn every ``*.cedar`` file into nodes; re-key each policy by its ``@id`` (or its
+    position). ``splits``: :func:`split_with_rest` of each.
 
-    ``chunked``: a few dozen policies per call to Cedar, so that other threads get the
-    GIL between them (a reload); else one call per file, a little less work (a start)."""
+    ``parsing``: each file's nodes, parsed ahead in a helper thread (a start:
+    :func:`pdp.engine.policy_parse.parse_ahead`). Without it (a reload) the nodes come a
+    few dozen policies per call to Cedar, so that other threads get the GIL between them."""
     static: dict[str, pst.Template] = {}
     templates: dict[str, pst.Template] = {}
     infos: dict[str, PolicyInfo] = {}
     sources: list[_PolicyFile] = []
     for name, text in texts.items():
-        spans, rest = split_with_rest(text)
+        spans, rest = splits[name]
         try:
             # One parse: the nodes come from Cedar's parser, so a file they come from parses
             # (a second parse with PolicySet.from_str cost 1.4 s more at 10,000 policies).
-            parsed = (parse_in_chunks(text, spans, rest) if chunked
-                      else cedarpy.policies_to_pst(text))
+            parsed = parsing[name]() if parsing else parse_in_chunks(text, spans, rest)
         except ValueError as e:
             source = _parse_file(name, text, problems)  # Cedar's own parse says what failed
             if source is not None:
@@ -437,24 +456,28 @@ def _validate_policies(sources: list[_PolicyFile],
                         if p.line is None or p.line not in refused)
 
 
-def _load_entities(
+def _read_entities(
     files: Mapping[str, bytes], schema: cedarpy.Schema | None, problems: list[BundleProblem],
-) -> tuple[cedarpy.Entities | None, dict[str, tuple[dict[str, str], ...]],
-           dict[tuple[str, str], dict[str, Any]]]:
-    """Static entities (parsed once: every later use shares these records). Workloads are
-    kept apart: their parents join the principal per request."""
+    helpers: ThreadPoolExecutor | None,
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, tuple[dict[str, str], ...]],
+           Callable[[], cedarpy.Entities] | None]:
+    """Static entities (parsed once: every later use shares these records), and Cedar's
+    check of them against ``schema``, which gives their handle or raises ``ValueError``:
+    under way in ``helpers`` if given, else run when called (None when there is nothing
+    to check: the file is refused, or the schema). Workloads are kept apart: their
+    parents join the principal per request."""
     raw: Any = []
     if ENTITIES_FILE in files:
         try:
-            raw = json.loads(files[ENTITIES_FILE])
+            raw = load_json(files[ENTITIES_FILE])
         except (ValueError, UnicodeDecodeError) as e:
             problems.append(BundleProblem(ENTITIES_FILE, f"not JSON: {e}"))
-            return None, {}, {}
+            return {}, {}, None
     if not isinstance(raw, list) or not all(
             isinstance(e, dict) and isinstance(e.get("uid"), dict) for e in raw):
         problems.append(BundleProblem(
             ENTITIES_FILE, "must be a JSON list of Cedar entities with `uid`"))
-        return None, {}, {}
+        return {}, {}, None
     workload_parents: dict[str, tuple[dict[str, str], ...]] = {}
     others = []
     for entity in raw:
@@ -468,15 +491,24 @@ def _load_entities(
         else:
             others.append(entity)
     if schema is None:
-        return None, workload_parents, {}
+        return {}, workload_parents, None
+    records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
+    check = partial(cedarpy.Entities.from_json_str, json.dumps(others), schema,
+                    release_gil=True)
+    return records, workload_parents, check if helpers is None else helpers.submit(check).result
+
+
+def _checked_entities(check: Callable[[], cedarpy.Entities] | None,
+                      problems: list[BundleProblem]) -> cedarpy.Entities | None:
+    """The entities of :func:`_read_entities`, once Cedar has checked them; None if it
+    refused them or there were none to check."""
+    if check is None:
+        return None
     try:
-        entities = cedarpy.Entities.from_json_str(json.dumps(others), schema,
-                                                   release_gil=True)
+        return check()
     except ValueError as e:
         problems.append(BundleProblem(ENTITIES_FILE, f"entities do not match the schema: {e}"))
-        return None, workload_parents, {}
-    records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
-    return entities, workload_parents, records
+        return None
 
 
 def _parent_graph(records: Mapping[tuple[str, str], dict[str, Any]],
@@ -496,9 +528,10 @@ def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: Ent
     """Per-request entity sets, for bundles whose entities.json is large."""
     if len(records) < ENTITY_SLICE_MIN:
         return None
-    literals = {(entity_type_text(u.type), u.id)
-                for info in infos.values() for u in pst.entity_uids(info.node.clauses)}
-    return EntitySlicer(records, graph, schema, literals)
+    named: set[pst.EntityUid] = set()
+    for info in infos.values():
+        named |= condition_literals(info.node.clauses)
+    return EntitySlicer(records, graph, schema, {(entity_type_text(u.type), u.id) for u in named})
 
 
 def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from pdp.identity.strict_json import loads_object
 from pdp.identity.trust_bundle import MAX_BUNDLE_BYTES, BundleError, read_key_file
 
@@ -133,6 +131,11 @@ def check_fetch_url(url: str) -> None:
 def fetch(url: str, *, ca_file: Path | None = None,
           timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
     """GET ``url`` and return at most :data:`MAX_DOCUMENT_BYTES`; any failure is a BundleError."""
+    # Deferred: importing httpx imports its command-line client too (rich, pygments), ~0.1 s
+    # of every `pdp serve` start, which may never fetch anything
+    # (tests/cli/test_serve_imports.py).
+    import httpx
+
     try:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_file)) if ca_file else True)

@@ -1,15 +1,18 @@
-"""After a reload the serving process freezes the new bundle without a full collection
-(pdp.api.app.freeze_reloaded_bundle: a full one stalled every request for half a second
-at 10,000 policies). That is only sound if a bundle holds no reference cycles, so that
-reference counting frees the old one although it is frozen. Attacked here: a bundle that
-decided requests (its caches filled) leaves no cyclic garbage behind, and reloads that
-freeze each new bundle do not pile old ones up.
+"""After a load (``pdp serve``'s first, and every reload) the serving process freezes the
+new bundle without a full collection (pdp.api.app.freeze_loaded_bundle: a full one
+stalled every request for half a second at 10,000 policies, and delayed a start by as
+much). That is only sound if a bundle holds no reference cycles, so that reference
+counting frees the old one although it is frozen. Attacked here: a bundle that decided
+requests (its caches filled) leaves no cyclic garbage behind, reloads that freeze each
+new bundle do not pile old ones up, the modules are frozen only once their own garbage
+is collected, and ``pdp serve`` starts with its bundle frozen, one worker or several.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
+import weakref
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,14 +21,16 @@ import pytest
 
 from bench.generate import generate_bundle
 from context.model import LiveSnapshot
-from pdp.api.app import freeze_reloaded_bundle
+from pdp.api.app import freeze_imported_modules, freeze_loaded_bundle
+from pdp.cli.serve import build_for_serving
+from pdp.config import load_settings
 from pdp.decision.decide import decide
 from pdp.decision.model import ResourceRef
 from pdp.engine.bundle import Bundle, load_bundle
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN
-from pdp.engine.store import BundleStore
+from pdp.engine.store import BundleStore, preload
 from pdp.identity.model import VerifiedIdentity
-from tests.conftest import MONDAY_10
+from tests.conftest import MONDAY_10, POLICIES
 
 
 @pytest.fixture
@@ -81,9 +86,9 @@ def test_reloads_that_freeze_each_bundle_do_not_keep_the_old_ones(
     for f in big_bundle.iterdir():
         (directory / f.name).write_bytes(f.read_bytes())
     store = BundleStore(directory)
-    store.subscribe(lambda outcome: freeze_reloaded_bundle() if outcome.changed else None)
+    store.subscribe(lambda outcome: freeze_loaded_bundle() if outcome.changed else None)
     store.load_initial()
-    freeze_reloaded_bundle()
+    freeze_loaded_bundle()
 
     def reload_changed(i: int) -> None:
         with (directory / "policies.cedar").open("a") as f:
@@ -97,3 +102,40 @@ def test_reloads_that_freeze_each_bundle_do_not_keep_the_old_ones(
     # Five more bundles, each of tens of thousands of blocks, were loaded and frozen;
     # only the current one may remain.
     assert sys.getallocatedblocks() - one_bundle < 2_000
+
+
+class Cyclic:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_freezing_the_modules_first_collects_what_they_left_behind(
+        no_automatic_collection: None) -> None:
+    garbage = Cyclic()
+    dead = weakref.ref(garbage)
+    del garbage
+    freeze_imported_modules()
+    assert dead() is None
+
+
+def frozen(obj: object) -> bool:
+    """Out of the collector's reach: tracked, yet in none of its generations."""
+    assert gc.is_tracked(obj)
+    return all(o is not obj for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pdp_serve_starts_with_its_bundle_frozen(
+        workers: int, tmp_path: Path, no_automatic_collection: None) -> None:
+    settings = load_settings(None, dev=True, policies=POLICIES, state_dir=tmp_path,
+                             watch_policies=False)
+    components = build_for_serving(settings, workers)
+    try:
+        bundle = components.bundles.current
+        assert bundle is not None
+        info = next(iter(bundle.policies.values()))
+        assert frozen(bundle.policies) and frozen(info) and frozen(info.node)
+        assert not frozen(Cyclic())  # what comes after is the collector's as before
+    finally:
+        components.close()
+        preload(None)  # nothing leaks into other tests

@@ -210,3 +210,4 @@ def test_a_caught_up_rollup_holds_every_decision_record(tmp_path: Path) -> None:
     ov = rollups.overview(sql, _ts(0), _ts(3 * 86400))
     assert ov.denies == sum(1 for r in decisions if r["decision"] != "allow") + 1
     sql.close()
+

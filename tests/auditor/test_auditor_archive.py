@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pdp.audit.auditing.archive import (
     ArchiveError,
@@ -15,7 +18,9 @@ from pdp.audit.auditing.archive import (
     policy_texts,
     split_policies,
 )
+from pdp.audit.auditing.archive import _json as archive_json
 from pdp.engine.bundle import load_bundle
+from tests.conftest import examples
 
 
 def test_a_bundle_is_stored_under_its_sha256_once(tmp_path: Path, example_bundle) -> None:
@@ -118,3 +123,23 @@ def test_policies_are_cut_out_of_their_file_with_the_comments_above_them() -> No
 def test_the_rendered_fallback_shows_a_static_policy(example_bundle) -> None:
     text = policy_text(example_bundle.policies["guard.risk.elevated"])
     assert text is not None and "forbid" in text and '@id("guard.risk.elevated")' in text
+
+
+ARCHIVED_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
+              st.text(st.characters(exclude_categories=()))),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(value=st.dictionaries(st.text(max_size=6), ARCHIVED_VALUES, max_size=5))
+def test_archive_json_is_the_standard_librarys_indented_json(value: dict[str, Any]) -> None:
+    try:
+        expected = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate: neither writes it
+        with pytest.raises(TypeError):
+            archive_json(value)
+        return
+    assert archive_json(value) == expected + b"\n"

@@ -180,3 +180,38 @@ def test_the_shipped_bundle_is_formatted() -> None:
     for path in POLICIES.glob("*.cedar"):
         text = path.read_text()
         assert cedarpy.format_policies(text, 80, 2).rstrip("\n") + "\n" == text, path.name
+
+
+ENTITY_MISTAKES = {
+    "not JSON": (b'[{"uid": ', ["entities.json: not JSON: "]),
+    "not a list of entities": (b'{"uid": {"type": "App::Api", "id": "a"}}',
+                               ["entities.json: must be a JSON list of Cedar entities"]),
+    "off the schema, a workload with attributes": (json.dumps([
+        {"uid": {"type": "Pdp::Workload", "id": "spiffe://example.org/w"},
+         "attrs": {"x": 1}, "parents": []},
+        {"uid": {"type": "App::Api", "id": "a"}, "attrs": {"scope": 7}, "parents": []},
+    ]).encode(), ["entities.json: workload 'spiffe://example.org/w': attributes come from",
+                  "entities.json: entities do not match the schema: "]),
+}
+
+
+@pytest.mark.parametrize("share_gil", [False, True], ids=["start", "reload"])
+@pytest.mark.parametrize("mistake", list(ENTITY_MISTAKES))
+def test_entity_mistakes_are_reported_after_the_policies_own_at_start_and_on_reload(
+        bundle_copy, mistake: str, share_gil: bool) -> None:
+    """The entities are read before the policies and checked by Cedar beside their parse
+    (at start), yet reported as before: after the policies' problems, in file order."""
+    d = bundle_copy()
+    (d / "broken.cedar").write_text(
+        '@id("x.broken") @reason("r")\n'
+        'permit(principal, action == App::Action::"read", resource) '
+        'when { resource.no_such_attribute };\n')
+    data, expected = ENTITY_MISTAKES[mistake]
+    (d / "entities.json").write_bytes(data)
+    with pytest.raises(BundleInvalid) as info:
+        load_bundle(d, share_gil=share_gil)
+    problems = [str(p) for p in info.value.problems]
+    assert problems[0].startswith("broken.cedar:")
+    assert len(problems) == 1 + len(expected)
+    for found, start in zip(problems[1:], expected, strict=True):
+        assert found.startswith(start)

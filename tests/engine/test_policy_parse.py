@@ -1,7 +1,9 @@
-"""A policy file parsed in chunks (pdp.engine.policy_parse, so that a reload leaves the
-event loop the GIL) gives exactly the nodes of one ``cedarpy.policies_to_pst`` of the
-whole file, or the same error: on generated bundles, and on text built to break the cut
-(comments and strings holding ``;``, code after the last policy, files that do not parse).
+"""A policy file parsed in chunks (pdp.engine.policy_parse: so that a reload leaves the
+event loop the GIL, or, at start, so that Cedar parses ahead in a helper thread while
+this one turns the chunks into nodes) gives exactly the nodes of one
+``cedarpy.policies_to_pst`` of the whole file, or the same error: on generated bundles,
+and on text built to break the cut (comments and strings holding ``;``, code after the
+last policy, files that do not parse).
 The policy set a reload builds chunk by chunk from Cedar's JSON form is the set
 ``PolicySet.from_pst`` builds at start.
 """
@@ -9,7 +11,9 @@ The policy set a reload builds chunk by chunk from Cedar's JSON form is the set
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cedarpy
 import pytest
@@ -18,7 +22,7 @@ from hypothesis import strategies as st
 
 from pdp.engine import policy_parse
 from pdp.engine.bundle import load_bundle
-from pdp.engine.policy_parse import parse_in_chunks
+from pdp.engine.policy_parse import parse_ahead, parse_in_chunks
 from pdp.engine.policy_source import split_with_rest
 from tests.conftest import examples
 from tests.engine.cedar_bundles import Case, cases
@@ -27,6 +31,15 @@ from tests.engine.cedar_bundles import Case, cases
 def chunked(text: str) -> cedarpy.pst.PolicySet:
     spans, rest = split_with_rest(text)
     return parse_in_chunks(text, spans, rest)
+
+
+def parsed_ahead(text: str) -> cedarpy.pst.PolicySet:
+    spans, rest = split_with_rest(text)
+    with ThreadPoolExecutor(max_workers=2) as helper:
+        return parse_ahead(text, spans, rest, helper)()
+
+
+CHUNKED_WAYS = pytest.mark.parametrize("way", [chunked, parsed_ahead], ids=["reload", "start"])
 
 
 def outcome(parse: object, text: str) -> tuple[str, object]:
@@ -41,14 +54,16 @@ def outcome(parse: object, text: str) -> tuple[str, object]:
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Generated files hold a few dozen policies: chunks of 3 cut them in many places.
     monkeypatch.setattr(policy_parse, "CHUNK_POLICIES", 3)
+    monkeypatch.setattr(policy_parse, "CHUNK_POLICIES_AHEAD", 3)
 
 
+@CHUNKED_WAYS
 @settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=cases())
-def test_generated_bundles_parse_to_the_same_nodes_in_chunks(case: Case) -> None:
+def test_generated_bundles_parse_to_the_same_nodes_in_chunks(way: object, case: Case) -> None:
     for name, text in case.files().items():
         if name.endswith(".cedar"):
-            assert outcome(chunked, text) == outcome(cedarpy.policies_to_pst, text)
+            assert outcome(way, text) == outcome(cedarpy.policies_to_pst, text)
 
 
 @settings(max_examples=examples(100), deadline=None, suppress_health_check=list(HealthCheck))
@@ -76,26 +91,29 @@ POLICY = st.sampled_from([
 NOISE = st.sampled_from(["", "\n", "  ", "// c;\n", ";", "permit(", '"open', "x", "/* */"])
 
 
+@CHUNKED_WAYS
 @settings(max_examples=examples(400), deadline=None)
 @given(parts=st.lists(st.tuples(POLICY, NOISE), max_size=12), tail=NOISE)
 def test_text_built_to_break_the_cut_parses_as_a_whole_file_does(
-        parts: list[tuple[str, str]], tail: str) -> None:
+        way: object, parts: list[tuple[str, str]], tail: str) -> None:
     text = "".join(p + n for p, n in parts) + tail
-    assert outcome(chunked, text) == outcome(cedarpy.policies_to_pst, text)
+    assert outcome(way, text) == outcome(cedarpy.policies_to_pst, text)
 
 
-def test_code_after_the_last_policy_is_refused_as_a_whole_file_refuses_it() -> None:
+@CHUNKED_WAYS
+def test_code_after_the_last_policy_is_refused_as_a_whole_file_refuses_it(way: Any) -> None:
     text = "permit(principal, action, resource);\nforbid(principal, action, resource)"
     with pytest.raises(ValueError):
         cedarpy.policies_to_pst(text)
     with pytest.raises(ValueError):
-        chunked(text)
+        way(text)
 
 
-def test_numbers_continue_across_chunks() -> None:
+@CHUNKED_WAYS
+def test_numbers_continue_across_chunks(way: Any) -> None:
     text = "\n".join(f'@id("p{i}") permit(principal, action, resource) when {{ {i} == {i} }};'
                      for i in range(8)) + "\npermit(principal == ?principal, action, resource);"
-    nodes = chunked(text)
+    nodes = way(text)
     assert list(nodes.static_policies) == [f"policy{i}" for i in range(8)]
     assert list(nodes.templates) == ["policy8"]
     assert all(node.id == cedar_id for cedar_id, node in nodes.static_policies.items())

@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import POLICIES
 from tests.server import run_cli, start_server
 
 
+# A real server and several CLI processes (6-8 s): `make test` runs it, not the fast loop.
+@pytest.mark.slow
 def test_grant_cli_creates_lists_and_revokes_and_the_grant_takes_effect(tmp_path: Path) -> None:
     shutil.copytree(POLICIES, tmp_path / "policies")
     server = start_server(["--dev"], cwd=tmp_path)

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from pdp.identity.dev_issuer import DevIssuer
 from tests.conftest import POLICIES
 from tests.server import run_cli, start_server
@@ -13,6 +15,8 @@ from tests.server import run_cli, start_server
 ETL = "spiffe://example.org/services/etl"
 
 
+# A real server and several CLI processes (6-8 s): `make test` runs it, not the fast loop.
+@pytest.mark.slow
 def test_the_cli_declares_shows_and_ends_context_as_an_authenticated_admin(tmp_path: Path) -> None:
     shutil.copytree(POLICIES, tmp_path / "policies")
     server = start_server(["--dev"], cwd=tmp_path)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.identity.workloads import POLICIES, TrustDomain, authorize_body
 from tests.server import start_server
@@ -20,6 +21,8 @@ def pdp(*args: str, cwd: Path, token: str | None = None) -> subprocess.Completed
                           capture_output=True, text=True, timeout=60)
 
 
+# A real server and several CLI processes (6-8 s): `make test` runs it, not the fast loop.
+@pytest.mark.slow
 def test_revoke_list_and_unrevoke_through_the_cli(tmp_path: Path) -> None:
     td = TrustDomain("example.org")
     (tmp_path / "pdp.toml").write_text(f"""

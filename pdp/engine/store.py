@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pdp.engine.bundle import Bundle, load_bundle, version_on_disk
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
+from pdp.engine.gil_switching import fine_switching
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
 
@@ -173,7 +174,11 @@ class BundleStore:
             return self._delegate(requested_by, authorized_by)
         with self._lock:
             try:
-                bundle = self._load(share_gil=share_gil)
+                if share_gil:  # the loop gets the GIL back sooner: see gil_switching
+                    with fine_switching():
+                        bundle = self._load(share_gil=True)
+                else:
+                    bundle = self._load(share_gil=False)
             except BundleInvalid as e:
                 problems = tuple(str(p) for p in e.problems)
                 self.last_error = ReloadFailure(at=datetime.now(UTC), problems=problems)

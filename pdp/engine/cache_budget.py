@@ -11,9 +11,10 @@ figures and the command are in bench/RESULTS.md, branch hcache):
 - a policy in a ``cedarpy.PolicySet`` handle: about 2 KB.
 
 With the budgets below a worker's caches hold at most about 15 + 8 + 8 + 4 MB
-at any traffic, so two workers on 10,000 policies and 100,000 entities stay
-under 500 MB (issue 16). A request whose handle alone exceeds a budget is
-answered but its handle is not kept.
+at any traffic (before issue 16 they were bounded by entries: ~70 MB of entity
+slices alone at 4,096). A request whose handle alone exceeds a budget is
+answered but its handle is not kept. What else a forked worker adds (the pages
+of the shared bundle it writes to) is not bounded here: bench/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import cedarpy
 from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
+from pdp.engine.cache_budget import PROBE_POLICIES
 from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 from pdp.engine.graph import EntityGraph
@@ -56,9 +57,8 @@ ENTITIES_FILE = "entities.json"
 # Cedar takes any string as an @id; decisions and the log carry it, so it is bounded
 # and printable (pdp.engine.ids).
 MAX_POLICY_ID = 128
-# How many probe sets (why-not explanations) and linked policy sets (task grants) a
-# bundle keeps; each is a pure function of its key, so an evicted one is rebuilt.
-PROBE_SETS = 256
+# How many linked policy sets (task grants) a bundle keeps (probe sets are bounded by
+# pdp.engine.cache_budget); each is a pure function of its key, so an evicted one is rebuilt.
 LINKED_SETS = 64
 
 
@@ -126,7 +126,8 @@ class Bundle:
     # Probe policy sets for explanations, by the policies they diagnose. Filled by
     # pdp.engine.whynot, which imports this module (so the bundle holds a plain Memo).
     probes: Memo[tuple[str, ...], cedarpy.PolicySet] = field(
-        default_factory=lambda: Memo(PROBE_SETS), compare=False, repr=False)
+        default_factory=lambda: Memo(PROBE_POLICIES, weigh=lambda ids, _: len(ids) + 1),
+        compare=False, repr=False)
     # Policy sets with task grants linked, by what is linked; filled by pdp.engine.grants.
     linked: Memo[frozenset[tuple[str, ...]], cedarpy.PolicySet] = field(
         default_factory=lambda: Memo(LINKED_SETS), compare=False, repr=False)

@@ -18,6 +18,7 @@ from typing import Any
 
 import cedarpy
 
+from pdp.engine.cache_budget import ENTITY_SLICE_COPIES
 from pdp.engine.graph import EntityGraph
 from pdp.engine.memo import Memo
 
@@ -29,12 +30,15 @@ ENTITY_SLICE_MIN = 2000
 
 class EntitySlicer:
     def __init__(self, records: Mapping[Uid, dict[str, Any]], graph: EntityGraph,
-                 schema: cedarpy.Schema, literals: Iterable[Uid], capacity: int = 4096) -> None:
+                 schema: cedarpy.Schema, literals: Iterable[Uid],
+                 budget: int = ENTITY_SLICE_COPIES) -> None:
         self._records = records
         self._graph = graph
         self._schema = schema
         self._literals = frozenset(literals)
-        self._cache: Memo[Hashable, cedarpy.Entities] = Memo(capacity)
+        # Each set weighs its entity count (what its memory grows with).
+        self._cache: Memo[Hashable, tuple[cedarpy.Entities, int]] = Memo(
+            budget, weigh=lambda _key, built: built[1])
 
     def entities(self, key: Hashable, request_entities: Callable[[], list[dict[str, Any]]],
                  roots: Iterable[Uid]) -> cedarpy.Entities:
@@ -42,8 +46,11 @@ class EntitySlicer:
         principal, a described resource; built only when the set is) and everything
         reachable from ``roots`` (the principal and resource uids, which may be static).
         ``key`` must determine all of it (it names the cache entry)."""
-        return self._cache.get(key, lambda: cedarpy.Entities.from_json_str(
-            json.dumps(self._closure(request_entities(), roots)), self._schema))
+        def build() -> tuple[cedarpy.Entities, int]:
+            closure = self._closure(request_entities(), roots)
+            return cedarpy.Entities.from_json_str(json.dumps(closure), self._schema), len(closure)
+
+        return self._cache.get(key, build)[0]
 
     def _closure(self, request_entities: list[dict[str, Any]],
                  roots: Iterable[Uid]) -> list[dict[str, Any]]:

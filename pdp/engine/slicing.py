@@ -25,14 +25,14 @@ one lookup; and a slice reads less of the context (``pdp.engine.context_reads``)
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import cedarpy
 from cedarpy import pst
 
+from pdp.engine.cache_budget import POLICY_SLICE_POLICIES, SCOPE_SLICE_POLICIES
 from pdp.engine.context_reads import Reads, context_reads
 from pdp.engine.memo import Memo
 
@@ -40,9 +40,6 @@ Uid = tuple[str, str]
 
 # A bundle of one policy has nothing to leave out.
 SLICE_MIN_POLICIES = 2
-# Slices kept per request scope (principal, action, resource and their given parents);
-# as many as slices by candidates, so at most twice as many Cedar sets are held as before.
-SCOPE_SLICES = 4096
 
 
 def _type(t: pst.EntityType) -> str:
@@ -128,9 +125,11 @@ class PolicyIndex:
                               for t, ids in self._principal.by_type.items()}
         self._r_type_p_any = {t: frozenset(ids & self._principal.any)
                               for t, ids in self._resource.by_type.items()}
-        self._slices: OrderedDict[tuple[object, ...], cedarpy.PolicySet] = OrderedDict()
-        self._lock = threading.Lock()
-        self._by_scope: Memo[Hashable, ScopeSlice] = Memo(SCOPE_SLICES)
+        # Both weigh an entry by its policies, plus one for the key and ids it holds.
+        self._slices: Memo[tuple[frozenset[str], frozenset[object]], cedarpy.PolicySet] = Memo(
+            POLICY_SLICE_POLICIES, weigh=lambda key, _built: len(key[0]) + 1)
+        self._by_scope: Memo[Hashable, ScopeSlice] = Memo(
+            SCOPE_SLICE_POLICIES, weigh=lambda _key, built: len(built.ids) + 1)
 
     def scope_slice(self, scope: Hashable, candidates: Callable[[], frozenset[str]],
                     ) -> ScopeSlice:
@@ -171,24 +170,18 @@ class PolicyIndex:
         return frozenset(out)
 
     def slice(self, ids: frozenset[str], extra: Mapping[str, pst.Template] = {},  # noqa: B006
-              capacity: int = 4096) -> cedarpy.PolicySet:
+              ) -> cedarpy.PolicySet:
         """The policy set of ``ids`` (cached: most requests share a few slices)."""
         # A linked policy's id says which grant, its scope what it was linked to.
         key = (ids, frozenset((pid, extra[pid].principal, extra[pid].resource)
                               for pid in ids if pid in extra))
-        with self._lock:
-            found = self._slices.get(key)
-            if found is not None:
-                self._slices.move_to_end(key)
-                return found
-        nodes = {pid: extra[pid] if pid in extra else self.policies[pid] for pid in ids}
-        built = cedarpy.PolicySet.from_pst(
-            pst.PolicySet(templates={}, static_policies=nodes, template_links=()))
-        with self._lock:
-            self._slices[key] = built
-            while len(self._slices) > capacity:
-                self._slices.popitem(last=False)
-        return built
+
+        def build() -> cedarpy.PolicySet:
+            nodes = {pid: extra[pid] if pid in extra else self.policies[pid] for pid in ids}
+            return cedarpy.PolicySet.from_pst(
+                pst.PolicySet(templates={}, static_policies=nodes, template_links=()))
+
+        return self._slices.get(key, build)
 
 
 def _action_uids(constraint: pst.ActionConstraint) -> frozenset[Uid] | None:

@@ -119,11 +119,13 @@ def test_profile_breakdown_sorts_busy_samples_into_parts_of_the_request_path() -
 
 
 def test_memory_section_measures_a_small_generated_bundle() -> None:
-    result = memory.measure(policies=60, entities=300, decisions=5, breakdown=False)
+    result = memory.measure(policies=60, entities=300, decisions=5, steady=12, breakdown=False)
     stages = result["stages"]
     assert set(stages) == {"baseline", "loaded", "served"}
     assert stages["loaded"]["VmRSS"] > 0 and sum(result["outcomes"].values()) == 5
-    assert "RSS (MB)" in memory.report(result)
+    text = memory.report(result)
+    assert "RSS (MB)" in text and "at steady state" in text
+    assert all(run["steady_decisions"] == 12 * run["workers"] for run in result["servers"])
 
 
 def test_cedarling_section_gets_the_same_answer_from_every_engine(tmp_path: Path) -> None:

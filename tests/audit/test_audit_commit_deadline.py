@@ -215,3 +215,13 @@ def test_records_waiting_on_two_loops_are_each_bounded(
         t.join(30)
     assert sorted(results) == ["a", "b"]
     assert all(isinstance(o, AuditUnavailable) for rs in results.values() for o in rs), results
+
+
+def test_a_closed_log_leaves_no_thread_behind() -> None:
+    # `pdp serve --workers N` closes a log and then forks: a watchdog still sleeping out its
+    # tick would be alive at the fork (tests/cli/test_prepare_workers.py saw it, now and then).
+    for _ in range(5):
+        log = HangingStore()
+        log.close()
+        assert not log._thread.is_alive()
+        assert not log._watchdog.is_alive()

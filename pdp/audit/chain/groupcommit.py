@@ -219,6 +219,8 @@ class GroupCommitLog:
                 self._queue.put(_STOP)
         if self._thread.is_alive():
             self._thread.join()
+        if self._watchdog.is_alive():  # ends within a tick of the writer: a closed log
+            self._watchdog.join()      # leaves no thread behind (a fork may follow)
 
     def __enter__(self) -> GroupCommitLog:
         return self

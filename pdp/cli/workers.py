@@ -301,6 +301,7 @@ class Supervisor:
         code = worker.process.exitcode
         if worker in self.draining:
             self.draining.remove(worker)
+            self._take_requests_of(worker)  # one for the next round: nobody to answer
             return
         slot = self._slot_of(worker)
         if slot is None or self.stop.is_set():
@@ -395,9 +396,13 @@ class Supervisor:
         old, slot.worker, slot.replacement = slot.worker, slot.replacement, None
         r = self.round
         if old is not None:
-            # Its requests hold its drain open; answered once it accepts no connection,
-            # so that an asker that hears "ok" reaches only the new workers.
-            old.unanswered = self._take_requests_of(old)
+            # This round's requests hold its drain open; answered once it accepts no
+            # connection, so that an asker that hears "ok" reaches only the new workers.
+            # One it forwarded after this round's load began stays for the next round
+            # (the files may have changed after this load read them): its answer must be
+            # a load that followed the request. The worker drains meanwhile, accepting
+            # nothing, and answers it then.
+            old.unanswered = self._take_requests_of(old, waiting=False)
             old.answer = r.outcome if r is not None else None
             old.stopping_since = time.monotonic()
             old.process.terminate()
@@ -444,12 +449,14 @@ class Supervisor:
                                                           record=worker is recorder)))
         print(f"pdp: reload: {_describe(r.outcome)}", file=sys.stderr)
 
-    def _take_requests_of(self, worker: Worker) -> list[Request]:
-        """Remove ``worker``'s requests (this round's and the next's) and return them."""
+    def _take_requests_of(self, worker: Worker, *, waiting: bool = True) -> list[Request]:
+        """Remove ``worker``'s requests (this round's, and the next's unless not
+        ``waiting``) and return them."""
         rounds = [self.round.requests] if self.round is not None else []
-        taken = [q for q in [*self.waiting, *(q for rs in rounds for q in rs)]
+        taken = [q for q in [*(self.waiting if waiting else []), *(q for rs in rounds for q in rs)]
                  if q.worker is worker]
-        self.waiting = [q for q in self.waiting if q.worker is not worker]
+        if waiting:
+            self.waiting = [q for q in self.waiting if q.worker is not worker]
         if self.round is not None:
             self.round.requests = [q for q in self.round.requests if q.worker is not worker]
         return taken

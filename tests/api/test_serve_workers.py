@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
 from typing import Any
 
 import httpx

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -129,6 +130,12 @@ def _token(cwd: Path, spiffe_id: str) -> str:
     return run_cli("token", "--spiffe-id", spiffe_id, cwd=cwd).stdout.strip()
 
 
+def _assert_chain_verifies(workdir: Path) -> None:
+    """``pdp audit verify`` on the server's log: every worker's records in one chain."""
+    verified = run_cli("audit", "verify", cwd=workdir)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -234,8 +241,7 @@ def test_a_reload_under_traffic_loses_nothing_and_cuts_over_to_the_new_workers(
     [event] = _admin_events(db, "bundle.reload")
     assert event["principal"] == SRE
     assert records[event["authorized_by"]]["decision"] == "allow"
-    verified = run_cli("audit", "verify", cwd=workdir)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    _assert_chain_verifies(workdir)
 
 
 def test_a_refused_bundle_replaces_nothing_and_every_worker_reports_it(
@@ -260,7 +266,9 @@ def test_a_refused_bundle_replaces_nothing_and_every_worker_reports_it(
     restarted = _children(server.process.pid) - workers
     _wait_for(lambda: bool(restarted & _answered_by(db, load)), "the restarted worker answers")
     ready += [httpx.get(f"{server.url}/readyz", timeout=30).json() for _ in range(16)]
+    metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
     answers = load.stop()
+    assert re.search(r"^pdp_bundle_last_reload_ok 0(\.0)?$", metrics, re.MULTILINE), metrics
     assert all(r["status"] == "degraded" for r in ready), ready
     assert all(any("bogus" in p for p in r["bundle_reload_error"]["problems"]) for r in ready)
     assert answers and all(a.body["decision"] == "allow" for a in answers if a.status == 200)
@@ -377,8 +385,7 @@ def test_kill_9_of_a_worker_under_traffic_refuses_no_connection_and_loses_nothin
     records = _records(db)
     assert all(a.body["decision_id"] in records for a in answers if a.status == 200)
     assert f"worker {victim} died (exit -9); restarting" in server.log.read_text()
-    verified = run_cli("audit", "verify", cwd=workdir)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    _assert_chain_verifies(workdir)
 
 
 def test_a_reload_asked_during_a_reload_runs_after_it_and_serves_the_newest_files(

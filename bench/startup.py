@@ -17,8 +17,10 @@ machine is shared and absolute times move with its load:
     python -m bench startup
 
 ``python -m bench startup --reload [--against DIR] [--rounds N]`` measures only the
-reload, with one worker and with two (``pdp serve --workers 2``: the supervisor loads
-the new bundle and replaces the workers), each against its own p99 before the change;
+reload, with one worker (``pdp serve``: a supervisor and one worker since branch hsolo;
+before it, one process that reloaded beside its traffic) and with two (``--workers 2``):
+the supervisor loads the new bundle and replaces the workers, each against its own p99
+before the change;
 with ``--against`` another checkout's ``pdp`` (its own ``.venv``) is measured too, the
 two trees alternating round by round, and the ratios are set side by side.
 """

@@ -31,6 +31,31 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def kill_9(self) -> None:
+        """SIGKILL the whole server at once: the supervisor and its workers, as a crash of
+        the machine's processes would (an OOM kill of the container, ``kill -9 -PGID``).
+
+        Killing only the supervisor would not do: its workers are told (``PR_SET_PDEATHSIG``)
+        and shut down cleanly, flushing their logs. So every process is stopped first
+        (SIGSTOP: nothing runs, nothing forks, nothing notices), then each is killed.
+        """
+        frozen: list[int] = []
+        todo = [self.process.pid]
+        while todo:  # parents before children: a stopped parent forks no more
+            pid = todo.pop()
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            frozen.append(pid)
+            todo += children(pid)
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -39,6 +64,14 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s children (Linux ``/proc``); none once it has gone."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def start_server(args: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None,

@@ -1,4 +1,10 @@
-"""``pdp serve``: the HTTP API, in one process or ``--workers N``.
+"""``pdp serve``: the HTTP API, served by supervised workers (one by default) or in one process.
+
+A supervisor (:mod:`pdp.cli.workers`) holds the listening sockets and the bundle, and
+forks the workers that serve; a reload is its job, so the workers never load a bundle
+beside their own traffic (a 10,000-policy load in the serving process made p99 6-9x
+while it ran: bench/RESULTS.md, "Issue 16, round 5"). That is also what one worker
+gets, unless the server must be one process (:func:`in_process_reason`).
 
 The server's modules (uvicorn, FastAPI, the engine, the log) are imported inside the
 command, not at the top: every other ``pdp`` command, ``--help`` and shell completion
@@ -43,6 +49,7 @@ def serve(
     client_ca_bundle: Annotated[Path | None, typer.Option("--client-ca-bundle", help="Ask PEPs for a client certificate from these CAs; its X.509-SVID is the PEP's identity.")] = None,
     client_cert_required: Annotated[bool, typer.Option("--client-cert-required", help="Refuse TLS clients without a certificate.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes; they share the port, the decision log (one chain) and /metrics.")] = 1,
+    in_process: Annotated[bool, typer.Option("--in-process", help="Serve from this one process, without a supervisor (--workers 1 only): a reload loads beside the traffic and slows decisions while it runs.")] = False,
 ) -> None:
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
     import uvicorn  # deferred: see the module docstring
@@ -70,7 +77,10 @@ def serve(
         peps = check_pep_allowlist(settings)  # secure by default: empty refuses to start
         if settings.tls_workload_api and workers > 1:
             raise ValueError("tls_workload_api serves with one worker only (--workers 1)")
-        components = build_for_serving(settings, workers)
+        if in_process and workers > 1:
+            raise ValueError("--in-process serves with one worker only (--workers 1)")
+        single = in_process_reason(settings, in_process) if workers == 1 else None
+        components = build_for_serving(settings, supervised=single is None)
         if settings.tls_workload_api:  # the PDP's own X.509-SVID, rotated in place
             svid_tls = svid_tls_for(settings, components.verifier.workload_api)
             tls = svid_tls.uvicorn_options(settings)
@@ -81,8 +91,8 @@ def serve(
     except AuditError as e:  # the decision log cannot be opened (PostgreSQL down, ...)
         fail(f"decision log: {e}")
     try:  # a busy port is reported now, before any "serving" line
-        listener = _bind(settings) if workers == 1 else None
-        if workers > 1:
+        listener = _bind(settings) if single is not None else None
+        if single is None:
             worker_processes.check_port_free(settings.host, settings.port)
     except OSError as e:
         components.close()
@@ -106,6 +116,8 @@ def serve(
         typer.echo(f"pdp: TLS on; PEP client certificates "
                    f"{'asked for' if settings.client_ca_bundle else 'not asked for'}", err=True)
     typer.echo(f"pdp: PEPs that may ask for decisions: {peps}", err=True)
+    if single is not None:
+        typer.echo(f"pdp: one process ({single}): a reload loads beside the traffic", err=True)
     if listener is None:
         components.close()
         run_workers(settings, workers, tls)
@@ -118,6 +130,25 @@ def serve(
         create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
         log_level="warning", access_log=False, **tls))  # the app logs requests ([log], requestlog)
     server.run(sockets=[listener])
+
+
+def in_process_reason(settings: Settings, asked: bool) -> str | None:
+    """Why one worker must be served from this process, not by a supervised worker; None
+    when nothing needs that (the default: reloads are the supervisor's, see the module).
+
+    - ``--in-process``: asked for (one process less, and the supervisor's share of memory);
+    - ``tls_workload_api``: the server's own X.509-SVID is rotated into the live SSL context
+      of the process that serves (:mod:`pdp.api.svid_tls`);
+    - ``[audit] backend = "memory"``: the administrators' state (revocations, grants) lives
+      in the serving process only; a worker replaced at a reload would forget it.
+    """
+    if asked:
+        return "--in-process"
+    if settings.tls_workload_api:
+        return "tls_workload_api rotates its certificate in the serving process"
+    if settings.audit.backend == "memory":
+        return "[audit] backend = \"memory\" keeps revocations in the serving process"
+    return None
 
 
 def _bind(settings: Settings) -> socket.socket:
@@ -172,20 +203,20 @@ pdp: ************************************************************************"""
 """Printed by ``pdp serve --dev``: dev mode is only ever turned on by that flag."""
 
 
-def build_for_serving(settings: Settings, workers: int) -> Any:
+def build_for_serving(settings: Settings, *, supervised: bool) -> Any:
     """The components ``pdp serve`` starts with, their bundle frozen
     (:func:`pdp.api.app.freeze_loaded_bundle`), so that the full collections to come do
     not walk it again: the one before the app serves (``freeze_startup_objects``) or the
     one before the workers fork.
 
-    With ``--workers N`` each worker builds its own; these are a dry run that checks the
-    configuration and creates the shared state (dev keys, the log's schema) once
-    (:func:`prepare_workers`).
+    ``supervised`` (workers under a supervisor, one or more): each worker builds its own;
+    these are a dry run that checks the configuration and creates the shared state (dev
+    keys, the log's schema) once (:func:`prepare_workers`).
     """
     from pdp.api.app import freeze_loaded_bundle  # deferred: module docstring
     from pdp.components import build_components
 
-    if workers > 1:
+    if supervised:
         return prepare_workers(settings)
     components = build_components(settings)
     freeze_loaded_bundle()
@@ -240,7 +271,7 @@ def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
     from pdp.engine.store import BundleStore
     from pdp.server import SETTINGS_ENV  # deferred: module docstring
 
-    if settings.context.backend == "memory":
+    if settings.context.backend == "memory" and workers > 1:
         typer.echo(f"pdp: {workers} workers: revocations, incidents, risk and grants are "
                    f"shared through the decision log's store within {settings.context.resync_s:g} s; "
                    "automatic risk raises are per worker ([context] backend = \"redis\" "

@@ -151,6 +151,7 @@ class Worker:
     version: BundleVersion | None  # of the bundle it serves
     forked_at: float
     ready: bool = False
+    accepting: bool = True  # until it says Draining (or dies)
     stopping_since: float | None = None
     # Replaced while it asked for a reload: its requests, answered with this round's
     # outcome once it accepts no connection.
@@ -198,6 +199,7 @@ class Supervisor:
                                          initializer=_lower_priority)
         self.round: Round | None = None
         self.waiting: list[Request] = []  # for the next round
+        self.held: list[tuple[Request, ReloadOutcome]] = []  # answered by _release
         self.triggered = False
         self.changed = threading.Event()  # set by the watcher thread
         self.draining: list[Worker] = []
@@ -262,10 +264,13 @@ class Supervisor:
                 message = worker.conn.recv()
                 if isinstance(message, Ready):
                     self._ready(worker, message)
-                elif isinstance(message, Draining) and worker.answer is not None:
-                    for request in worker.unanswered:
-                        self._answer(request, worker.answer)
-                    worker.unanswered = []
+                elif isinstance(message, Draining):
+                    worker.accepting = False
+                    if worker.answer is not None:
+                        for request in worker.unanswered:
+                            self._answer(request, worker.answer)
+                        worker.unanswered = []
+                    self._release()
                 elif isinstance(message, ReloadRequest):
                     self.waiting.append(Request(worker, message))
                     self.triggered = True
@@ -301,6 +306,8 @@ class Supervisor:
         code = worker.process.exitcode
         if worker in self.draining:
             self.draining.remove(worker)
+            self._take_requests_of(worker)  # one for the next round: nobody to answer
+            self._release()
             return
         slot = self._slot_of(worker)
         if slot is None or self.stop.is_set():
@@ -395,9 +402,13 @@ class Supervisor:
         old, slot.worker, slot.replacement = slot.worker, slot.replacement, None
         r = self.round
         if old is not None:
-            # Its requests hold its drain open; answered once it accepts no connection,
-            # so that an asker that hears "ok" reaches only the new workers.
-            old.unanswered = self._take_requests_of(old)
+            # This round's requests hold its drain open; answered once it accepts no
+            # connection, so that an asker that hears "ok" reaches only the new workers.
+            # One it forwarded after this round's load began stays for the next round
+            # (the files may have changed after this load read them): its answer must be
+            # a load that followed the request. The worker drains meanwhile, accepting
+            # nothing, and answers it then.
+            old.unanswered = self._take_requests_of(old, waiting=False)
             old.answer = r.outcome if r is not None else None
             old.stopping_since = time.monotonic()
             old.process.terminate()
@@ -433,8 +444,8 @@ class Supervisor:
         self.round = None
         self.refused = None if r.outcome.ok else r.outcome
         answered = {id(q.worker) for q in r.requests}
-        for request in r.requests:
-            self._answer(request, r.outcome)
+        self.held += [(request, r.outcome) for request in r.requests]
+        self._release()
         serving = [s.worker for s in self.slots if s.worker is not None and s.worker.ready]
         recorder = serving[0] if serving and not r.asked else None
         for worker in serving:
@@ -444,12 +455,24 @@ class Supervisor:
                                                           record=worker is recorder)))
         print(f"pdp: reload: {_describe(r.outcome)}", file=sys.stderr)
 
-    def _take_requests_of(self, worker: Worker) -> list[Request]:
-        """Remove ``worker``'s requests (this round's and the next's) and return them."""
+    def _release(self) -> None:
+        """Answer the finished rounds' requests once no replaced worker accepts
+        connections: an asker that hears "ok" reaches only workers with the new bundle
+        (the last replaced worker may still be accepting when its round finishes)."""
+        if any(w.accepting for w in self.draining):
+            return
+        held, self.held = self.held, []
+        for request, outcome in held:
+            self._answer(request, outcome)
+
+    def _take_requests_of(self, worker: Worker, *, waiting: bool = True) -> list[Request]:
+        """Remove ``worker``'s requests (this round's, and the next's unless not
+        ``waiting``) and return them."""
         rounds = [self.round.requests] if self.round is not None else []
-        taken = [q for q in [*self.waiting, *(q for rs in rounds for q in rs)]
+        taken = [q for q in [*(self.waiting if waiting else []), *(q for rs in rounds for q in rs)]
                  if q.worker is worker]
-        self.waiting = [q for q in self.waiting if q.worker is not worker]
+        if waiting:
+            self.waiting = [q for q in self.waiting if q.worker is not worker]
         if self.round is not None:
             self.round.requests = [q for q in self.round.requests if q.worker is not worker]
         return taken
@@ -478,6 +501,8 @@ class Supervisor:
         stopping = ReloadOutcome(ok=False, changed=False,
                                  version=current.version.label if current else None,
                                  problems=("the server is stopping",))
+        for request, outcome in self.held:  # their round is done: its outcome
+            self._answer(request, outcome)
         for worker in workers:
             for request in [*self._take_requests_of(worker), *worker.unanswered]:
                 self._answer(request, stopping)

@@ -124,12 +124,12 @@ def frozen(obj: object) -> bool:
     return all(o is not obj for o in gc.get_objects())
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("supervised", [False, True])
 def test_pdp_serve_starts_with_its_bundle_frozen(
-        workers: int, tmp_path: Path, no_automatic_collection: None) -> None:
+        supervised: bool, tmp_path: Path, no_automatic_collection: None) -> None:
     settings = load_settings(None, dev=True, policies=POLICIES, state_dir=tmp_path,
                              watch_policies=False)
-    components = build_for_serving(settings, workers)
+    components = build_for_serving(settings, supervised=supervised)
     try:
         bundle = components.bundles.current
         assert bundle is not None

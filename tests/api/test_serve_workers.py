@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -76,16 +77,43 @@ def test_two_workers_answer_and_their_decisions_share_one_verified_chain(workdir
 
 
 
-def test_workers_refuse_a_port_that_is_taken_instead_of_sharing_it(workdir: Path) -> None:
+@pytest.mark.parametrize("args", [["--workers", "2"], [], ["--in-process"]],
+                         ids=["2-workers", "1-supervised-worker", "in-process"])
+def test_a_port_that_is_taken_is_refused_before_the_banner(workdir: Path,
+                                                           args: list[str]) -> None:
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--dev", "--workers", "2", "--port", str(port), cwd=workdir)
+        result = run_cli("serve", "--dev", *args, "--port", str(port), cwd=workdir)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "serving bundle" not in result.stderr  # nothing claimed to serve
+
+
+def test_in_process_is_one_worker_only(workdir: Path) -> None:
+    result = run_cli("serve", "--dev", "--in-process", "--workers", "2", cwd=workdir)
+    assert result.returncode == 1
+    assert "--in-process serves with one worker only" in result.stderr
+
+
+def test_one_worker_is_supervised_unless_its_state_lives_in_the_serving_process(
+        tmp_path: Path) -> None:
+    from pdp.cli.serve import in_process_reason
+    from pdp.config import load_settings
+
+    def settings(**overrides: object) -> Any:
+        return load_settings(None, dev=True, policies=POLICIES, state_dir=tmp_path,
+                             **overrides)
+
+    assert in_process_reason(settings(), asked=False) is None  # the default
+    assert in_process_reason(settings(), asked=True) == "--in-process"
+    assert "tls_workload_api" in str(in_process_reason(
+        settings(tls_workload_api=True), asked=False))
+    assert "memory" in str(in_process_reason(settings(audit={"backend": "memory"}),
+                                             asked=False))
 
 
 @pytest.mark.anyio

@@ -6,13 +6,13 @@ with SIGKILL in the middle of the load (no shutdown, no flush), starts it
 again on the same state, and checks that every acknowledged decision is in
 the log and that the log verifies. Once with SQLite, once with PostgreSQL,
 and once with SQLite locked by another process during the load, so that the
-acknowledged records sit in the spool when the server dies.
+acknowledged records sit in the spool when the server dies; each with the default
+server (a supervisor and one worker: both are killed at once) and with ``--in-process``.
 """
 
 from __future__ import annotations
 
 import shutil
-import signal
 import sqlite3
 import threading
 import time
@@ -31,7 +31,7 @@ from pdp.config import load_settings
 from pdp.identity.dev_issuer import DevIssuer
 from tests.audit.pgschema import postgres_schema, require_postgres
 from tests.conftest import POLICIES
-from tests.server import ServerProcess, start_server
+from tests.server import ServerProcess, children, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +69,7 @@ def load_until_killed(server: ServerProcess, tokens: list[str],
     if during is not None:
         during()
     time.sleep(LOAD_S)
-    server.process.send_signal(signal.SIGKILL)  # mid-load: no shutdown of any kind
-    server.process.wait(timeout=10)
+    server.kill_9()  # mid-load, every process of the server: no shutdown of any kind
     stop.set()
     for t in threads:
         t.join(timeout=30)
@@ -98,13 +97,17 @@ def backend_env(request: pytest.FixtureRequest, workdir: Path) -> Iterator[dict[
     yield env
 
 
+@pytest.mark.parametrize("serve_args", [[], ["--in-process"]], ids=["supervised", "in-process"])
 def test_every_acknowledged_decision_survives_sigkill(workdir: Path,
                                                       backend_env: dict[str, str],
+                                                      serve_args: list[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     spooled = "PDP_AUDIT__SPOOL_PATH" in backend_env
     with ExitStack() as stack:
-        server = start_server(["--dev"], cwd=workdir, env=backend_env)
+        server = start_server(["--dev", *serve_args], cwd=workdir, env=backend_env)
         stack.callback(server.stop)
+        # The default serves from a worker; --in-process from the process itself.
+        assert len(children(server.process.pid)) == (0 if serve_args else 1)
         issuer = DevIssuer.load_or_create(workdir / ".pdp")  # the server's dev issuer
         tokens = [issuer.mint("spiffe://example.org/services/etl", ttl_s=600)
                   for _ in range(CLIENTS)]
@@ -128,7 +131,7 @@ def test_every_acknowledged_decision_survives_sigkill(workdir: Path,
             assert spool.stat().st_size > 0, "nothing was spooled while the store was locked"
 
         # Restart on the same state: it recovers (and ships the spool) before serving.
-        again = start_server(["--dev"], cwd=workdir, env=backend_env)
+        again = start_server(["--dev", *serve_args], cwd=workdir, env=backend_env)
         stack.callback(again.stop)
         after = httpx.post(f"{again.url}/v1/authorize", json={
             "subject": {"token": tokens[0]}, "action": "read",

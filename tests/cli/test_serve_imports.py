@@ -24,7 +24,7 @@ from pdp.server import create_app
 settings = load_settings(None, dev=True, policies={policies!r}, state_dir={state!r},
                          watch_policies=False)
 assert settings.audit.backend == "sqlite"
-components = build_for_serving(settings, 1)
+components = build_for_serving(settings, supervised=False)  # --in-process
 create_app(components, freeze_gc=True)
 components.close()
 print(sorted({{m.split(".")[0] if not m.startswith("pdp.") else m for m in sys.modules

@@ -12,7 +12,6 @@ back empty under a running PDP (its state is reseeded from the durable store).
 from __future__ import annotations
 
 import shutil
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -52,8 +51,7 @@ class Pdp:
 
     def kill9(self) -> None:
         assert self.server is not None
-        self.server.process.send_signal(signal.SIGKILL)
-        self.server.process.wait(timeout=10)
+        self.server.kill_9()  # the supervisor and its worker, at once
 
     def stop(self) -> None:
         if self.server is not None:

@@ -45,22 +45,7 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes; they share the port, the decision log (one chain) and /metrics.")] = 1,
 ) -> None:
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
-    from pdp.engine.bundle import start_loading  # deferred: see the module docstring
-    from pdp.identity.dev_x509 import with_dev_x509_trust
-
-    settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
-                             state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
-                             client_ca_bundle=client_ca_bundle,
-                             client_cert_required=client_cert_required)
-    if settings.dev:  # the dev CA's X.509-SVIDs (`pdp token --x509`) are trusted too
-        settings = with_dev_x509_trust(settings)
-    if settings.policies_git is None:
-        # Cedar validates and parses the bundle in helper threads while this one imports
-        # the server below (over half a second): the load takes that work if the files
-        # are still the same bytes then (see start_loading).
-        start_loading(settings.policies)
-
-    import uvicorn
+    import uvicorn  # deferred: see the module docstring
 
     from pdp.api.app import freeze_imported_modules
     from pdp.api.pep import check_pep_allowlist
@@ -68,10 +53,17 @@ def serve(
     from pdp.api.tls import uvicorn_tls_options
     from pdp.audit.errors import AuditError
     from pdp.engine.problems import BundleInvalid
+    from pdp.identity.dev_x509 import with_dev_x509_trust
     from pdp.identity.trust_bundle import BundleError
     from pdp.server import create_app
 
     freeze_imported_modules()  # before the bundle's million objects: see its docstring
+    settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
+                             state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
+                             client_ca_bundle=client_ca_bundle,
+                             client_cert_required=client_cert_required)
+    if settings.dev:  # the dev CA's X.509-SVIDs (`pdp token --x509`) are trusted too
+        settings = with_dev_x509_trust(settings)
     svid_tls = None
     try:
         tls = uvicorn_tls_options(settings)

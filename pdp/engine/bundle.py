@@ -24,7 +24,6 @@ import hashlib
 import json
 import re
 import subprocess
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -160,9 +159,8 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     :func:`pdp.engine.policy_parse.parse_ahead`), its check of the entities against the
     schema and the build of the policy set (at start only when there is no index to
     slice it: see :attr:`Bundle.policy_set`). With a core to spare they add no time of
-    their own; ``pdp serve`` begins them before its imports (:func:`start_loading`).
-    Turning the parse into nodes (``PolicySet.to_pst``) and the indexes over them hold
-    the GIL.
+    their own. Turning the parse into nodes (``PolicySet.to_pst``) and the indexes over
+    them hold the GIL.
 
     ``share_gil``: for a reload beside a serving event loop, which must not wait long
     for the GIL. The policies are then parsed a few dozen at a time
@@ -174,18 +172,27 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleInvalid(directory, [BundleProblem(str(directory), "not a directory")])
+    problems: list[BundleProblem] = []
     files = _read_bundle_files(directory)
-    ahead = None if share_gil else _take_head_start(files)
-    helpers = (ahead.helpers if ahead is not None else
-               ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load"))
-    with helpers:
-        begun = ahead.begun if ahead is not None else _begin(files, helpers, share_gil=share_gil)
-        problems, warnings = begun.problems, begun.warnings
-        schema, user_schema, texts, splits = (begun.schema, begun.user_schema, begun.texts,
-                                              begun.splits)
-        records, workload_parents = begun.records, begun.workload_parents
+
+    warnings: list[BundleProblem] = []
+    schema, schema_text, user_schema = _load_schema(files, problems, warnings)
+    texts = _policy_texts(files, problems)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
+        # Validation first, the longest; the other helper parses ahead of this thread.
+        checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
+                   if schema is not None and user_schema is not None else {})
+        splits = {name: split_with_rest(text) for name, text in texts.items()}
+        parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
+                                         for name, text in texts.items()})
+        # Reported after the policies' problems, as they are found there. At start Cedar
+        # checks them beside the parse; a reload checks them after validation, in this
+        # thread, as the helpers already run beside it and the serving event loop.
+        entity_problems: list[BundleProblem] = []
+        records, workload_parents, entity_check = _read_entities(
+            files, schema, entity_problems, None if share_gil else helpers)
         policies, templates, infos, sources = _load_policies(texts, splits, problems, warnings,
-                                                             parsing=begun.parsing)
+                                                             parsing=parsing)
         building: Future[cedarpy.PolicySet] | None
         if not share_gil and len(policies) >= SLICE_MIN_POLICIES:
             building = None  # decided on slices: the whole set waits for its first use
@@ -194,9 +201,8 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         else:
             building = helpers.submit(_build_policy_set, policies, templates)
         if schema is not None and user_schema is not None:
-            _validate_policies(sources, begun.checked, schema, user_schema, problems, warnings)
-        entity_problems = begun.entity_problems
-        entities = _checked_entities(begun.entity_check, entity_problems)
+            _validate_policies(sources, checked, schema, user_schema, problems, warnings)
+        entities = _checked_entities(entity_check, entity_problems)
         problems += entity_problems
         if problems or schema is None or entities is None:
             raise BundleInvalid(directory, problems)
@@ -226,7 +232,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         directory=directory.resolve(),
         version=compute_version(directory, files),
         schema=schema,
-        schema_text=begun.schema_text,
+        schema_text=schema_text,
         full_set=full_set,
         policies=infos,
         entities=entities,
@@ -238,117 +244,6 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         principal_entities=PrincipalEntityCache(entities),
         warnings=tuple(warnings),
     )
-
-
-@dataclass(slots=True)
-class _Begun:
-    """What a load starts from a bundle's files before it reads a policy's nodes: the
-    schema, each policy file's text and split, and Cedar's work on them (validation,
-    the parse ahead, the entities' check), under way in the load's helper threads."""
-
-    problems: list[BundleProblem]
-    warnings: list[BundleProblem]
-    schema: cedarpy.Schema | None
-    schema_text: str
-    user_schema: cedarpy.Schema | None
-    texts: dict[str, str]
-    splits: dict[str, tuple[list[PolicySpan], str]]
-    checked: dict[str, Future[cedarpy.ValidationResult]]
-    parsing: dict[str, Callable[[], pst.PolicySet]]
-    # Reported after the policies' problems, as they are found there.
-    entity_problems: list[BundleProblem]
-    records: dict[tuple[str, str], dict[str, Any]]
-    workload_parents: dict[str, tuple[dict[str, str], ...]]
-    entity_check: Callable[[], cedarpy.Entities] | None
-
-
-def _begin(files: Mapping[str, bytes], helpers: ThreadPoolExecutor, *,
-           share_gil: bool) -> _Begun:
-    """Start loading ``files``: what holds the GIL here is short (the schema, the splits,
-    entities.json's records); Cedar's long work goes to ``helpers``."""
-    problems: list[BundleProblem] = []
-    warnings: list[BundleProblem] = []
-    schema, schema_text, user_schema = _load_schema(files, problems, warnings)
-    texts = _policy_texts(files, problems)
-    # Validation first, the longest; the other helper parses ahead of the loading thread.
-    checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
-               if schema is not None and user_schema is not None else {})
-    splits = {name: split_with_rest(text) for name, text in texts.items()}
-    parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
-                                     for name, text in texts.items()})
-    # At start Cedar checks the entities beside the parse; a reload checks them after
-    # validation, in the loading thread, as the helpers already run beside it and the
-    # serving event loop.
-    entity_problems: list[BundleProblem] = []
-    records, workload_parents, entity_check = _read_entities(
-        files, schema, entity_problems, None if share_gil else helpers)
-    return _Begun(problems, warnings, schema, schema_text, user_schema, texts, splits, checked,
-                  parsing, entity_problems, records, workload_parents, entity_check)
-
-
-@dataclass(frozen=True, slots=True)
-class _HeadStart:
-    """A start's load begun early (:func:`start_loading`), in these helpers."""
-
-    helpers: ThreadPoolExecutor
-    begun: Future[tuple[dict[str, bytes], _Begun]]
-
-
-_head_start: _HeadStart | None = None
-_head_start_lock = threading.Lock()
-
-
-def start_loading(directory: Path | str) -> None:
-    """Begin loading the bundle at ``directory`` in helper threads, for the
-    :func:`load_bundle` of this process to come: ``pdp serve`` calls it before it
-    imports the server (about 0.6 s of the main thread, with the other core idle), so
-    that Cedar's work that needs no GIL (the validation, the parse, the entities'
-    check: over a second of CPU at 10,000 policies) runs meanwhile.
-
-    The files are read here and again by ``load_bundle``, which takes this work only
-    if it reads the same bytes (a bundle edited in between is loaded as it is then)
-    and only for a start (``share_gil=False``); otherwise it is dropped. Everything
-    begun is a function of the files' bytes alone, so the bundle is the one a load
-    without a head start gives (``tests/engine/test_head_start.py``).
-    """
-    global _head_start
-    directory = Path(directory)
-    helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load")
-
-    def begin() -> tuple[dict[str, bytes], _Begun]:
-        files = _read_bundle_files(directory)
-        return files, _begin(files, helpers, share_gil=False)
-
-    ahead = _HeadStart(helpers, helpers.submit(begin))
-    with _head_start_lock:
-        dropped, _head_start = _head_start, ahead
-    if dropped is not None:
-        dropped.helpers.shutdown(wait=False, cancel_futures=True)
-
-
-@dataclass(frozen=True, slots=True)
-class _Ahead:
-    helpers: ThreadPoolExecutor
-    begun: _Begun
-
-
-def _take_head_start(files: Mapping[str, bytes]) -> _Ahead | None:
-    """The load :func:`start_loading` began, if it read these very ``files`` (what it
-    began is a function of their bytes alone, wherever they were read); it is taken
-    once, whatever it holds."""
-    global _head_start
-    with _head_start_lock:
-        ahead, _head_start = _head_start, None
-    if ahead is None:
-        return None
-    try:
-        begun_files, begun = ahead.begun.result()
-        if begun_files == files:
-            return _Ahead(ahead.helpers, begun)
-    except Exception:  # noqa: BLE001 - whatever failed, a load from scratch reports it
-        pass
-    ahead.helpers.shutdown(wait=False, cancel_futures=True)
-    return None
 
 
 def _bundle_paths(directory: Path) -> dict[str, Path]:

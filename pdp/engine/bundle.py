@@ -41,6 +41,7 @@ from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
 from pdp.engine.json_load import load_json
+from pdp.engine.lazy_set import LazyPolicySet
 from pdp.engine.literals import condition_literals
 from pdp.engine.memo import Memo
 from pdp.engine.pdp_schema import PDP_NAMESPACE, WORKLOAD_TYPE, pdp_schema_cedar, pdp_schema_json
@@ -103,7 +104,6 @@ class Bundle:
     version: BundleVersion
     schema: cedarpy.Schema
     schema_text: str
-    policy_set: cedarpy.PolicySet
     policies: Mapping[str, PolicyInfo]
     entities: cedarpy.Entities
     # Parents that entities.json gives workloads, merged into the principal per request.
@@ -119,6 +119,9 @@ class Bundle:
     # (pdp.engine.slicing; None when the bundle is too small to be worth slicing).
     graph: EntityGraph = field(compare=False, repr=False)
     index: PolicyIndex | None = field(compare=False, repr=False)
+    # Every policy in one Cedar set: read through `policy_set` (built on first use when
+    # the index slices; pdp.engine.lazy_set).
+    full_set: LazyPolicySet = field(compare=False, repr=False)
     # Per-request entity sets (pdp.engine.entity_slice) when entities.json is large.
     entity_slicer: EntitySlicer | None = field(compare=False, repr=False)
     # Request shapes already checked against the schema (pdp.engine.request_shapes).
@@ -134,6 +137,17 @@ class Bundle:
     # What `pdp validate` warns about without refusing (pdp.engine.validation).
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
 
+    @property
+    def policy_set(self) -> cedarpy.PolicySet:
+        """Every policy and template of the bundle in one Cedar set, under their ids.
+
+        A bundle without an index (one policy) decides on it, so its load builds it; one
+        with an index decides on slices, and a start leaves this set to its first use
+        (:mod:`pdp.engine.lazy_set`). A reload builds it as before, a chunk at a time
+        beside the serving loop, so that no later use holds the GIL to build it.
+        """
+        return self.full_set.get()
+
 
 def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
@@ -143,7 +157,8 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     beside what needs the GIL in this one: Cedar's validation, its parse of the policies
     (a few hundred per call, ahead of this thread:
     :func:`pdp.engine.policy_parse.parse_ahead`), its check of the entities against the
-    schema and the build of the policy set. With a core to spare they add no time of
+    schema and the build of the policy set (at start only when there is no index to
+    slice it: see :attr:`Bundle.policy_set`). With a core to spare they add no time of
     their own. Turning the parse into nodes (``PolicySet.to_pst``) and the indexes over
     them hold the GIL.
 
@@ -178,9 +193,13 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
             files, schema, entity_problems, None if share_gil else helpers)
         policies, templates, infos, sources = _load_policies(texts, splits, problems, warnings,
                                                              parsing=parsing)
-        building = (helpers.submit(policy_set_in_chunks, *chunkable)
-                    if share_gil and (chunkable := _chunkable(sources, infos)) is not None
-                    else helpers.submit(_build_policy_set, policies, templates))
+        building: Future[cedarpy.PolicySet] | None
+        if not share_gil and len(policies) >= SLICE_MIN_POLICIES:
+            building = None  # decided on slices: the whole set waits for its first use
+        elif share_gil and (chunkable := _chunkable(sources, infos)) is not None:
+            building = helpers.submit(policy_set_in_chunks, *chunkable)
+        else:
+            building = helpers.submit(_build_policy_set, policies, templates)
         if schema is not None and user_schema is not None:
             _validate_policies(sources, checked, schema, user_schema, problems, warnings)
         entities = _checked_entities(entity_check, entity_problems)
@@ -191,11 +210,15 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         graph = EntityGraph(_parent_graph(records, workload_parents))
         slicer = _entity_slicer(records, graph, schema, infos)
         index = PolicyIndex(policies) if len(policies) >= SLICE_MIN_POLICIES else None
-        try:
-            policy_set = building.result()
-        except ValueError as e:
-            raise BundleInvalid(directory, [BundleProblem(
-                "*.cedar", f"policy set does not build: {e}")]) from e
+        if building is None:  # decided on slices: see Bundle.policy_set
+            assert index is not None
+            full_set = LazyPolicySet(partial(_build_policy_set, index.policies, templates))
+        else:
+            try:
+                full_set = LazyPolicySet.of(building.result())
+            except ValueError as e:
+                raise BundleInvalid(directory, [BundleProblem(
+                    "*.cedar", f"policy set does not build: {e}")]) from e
     # The action entities, from the schema alone (small whatever entities.json holds).
     actions_only = cedarpy.Entities.from_json_str("[]", schema, release_gil=True)
     if slicer is not None:
@@ -210,7 +233,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         version=compute_version(directory, files),
         schema=schema,
         schema_text=schema_text,
-        policy_set=policy_set,
+        full_set=full_set,
         policies=infos,
         entities=entities,
         workload_parents=workload_parents,

@@ -95,6 +95,9 @@ def test_sliced_decisions_equal_raw_cedar_on_the_full_set(root, r) -> None:
 
     ours = decide(bundle, identity=identity, action=r["action"], resource=resource, context={},
                   live=live, now=MONDAY_10, grants=grants)
+    # Decided (grants and explanations included) without the whole set, which a start
+    # leaves to its first use (pdp.engine.lazy_set).
+    assert not bundle.full_set.is_built
     raw = raw_decision(schema_text, raw_policies, static, identity=identity,
                        action=("Gen::Action", r["action"]), resource=resource, context={},
                        live=live, now=MONDAY_10, grants=grants)

@@ -57,6 +57,9 @@ class ServerProcess:
         self.process.wait(timeout=10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        if sig == signal.SIGKILL:  # a crash takes the worker too, not only the supervisor
+            self.kill_9()
+            return
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:

@@ -25,6 +25,7 @@ STORED = "record, seq, prev_hash, hash"
 
 _CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _TEXT_KEYS = ("kind", "principal", "action", "resource", "decision", "pep")
+_PLAIN_TEXT = frozenset((str, type(None)))  # what those fields usually are (str subclasses too)
 
 
 def normalize_ts(value: object) -> str:
@@ -78,9 +79,10 @@ def columns_of(record: Mapping[str, Any]) -> IndexedColumns:
         raise ValueError("record needs a 'timestamp'")
     text = (get("kind"), get("principal"), get("action"), get("resource"), get("decision"),
             get("pep"))
-    for key, value in zip(_TEXT_KEYS, text):
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"record field {key!r} must be a string or null")
+    if not _PLAIN_TEXT.issuperset(map(type, text)):  # one pass in C; the loop names the field
+        for key, value in zip(_TEXT_KEYS, text):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"record field {key!r} must be a string or null")
     reasons = get("reasons") or []
     codes = get("reason_codes") or []
     if not isinstance(reasons, list) or not isinstance(codes, list):

@@ -109,6 +109,51 @@ def test_an_idle_log_probes_until_the_store_answers_again(
 
 
 
+class ReconnectingStore(HangingStore):
+    """Disconnected until :meth:`_ready_to_write` succeeds; that connect hangs while
+    ``connect_hangs`` is set (until the watchdog aborts it)."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.connect_hangs = threading.Event()
+        self.connects = 0
+        super().__init__()
+
+    def _must_connect(self) -> bool:
+        return not self.connected
+
+    def _ready_to_write(self) -> None:
+        self.connects += 1
+        if self.connect_hangs.is_set():
+            self.aborted.clear()
+            self.aborted.wait()
+            raise ConnectionError("connect aborted")
+        self.connected = True
+
+
+def test_a_hanging_reconnect_is_watched_and_carries_no_record_its_caller_gave_up(
+        make_record: MakeRecord) -> None:
+    # The writer skips the connect step while the store says it is connected (the usual
+    # batch); while it is not, the connect runs before the records are taken, under the
+    # watchdog: a caller that gave up meanwhile is never written.
+    store = ReconnectingStore()
+    try:
+        store.connect_hangs.set()
+        with pytest.raises(AuditUnavailable):
+            store.append_sync(make_record())
+        assert store.aborted.wait(10)  # the watchdog ended the hanging connect
+        store.connect_hangs.clear()
+        kept = store.append_sync(make_record())
+        assert [r["decision_id"] for r in store.stored] == [kept["decision_id"]]
+        connects = store.connects
+        store.append_sync(make_record())
+        assert store.connects == connects  # connected: no connect step per batch
+    finally:
+        store.connect_hangs.clear()
+        store.aborted.set()
+        store.close()
+
+
 # -- one timer per event loop for the bounds (pdp.audit.chain.deadlines) ----------------
 
 

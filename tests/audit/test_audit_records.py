@@ -44,6 +44,25 @@ def test_determining_policies_come_from_the_reasons() -> None:
     assert cols.policies == ("a", "b") and cols.reason_codes == ("policy.forbid",)
 
 
+@pytest.mark.parametrize("field", ["kind", "principal", "action", "resource", "decision",
+                                   "pep"])
+@pytest.mark.parametrize("bad", [1, 1.5, True, b"allow", ["allow"], {"x": "y"}])
+def test_each_query_column_refuses_what_is_not_a_string_and_names_itself(
+        field: str, bad: Any) -> None:
+    with pytest.raises(ValueError, match=f"record field '{field}' must be a string or null"):
+        columns_of({"decision_id": "d", "timestamp": "2026-11-23T13:00:00Z", field: bad})
+
+
+class _Text(str):
+    """A str subclass (as an enum of decisions might be): a string, so a column."""
+
+
+def test_query_columns_take_strings_of_any_str_type_and_null() -> None:
+    cols = columns_of({"decision_id": "d", "timestamp": "2026-11-23T13:00:00Z",
+                       "kind": None, "principal": _Text("p"), "decision": _Text("allow")})
+    assert (cols.kind, cols.principal, cols.decision) == (None, "p", "allow")
+
+
 def test_text_that_is_not_utf8_encodable_is_refused() -> None:
     with pytest.raises(ValueError, match="JSON-able"):
         prepare({"decision_id": "d", "timestamp": "2026-11-23T13:00:00Z", "x": "\ud800"})

@@ -324,6 +324,8 @@ class GroupCommitLog:
     def _ensure_ready(self) -> AuditUnavailable | None:
         """Connect (if needed) before records are taken, so that a slow reconnect never
         carries records whose callers gave up meanwhile; the error if it failed."""
+        if not self._must_connect():  # the usual batch: connected, nothing to watch
+            return None
         try:
             with self._watched():
                 self._ready_to_write()
@@ -393,8 +395,19 @@ class GroupCommitLog:
     def _probe(self) -> None:
         """Check that the store could commit now; raise if not (writer thread, idle)."""
 
+    def _must_connect(self) -> bool:
+        """Whether :meth:`_ready_to_write` has anything to do before the next batch.
+
+        False by default (a store that opens nothing ahead of :meth:`_write`), so the
+        writer skips the watched call once per batch; a store that reconnects there
+        says True while it is disconnected.
+        """
+        return False
+
     def _ready_to_write(self) -> None:
-        """Open what :meth:`_write` needs if it is not open (writer thread); raise if not."""
+        """Open what :meth:`_write` needs if it is not open (writer thread); raise if not.
+
+        Called only while :meth:`_must_connect` says so."""
 
     def _batch_size(self, available: int) -> int:
         """How many of the ``available`` queued records (at most ``batch_max``) to write now.
@@ -458,6 +471,9 @@ class GroupCommitLog:
 
     def _settle(self, batch: list[Append], outcomes: list[Outcome]) -> None:
         """Hand each caller its outcome: one wake-up per event loop, not per record."""
+        if len(batch) == 1:  # an idle log's batch: one caller, no grouping by loop
+            _settle_one(batch[0], outcomes[0])
+            return
         per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Outcome]]] = defaultdict(list)
         for item, outcome in zip(batch, outcomes):
             if item.loop is not None:
@@ -505,6 +521,17 @@ def _resolve(future: asyncio.Future[_T] | concurrent.futures.Future[_T] | None,
             future.set_result(outcome)
     except (asyncio.InvalidStateError, concurrent.futures.InvalidStateError):
         pass  # cancelled between the check and the set
+
+
+def _settle_one(item: Append, outcome: Outcome) -> None:
+    """Hand one caller its outcome (on its own loop for ``append``)."""
+    if item.loop is None:
+        _resolve(item.future, outcome)
+        return
+    try:
+        item.loop.call_soon_threadsafe(_resolve, item.future, outcome)
+    except RuntimeError:  # that loop is closed: nobody is waiting any more
+        pass
 
 
 def _resolve_all(pairs: list[tuple[Any, Outcome]]) -> None:

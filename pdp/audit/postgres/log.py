@@ -180,6 +180,9 @@ class PostgresDecisionLog(SqlDecisionLog[psycopg.Connection[Any]]):
         for conn in (self._opening, self._conn):
             shut_down(conn)
 
+    def _must_connect(self) -> bool:
+        return self._conn is None  # dropped after an earlier failure
+
     def _ready_to_write(self) -> None:
         if self._conn is None:  # dropped after an earlier failure: start afresh
             self._conn = self._open_writer()

@@ -122,8 +122,16 @@ ROW = f"({', '.join('?' * len(COLUMNS))})"
 ROWS_PER_INSERT = 2000  # x 14 parameters, below SQLite's limit of 32766 per statement
 
 
+INSERT_ONE = INSERT + ROW
+"""One row's INSERT, built once: an idle log's usual batch. The statement cache is keyed
+by the SQL text, so a constant saves building and hashing a fresh string per commit."""
+
+
 def insert_rows(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     """Insert rows with as few multi-row INSERTs as SQLite's parameter limit allows."""
+    if len(rows) == 1:
+        conn.execute(INSERT_ONE, rows[0])
+        return
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start:start + ROWS_PER_INSERT]
         conn.execute(INSERT + ", ".join([ROW] * len(chunk)),

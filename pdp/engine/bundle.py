@@ -464,8 +464,8 @@ def _read_entities(
     helpers: ThreadPoolExecutor | None,
 ) -> tuple[EntityRecords, dict[str, tuple[dict[str, str], ...]],
            Callable[[], cedarpy.Entities] | None]:
-    """Static entities (parsed once, kept as JSON text so that forked workers read them
-    without copying: :mod:`pdp.engine.entity_records`), and Cedar's check of them against
+    """Static entities (packed into :class:`pdp.engine.entity_records.EntityRecords`,
+    which forked workers read without copying), and Cedar's check of them against
     ``schema``, which gives their handle or raises ``ValueError``: under way in
     ``helpers`` if given, else run when called (None when there is nothing to check: the
     file is refused, or the schema). Workloads are kept apart: their parents join the
@@ -496,11 +496,13 @@ def _read_entities(
             others.append(entity)
     if schema is None:
         return EntityRecords(()), workload_parents, None
-    records = EntityRecords(((str(e["uid"].get("type")), str(e["uid"].get("id"))), e)
-                            for e in others)
     check = partial(cedarpy.Entities.from_json_str, json.dumps(others), schema,
                     release_gil=True)
-    return records, workload_parents, check if helpers is None else helpers.submit(check).result
+    # Cedar checks them (GIL released) while this thread packs them.
+    checked = check if helpers is None else helpers.submit(check).result
+    records = EntityRecords(((str(e["uid"].get("type")), str(e["uid"].get("id"))), e)
+                            for e in others)
+    return records, workload_parents, checked
 
 
 def _checked_entities(check: Callable[[], cedarpy.Entities] | None,

@@ -53,30 +53,32 @@ def _hash(key: str) -> int:
     return hash(key)
 
 
-def _encode_all(values: list[Any]) -> list[bytes]:
-    """Each value's JSON text, which :func:`load_json` reads back as that value exactly.
+def _encoded(values: Iterable[Any]) -> tuple[bytes, array[int]]:
+    """The values' JSON texts joined, and their offsets (one more than the values).
 
-    orjson writes almost all of them (in C: ~1 µs an entity); what it refuses (an
-    integer beyond 64 bits, a lone surrogate) or writes inexactly (NaN and the
-    infinities as ``null``) is written by the standard library, as ``json.loads``
-    reads it. Cedar's entities hold neither floats nor nulls, so a text with ``null``
-    in it is rare, and only such a text's value is searched for a float.
+    Each text reads back (:func:`load_json`) as its value exactly. orjson writes almost
+    all of them (in C: ~1 µs an entity); what it refuses (an integer beyond 64 bits, a
+    lone surrogate) or writes inexactly (NaN and the infinities as ``null``) is written
+    by the standard library, as ``json.loads`` reads it. Cedar's entities hold neither
+    floats nor nulls, so a text with ``null`` in it is rare, and only such a text's value
+    is searched for a float.
+
+    Each text is appended as soon as it is written and dropped: orjson gives each its
+    own ~4 KB buffer, and 100,000 of them kept in a list until a join took ~420 MB at
+    the peak of a load (measured, bench/RESULTS.md, branch hcow).
     """
-    try:
-        texts = list(map(orjson.dumps, values))
-    except TypeError:
-        texts = [_encode(value) for value in values]
-    for i, text in enumerate(texts):
-        if b"null" in text and not _exact(values[i]):
-            texts[i] = json.dumps(values[i]).encode()
-    return texts
-
-
-def _encode(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value).encode()
+    joined = bytearray()
+    offsets = array("q", [0])
+    for value in values:
+        try:
+            text = orjson.dumps(value)
+        except TypeError:
+            text = json.dumps(value).encode()
+        if b"null" in text and not _exact(value):
+            text = json.dumps(value).encode()
+        joined += text
+        offsets.append(len(joined))
+    return bytes(joined), offsets
 
 
 def _exact(value: Any) -> bool:
@@ -105,7 +107,7 @@ class EntityRecords(Mapping[Uid, dict[str, Any]]):
         self._hashes = array("q", [hashes[i] for i in order])
         self._keys, self._key_offsets = _pack(
             [keys[i].encode("utf-8", "surrogatepass") for i in order])
-        self._records, self._record_offsets = _pack(_encode_all([values[i] for i in order]))
+        self._records, self._record_offsets = _encoded(values[i] for i in order)
 
     def _find(self, uid: Uid) -> int:
         """The position of ``uid``, or -1."""

@@ -128,3 +128,4 @@ def test_the_bundles_entities_are_the_files(tmp_path):
     assert set(bundle.static_uids) == {("Doc", f"d{i}") for i in range(50)}
     assert bundle.static_attrs[("Doc", "d3")] == {"public": False}
     assert ("Doc", "d50") not in bundle.static_uids
+

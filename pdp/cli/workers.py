@@ -19,7 +19,9 @@ Workers are forked, not spawned: the supervisor has loaded the bundle (and offer
 with :func:`pdp.engine.store.preload`), so each worker finds it parsed instead of
 parsing 10,000 policies again, and the pages holding it stay shared between the
 processes until one writes them (``gc.freeze`` first, so that the workers' collections
-do not write to every object: bench/RESULTS.md, "hmem").
+do not write to every object: bench/RESULTS.md, "hmem"). Reading an object writes its
+reference count, so what decisions read most, the static entities, is kept in one
+buffer rather than as objects (:mod:`pdp.engine.entity_records`, "hcow").
 
 The supervisor owns reloads, as nginx and gunicorn do: it watches the bundle source
 itself, loads a changed bundle in a thread of lower CPU priority (it serves nothing,

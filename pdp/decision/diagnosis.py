@@ -48,11 +48,9 @@ def diagnose_request(bundle: Bundle, *, identity: VerifiedIdentity, action: str,
 
 
 def _request_data(bundle: Bundle, request: EvalRequest) -> RequestData:
-    resource = request.resource.attrs
-    if resource is None:
-        resource = bundle.static_attrs.get((request.resource.type, request.resource.id))
     return RequestData(context=request.context, principal=request.principal.attrs or {},
-                       resource=resource, static_attrs=bundle.static_attrs)
+                       resource=request.resource.attrs, static_attrs=bundle.static_attrs,
+                       resource_uid=(request.resource.type, request.resource.id))
 
 
 def diagnose_evaluation(bundle: Bundle, request: EvalRequest,

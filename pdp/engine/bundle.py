@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +37,7 @@ from cedarpy import pst
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.cache_budget import PROBE_POLICIES
 from pdp.engine.entity_cache import PrincipalEntityCache
+from pdp.engine.entity_records import EntityRecords
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
@@ -108,8 +109,9 @@ class Bundle:
     entities: cedarpy.Entities
     # Parents that entities.json gives workloads, merged into the principal per request.
     workload_parents: Mapping[str, tuple[dict[str, str], ...]]
-    # Every (type, id) defined statically: a request may not redefine one.
-    static_uids: frozenset[tuple[str, str]]
+    # Every (type, id) defined statically: a request may not redefine one (the
+    # keys of pdp.engine.entity_records.EntityRecords: read without writing to them).
+    static_uids: Collection[tuple[str, str]]
     # Their attributes as written in entities.json, to show values in explanations.
     static_attrs: Mapping[tuple[str, str], Mapping[str, Any]]
     actions: ActionCatalog
@@ -207,7 +209,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         if problems or schema is None or entities is None:
             raise BundleInvalid(directory, problems)
         # `policies` are the static ones, each node already named by its @id.
-        graph = EntityGraph(_parent_graph(records, workload_parents))
+        graph = EntityGraph(partial(_parents, records, workload_parents))
         slicer = _entity_slicer(records, graph, schema, infos)
         index = PolicyIndex(policies) if len(policies) >= SLICE_MIN_POLICIES else None
         if building is None:  # decided on slices: see Bundle.policy_set
@@ -237,8 +239,8 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         policies=infos,
         entities=entities,
         workload_parents=workload_parents,
-        static_uids=frozenset(records),
-        static_attrs={uid: r.get("attrs") or {} for uid, r in records.items()},
+        static_uids=records,
+        static_attrs=records.attrs(),
         actions=build_action_catalog(schema, actions_only),
         files=files,
         principal_entities=PrincipalEntityCache(entities),
@@ -483,25 +485,26 @@ def _validate_policies(sources: list[_PolicyFile],
 def _read_entities(
     files: Mapping[str, bytes], schema: cedarpy.Schema | None, problems: list[BundleProblem],
     helpers: ThreadPoolExecutor | None,
-) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, tuple[dict[str, str], ...]],
+) -> tuple[EntityRecords, dict[str, tuple[dict[str, str], ...]],
            Callable[[], cedarpy.Entities] | None]:
-    """Static entities (parsed once: every later use shares these records), and Cedar's
-    check of them against ``schema``, which gives their handle or raises ``ValueError``:
-    under way in ``helpers`` if given, else run when called (None when there is nothing
-    to check: the file is refused, or the schema). Workloads are kept apart: their
-    parents join the principal per request."""
+    """Static entities (packed into :class:`pdp.engine.entity_records.EntityRecords`,
+    which forked workers read without copying), and Cedar's check of them against
+    ``schema``, which gives their handle or raises ``ValueError``: under way in
+    ``helpers`` if given, else run when called (None when there is nothing to check: the
+    file is refused, or the schema). Workloads are kept apart: their parents join the
+    principal per request."""
     raw: Any = []
     if ENTITIES_FILE in files:
         try:
             raw = load_json(files[ENTITIES_FILE])
         except (ValueError, UnicodeDecodeError) as e:
             problems.append(BundleProblem(ENTITIES_FILE, f"not JSON: {e}"))
-            return {}, {}, None
+            return EntityRecords(()), {}, None
     if not isinstance(raw, list) or not all(
             isinstance(e, dict) and isinstance(e.get("uid"), dict) for e in raw):
         problems.append(BundleProblem(
             ENTITIES_FILE, "must be a JSON list of Cedar entities with `uid`"))
-        return {}, {}, None
+        return EntityRecords(()), {}, None
     workload_parents: dict[str, tuple[dict[str, str], ...]] = {}
     others = []
     for entity in raw:
@@ -515,11 +518,14 @@ def _read_entities(
         else:
             others.append(entity)
     if schema is None:
-        return {}, workload_parents, None
-    records = {(str(e["uid"].get("type")), str(e["uid"].get("id"))): e for e in others}
+        return EntityRecords(()), workload_parents, None
     check = partial(cedarpy.Entities.from_json_str, json.dumps(others), schema,
                     release_gil=True)
-    return records, workload_parents, check if helpers is None else helpers.submit(check).result
+    # Cedar checks them (GIL released) while this thread packs them.
+    checked = check if helpers is None else helpers.submit(check).result
+    records = EntityRecords(((str(e["uid"].get("type")), str(e["uid"].get("id"))), e)
+                            for e in others)
+    return records, workload_parents, checked
 
 
 def _checked_entities(check: Callable[[], cedarpy.Entities] | None,
@@ -535,15 +541,17 @@ def _checked_entities(check: Callable[[], cedarpy.Entities] | None,
         return None
 
 
-def _parent_graph(records: Mapping[tuple[str, str], dict[str, Any]],
-                  workload_parents: Mapping[str, tuple[dict[str, str], ...]],
-                  ) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
-    """Every static entity's parents (workloads included), from entities.json."""
-    graph = {uid: tuple((str(p["type"]), str(p["id"])) for p in e.get("parents", []))
-             for uid, e in records.items()}
-    for wid, parents in workload_parents.items():
-        graph[("Pdp::Workload", wid)] = tuple((str(p["type"]), str(p["id"])) for p in parents)
-    return graph
+def _parents(records: Mapping[tuple[str, str], dict[str, Any]],
+             workload_parents: Mapping[str, tuple[dict[str, str], ...]],
+             uid: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    """A static entity's own parents from entities.json (a workload's too); none for an
+    entity the bundle does not define."""
+    if uid[0] == WORKLOAD_TYPE:
+        given: Iterable[dict[str, Any]] = workload_parents.get(uid[1], ())
+    else:
+        record = records.get(uid)
+        given = record.get("parents", []) if record is not None else ()
+    return tuple((str(p["type"]), str(p["id"])) for p in given)
 
 
 def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: EntityGraph,

@@ -10,7 +10,7 @@ figures and the command are in bench/RESULTS.md, branch hcache):
 - an entity in a ``cedarpy.Entities`` handle: about 2.5 KB;
 - a policy in a ``cedarpy.PolicySet`` handle: about 2 KB.
 
-With the budgets below a worker's caches hold at most about 15 + 8 + 8 + 4 MB
+With the budgets below a worker's caches hold at most about 15 + 8 + 8 + 4 + 9 MB
 at any traffic (before issue 16 they were bounded by entries: ~70 MB of entity
 slices alone at 4,096). A request whose handle alone exceeds a budget is
 answered but its handle is not kept. What else a forked worker adds (the pages
@@ -31,3 +31,5 @@ SCOPE_SLICE_POLICIES = 4_000
 POLICY_SLICE_POLICIES = 4_000
 # Why-not probe sets (pdp.engine.whynot): policies probed (each with its conditions).
 PROBE_POLICIES = 2_000
+# Static ancestors per uid (pdp.engine.graph): uids, ~450 bytes each with the set (~9 MB).
+ANCESTOR_SETS = 20_000

@@ -64,9 +64,11 @@ class EntitySlicer:
             stack += self._graph.ancestors(uid)
         while stack:
             uid = stack.pop()
-            if uid in out or uid not in self._records:
+            if uid in out:
                 continue
-            record = self._records[uid]
+            record = self._records.get(uid)
+            if record is None:
+                continue
             out[uid] = record
             stack += self._graph.ancestors(uid)
             stack += references(record.get("attrs"))

@@ -304,8 +304,9 @@ def _principal_entity(bundle: Bundle, principal: EntityInput) -> dict[str, Any]:
 
 def _resource_entity(bundle: Bundle, resource: EntityInput) -> dict[str, Any] | None:
     """The resource as the PEP describes it, or None when the bundle (or nobody) defines it."""
-    if (resource.type, resource.id) in bundle.static_uids or (
-            resource.attrs is None and not resource.parents):
+    # The cheap test first: most requests name a resource without describing it.
+    if (resource.attrs is None and not resource.parents) or (
+            (resource.type, resource.id) in bundle.static_uids):
         return None
     return {
         "uid": resource.uid,

@@ -201,8 +201,12 @@ class RequestData:
 
     context: Mapping[str, Any]
     principal: Mapping[str, Any]
+    # The resource's attributes as the request gives them; None: those the bundle gives
+    # ``resource_uid`` (looked up only when a value is shown: a static entity is decoded
+    # per lookup, pdp.engine.entity_records, and most explanations show none of it).
     resource: Mapping[str, Any] | None
     static_attrs: Mapping[tuple[str, str], Mapping[str, Any]]
+    resource_uid: tuple[str, str] | None = None
 
     def values_in(self, expr: pst.Expr) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -213,9 +217,13 @@ class RequestData:
         return out
 
     def _lookup(self, path: tuple[str, ...]) -> Any:
-        roots: dict[str, Any] = {"context": self.context, "principal": self.principal,
-                                 "resource": self.resource}
-        value = roots.get(path[0], _MISSING)
+        if path[0] == "resource":
+            value: Any = self.resource
+            if value is None and self.resource_uid is not None:
+                value = self.static_attrs.get(self.resource_uid)
+        else:
+            roots = {"context": self.context, "principal": self.principal}
+            value = roots.get(path[0], _MISSING)
         for attr in path[1:]:
             value = self._entity_attrs(value)
             if not isinstance(value, Mapping) or attr not in value:

@@ -29,6 +29,7 @@ from pdp.engine.cache_budget import (
     SCOPE_SLICE_POLICIES,
 )
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN
+from pdp.engine.graph import EntityGraph
 from pdp.engine.memo import Memo
 from tests.conftest import MONDAY_10
 
@@ -147,3 +148,22 @@ def test_the_least_recently_used_go_first_until_the_new_one_fits() -> None:
     memo.get("a", lambda: -1)  # a is now the most recently used
     memo.get("d", lambda: 5)  # drops b (4), then c (2): 4 + 5 fits
     assert sorted(memo._cache) == ["a", "d"] and memo.weight == 9
+
+
+def test_the_ancestors_memo_keeps_at_most_its_budget_and_answers_after_evicting():
+    """A request's uids are whatever the PEP names: the graph's memo must not grow with
+    every distinct one (it did, unbounded, before issue 16's hcow)."""
+    def parents(uid: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        kind, name = uid
+        if kind == "Doc":
+            return (("Folder", f"f{int(name) % 7}"),)
+        if kind == "Folder":
+            return (("Domain", "d0"),)
+        return ()
+
+    graph = EntityGraph(parents, budget=50)
+    for _ in range(2):  # the second round rebuilds what the first evicted
+        for i in range(500):
+            assert graph.ancestors(("Doc", str(i))) == {("Folder", f"f{i % 7}"), ("Domain", "d0")}
+            assert len(graph) <= 50
+    assert graph.ancestors(("Nobody", "x")) == frozenset()

@@ -163,6 +163,23 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
+def kill_tree(root: int) -> None:
+    """SIGKILL ``root`` and its descendants as one crash: each is stopped first (SIGSTOP),
+    so that no worker sees its supervisor die and shuts down cleanly (``PR_SET_PDEATHSIG``)."""
+    frozen = []
+    for pid in process_tree(root):  # parents before children: a stopped parent forks no more
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+        except ProcessLookupError:
+            pass
+    for pid in frozen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU time so far of ``root`` and its descendants (the living ones)."""
     total = 0

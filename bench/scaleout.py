@@ -313,9 +313,9 @@ class Cluster:
         a, b = self.replicas
 
         def pdp(replica: Replica) -> Callable[[], dict[str, float]]:
-            def read() -> dict[str, float]:  # one worker: `pdp serve` is one process
+            def read() -> dict[str, float]:  # the supervisor and its one worker
                 assert replica.process is not None
-                return pids_cpu([replica.process.pid])
+                return pids_cpu(with_children(replica.process.pid))
             return read
 
         def nginx() -> dict[str, float]:

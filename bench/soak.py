@@ -44,6 +44,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from bench.harness import machine, record
+from bench.http import kill_tree, process_tree
 from pdp.audit.postgres import PostgresDecisionLog
 from pdp.identity.dev_issuer import KEY_FILE, DevIssuer
 
@@ -136,8 +137,9 @@ class Replica:
                    timeout)
 
     def kill9(self) -> None:
+        """A crash of the replica: its supervisor and worker at once."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            kill_tree(self.process.pid)
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -151,7 +153,8 @@ class Replica:
     def rss_mb(self) -> float | None:
         if self.process is None or self.process.poll() is not None:
             return None
-        return _rss_mb(self.process.pid)
+        sizes = [_rss_mb(pid) for pid in process_tree(self.process.pid)]  # supervisor + worker
+        return sum(size for size in sizes if size is not None)
 
 
 class Tally:

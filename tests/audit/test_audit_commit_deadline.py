@@ -32,6 +32,7 @@ class HangingStore(GroupCommitLog):
         self.aborts = 0
         self.abortable = True  # False: the watchdog cannot end a hanging write (only the bound)
         self.probes = 0
+        self.hung = threading.Event()  # a write has blocked on ``hang``
         self._start_writer()
 
     def _row(self, p: Any, seq: int, head: str, digest: str, text: str) -> Row:
@@ -40,6 +41,7 @@ class HangingStore(GroupCommitLog):
     def _write(self, batch: list[Append]) -> list[Outcome]:
         if self.hang.is_set():
             self.aborted.clear()
+            self.hung.set()
             self.aborted.wait()
             return [unavailable(ConnectionError("aborted")) for _ in batch]
         outcomes, _ = self._chain(batch, len(self.stored), GENESIS, None)
@@ -97,8 +99,14 @@ def test_a_hanging_write_is_refused_within_the_bound_and_queued_records_are_with
 def test_an_idle_log_probes_until_the_store_answers_again(
         store: HangingStore, make_record: MakeRecord) -> None:
     store.hang.set()
-    with pytest.raises(AuditUnavailable):
-        store.append_sync(make_record())
+    # Until the writer has taken one (on a starved machine it may not take a record before
+    # its caller's bound, and a record given up untaken is never written): each is refused.
+    for _ in range(50):
+        with pytest.raises(AuditUnavailable):
+            store.append_sync(make_record())
+        if store.hung.is_set():
+            break
+    assert store.hung.is_set(), "the writer never took a record"
     # The caller's bound started when it queued the record, the writer's clock a moment
     # later: the health turns within a watchdog tick of the caller giving up, not at once.
     assert _eventually(lambda: not store.commit_health().ok)

@@ -117,6 +117,66 @@ def test_an_idle_log_probes_until_the_store_answers_again(
 
 
 
+class SlowStore(HangingStore):
+    """Its writes take ``write_s`` each and then commit, whatever the watchdog says: a
+    COMMIT already on its way when the bound passes."""
+
+    def __init__(self, write_s: float) -> None:
+        super().__init__()
+        self.write_s = write_s
+        self.abortable = False
+
+    def _write(self, batch: list[Append]) -> list[Outcome]:
+        time.sleep(self.write_s)
+        return super()._write(batch)
+
+
+def test_a_caller_whose_record_is_being_written_gets_the_write_outcome_not_a_refusal(
+        make_record: MakeRecord) -> None:
+    """Past its bound, a caller whose record the writer had taken waits for the write:
+    refusing it then would leave in the log an answer nobody was given."""
+    store = SlowStore(write_s=BOUND_S * 1.5)
+    try:
+        synced = store.append_sync(make_record())  # raised AuditUnavailable before the fix
+
+        async def one() -> dict[str, Any]:
+            return await store.append(make_record())
+
+        awaited = asyncio.run(one())
+        assert [r["decision_id"] for r in store.stored] == [synced["decision_id"],
+                                                            awaited["decision_id"]]
+    finally:
+        store.close()
+
+
+def test_every_answer_says_what_the_log_holds_when_writes_straddle_the_bound(
+        make_record: MakeRecord) -> None:
+    """Writes that end just before or just after the callers' bound: every record answered
+    as committed is stored, and every record refused is not."""
+    store = SlowStore(write_s=BOUND_S * 1.2)
+
+    async def waves() -> list[tuple[str, object]]:
+        async def one(delay: float) -> tuple[str, object]:
+            await asyncio.sleep(delay)
+            record = make_record()
+            try:
+                return record["decision_id"], await store.append(record)
+            except AuditUnavailable as e:
+                return record["decision_id"], e
+        return await asyncio.gather(*(one(i * BOUND_S / 7) for i in range(12)))
+
+    try:
+        answers = asyncio.run(waves())
+    finally:
+        store.close()
+    stored = {r["decision_id"] for r in store.stored}
+    committed = {d for d, outcome in answers if isinstance(outcome, dict)}
+    refused = {d for d, outcome in answers if isinstance(outcome, AuditUnavailable)}
+    assert committed | refused == {d for d, _ in answers}
+    assert refused, "no record was refused: the scenario did not reach the bound"
+    assert committed == stored
+
+
 class ReconnectingStore(HangingStore):
     """Disconnected until :meth:`_ready_to_write` succeeds; that connect hangs while
     ``connect_hangs`` is set (until the watchdog aborts it)."""

@@ -42,7 +42,7 @@ class LoopDeadlines(Generic[T]):
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bound_s: float,
-                 expire: Callable[[T], None], on_idle: Callable[[], object]) -> None:
+                 expire: Callable[[T], object], on_idle: Callable[[], object]) -> None:
         self._loop = loop
         self._bound_s = bound_s
         self._expire = expire  # answers the caller AuditUnavailable, withdraws the record

@@ -60,6 +60,7 @@ class _Stop(Enum):
 
 _STOP = _Stop.STOP  # queued by close(): commit what came before, then exit
 _QUEUED, _TAKEN, _ABANDONED = 0, 1, 2  # Append.state: who owns the record now
+_OVERDUE = 3  # _TAKEN, and its caller's bound has passed: it waits for the write to end
 
 
 @dataclass(slots=True)
@@ -181,7 +182,11 @@ class GroupCommitLog:
         try:
             return future.result(timeout=self.commit_timeout_s)
         except concurrent.futures.TimeoutError:
-            self._expire(item)
+            if (overtime := self._expire(item)) is not None:
+                try:
+                    return future.result(timeout=overtime)
+                except concurrent.futures.TimeoutError:
+                    self._refuse_overdue(item)
             return future.result()  # the writer's outcome if it came meanwhile, else ours
 
     def append_many_sync(self, records: Iterable[dict[str, Any]]) -> list[Outcome]:
@@ -234,12 +239,38 @@ class GroupCommitLog:
                 raise AuditUnavailable("decision log is closed")
             self._queue.put(item)
 
-    def _expire(self, item: Append) -> None:
+    def _expire(self, item: Append) -> float | None:
         """The caller's bound passed: withdraw the record if the writer has not taken it,
-        and answer ``AuditUnavailable`` (on the caller's loop for ``append``)."""
+        and answer ``AuditUnavailable`` (on the caller's loop for ``append``).
+
+        A record the writer has taken is being written: answering now could refuse a
+        decision whose record the write then commits, and the log would hold an answer
+        nobody was given. So its caller waits for the write's own outcome, which the
+        watchdog ends within ``commit_timeout_s`` of the write's start; returns how much
+        longer (the caller's own timer, :meth:`_refuse_overdue` at its end: a write that
+        even the watchdog cannot end must not hold the caller for ever).
+        """
         with self._claims:
             if item.state == _QUEUED:
                 item.state = _ABANDONED
+            elif item.state == _TAKEN:
+                item.state = _OVERDUE
+                overtime = self._overtime_s()
+                if item.loop is not None:  # on that loop's thread: the sweep called us
+                    item.loop.call_later(overtime, self._refuse_overdue, item)
+                return overtime
+        _resolve(item.future, self._late())
+        return None
+
+    def _overtime_s(self) -> float:
+        """How long a caller whose record is being written waits past its bound: the
+        watchdog's own bound for the write, its tick, and time to hand the outcome back."""
+        assert self.commit_timeout_s is not None
+        return self.commit_timeout_s * 1.25 + 0.1
+
+    def _refuse_overdue(self, item: Append) -> None:
+        """The write outlived even the watchdog: answer ``AuditUnavailable`` (a no-op if
+        the write's outcome came first)."""
         _resolve(item.future, self._late())
 
     def _late(self) -> AuditUnavailable:

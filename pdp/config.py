@@ -203,7 +203,9 @@ class AuditConfig(Section):
                                         "another process before the log is unavailable.")
     commit_timeout_s: float = Field(
         default=2.0, gt=0, le=60, description="The longest a decision waits for its record to "
-                                             "commit; past it the answer is a deny with "
+                                             "commit (one already being written waits for that "
+                                             "write, capped at 1.25x this + 0.1 s more); past "
+                                             "it the answer is a deny with "
                                              "`audit.unavailable` (or the record is spooled), "
                                              "and `/readyz` says not ready until the log "
                                              "commits again.")

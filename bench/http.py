@@ -164,15 +164,27 @@ def process_tree(root: int) -> list[int]:
 
 
 def kill_tree(root: int) -> None:
-    """SIGKILL ``root`` and its descendants as one crash: each is stopped first (SIGSTOP),
-    so that no worker sees its supervisor die and shuts down cleanly (``PR_SET_PDEATHSIG``)."""
-    frozen = []
-    for pid in process_tree(root):  # parents before children: a stopped parent forks no more
+    """SIGKILL ``root`` and its descendants as one crash (an OOM kill of the container,
+    ``kill -9 -PGID``).
+
+    Killing only a supervisor would not do: its workers are told (``PR_SET_PDEATHSIG``)
+    and shut down cleanly, flushing their logs. So every process is stopped first
+    (SIGSTOP: nothing runs, nothing forks, nothing notices), then each is killed.
+    """
+    frozen: list[int] = []
+    todo = [root]
+    while todo:  # each stopped before its children are read: a stopped parent forks no more
+        pid = todo.pop()
         try:
             os.kill(pid, signal.SIGSTOP)
-            frozen.append(pid)
         except ProcessLookupError:
-            pass
+            continue
+        frozen.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
     for pid in frozen:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.http import kill_tree
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -32,28 +34,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def kill_9(self) -> None:
-        """SIGKILL the whole server at once: the supervisor and its workers, as a crash of
-        the machine's processes would (an OOM kill of the container, ``kill -9 -PGID``).
-
-        Killing only the supervisor would not do: its workers are told (``PR_SET_PDEATHSIG``)
-        and shut down cleanly, flushing their logs. So every process is stopped first
-        (SIGSTOP: nothing runs, nothing forks, nothing notices), then each is killed.
-        """
-        frozen: list[int] = []
-        todo = [self.process.pid]
-        while todo:  # parents before children: a stopped parent forks no more
-            pid = todo.pop()
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                continue
-            frozen.append(pid)
-            todo += children(pid)
-        for pid in frozen:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """SIGKILL the whole server at once, the supervisor and its workers, as a crash
+        would (:func:`bench.http.kill_tree`: each process stopped first, so that no worker
+        sees its supervisor die and shuts down cleanly)."""
+        kill_tree(self.process.pid)
         self.process.wait(timeout=10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from tests.conftest import POLICIES
-from tests.server import ServerProcess, run_cli, start_server
+from tests.server import ServerProcess, children, run_cli, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -103,10 +103,7 @@ def _labels(answers: Iterable[Answer]) -> set[str]:
 
 
 def _children(pid: int) -> set[int]:
-    try:
-        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    except OSError:
-        return set()
+    return set(children(pid))
 
 
 def _alive(pid: int) -> bool:

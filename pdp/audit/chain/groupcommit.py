@@ -60,7 +60,6 @@ class _Stop(Enum):
 
 _STOP = _Stop.STOP  # queued by close(): commit what came before, then exit
 _QUEUED, _TAKEN, _ABANDONED = 0, 1, 2  # Append.state: who owns the record now
-_OVERDUE = 3  # _TAKEN, and its caller's bound has passed: it waits for the write to end
 
 
 @dataclass(slots=True)
@@ -253,8 +252,7 @@ class GroupCommitLog:
         with self._claims:
             if item.state == _QUEUED:
                 item.state = _ABANDONED
-            elif item.state == _TAKEN:
-                item.state = _OVERDUE
+            elif item.state == _TAKEN:  # each caller's bound passes once: one extension
                 overtime = self._overtime_s()
                 if item.loop is not None:  # on that loop's thread: the sweep called us
                     item.loop.call_later(overtime, self._refuse_overdue, item)

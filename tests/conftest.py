@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,7 +18,26 @@ from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
-SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
+
+
+def _shared_testdata() -> Path:
+    """The project's shared test vectors (``../shared/testdata``), read in place, never
+    copied: beside this checkout, or, for a clone made elsewhere (``git clone . $(mktemp
+    -d)``), beside the checkout it was cloned from; ``PDP_SHARED_TESTDATA`` names them
+    outright. Missing, the tests that read them fail on this path."""
+    if named := os.environ.get("PDP_SHARED_TESTDATA"):
+        return Path(named)
+    beside = REPO.parent / "shared" / "testdata"
+    origin = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if not beside.is_dir() and origin and "://" not in origin and ":" not in origin:
+        cloned_from = Path(origin).resolve().parent / "shared" / "testdata"
+        if cloned_from.is_dir():
+            return cloned_from
+    return beside
+
+
+SHARED_TESTDATA = _shared_testdata()
 # A Monday morning: inside the default business hours.
 MONDAY_10 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 

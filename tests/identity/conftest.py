@@ -31,9 +31,10 @@ from pdp.identity.oauth_jwt import OAuthIssuer
 from pdp.identity.trust_bundle import TrustBundle
 from pdp.identity.trust_store import TrustStore
 from pdp.identity.verifier import IdentityVerifier
+from tests.conftest import SHARED_TESTDATA
 
 REPO = Path(__file__).resolve().parents[2]
-SPIFFE_TESTDATA = REPO.parent / "shared" / "testdata" / "spiffe"
+SPIFFE_TESTDATA = SHARED_TESTDATA / "spiffe"
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T = int(NOW.timestamp())

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pdp.identity.jwks import load_jwks_file, parse_jwks
 from pdp.identity.trust_bundle import BundleError
+from tests.conftest import SHARED_TESTDATA
 
-SPIFFE_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "spiffe"
+SPIFFE_TESTDATA = SHARED_TESTDATA / "spiffe"
 ROWS = [r for r in json.loads((SPIFFE_TESTDATA / "bundles" / "expected.json").read_text())
         if "as_plain_jwks" in r]
 EC_JWK = {"kty": "EC", "crv": "P-256", "x": "ngLYQnlfF6GsojUwqtcEE3WgTNG2RUlsGhK73RNEl5k",

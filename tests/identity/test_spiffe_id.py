@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,9 @@ from hypothesis import strategies as st
 
 from pdp.identity.errors import BadSpiffeId
 from pdp.identity.spiffe_id import SpiffeId, parse_spiffe_id
+from tests.conftest import SHARED_TESTDATA
 
-SPIFFE_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "spiffe"
+SPIFFE_TESTDATA = SHARED_TESTDATA / "spiffe"
 
 ROWS: list[dict[str, Any]] = json.loads((SPIFFE_TESTDATA / "ids.json").read_text("ascii"))
 

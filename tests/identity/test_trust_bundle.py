@@ -18,8 +18,9 @@ from pdp.identity.trust_bundle import (
     load_bundle_file,
     parse_spiffe_bundle,
 )
+from tests.conftest import SHARED_TESTDATA
 
-SPIFFE_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "spiffe"
+SPIFFE_TESTDATA = SHARED_TESTDATA / "spiffe"
 ROWS: list[dict[str, Any]] = json.loads((SPIFFE_TESTDATA / "bundles" / "expected.json").read_text())
 
 EC_JWK = {  # the jwt-svid key of spiffebundle_valid_1.json

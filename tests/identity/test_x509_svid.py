@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +27,9 @@ from pdp.identity.x509_svid import (
     verify_x509_svid,
     x509_svid_failures,
 )
+from tests.conftest import SHARED_TESTDATA
 
-SPIFFE_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "spiffe"
+SPIFFE_TESTDATA = SHARED_TESTDATA / "spiffe"
 ROWS: list[dict[str, Any]] = json.loads((SPIFFE_TESTDATA / "x509" / "expected.json").read_text())
 ANY_TIME = datetime.fromisoformat("2020-04-01T00:00:00+00:00")
 

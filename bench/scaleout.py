@@ -676,7 +676,7 @@ def report(result: dict[str, Any]) -> str:
         f"Derived (for docs/scaling.md): one core of PDP replica does "
         f"{1e6 / two['PDP']:,.0f} decisions/s at 2 replicas ({1e6 / one['PDP']:,.0f} at 1); "
         f"one core of nginx {1e6 / max(two['nginx'], 1e-9):,.0f} requests/s; one core of "
-        f"PostgreSQL backends {1e6 / top['pg_us']:,.0f} log records/s at the ceiling's group "
+        f"PostgreSQL backends {1e6 / max(top['pg_us'], 1e-9):,.0f} log records/s at the ceiling's group "
         f"commit ({1e6 / max(two['PostgreSQL'], 1e-9):,.0f}/s at the replicas' "
         f"{two['per_commit']:.1f} per commit). The log after the run: chain "
         f"{result['chain']}; {one['records'] + two['records']:,} decision records for "

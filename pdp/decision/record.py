@@ -163,17 +163,19 @@ class _LastIdentity:
     workloads the three timestamps and the sorted scopes and groups are rendered once
     per credential, not once per decision.
 
-    Keyed by the objects themselves (``is``): the identity and the bundle are frozen,
-    so a part built for them cannot change; another identity, a reload (other
-    ``entities.json`` parents) or another credential hash is a new entry. The part is
-    shared by the records of those decisions, which only serialize it
+    Keyed by the objects themselves (``is``): the identity is frozen, and the principal
+    entity depends on the bundle only through the workload's ``entities.json`` parents
+    (``bundle.workload_parents``), a tuple a load builds once; a reload builds new
+    ones, so another identity, a reload or another credential hash is a new entry. Only
+    that tuple is held, never the bundle: a replaced bundle is freed as before. The
+    part is shared by the records of those decisions, which only serialize it
     (``pdp.audit.records.prepare``, before the append returns); nothing changes a
     record's values after that (every store keeps the record's text).
     """
 
     def __init__(self) -> None:
         self._facts: tuple[VerifiedIdentity, str | None, dict[str, Any] | None] | None = None
-        self._entity: tuple[VerifiedIdentity, Bundle | None, dict[str, Any] | None] | None = None
+        self._entity: tuple[VerifiedIdentity, object, dict[str, Any] | None] | None = None
 
     def facts(self, identity: VerifiedIdentity,
               credential_sha256: str | None) -> dict[str, Any] | None:
@@ -188,11 +190,13 @@ class _LastIdentity:
                bundle: Bundle | None) -> dict[str, Any] | None:
         if identity is None:
             return None
+        parents = (bundle.workload_parents.get(identity.principal_id, ())
+                   if bundle is not None else ())
         last = self._entity
-        if last is not None and last[0] is identity and last[1] is bundle:
+        if last is not None and last[0] is identity and last[1] is parents:
             return last[2]
         entity = _principal_entity_record(identity, bundle)
-        self._entity = (identity, bundle, entity)
+        self._entity = (identity, parents, entity)
         return entity
 
 

@@ -43,7 +43,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import replace
 from typing import Any
 
 from context.admin_store import AdminSnapshot, AdminStateStore, AdminStateUnavailable, AdminWrite
@@ -357,7 +356,10 @@ class DurableContextStore:
             version = inner.state.version if inner.shared else f"{admin[0]}/{inner.state.version}"
             merged = (inner.state, admin, ContextState.of(entries, version))
             self._merged = merged
-        return replace(inner, state=merged[2])
+        # ``inner`` with the merged state; built directly, as ``dataclasses.replace`` would
+        # (its field walk cost more than the rest of this per decision).
+        return StoreView(merged[2], inner.source, inner.age_s, inner.reachable, inner.error,
+                         inner.shared)
 
     def apply(self, change: ContextChange) -> ContextState:
         """Commit the administrator's part durably; hand automatic entries to ``inner``."""

@@ -113,6 +113,7 @@ class LiveContext:
         self.risk_ttl_s = risk_ttl_s
         self._started_at = started_at or datetime.now(UTC)
         self._hours_cache: tuple[datetime, datetime, bool] | None = None
+        self._plain = _PlainSources()
 
     # -- the hot path -------------------------------------------------------
 
@@ -128,9 +129,10 @@ class LiveContext:
         business, hours_change = self._business_hours(now)
         if hours_change is not None:
             horizon.append(hours_change)
+        plain = self._plain
         sources: dict[str, ValueSource] = {
             "now": ValueSource("clock", now),
-            "business_hours": ValueSource(f"calendar:{self.calendar.timezone}"),
+            "business_hours": plain(f"calendar:{self.calendar.timezone}"),
         }
 
         fresh_incidents = _fresh(view.age_s, self.freshness.incident_max_age_s)
@@ -155,16 +157,17 @@ class LiveContext:
         risk_age = _Age(age_s=view.age_s, max_age_s=self.freshness.risk_max_age_s)
         if fresh_risk:
             sources["global_risk_level"] = _risk_source(
-                global_entry, "config" if global_entry is None else view.source, **risk_age)
+                global_entry, "config" if global_entry is None else view.source, plain,
+                **risk_age)
             top = auto if auto_level >= manual_level and auto is not None else manual
             sources["principal_risk_level"] = _risk_source(
-                top if principal_level else None, view.source, **risk_age)
+                top if principal_level else None, view.source, plain, **risk_age)
         else:
             degraded += ["global_risk_level", "principal_risk_level"]
             global_level = max(global_level, self.degraded_defaults.global_risk_level)
             principal_level = max(principal_level, self.degraded_defaults.principal_risk_level)
-            sources["global_risk_level"] = ValueSource("default", **risk_age)
-            sources["principal_risk_level"] = ValueSource("default", **risk_age)
+            sources["global_risk_level"] = plain("default", **risk_age)
+            sources["principal_risk_level"] = plain("default", **risk_age)
         sources["risk_level"] = (sources["principal_risk_level"] if principal_level > global_level
                                  else sources["global_risk_level"])
 
@@ -213,9 +216,9 @@ class LiveContext:
                          fresh: bool) -> ValueSource:
         age = _Age(age_s=view.age_s, max_age_s=self.freshness.incident_max_age_s)
         if not fresh:
-            return ValueSource("default", **age)
+            return self._plain("default", **age)
         if not incidents:
-            return ValueSource(view.source, **age)
+            return self._plain(view.source, **age)
         latest = max(incidents, key=lambda i: i.set_at)
         ends = [i.ends_at for i in incidents if i.ends_at is not None]
         source = "config" if latest.source == "config" else view.source
@@ -396,9 +399,36 @@ def _entry_change(entry: RiskEntry, now: datetime) -> datetime | None:
     return change
 
 
-def _risk_source(entry: RiskEntry | None, source: str, **age: Unpack[_Age]) -> ValueSource:
+class _PlainSources:
+    """The sources that name only where a value came from and how fresh it is (no entry
+    behind them: ``memory``, ``config``, ``calendar:UTC``), one instance per distinct
+    value, so that the source's JSON is rendered once (``ValueSource.as_dict``), not
+    once per decision. The instance is immutable, so sharing it shares nothing that
+    can change; each ``age_s`` of a shared store's view is a value of its own.
+    """
+
+    MAX = 256
+    """Distinct values kept (a shared store's age changes with every sync: those go)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[object, ...], ValueSource] = {}
+
+    def __call__(self, source: str, age_s: float | None = None,
+                 max_age_s: float | None = None) -> ValueSource:
+        # The types are part of the key: 0 == 0.0, yet they render as "0" and "0.0".
+        key = (source, age_s, type(age_s), max_age_s, type(max_age_s))
+        made = self._made.get(key)
+        if made is None:
+            if len(self._made) >= self.MAX:
+                self._made.clear()
+            made = self._made[key] = ValueSource(source, age_s=age_s, max_age_s=max_age_s)
+        return made
+
+
+def _risk_source(entry: RiskEntry | None, source: str, plain: _PlainSources,
+                 **age: Unpack[_Age]) -> ValueSource:
     if entry is None:
-        return ValueSource(source, **age)
+        return plain(source, **age)
     return ValueSource("behaviour" if entry.automatic else source, set_at=entry.set_at,
                        set_by=entry.set_by, expires_at=entry.expires_at or entry.gone_at(), **age)
 

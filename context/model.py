@@ -26,12 +26,21 @@ class ValueSource:
     expires_at: datetime | None = None
     age_s: float | None = None
     max_age_s: float | None = None
+    # ``as_dict`` rendered at its first call: the provider hands the same source to every
+    # snapshot while it holds (``context.live``), so its timestamps are formatted once.
+    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "set_at": _iso(self.set_at), "set_by": self.set_by,
-                "expires_at": _iso(self.expires_at),
-                "age_s": round(self.age_s, 3) if self.age_s is not None else None,
-                "max_age_s": self.max_age_s}
+        """JSON for a snapshot's ``sources`` (a dict of the caller's own: a copy of the one
+        rendered, so that changing it changes nothing another decision reads)."""
+        rendered = self._json
+        if rendered is None:
+            rendered = {"source": self.source, "set_at": _iso(self.set_at),
+                        "set_by": self.set_by, "expires_at": _iso(self.expires_at),
+                        "age_s": round(self.age_s, 3) if self.age_s is not None else None,
+                        "max_age_s": self.max_age_s}
+            object.__setattr__(self, "_json", rendered)  # frozen: a memo, not a change
+        return dict(rendered)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ValueSource:

@@ -54,6 +54,10 @@ class Metrics:
             "pdp_identity_source_refresh_failures",
             "Failed reads of a trust source (bundle file or endpoint, JWKS, discovery).",
             ["source"], registry=self.registry)
+        # The decisions counter's children by (decision, reason), as ``labels()`` returns
+        # them: the same objects, found without its checks and lock on every decision.
+        # No child is ever removed from the counter, so none here goes stale.
+        self._decision_counters: dict[tuple[str, str], Counter] = {}
 
     def exposition(self) -> bytes:
         """The text ``/metrics`` serves.
@@ -73,7 +77,11 @@ class Metrics:
 
     def observe_decision(self, decision: Decision, seconds: float) -> None:
         reason = decision.reason_codes[0] if decision.reason_codes else "none"
-        self.decisions.labels(decision=decision.decision, reason=str(reason)).inc()
+        key = (decision.decision, str(reason))
+        counter = self._decision_counters.get(key)
+        if counter is None:  # the first of its kind: labels() checks and makes the child
+            counter = self._decision_counters[key] = self.decisions.labels(*key)
+        counter.inc()
         self.latency.observe(seconds)
 
     def observe_reload(self, outcome: ReloadOutcome) -> None:

@@ -70,14 +70,15 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "request_id": request.request_id,
         "pep": request.pep,
         "principal": identity.principal_id if identity else None,
-        "credential": credential_facts_record(identity, credential_sha256,
-                                              decision.proven_principal),
+        "credential": (_LAST.facts(identity, credential_sha256) if identity is not None
+                       else credential_facts_record(None, credential_sha256,
+                                                    decision.proven_principal)),
         "action": decision.action,
         "resource": decision.resource,
         "request": logged_request,
         "redacted": redacted,
         "action_uid": action_info.cedar if action_info is not None else None,
-        "principal_entity": (_principal_entity_record(identity, bundle)
+        "principal_entity": (_LAST.entity(identity, bundle)
                              if request.asserted is None
                              or request.asserted.type == WORKLOAD_TYPE else None),
         # A subject a trusted PEP asserted without a credential (AuthZEN), and who asserted it.
@@ -153,6 +154,53 @@ def _principal_entity_record(identity: VerifiedIdentity | None,
                                        if bundle is not None else ())]
     return {"type": entity.type, "id": entity.id, "attrs": dict(entity.attrs or {}),
             "parents": [{"type": t, "id": i} for t, i in dict.fromkeys(parents)]}
+
+
+class _LastIdentity:
+    """The identity's parts of the record (``credential``, ``principal_entity``) for the
+    last verified identity seen: the verifier hands the same ``VerifiedIdentity`` object
+    to every request of one credential while it is cached, so at 64 connections of a few
+    workloads the three timestamps and the sorted scopes and groups are rendered once
+    per credential, not once per decision.
+
+    Keyed by the objects themselves (``is``): the identity is frozen, and the principal
+    entity depends on the bundle only through the workload's ``entities.json`` parents
+    (``bundle.workload_parents``), a tuple a load builds once; a reload builds new
+    ones, so another identity, a reload or another credential hash is a new entry. Only
+    that tuple is held, never the bundle: a replaced bundle is freed as before. The
+    part is shared by the records of those decisions, which only serialize it
+    (``pdp.audit.records.prepare``, before the append returns); nothing changes a
+    record's values after that (every store keeps the record's text).
+    """
+
+    def __init__(self) -> None:
+        self._facts: tuple[VerifiedIdentity, str | None, dict[str, Any] | None] | None = None
+        self._entity: tuple[VerifiedIdentity, object, dict[str, Any] | None] | None = None
+
+    def facts(self, identity: VerifiedIdentity,
+              credential_sha256: str | None) -> dict[str, Any] | None:
+        last = self._facts  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] is identity and last[1] == credential_sha256:
+            return last[2]
+        facts = credential_facts_record(identity, credential_sha256)
+        self._facts = (identity, credential_sha256, facts)
+        return facts
+
+    def entity(self, identity: VerifiedIdentity | None,
+               bundle: Bundle | None) -> dict[str, Any] | None:
+        if identity is None:
+            return None
+        parents = (bundle.workload_parents.get(identity.principal_id, ())
+                   if bundle is not None else ())
+        last = self._entity
+        if last is not None and last[0] is identity and last[1] is parents:
+            return last[2]
+        entity = _principal_entity_record(identity, bundle)
+        self._entity = (identity, parents, entity)
+        return entity
+
+
+_LAST = _LastIdentity()
 
 
 def _asserted_record(request: AuthorizeInput) -> dict[str, Any] | None:

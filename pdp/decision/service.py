@@ -167,9 +167,15 @@ class DecisionService:
 
     def _record(self, decision: Decision, request: AuthorizeInput, started: float,
                 bundle: Bundle | None) -> dict[str, Any]:
+        identity = decision.identity
+        # A verified identity carries its credential's SHA-256, which the record keeps
+        # (``credential_facts_record``): hashing the presented token again is only for
+        # the credentials that did not verify (and identities built without one).
+        sha256 = (None if identity is not None and identity.credential_sha256
+                  else _credential_sha256(request.credential))
         return decision_record(decision, request, latency_us=_micros_since(started),
-                               credential_sha256=_credential_sha256(request.credential),
-                               bundle=bundle, redactor=self.redactor)
+                               credential_sha256=sha256, bundle=bundle,
+                               redactor=self.redactor)
 
     async def _commit(self, decision: Decision, record: dict[str, Any],
                       request: AuthorizeInput, started: float) -> Decision:

@@ -15,12 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pdp.api.requestlog import (
+    _BARE_LINES,
     LOGGER_NAME,
     MAX_FIELD,
     TurnBatchedHandler,
     format_event,
     log_event,
     request_logger,
+    sole_plain_handler,
 )
 from pdp.components import build_components
 from pdp.config import load_settings
@@ -192,3 +194,96 @@ async def test_a_closed_stream_drops_the_lines_and_raises_nowhere() -> None:
 
 def test_a_closed_stream_outside_a_loop_raises_nowhere() -> None:
     batched_logger(Closed()).info("at start-up")
+
+
+def sole_logger(name: str) -> tuple[logging.Logger, TurnBatchedHandler]:
+    """A logger set up as ``request_logger`` sets up ``pdp.requests``."""
+    logger = logging.getLogger(f"{LOGGER_NAME}.{name}")
+    logger.handlers.clear()
+    logger.filters.clear()
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = TurnBatchedHandler(Writes())  # type: ignore[arg-type]
+    handler.setFormatter(_BARE_LINES)
+    logger.addHandler(handler)
+    return logger, handler
+
+
+class _Drop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("change", [
+    "another handler", "a logger filter", "a handler filter", "another formatter",
+    "handler level", "logger level", "logging.disable", "propagation", "logger disabled"])
+def test_the_direct_write_steps_aside_for_anything_that_could_see_or_change_a_line(
+        change: str) -> None:
+    logger, handler = sole_logger("sole")
+    assert sole_plain_handler(logger) is handler
+    try:
+        if change == "another handler":
+            logger.addHandler(Lines())
+        elif change == "a logger filter":
+            logger.addFilter(_Drop())
+        elif change == "a handler filter":
+            handler.addFilter(_Drop())
+        elif change == "another formatter":
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        elif change == "handler level":
+            handler.setLevel(logging.WARNING)
+        elif change == "logger level":
+            logger.setLevel(logging.WARNING)
+        elif change == "logging.disable":
+            logging.disable(logging.INFO)
+        elif change == "propagation":
+            logger.propagate = True
+        else:
+            logger.disabled = True
+        assert sole_plain_handler(logger) is None
+    finally:
+        logging.disable(logging.NOTSET)
+        logger.handlers.clear()
+
+
+async def test_a_request_line_skips_the_log_record_and_reads_as_through_logging(
+        tmp_path: Path, bundle_copy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only the request log's own handler listening, a request's line is written
+    without a ``LogRecord``, and it is the line ``logging`` writes when another handler
+    listens too (``ms`` aside, a duration)."""
+    made: list[str] = []
+    make_record = logging.Logger.makeRecord
+
+    def counted(self: logging.Logger, *args: object, **kwargs: object) -> logging.LogRecord:
+        made.append(self.name)
+        return make_record(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", counted)
+    stream = Writes()
+    components = components_with(tmp_path, bundle_copy)
+    logger = request_logger("text")
+    ours = [h for h in logger.handlers if isinstance(h, TurnBatchedHandler)]
+    saved = [h.setStream(stream) for h in ours]  # type: ignore[arg-type]
+    # Only ours, as in `pdp serve` (pytest's log capture may have put its own beside it).
+    monkeypatch.setattr(logger, "handlers", list(ours))
+    seen = Lines()
+    try:
+        async with asgi_client(components) as client:
+            headers = {"x-request-id": "same", "content-type": "text/plain"}
+            await client.post("/v1/authorize", content=b"x", headers=headers)
+            assert LOGGER_NAME not in made  # the direct write
+            logger.addHandler(seen)
+            await client.post("/v1/authorize", content=b"x", headers=headers)
+            assert made.count(LOGGER_NAME) == 1  # through logging, as before
+            logger.removeHandler(seen)
+    finally:
+        logger.removeHandler(seen)
+        for handler, old in zip(ours, saved, strict=True):
+            handler.setStream(old)  # type: ignore[arg-type]
+        components.close()
+    written = [line for line in "".join(stream.writes).splitlines() if " request " in line]
+    assert len(written) == 2 and seen.lines == [written[1]]
+    direct, logged = (text_pairs(line) for line in written)
+    assert direct.pop("ms") and logged.pop("ms")
+    assert direct == logged == {"event": "request", "method": "POST", "path": "/v1/authorize",
+                                "status": "415", "request_id": "same", "client": "127.0.0.1"}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from context.calendar import BusinessCalendar
-from context.live import DegradedDefaults, Freshness, LiveContext
+from context.durable import DurableContextStore, DurableState
+from context.live import DegradedDefaults, Freshness, LiveContext, _PlainSources
 from context.memory import InMemoryContext
-from context.model import LiveSnapshot
+from context.model import LiveSnapshot, ValueSource
 from context.state import (
     ContextChange,
     ContextState,
@@ -23,6 +29,7 @@ from context.state import (
     parse_level,
 )
 from context.store import InMemoryStore, StoreView
+from pdp.audit.memory.admin_state import MemoryAdminState
 from tests.conftest import MONDAY_10
 
 AGENT = "spiffe://example.org/agents/reporter"
@@ -235,3 +242,68 @@ def test_a_stored_entry_without_its_set_at_time_is_malformed(set_at) -> None:
         Incident.from_dict({"id": "i-1", "scope": "global", "level": 1, "set_at": set_at})
     with pytest.raises(ValueError, match="no set_at"):
         RiskEntry.from_dict({"level": 2, "set_at": set_at})
+
+
+def _rendered_afresh(snap: LiveSnapshot) -> bytes:
+    """``snap`` as JSON with every source built and rendered anew (no memo involved)."""
+    fresh = replace(snap, sources={k: ValueSource(v.source, v.set_at, v.set_by, v.expires_at,
+                                                  v.age_s, v.max_age_s)
+                                   for k, v in snap.sources.items()})
+    return orjson.dumps(fresh.as_dict())
+
+
+@settings(max_examples=60, deadline=None)
+@given(ages=st.lists(st.one_of(st.none(), st.integers(0, 40),
+                               st.floats(0, 40, allow_nan=False)), min_size=1, max_size=8))
+def test_shared_sources_render_as_a_fresh_snapshot_whatever_the_ages_seen(ages) -> None:
+    """The provider hands one ``ValueSource`` per distinct value to every snapshot, each
+    rendered once: whatever sequence of ages (int or float: ``0`` and ``0.0`` render
+    differently) and staleness a store reports, a snapshot renders as it would with
+    sources of its own."""
+    store = _StaleStore(age_s=None, reachable=True)
+    live = LiveContext(store=store, calendar=BusinessCalendar(), freshness=Freshness(30, 30))
+    for age in ages:
+        store.age_s = age
+        snap = live.snapshot(ETL, MONDAY_10)
+        assert orjson.dumps(snap.as_dict()) == _rendered_afresh(snap)
+        assert snap.sources["incident"].age_s == age
+        assert type(snap.sources["incident"].age_s) is type(age)
+
+
+def test_a_sources_json_is_the_callers_own_copy() -> None:
+    """Changing one decision's rendered sources changes nothing the next decision shows."""
+    live = _live()
+    first = live.snapshot(ETL, MONDAY_10).as_dict()
+    assert first["sources"]["global_risk_level"]["source"] == "config"
+    first["sources"]["global_risk_level"]["source"] = "tampered"
+    first["sources"]["business_hours"].clear()
+    second = live.snapshot(ETL, MONDAY_10)
+    assert second.as_dict()["sources"]["global_risk_level"]["source"] == "config"
+    assert orjson.dumps(second.as_dict()) == _rendered_afresh(second)
+
+
+def test_plain_sources_are_shared_while_they_hold_and_kept_bounded() -> None:
+    plain = _PlainSources()
+    assert plain("memory", 0.0, 30.0) is plain("memory", 0.0, 30.0)
+    assert plain("memory", 0, 30.0) is not plain("memory", 0.0, 30.0)  # "0" and "0.0"
+    assert plain("memory", 0, 30.0).as_dict()["age_s"] == 0
+    assert orjson.dumps(plain("memory", 0, 30.0).as_dict()) != orjson.dumps(
+        plain("memory", 0.0, 30.0).as_dict())
+    for n in range(3 * _PlainSources.MAX):  # a shared store: a new age at every sync
+        assert plain("redis://r", n / 7, 30.0).age_s == n / 7
+    assert len(plain._made) <= _PlainSources.MAX
+
+
+def test_the_durable_view_is_the_inner_view_with_the_merged_state() -> None:
+    """``DurableContextStore.view`` keeps every field of the inner store's view but the
+    state (built field by field: a field added to ``StoreView`` must be passed on)."""
+    inner = _StaleStore(age_s=12.5, reachable=False)
+    durable = DurableContextStore(inner, DurableState(MemoryAdminState()))
+    try:
+        view = durable.view()
+        expected = replace(inner.view(), state=view.state)
+        assert all(getattr(view, f.name) == getattr(expected, f.name)
+                   for f in dataclass_fields(StoreView))
+        assert view.error == "ConnectionError: refused" and view.shared
+    finally:
+        durable.close()

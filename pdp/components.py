@@ -28,6 +28,8 @@ from pdp.config import Settings
 from pdp.decision.service import DecisionService
 from pdp.engine.sources import BundleSource, DirectorySource, GitSource
 from pdp.engine.store import BundleStore, ReloadOutcome
+from pdp.engine.validation_cache import DIRECTORY as VALIDATION_CACHE_DIRECTORY
+from pdp.engine.validation_cache import ValidationCache
 from pdp.identity.dev_issuer import DevIssuer
 from pdp.identity.revocation import StoreRevocationCheck
 from pdp.identity.verifier import IdentityVerifier
@@ -112,7 +114,7 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
         extra_issuers=([(broker_issuer(settings), broker_key_source(keyring, clock.now))]
                        if keyring is not None else ()))
 
-    bundles = BundleStore(bundle_source(settings))
+    bundles = BundleStore(bundle_source(settings), validation_cache=validation_cache(settings))
     bundles.subscribe(metrics.observe_reload)
     bundles.load_initial()
     # Archive each bundle version as it is loaded, so old decisions keep their policies' text.
@@ -175,6 +177,14 @@ def watch_interval_s(settings: Settings) -> float:
     or the polling interval of a directory that cannot be watched for events."""
     git = settings.policies_git
     return git.poll_s if git else 1.0
+
+
+def validation_cache(settings: Settings) -> ValidationCache | None:
+    """Where a server keeps Cedar's validation verdicts (``<state_dir>/validated``), unless
+    ``validation_cache = false`` (:mod:`pdp.engine.validation_cache`)."""
+    if not settings.validation_cache:
+        return None
+    return ValidationCache(settings.state_dir / VALIDATION_CACHE_DIRECTORY)
 
 
 def bundle_source(settings: Settings) -> BundleSource:

@@ -455,6 +455,13 @@ class Settings(BaseSettings):
                                   "commit's SHA becomes the policy version.")
     watch_policies: bool = Field(
         default=True, description="Reload the bundle when its files change.")
+    validation_cache: bool = Field(
+        default=True,
+        description="Remember in `<state_dir>/validated` which policy files Cedar's validator "
+                    "passed (keyed by a SHA-256 of the text, the schema, cedarpy and the PDP), "
+                    "so that a restart or a reload of the same policies skips validating them "
+                    "again; only markers owned by the PDP's user and writable by no one else are "
+                    "believed (README, \"Validation cache\"). `pdp validate` always validates.")
     state_dir: Path = Field(default=Path(".pdp"), description="Local state (keys, SQLite log).")
     audience: str = Field(
         default="pdp", description="This PDP's audience: tokens must name it in `aud`.")

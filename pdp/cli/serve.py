@@ -267,7 +267,7 @@ def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
     directory (removed on exit), so ``/metrics`` sums them whichever worker answers.
     """
     from pdp.api.tls import HTTP_PROTOCOL_IMPORT
-    from pdp.components import bundle_source, watch_interval_s
+    from pdp.components import bundle_source, validation_cache, watch_interval_s
     from pdp.engine.store import BundleStore
     from pdp.server import SETTINGS_ENV  # deferred: module docstring
 
@@ -285,7 +285,7 @@ def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     # The supervisor's own store: the bundle prepare_workers loaded (preloaded), reloaded
     # by the supervisor alone (pdp.cli.workers).
-    bundles = BundleStore(bundle_source(settings))
+    bundles = BundleStore(bundle_source(settings), validation_cache=validation_cache(settings))
     bundles.load_initial()
     try:
         status = worker_processes.run(

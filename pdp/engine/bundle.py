@@ -52,7 +52,8 @@ from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
 from pdp.engine.request_shapes import RequestShapes
 from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex
-from pdp.engine.validation import check_full, generated_id, validate_file
+from pdp.engine.validation import FileFindings, check_full, generated_id, validate_file
+from pdp.engine.validation_cache import ValidationCache
 
 SCHEMA_FILES = ("schema.cedarschema", "schema.cedarschema.json")
 ENTITIES_FILE = "entities.json"
@@ -151,7 +152,8 @@ class Bundle:
         return self.full_set.get()
 
 
-def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
+def load_bundle(directory: Path | str, *, share_gil: bool = False,
+                validation_cache: ValidationCache | None = None) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
     problems.
 
@@ -170,6 +172,10 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     chunk by chunk (:func:`pdp.engine.policy_parse.policy_set_in_chunks`) rather than
     by ``PolicySet.from_pst``, which reads every node with the GIL held: more work in
     all, but the GIL changes hands every few milliseconds.
+
+    ``validation_cache``: a file whose text and schema Cedar's validator already passed
+    (:mod:`pdp.engine.validation_cache`) is not validated again, and a file it passes
+    now is recorded there. Without it (``pdp validate``) every file is validated.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -182,7 +188,10 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
     texts = _policy_texts(files, problems)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdp-bundle-load") as helpers:
         # Validation first, the longest; the other helper parses ahead of this thread.
-        checked = ({name: helpers.submit(check_full, text, schema) for name, text in texts.items()}
+        verdicts = ({} if validation_cache is None else
+                    {name: validation_cache.key(schema_text, text) for name, text in texts.items()})
+        checked = ({name: None if _cached_pass(validation_cache, verdicts.get(name))
+                    else helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
         splits = {name: split_with_rest(text) for name, text in texts.items()}
         parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
@@ -208,6 +217,8 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         problems += entity_problems
         if problems or schema is None or entities is None:
             raise BundleInvalid(directory, problems)
+        if validation_cache is not None:
+            _record_passes(validation_cache, verdicts, checked)
         # `policies` are the static ones, each node already named by its @id.
         graph = EntityGraph(partial(_parents, records, workload_parents))
         slicer = _entity_slicer(records, graph, schema, infos)
@@ -465,14 +476,17 @@ def _policy_info(source: _PolicyFile, cedar_id: str, node: pst.Template, is_temp
 
 
 def _validate_policies(sources: list[_PolicyFile],
-                       checked: Mapping[str, Future[cedarpy.ValidationResult]],
+                       checked: Mapping[str, Future[cedarpy.ValidationResult] | None],
                        schema: cedarpy.Schema, user_schema: cedarpy.Schema,
                        problems: list[BundleProblem], warnings: list[BundleProblem]) -> None:
     """Strict schema validation, scoped and said once per mistake (``pdp.engine.validation``);
-    ``checked`` holds each file's validation against the full schema, under way."""
+    ``checked`` holds each file's validation against the full schema, under way, or None
+    where the validation cache says it passed (a pass has no findings to report)."""
     for source in sources:
-        found = validate_file(source.name, source.text, source.spans, user_schema, schema,
-                              full=checked[source.name].result())
+        full = checked[source.name]
+        found = (FileFindings((), ()) if full is None else
+                 validate_file(source.name, source.text, source.spans, user_schema, schema,
+                               full=full.result()))
         problems.extend(found.problems)
         warnings.extend(found.warnings)
         # Where Cedar's validator refuses a policy, its message is the one to read; a
@@ -480,6 +494,19 @@ def _validate_policies(sources: list[_PolicyFile],
         refused = {p.line for p in found.problems}
         problems.extend(p for p in source.unconvertible
                         if p.line is None or p.line not in refused)
+
+
+def _cached_pass(cache: ValidationCache | None, key: str | None) -> bool:
+    """Whether ``cache`` holds a pass for ``key`` (never without a cache)."""
+    return cache is not None and key is not None and cache.passed(key)
+
+
+def _record_passes(cache: ValidationCache, keys: Mapping[str, str],
+                   checked: Mapping[str, Future[cedarpy.ValidationResult] | None]) -> None:
+    """Record in ``cache`` each file Cedar's validator passed in this load."""
+    for name, full in checked.items():
+        if full is not None and full.result().validation_passed:
+            cache.record_pass(keys[name])
 
 
 def _read_entities(

@@ -21,6 +21,7 @@ from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
 from pdp.engine.gil_switching import fine_switching
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
+from pdp.engine.validation_cache import ValidationCache
 
 SETTLE_S = 0.2
 """After a change is seen, how long to let its writer finish before loading."""
@@ -94,9 +95,13 @@ class ReloadFailure:
 class BundleStore:
     """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""
 
-    def __init__(self, source: Path | BundleSource) -> None:
+    def __init__(self, source: Path | BundleSource, *,
+                 validation_cache: ValidationCache | None = None) -> None:
+        """``validation_cache``: verdicts of Cedar's validator kept across loads and
+        restarts (:mod:`pdp.engine.validation_cache`); None validates every load in full."""
         self.source: BundleSource = (DirectorySource(source) if isinstance(source, (str, Path))
                                      else source)
+        self.validation_cache = validation_cache
         self._listeners: list[Callable[[ReloadOutcome], None]] = []
         self._lock = threading.Lock()
         self._current: Bundle | None = None
@@ -126,7 +131,8 @@ class BundleStore:
         if preloaded is not None:
             return preloaded
         try:
-            return load_bundle(directory, share_gil=share_gil)
+            return load_bundle(directory, share_gil=share_gil,
+                               validation_cache=self.validation_cache)
         finally:
             _release_free_memory()
 

@@ -61,6 +61,12 @@ def check_case(case: Case) -> None:
     """Every request of ``case``, in order on one bundle, against raw Cedar."""
     with tempfile.TemporaryDirectory() as directory:
         bundle = load_case(case, Path(directory))
+    check_requests(case, bundle)
+
+
+def check_requests(case: Case, bundle: Bundle) -> None:
+    """Every request of ``case``, in order on ``bundle`` (loaded from its files), against
+    raw Cedar."""
     text = "\n".join(case.policies)
     raw_policies = cedarpy.PolicySet.from_str(text)
     parsed = cedarpy.policies_to_pst(text)

@@ -33,10 +33,19 @@ def _reason(bundle: Bundle, policy_id: str, grants: Mapping[str, Grant]) -> Reas
                       message=f"{template.reason.rstrip('.')} (task grant {grant.id} for task "
                               f"{grant.task!r}, until {grant.expires_at.isoformat()})",
                       advice=template.advice)
+    # A policy's reason is a pure function of the bundle's policies, built once per bundle:
+    # a frozen dataclass costs more to build than a decision's other bookkeeping, and a
+    # decision at 10,000 policies names three or four (bench/RESULTS.md, branch hflat).
+    known: Reason | None = bundle.reasons.get(policy_id)
+    if known is not None:
+        return known
     info = bundle.policies.get(policy_id)
     if info is None:
         return Reason(policy=policy_id, effect="permit", message=f"policy {policy_id}")
-    return Reason(policy=policy_id, effect=info.effect, message=info.reason, advice=info.advice)
+    reason = Reason(policy=policy_id, effect=info.effect, message=info.reason,
+                    advice=info.advice)
+    bundle.reasons[policy_id] = reason  # a race builds an equal one: harmless
+    return reason
 
 
 class Outcomes:

@@ -139,6 +139,10 @@ class Bundle:
         default_factory=lambda: Memo(LINKED_SETS), compare=False, repr=False)
     # What `pdp validate` warns about without refusing (pdp.engine.validation).
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
+    # The ``Reason`` of each policy that has determined a decision, by policy id, built
+    # once: filled by pdp.decision.outcomes (which this module does not import, so the
+    # values are typed ``Any``). A pure function of ``policies``; at most one per policy.
+    reasons: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def policy_set(self) -> cedarpy.PolicySet:

@@ -176,7 +176,9 @@ def _entities_for(bundle: Bundle, request: EvalRequest) -> cedarpy.Entities:
         # Entities the context names are reached from too (``context.doc in Folder::"x"``);
         # what the PDP adds to the PEP's context (live, credential) names none.
         given = request.pep_context if request.pep_context is not None else request.context
-        named = tuple(sorted(set(references(given))))
+        # Most PEPs send no context: skip the walk (a share of a decision at 10,000
+        # policies, where every request takes this path; bench/RESULTS.md, branch hflat).
+        named = tuple(sorted(set(references(given)))) if given else ()
         # The principal's uid is in the key: a principal the PEP asserts without
         # attributes has no entity of its own, but its static ancestors differ.
         key = ((principal.type, principal.id),

@@ -35,6 +35,7 @@ import cedarpy
 from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
+from pdp.engine.answer_memo import AnswerMemo
 from pdp.engine.cache_budget import PROBE_POLICIES
 from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.entity_records import EntityRecords
@@ -136,6 +137,8 @@ class Bundle:
     # Policy sets with task grants linked, by what is linked; filled by pdp.engine.grants.
     linked: Memo[frozenset[tuple[str, ...]], cedarpy.PolicySet] = field(
         default_factory=lambda: Memo(LINKED_SETS), compare=False, repr=False)
+    # Cedar's answers to the questions already asked of this bundle (pdp.engine.answer_memo).
+    answers: AnswerMemo = field(default_factory=AnswerMemo, compare=False, repr=False)
     # What `pdp validate` warns about without refusing (pdp.engine.validation).
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
 

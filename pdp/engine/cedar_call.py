@@ -49,8 +49,18 @@ def is_authorized(principal: Mapping[str, str], action: Mapping[str, str],
     Without ``schema`` Cedar neither type-checks the request nor reads its values by
     the schema's types (see ``pdp.engine.request_shapes`` for when that is the same).
     """
+    return is_authorized_json(principal, action, resource, orjson.dumps(context).decode(),
+                              policy_set, entities, schema)
+
+
+def is_authorized_json(principal: Mapping[str, str], action: Mapping[str, str],
+                       resource: Mapping[str, str], context_json: str,
+                       policy_set: cedarpy.PolicySet, entities: cedarpy.Entities,
+                       schema: cedarpy.Schema | None) -> CedarResult:
+    """``is_authorized`` with the context already in JSON, exactly as Cedar reads it
+    (``pdp.engine.answer_memo`` keys its answers by that text)."""
     request = {"principal": principal, "action": action, "resource": resource,
-               "context": orjson.dumps(context).decode()}
+               "context": context_json}
     raw = _internal.is_authorized_batch([request], policy_set, entities._inner, schema, False)
     result = orjson.loads(raw[0])
     diagnostics = result.get("diagnostics") or {}

@@ -42,9 +42,10 @@ long it lives. The entry keeps a weak reference to the ``cedarpy.Entities``
 wrapper and answers only when it is the very object being asked about; an entry
 whose handle died is never served and ages out.
 
-**Bounds.** At most ``max_entries`` answers and ``capacity`` bytes: each entry
-weighs its key and answer, and each policy set the memo holds counts once, by
-the weight the caller gives (zero for the bundle's own set, which the bundle
+**Bounds.** At most ``max_entries`` answers and ``capacity`` bytes (the setting
+``answer_memo_bytes``: 8 MB and 8,192 answers by default; 0 turns the memo off).
+Each entry weighs its key and answer, and each policy set the memo holds counts
+once, by the weight the caller gives (zero for the bundle's own set, which the bundle
 holds anyway). The least recently used answer goes first. The memo belongs to
 one bundle (``Bundle.answers``): a reload starts an empty one and the old one
 goes with the old bundle. Decisions run on the event loop's thread and loads on
@@ -101,10 +102,13 @@ class MemoStats:
 class AnswerMemo:
     """Cedar's answers by every input Cedar reads, bounded by entries and bytes."""
 
-    def __init__(self, capacity: int = ANSWER_MEMO_BYTES,
-                 max_entries: int = ANSWER_MEMO_ENTRIES) -> None:
+    def __init__(self, capacity: int = ANSWER_MEMO_BYTES, max_entries: int | None = None,
+                 ) -> None:
+        """``capacity`` bytes (0: off); ``max_entries`` answers, by default as many as
+        the default budget's per byte (8,192 in 8 MB)."""
         self._capacity = capacity
-        self._max_entries = max_entries
+        self._max_entries = (capacity * ANSWER_MEMO_ENTRIES // ANSWER_MEMO_BYTES
+                             if max_entries is None else max_entries)
         self._table: OrderedDict[_Key, _Entry] = OrderedDict()
         # Policy sets the entries hold, by id: [entries holding it, its weight].
         self._held: dict[int, list[int]] = {}

@@ -36,7 +36,7 @@ from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
 from pdp.engine.answer_memo import AnswerMemo
-from pdp.engine.cache_budget import PROBE_POLICIES
+from pdp.engine.cache_budget import ANSWER_MEMO_BYTES, PROBE_POLICIES
 from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.entity_records import EntityRecords
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
@@ -154,9 +154,11 @@ class Bundle:
         return self.full_set.get()
 
 
-def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
+def load_bundle(directory: Path | str, *, share_gil: bool = False,
+                answer_memo_bytes: int = ANSWER_MEMO_BYTES) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
-    problems.
+    problems. ``answer_memo_bytes`` bounds the memo of Cedar's answers the bundle starts
+    with (0: none, every decision asks Cedar; :mod:`pdp.engine.answer_memo`).
 
     What Cedar does with the GIL released (``release_gil``) runs in helper threads,
     beside what needs the GIL in this one: Cedar's validation, its parse of the policies
@@ -247,6 +249,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         actions=build_action_catalog(schema, actions_only),
         files=files,
         principal_entities=PrincipalEntityCache(entities),
+        answers=AnswerMemo(answer_memo_bytes),
         warnings=tuple(warnings),
     )
 

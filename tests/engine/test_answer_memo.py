@@ -27,13 +27,16 @@ from cedarpy import _internal
 from hypothesis import HealthCheck, given, settings
 
 from context.model import LiveSnapshot
+from pdp.config import Settings
 from pdp.decision.decide import decide
 from pdp.decision.model import Decision, ResourceRef
 from pdp.engine import answer_memo, cedar_call, load_bundle
 from pdp.engine.answer_memo import ENTRY_OVERHEAD_BYTES, AnswerMemo
 from pdp.engine.bundle import Bundle
+from pdp.engine.cache_budget import ANSWER_MEMO_BYTES
 from pdp.engine.cedar_call import CedarResult
 from pdp.engine.grants import Grant
+from pdp.engine.store import BundleStore
 from pdp.identity.model import VerifiedIdentity
 from tests.cedar_reference import static_entities
 from tests.conftest import MONDAY_10
@@ -382,3 +385,23 @@ def _check_repeated(case: Case) -> None:
 @given(case=cases())
 def test_memoized_answers_equal_raw_cedar_and_memo_off_on_generated_bundles(case: Case) -> None:
     _check_repeated(case)
+
+
+def test_the_setting_sizes_each_loaded_bundles_memo_and_zero_turns_it_off(
+        tmp_path: Path) -> None:
+    assert Settings().answer_memo_bytes == ANSWER_MEMO_BYTES
+    write_bundle(tmp_path)
+    off = BundleStore(tmp_path, answer_memo_bytes=0)
+    bundle = off.load_initial()
+    assert not bundle.answers.enabled
+    assert [ask(bundle).decision for _ in range(3)] == ["allow"] * 3
+    assert bundle.answers.stats() == dataclasses.replace(bundle.answers.stats(), entries=0,
+                                                         hits=0, weight=0)
+    small = BundleStore(tmp_path, answer_memo_bytes=ENTRY_OVERHEAD_BYTES * 20)
+    small.load_initial()
+    small.reload(share_gil=False)
+    reloaded = small.current
+    assert reloaded is not None and reloaded.answers.enabled
+    for n in range(40):
+        ask(reloaded, context={"ticket": f"T-{n}"})
+    assert reloaded.answers.stats().weight <= ENTRY_OVERHEAD_BYTES * 20

@@ -38,10 +38,9 @@ from pdp.engine.cedar_call import CedarResult
 from pdp.engine.grants import Grant
 from pdp.engine.store import BundleStore
 from pdp.identity.model import VerifiedIdentity
-from tests.cedar_reference import static_entities
 from tests.conftest import MONDAY_10
 from tests.engine.cedar_bundles import Case, cases
-from tests.engine.test_differential_fuzz import check_request, load_case
+from tests.engine.test_differential_fuzz import check_request, load_case, reference
 
 SCHEMA = """namespace App {
   entity Doc = { level: Long, owner: String };
@@ -360,13 +359,7 @@ def _check_repeated(case: Case) -> None:
     with tempfile.TemporaryDirectory() as directory:
         bundle = load_case(case, Path(directory))
     plain = without_memo(bundle)
-    text = "\n".join(case.policies)
-    raw_policies = cedarpy.PolicySet.from_str(text)
-    parsed = cedarpy.policies_to_pst(text)
-    by_cedar_id = {cid: dict(node.annotations)["id"]
-                   for group in (parsed.static_policies, parsed.templates)
-                   for cid, node in group.items()}
-    static = static_entities(case.schema, case.entities)
+    raw_policies, static, by_cedar_id = reference(case)
     order = list(enumerate(case.requests))
     misses_after: list[int] = []
     for rounds in (order, order[::-1], order[1::2] + order[::2]):

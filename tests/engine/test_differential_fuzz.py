@@ -57,17 +57,23 @@ def load_case(case: Case, directory: Path) -> Bundle:
     return load_bundle(directory)
 
 
-def check_case(case: Case) -> None:
-    """Every request of ``case``, in order on one bundle, against raw Cedar."""
-    with tempfile.TemporaryDirectory() as directory:
-        bundle = load_case(case, Path(directory))
+def reference(case: Case) -> tuple[cedarpy.PolicySet, StaticEntities, dict[str, str]]:
+    """What raw Cedar decides ``case``'s requests on: its policies, its static entities,
+    and the @id of each policy by Cedar's own id (errors name the latter)."""
     text = "\n".join(case.policies)
-    raw_policies = cedarpy.PolicySet.from_str(text)
     parsed = cedarpy.policies_to_pst(text)
     by_cedar_id = {cid: dict(node.annotations)["id"]
                    for group in (parsed.static_policies, parsed.templates)
                    for cid, node in group.items()}
-    static = static_entities(case.schema, case.entities)
+    return (cedarpy.PolicySet.from_str(text), static_entities(case.schema, case.entities),
+            by_cedar_id)
+
+
+def check_case(case: Case) -> None:
+    """Every request of ``case``, in order on one bundle, against raw Cedar."""
+    with tempfile.TemporaryDirectory() as directory:
+        bundle = load_case(case, Path(directory))
+    raw_policies, static, by_cedar_id = reference(case)
     for number, request in enumerate(case.requests):
         check_request(case, bundle, raw_policies, static, by_cedar_id, request, number)
 

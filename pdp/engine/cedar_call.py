@@ -34,8 +34,8 @@ class CedarResult:
 
     def same_answer(self, other: CedarResult) -> bool:
         """The same decision, determining policies and errors. Cedar lists the policies
-        and errors of one answer in no fixed order (it collects them in a hash set), so
-        two calls may list them differently: compared as sets."""
+        and errors of one answer in no fixed order (it collects them in a hash set);
+        ``is_authorized`` sorts them, and they are compared as sets all the same."""
         return (self.decision == other.decision and set(self.reasons) == set(other.reasons)
                 and set(self.errors) == set(other.errors))
 
@@ -64,6 +64,8 @@ def is_authorized_json(principal: Mapping[str, str], action: Mapping[str, str],
     raw = _internal.is_authorized_batch([request], policy_set, entities._inner, schema, False)
     result = orjson.loads(raw[0])
     diagnostics = result.get("diagnostics") or {}
+    # Sorted: Cedar lists them in hash order, which differs from call to call, and the
+    # explanation names the first; the same question now reads the same every time.
     return CedarResult(decision=result.get("decision") or "NoDecision",
-                       reasons=tuple(diagnostics.get("reason") or ()),
-                       errors=tuple(diagnostics.get("errors") or ()))
+                       reasons=tuple(sorted(diagnostics.get("reason") or ())),
+                       errors=tuple(sorted(diagnostics.get("errors") or ())))

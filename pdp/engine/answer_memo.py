@@ -21,12 +21,11 @@ uids, and the context as a JSON string. Nothing else enters an evaluation:
   holds their ``id`` and the entry makes sure the id still names the same
   object (below).
 - The one freedom Cedar has is the *order* in which it lists an answer's
-  determining policies and errors (it collects them in a hash set): a memoized
-  answer is one of the orders a fresh call can give (``CedarResult.same_answer``
-  compares answers as sets, and everything downstream sorts or compares so).
+  determining policies and errors (it collects them in a hash set);
+  ``cedar_call`` sorts them, so a memoized answer reads exactly as a fresh one.
 
 So the key is every one of those inputs: the three handles, the three uids and
-the context's JSON bytes exactly as Cedar would get them. A request differing in
+the context's JSON text exactly as Cedar gets it. A request differing in
 one byte of context, one attribute of an entity (a different entity handle) or
 the resource is another key. Where the PDP sends Cedar only the context values
 the policies can read (``pdp.engine.context_reads``), a live value no policy
@@ -71,11 +70,12 @@ from pdp.engine import cedar_call
 from pdp.engine.cache_budget import ANSWER_MEMO_BYTES, ANSWER_MEMO_ENTRIES
 from pdp.engine.cedar_call import CedarResult
 
-# What an entry costs besides its context and answer strings: the table's node, the
-# key tuple and its uid tuples, the entry and its weak reference (measured: bench/RESULTS.md).
-ENTRY_OVERHEAD_BYTES = 700
+# What an entry costs besides its context and answer strings: the table's slot, the key
+# tuple and its uid tuples, the entry, its weak reference and its answer's objects
+# (tracemalloc over 5,000 entries: ~770 bytes besides those strings; bench/RESULTS.md).
+ENTRY_OVERHEAD_BYTES = 800
 
-_Key = tuple[int, int, int, int, tuple[str, str], tuple[str, str], tuple[str, str], bytes]
+_Key = tuple[int, int, int, int, tuple[str, str], tuple[str, str], tuple[str, str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +132,12 @@ class AnswerMemo:
         """``cedar_call.is_authorized`` with the same arguments, answered from the memo
         when this exact question was asked before. ``policy_weight``: the bytes holding
         ``policy_set`` may keep alive (0 when something else keeps it for as long)."""
-        context_json = orjson.dumps(context)
+        # Decoded: the bytes orjson returns keep a 4 KB buffer each (measured, RSS), the
+        # string holds what it says.
+        context_json = orjson.dumps(context).decode()
         if not self.enabled:
-            return cedar_call.is_authorized_json(principal, action, resource,
-                                                 context_json.decode(), policy_set, entities,
-                                                 schema)
+            return cedar_call.is_authorized_json(principal, action, resource, context_json,
+                                                 policy_set, entities, schema)
         key: _Key = (id(policy_set), id(entities), id(entities._inner), id(schema),
                      (principal["type"], principal["id"]), (action["type"], action["id"]),
                      (resource["type"], resource["id"]), context_json)
@@ -148,9 +149,8 @@ class AnswerMemo:
                 self._hits += 1
                 return entry.result
             self._misses += 1
-        result = cedar_call.is_authorized_json(principal, action, resource,
-                                               context_json.decode(), policy_set, entities,
-                                               schema)
+        result = cedar_call.is_authorized_json(principal, action, resource, context_json,
+                                               policy_set, entities, schema)
         weight = (ENTRY_OVERHEAD_BYTES + len(context_json) + sum(map(len, key[4] + key[5]))
                   + sum(map(len, key[6])) + sum(map(len, result.reasons + result.errors)))
         self._keep(key, _Entry(result, policy_set, schema, weakref.ref(entities), weight),

@@ -38,7 +38,7 @@ from pdp.engine.cedar_call import CedarResult
 from pdp.engine.grants import Grant
 from pdp.engine.store import BundleStore
 from pdp.identity.model import VerifiedIdentity
-from tests.conftest import MONDAY_10
+from tests.conftest import MONDAY_10, examples
 from tests.engine.cedar_bundles import Case, cases
 from tests.engine.test_differential_fuzz import check_request, load_case, reference
 
@@ -372,7 +372,7 @@ def _check_repeated(case: Case) -> None:
     assert misses_after[2] == misses_after[1], misses_after
 
 
-@settings(max_examples=60, deadline=None, print_blob=True,
+@settings(max_examples=examples(100), deadline=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.large_base_example])
 @given(case=cases())

@@ -37,9 +37,9 @@ def test_a_shared_reload_loads_with_the_finer_interval_and_restores_it(
     seen: list[float] = []
     real = store_module.load_bundle
 
-    def spying(directory: Path, *, share_gil: bool = False) -> object:
+    def spying(directory: Path, *, share_gil: bool = False, **options: int) -> object:
         seen.append(sys.getswitchinterval())
-        return real(directory, share_gil=share_gil)
+        return real(directory, share_gil=share_gil, **options)
 
     monkeypatch.setattr(store_module, "load_bundle", spying)
     assert store.reload().ok

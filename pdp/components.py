@@ -114,7 +114,8 @@ def build_components(settings: Settings, *, clock: Clock | None = None,
         extra_issuers=([(broker_issuer(settings), broker_key_source(keyring, clock.now))]
                        if keyring is not None else ()))
 
-    bundles = BundleStore(bundle_source(settings), validation_cache=validation_cache(settings))
+    bundles = BundleStore(bundle_source(settings), validation_cache=validation_cache(settings),
+                          answer_memo_bytes=settings.answer_memo_bytes)
     bundles.subscribe(metrics.observe_reload)
     bundles.load_initial()
     # Archive each bundle version as it is loaded, so old decisions keep their policies' text.

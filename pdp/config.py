@@ -503,6 +503,12 @@ class Settings(BaseSettings):
                     "Not set and --dev: the example table of pdp/gateway/example_routes.py.")
     verification_cache_size: int = Field(
         default=10000, ge=0, description="Verified credentials kept (LRU) until they expire.")
+    answer_memo_bytes: int = Field(
+        default=8_000_000, ge=0,
+        description="Memory per worker for Cedar's answers to questions already asked of "
+                    "the current bundle: the same principal, action, resource, entities "
+                    "and context (the part the policies read) is answered without Cedar, "
+                    "exactly as Cedar answered it. 0 turns the memo off.")
     identity_refresh_s: int = Field(
         default=30, ge=1, description="How often trust bundles and JWKS files are re-read.")
     workload_api_socket: str | None = Field(

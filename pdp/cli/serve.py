@@ -285,7 +285,8 @@ def run_workers(settings: Settings, workers: int, tls: dict[str, Any]) -> None:
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     # The supervisor's own store: the bundle prepare_workers loaded (preloaded), reloaded
     # by the supervisor alone (pdp.cli.workers).
-    bundles = BundleStore(bundle_source(settings), validation_cache=validation_cache(settings))
+    bundles = BundleStore(bundle_source(settings), validation_cache=validation_cache(settings),
+                          answer_memo_bytes=settings.answer_memo_bytes)
     bundles.load_initial()
     try:
         status = worker_processes.run(

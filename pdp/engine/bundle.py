@@ -35,7 +35,8 @@ import cedarpy
 from cedarpy import pst
 
 from pdp.engine.actions import ActionCatalog, build_action_catalog
-from pdp.engine.cache_budget import PROBE_POLICIES
+from pdp.engine.answer_memo import AnswerMemo
+from pdp.engine.cache_budget import ANSWER_MEMO_BYTES, PROBE_POLICIES
 from pdp.engine.entity_cache import PrincipalEntityCache
 from pdp.engine.entity_records import EntityRecords
 from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
@@ -137,6 +138,8 @@ class Bundle:
     # Policy sets with task grants linked, by what is linked; filled by pdp.engine.grants.
     linked: Memo[frozenset[tuple[str, ...]], cedarpy.PolicySet] = field(
         default_factory=lambda: Memo(LINKED_SETS), compare=False, repr=False)
+    # Cedar's answers to the questions already asked of this bundle (pdp.engine.answer_memo).
+    answers: AnswerMemo = field(default_factory=AnswerMemo, compare=False, repr=False)
     # What `pdp validate` warns about without refusing (pdp.engine.validation).
     warnings: tuple[BundleProblem, ...] = field(default=(), compare=False)
     # The ``Reason`` of each policy that has determined a decision, by policy id, built
@@ -157,9 +160,11 @@ class Bundle:
 
 
 def load_bundle(directory: Path | str, *, share_gil: bool = False,
-                validation_cache: ValidationCache | None = None) -> Bundle:
+                validation_cache: ValidationCache | None = None,
+                answer_memo_bytes: int = ANSWER_MEMO_BYTES) -> Bundle:
     """Load and validate the bundle at ``directory``; raise ``BundleInvalid`` listing all
-    problems.
+    problems. ``answer_memo_bytes`` bounds the memo of Cedar's answers the bundle starts
+    with (0: none, every decision asks Cedar; :mod:`pdp.engine.answer_memo`).
 
     What Cedar does with the GIL released (``release_gil``) runs in helper threads,
     beside what needs the GIL in this one: Cedar's validation, its parse of the policies
@@ -259,6 +264,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False,
         actions=build_action_catalog(schema, actions_only),
         files=files,
         principal_entities=PrincipalEntityCache(entities),
+        answers=AnswerMemo(answer_memo_bytes),
         warnings=tuple(warnings),
     )
 

@@ -10,11 +10,12 @@ figures and the command are in bench/RESULTS.md, branch hcache):
 - an entity in a ``cedarpy.Entities`` handle: about 2.5 KB;
 - a policy in a ``cedarpy.PolicySet`` handle: about 2 KB.
 
-With the budgets below a worker's caches hold at most about 15 + 8 + 8 + 4 + 9 MB
-at any traffic (before issue 16 they were bounded by entries: ~70 MB of entity
-slices alone at 4,096). A request whose handle alone exceeds a budget is
-answered but its handle is not kept. What else a forked worker adds (the pages
-of the shared bundle it writes to) is not bounded here: bench/RESULTS.md.
+With the budgets below a worker's caches hold at most about 15 + 8 + 8 + 4 + 9 MB,
+and 8 MB of Cedar's answers, at any traffic (before issue 16 they were bounded by
+entries: ~70 MB of entity slices alone at 4,096). A request whose handle alone
+exceeds a budget is answered but its handle is not kept. What else a forked worker
+adds (the pages of the shared bundle it writes to) is not bounded here:
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,3 +34,7 @@ POLICY_SLICE_POLICIES = 4_000
 PROBE_POLICIES = 2_000
 # Static ancestors per uid (pdp.engine.graph): uids, ~450 bytes each with the set (~9 MB).
 ANCESTOR_SETS = 20_000
+# Cedar's answers (pdp.engine.answer_memo): about 1.5 KB an answer with a live context of
+# ~0.6 KB, plus the policy slices the answers hold; a worker's memo is at most 8 MB.
+ANSWER_MEMO_BYTES = 8_000_000
+ANSWER_MEMO_ENTRIES = 8_192

@@ -34,8 +34,8 @@ class CedarResult:
 
     def same_answer(self, other: CedarResult) -> bool:
         """The same decision, determining policies and errors. Cedar lists the policies
-        and errors of one answer in no fixed order (it collects them in a hash set), so
-        two calls may list them differently: compared as sets."""
+        and errors of one answer in no fixed order (it collects them in a hash set);
+        ``is_authorized`` sorts them, and they are compared as sets all the same."""
         return (self.decision == other.decision and set(self.reasons) == set(other.reasons)
                 and set(self.errors) == set(other.errors))
 
@@ -49,11 +49,23 @@ def is_authorized(principal: Mapping[str, str], action: Mapping[str, str],
     Without ``schema`` Cedar neither type-checks the request nor reads its values by
     the schema's types (see ``pdp.engine.request_shapes`` for when that is the same).
     """
+    return is_authorized_json(principal, action, resource, orjson.dumps(context).decode(),
+                              policy_set, entities, schema)
+
+
+def is_authorized_json(principal: Mapping[str, str], action: Mapping[str, str],
+                       resource: Mapping[str, str], context_json: str,
+                       policy_set: cedarpy.PolicySet, entities: cedarpy.Entities,
+                       schema: cedarpy.Schema | None) -> CedarResult:
+    """``is_authorized`` with the context already in JSON, exactly as Cedar reads it
+    (``pdp.engine.answer_memo`` keys its answers by that text)."""
     request = {"principal": principal, "action": action, "resource": resource,
-               "context": orjson.dumps(context).decode()}
+               "context": context_json}
     raw = _internal.is_authorized_batch([request], policy_set, entities._inner, schema, False)
     result = orjson.loads(raw[0])
     diagnostics = result.get("diagnostics") or {}
+    # Sorted: Cedar lists them in hash order, which differs from call to call, and the
+    # explanation names the first; the same question now reads the same every time.
     return CedarResult(decision=result.get("decision") or "NoDecision",
-                       reasons=tuple(diagnostics.get("reason") or ()),
-                       errors=tuple(diagnostics.get("errors") or ()))
+                       reasons=tuple(sorted(diagnostics.get("reason") or ())),
+                       errors=tuple(sorted(diagnostics.get("errors") or ())))

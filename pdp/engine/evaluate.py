@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import cedarpy
@@ -21,6 +22,7 @@ import orjson
 from pdp.engine import cedar_call
 from pdp.engine.actions import ActionInfo, Uid
 from pdp.engine.bundle import Bundle
+from pdp.engine.cache_budget import POLICY_COPY_BYTES
 from pdp.engine.cedar_call import CedarResult
 from pdp.engine.context_reads import Reads, read_part
 from pdp.engine.entity_slice import references
@@ -112,19 +114,28 @@ def evaluate(bundle: Bundle, request: EvalRequest,
     except (ValueError, TypeError) as e:  # TypeError: orjson refuses the value (a huge int)
         return Evaluation(allowed=False, request_error=f"entities do not match the schema: {e}")
     try:
-        candidates, reads = None, None
+        candidates, reads, weight = None, None, None
         if policy_set is None:
             policy_set, candidates, reads = _policies_for(bundle, request, grants)
-        result = _authorize(bundle, request, policy_set, entities, reads)
+            weight = _policy_weight(bundle, candidates, grants)
+        result = _authorize(bundle, request, policy_set, entities, reads, weight)
     except Exception as e:  # noqa: BLE001 - the engine must hand back a value, never raise
         return Evaluation(allowed=False, request_error=f"cedar failed: {e}")
     return _to_evaluation(bundle, result, entities, extra_effects or {}, candidates)
 
 
 def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicySet,
-               entities: cedarpy.Entities, reads: Reads | None = None) -> CedarResult:
+               entities: cedarpy.Entities, reads: Reads | None = None,
+               policy_weight: int | None = None) -> CedarResult:
     """Cedar's answer; with the schema unless this request's shape is known to need none,
-    and then with only the context the policies can read (``reads``, when known)."""
+    and then with only the context the policies can read (``reads``, when known).
+
+    With ``policy_weight`` (the memory holding ``policy_set`` may keep alive) the answer
+    comes from the bundle's memo of Cedar's answers when the same question was asked
+    (``pdp.engine.answer_memo``); without it (policies the caller chose), from Cedar.
+    """
+    ask = cedar_call.is_authorized if policy_weight is None else partial(
+        bundle.answers.is_authorized, policy_weight=policy_weight)
     principal, action, resource = (request.principal.uid, request.action.cedar_json,
                                    request.resource.uid)
     key = None
@@ -134,16 +145,25 @@ def _authorize(bundle: Bundle, request: EvalRequest, policy_set: cedarpy.PolicyS
         verdict = bundle.shapes.verdict(key)
         if verdict is True:
             context = request.context if reads is None else read_part(request.context, reads)
-            return cedar_call.is_authorized(principal, action, resource, context, policy_set,
-                                            entities, None)
+            return ask(principal, action, resource, context, policy_set, entities, None)
         if verdict is False:
             key = None  # already checked: this shape needs the schema
     args = (principal, action, resource, request.context, policy_set, entities)
-    result = cedar_call.is_authorized(*args, bundle.schema)
+    result = ask(*args, bundle.schema)
     if key is not None and result.decision != "NoDecision":
         # A refused request proves nothing about its shape; an evaluated one does.
         bundle.shapes.remember(key, _schema_free(bundle, request, args, result))
     return result
+
+
+def _policy_weight(bundle: Bundle, candidates: frozenset[str] | None,
+                   grants: Sequence[Grant]) -> int:
+    """What a memoized answer's hold on the policy set it was asked of may cost: nothing
+    for the bundle's own set, a copy of each policy for a slice or a linked set (counted
+    though their own memos usually hold them too: the bound errs on the safe side)."""
+    if candidates is not None:
+        return len(candidates) * POLICY_COPY_BYTES
+    return (len(bundle.policies) + len(grants)) * POLICY_COPY_BYTES if grants else 0
 
 
 def _schema_free(bundle: Bundle, request: EvalRequest, args: tuple[Any, ...],

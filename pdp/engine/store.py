@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pdp.engine.bundle import Bundle, load_bundle, version_on_disk
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
+from pdp.engine.cache_budget import ANSWER_MEMO_BYTES
 from pdp.engine.gil_switching import fine_switching
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.sources import BundleSource, DirectorySource, SourceError
@@ -96,9 +97,13 @@ class BundleStore:
     """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""
 
     def __init__(self, source: Path | BundleSource, *,
-                 validation_cache: ValidationCache | None = None) -> None:
+                 validation_cache: ValidationCache | None = None,
+                 answer_memo_bytes: int = ANSWER_MEMO_BYTES) -> None:
         """``validation_cache``: verdicts of Cedar's validator kept across loads and
-        restarts (:mod:`pdp.engine.validation_cache`); None validates every load in full."""
+        restarts (:mod:`pdp.engine.validation_cache`); None validates every load in full.
+        ``answer_memo_bytes``: the memo of Cedar's answers each loaded bundle starts
+        with (``pdp.engine.answer_memo``; 0 turns it off)."""
+        self._answer_memo_bytes = answer_memo_bytes
         self.source: BundleSource = (DirectorySource(source) if isinstance(source, (str, Path))
                                      else source)
         self.validation_cache = validation_cache
@@ -132,7 +137,8 @@ class BundleStore:
             return preloaded
         try:
             return load_bundle(directory, share_gil=share_gil,
-                               validation_cache=self.validation_cache)
+                               validation_cache=self.validation_cache,
+                               answer_memo_bytes=self._answer_memo_bytes)
         finally:
             _release_free_memory()
 

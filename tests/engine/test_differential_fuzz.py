@@ -67,15 +67,21 @@ def check_case(case: Case) -> None:
 def check_requests(case: Case, bundle: Bundle) -> None:
     """Every request of ``case``, in order on ``bundle`` (loaded from its files), against
     raw Cedar."""
+    raw_policies, static, by_cedar_id = reference(case)
+    for number, request in enumerate(case.requests):
+        check_request(case, bundle, raw_policies, static, by_cedar_id, request, number)
+
+
+def reference(case: Case) -> tuple[cedarpy.PolicySet, StaticEntities, dict[str, str]]:
+    """What raw Cedar decides ``case``'s requests on: its policies, its static entities,
+    and the @id of each policy by Cedar's own id (errors name the latter)."""
     text = "\n".join(case.policies)
-    raw_policies = cedarpy.PolicySet.from_str(text)
     parsed = cedarpy.policies_to_pst(text)
     by_cedar_id = {cid: dict(node.annotations)["id"]
                    for group in (parsed.static_policies, parsed.templates)
                    for cid, node in group.items()}
-    static = static_entities(case.schema, case.entities)
-    for number, request in enumerate(case.requests):
-        check_request(case, bundle, raw_policies, static, by_cedar_id, request, number)
+    return (cedarpy.PolicySet.from_str(text), static_entities(case.schema, case.entities),
+            by_cedar_id)
 
 
 def check_request(case: Case, bundle: Bundle, raw_policies: cedarpy.PolicySet,

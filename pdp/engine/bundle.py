@@ -211,8 +211,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False) -> Bundle:
         # `policies` are the static ones, each node already named by its @id.
         graph = EntityGraph(partial(_parents, records, workload_parents))
         slicer = _entity_slicer(records, graph, schema, infos)
-        index = (PolicyIndex(policies, _policy_codes(sources, infos))
-                 if len(policies) >= SLICE_MIN_POLICIES else None)
+        index = PolicyIndex(policies) if len(policies) >= SLICE_MIN_POLICIES else None
         if building is None:  # decided on slices: see Bundle.policy_set
             assert index is not None
             full_set = LazyPolicySet(partial(_build_policy_set, index.policies, templates))
@@ -578,15 +577,6 @@ def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],
         return None
     return ([(source.name, source.spans) for source in sources if source.name in split],
             {(info.file, info.node.id): pid for pid, info in infos.items()})
-
-
-def _policy_codes(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo]) -> dict[str, str]:
-    """Each static policy's code alone, by id, where its file's split agrees with Cedar
-    (for slices built without the shared nodes: :meth:`PolicyIndex.nodes`)."""
-    spans = {source.name: source.spans for source in sources
-             if source.spans and not source.unconvertible}
-    return {pid: spans[info.file][int(info.node.id.removeprefix("policy"))].code
-            for pid, info in infos.items() if not info.is_template and info.file in spans}
 
 
 def _build_policy_set(static: dict[str, pst.Template],

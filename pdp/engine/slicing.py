@@ -35,7 +35,7 @@ from cedarpy import pst
 from pdp.engine.cache_budget import POLICY_SLICE_POLICIES, SCOPE_SLICE_POLICIES
 from pdp.engine.context_reads import Reads, context_reads
 from pdp.engine.memo import Memo
-from pdp.engine.packed import PackedTexts, encode, pack_keys, uid_key
+from pdp.engine.packed import PackedTexts, encode, uid_key
 from pdp.engine.policy_masks import PositionBuckets, mask_of, positions_of
 
 Uid = tuple[str, str]
@@ -112,18 +112,11 @@ class ScopeSlice:
 class PolicyIndex:
     """Static policies indexed by principal and resource scope, with their action scopes."""
 
-    def __init__(self, policies: Mapping[str, pst.Template],
-                 codes: Mapping[str, str] | None = None) -> None:
-        """``policies``: the static policies' nodes by id. ``codes``: each one's Cedar
-        code alone (comment-free), where known, for building slices without reading the
-        shared nodes (:meth:`slice`)."""
+    def __init__(self, policies: Mapping[str, pst.Template]) -> None:
         self.policies = dict(policies)
         # What a request reads to find its candidates is kept in buffers and a few ints,
         # not in sets of the ids: see pdp.engine.policy_masks.
         self._ids = PackedTexts(map(encode, self.policies))
-        self._slots, order = pack_keys(self.policies)
-        ids, known = list(self.policies), codes or {}
-        self._codes = PackedTexts(encode(known.get(ids[i], "")) for i in order)
         nodes = self.policies.values()
         width = len(self.policies)
         self._principal = _SideMasks([_keys(node.principal) for node in nodes])
@@ -136,7 +129,7 @@ class PolicyIndex:
                 by_action[uid_key(uid)].append(i)
         self._by_action = {a: mask_of(found, width) for a, found in by_action.items()}
         # Both weigh an entry by its policies, plus one for the key and ids it holds.
-        self._slices: Memo[tuple[frozenset[str], frozenset[object]], _Slice] = Memo(
+        self._slices: Memo[tuple[frozenset[str], frozenset[object]], cedarpy.PolicySet] = Memo(
             POLICY_SLICE_POLICIES, weigh=lambda key, _built: len(key[0]) + 1)
         self._by_scope: Memo[Hashable, ScopeSlice] = Memo(
             SCOPE_SLICE_POLICIES, weigh=lambda _key, built: len(built.ids) + 1)
@@ -148,8 +141,8 @@ class PolicyIndex:
         parents, and the action; their static ancestors are the bundle's)."""
         def build() -> ScopeSlice:
             ids = candidates()
-            found = self._slice(ids, {})
-            return ScopeSlice(found.policies, ids, found.context_reads)
+            return ScopeSlice(self.slice(ids), ids,
+                              context_reads(self.policies[pid] for pid in ids))
 
         return self._by_scope.get(scope, build)
 
@@ -181,61 +174,16 @@ class PolicyIndex:
     def slice(self, ids: frozenset[str], extra: Mapping[str, pst.Template] = {},  # noqa: B006
               ) -> cedarpy.PolicySet:
         """The policy set of ``ids`` (cached: most requests share a few slices)."""
-        return self._slice(ids, extra).policies
-
-    def _slice(self, ids: frozenset[str], extra: Mapping[str, pst.Template]) -> _Slice:
         # A linked policy's id says which grant, its scope what it was linked to.
         key = (ids, frozenset((pid, extra[pid].principal, extra[pid].resource)
                               for pid in ids if pid in extra))
 
-        def build() -> _Slice:
-            nodes = {**self.nodes(pid for pid in ids if pid not in extra),
-                     **{pid: extra[pid] for pid in ids if pid in extra}}
-            return _Slice(cedarpy.PolicySet.from_pst(
-                pst.PolicySet(templates={}, static_policies=nodes, template_links=())),
-                context_reads(nodes.values()))
+        def build() -> cedarpy.PolicySet:
+            nodes = {pid: extra[pid] if pid in extra else self.policies[pid] for pid in ids}
+            return cedarpy.PolicySet.from_pst(
+                pst.PolicySet(templates={}, static_policies=nodes, template_links=()))
 
         return self._slices.get(key, build)
-
-    def nodes(self, ids: Iterable[str]) -> dict[str, pst.Template]:
-        """The nodes of the static policies ``ids``, each the worker's own where its code
-        is known: parsed again from the code (one call to Cedar for them all) and named
-        by its id, which gives the node the load made of it (a policy parses to the same
-        node alone as in its file: ``pdp.engine.policy_parse``). A forked worker that read
-        the shared nodes wrote their reference counts, copying their pages (~8 MB per
-        worker over 3,000 distinct requests at 10,000 policies: bench/RESULTS.md, hcow2).
-        The shared node is used where the code is not known or does not parse alone into
-        exactly one policy."""
-        wanted = list(ids)
-        found: dict[str, pst.Template] = {}
-        coded: list[tuple[str, str]] = []
-        for pid in wanted:
-            slot = self._slots.find(pid)
-            code = self._codes[slot] if slot >= 0 else ""
-            if code:
-                coded.append((pid, code))
-            else:
-                found[pid] = self.policies[pid]
-        if coded:
-            try:
-                parsed = cedarpy.policies_to_pst("\n".join(code for _, code in coded))
-            except ValueError:
-                parsed = None
-            if (parsed is not None and not parsed.templates
-                    and len(parsed.static_policies) == len(coded)):
-                for i, (pid, _) in enumerate(coded):
-                    found[pid] = replace(parsed.static_policies[f"policy{i}"], id=pid)
-            else:
-                found.update((pid, self.policies[pid]) for pid, _ in coded)
-        return {pid: found[pid] for pid in wanted}
-
-
-@dataclass(frozen=True, slots=True)
-class _Slice:
-    """A set of policies in Cedar, and what of the context they can read."""
-
-    policies: cedarpy.PolicySet
-    context_reads: Reads | None
 
 
 def _action_uids(constraint: pst.ActionConstraint) -> frozenset[Uid] | None:

@@ -10,15 +10,19 @@ copied into that worker: with 100,000 entities and traffic on distinct resources
 ~29 MB per worker after 3,000 decisions, besides the ~130 MB the dicts took in the
 first place (bench/RESULTS.md, branch hcow).
 
-Here each entity is its JSON text in one ``bytes`` (``_records``, offsets in an
-``array('q')``), found through its uid's text in :class:`pdp.engine.packed.PackedKeys`
-(sorted 64-bit hashes and the uid texts, in buffers too): a lookup reads these
-buffers and allocates what it returns, so it writes no page the supervisor built.
-A record is decoded per lookup (``load_json``: the value ``entities.json`` gave, big
-integers and ``NaN`` included), so callers get a fresh dict each time and may not
-rely on identity; that costs ~1-2 µs, paid only when a request's entity set is
-built (the sets are cached). A membership test
+Here each entity is its JSON text in one ``bytes`` (``_records``), found through
+two ``array('q')`` (the 64-bit hashes of the uids, sorted, and the offsets of each
+text): a lookup reads these buffers and allocates what it returns, so it writes
+no page the supervisor built. A record is decoded per lookup (``load_json``: the
+value ``entities.json`` gave, big integers and ``NaN`` included), so callers get
+a fresh dict each time and may not rely on identity; that costs ~1-2 µs, paid only
+when a request's entity set is built (the sets are cached). A membership test
 (is this resource the bundle's?) compares the uid's text and decodes nothing.
+
+The uid hash is Python's own ``hash()`` of the uid's text: randomized per
+interpreter, so the index is only valid in the process that built it and its
+forks (it is never written anywhere). Two uids may share a hash; a lookup then
+compares the uid texts of each candidate.
 """
 
 from __future__ import annotations
@@ -26,15 +30,27 @@ from __future__ import annotations
 import json
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import accumulate
 from typing import Any
 
 import orjson
 
 from pdp.engine.json_load import load_json
-from pdp.engine.packed import pack_keys, uid_key, uid_of_key
 
 Uid = tuple[str, str]
+
+
+def _key(uid: Uid) -> str:
+    # The type's length first: no two uids share a key text, whatever their characters
+    # ("A\0B", "C" and "A", "B\0C" would, joined by a separator).
+    return f"{len(uid[0])}:{uid[0]}{uid[1]}"
+
+
+def _hash(key: str) -> int:
+    """Where a key sorts in the index (a module function, so a test can make all collide)."""
+    return hash(key)
 
 
 def _encoded(values: Iterable[Any]) -> tuple[bytes, array[int]]:
@@ -80,14 +96,34 @@ class EntityRecords(Mapping[Uid, dict[str, Any]]):
     """Entities by uid (``(type, id)``, as ``str``), each decoded on lookup.
 
     Built from ``(uid, entity)`` pairs; a uid given twice keeps its last entity, as a
-    dict would. Immutable: nothing a lookup does writes to it. The uids are found
-    through :class:`pdp.engine.packed.PackedKeys`, the records laid out slot by slot.
+    dict would. Immutable: nothing a lookup does writes to it.
     """
 
     def __init__(self, entities: Iterable[tuple[Uid, dict[str, Any]]]) -> None:
-        pairs = list(entities)
-        self._keys, order = pack_keys(uid_key(uid) for uid, _ in pairs)
-        self._records, self._record_offsets = _encoded(pairs[i][1] for i in order)
+        latest = {_key(uid): entity for uid, entity in entities}
+        keys, values = list(latest), list(latest.values())
+        hashes = list(map(_hash, keys))
+        order = sorted(range(len(keys)), key=hashes.__getitem__)
+        self._hashes = array("q", [hashes[i] for i in order])
+        self._keys, self._key_offsets = _pack(
+            [keys[i].encode("utf-8", "surrogatepass") for i in order])
+        self._records, self._record_offsets = _encoded(values[i] for i in order)
+
+    def _find(self, uid: Uid) -> int:
+        """The position of ``uid``, or -1."""
+        key = _key(uid)
+        wanted = _hash(key)
+        hashes = self._hashes
+        i = bisect_left(hashes, wanted)
+        if i == len(hashes) or hashes[i] != wanted:
+            return -1
+        encoded = key.encode("utf-8", "surrogatepass")
+        offsets = self._key_offsets
+        while i < len(hashes) and hashes[i] == wanted:
+            if self._keys[offsets[i]:offsets[i + 1]] == encoded:
+                return i
+            i += 1
+        return -1
 
     def _decode(self, i: int) -> dict[str, Any]:
         offsets = self._record_offsets
@@ -95,7 +131,7 @@ class EntityRecords(Mapping[Uid, dict[str, Any]]):
         return record
 
     def __getitem__(self, uid: Uid) -> dict[str, Any]:
-        i = self._keys.find(uid_key(uid))
+        i = self._find(uid)
         if i < 0:
             raise KeyError(uid)
         return self._decode(i)
@@ -103,13 +139,17 @@ class EntityRecords(Mapping[Uid, dict[str, Any]]):
     def __contains__(self, uid: object) -> bool:
         return (isinstance(uid, tuple) and len(uid) == 2
                 and isinstance(uid[0], str) and isinstance(uid[1], str)
-                and self._keys.find(uid_key((uid[0], uid[1]))) >= 0)
+                and self._find((uid[0], uid[1])) >= 0)
 
     def __iter__(self) -> Iterator[Uid]:
-        return map(uid_of_key, self._keys)
+        offsets = self._key_offsets
+        for i in range(len(self._hashes)):
+            length, _, rest = self._keys[offsets[i]:offsets[i + 1]].decode(
+                "utf-8", "surrogatepass").partition(":")
+            yield (rest[:int(length)], rest[int(length):])
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._hashes)
 
     def attrs(self) -> Mapping[Uid, Mapping[str, Any]]:
         """Each entity's ``attrs`` (``{}`` when it gives none), by uid."""
@@ -118,8 +158,13 @@ class EntityRecords(Mapping[Uid, dict[str, Any]]):
     @property
     def nbytes(self) -> int:
         """The bytes the buffers hold (for the memory bench)."""
-        return (self._keys.nbytes + len(self._records)
-                + self._record_offsets.itemsize * len(self._record_offsets))
+        return (len(self._records) + len(self._keys) + self._hashes.itemsize * (
+            len(self._hashes) + len(self._key_offsets) + len(self._record_offsets)))
+
+
+def _pack(texts: list[bytes]) -> tuple[bytes, array[int]]:
+    """The texts joined, and their offsets (``len(texts) + 1`` of them)."""
+    return b"".join(texts), array("q", accumulate(map(len, texts), initial=0))
 
 
 class _Attrs(Mapping[Uid, Mapping[str, Any]]):

@@ -35,8 +35,6 @@ from cedarpy import pst
 from pdp.engine.cache_budget import POLICY_SLICE_POLICIES, SCOPE_SLICE_POLICIES
 from pdp.engine.context_reads import Reads, context_reads
 from pdp.engine.memo import Memo
-from pdp.engine.packed import PackedTexts, encode, uid_key
-from pdp.engine.policy_masks import PositionBuckets, mask_of, positions_of
 
 Uid = tuple[str, str]
 
@@ -75,28 +73,27 @@ def _keys(constraint: pst.PrincipalOrResourceConstraint) -> _ScopeKeys:
     return _ScopeKeys(any=True)
 
 
-class _SideMasks:
-    """Where one side's (principal's or resource's) scopes file each policy, as bitmasks
-    over the policies' positions (:mod:`pdp.engine.policy_masks`)."""
+class _SideIndex:
+    def __init__(self) -> None:
+        self.any: set[str] = set()
+        self.by_entity: dict[Uid, set[str]] = defaultdict(set)
+        self.by_type: dict[str, set[str]] = defaultdict(set)
 
-    def __init__(self, keys: list[_ScopeKeys]) -> None:
-        width = len(keys)
-        self.any = mask_of((i for i, k in enumerate(keys) if k.any), width)
-        by_type: dict[str, list[int]] = defaultdict(list)
-        by_entity: dict[str, list[int]] = defaultdict(list)
-        for i, k in enumerate(keys):
-            if k.entity is not None:
-                by_entity[uid_key(k.entity)].append(i)
-            elif k.type is not None:
-                by_type[k.type].append(i)
-        self.by_type = {t: mask_of(found, width) for t, found in by_type.items()}
-        self.by_entity = PositionBuckets(by_entity, width)
+    def add(self, policy_id: str, keys: _ScopeKeys) -> None:
+        if keys.any:
+            self.any.add(policy_id)
+        elif keys.entity is not None:
+            self.by_entity[keys.entity].add(policy_id)
+        else:
+            assert keys.type is not None
+            self.by_type[keys.type].add(policy_id)
 
-    def could_match(self, uid: Uid, ancestors: Iterable[Uid]) -> int:
-        """The policies whose scope on this side could match ``uid`` (with these
-        ancestors): unconstrained, ``is`` its type, or naming it or an ancestor."""
-        return (self.any | self.by_type.get(uid[0], 0)
-                | self.by_entity.mask(map(uid_key, (uid, *ancestors))))
+    def by_entities(self, uid: Uid, ancestors: Iterable[Uid]) -> set[str]:
+        """Policies filed under this entity or one of its ancestors."""
+        out = set(self.by_entity.get(uid, ()))
+        for a in ancestors:
+            out |= self.by_entity.get(a, set())
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,20 +111,20 @@ class PolicyIndex:
 
     def __init__(self, policies: Mapping[str, pst.Template]) -> None:
         self.policies = dict(policies)
-        # What a request reads to find its candidates is kept in buffers and a few ints,
-        # not in sets of the ids: see pdp.engine.policy_masks.
-        self._ids = PackedTexts(map(encode, self.policies))
-        nodes = self.policies.values()
-        width = len(self.policies)
-        self._principal = _SideMasks([_keys(node.principal) for node in nodes])
-        self._resource = _SideMasks([_keys(node.resource) for node in nodes])
-        named = [_action_uids(node.action) for node in nodes]
-        self._any_action = mask_of((i for i, a in enumerate(named) if a is None), width)
-        by_action: dict[str, list[int]] = defaultdict(list)
-        for i, actions in enumerate(named):
-            for uid in actions or ():
-                by_action[uid_key(uid)].append(i)
-        self._by_action = {a: mask_of(found, width) for a, found in by_action.items()}
+        self._principal = _SideIndex()
+        self._resource = _SideIndex()
+        self._actions: dict[str, frozenset[Uid] | None] = {}
+        for pid, node in self.policies.items():
+            self._principal.add(pid, _keys(node.principal))
+            self._resource.add(pid, _keys(node.resource))
+            self._actions[pid] = _action_uids(node.action)
+        # Unconstrained on both sides: always candidates (only the action can rule them out).
+        self._both_any = frozenset(self._principal.any & self._resource.any)
+        # `is T` on one side, unconstrained on the other: depends on the type alone.
+        self._p_type_r_any = {t: frozenset(ids & self._resource.any)
+                              for t, ids in self._principal.by_type.items()}
+        self._r_type_p_any = {t: frozenset(ids & self._principal.any)
+                              for t, ids in self._resource.by_type.items()}
         # Both weigh an entry by its policies, plus one for the key and ids it holds.
         self._slices: Memo[tuple[frozenset[str], frozenset[object]], cedarpy.PolicySet] = Memo(
             POLICY_SLICE_POLICIES, weigh=lambda key, _built: len(key[0]) + 1)
@@ -151,25 +148,26 @@ class PolicyIndex:
                    resource: Uid, resource_ancestors: Iterable[Uid],
                    extra: Mapping[str, pst.Template] = {}) -> frozenset[str]:  # noqa: B006
         """Ids of every policy (and ``extra`` linked policy) whose scope could match."""
-        # Exactly the policies whose principal scope, resource scope and action scope
-        # could each match: one intersection of three bitmasks.
-        found = (self._principal.could_match(principal, principal_ancestors)
-                 & self._resource.could_match(resource, resource_ancestors)
-                 & self._action_mask(actions))
-        ids = self._ids
-        out = {ids[i] for i in positions_of(found)}
+        # Each side is P = any | type | entities (and R likewise); P & R is the union of
+        # the nine pairwise intersections, of which the big ones (`any` and `is T`
+        # buckets hold thousands of policies) are precomputed or iterate a small side.
+        p_entities = self._principal.by_entities(principal, principal_ancestors)
+        r_entities = self._resource.by_entities(resource, resource_ancestors)
+        p_type = self._principal.by_type.get(principal[0], set())
+        r_type = self._resource.by_type.get(resource[0], set())
+        p_any, r_any = self._principal.any, self._resource.any
+        found = set(self._both_any)
+        found |= self._p_type_r_any.get(principal[0], frozenset())
+        found |= self._r_type_p_any.get(resource[0], frozenset())
+        found |= p_type & r_type
+        found |= {p for p in p_entities if p in r_entities or p in r_any or p in r_type}
+        found |= {r for r in r_entities if r in p_any or r in p_type}
+        out = {pid for pid in found if _action_ok(self._actions[pid], actions)}
         for pid, node in extra.items():
             if _matches(node, principal, principal_ancestors, actions, resource,
                         resource_ancestors):
                 out.add(pid)
         return frozenset(out)
-
-    def _action_mask(self, actions: Iterable[Uid]) -> int:
-        """The policies whose action scope names one of ``actions``, or any action."""
-        found = self._any_action
-        for uid in actions:
-            found |= self._by_action.get(uid_key(uid), 0)
-        return found
 
     def slice(self, ids: frozenset[str], extra: Mapping[str, pst.Template] = {},  # noqa: B006
               ) -> cedarpy.PolicySet:

@@ -13,6 +13,11 @@ rotated, with the 10,000-policy rotation cut to as many distinct requests, and
 like for like: 64 distinct requests at both, the 10 policies' from a bundle of the
 same 10 policies with more datasets, whose group permits allow 64 distinct pairs
 (found by asking raw Cedar; ``WIDE_ENTITIES``).
+
+The answer memo (:mod:`pdp.engine.answer_memo`) is off in these bundles: a rotation of 64
+requests would otherwise time its lookups, not the engine's work per decision. What the
+memo saves on repeated questions is measured over HTTP (``bench.loop_thread``,
+``bench.cerbos_peer``).
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ def _measure(directory: Path, size: int, entities: int | None = None,
     requests), and how many distinct requests the rotation holds. With ``entities``,
     the rotation is the first 64 requests raw Cedar allows, not the per-workload permits'."""
     generate_bundle(directory, policies=size, entities=entities)
-    bundle = load_bundle(directory)
+    bundle = load_bundle(directory, answer_memo_bytes=0)
     live = LiveSnapshot(now=NOW, incident=False, risk_level=0, business_hours=True)
     requests = []
     static = json.loads((directory / "entities.json").read_text())

@@ -155,12 +155,19 @@ def process_tree(root: int) -> list[int]:
     while todo:
         pid = todo.pop()
         found.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in task.read_text().split()]
-            except OSError:
-                pass
+        todo += _children(pid)
     return found
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid``'s threads started (from /proc; none once it is gone)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children += [int(c) for c in task.read_text().split()]
+        except OSError:
+            pass
+    return children
 
 
 def kill_tree(root: int) -> None:
@@ -180,11 +187,7 @@ def kill_tree(root: int) -> None:
         except ProcessLookupError:
             continue
         frozen.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in task.read_text().split()]
-            except OSError:
-                pass
+        todo += _children(pid)
     for pid in frozen:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -68,6 +68,7 @@ DRAIN_TIMEOUT_S = 60.0  # a replaced worker still draining by then is killed
 RELOAD_NICE = 10  # the loader thread's niceness: the workers come first
 TICK_S = 0.5
 READ_PENDING_S = 0.1  # a stopping worker reads the requests already sent to it (see _worker)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -110,15 +111,35 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICE)
 
 
+def start_child(process: BaseProcess) -> None:
+    """Fork ``process`` with SIGTERM/SIGINT blocked until its target runs
+    (:func:`unblock_stop_signals`). The child inherits the supervisor's Python handlers,
+    which would only set the child's copy of the stop flag: a SIGTERM landing between
+    the fork and the worker's own handlers would be swallowed, and the worker would
+    serve on until it is killed (30 s on a stop). Blocked, it stays pending instead."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def unblock_stop_signals() -> None:
+    """In a child of :func:`start_child`: the default handlers, then the signals; one
+    sent meanwhile stops the child now (it serves nothing yet, it has nothing to drain)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def _worker(sock: socket.socket, conn: Connection, supervisor: int,
             options: dict[str, Any]) -> None:  # pragma: no cover - a child
+    unblock_stop_signals()
     import uvicorn
 
     from pdp.metrics import choose_value_class
     from pdp.server import supervised_app
 
-    for sig in (signal.SIGTERM, signal.SIGINT):  # forked with the supervisor's handlers
-        signal.signal(sig, signal.SIG_DFL)
     link = WorkerLink(conn, supervisor)
     link.die_with_supervisor()
     choose_value_class()  # the supervisor chose before PROMETHEUS_MULTIPROC_DIR was set
@@ -285,7 +306,7 @@ class Supervisor:
         mine, theirs = self.fork.Pipe()
         process = self.fork.Process(target=_worker, daemon=False,
                                     args=(slot.sock, theirs, os.getpid(), self.options))
-        process.start()
+        start_child(process)
         theirs.close()
         current = self.bundles.current
         return Worker(process, mine, current.version if current else None, time.monotonic())
@@ -506,11 +527,15 @@ class Supervisor:
         for request, outcome in self.held:  # their round is done: its outcome
             self._answer(request, outcome)
         for worker in workers:
-            for request in [*self._take_requests_of(worker), *worker.unanswered]:
+            for request in [*self._take_requests_of(worker), *worker.unanswered,
+                            *_unread_requests(worker)]:
                 self._answer(request, stopping)
         for worker in workers:  # each drains its requests and closes its decision log
             if worker.process.is_alive():
                 worker.process.terminate()
+            # A request it forwards from now on finds the pipe closed and is answered by
+            # the worker itself (WorkerLink): nothing holds its drain open.
+            worker.conn.close()
         for worker in workers:
             worker.process.join(timeout=30)
             if worker.process.is_alive():
@@ -520,6 +545,19 @@ class Supervisor:
             slot.sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+def _unread_requests(worker: Worker) -> list[Request]:
+    """The reload requests ``worker`` sent that the loop has not read (a stop came first)."""
+    requests = []
+    try:
+        while worker.conn.poll():
+            message = worker.conn.recv()
+            if isinstance(message, ReloadRequest):
+                requests.append(Request(worker, message))
+    except (EOFError, OSError):  # it died, or the pipe is closed
+        pass
+    return requests
 
 
 def _outcome_of(load: Future[ReloadOutcome], bundles: BundleStore) -> ReloadOutcome:

@@ -21,6 +21,8 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from pdp.api.drain import draining_protocol_class
+
 if TYPE_CHECKING:
     from pdp.config import Settings
 
@@ -91,15 +93,9 @@ class _TlsScopeMixin:
 
 
 def http_protocol_class() -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol (httptools if installed, else h11) with the ``tls``
-    extension in every scope."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
-        # Either protocol class serves as the base; mypy sees two types for one name.
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
-
-    return type("TlsScopeHttpProtocol", (_TlsScopeMixin, Base), {})
+    """uvicorn's HTTP/1.1 protocol (httptools, able to drain: :mod:`pdp.api.drain`) with
+    the ``tls`` extension in every scope."""
+    return type("TlsScopeHttpProtocol", (_TlsScopeMixin, draining_protocol_class()), {})
 
 
 def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:

@@ -41,7 +41,6 @@ passes SIGTERM/SIGINT on so that each drains its requests and closes its log.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import signal
@@ -67,7 +66,6 @@ READY_TIMEOUT_S = 120.0  # a replacement not serving by then is killed (an attem
 DRAIN_TIMEOUT_S = 60.0  # a replaced worker still draining by then is killed
 RELOAD_NICE = 10  # the loader thread's niceness: the workers come first
 TICK_S = 0.5
-READ_PENDING_S = 0.1  # a stopping worker reads the requests already sent to it (see _worker)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -137,6 +135,7 @@ def _worker(sock: socket.socket, conn: Connection, supervisor: int,
     unblock_stop_signals()
     import uvicorn
 
+    from pdp.api.drain import DrainingServer, draining_protocol_class
     from pdp.metrics import choose_value_class
     from pdp.server import supervised_app
 
@@ -144,24 +143,16 @@ def _worker(sock: socket.socket, conn: Connection, supervisor: int,
     link.die_with_supervisor()
     choose_value_class()  # the supervisor chose before PROMETHEUS_MULTIPROC_DIR was set
 
-    class Server(uvicorn.Server):
+    class Server(DrainingServer):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:  # lifespan done, listening: tell the supervisor
                 link.ready()
 
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            for listening in self.servers:  # no new connection from here on (idempotent)
-                listening.close()
-            link.draining()
-            # uvicorn then closes every connection with no request under way. One just
-            # accepted whose request is in the kernel's buffer, not read yet, would be
-            # reset: let the loop read such requests first; they are answered.
-            await asyncio.sleep(READ_PENDING_S)
-            await super().shutdown(sockets=sockets)
-
+    if "http" not in options:  # else the TLS listener's, which drains too (pdp.api.tls)
+        options = {**options, "http": draining_protocol_class()}
     server = Server(uvicorn.Config(lambda: supervised_app(link.attach), factory=True,
-                                   **options))
+                                   **options), on_draining=link.draining)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILED)

@@ -81,6 +81,10 @@ class LiveSnapshot:
     signals: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     valid_until: datetime | None = None
+    # ``to_cedar`` rendered at its first call: every Cedar request made with this snapshot
+    # (a delegated decision's second one, a benchmark's or ``pdp test``'s many) shares it.
+    _cedar: dict[str, Any] | None = field(default=None, init=False, repr=False,
+                                          compare=False)
 
     def __post_init__(self) -> None:
         if self.incident and self.incident_level == 0:
@@ -92,7 +96,15 @@ class LiveSnapshot:
             object.__setattr__(self, "risk_level", top)
 
     def to_cedar(self) -> dict[str, Any]:
-        """The value of ``context.live`` (Cedar type ``Pdp::Live``)."""
+        """The value of ``context.live`` (Cedar type ``Pdp::Live``). Rendered once and
+        shared: the snapshot is frozen, and no caller changes the value (Cedar reads it)."""
+        rendered = self._cedar
+        if rendered is None:
+            rendered = self._render_cedar()
+            object.__setattr__(self, "_cedar", rendered)  # frozen: a memo, not a change
+        return rendered
+
+    def _render_cedar(self) -> dict[str, Any]:
         return {
             "now": {"__extn": {"fn": "datetime", "arg": cedar_datetime(self.now)}},
             "incident": self.incident,

@@ -117,34 +117,13 @@ def credential_facts(identity: VerifiedIdentity, now: datetime) -> dict[str, Any
     }
 
 
-class _LastLive:
-    """``live.to_cedar()`` of the last snapshot seen: every decision of a snapshot (the
-    server takes one per request, a benchmark or ``pdp test`` one for many) converts
-    it once, and its ``now`` to RFC 3339 text once. The snapshot is frozen, so its
-    value cannot change; the value is shared, and nothing downstream mutates it."""
-
-    def __init__(self) -> None:
-        self._last: tuple[LiveSnapshot, dict[str, Any]] | None = None
-
-    def cedar(self, live: LiveSnapshot) -> dict[str, Any]:
-        last = self._last  # one read: another thread may replace it meanwhile
-        if last is not None and last[0] is live:
-            return last[1]
-        value = live.to_cedar()
-        self._last = (live, value)
-        return value
-
-
-_LAST_LIVE = _LastLive()
-
-
 def cedar_context(action: ActionInfo, context: Mapping[str, Any], live: LiveSnapshot,
                   identity: VerifiedIdentity, now: datetime) -> dict[str, Any]:
     """The PEP's context at the top level, plus ``live``/``credential`` where the action
     declares them."""
     out = dict(context)
     if action.declares_live:
-        out[LIVE_ATTR] = _LAST_LIVE.cedar(live)
+        out[LIVE_ATTR] = live.to_cedar()  # rendered once per snapshot, shared
     if action.declares_credential:
         out[CREDENTIAL_ATTR] = credential_facts(identity, now)
     return out

@@ -42,15 +42,19 @@ os.register_at_fork(after_in_child=_reset_instance)
 def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: int,
                     credential_sha256: str | None = None, instance: str | None = None,
                     bundle: Bundle | None = None,
-                    redactor: RequestRedactor | None = None) -> dict[str, Any]:
+                    redactor: RequestRedactor | None = None,
+                    parts: IdentityParts | None = None) -> dict[str, Any]:
     """The record the decision log keeps for ``decision`` (JSON-able, flat).
 
     ``bundle`` is the bundle the decision was made with: with it the record
     also keeps what replay needs (``action_uid``, the ``principal_entity`` as
     Cedar saw it, the ``credential_context`` as used). ``redactor`` erases
     configured pointers from ``request`` and lists them in ``redacted``.
+    ``parts``: the caller's memo of the identity's parts (a ``DecisionService`` holds
+    one); without it they are rendered afresh, to the same values.
     """
     identity = decision.identity
+    parts = parts if parts is not None else IdentityParts()
     logged_request: dict[str, Any] = {
         "action": request.action,
         "resource": {"type": request.resource.type, "id": request.resource.id,
@@ -70,7 +74,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "request_id": request.request_id,
         "pep": request.pep,
         "principal": identity.principal_id if identity else None,
-        "credential": (_LAST.facts(identity, credential_sha256) if identity is not None
+        "credential": (parts.facts(identity, credential_sha256) if identity is not None
                        else credential_facts_record(None, credential_sha256,
                                                     decision.proven_principal)),
         "action": decision.action,
@@ -78,7 +82,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "request": logged_request,
         "redacted": redacted,
         "action_uid": action_info.cedar if action_info is not None else None,
-        "principal_entity": (_LAST.entity(identity, bundle)
+        "principal_entity": (parts.entity(identity, bundle)
                              if request.asserted is None
                              or request.asserted.type == WORKLOAD_TYPE else None),
         # A subject a trusted PEP asserted without a credential (AuthZEN), and who asserted it.
@@ -156,12 +160,13 @@ def _principal_entity_record(identity: VerifiedIdentity | None,
             "parents": [{"type": t, "id": i} for t, i in dict.fromkeys(parents)]}
 
 
-class _LastIdentity:
+class IdentityParts:
     """The identity's parts of the record (``credential``, ``principal_entity``) for the
     last verified identity seen: the verifier hands the same ``VerifiedIdentity`` object
     to every request of one credential while it is cached, so at 64 connections of a few
     workloads the three timestamps and the sorted scopes and groups are rendered once
-    per credential, not once per decision.
+    per credential, not once per decision. One per ``DecisionService`` (its
+    ``identity_parts``), passed to ``decision_record``: never shared between services.
 
     Keyed by the objects themselves (``is``): the identity is frozen, and the principal
     entity depends on the bundle only through the workload's ``entities.json`` parents
@@ -198,9 +203,6 @@ class _LastIdentity:
         entity = _principal_entity_record(identity, bundle)
         self._entity = (identity, parents, entity)
         return entity
-
-
-_LAST = _LastIdentity()
 
 
 def _asserted_record(request: AuthorizeInput) -> dict[str, Any] | None:

@@ -32,7 +32,12 @@ from pdp.decision.decide import (
 )
 from pdp.decision.log import DecisionLog, LogUnavailable
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
-from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
+from pdp.decision.record import (
+    IdentityParts,
+    RequestRedactor,
+    admin_event_record,
+    decision_record,
+)
 from pdp.engine.bundle import Bundle
 from pdp.engine.store import BundleStore
 from pdp.identity.errors import IdentityError, MissingCredential
@@ -66,6 +71,9 @@ class DecisionService:
     redactor: RequestRedactor | None = None
     # Task grants (templates linked until an expiry), read by every decision.
     grants: GrantStore | None = None
+    # The record's identity parts rendered once per cached identity: this service's own.
+    identity_parts: IdentityParts = field(default_factory=IdentityParts, init=False,
+                                          repr=False, compare=False)
 
     async def authorize(self, request: AuthorizeInput) -> Decision:
         """Decide one request and return only once its record is durable."""
@@ -175,7 +183,7 @@ class DecisionService:
                   else _credential_sha256(request.credential))
         return decision_record(decision, request, latency_us=_micros_since(started),
                                credential_sha256=sha256, bundle=bundle,
-                               redactor=self.redactor)
+                               redactor=self.redactor, parts=self.identity_parts)
 
     async def _commit(self, decision: Decision, record: dict[str, Any],
                       request: AuthorizeInput, started: float) -> Decision:

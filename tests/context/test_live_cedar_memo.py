@@ -1,0 +1,58 @@
+"""``LiveSnapshot.to_cedar`` is rendered once per snapshot (a memo slot on the frozen
+snapshot, not a module-global "last snapshot"): attacked with interleaved snapshots that
+differ in one value, copies made after a rendering, and snapshots equal in value."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from context.model import LiveSnapshot
+from tests.conftest import MONDAY_10
+
+snapshots = st.builds(
+    LiveSnapshot,
+    now=st.integers(0, 10**6).map(lambda ms: MONDAY_10 + timedelta(milliseconds=ms)),
+    incident=st.booleans(), risk_level=st.integers(0, 4), business_hours=st.booleans(),
+    degraded=st.sampled_from([(), ("incident",)]), incident_level=st.integers(0, 3),
+    global_risk_level=st.integers(0, 4), principal_risk_level=st.integers(0, 4),
+    signals=st.lists(st.sampled_from(["burst", "scan"]), max_size=2).map(tuple))
+
+
+def fresh(snapshot: LiveSnapshot) -> bytes:
+    return orjson.dumps(snapshot._render_cedar())
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool=st.lists(snapshots, min_size=1, max_size=5),
+       order=st.lists(st.integers(0, 4), min_size=1, max_size=15))
+def test_each_snapshot_renders_its_own_value_whatever_was_rendered_before(pool, order) -> None:
+    for i in order:
+        snapshot = pool[i % len(pool)]
+        assert orjson.dumps(snapshot.to_cedar()) == fresh(snapshot)
+
+
+@settings(max_examples=40, deadline=None)
+@given(snapshot=snapshots, level=st.integers(0, 4))
+def test_a_copy_made_after_a_rendering_shows_its_own_values(snapshot, level) -> None:
+    snapshot.to_cedar()
+    for copy in (replace(snapshot, risk_level=level, global_risk_level=level),
+                 snapshot.with_overrides(risk_level=level),
+                 replace(snapshot, now=snapshot.now + timedelta(seconds=1))):
+        assert orjson.dumps(copy.to_cedar()) == fresh(copy)
+
+
+def test_equal_snapshots_stay_equal_whether_rendered_or_not() -> None:
+    one = LiveSnapshot(now=MONDAY_10, incident=False, risk_level=1, business_hours=True)
+    two = LiveSnapshot(now=MONDAY_10, incident=False, risk_level=1, business_hours=True)
+    one.to_cedar()
+    assert one == two and "_cedar" not in repr(one)
+
+
+def test_the_rendering_is_made_once_and_shared() -> None:
+    snapshot = LiveSnapshot(now=MONDAY_10, incident=True, risk_level=2, business_hours=False)
+    assert snapshot.to_cedar() is snapshot.to_cedar()

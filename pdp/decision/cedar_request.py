@@ -26,15 +26,16 @@ UNKNOWN_SECONDS = 2**31 - 1
 
 def eval_request(identity: VerifiedIdentity, action: ActionInfo, resource: ResourceRef,
                  context: Mapping[str, Any], live: LiveSnapshot, now: datetime,
-                 principal: EntityInput | None = None) -> EvalRequest:
+                 principal: EntityInput | None = None,
+                 credential: dict[str, Any] | None = None) -> EvalRequest:
     """The request as Cedar evaluates it (``principal``: when it is not the identity's
-    ``Pdp::Workload``)."""
+    ``Pdp::Workload``; ``credential``: see ``cedar_context``)."""
     return EvalRequest(
         principal=principal or principal_entity(identity),
         action=action,
         resource=EntityInput(type=resource.type, id=resource.id, attrs=resource.attrs,
                              parents=resource.parents),
-        context=cedar_context(action, context, live, identity, now),
+        context=cedar_context(action, context, live, identity, now, credential),
         pep_context=context,
     )
 
@@ -118,14 +119,17 @@ def credential_facts(identity: VerifiedIdentity, now: datetime) -> dict[str, Any
 
 
 def cedar_context(action: ActionInfo, context: Mapping[str, Any], live: LiveSnapshot,
-                  identity: VerifiedIdentity, now: datetime) -> dict[str, Any]:
+                  identity: VerifiedIdentity, now: datetime,
+                  credential: dict[str, Any] | None = None) -> dict[str, Any]:
     """The PEP's context at the top level, plus ``live``/``credential`` where the action
-    declares them."""
+    declares them (``credential``: ``credential_facts(identity, now)`` when the caller has
+    it already, as ``decide()`` does to share it with the decision record)."""
     out = dict(context)
     if action.declares_live:
         out[LIVE_ATTR] = live.to_cedar()  # rendered once per snapshot, shared
     if action.declares_credential:
-        out[CREDENTIAL_ATTR] = credential_facts(identity, now)
+        out[CREDENTIAL_ATTR] = (credential if credential is not None
+                                else credential_facts(identity, now))
     return out
 
 

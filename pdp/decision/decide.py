@@ -93,7 +93,12 @@ def decide(
     active = [g for g in grants if g.active(now)]
     outcome.grants = {g.link_id: g for g in active}
 
-    request = eval_request(identity, action_info, resource, context, live, now, principal)
+    # context.credential, computed once: Cedar reads it and the decision carries it to
+    # its record (``credential_context``), which would otherwise compute it again.
+    outcome.credential = (credential_facts(identity, now) if action_info.declares_credential
+                          else None)
+    request = eval_request(identity, action_info, resource, context, live, now, principal,
+                           outcome.credential)
     def run(req: EvalRequest) -> Evaluation:
         return evaluate(bundle, req, grants=active)
 

@@ -130,6 +130,10 @@ class Decision:
     # A refused credential (expired, revoked) whose signature or certificate path
     # proved whose it is (pdp.identity.errors). Never the name a credential claims.
     proven_principal: str | None = None
+    # ``context.credential`` as Cedar saw it, when the action declares it: the facts of
+    # ``identity`` at ``timestamp`` (``credential_facts``), kept for the decision record.
+    credential_context: dict[str, Any] | None = field(default=None, repr=False,
+                                                      compare=False)
     # ``live`` as JSON, rendered at the first read of ``context`` (see there).
     _live_json: dict[str, Any] | None = field(default=None, init=False, repr=False,
                                               compare=False)

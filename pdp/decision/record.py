@@ -88,7 +88,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         # A subject a trusted PEP asserted without a credential (AuthZEN), and who asserted it.
         "asserted": request.asserted is not None,
         "asserted_subject": _asserted_record(request),
-        "credential_context": (credential_facts(identity, decision.timestamp)
+        "credential_context": (_credential_context(decision)
                                if identity is not None and action_info is not None
                                and action_info.declares_credential else None),
         "live": decision.context,
@@ -134,6 +134,14 @@ def credential_facts_record(identity: VerifiedIdentity | None, credential_sha256
         "path": identity.path,
         "flags": list(identity.flags),
     }
+
+
+def _credential_context(decision: Decision) -> dict[str, Any] | None:
+    """``context.credential`` as Cedar saw it: the one ``decide()`` computed, else (a
+    decision refused before Cedar ran) the same facts computed here."""
+    if decision.credential_context is not None:
+        return decision.credential_context
+    return credential_facts(decision.identity, decision.timestamp) if decision.identity else None
 
 
 def _resolved_action(bundle: Bundle | None, action: str) -> ActionInfo | None:

@@ -1,0 +1,94 @@
+"""``decide()`` computes ``context.credential`` once and the decision carries it to its
+record (``Decision.credential_context``); the record's identity parts come from the
+service's memo. Proven equal, byte for byte, to the record computed afresh (no carried
+facts, no memo) on generated requests over the example bundle, delegated and refused
+ones included."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from context.model import LiveSnapshot
+from pdp.decision.decide import credential_facts, decide
+from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
+from pdp.decision.record import IdentityParts, decision_record
+from pdp.identity.model import BearerToken, VerifiedIdentity
+from tests.conftest import MONDAY_10
+from tests.decision.strategies import (
+    actions,
+    contexts,
+    contexts_for,
+    identity_of,
+    lives,
+    principals,
+    resources,
+)
+
+ETL = "spiffe://example.org/services/etl"
+
+
+def decided(bundle: Any, who: VerifiedIdentity, action: str, resource: Any,
+            context: dict[str, Any], live: Any) -> Decision:
+    return decide(bundle, identity=who, action=action, resource=resource, context=context,
+                  live=live, now=live.now, decision_id=lambda: "d")
+
+
+def record_bytes(decision: Decision, request: AuthorizeInput, bundle: Any,
+                 parts: IdentityParts | None) -> bytes:
+    return orjson.dumps(decision_record(decision, request, latency_us=3, bundle=bundle,
+                                        parts=parts, instance="host:1"))
+
+
+@settings(max_examples=120, deadline=None)
+@given(requests=st.lists(st.tuples(principals, actions, resources, contexts, lives,
+                                   st.integers(0, 7200), st.booleans(), st.booleans()),
+                         min_size=1, max_size=4))
+def test_the_shared_facts_record_what_a_fresh_computation_records(
+        requests, example_bundle) -> None:
+    memo = IdentityParts()  # one across the requests, as a service holds it
+    for principal, action, resource, context, live, age, delegated, reserved in requests:
+        who = identity_of(principal, age)
+        if delegated:
+            who = replace(who, actor=ETL, chain_depth=1, actor_chain=(ETL,))
+        pep_context = contexts_for(action, context)
+        if reserved:  # refused before Cedar runs: the record computes the facts itself
+            pep_context = {**pep_context, "credential": {"age_s": 0}}
+        decision = decided(example_bundle, who, action, resource, pep_context, live)
+        request = AuthorizeInput(credential=BearerToken("t"), action=action,
+                                 resource=resource, context=pep_context)
+        shared = record_bytes(decision, request, example_bundle, memo)
+        fresh = record_bytes(replace(decision, credential_context=None), request,
+                             example_bundle, None)
+        assert shared == fresh
+        recorded = orjson.loads(shared)["credential_context"]
+        declared = example_bundle.actions.resolve(action).declares_credential
+        assert recorded == (credential_facts(who, live.now) if declared else None)
+
+
+def test_the_facts_are_computed_once_per_decision(example_bundle, monkeypatch) -> None:
+    """Cedar's ``context.credential`` and the record's ``credential_context`` are one
+    computation (fails if either computes its own)."""
+    calls: list[VerifiedIdentity] = []
+
+    def counted(identity: VerifiedIdentity, now: Any) -> dict[str, Any]:
+        calls.append(identity)
+        return credential_facts(identity, now)
+
+    for module in ("pdp.decision.decide", "pdp.decision.cedar_request", "pdp.decision.record"):
+        monkeypatch.setattr(sys.modules[module], "credential_facts", counted)
+    who = identity_of((ETL, frozenset({"pipelines"}), frozenset(), "jwt-svid"), 60)
+    live = LiveSnapshot(now=MONDAY_10, incident=False, risk_level=0, business_hours=True)
+    resource = ResourceRef("App::Dataset", "sales-daily")
+    assert example_bundle.actions.resolve("read").declares_credential
+    decision = decided(example_bundle, who, "read", resource, {}, live)
+    record = decision_record(decision, AuthorizeInput(credential=None, action="read",
+                                                      resource=resource),
+                             latency_us=1, bundle=example_bundle)
+    assert calls == [who]
+    assert record["credential_context"] == credential_facts(who, MONDAY_10)

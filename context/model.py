@@ -85,6 +85,9 @@ class LiveSnapshot:
     # (a delegated decision's second one, a benchmark's or ``pdp test``'s many) shares it.
     _cedar: dict[str, Any] | None = field(default=None, init=False, repr=False,
                                           compare=False)
+    # ``now`` as RFC 3339 text: ``to_cedar`` (Cedar's request) and ``as_dict`` (the record
+    # and the answer) both show it; formatted once.
+    _now_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.incident and self.incident_level == 0:
@@ -104,9 +107,16 @@ class LiveSnapshot:
             object.__setattr__(self, "_cedar", rendered)  # frozen: a memo, not a change
         return rendered
 
+    def _now_rfc3339(self) -> str:
+        text = self._now_text
+        if text is None:
+            text = cedar_datetime(self.now)
+            object.__setattr__(self, "_now_text", text)  # frozen: a memo, not a change
+        return text
+
     def _render_cedar(self) -> dict[str, Any]:
         return {
-            "now": {"__extn": {"fn": "datetime", "arg": cedar_datetime(self.now)}},
+            "now": {"__extn": {"fn": "datetime", "arg": self._now_rfc3339()}},
             "incident": self.incident,
             "incident_level": self.incident_level,
             "risk_level": self.risk_level,
@@ -120,7 +130,7 @@ class LiveSnapshot:
     def as_dict(self) -> dict[str, Any]:
         """JSON for responses and the decision record (enough to replay: see ``from_dict``)."""
         return {
-            "now": cedar_datetime(self.now),
+            "now": self._now_rfc3339(),
             "incident": self.incident,
             "incident_level": self.incident_level,
             "incidents": [i.as_dict() for i in self.incidents],

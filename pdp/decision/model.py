@@ -137,6 +137,8 @@ class Decision:
     # ``live`` as JSON, rendered at the first read of ``context`` (see there).
     _live_json: dict[str, Any] | None = field(default=None, init=False, repr=False,
                                               compare=False)
+    # ``timestamp`` as text, formatted at the first read of ``timestamp_text``.
+    _timestamp_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -166,6 +168,15 @@ class Decision:
             object.__setattr__(self, "_live_json", rendered)  # frozen: a memo, not a change
         return rendered
 
+    @property
+    def timestamp_text(self) -> str:
+        """``timestamp`` in RFC 3339 with ``Z``: the record and the answer both show it."""
+        text = self._timestamp_text
+        if text is None:
+            text = self.timestamp.isoformat().replace("+00:00", "Z")
+            object.__setattr__(self, "_timestamp_text", text)  # frozen: a memo, not a change
+        return text
+
     def as_dict(self) -> dict[str, Any]:
         """The response body of ``/v1/authorize`` (and of ``pdp check``)."""
         return {
@@ -181,6 +192,6 @@ class Decision:
             "policy_version": self.policy_version,
             "context": self.context,
             "valid_until": self.valid_until.isoformat().replace("+00:00", "Z"),
-            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "timestamp": self.timestamp_text,
             "diagnosis": [d.as_dict() for d in self.diagnosis],
         }

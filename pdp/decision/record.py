@@ -69,7 +69,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
     return {
         "decision_id": decision.decision_id,
         "kind": "decision",
-        "timestamp": _iso(decision),
+        "timestamp": decision.timestamp_text,
         "instance": instance or INSTANCE,
         "request_id": request.request_id,
         "pep": request.pep,
@@ -219,10 +219,6 @@ def _asserted_record(request: AuthorizeInput) -> dict[str, Any] | None:
         return None
     return {"type": subject.type, "id": subject.id, "asserted_by": subject.asserted_by,
             "properties": _jsonable(subject.properties)}
-
-
-def _iso(decision: Decision) -> str:
-    return decision.timestamp.isoformat().replace("+00:00", "Z")
 
 
 def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from context.model import LiveSnapshot
+from context.model import LiveSnapshot, cedar_datetime
 from tests.conftest import MONDAY_10
 
 snapshots = st.builds(
@@ -56,3 +56,19 @@ def test_equal_snapshots_stay_equal_whether_rendered_or_not() -> None:
 def test_the_rendering_is_made_once_and_shared() -> None:
     snapshot = LiveSnapshot(now=MONDAY_10, incident=True, risk_level=2, business_hours=False)
     assert snapshot.to_cedar() is snapshot.to_cedar()
+
+
+@settings(max_examples=40, deadline=None)
+@given(snapshot=snapshots, shift_ms=st.integers(1, 10**6), cedar_first=st.booleans())
+def test_now_is_formatted_once_yet_each_snapshot_shows_its_own(
+        snapshot, shift_ms, cedar_first) -> None:
+    """``to_cedar`` and ``as_dict`` share the formatted ``now``; a copy with another
+    ``now`` made after either was rendered shows its own, in both."""
+    first = snapshot.to_cedar if cedar_first else snapshot.as_dict
+    first()
+    later = replace(snapshot, now=snapshot.now + timedelta(milliseconds=shift_ms))
+    for shown in (snapshot, later):
+        text = cedar_datetime(shown.now)
+        assert shown.as_dict()["now"] == text
+        assert shown.to_cedar()["now"] == {"__extn": {"fn": "datetime", "arg": text}}
+    assert later.as_dict()["now"] != snapshot.as_dict()["now"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -92,3 +93,23 @@ def test_the_facts_are_computed_once_per_decision(example_bundle, monkeypatch) -
                              latency_us=1, bundle=example_bundle)
     assert calls == [who]
     assert record["credential_context"] == credential_facts(who, MONDAY_10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(live=lives, shift_us=st.integers(1, 10**9))
+def test_the_record_and_the_answer_show_their_own_decisions_timestamp(
+        live, shift_us, example_bundle) -> None:
+    """The timestamp is formatted once per decision and shown by the record and the answer;
+    a copy with another timestamp, made after a rendering, shows its own."""
+    who = identity_of((ETL, frozenset({"pipelines"}), frozenset(), "jwt-svid"), 60)
+    resource = ResourceRef("App::Dataset", "sales-daily")
+    decision = decided(example_bundle, who, "read", resource, {}, live)
+    request = AuthorizeInput(credential=None, action="read", resource=resource)
+    text = decision.timestamp.isoformat().replace("+00:00", "Z")
+    assert decision.as_dict()["timestamp"] == text
+    assert decision_record(decision, request, latency_us=1)["timestamp"] == text
+    later = replace(decision, timestamp=decision.timestamp + timedelta(microseconds=shift_us))
+    later_text = later.timestamp.isoformat().replace("+00:00", "Z")
+    assert later_text != text
+    assert decision_record(later, request, latency_us=1)["timestamp"] == later_text
+    assert later.as_dict()["timestamp"] == later_text

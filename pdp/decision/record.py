@@ -13,12 +13,12 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pdp.decision.cedar_request import credential_facts, principal_entity
+from pdp.decision.cedar_request import credential_facts
+from pdp.decision.identity_parts import IdentityParts, credential_facts_record
 from pdp.decision.model import AuthorizeInput, Decision
 from pdp.engine.actions import ActionInfo, UnknownAction
 from pdp.engine.bundle import Bundle
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
-from pdp.identity.model import VerifiedIdentity
 
 
 class RequestRedactor(Protocol):
@@ -105,37 +105,6 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
     }
 
 
-def credential_facts_record(identity: VerifiedIdentity | None, credential_sha256: str | None,
-                            proven_principal: str | None = None) -> dict[str, Any] | None:
-    """The credential's facts; for a refused one only its SHA-256 and, when a trusted
-    signature or certificate path proved whose it was before it was refused (expired,
-    revoked), ``refused_principal``. A refused credential's *claimed* name is never
-    recorded: ``principal`` stays null, so a query by principal never shows forgeries."""
-    if identity is None:
-        facts = {"sha256": credential_sha256} if credential_sha256 else None
-        if facts is not None and proven_principal is not None:
-            facts["refused_principal"] = proven_principal
-        return facts
-    return {
-        "issuer": identity.issuer,
-        "kind": identity.kind,
-        "jti": identity.jti,
-        "serial": identity.serial,
-        "sha256": identity.credential_sha256 or credential_sha256,
-        "issued_at": identity.issued_at.isoformat() if identity.issued_at else None,
-        "not_before": identity.not_before.isoformat() if identity.not_before else None,
-        "expires_at": identity.expires_at.isoformat() if identity.expires_at else None,
-        "trust_domain": identity.trust_domain,
-        "scopes": sorted(identity.scopes),
-        "groups": sorted(identity.groups),
-        "actor": identity.actor,
-        "actor_chain": list(identity.actor_chain),
-        "chain_depth": identity.chain_depth,
-        "path": identity.path,
-        "flags": list(identity.flags),
-    }
-
-
 def _credential_context(decision: Decision) -> dict[str, Any] | None:
     """``context.credential`` as Cedar saw it: the one ``decide()`` computed, else (a
     decision refused before Cedar ran) the same facts computed here."""
@@ -152,65 +121,6 @@ def _resolved_action(bundle: Bundle | None, action: str) -> ActionInfo | None:
         return bundle.actions.resolve(action)
     except UnknownAction:
         return None
-
-
-def _principal_entity_record(identity: VerifiedIdentity | None,
-                             bundle: Bundle | None) -> dict[str, Any] | None:
-    """The ``Pdp::Workload`` entity as Cedar saw it: attributes, and parents from the
-    credential's groups plus those the bundle's ``entities.json`` gives it."""
-    if identity is None:
-        return None
-    entity = principal_entity(identity)
-    parents = list(entity.parents) + [
-        (p["type"], p["id"]) for p in (bundle.workload_parents.get(entity.id, ())
-                                       if bundle is not None else ())]
-    return {"type": entity.type, "id": entity.id, "attrs": dict(entity.attrs or {}),
-            "parents": [{"type": t, "id": i} for t, i in dict.fromkeys(parents)]}
-
-
-class IdentityParts:
-    """The identity's parts of the record (``credential``, ``principal_entity``) for the
-    last verified identity seen: the verifier hands the same ``VerifiedIdentity`` object
-    to every request of one credential while it is cached, so at 64 connections of a few
-    workloads the three timestamps and the sorted scopes and groups are rendered once
-    per credential, not once per decision. One per ``DecisionService`` (its
-    ``identity_parts``), passed to ``decision_record``: never shared between services.
-
-    Keyed by the objects themselves (``is``): the identity is frozen, and the principal
-    entity depends on the bundle only through the workload's ``entities.json`` parents
-    (``bundle.workload_parents``), a tuple a load builds once; a reload builds new
-    ones, so another identity, a reload or another credential hash is a new entry. Only
-    that tuple is held, never the bundle: a replaced bundle is freed as before. The
-    part is shared by the records of those decisions, which only serialize it
-    (``pdp.audit.records.prepare``, before the append returns); nothing changes a
-    record's values after that (every store keeps the record's text).
-    """
-
-    def __init__(self) -> None:
-        self._facts: tuple[VerifiedIdentity, str | None, dict[str, Any] | None] | None = None
-        self._entity: tuple[VerifiedIdentity, object, dict[str, Any] | None] | None = None
-
-    def facts(self, identity: VerifiedIdentity,
-              credential_sha256: str | None) -> dict[str, Any] | None:
-        last = self._facts  # one read: another thread may replace it meanwhile
-        if last is not None and last[0] is identity and last[1] == credential_sha256:
-            return last[2]
-        facts = credential_facts_record(identity, credential_sha256)
-        self._facts = (identity, credential_sha256, facts)
-        return facts
-
-    def entity(self, identity: VerifiedIdentity | None,
-               bundle: Bundle | None) -> dict[str, Any] | None:
-        if identity is None:
-            return None
-        parents = (bundle.workload_parents.get(identity.principal_id, ())
-                   if bundle is not None else ())
-        last = self._entity
-        if last is not None and last[0] is identity and last[1] is parents:
-            return last[2]
-        entity = _principal_entity_record(identity, bundle)
-        self._entity = (identity, parents, entity)
-        return entity
 
 
 def _asserted_record(request: AuthorizeInput) -> dict[str, Any] | None:

@@ -30,14 +30,10 @@ from pdp.decision.decide import (
     decide,
     new_decision_id,
 )
+from pdp.decision.identity_parts import IdentityParts
 from pdp.decision.log import DecisionLog, LogUnavailable
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
-from pdp.decision.record import (
-    IdentityParts,
-    RequestRedactor,
-    admin_event_record,
-    decision_record,
-)
+from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
 from pdp.engine.bundle import Bundle
 from pdp.engine.store import BundleStore
 from pdp.identity.errors import IdentityError, MissingCredential
@@ -71,7 +67,8 @@ class DecisionService:
     redactor: RequestRedactor | None = None
     # Task grants (templates linked until an expiry), read by every decision.
     grants: GrantStore | None = None
-    # The record's identity parts rendered once per cached identity: this service's own.
+    # An identity's principal entity and record parts, built once per cached identity:
+    # this service's own (pdp.decision.identity_parts).
     identity_parts: IdentityParts = field(default_factory=IdentityParts, init=False,
                                           repr=False, compare=False)
 
@@ -169,7 +166,7 @@ class DecisionService:
             decision = decide(bundle, identity=identity, action=request.action,
                               resource=request.resource, context=request.context, live=live,
                               now=now, max_ttl=self.max_ttl, principal=principal,
-                              explain=request.explain,
+                              explain=request.explain, parts=self.identity_parts,
                               grants=self.grants.active(now) if self.grants else ())
         return decision, self._record(decision, request, started, bundle)
 

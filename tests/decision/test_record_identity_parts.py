@@ -1,5 +1,5 @@
 """The decision record's identity parts (``credential``, ``principal_entity``) are rendered
-once per verified identity and bundle (``pdp.decision.record.IdentityParts``, one per
+once per verified identity and bundle (``pdp.decision.identity_parts.IdentityParts``, one per
 ``DecisionService``): attacked here with alternating identities, a reload that changes a
 workload's parents, records that must stay each their own, two services that must not
 share a memo, and the credential hash the record keeps."""
@@ -15,13 +15,13 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
-from pdp.decision.record import (
+from pdp.decision.identity_parts import (
     IdentityParts,
-    _principal_entity_record,
     credential_facts_record,
-    decision_record,
+    principal_entity_record,
 )
+from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
+from pdp.decision.record import decision_record
 from pdp.identity.model import BearerToken, VerifiedIdentity
 from tests.conftest import MONDAY_10
 
@@ -64,7 +64,7 @@ def test_each_record_holds_its_own_identitys_parts_whatever_came_before(
         record = decision_record(decision_for(who), REQUEST, latency_us=1,
                                  credential_sha256=sha, bundle=example_bundle, parts=memo)
         assert parts(record) == orjson.dumps([
-            credential_facts_record(who, sha), _principal_entity_record(who, example_bundle)])
+            credential_facts_record(who, sha), principal_entity_record(who, example_bundle)])
 
 
 def test_a_reload_that_changes_a_workloads_parents_shows_in_its_next_record(
@@ -109,7 +109,7 @@ def test_two_services_keep_memos_of_their_own(example_bundle) -> None:
     for who, service in ((reporter, first), (etl, second), (reporter, second), (etl, first)):
         record = service._record(decision_for(who), REQUEST, 0.0, example_bundle)
         assert parts(record) == orjson.dumps([
-            credential_facts_record(who, None), _principal_entity_record(who, example_bundle)])
+            credential_facts_record(who, None), principal_entity_record(who, example_bundle)])
     # Each holds the last identity it rendered itself (one shared memo would hold etl twice).
     held = [service.identity_parts._facts for service in (first, second)]
     assert [h[0] if h is not None else None for h in held] == [etl, reporter]

@@ -1,8 +1,9 @@
 """``decide()`` computes ``context.credential`` once and the decision carries it to its
-record (``Decision.credential_context``); the record's identity parts come from the
-service's memo. Proven equal, byte for byte, to the record computed afresh (no carried
-facts, no memo) on generated requests over the example bundle, delegated and refused
-ones included."""
+record (``Decision.credential_context``); the principal entity Cedar evaluates and the
+record's identity parts come from the service's memo (``IdentityParts``). Proven equal,
+byte for byte, to the decision and record computed afresh (no carried facts, no memo) on
+generated requests over the example bundle, delegated and refused ones included, with
+one memo across identities that share a principal id but not their groups."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from context.model import LiveSnapshot
-from pdp.decision.decide import credential_facts, decide
+from pdp.decision.decide import credential_facts, decide, principal_entity
+from pdp.decision.identity_parts import IdentityParts
 from pdp.decision.model import AuthorizeInput, Decision, ResourceRef
-from pdp.decision.record import IdentityParts, decision_record
+from pdp.decision.record import decision_record
 from pdp.identity.model import BearerToken, VerifiedIdentity
 from tests.conftest import MONDAY_10
 from tests.decision.strategies import (
@@ -35,9 +37,9 @@ ETL = "spiffe://example.org/services/etl"
 
 
 def decided(bundle: Any, who: VerifiedIdentity, action: str, resource: Any,
-            context: dict[str, Any], live: Any) -> Decision:
+            context: dict[str, Any], live: Any, parts: IdentityParts | None = None) -> Decision:
     return decide(bundle, identity=who, action=action, resource=resource, context=context,
-                  live=live, now=live.now, decision_id=lambda: "d")
+                  live=live, now=live.now, decision_id=lambda: "d", parts=parts)
 
 
 def record_bytes(decision: Decision, request: AuthorizeInput, bundle: Any,
@@ -60,11 +62,13 @@ def test_the_shared_facts_record_what_a_fresh_computation_records(
         pep_context = contexts_for(action, context)
         if reserved:  # refused before Cedar runs: the record computes the facts itself
             pep_context = {**pep_context, "credential": {"age_s": 0}}
-        decision = decided(example_bundle, who, action, resource, pep_context, live)
+        decision = decided(example_bundle, who, action, resource, pep_context, live, memo)
+        unshared = decided(example_bundle, who, action, resource, pep_context, live)
+        assert decision.as_dict() == unshared.as_dict()
         request = AuthorizeInput(credential=BearerToken("t"), action=action,
                                  resource=resource, context=pep_context)
         shared = record_bytes(decision, request, example_bundle, memo)
-        fresh = record_bytes(replace(decision, credential_context=None), request,
+        fresh = record_bytes(replace(unshared, credential_context=None), request,
                              example_bundle, None)
         assert shared == fresh
         recorded = orjson.loads(shared)["credential_context"]
@@ -113,3 +117,16 @@ def test_the_record_and_the_answer_show_their_own_decisions_timestamp(
     assert later_text != text
     assert decision_record(later, request, latency_us=1)["timestamp"] == later_text
     assert later.as_dict()["timestamp"] == later_text
+
+
+@settings(max_examples=60, deadline=None)
+@given(order=st.lists(st.tuples(principals, st.integers(0, 3)), min_size=1, max_size=12))
+def test_the_workload_entity_is_each_identitys_own_whatever_came_before(order) -> None:
+    """One memo across identities, some sharing a principal id: each gets the entity
+    built from itself (fails with a memo keyed on the principal id, or on nothing)."""
+    memo = IdentityParts()
+    made: dict[tuple[Any, int], VerifiedIdentity] = {}
+    for principal, n in order:
+        who = made.setdefault((principal, n), identity_of(principal, n))  # as the cache shares
+        entity = memo.workload(who)
+        assert entity == principal_entity(who) and entity.cache_key is who

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from context.state import Incident
 
@@ -85,8 +85,8 @@ class LiveSnapshot:
     # (a delegated decision's second one, a benchmark's or ``pdp test``'s many) shares it.
     _cedar: dict[str, Any] | None = field(default=None, init=False, repr=False,
                                           compare=False)
-    # ``now`` as RFC 3339 text: ``to_cedar`` (Cedar's request) and ``as_dict`` (the record
-    # and the answer) both show it; formatted once.
+    # ``now`` as RFC 3339 text (``now_text``), formatted once: ``to_cedar`` (Cedar's request)
+    # and ``as_dict`` show it to milliseconds, a decision's timestamp to microseconds.
     _now_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,12 +107,17 @@ class LiveSnapshot:
             object.__setattr__(self, "_cedar", rendered)  # frozen: a memo, not a change
         return rendered
 
-    def _now_rfc3339(self) -> str:
+    def now_text(self) -> str:
+        """``now`` in UTC to the microsecond, ``Z`` for the zone (as ``isoformat`` writes
+        it: no fraction when it is zero)."""
         text = self._now_text
         if text is None:
-            text = cedar_datetime(self.now)
+            text = _iso(self.now)
             object.__setattr__(self, "_now_text", text)  # frozen: a memo, not a change
         return text
+
+    def _now_rfc3339(self) -> str:
+        return to_milliseconds(self.now_text())
 
     def _render_cedar(self) -> dict[str, Any]:
         return {
@@ -201,6 +206,16 @@ def cedar_datetime(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def to_milliseconds(iso_z: str) -> str:
+    """``cedar_datetime(at)`` from ``_iso(at)``'s text: the fraction cut to milliseconds
+    (``isoformat`` truncates too), ``.000`` where ``_iso`` wrote none."""
+    return iso_z[:23] + "Z" if len(iso_z) > 20 else iso_z[:-1] + ".000Z"
+
+
+@overload
+def _iso(at: datetime) -> str: ...
+@overload
+def _iso(at: None) -> None: ...
 def _iso(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at is not None else None
 

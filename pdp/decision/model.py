@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pdp.engine.actions import cedar_uid
@@ -137,8 +137,9 @@ class Decision:
     # ``live`` as JSON, rendered at the first read of ``context`` (see there).
     _live_json: dict[str, Any] | None = field(default=None, init=False, repr=False,
                                               compare=False)
-    # ``timestamp`` as text, formatted at the first read of ``timestamp_text``.
+    # ``timestamp`` and ``valid_until`` as text, formatted at their first read.
     _timestamp_text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _valid_until_iso: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -173,8 +174,21 @@ class Decision:
         """``timestamp`` in RFC 3339 with ``Z``: the record and the answer both show it."""
         text = self._timestamp_text
         if text is None:
-            text = self.timestamp.isoformat().replace("+00:00", "Z")
+            live, at = self.live, self.timestamp
+            if live is not None and live.now is at and at.tzinfo is UTC:
+                text = live.now_text()  # the same instant, the same text: formatted once
+            else:
+                text = at.isoformat().replace("+00:00", "Z")
             object.__setattr__(self, "_timestamp_text", text)  # frozen: a memo, not a change
+        return text
+
+    @property
+    def valid_until_iso(self) -> str:
+        """``valid_until.isoformat()``: the record shows it so, the answer with ``Z``."""
+        text = self._valid_until_iso
+        if text is None:
+            text = self.valid_until.isoformat()
+            object.__setattr__(self, "_valid_until_iso", text)  # frozen: a memo, not a change
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -191,7 +205,7 @@ class Decision:
             "errors": [e.as_dict() for e in self.errors],
             "policy_version": self.policy_version,
             "context": self.context,
-            "valid_until": self.valid_until.isoformat().replace("+00:00", "Z"),
+            "valid_until": self.valid_until_iso.replace("+00:00", "Z"),
             "timestamp": self.timestamp_text,
             "diagnosis": [d.as_dict() for d in self.diagnosis],
         }

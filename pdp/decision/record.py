@@ -100,7 +100,7 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "explanation": decision.explanation,
         "diagnosis": [d.as_dict() for d in decision.diagnosis],
         "grants": [g.as_dict() for g in decision.grants],
-        "valid_until": decision.valid_until.isoformat(),
+        "valid_until": decision.valid_until_iso,
         "latency_us": latency_us,
     }
 

@@ -5,13 +5,13 @@ differ in one value, copies made after a rendering, and snapshots equal in value
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from context.model import LiveSnapshot, cedar_datetime
+from context.model import LiveSnapshot, cedar_datetime, to_milliseconds
 from tests.conftest import MONDAY_10
 
 snapshots = st.builds(
@@ -72,3 +72,23 @@ def test_now_is_formatted_once_yet_each_snapshot_shows_its_own(
         assert shown.as_dict()["now"] == text
         assert shown.to_cedar()["now"] == {"__extn": {"fn": "datetime", "arg": text}}
     assert later.as_dict()["now"] != snapshot.as_dict()["now"]
+
+
+instants = st.builds(
+    lambda at, offset_min: at.replace(tzinfo=UTC).astimezone(timezone(timedelta(minutes=offset_min))),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 12, 31)),
+    st.sampled_from([0, 0, 60, -330, 345, 14 * 60 - 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(at=instants, whole_second=st.booleans())
+def test_the_millisecond_text_cut_from_the_microsecond_text_is_cedar_datetimes(
+        at, whole_second) -> None:
+    """``cedar_datetime`` is derived from ``now_text`` (one ``isoformat``): equal for any
+    instant and zone, a zero fraction (no fraction in ``isoformat``) included."""
+    at = at.replace(microsecond=0) if whole_second else at
+    snapshot = LiveSnapshot(now=at, incident=False, risk_level=0, business_hours=True)
+    assert snapshot.now_text() == at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert to_milliseconds(snapshot.now_text()) == cedar_datetime(at)
+    assert snapshot.as_dict()["now"] == cedar_datetime(at)
+    assert snapshot.to_cedar()["now"]["__extn"]["arg"] == cedar_datetime(at)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 import orjson
@@ -130,3 +130,28 @@ def test_the_workload_entity_is_each_identitys_own_whatever_came_before(order) -
         who = made.setdefault((principal, n), identity_of(principal, n))  # as the cache shares
         entity = memo.workload(who)
         assert entity == principal_entity(who) and entity.cache_key is who
+
+
+@settings(max_examples=150, deadline=None)
+@given(offset_min=st.sampled_from([0, 0, 60, -330]), micro=st.sampled_from([0, 1, 999_999]),
+       same_object=st.booleans(), ttl_s=st.integers(0, 10**6))
+def test_the_timestamps_texts_are_those_isoformat_writes(
+        offset_min, micro, same_object, ttl_s) -> None:
+    """``timestamp_text`` takes the snapshot's text only for the same UTC instant object;
+    another zone, or another instant, is formatted itself. The record's
+    ``valid_until`` and the answer's are one ``isoformat``."""
+    at = MONDAY_10.replace(microsecond=micro).astimezone(timezone(timedelta(minutes=offset_min)))
+    live_now = at if same_object else at + timedelta(microseconds=1)
+    live = LiveSnapshot(now=live_now, incident=False, risk_level=0, business_hours=True)
+    live.as_dict()  # the snapshot's text formatted first, as a decision does
+    until = at + timedelta(seconds=ttl_s)
+    decision = Decision(decision_id="d", decision="allow", timestamp=at, principal=None,
+                        action="read", resource=None, reasons=(), reason_codes=(),
+                        explanation="", errors=(), version=None, live=live, valid_until=until)
+    request = AuthorizeInput(credential=None, action="read",
+                             resource=ResourceRef("App::Dataset", "sales-daily"))
+    record = decision_record(decision, request, latency_us=1)
+    answer = decision.as_dict()
+    assert record["timestamp"] == answer["timestamp"] == at.isoformat().replace("+00:00", "Z")
+    assert record["valid_until"] == until.isoformat()
+    assert answer["valid_until"] == until.isoformat().replace("+00:00", "Z")

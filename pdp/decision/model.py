@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pdp.engine.actions import cedar_uid
 from pdp.identity.model import Credential, VerifiedIdentity
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from pdp.engine.bundle import BundleVersion
     from pdp.engine.grants import Grant
     from pdp.engine.whynot import PolicyDiagnosis
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,16 @@ class DecisionError:
         return {"code": self.code, "message": self.message, "policy": self.policy}
 
 
+def _memo(owner: object, slot: str, render: Callable[[], _T]) -> _T:
+    """``owner``'s memo ``slot`` (a field ``init=False``, None until set), rendered at the
+    first read. The owner is frozen: setting its memo is not a change of its value."""
+    value: _T | None = getattr(owner, slot)
+    if value is None:
+        value = render()
+        object.__setattr__(owner, slot, value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """allow or deny, and everything a person or an auditor needs to understand it."""
@@ -163,33 +175,23 @@ class Decision:
         """
         if self.live is None:
             return None
-        rendered = self._live_json
-        if rendered is None:
-            rendered = self.live.as_dict()
-            object.__setattr__(self, "_live_json", rendered)  # frozen: a memo, not a change
-        return rendered
+        return _memo(self, "_live_json", self.live.as_dict)
 
     @property
     def timestamp_text(self) -> str:
         """``timestamp`` in RFC 3339 with ``Z``: the record and the answer both show it."""
-        text = self._timestamp_text
-        if text is None:
-            live, at = self.live, self.timestamp
-            if live is not None and live.now is at and at.tzinfo is UTC:
-                text = live.now_text()  # the same instant, the same text: formatted once
-            else:
-                text = at.isoformat().replace("+00:00", "Z")
-            object.__setattr__(self, "_timestamp_text", text)  # frozen: a memo, not a change
-        return text
+        return _memo(self, "_timestamp_text", self._format_timestamp)
+
+    def _format_timestamp(self) -> str:
+        live, at = self.live, self.timestamp
+        if live is not None and live.now is at and at.tzinfo is UTC:
+            return live.now_text()  # the same instant, the same text: formatted once
+        return at.isoformat().replace("+00:00", "Z")
 
     @property
     def valid_until_iso(self) -> str:
         """``valid_until.isoformat()``: the record shows it so, the answer with ``Z``."""
-        text = self._valid_until_iso
-        if text is None:
-            text = self.valid_until.isoformat()
-            object.__setattr__(self, "_valid_until_iso", text)  # frozen: a memo, not a change
-        return text
+        return _memo(self, "_valid_until_iso", self.valid_until.isoformat)
 
     def as_dict(self) -> dict[str, Any]:
         """The response body of ``/v1/authorize`` (and of ``pdp check``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from context.state import Incident
 
@@ -81,6 +81,13 @@ class LiveSnapshot:
     signals: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     valid_until: datetime | None = None
+    # ``to_cedar`` rendered at its first call: every Cedar request made with this snapshot
+    # (a delegated decision's second one, a benchmark's or ``pdp test``'s many) shares it.
+    _cedar: dict[str, Any] | None = field(default=None, init=False, repr=False,
+                                          compare=False)
+    # ``now`` as RFC 3339 text (``now_text``), formatted once: ``to_cedar`` (Cedar's request)
+    # and ``as_dict`` show it to milliseconds, a decision's timestamp to microseconds.
+    _now_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.incident and self.incident_level == 0:
@@ -92,9 +99,29 @@ class LiveSnapshot:
             object.__setattr__(self, "risk_level", top)
 
     def to_cedar(self) -> dict[str, Any]:
-        """The value of ``context.live`` (Cedar type ``Pdp::Live``)."""
+        """The value of ``context.live`` (Cedar type ``Pdp::Live``). Rendered once and
+        shared: the snapshot is frozen, and no caller changes the value (Cedar reads it)."""
+        rendered = self._cedar
+        if rendered is None:
+            rendered = self._render_cedar()
+            object.__setattr__(self, "_cedar", rendered)  # frozen: a memo, not a change
+        return rendered
+
+    def now_text(self) -> str:
+        """``now`` in UTC to the microsecond, ``Z`` for the zone (as ``isoformat`` writes
+        it: no fraction when it is zero)."""
+        text = self._now_text
+        if text is None:
+            text = _iso(self.now)
+            object.__setattr__(self, "_now_text", text)  # frozen: a memo, not a change
+        return text
+
+    def _now_rfc3339(self) -> str:
+        return to_milliseconds(self.now_text())
+
+    def _render_cedar(self) -> dict[str, Any]:
         return {
-            "now": {"__extn": {"fn": "datetime", "arg": cedar_datetime(self.now)}},
+            "now": {"__extn": {"fn": "datetime", "arg": self._now_rfc3339()}},
             "incident": self.incident,
             "incident_level": self.incident_level,
             "risk_level": self.risk_level,
@@ -108,7 +135,7 @@ class LiveSnapshot:
     def as_dict(self) -> dict[str, Any]:
         """JSON for responses and the decision record (enough to replay: see ``from_dict``)."""
         return {
-            "now": cedar_datetime(self.now),
+            "now": self._now_rfc3339(),
             "incident": self.incident,
             "incident_level": self.incident_level,
             "incidents": [i.as_dict() for i in self.incidents],
@@ -179,6 +206,16 @@ def cedar_datetime(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def to_milliseconds(iso_z: str) -> str:
+    """``cedar_datetime(at)`` from ``_iso(at)``'s text: the fraction cut to milliseconds
+    (``isoformat`` truncates too), ``.000`` where ``_iso`` wrote none."""
+    return iso_z[:23] + "Z" if len(iso_z) > 20 else iso_z[:-1] + ".000Z"
+
+
+@overload
+def _iso(at: datetime) -> str: ...
+@overload
+def _iso(at: None) -> None: ...
 def _iso(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at is not None else None
 

@@ -96,9 +96,9 @@ async def answer_authorize(request: Request, components: Components,
     refused = reserved_context(body.context)
     if refused is not None:
         return _echoed(request, refused)
-    decision = await components.service.authorize(
-        body.to_input(request_id=request_id(request), pep=pep))
-    return FastJSONResponse(decision.as_dict(), headers=_echo(request))
+    rid = request_id(request)  # read once: the record keeps it, the answer echoes it
+    decision = await components.service.authorize(body.to_input(request_id=rid, pep=pep))
+    return FastJSONResponse(decision.as_dict(), headers=_echo_id(rid))
 
 
 @router.post("/authorize/batch", summary="Decide several requests for one subject",
@@ -116,12 +116,15 @@ async def authorize_batch(body: BatchRequest, request: Request,
     decisions = await components.service.authorize_batch(
         [to_input(body.subject, item, request_id=rid, pep=pep_name(request))
          for item in body.items])
-    return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo(request))
+    return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo_id(rid))
 
 
 
 def _echo(request: Request) -> dict[str, str]:
-    rid = request_id(request)
+    return _echo_id(request_id(request))
+
+
+def _echo_id(rid: str | None) -> dict[str, str]:
     return {"x-request-id": rid} if rid else {}
 
 

@@ -20,4 +20,10 @@ ComponentsDep = Annotated[Components, Depends(get_components)]
 
 
 def request_id(request: Request) -> str | None:
-    return request.headers.get("x-request-id")
+    """The ``X-Request-ID`` header, as ``request.headers.get("x-request-id")`` reads it
+    (the first one, latin-1; ASGI gives header names lowercased), without the ``KeyError``
+    that ``Mapping.get`` raises and catches inside when it is absent, the usual case."""
+    for key, value in request.headers.raw:
+        if key == b"x-request-id":
+            return value.decode("latin-1")
+    return None

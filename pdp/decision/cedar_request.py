@@ -26,15 +26,16 @@ UNKNOWN_SECONDS = 2**31 - 1
 
 def eval_request(identity: VerifiedIdentity, action: ActionInfo, resource: ResourceRef,
                  context: Mapping[str, Any], live: LiveSnapshot, now: datetime,
-                 principal: EntityInput | None = None) -> EvalRequest:
+                 principal: EntityInput | None = None,
+                 credential: dict[str, Any] | None = None) -> EvalRequest:
     """The request as Cedar evaluates it (``principal``: when it is not the identity's
-    ``Pdp::Workload``)."""
+    ``Pdp::Workload``; ``credential``: see ``cedar_context``)."""
     return EvalRequest(
         principal=principal or principal_entity(identity),
         action=action,
         resource=EntityInput(type=resource.type, id=resource.id, attrs=resource.attrs,
                              parents=resource.parents),
-        context=cedar_context(action, context, live, identity, now),
+        context=cedar_context(action, context, live, identity, now, credential),
         pep_context=context,
     )
 
@@ -117,36 +118,18 @@ def credential_facts(identity: VerifiedIdentity, now: datetime) -> dict[str, Any
     }
 
 
-class _LastLive:
-    """``live.to_cedar()`` of the last snapshot seen: every decision of a snapshot (the
-    server takes one per request, a benchmark or ``pdp test`` one for many) converts
-    it once, and its ``now`` to RFC 3339 text once. The snapshot is frozen, so its
-    value cannot change; the value is shared, and nothing downstream mutates it."""
-
-    def __init__(self) -> None:
-        self._last: tuple[LiveSnapshot, dict[str, Any]] | None = None
-
-    def cedar(self, live: LiveSnapshot) -> dict[str, Any]:
-        last = self._last  # one read: another thread may replace it meanwhile
-        if last is not None and last[0] is live:
-            return last[1]
-        value = live.to_cedar()
-        self._last = (live, value)
-        return value
-
-
-_LAST_LIVE = _LastLive()
-
-
 def cedar_context(action: ActionInfo, context: Mapping[str, Any], live: LiveSnapshot,
-                  identity: VerifiedIdentity, now: datetime) -> dict[str, Any]:
+                  identity: VerifiedIdentity, now: datetime,
+                  credential: dict[str, Any] | None = None) -> dict[str, Any]:
     """The PEP's context at the top level, plus ``live``/``credential`` where the action
-    declares them."""
+    declares them (``credential``: ``credential_facts(identity, now)`` when the caller has
+    it already, as ``decide()`` does to share it with the decision record)."""
     out = dict(context)
     if action.declares_live:
-        out[LIVE_ATTR] = _LAST_LIVE.cedar(live)
+        out[LIVE_ATTR] = live.to_cedar()  # rendered once per snapshot, shared
     if action.declares_credential:
-        out[CREDENTIAL_ATTR] = credential_facts(identity, now)
+        out[CREDENTIAL_ATTR] = (credential if credential is not None
+                                else credential_facts(identity, now))
     return out
 
 

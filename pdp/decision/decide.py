@@ -32,6 +32,7 @@ from pdp.decision.cedar_request import (
 )
 from pdp.decision.delegation import check_actor, with_credential_flags
 from pdp.decision.diagnosis import diagnose_evaluation, diagnose_request
+from pdp.decision.identity_parts import IdentityParts
 from pdp.decision.model import Decision, DecisionError, ResourceRef
 from pdp.decision.outcomes import Outcomes, valid_until
 from pdp.engine.actions import UnknownAction
@@ -64,6 +65,7 @@ def decide(
     explain: bool | None = None,
     principal: EntityInput | None = None,
     grants: Sequence[Grant] = (),
+    parts: IdentityParts | None = None,
 ) -> Decision:
     """Evaluate ``action`` on ``resource`` for a verified ``identity`` at ``now``.
 
@@ -72,6 +74,8 @@ def decide(
     ``principal``: the Cedar principal when it is not the identity's
     ``Pdp::Workload`` (an asserted subject of its own type, see ``asserted_principal``).
     ``grants``: task grants to link (pass those active at ``now``; expired ones are skipped).
+    ``parts``: the caller's memo of the identity's principal entity (a ``DecisionService``
+    passes its own); without it the entity is built afresh, to the same value.
     """
     outcome = Outcomes(decision_id=decision_id(), now=now, identity=identity, action=action,
                        resource=resource.cedar, live=live, bundle=bundle, max_ttl=max_ttl,
@@ -93,7 +97,13 @@ def decide(
     active = [g for g in grants if g.active(now)]
     outcome.grants = {g.link_id: g for g in active}
 
-    request = eval_request(identity, action_info, resource, context, live, now, principal)
+    # context.credential, computed once: Cedar reads it and the decision carries it to
+    # its record (``credential_context``), which would otherwise compute it again.
+    outcome.credential = (credential_facts(identity, now) if action_info.declares_credential
+                          else None)
+    workload = principal or (parts.workload(identity) if parts is not None else None)
+    request = eval_request(identity, action_info, resource, context, live, now, workload,
+                           outcome.credential)
     def run(req: EvalRequest) -> Evaluation:
         return evaluate(bundle, req, grants=active)
 

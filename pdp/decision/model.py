@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pdp.engine.actions import cedar_uid
 from pdp.identity.model import Credential, VerifiedIdentity
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from pdp.engine.bundle import BundleVersion
     from pdp.engine.grants import Grant
     from pdp.engine.whynot import PolicyDiagnosis
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,16 @@ class DecisionError:
         return {"code": self.code, "message": self.message, "policy": self.policy}
 
 
+def _memo(owner: object, slot: str, render: Callable[[], _T]) -> _T:
+    """``owner``'s memo ``slot`` (a field ``init=False``, None until set), rendered at the
+    first read. The owner is frozen: setting its memo is not a change of its value."""
+    value: _T | None = getattr(owner, slot)
+    if value is None:
+        value = render()
+        object.__setattr__(owner, slot, value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """allow or deny, and everything a person or an auditor needs to understand it."""
@@ -130,9 +142,16 @@ class Decision:
     # A refused credential (expired, revoked) whose signature or certificate path
     # proved whose it is (pdp.identity.errors). Never the name a credential claims.
     proven_principal: str | None = None
+    # ``context.credential`` as Cedar saw it, when the action declares it: the facts of
+    # ``identity`` at ``timestamp`` (``credential_facts``), kept for the decision record.
+    credential_context: dict[str, Any] | None = field(default=None, repr=False,
+                                                      compare=False)
     # ``live`` as JSON, rendered at the first read of ``context`` (see there).
     _live_json: dict[str, Any] | None = field(default=None, init=False, repr=False,
                                               compare=False)
+    # ``timestamp`` and ``valid_until`` as text, formatted at their first read.
+    _timestamp_text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _valid_until_iso: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -156,11 +175,23 @@ class Decision:
         """
         if self.live is None:
             return None
-        rendered = self._live_json
-        if rendered is None:
-            rendered = self.live.as_dict()
-            object.__setattr__(self, "_live_json", rendered)  # frozen: a memo, not a change
-        return rendered
+        return _memo(self, "_live_json", self.live.as_dict)
+
+    @property
+    def timestamp_text(self) -> str:
+        """``timestamp`` in RFC 3339 with ``Z``: the record and the answer both show it."""
+        return _memo(self, "_timestamp_text", self._format_timestamp)
+
+    def _format_timestamp(self) -> str:
+        live, at = self.live, self.timestamp
+        if live is not None and live.now is at and at.tzinfo is UTC:
+            return live.now_text()  # the same instant, the same text: formatted once
+        return at.isoformat().replace("+00:00", "Z")
+
+    @property
+    def valid_until_iso(self) -> str:
+        """``valid_until.isoformat()``: the record shows it so, the answer with ``Z``."""
+        return _memo(self, "_valid_until_iso", self.valid_until.isoformat)
 
     def as_dict(self) -> dict[str, Any]:
         """The response body of ``/v1/authorize`` (and of ``pdp check``)."""
@@ -176,7 +207,7 @@ class Decision:
             "errors": [e.as_dict() for e in self.errors],
             "policy_version": self.policy_version,
             "context": self.context,
-            "valid_until": self.valid_until.isoformat().replace("+00:00", "Z"),
-            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "valid_until": self.valid_until_iso.replace("+00:00", "Z"),
+            "timestamp": self.timestamp_text,
             "diagnosis": [d.as_dict() for d in self.diagnosis],
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from context.model import LiveSnapshot
 from pdp.decision.explain import explain_allow, explain_error, explain_forbid, explain_no_permit
@@ -60,6 +60,8 @@ class Outcomes:
         self.max_ttl = max_ttl
         self.grants: dict[str, Grant] = {}
         self.live_used = False  # the action declares context.live (set once resolved)
+        # context.credential as Cedar saw it (``credential_facts(identity, now)``), if used.
+        self.credential: dict[str, Any] | None = None
         self.principal = (cedar_uid(principal_type, identity.principal_id)
                           if identity is not None else None)
 
@@ -75,7 +77,7 @@ class Outcomes:
             live=self.live,
             valid_until=self._valid_until(decision, reasons),
             identity=self.identity, diagnosis=diagnosis,
-            grants=tuple(self.grants.values()))
+            grants=tuple(self.grants.values()), credential_context=self.credential)
 
     def _live_codes(self) -> tuple[str, ...]:
         # Live context this decision used was stale or unreachable: defaults were used.

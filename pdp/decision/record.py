@@ -13,12 +13,12 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pdp.decision.cedar_request import credential_facts, principal_entity
+from pdp.decision.cedar_request import credential_facts
+from pdp.decision.identity_parts import IdentityParts, credential_facts_record
 from pdp.decision.model import AuthorizeInput, Decision
 from pdp.engine.actions import ActionInfo, UnknownAction
 from pdp.engine.bundle import Bundle
 from pdp.engine.pdp_schema import WORKLOAD_TYPE
-from pdp.identity.model import VerifiedIdentity
 
 
 class RequestRedactor(Protocol):
@@ -42,15 +42,19 @@ os.register_at_fork(after_in_child=_reset_instance)
 def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: int,
                     credential_sha256: str | None = None, instance: str | None = None,
                     bundle: Bundle | None = None,
-                    redactor: RequestRedactor | None = None) -> dict[str, Any]:
+                    redactor: RequestRedactor | None = None,
+                    parts: IdentityParts | None = None) -> dict[str, Any]:
     """The record the decision log keeps for ``decision`` (JSON-able, flat).
 
     ``bundle`` is the bundle the decision was made with: with it the record
     also keeps what replay needs (``action_uid``, the ``principal_entity`` as
     Cedar saw it, the ``credential_context`` as used). ``redactor`` erases
     configured pointers from ``request`` and lists them in ``redacted``.
+    ``parts``: the caller's memo of the identity's parts (a ``DecisionService`` holds
+    one); without it they are rendered afresh, to the same values.
     """
     identity = decision.identity
+    parts = parts if parts is not None else IdentityParts()
     logged_request: dict[str, Any] = {
         "action": request.action,
         "resource": {"type": request.resource.type, "id": request.resource.id,
@@ -65,12 +69,12 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
     return {
         "decision_id": decision.decision_id,
         "kind": "decision",
-        "timestamp": _iso(decision),
+        "timestamp": decision.timestamp_text,
         "instance": instance or INSTANCE,
         "request_id": request.request_id,
         "pep": request.pep,
         "principal": identity.principal_id if identity else None,
-        "credential": (_LAST.facts(identity, credential_sha256) if identity is not None
+        "credential": (parts.facts(identity, credential_sha256) if identity is not None
                        else credential_facts_record(None, credential_sha256,
                                                     decision.proven_principal)),
         "action": decision.action,
@@ -78,13 +82,13 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "request": logged_request,
         "redacted": redacted,
         "action_uid": action_info.cedar if action_info is not None else None,
-        "principal_entity": (_LAST.entity(identity, bundle)
+        "principal_entity": (parts.entity(identity, bundle)
                              if request.asserted is None
                              or request.asserted.type == WORKLOAD_TYPE else None),
         # A subject a trusted PEP asserted without a credential (AuthZEN), and who asserted it.
         "asserted": request.asserted is not None,
         "asserted_subject": _asserted_record(request),
-        "credential_context": (credential_facts(identity, decision.timestamp)
+        "credential_context": (_credential_context(decision)
                                if identity is not None and action_info is not None
                                and action_info.declares_credential else None),
         "live": decision.context,
@@ -96,40 +100,17 @@ def decision_record(decision: Decision, request: AuthorizeInput, *, latency_us: 
         "explanation": decision.explanation,
         "diagnosis": [d.as_dict() for d in decision.diagnosis],
         "grants": [g.as_dict() for g in decision.grants],
-        "valid_until": decision.valid_until.isoformat(),
+        "valid_until": decision.valid_until_iso,
         "latency_us": latency_us,
     }
 
 
-def credential_facts_record(identity: VerifiedIdentity | None, credential_sha256: str | None,
-                            proven_principal: str | None = None) -> dict[str, Any] | None:
-    """The credential's facts; for a refused one only its SHA-256 and, when a trusted
-    signature or certificate path proved whose it was before it was refused (expired,
-    revoked), ``refused_principal``. A refused credential's *claimed* name is never
-    recorded: ``principal`` stays null, so a query by principal never shows forgeries."""
-    if identity is None:
-        facts = {"sha256": credential_sha256} if credential_sha256 else None
-        if facts is not None and proven_principal is not None:
-            facts["refused_principal"] = proven_principal
-        return facts
-    return {
-        "issuer": identity.issuer,
-        "kind": identity.kind,
-        "jti": identity.jti,
-        "serial": identity.serial,
-        "sha256": identity.credential_sha256 or credential_sha256,
-        "issued_at": identity.issued_at.isoformat() if identity.issued_at else None,
-        "not_before": identity.not_before.isoformat() if identity.not_before else None,
-        "expires_at": identity.expires_at.isoformat() if identity.expires_at else None,
-        "trust_domain": identity.trust_domain,
-        "scopes": sorted(identity.scopes),
-        "groups": sorted(identity.groups),
-        "actor": identity.actor,
-        "actor_chain": list(identity.actor_chain),
-        "chain_depth": identity.chain_depth,
-        "path": identity.path,
-        "flags": list(identity.flags),
-    }
+def _credential_context(decision: Decision) -> dict[str, Any] | None:
+    """``context.credential`` as Cedar saw it: the one ``decide()`` computed, else (a
+    decision refused before Cedar ran) the same facts computed here."""
+    if decision.credential_context is not None:
+        return decision.credential_context
+    return credential_facts(decision.identity, decision.timestamp) if decision.identity else None
 
 
 def _resolved_action(bundle: Bundle | None, action: str) -> ActionInfo | None:
@@ -142,77 +123,12 @@ def _resolved_action(bundle: Bundle | None, action: str) -> ActionInfo | None:
         return None
 
 
-def _principal_entity_record(identity: VerifiedIdentity | None,
-                             bundle: Bundle | None) -> dict[str, Any] | None:
-    """The ``Pdp::Workload`` entity as Cedar saw it: attributes, and parents from the
-    credential's groups plus those the bundle's ``entities.json`` gives it."""
-    if identity is None:
-        return None
-    entity = principal_entity(identity)
-    parents = list(entity.parents) + [
-        (p["type"], p["id"]) for p in (bundle.workload_parents.get(entity.id, ())
-                                       if bundle is not None else ())]
-    return {"type": entity.type, "id": entity.id, "attrs": dict(entity.attrs or {}),
-            "parents": [{"type": t, "id": i} for t, i in dict.fromkeys(parents)]}
-
-
-class _LastIdentity:
-    """The identity's parts of the record (``credential``, ``principal_entity``) for the
-    last verified identity seen: the verifier hands the same ``VerifiedIdentity`` object
-    to every request of one credential while it is cached, so at 64 connections of a few
-    workloads the three timestamps and the sorted scopes and groups are rendered once
-    per credential, not once per decision.
-
-    Keyed by the objects themselves (``is``): the identity is frozen, and the principal
-    entity depends on the bundle only through the workload's ``entities.json`` parents
-    (``bundle.workload_parents``), a tuple a load builds once; a reload builds new
-    ones, so another identity, a reload or another credential hash is a new entry. Only
-    that tuple is held, never the bundle: a replaced bundle is freed as before. The
-    part is shared by the records of those decisions, which only serialize it
-    (``pdp.audit.records.prepare``, before the append returns); nothing changes a
-    record's values after that (every store keeps the record's text).
-    """
-
-    def __init__(self) -> None:
-        self._facts: tuple[VerifiedIdentity, str | None, dict[str, Any] | None] | None = None
-        self._entity: tuple[VerifiedIdentity, object, dict[str, Any] | None] | None = None
-
-    def facts(self, identity: VerifiedIdentity,
-              credential_sha256: str | None) -> dict[str, Any] | None:
-        last = self._facts  # one read: another thread may replace it meanwhile
-        if last is not None and last[0] is identity and last[1] == credential_sha256:
-            return last[2]
-        facts = credential_facts_record(identity, credential_sha256)
-        self._facts = (identity, credential_sha256, facts)
-        return facts
-
-    def entity(self, identity: VerifiedIdentity | None,
-               bundle: Bundle | None) -> dict[str, Any] | None:
-        if identity is None:
-            return None
-        parents = (bundle.workload_parents.get(identity.principal_id, ())
-                   if bundle is not None else ())
-        last = self._entity
-        if last is not None and last[0] is identity and last[1] is parents:
-            return last[2]
-        entity = _principal_entity_record(identity, bundle)
-        self._entity = (identity, parents, entity)
-        return entity
-
-
-_LAST = _LastIdentity()
-
-
 def _asserted_record(request: AuthorizeInput) -> dict[str, Any] | None:
     subject = request.asserted
     if subject is None:
         return None
     return {"type": subject.type, "id": subject.id, "asserted_by": subject.asserted_by,
             "properties": _jsonable(subject.properties)}
-
-
-def _iso(decision: Decision) -> str:
-    return decision.timestamp.isoformat().replace("+00:00", "Z")
 
 
 def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from pdp.decision.decide import (
     decide,
     new_decision_id,
 )
+from pdp.decision.identity_parts import IdentityParts
 from pdp.decision.log import DecisionLog, LogUnavailable
 from pdp.decision.model import AuthorizeInput, Decision, DecisionError
 from pdp.decision.record import RequestRedactor, admin_event_record, decision_record
@@ -66,6 +67,10 @@ class DecisionService:
     redactor: RequestRedactor | None = None
     # Task grants (templates linked until an expiry), read by every decision.
     grants: GrantStore | None = None
+    # An identity's principal entity and record parts, built once per cached identity:
+    # this service's own (pdp.decision.identity_parts).
+    identity_parts: IdentityParts = field(default_factory=IdentityParts, init=False,
+                                          repr=False, compare=False)
 
     async def authorize(self, request: AuthorizeInput) -> Decision:
         """Decide one request and return only once its record is durable."""
@@ -161,7 +166,7 @@ class DecisionService:
             decision = decide(bundle, identity=identity, action=request.action,
                               resource=request.resource, context=request.context, live=live,
                               now=now, max_ttl=self.max_ttl, principal=principal,
-                              explain=request.explain,
+                              explain=request.explain, parts=self.identity_parts,
                               grants=self.grants.active(now) if self.grants else ())
         return decision, self._record(decision, request, started, bundle)
 
@@ -175,7 +180,7 @@ class DecisionService:
                   else _credential_sha256(request.credential))
         return decision_record(decision, request, latency_us=_micros_since(started),
                                credential_sha256=sha256, bundle=bundle,
-                               redactor=self.redactor)
+                               redactor=self.redactor, parts=self.identity_parts)
 
     async def _commit(self, decision: Decision, record: dict[str, Any],
                       request: AuthorizeInput, started: float) -> Decision:

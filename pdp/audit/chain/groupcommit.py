@@ -124,6 +124,9 @@ class GroupCommitLog:
         self._last_error: str | None = None  # the last write attempt failed: why
         self._watchdog = threading.Thread(target=self._watch, name=f"{self.thread_name}-watchdog",
                                           daemon=True)
+        # Entered around each attempt (connect, write, probe): marks the writer busy for
+        # the watchdog. One object for them all, not one built per batch.
+        self._busy = _Watched(self)
         # Per event loop, the records appending there wait on, for their commit bound.
         self._deadlines: dict[asyncio.AbstractEventLoop, LoopDeadlines[Append]] = {}
 
@@ -356,7 +359,7 @@ class GroupCommitLog:
         if not self._must_connect():  # the usual batch: connected, nothing to watch
             return None
         try:
-            with self._watched():
+            with self._busy:
                 self._ready_to_write()
         except Exception as exc:  # noqa: BLE001 - reported to every caller as unavailable
             log.error("decision log cannot connect: %s", exc)
@@ -367,10 +370,11 @@ class GroupCommitLog:
 
     def _timed_write(self, batch: list[Append]) -> list[Outcome]:
         """:meth:`_write` under the watchdog's eye, noting whether the store could commit."""
-        with self._watched():
+        with self._busy:
             outcomes = self._write(batch)
-        failed = next((o for o in outcomes if isinstance(o, AuditUnavailable)), None)
-        self._last_error = None if failed is None else str(failed)[:300]
+        # A failed write refuses every record alike (see _write): its first outcome says.
+        failed = outcomes[0] if outcomes else None
+        self._last_error = str(failed)[:300] if isinstance(failed, AuditUnavailable) else None
         return outcomes
 
     def _next_or_probe(self) -> Append | _Group | _Stop | None:
@@ -383,7 +387,7 @@ class GroupCommitLog:
         except queue.Empty:
             pass
         try:
-            with self._watched():
+            with self._busy:
                 self._probe()
         except Exception as exc:  # noqa: BLE001 - still down: keep the reason, try again later
             self._last_error = f"decision log could not commit: {exc}"[:300]
@@ -391,10 +395,6 @@ class GroupCommitLog:
             log.warning("decision log answers again")
             self._last_error = None
         return None
-
-    def _watched(self) -> _Watched:
-        """Mark the writer busy for the watchdog while the block runs (one attempt)."""
-        return _Watched(self)
 
     def _watch(self) -> None:
         """Abort a write that runs past ``commit_timeout_s`` (at most once per write)."""
@@ -448,7 +448,11 @@ class GroupCommitLog:
         return available
 
     def _write(self, batch: list[Append]) -> list[Outcome]:
-        """Chain, insert and commit ``batch`` atomically; one outcome per item."""
+        """Chain, insert and commit ``batch`` atomically; one outcome per item.
+
+        A write that failed answers ``AuditUnavailable`` for every item; one that
+        committed answers none (a stored record, or ``DuplicateDecision``).
+        """
         raise NotImplementedError
 
     def _writer_stopped(self) -> None:
@@ -517,8 +521,9 @@ class GroupCommitLog:
 
 
 class _Watched:
-    """:meth:`GroupCommitLog._watched`'s context: a class, not ``@contextmanager``, whose
-    generator machinery cost more than the write's own bookkeeping (twice per batch)."""
+    """``GroupCommitLog._busy``, the writer's busy mark: a class, not ``@contextmanager``, whose
+    generator machinery cost more than the write's own bookkeeping (twice per batch).
+    Holds no state of its own (only the writer thread enters it), so one serves every write."""
 
     __slots__ = ("log",)
 

@@ -161,9 +161,17 @@ def stored_text(seq: int, body_json: str) -> str:
     return f'{{"seq":{seq},{rest}' if rest != "}" else f'{{"seq":{seq}}}'
 
 
+# A fresh hash object, copied per link: cheaper than hashlib.sha256(), which sets
+# OpenSSL's digest up anew on every call. Never updated itself, so copying it from
+# several threads (the writer, a verification) is safe.
+_SHA256 = hashlib.sha256()
+
+
 def hash_body(prev_hash: str, body_json: str) -> str:
     """SHA-256 hex of ``prev_hash + "\\n" + body_json``: the link over a hashed text."""
-    return hashlib.sha256(f"{prev_hash}\n{body_json}".encode()).hexdigest()
+    digest = _SHA256.copy()
+    digest.update(f"{prev_hash}\n{body_json}".encode())
+    return digest.hexdigest()
 
 
 def link_hash(prev_hash: str, record: Mapping[str, Any]) -> str:

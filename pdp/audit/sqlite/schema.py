@@ -28,6 +28,7 @@ behind the appends; see :mod:`pdp.audit.sqlite.principal_index`.
 from __future__ import annotations
 
 import sqlite3
+from itertools import chain
 from pathlib import Path
 
 from pdp.audit.records import COLUMNS, STORED
@@ -122,20 +123,24 @@ ROW = f"({', '.join('?' * len(COLUMNS))})"
 ROWS_PER_INSERT = 2000  # x 14 parameters, below SQLite's limit of 32766 per statement
 
 
-INSERT_ONE = INSERT + ROW
-"""One row's INSERT, built once: an idle log's usual batch. The statement cache is keyed
-by the SQL text, so a constant saves building and hashing a fresh string per commit."""
+# The INSERTs of 1 to 64 rows, built once. The statement cache is keyed by the SQL
+# text: the same string object each time saves building and hashing a fresh one per commit.
+_INSERT_N = tuple(INSERT + ", ".join([ROW] * n) for n in range(65))
+
+INSERT_ONE = _INSERT_N[1]
+"""One row's INSERT: an idle log's usual batch."""
+
+
+def _insert_sql(n: int) -> str:
+    """The INSERT of ``n`` rows."""
+    return _INSERT_N[n] if n < len(_INSERT_N) else INSERT + ", ".join([ROW] * n)
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     """Insert rows with as few multi-row INSERTs as SQLite's parameter limit allows."""
-    if len(rows) == 1:
-        conn.execute(INSERT_ONE, rows[0])
-        return
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start:start + ROWS_PER_INSERT]
-        conn.execute(INSERT + ", ".join([ROW] * len(chunk)),
-                     [value for row in chunk for value in row])
+        conn.execute(_insert_sql(len(chunk)), list(chain.from_iterable(chunk)))
 
 
 def insert_atomically(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
@@ -146,6 +151,9 @@ def insert_atomically(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) 
     batch that fits one multi-row INSERT is sent as just that: in autocommit
     mode a single statement is its own durable transaction.
     """
+    if len(rows) == 1:  # an idle log's batch
+        conn.execute(INSERT_ONE, rows[0])
+        return
     if len(rows) <= ROWS_PER_INSERT:
         if rows:
             insert_rows(conn, rows)

@@ -1,0 +1,106 @@
+"""A policy's node, made when first asked for.
+
+A load on cached facts (:mod:`pdp.engine.scope_cache`) knows each policy's scope,
+effect and annotations without its node; the node (its conditions, for slices,
+explanations and grants) is made from the policy's own code the first time something
+reads it: ``cedarpy.policies_to_pst`` of that one policy, as
+:mod:`pdp.engine.policy_parse` makes a file's nodes a chunk at a time, renumbered to its
+place in the file. It is checked against the facts the load used (kind, effect,
+annotations): a node that disagrees raises ``ValueError``, which denies the request that
+needed it (``cedar failed``) rather than deciding on a policy other than the one indexed.
+
+Thread-safe without a lock: two first uses may both make the node; they make equal ones
+and either is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+
+import cedarpy
+from cedarpy import pst
+
+from pdp.engine.scope_cache import PolicyFacts
+
+
+class LazyNode:
+    """A node, from ``make`` on first :meth:`get`. Equal to another when their nodes are
+    equal (so bundles loaded either way compare equal)."""
+
+    __slots__ = ("_make", "_node")
+
+    def __init__(self, make: Callable[[], pst.Template]) -> None:
+        self._make = make
+        self._node: pst.Template | None = None
+
+    @classmethod
+    def of(cls, node: pst.Template) -> LazyNode:
+        """A node already made (a load that parsed its file)."""
+        lazy = cls(lambda: node)
+        lazy._node = node
+        return lazy
+
+    @classmethod
+    def from_code(cls, code: str, facts: PolicyFacts) -> LazyNode:
+        """The node of the one policy ``code``, which the load knew by ``facts``."""
+        return cls(lambda: node_from_code(code, facts))
+
+    def renamed(self, node_id: str) -> LazyNode:
+        """This node under another id (made from this one, when first asked for)."""
+        if self._node is not None:
+            return LazyNode.of(dataclasses.replace(self._node, id=node_id))
+        return LazyNode(lambda: dataclasses.replace(self.get(), id=node_id))
+
+    @property
+    def is_made(self) -> bool:
+        return self._node is not None
+
+    def get(self) -> pst.Template:
+        node = self._node
+        if node is None:
+            node = self._node = self._make()
+        return node
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyNode) and self.get() == other.get()
+
+    def __hash__(self) -> int:
+        return hash(self.get())
+
+    def __repr__(self) -> str:
+        return f"LazyNode({self._node!r})" if self._node is not None else "LazyNode(...)"
+
+
+def node_from_code(code: str, facts: PolicyFacts) -> pst.Template:
+    """Cedar's node of the single policy ``code``, numbered ``facts.cedar_id``; raises
+    ``ValueError`` unless it is the policy ``facts`` describe."""
+    parsed = cedarpy.policies_to_pst(code)
+    group = parsed.templates if facts.is_template else parsed.static_policies
+    other = parsed.static_policies if facts.is_template else parsed.templates
+    node = group.get("policy0")
+    if (node is None or len(group) != 1 or other or node.effect != facts.effect
+            or tuple(node.annotations.items()) != facts.annotations):
+        raise ValueError(f"policy {facts.cedar_id} is not the one its cached facts describe")
+    return dataclasses.replace(node, id=facts.cedar_id)
+
+
+class LazyNodes(Mapping[str, pst.Template]):
+    """Nodes by policy id, each made on first access (iterating the keys makes none)."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: Mapping[str, LazyNode]) -> None:
+        self._nodes = dict(nodes)
+
+    def __getitem__(self, key: str) -> pst.Template:
+        return self._nodes[key].get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._nodes

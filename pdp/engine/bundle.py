@@ -406,8 +406,8 @@ def _load_policies(
     few dozen policies per call to Cedar, so that other threads get the GIL between them.
     ``cached``: the files whose facts the scope cache holds (checked against their
     split by :func:`_cached_facts`): not parsed here, their nodes made on first use."""
-    static: dict[str, LazyNode] = {}
-    templates: dict[str, LazyNode] = {}
+    static: dict[str, pst.Template | LazyNode] = {}
+    templates: dict[str, pst.Template | LazyNode] = {}
     infos: dict[str, PolicyInfo] = {}
     facts: dict[str, PolicyFacts] = {}
     sources: list[_PolicyFile] = []

@@ -46,10 +46,10 @@ class LazyNode:
         """The node of the one policy ``code``, which the load knew by ``facts``."""
         return cls(lambda: node_from_code(code, facts))
 
-    def renamed(self, node_id: str) -> LazyNode:
-        """This node under another id (made from this one, when first asked for)."""
+    def renamed(self, node_id: str) -> pst.Template | LazyNode:
+        """This node under another id: at once if it is made, else on first use."""
         if self._node is not None:
-            return LazyNode.of(dataclasses.replace(self._node, id=node_id))
+            return dataclasses.replace(self._node, id=node_id)
         return LazyNode(lambda: dataclasses.replace(self.get(), id=node_id))
 
     @property
@@ -86,15 +86,17 @@ def node_from_code(code: str, facts: PolicyFacts) -> pst.Template:
 
 
 class LazyNodes(Mapping[str, pst.Template]):
-    """Nodes by policy id, each made on first access (iterating the keys makes none)."""
+    """Nodes by policy id, each made on first access where it is not made yet (iterating
+    the keys makes none)."""
 
     __slots__ = ("_nodes",)
 
-    def __init__(self, nodes: Mapping[str, LazyNode]) -> None:
+    def __init__(self, nodes: Mapping[str, pst.Template | LazyNode]) -> None:
         self._nodes = dict(nodes)
 
     def __getitem__(self, key: str) -> pst.Template:
-        return self._nodes[key].get()
+        node = self._nodes[key]
+        return node.get() if isinstance(node, LazyNode) else node
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._nodes)

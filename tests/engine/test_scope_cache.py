@@ -249,3 +249,14 @@ def test_a_bundle_loaded_on_cached_facts_decides_as_cedar_and_equals_one_without
         assert_same_bundle(warm, reference)
     else:
         assert warm.policies == reference.policies
+
+
+def test_a_reload_beside_traffic_on_cached_facts_builds_the_whole_set_from_the_text(
+        bundle_dir: Path, validated: ValidationCache) -> None:
+    reference = load_bundle(bundle_dir)
+    load_bundle(bundle_dir, validation_cache=validated)
+    reloaded = load_bundle(bundle_dir, share_gil=True, validation_cache=validated)
+    assert from_cache(reloaded)
+    assert reloaded.full_set.is_built  # a reload builds it at once, from the spans' text
+    assert reloaded.policy_set.to_pst() == reference.policy_set.to_pst()
+    assert_same_bundle(reloaded, reference)

@@ -54,7 +54,7 @@ from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
 from pdp.engine.request_shapes import RequestShapes
 from pdp.engine.scope_cache import PolicyFacts, ScopeCache
-from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex, Scope, scope_of
+from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex, scope_of
 from pdp.engine.validation import FileFindings, check_full, generated_id, validate_file
 from pdp.engine.validation_cache import ValidationCache
 
@@ -250,7 +250,7 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False,
         # `policies` are the static ones, each node already named by its @id.
         graph = EntityGraph(partial(_parents, records, workload_parents))
         slicer = _entity_slicer(records, graph, schema, facts.values())
-        index = (PolicyIndex(policies, {pid: _scope(facts[pid]) for pid in policies})
+        index = (PolicyIndex(policies, {pid: facts[pid].scope for pid in policies})
                  if len(policies) >= SLICE_MIN_POLICIES else None)
         if building is None:  # decided on slices: see Bundle.policy_set
             assert index is not None
@@ -450,17 +450,11 @@ def _load_policies(
 
 def facts_of(cedar_id: str, node: pst.Template, is_template: bool) -> PolicyFacts:
     """What a load needs of a parsed policy (:class:`pdp.engine.scope_cache.PolicyFacts`)."""
-    scope = scope_of(node)
     return PolicyFacts(
         cedar_id=cedar_id, is_template=is_template, effect=node.effect,
-        annotations=tuple(node.annotations.items()), principal=scope.principal,
-        resource=scope.resource, actions=scope.actions,
+        annotations=node.annotations, scope=scope_of(node),
         literals=frozenset((entity_type_text(u.type), u.id)
                            for u in condition_literals(node.clauses)))
-
-
-def _scope(facts: PolicyFacts) -> Scope:
-    return Scope(facts.principal, facts.resource, facts.actions)
 
 
 def _cached_facts(cache: ScopeCache | None, key: str,

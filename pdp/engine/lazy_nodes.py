@@ -37,7 +37,7 @@ class LazyNode:
     @classmethod
     def of(cls, node: pst.Template) -> LazyNode:
         """A node already made (a load that parsed its file)."""
-        lazy = cls(lambda: node)
+        lazy = cls(_made)
         lazy._node = node
         return lazy
 
@@ -72,6 +72,10 @@ class LazyNode:
         return f"LazyNode({self._node!r})" if self._node is not None else "LazyNode(...)"
 
 
+def _made() -> pst.Template:
+    raise AssertionError("a node made at load is never made again")
+
+
 def node_from_code(code: str, facts: PolicyFacts) -> pst.Template:
     """Cedar's node of the single policy ``code``, numbered ``facts.cedar_id``; raises
     ``ValueError`` unless it is the policy ``facts`` describe."""
@@ -80,7 +84,7 @@ def node_from_code(code: str, facts: PolicyFacts) -> pst.Template:
     other = parsed.static_policies if facts.is_template else parsed.templates
     node = group.get("policy0")
     if (node is None or len(group) != 1 or other or node.effect != facts.effect
-            or tuple(node.annotations.items()) != facts.annotations):
+            or node.annotations != facts.annotations):
         raise ValueError(f"policy {facts.cedar_id} is not the one its cached facts describe")
     return dataclasses.replace(node, id=facts.cedar_id)
 

@@ -30,10 +30,10 @@ them nothing they lack. ``validation_cache = false`` turns this cache off too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -62,6 +62,15 @@ class ScopeKeys:
     type: str | None = None
 
 
+class Scope(NamedTuple):
+    """Where the slicing index files a policy: its principal's and resource's keys, and
+    the actions its scope names (None: any)."""
+
+    principal: ScopeKeys
+    resource: ScopeKeys
+    actions: frozenset[Uid] | None
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyFacts:
     """What a load needs of one parsed policy without its node."""
@@ -69,10 +78,8 @@ class PolicyFacts:
     cedar_id: str  # policy<N>, its place in its file
     is_template: bool
     effect: Literal["permit", "forbid"]
-    annotations: tuple[tuple[str, str], ...]
-    principal: ScopeKeys
-    resource: ScopeKeys
-    actions: frozenset[Uid] | None  # None: any action
+    annotations: Mapping[str, str]  # the node's own mapping, kept (not copied) at a load
+    scope: Scope
     literals: frozenset[Uid]  # the entities its conditions name
 
 
@@ -140,13 +147,14 @@ def _keys_row(keys: ScopeKeys) -> _Keys:
 
 
 def _row(f: PolicyFacts) -> _Row:
-    return (f.cedar_id, f.is_template, f.effect, [*f.annotations], _keys_row(f.principal),
-            _keys_row(f.resource), None if f.actions is None else sorted(f.actions),
-            sorted(f.literals))
+    principal, resource, actions = f.scope
+    return (f.cedar_id, f.is_template, f.effect, [*f.annotations.items()], _keys_row(principal),
+            _keys_row(resource), None if actions is None else sorted(actions), sorted(f.literals))
 
 
 def _facts(row: _Row) -> PolicyFacts:
     cedar_id, is_template, effect, annotations, principal, resource, actions, literals = row
-    return PolicyFacts(cedar_id, is_template, effect, tuple(annotations),
-                       ScopeKeys(*principal), ScopeKeys(*resource),
-                       None if actions is None else frozenset(actions), frozenset(literals))
+    scope = Scope(ScopeKeys(*principal), ScopeKeys(*resource),
+                  None if actions is None else frozenset(actions))
+    return PolicyFacts(cedar_id, is_template, effect, dict(annotations), scope,
+                       frozenset(literals))

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 import cedarpy
 from cedarpy import pst
@@ -36,7 +35,7 @@ from cedarpy import pst
 from pdp.engine.cache_budget import POLICY_SLICE_POLICIES, SCOPE_SLICE_POLICIES
 from pdp.engine.context_reads import Reads, context_reads
 from pdp.engine.memo import Memo
-from pdp.engine.scope_cache import ScopeKeys
+from pdp.engine.scope_cache import Scope, ScopeKeys
 
 Uid = tuple[str, str]
 
@@ -50,15 +49,6 @@ def _type(t: pst.EntityType) -> str:
 
 def _uid(u: pst.EntityUid) -> Uid:
     return (_type(u.type), u.id)
-
-
-class Scope(NamedTuple):
-    """Where a policy is filed: its principal's and resource's keys, and the actions its
-    scope names (None: any)."""
-
-    principal: ScopeKeys
-    resource: ScopeKeys
-    actions: frozenset[Uid] | None
 
 
 def scope_of(node: pst.Template) -> Scope:

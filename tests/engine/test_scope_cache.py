@@ -178,10 +178,8 @@ def test_a_node_that_disagrees_with_its_facts_is_refused_and_the_request_denied(
     code = split_policies((bundle_dir / "guards.cedar").read_text())[0].code
     facts = bundle_module.facts_of("policy0", node_from_code(code, _facts_for(code)), False)
     assert node_from_code(code, facts).id == "policy0"
-    flipped = cache_module.PolicyFacts(
-        facts.cedar_id, facts.is_template, "permit" if facts.effect == "forbid" else "forbid",
-        facts.annotations, facts.principal, facts.resource, facts.actions, facts.literals)
-    for wrong in (flipped, _replace(facts, annotations=()), _replace(facts, is_template=True)):
+    flipped = _replace(facts, effect="permit" if facts.effect == "forbid" else "forbid")
+    for wrong in (flipped, _replace(facts, annotations={}), _replace(facts, is_template=True)):
         with pytest.raises(ValueError, match="not the one its cached facts describe"):
             node_from_code(code, wrong)
 

@@ -37,8 +37,13 @@ from typing import Literal, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
-import pdp
-from pdp.engine.validation_cache import ValidationCache, cedar_build, read_private, write_private
+from pdp.engine.validation_cache import (
+    ValidationCache,
+    cedar_build,
+    content_key,
+    read_private,
+    write_private,
+)
 
 FACTS_FORMAT = b"pdp policy facts v1"
 """Changes whenever what an entry holds or means changes, so that old entries stop matching."""
@@ -91,13 +96,8 @@ _ROWS: TypeAdapter[list[_Row]] = TypeAdapter(list[_Row])
 
 
 def facts_key(schema_text: str, policy_text: str, *, parser: bytes) -> str:
-    """The SHA-256 (hex) of everything an entry depends on, each part length-prefixed."""
-    digest = hashlib.sha256()
-    for part in (FACTS_FORMAT, pdp.__version__.encode(), parser,
-                 schema_text.encode(), policy_text.encode()):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
+    """The SHA-256 (hex) of everything an entry depends on."""
+    return content_key(FACTS_FORMAT, schema_text, policy_text, build=parser)
 
 
 class ScopeCache:

@@ -78,11 +78,17 @@ def cedar_build() -> bytes:
 
 
 def verdict_key(schema_text: str, policy_text: str, *, validator: bytes) -> str:
-    """The SHA-256 (hex) of everything a verdict depends on, each part length-prefixed so
-    that no two different inputs give the same byte stream."""
+    """The SHA-256 (hex) of everything a verdict depends on."""
+    return content_key(VERDICT_FORMAT, schema_text, policy_text, build=validator)
+
+
+def content_key(kind: bytes, schema_text: str, policy_text: str, *, build: bytes) -> str:
+    """The SHA-256 (hex) of an entry's kind, the PDP's version, cedarpy's ``build``, the
+    schema and the policy text, each part length-prefixed so that no two different
+    inputs give the same byte stream."""
     digest = hashlib.sha256()
-    for part in (VERDICT_FORMAT, pdp.__version__.encode(), validator,
-                 schema_text.encode(), policy_text.encode()):
+    for part in (kind, pdp.__version__.encode(), build, schema_text.encode(),
+                 policy_text.encode()):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

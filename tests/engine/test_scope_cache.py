@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,17 +26,8 @@ from tests.conftest import POLICIES, examples
 from tests.engine.cedar_bundles import Case, cases
 from tests.engine.test_differential_fuzz import check_requests
 
-
-@pytest.fixture
-def bundle_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "bundle"
-    shutil.copytree(POLICIES, directory, ignore=shutil.ignore_patterns("tests"))
-    return directory
-
-
-@pytest.fixture
-def validated(tmp_path: Path) -> ValidationCache:
-    return ValidationCache(tmp_path / "state" / "validated")
+# The example bundle's copy and the caches' place are the validation cache tests' own.
+from tests.engine.test_validation_cache import bundle_dir, cache, cold_then_warm  # noqa: F401
 
 
 def entries(cache: ValidationCache) -> list[Path]:
@@ -67,42 +57,42 @@ def rewrite(entry: Path, body: bytes) -> None:
 
 
 def test_a_restart_on_the_same_files_makes_no_node_until_one_is_used(
-        bundle_dir: Path, validated: ValidationCache, monkeypatch: pytest.MonkeyPatch) -> None:
+        bundle_dir: Path, cache: ValidationCache, monkeypatch: pytest.MonkeyPatch) -> None:
     reference = load_bundle(bundle_dir)
-    cold = load_bundle(bundle_dir, validation_cache=validated)
+    cold = load_bundle(bundle_dir, validation_cache=cache)
     assert not from_cache(cold)
     files = sorted(p.name for p in bundle_dir.glob("*.cedar"))
-    assert len(entries(validated)) == len(files)
+    assert len(entries(cache)) == len(files)
     parsed: list[str] = []
     real = bundle_module.parse_ahead
     monkeypatch.setattr(bundle_module, "parse_ahead",
                         lambda text, *a: parsed.append(text) or real(text, *a))
-    warm = load_bundle(bundle_dir, validation_cache=validated)
+    warm = load_bundle(bundle_dir, validation_cache=cache)
     assert parsed == []  # no file was parsed into nodes
     assert sorted(from_cache(warm)) == files
     assert_same_bundle(warm, reference)
 
 
 def test_a_changed_policy_file_is_never_served_from_the_old_entry(
-        bundle_dir: Path, validated: ValidationCache) -> None:
-    load_bundle(bundle_dir, validation_cache=validated)
+        bundle_dir: Path, cache: ValidationCache) -> None:
+    load_bundle(bundle_dir, validation_cache=cache)
     path = bundle_dir / "datasets.cedar"
     text = path.read_text()
     # The first policy's scope names another action.
     assert 'action == App::Action::"read",' in text
     path.write_text(text.replace('action == App::Action::"read",',
                                  'action == App::Action::"write",', 1))
-    warm = load_bundle(bundle_dir, validation_cache=validated)
+    warm = load_bundle(bundle_dir, validation_cache=cache)
     assert "datasets.cedar" not in from_cache(warm)
     assert from_cache(warm)  # the other files still came from the cache
     assert_same_bundle(warm, load_bundle(bundle_dir))
 
 
-def test_a_changed_schema_parses_again(bundle_dir: Path, validated: ValidationCache) -> None:
-    load_bundle(bundle_dir, validation_cache=validated)
+def test_a_changed_schema_parses_again(bundle_dir: Path, cache: ValidationCache) -> None:
+    load_bundle(bundle_dir, validation_cache=cache)
     schema = bundle_dir / "schema.cedarschema"
     schema.write_text(schema.read_text() + "\n// a comment changes the key\n")
-    assert not from_cache(load_bundle(bundle_dir, validation_cache=validated))
+    assert not from_cache(load_bundle(bundle_dir, validation_cache=cache))
 
 
 def tampered(content: bytes) -> list[bytes]:
@@ -115,14 +105,14 @@ def tampered(content: bytes) -> list[bytes]:
 
 
 def test_a_tampered_or_truncated_entry_is_not_used(
-        bundle_dir: Path, validated: ValidationCache) -> None:
+        bundle_dir: Path, cache: ValidationCache) -> None:
     reference = load_bundle(bundle_dir)
-    load_bundle(bundle_dir, validation_cache=validated)
-    originals = {entry: entry.read_bytes() for entry in entries(validated)}
+    load_bundle(bundle_dir, validation_cache=cache)
+    originals = {entry: entry.read_bytes() for entry in entries(cache)}
     for number in range(len(tampered(b"k\nd\nbody"))):
         for entry, content in originals.items():
             entry.write_bytes(tampered(content)[number])
-        bundle = load_bundle(bundle_dir, validation_cache=validated)
+        bundle = load_bundle(bundle_dir, validation_cache=cache)
         assert not from_cache(bundle), number
         assert_same_bundle(bundle, reference)
 
@@ -134,22 +124,22 @@ def test_a_tampered_or_truncated_entry_is_not_used(
     b"not json",
 ])
 def test_an_entry_of_the_wrong_shape_with_a_right_digest_is_not_used(
-        bundle_dir: Path, validated: ValidationCache, body: bytes) -> None:
+        bundle_dir: Path, cache: ValidationCache, body: bytes) -> None:
     reference = load_bundle(bundle_dir)
-    load_bundle(bundle_dir, validation_cache=validated)
-    for entry in entries(validated):
+    load_bundle(bundle_dir, validation_cache=cache)
+    for entry in entries(cache):
         rewrite(entry, body)
-    bundle = load_bundle(bundle_dir, validation_cache=validated)
+    bundle = load_bundle(bundle_dir, validation_cache=cache)
     assert not from_cache(bundle)
     assert_same_bundle(bundle, reference)
 
 
 @pytest.mark.parametrize("how", ["entry-writable", "directory-writable", "linked"])
 def test_an_entry_others_could_write_or_a_link_is_not_used(
-        bundle_dir: Path, validated: ValidationCache, tmp_path: Path, how: str) -> None:
-    load_bundle(bundle_dir, validation_cache=validated)
-    directory = ScopeCache.beside(validated).directory
-    for entry in entries(validated):
+        bundle_dir: Path, cache: ValidationCache, tmp_path: Path, how: str) -> None:
+    load_bundle(bundle_dir, validation_cache=cache)
+    directory = ScopeCache.beside(cache).directory
+    for entry in entries(cache):
         if how == "entry-writable":
             entry.chmod(entry.stat().st_mode | 0o002)
         elif how == "linked":
@@ -158,20 +148,20 @@ def test_an_entry_others_could_write_or_a_link_is_not_used(
             entry.symlink_to(target)
     if how == "directory-writable":
         directory.chmod(directory.stat().st_mode | 0o020)
-    assert not from_cache(load_bundle(bundle_dir, validation_cache=validated))
+    assert not from_cache(load_bundle(bundle_dir, validation_cache=cache))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
 def test_an_entry_owned_by_another_user_is_not_used(
-        bundle_dir: Path, validated: ValidationCache) -> None:
-    load_bundle(bundle_dir, validation_cache=validated)
-    for entry in entries(validated):
+        bundle_dir: Path, cache: ValidationCache) -> None:
+    load_bundle(bundle_dir, validation_cache=cache)
+    for entry in entries(cache):
         os.chown(entry, 65534, 65534)
-    assert not from_cache(load_bundle(bundle_dir, validation_cache=validated))
+    assert not from_cache(load_bundle(bundle_dir, validation_cache=cache))
 
 
 def test_a_node_that_disagrees_with_its_facts_is_refused_and_the_request_denied(
-        bundle_dir: Path, validated: ValidationCache) -> None:
+        bundle_dir: Path, cache: ValidationCache) -> None:
     """The documented limit: the PDP's own user can write an entry that is believed. A
     node made from the code must still be the policy the facts describe (kind, effect,
     annotations); one that is not raises, which denies the request that needed it."""
@@ -230,14 +220,7 @@ def test_an_unwritable_state_directory_loads_without_the_cache(
 def test_a_bundle_loaded_on_cached_facts_decides_as_cedar_and_equals_one_without(
         case: Case) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / "bundle"
-        directory.mkdir()
-        for name, text in case.files().items():
-            (directory / name).write_text(text)
-        cache = ValidationCache(Path(tmp) / "validated")
-        reference = load_bundle(directory)
-        load_bundle(directory, validation_cache=cache)
-        warm = load_bundle(directory, validation_cache=cache)
+        reference, cache, warm = cold_then_warm(case, Path(tmp))
         # Every policy of a file with an entry came from it (a bundle of one policy builds
         # its whole set at load, which makes its node).
         cached = {info.file for info in reference.policies.values()} if entries(cache) else set()
@@ -250,10 +233,10 @@ def test_a_bundle_loaded_on_cached_facts_decides_as_cedar_and_equals_one_without
 
 
 def test_a_reload_beside_traffic_on_cached_facts_builds_the_whole_set_from_the_text(
-        bundle_dir: Path, validated: ValidationCache) -> None:
+        bundle_dir: Path, cache: ValidationCache) -> None:
     reference = load_bundle(bundle_dir)
-    load_bundle(bundle_dir, validation_cache=validated)
-    reloaded = load_bundle(bundle_dir, share_gil=True, validation_cache=validated)
+    load_bundle(bundle_dir, validation_cache=cache)
+    reloaded = load_bundle(bundle_dir, share_gil=True, validation_cache=cache)
     assert from_cache(reloaded)
     assert reloaded.full_set.is_built  # a reload builds it at once, from the spans' text
     assert reloaded.policy_set.to_pst() == reference.policy_set.to_pst()

@@ -34,6 +34,7 @@ from cedarpy import pst
 
 from pdp.engine.cache_budget import POLICY_SLICE_POLICIES, SCOPE_SLICE_POLICIES
 from pdp.engine.context_reads import Reads, context_reads
+from pdp.engine.lazy_nodes import LazyNodes
 from pdp.engine.memo import Memo
 from pdp.engine.scope_cache import Scope, ScopeKeys
 
@@ -140,6 +141,8 @@ class PolicyIndex:
         parents, and the action; their static ancestors are the bundle's)."""
         def build() -> ScopeSlice:
             ids = candidates()
+            if isinstance(self.policies, LazyNodes):  # a load on cached facts
+                self.policies.make(ids)
             return ScopeSlice(self.slice(ids), ids,
                               context_reads(self.policies[pid] for pid in ids))
 
@@ -179,6 +182,8 @@ class PolicyIndex:
                               for pid in ids if pid in extra))
 
         def build() -> cedarpy.PolicySet:
+            if isinstance(self.policies, LazyNodes):
+                self.policies.make(ids)
             nodes = {pid: extra[pid] if pid in extra else self.policies[pid] for pid in ids}
             return cedarpy.PolicySet.from_pst(
                 pst.PolicySet(templates={}, static_policies=nodes, template_links=()))

@@ -7,6 +7,7 @@ its nodes are made."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from pdp.engine import bundle as bundle_module
 from pdp.engine import scope_cache as cache_module
 from pdp.engine.bundle import Bundle, load_bundle
-from pdp.engine.lazy_nodes import node_from_code
+from pdp.engine.lazy_nodes import LazyNode, LazyNodes, make_together, node_from_code
 from pdp.engine.policy_source import split_policies
 from pdp.engine.scope_cache import ScopeCache
 from pdp.engine.validation_cache import ValidationCache
@@ -182,8 +183,6 @@ def _facts_for(code: str) -> cache_module.PolicyFacts:
 
 
 def _replace(facts: cache_module.PolicyFacts, **changes: object) -> cache_module.PolicyFacts:
-    import dataclasses
-
     return dataclasses.replace(facts, **changes)  # type: ignore[arg-type]
 
 
@@ -241,3 +240,34 @@ def test_a_reload_beside_traffic_on_cached_facts_builds_the_whole_set_from_the_t
     assert reloaded.full_set.is_built  # a reload builds it at once, from the spans' text
     assert reloaded.policy_set.to_pst() == reference.policy_set.to_pst()
     assert_same_bundle(reloaded, reference)
+
+
+def test_a_slices_nodes_made_together_equal_those_made_alone(
+        bundle_dir: Path, cache: ValidationCache) -> None:
+    reference = load_bundle(bundle_dir)
+    load_bundle(bundle_dir, validation_cache=cache)
+    warm = load_bundle(bundle_dir, validation_cache=cache)
+    assert warm.index is not None and isinstance(warm.index.policies, LazyNodes)
+    some = sorted(pid for pid, info in warm.policies.items() if not info.is_template)[::2]
+    warm.index.policies.make(some)
+    assert {pid for pid, info in warm.policies.items() if info.lazy_node.is_made} == set(some)
+    for pid in some:
+        assert warm.policies[pid] == reference.policies[pid]
+        assert warm.index.policies[pid] == reference.index.policies[pid]  # type: ignore[union-attr]
+
+
+def test_a_node_the_joint_parse_does_not_give_as_described_is_left_to_be_refused_alone(
+        bundle_dir: Path) -> None:
+    codes = split_policies((bundle_dir / "datasets.cedar").read_text())
+    alone = [node_from_code(span.code, _facts_for(span.code)) for span in codes]
+    facts = [_replace(_facts_for(span.code), cedar_id=f"policy{i}") for i, span in enumerate(codes)]
+    facts[1] = _replace(facts[1], effect="forbid" if facts[1].effect == "permit" else "permit")
+    nodes = [LazyNode.from_code(span.code, f) for span, f in zip(codes, facts, strict=True)]
+    make_together(node.renamed(f"x{i}") for i, node in enumerate(nodes))
+    assert [node.is_made for node in nodes] == [i != 1 for i in range(len(nodes))]
+    for i, node in enumerate(nodes):
+        if i == 1:
+            with pytest.raises(ValueError, match="not the one its cached facts describe"):
+                node.get()
+        else:
+            assert node.get() == dataclasses.replace(alone[i], id=f"policy{i}")

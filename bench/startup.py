@@ -8,7 +8,8 @@ machine is shared and absolute times move with its load:
 - start: the 10,000-policy bundle against the example bundle (18 policies), one worker,
   the same command; the difference is what the bundle costs to load.
 - restart: the 10,000-policy bundle started again on the state directory of the
-  one-worker run, whose validation verdicts it finds (``pdp.engine.validation_cache``).
+  one-worker run, whose validation verdicts (``pdp.engine.validation_cache``) and
+  policy facts (``pdp.engine.scope_cache``: no file is parsed into nodes) it finds.
 - memory: the tree's PSS (proportional set size: a page shared by k processes counts
   1/k in each, so the sum is what the tree really holds) with two workers against one.
   RSS, which counts a shared page in every process, is printed beside it.
@@ -185,7 +186,8 @@ def run() -> dict[str, Any]:
                 server, big, _token(server.state))
             server.stop()
         # A restart on the same state directory: the policies Cedar's validator passed at
-        # the reload above are not validated again (pdp.engine.validation_cache).
+        # the reload above are not validated again (pdp.engine.validation_cache), nor parsed
+        # into nodes (pdp.engine.scope_cache).
         restarted = Serve(big, Path(tmp) / "s1", 1)
         out["ready_restart_1"] = restarted.ready_s
         restarted.stop()

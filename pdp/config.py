@@ -460,8 +460,10 @@ class Settings(BaseSettings):
         description="Remember in `<state_dir>/validated` which policy files Cedar's validator "
                     "passed (keyed by a SHA-256 of the text, the schema, cedarpy and the PDP), "
                     "so that a restart or a reload of the same policies skips validating them "
-                    "again; only markers owned by the PDP's user and writable by no one else are "
-                    "believed (README, \"Validation cache\"). `pdp validate` always validates.")
+                    "again; and in `<state_dir>/scopes` what a load derived from each file's "
+                    "parsed policies, so that a restart skips parsing them into nodes. Only "
+                    "entries owned by the PDP's user and writable by no one else are believed "
+                    "(README, \"Validation cache\"). `pdp validate` always validates.")
     state_dir: Path = Field(default=Path(".pdp"), description="Local state (keys, SQLite log).")
     audience: str = Field(
         default="pdp", description="This PDP's audience: tokens must name it in `aud`.")

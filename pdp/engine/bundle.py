@@ -43,6 +43,7 @@ from pdp.engine.entity_slice import ENTITY_SLICE_MIN, EntitySlicer
 from pdp.engine.graph import EntityGraph
 from pdp.engine.ids import CONTROL_CHARACTERS
 from pdp.engine.json_load import load_json
+from pdp.engine.lazy_nodes import LazyNode, LazyNodes
 from pdp.engine.lazy_set import LazyPolicySet
 from pdp.engine.literals import condition_literals
 from pdp.engine.memo import Memo
@@ -52,7 +53,8 @@ from pdp.engine.policy_source import PolicySpan, split_policies, split_with_rest
 from pdp.engine.problems import BundleInvalid, BundleProblem
 from pdp.engine.render import entity_type_text
 from pdp.engine.request_shapes import RequestShapes
-from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex
+from pdp.engine.scope_cache import PolicyFacts, ScopeCache
+from pdp.engine.slicing import SLICE_MIN_POLICIES, PolicyIndex, scope_of
 from pdp.engine.validation import FileFindings, check_full, generated_id, validate_file
 from pdp.engine.validation_cache import ValidationCache
 
@@ -94,9 +96,16 @@ class PolicyInfo:
     reason: str
     advice: str | None
     is_template: bool
-    node: pst.Template
+    # Its node, made on first use when the load took its facts from the scope cache
+    # (pdp.engine.lazy_nodes); read it as ``node``.
+    lazy_node: LazyNode = field(repr=False)
     annotations: Mapping[str, str] = field(default_factory=dict)
     line: int | None = None  # where the policy starts in ``file``
+
+    @property
+    def node(self) -> pst.Template:
+        """The policy as Cedar parsed it, numbered ``policy<N>`` by its place in ``file``."""
+        return self.lazy_node.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +193,10 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False,
 
     ``validation_cache``: a file whose text and schema Cedar's validator already passed
     (:mod:`pdp.engine.validation_cache`) is not validated again, and a file it passes
-    now is recorded there. Without it (``pdp validate``) every file is validated.
+    now is recorded there. Without it (``pdp validate``) every file is validated. Beside it
+    (:meth:`pdp.engine.scope_cache.ScopeCache.beside`), each file's facts: a file whose
+    facts are cached is not turned into nodes at load (each policy's node is made on
+    first use), and the facts of a file turned into nodes now are recorded there.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -203,20 +215,25 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False,
                     else helpers.submit(check_full, text, schema) for name, text in texts.items()}
                    if schema is not None and user_schema is not None else {})
         splits = {name: split_with_rest(text) for name, text in texts.items()}
+        scope_cache = None if validation_cache is None else ScopeCache.beside(validation_cache)
+        facts_keys = ({} if scope_cache is None else
+                      {name: scope_cache.key(schema_text, text) for name, text in texts.items()})
+        cached = {name: found for name, key in facts_keys.items()
+                  if (found := _cached_facts(scope_cache, key, splits[name])) is not None}
         parsing = ({} if share_gil else {name: parse_ahead(text, *splits[name], helpers)
-                                         for name, text in texts.items()})
+                                         for name, text in texts.items() if name not in cached})
         # Reported after the policies' problems, as they are found there. At start Cedar
         # checks them beside the parse; a reload checks them after validation, in this
         # thread, as the helpers already run beside it and the serving event loop.
         entity_problems: list[BundleProblem] = []
         records, workload_parents, entity_check = _read_entities(
             files, schema, entity_problems, None if share_gil else helpers)
-        policies, templates, infos, sources = _load_policies(texts, splits, problems, warnings,
-                                                             parsing=parsing)
+        policies, templates, infos, sources, facts = _load_policies(
+            texts, splits, problems, warnings, parsing=parsing, cached=cached)
         building: Future[cedarpy.PolicySet] | None
         if not share_gil and len(policies) >= SLICE_MIN_POLICIES:
             building = None  # decided on slices: the whole set waits for its first use
-        elif share_gil and (chunkable := _chunkable(sources, infos)) is not None:
+        elif share_gil and (chunkable := _chunkable(sources, infos, facts)) is not None:
             building = helpers.submit(policy_set_in_chunks, *chunkable)
         else:
             building = helpers.submit(_build_policy_set, policies, templates)
@@ -228,10 +245,13 @@ def load_bundle(directory: Path | str, *, share_gil: bool = False,
             raise BundleInvalid(directory, problems)
         if validation_cache is not None:
             _record_passes(validation_cache, verdicts, checked)
+        if scope_cache is not None:
+            _record_facts(scope_cache, facts_keys, sources, infos, facts, cached)
         # `policies` are the static ones, each node already named by its @id.
         graph = EntityGraph(partial(_parents, records, workload_parents))
-        slicer = _entity_slicer(records, graph, schema, infos)
-        index = PolicyIndex(policies) if len(policies) >= SLICE_MIN_POLICIES else None
+        slicer = _entity_slicer(records, graph, schema, facts.values())
+        index = (PolicyIndex(policies, {pid: facts[pid].scope for pid in policies})
+                 if len(policies) >= SLICE_MIN_POLICIES else None)
         if building is None:  # decided on slices: see Bundle.policy_set
             assert index is not None
             full_set = LazyPolicySet(partial(_build_policy_set, index.policies, templates))
@@ -374,45 +394,96 @@ def _load_policies(
     texts: Mapping[str, str], splits: Mapping[str, tuple[list[PolicySpan], str]],
     problems: list[BundleProblem], warnings: list[BundleProblem], *,
     parsing: Mapping[str, Callable[[], pst.PolicySet]],
-) -> tuple[dict[str, pst.Template], dict[str, pst.Template], dict[str, PolicyInfo],
-           list[_PolicyFile]]:
+    cached: Mapping[str, tuple[PolicyFacts, ...]],
+) -> tuple[LazyNodes, LazyNodes, dict[str, PolicyInfo], list[_PolicyFile],
+           dict[str, PolicyFacts]]:
     """Turn every ``*.cedar`` file into nodes; re-key each policy by its ``@id`` (or its
-    position). ``splits``: :func:`split_with_rest` of each.
+    position). ``splits``: :func:`split_with_rest` of each. Also gives each policy's
+    facts (:class:`pdp.engine.scope_cache.PolicyFacts`) by its id.
 
     ``parsing``: each file's nodes, parsed ahead in a helper thread (a start:
     :func:`pdp.engine.policy_parse.parse_ahead`). Without it (a reload) the nodes come a
-    few dozen policies per call to Cedar, so that other threads get the GIL between them."""
-    static: dict[str, pst.Template] = {}
-    templates: dict[str, pst.Template] = {}
+    few dozen policies per call to Cedar, so that other threads get the GIL between them.
+    ``cached``: the files whose facts the scope cache holds (checked against their
+    split by :func:`_cached_facts`): not parsed here, their nodes made on first use."""
+    static: dict[str, pst.Template | LazyNode] = {}
+    templates: dict[str, pst.Template | LazyNode] = {}
     infos: dict[str, PolicyInfo] = {}
+    facts: dict[str, PolicyFacts] = {}
     sources: list[_PolicyFile] = []
     for name, text in texts.items():
         spans, rest = splits[name]
-        try:
-            # One parse: the nodes come from Cedar's parser, so a file they come from parses
-            # (a second parse with PolicySet.from_str cost 1.4 s more at 10,000 policies).
-            parsed = parsing[name]() if parsing else parse_in_chunks(text, spans, rest)
-        except ValueError as e:
-            source = _parse_file(name, text, problems)  # Cedar's own parse says what failed
-            if source is not None:
-                # Cedar parsed the file; only cedarpy's conversion to nodes refused it.
-                sources.append(dataclasses.replace(source,
-                                                   unconvertible=_unconvertible(source, e)))
-            continue
-        count = len(parsed.static_policies) + len(parsed.templates)
-        # Splitting agrees with Cedar on every file Cedar parses; if it ever did not, the
-        # policies would be named without lines rather than at wrong ones.
-        source = _PolicyFile(name, text, tuple(spans) if len(spans) == count else ())
+        if name in cached:
+            source = _PolicyFile(name, text, tuple(spans))
+            found = [(f, LazyNode.from_code(spans[i].code, f))
+                     for i, f in enumerate(cached[name])]
+        else:
+            try:
+                # One parse: the nodes come from Cedar's parser, so a file they come from
+                # parses (a second parse with PolicySet.from_str cost 1.4 s more at 10,000
+                # policies).
+                parsed = parsing[name]() if parsing else parse_in_chunks(text, spans, rest)
+            except ValueError as e:
+                failed = _parse_file(name, text, problems)  # Cedar's own parse says what failed
+                if failed is not None:
+                    # Cedar parsed the file; only cedarpy's conversion to nodes refused it.
+                    sources.append(dataclasses.replace(failed,
+                                                       unconvertible=_unconvertible(failed, e)))
+                continue
+            count = len(parsed.static_policies) + len(parsed.templates)
+            # Splitting agrees with Cedar on every file Cedar parses; if it ever did not, the
+            # policies would be named without lines rather than at wrong ones.
+            source = _PolicyFile(name, text, tuple(spans) if len(spans) == count else ())
+            found = [(facts_of(cedar_id, node, is_template), LazyNode.of(node))
+                     for is_template, group in ((False, parsed.static_policies),
+                                                (True, parsed.templates))
+                     for cedar_id, node in group.items()]
         sources.append(source)
-        for is_template, group in ((False, parsed.static_policies), (True, parsed.templates)):
-            for cedar_id, node in group.items():
-                info = _policy_info(source, cedar_id, node, is_template, infos, problems,
-                                    warnings)
-                if info is not None:
-                    infos[info.id] = info
-                    (templates if is_template else static)[info.id] = dataclasses.replace(
-                        node, id=info.id)
-    return static, templates, infos, sources
+        for policy, node in found:
+            info = _policy_info(source, policy, node, infos, problems, warnings)
+            if info is not None:
+                infos[info.id] = info
+                facts[info.id] = policy
+                (templates if policy.is_template else static)[info.id] = node.renamed(info.id)
+    return LazyNodes(static), LazyNodes(templates), infos, sources, facts
+
+
+def facts_of(cedar_id: str, node: pst.Template, is_template: bool) -> PolicyFacts:
+    """What a load needs of a parsed policy (:class:`pdp.engine.scope_cache.PolicyFacts`)."""
+    return PolicyFacts(
+        cedar_id=cedar_id, is_template=is_template, effect=node.effect,
+        annotations=node.annotations, scope=scope_of(node),
+        literals=frozenset((entity_type_text(u.type), u.id)
+                           for u in condition_literals(node.clauses)))
+
+
+def _cached_facts(cache: ScopeCache | None, key: str,
+                  split: tuple[list[PolicySpan], str]) -> tuple[PolicyFacts, ...] | None:
+    """The cached facts of a file, if they describe its split: one per policy, in order,
+    numbered as Cedar numbers them, and no code after the last (else None: parse it)."""
+    facts = None if cache is None else cache.get(key)
+    spans, rest = split
+    if (facts is None or not spans or rest.strip()
+            or [f.cedar_id for f in facts] != [f"policy{i}" for i in range(len(spans))]):
+        return None
+    return facts
+
+
+def _record_facts(cache: ScopeCache, keys: Mapping[str, str], sources: list[_PolicyFile],
+                  infos: Mapping[str, PolicyInfo], facts: Mapping[str, PolicyFacts],
+                  cached: Mapping[str, object]) -> None:
+    """Record the facts of each file turned into nodes in this load, in file order, where
+    every policy of it is known by its span (so that one can be made from its code)."""
+    by_file: dict[str, list[PolicyFacts]] = {}
+    for pid, info in infos.items():
+        by_file.setdefault(info.file, []).append(facts[pid])
+    for source in sources:
+        found = by_file.get(source.name, [])
+        if (source.name in cached or not source.spans or source.unconvertible
+                or len(found) != len(source.spans)):
+            continue
+        cache.put(keys[source.name],
+                  sorted(found, key=lambda f: int(f.cedar_id.removeprefix("policy"))))
 
 
 def _parse_file(name: str, text: str, problems: list[BundleProblem]) -> _PolicyFile | None:
@@ -454,12 +525,12 @@ def _unconvertible(source: _PolicyFile, error: ValueError) -> tuple[BundleProble
         source.name, f"Cedar parses this file but the PDP cannot load it ({error})"),)
 
 
-def _policy_info(source: _PolicyFile, cedar_id: str, node: pst.Template, is_template: bool,
+def _policy_info(source: _PolicyFile, facts: PolicyFacts, node: LazyNode,
                  seen: Mapping[str, PolicyInfo], problems: list[BundleProblem],
                  warnings: list[BundleProblem]) -> PolicyInfo | None:
     """The policy's id (its ``@id``, else its file and position) and what people read."""
-    annotations = dict(node.annotations)
-    index = int(cedar_id.removeprefix("policy"))
+    annotations = dict(facts.annotations)
+    index = int(facts.cedar_id.removeprefix("policy"))
     span = source.spans[index] if index < len(source.spans) else None
     line = span.line if span else None
     policy_id = annotations.get("id", generated_id(source.name, index))
@@ -477,12 +548,12 @@ def _policy_info(source: _PolicyFile, cedar_id: str, node: pst.Template, is_temp
                          "changes when a policy is added above it", policy_id, line))
     reason = annotations.get("reason", "").strip()
     if not reason:
-        reason = f"The {node.effect} policy at {source.name} line {line} (it has no @reason)"
+        reason = f"The {facts.effect} policy at {source.name} line {line} (it has no @reason)"
         warnings.append(BundleProblem(
             source.name, f"no @reason: explanations say {reason!r}", policy_id, line))
-    return PolicyInfo(id=policy_id, effect=node.effect, file=source.name, reason=reason,
-                      advice=annotations.get("advice"), is_template=is_template, node=node,
-                      annotations=annotations, line=line)
+    return PolicyInfo(id=policy_id, effect=facts.effect, file=source.name, reason=reason,
+                      advice=annotations.get("advice"), is_template=facts.is_template,
+                      lazy_node=node, annotations=annotations, line=line)
 
 
 def _validate_policies(sources: list[_PolicyFile],
@@ -592,18 +663,19 @@ def _parents(records: Mapping[tuple[str, str], dict[str, Any]],
 
 
 def _entity_slicer(records: Mapping[tuple[str, str], dict[str, Any]], graph: EntityGraph,
-                   schema: cedarpy.Schema, infos: Mapping[str, PolicyInfo],
+                   schema: cedarpy.Schema, facts: Iterable[PolicyFacts],
                    ) -> EntitySlicer | None:
     """Per-request entity sets, for bundles whose entities.json is large."""
     if len(records) < ENTITY_SLICE_MIN:
         return None
-    named: set[pst.EntityUid] = set()
-    for info in infos.values():
-        named |= condition_literals(info.node.clauses)
-    return EntitySlicer(records, graph, schema, {(entity_type_text(u.type), u.id) for u in named})
+    named: set[tuple[str, str]] = set()
+    for policy in facts:
+        named |= policy.literals
+    return EntitySlicer(records, graph, schema, named)
 
 
 def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],
+               facts: Mapping[str, PolicyFacts],
                ) -> tuple[list[tuple[str, tuple[PolicySpan, ...]]],
                           dict[tuple[str, str], str]] | None:
     """What :func:`policy_set_in_chunks` needs to build the set of ``infos``, or None
@@ -613,15 +685,16 @@ def _chunkable(sources: list[_PolicyFile], infos: Mapping[str, PolicyInfo],
     if any(info.file not in split for info in infos.values()):
         return None
     return ([(source.name, source.spans) for source in sources if source.name in split],
-            {(info.file, info.node.id): pid for pid, info in infos.items()})
+            {(info.file, facts[pid].cedar_id): pid for pid, info in infos.items()})
 
 
-def _build_policy_set(static: dict[str, pst.Template],
-                      templates: dict[str, pst.Template]) -> cedarpy.PolicySet:
+def _build_policy_set(static: Mapping[str, pst.Template],
+                      templates: Mapping[str, pst.Template]) -> cedarpy.PolicySet:
     """The policy set of the parsed nodes (raises ``ValueError``); Cedar builds it with the
     GIL released once it has read the nodes."""
     return cedarpy.PolicySet.from_pst(
-        pst.PolicySet(templates=templates, static_policies=static, template_links=()),
+        pst.PolicySet(templates=dict(templates), static_policies=dict(static),
+                      template_links=()),
         release_gil=True)
 
 

@@ -34,7 +34,9 @@ from cedarpy import pst
 
 from pdp.engine.cache_budget import POLICY_SLICE_POLICIES, SCOPE_SLICE_POLICIES
 from pdp.engine.context_reads import Reads, context_reads
+from pdp.engine.lazy_nodes import LazyNodes
 from pdp.engine.memo import Memo
+from pdp.engine.scope_cache import Scope, ScopeKeys
 
 Uid = tuple[str, str]
 
@@ -50,27 +52,23 @@ def _uid(u: pst.EntityUid) -> Uid:
     return (_type(u.type), u.id)
 
 
-@dataclass(frozen=True, slots=True)
-class _ScopeKeys:
-    """Where one side (principal or resource) of a scope files a policy."""
-
-    any: bool = False
-    entity: Uid | None = None
-    type: str | None = None
+def scope_of(node: pst.Template) -> Scope:
+    """The index's view of a policy's scope."""
+    return Scope(_keys(node.principal), _keys(node.resource), _action_uids(node.action))
 
 
-def _keys(constraint: pst.PrincipalOrResourceConstraint) -> _ScopeKeys:
+def _keys(constraint: pst.PrincipalOrResourceConstraint) -> ScopeKeys:
     if isinstance(constraint, (pst.ScopeEq, pst.ScopeIn)):
         if isinstance(constraint.entity, pst.Slot):
-            return _ScopeKeys(any=True)  # an unlinked template slot: keep it (it never applies)
-        return _ScopeKeys(entity=_uid(constraint.entity))
+            return ScopeKeys(any=True)  # an unlinked template slot: keep it (it never applies)
+        return ScopeKeys(entity=_uid(constraint.entity))
     if isinstance(constraint, pst.ScopeIsIn):
         if isinstance(constraint.entity, pst.Slot):
-            return _ScopeKeys(type=_type(constraint.entity_type))
-        return _ScopeKeys(entity=_uid(constraint.entity))
+            return ScopeKeys(type=_type(constraint.entity_type))
+        return ScopeKeys(entity=_uid(constraint.entity))
     if isinstance(constraint, pst.ScopeIs):
-        return _ScopeKeys(type=_type(constraint.entity_type))
-    return _ScopeKeys(any=True)
+        return ScopeKeys(type=_type(constraint.entity_type))
+    return ScopeKeys(any=True)
 
 
 class _SideIndex:
@@ -79,7 +77,7 @@ class _SideIndex:
         self.by_entity: dict[Uid, set[str]] = defaultdict(set)
         self.by_type: dict[str, set[str]] = defaultdict(set)
 
-    def add(self, policy_id: str, keys: _ScopeKeys) -> None:
+    def add(self, policy_id: str, keys: ScopeKeys) -> None:
         if keys.any:
             self.any.add(policy_id)
         elif keys.entity is not None:
@@ -109,15 +107,20 @@ class ScopeSlice:
 class PolicyIndex:
     """Static policies indexed by principal and resource scope, with their action scopes."""
 
-    def __init__(self, policies: Mapping[str, pst.Template]) -> None:
-        self.policies = dict(policies)
+    def __init__(self, policies: Mapping[str, pst.Template],
+                 scopes: Mapping[str, Scope] | None = None) -> None:
+        """``scopes``: each policy's :func:`scope_of` when known without its node (a
+        load on cached facts, :mod:`pdp.engine.scope_cache`, whose ``policies`` make
+        their nodes on first use); by default read from the nodes."""
+        self.policies = policies
         self._principal = _SideIndex()
         self._resource = _SideIndex()
         self._actions: dict[str, frozenset[Uid] | None] = {}
-        for pid, node in self.policies.items():
-            self._principal.add(pid, _keys(node.principal))
-            self._resource.add(pid, _keys(node.resource))
-            self._actions[pid] = _action_uids(node.action)
+        for pid in policies:
+            scope = scope_of(policies[pid]) if scopes is None else scopes[pid]
+            self._principal.add(pid, scope.principal)
+            self._resource.add(pid, scope.resource)
+            self._actions[pid] = scope.actions
         # Unconstrained on both sides: always candidates (only the action can rule them out).
         self._both_any = frozenset(self._principal.any & self._resource.any)
         # `is T` on one side, unconstrained on the other: depends on the type alone.
@@ -138,6 +141,8 @@ class PolicyIndex:
         parents, and the action; their static ancestors are the bundle's)."""
         def build() -> ScopeSlice:
             ids = candidates()
+            if isinstance(self.policies, LazyNodes):  # a load on cached facts
+                self.policies.make(ids)
             return ScopeSlice(self.slice(ids), ids,
                               context_reads(self.policies[pid] for pid in ids))
 
@@ -177,6 +182,8 @@ class PolicyIndex:
                               for pid in ids if pid in extra))
 
         def build() -> cedarpy.PolicySet:
+            if isinstance(self.policies, LazyNodes):
+                self.policies.make(ids)
             nodes = {pid: extra[pid] if pid in extra else self.policies[pid] for pid in ids}
             return cedarpy.PolicySet.from_pst(
                 pst.PolicySet(templates={}, static_policies=nodes, template_links=()))
@@ -197,7 +204,7 @@ def _action_ok(named: frozenset[Uid] | None, request_actions: frozenset[Uid]) ->
     return named is None or not named.isdisjoint(request_actions)
 
 
-def _side_ok(keys: _ScopeKeys, uid: Uid, ancestors: Iterable[Uid]) -> bool:
+def _side_ok(keys: ScopeKeys, uid: Uid, ancestors: Iterable[Uid]) -> bool:
     if keys.any:
         return True
     if keys.entity is not None:

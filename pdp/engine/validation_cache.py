@@ -78,11 +78,17 @@ def cedar_build() -> bytes:
 
 
 def verdict_key(schema_text: str, policy_text: str, *, validator: bytes) -> str:
-    """The SHA-256 (hex) of everything a verdict depends on, each part length-prefixed so
-    that no two different inputs give the same byte stream."""
+    """The SHA-256 (hex) of everything a verdict depends on."""
+    return content_key(VERDICT_FORMAT, schema_text, policy_text, build=validator)
+
+
+def content_key(kind: bytes, schema_text: str, policy_text: str, *, build: bytes) -> str:
+    """The SHA-256 (hex) of an entry's kind, the PDP's version, cedarpy's ``build``, the
+    schema and the policy text, each part length-prefixed so that no two different
+    inputs give the same byte stream."""
     digest = hashlib.sha256()
-    for part in (VERDICT_FORMAT, pdp.__version__.encode(), validator,
-                 schema_text.encode(), policy_text.encode()):
+    for part in (kind, pdp.__version__.encode(), build, schema_text.encode(),
+                 policy_text.encode()):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
@@ -104,48 +110,62 @@ class ValidationCache:
 
     def passed(self, key: str) -> bool:
         """Whether a trusted marker says the text of ``key`` passed validation."""
-        try:
-            if not _private(os.lstat(self.directory), directory=True):
-                return False
-            fd = os.open(self.directory / key, os.O_RDONLY | os.O_NOFOLLOW)
-        except (OSError, ValueError):
-            return False
-        try:
-            if not _private(os.fstat(fd), directory=False):
-                return False
-            return os.read(fd, len(key) + 2) == _marker(key)
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
+        return read_private(self.directory, key, len(key) + 2) == _marker(key)
 
     def record_pass(self, key: str) -> None:
-        """Write the marker of ``key`` (atomically: a reader sees it whole or not at all);
-        quietly nothing when the state directory cannot take it."""
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not _private(os.lstat(self.directory), directory=True):
-                return  # a directory this PDP would not believe: leave it alone
-            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(_marker(key))
-                os.replace(temporary, self.directory / key)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-            self._prune()
-        except OSError:
-            return
+        """Write the marker of ``key``; quietly nothing when the state directory cannot
+        take it."""
+        write_private(self.directory, key, _marker(key), keep=self.keep)
 
-    def _prune(self) -> None:
-        """Keep the :attr:`keep` newest markers (and no temporary left by a crash)."""
-        entries = [(entry.stat(follow_symlinks=False).st_mtime_ns, entry.path)
-                   for entry in os.scandir(self.directory)]
-        if len(entries) <= self.keep:
-            return
-        for _, path in sorted(entries)[:len(entries) - self.keep]:
-            Path(path).unlink(missing_ok=True)
+
+def read_private(directory: Path, name: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of ``directory/name``, or None unless it and its directory
+    are this user's, writable by no one else, and it is a regular file (not a link)."""
+    try:
+        if not _private(os.lstat(directory), directory=True):
+            return None
+        fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not _private(os.fstat(fd), directory=False):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_private(directory: Path, name: str, data: bytes, *, keep: int) -> None:
+    """Write ``directory/name`` atomically (a reader sees it whole or not at all) and keep
+    the ``keep`` newest files there; quietly nothing when the directory cannot take it."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(os.lstat(directory), directory=True):
+            return  # a directory this PDP would not believe: leave it alone
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(temporary, directory / name)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _prune(directory, keep)
+    except OSError:
+        return
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Keep the ``keep`` newest files (and no temporary left by a crash)."""
+    entries = [(entry.stat(follow_symlinks=False).st_mtime_ns, entry.path)
+               for entry in os.scandir(directory)]
+    if len(entries) <= keep:
+        return
+    for _, path in sorted(entries)[:len(entries) - keep]:
+        Path(path).unlink(missing_ok=True)
 
 
 def _marker(key: str) -> bytes:

@@ -304,6 +304,20 @@ def test_the_setting_turns_it_off_and_a_store_passes_it_on(
     assert len(markers(cache)) == len(policy_files(bundle_dir))
 
 
+def cold_then_warm(case: Case, tmp: Path) -> tuple[Bundle, ValidationCache, Bundle]:
+    """The generated bundle (written to ``tmp/bundle``) loaded without the caches, then
+    with them twice (``tmp/validated`` and beside it): the reference, the caches, and
+    the second (warm) load."""
+    directory = tmp / "bundle"
+    directory.mkdir()
+    for name, text in case.files().items():
+        (directory / name).write_text(text)
+    cache = ValidationCache(tmp / "validated")
+    reference = load_bundle(directory)
+    load_bundle(directory, validation_cache=cache)
+    return reference, cache, load_bundle(directory, validation_cache=cache)
+
+
 def assert_same_bundle(ours: Bundle, reference: Bundle) -> None:
     assert ours.version == reference.version
     assert ours.schema_text == reference.schema_text
@@ -318,14 +332,7 @@ def assert_same_bundle(ours: Bundle, reference: Bundle) -> None:
 def test_a_bundle_loaded_on_cached_verdicts_equals_a_validated_one_and_decides_as_cedar(
         case: Case) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / "bundle"
-        directory.mkdir()
-        for name, text in case.files().items():
-            (directory / name).write_text(text)
-        cache = ValidationCache(Path(tmp) / "validated")
-        reference = load_bundle(directory)
-        load_bundle(directory, validation_cache=cache)
+        reference, cache, warm = cold_then_warm(case, Path(tmp))
         assert markers(cache)
-        warm = load_bundle(directory, validation_cache=cache)
     assert_same_bundle(warm, reference)
     check_requests(case, warm)

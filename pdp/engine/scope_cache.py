@@ -23,8 +23,9 @@ SHA-256 of the rest, and the rest is exactly the shape below (pydantic, strict).
 truncated or bit-flipped entry, another file's entry, or one planted by another user is
 not used: the file is parsed as without the cache. Whoever is the PDP's user could write
 an entry that files a ``forbid`` under the wrong scope, so that slices leave it out; that
-user can already rewrite the policies, the log and the revocations, so the cache gives
-them nothing they lack. ``validation_cache = false`` turns this cache off too.
+user can already rewrite the log, the revocations and the grants in the same directory,
+so the cache gives them no new way to an allow (README, "Validation cache").
+``validation_cache = false`` turns this cache off too.
 """
 
 from __future__ import annotations

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from context.state import Incident
+
+_T = TypeVar("_T")
+
+
+def frozen_memo(owner: object, slot: str, render: Callable[[], _T]) -> _T:
+    """``owner``'s memo ``slot`` (a field ``init=False``, None until set), rendered at the
+    first read. The owner is frozen: setting its memo is not a change of its value."""
+    value: _T | None = getattr(owner, slot)
+    if value is None:
+        value = render()
+        object.__setattr__(owner, slot, value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +113,12 @@ class LiveSnapshot:
     def to_cedar(self) -> dict[str, Any]:
         """The value of ``context.live`` (Cedar type ``Pdp::Live``). Rendered once and
         shared: the snapshot is frozen, and no caller changes the value (Cedar reads it)."""
-        rendered = self._cedar
-        if rendered is None:
-            rendered = self._render_cedar()
-            object.__setattr__(self, "_cedar", rendered)  # frozen: a memo, not a change
-        return rendered
+        return frozen_memo(self, "_cedar", self._render_cedar)
 
     def now_text(self) -> str:
         """``now`` in UTC to the microsecond, ``Z`` for the zone (as ``isoformat`` writes
         it: no fraction when it is zero)."""
-        text = self._now_text
-        if text is None:
-            text = _iso(self.now)
-            object.__setattr__(self, "_now_text", text)  # frozen: a memo, not a change
-        return text
+        return frozen_memo(self, "_now_text", lambda: _iso(self.now))
 
     def _now_rfc3339(self) -> str:
         return to_milliseconds(self.now_text())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
+from context.model import frozen_memo
 from pdp.engine.actions import cedar_uid
 from pdp.identity.model import Credential, VerifiedIdentity
 
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
     from pdp.engine.bundle import BundleVersion
     from pdp.engine.grants import Grant
     from pdp.engine.whynot import PolicyDiagnosis
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +106,6 @@ class DecisionError:
         return {"code": self.code, "message": self.message, "policy": self.policy}
 
 
-def _memo(owner: object, slot: str, render: Callable[[], _T]) -> _T:
-    """``owner``'s memo ``slot`` (a field ``init=False``, None until set), rendered at the
-    first read. The owner is frozen: setting its memo is not a change of its value."""
-    value: _T | None = getattr(owner, slot)
-    if value is None:
-        value = render()
-        object.__setattr__(owner, slot, value)
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """allow or deny, and everything a person or an auditor needs to understand it."""
@@ -175,12 +164,12 @@ class Decision:
         """
         if self.live is None:
             return None
-        return _memo(self, "_live_json", self.live.as_dict)
+        return frozen_memo(self, "_live_json", self.live.as_dict)
 
     @property
     def timestamp_text(self) -> str:
         """``timestamp`` in RFC 3339 with ``Z``: the record and the answer both show it."""
-        return _memo(self, "_timestamp_text", self._format_timestamp)
+        return frozen_memo(self, "_timestamp_text", self._format_timestamp)
 
     def _format_timestamp(self) -> str:
         live, at = self.live, self.timestamp
@@ -191,7 +180,7 @@ class Decision:
     @property
     def valid_until_iso(self) -> str:
         """``valid_until.isoformat()``: the record shows it so, the answer with ``Z``."""
-        return _memo(self, "_valid_until_iso", self.valid_until.isoformat)
+        return frozen_memo(self, "_valid_until_iso", self.valid_until.isoformat)
 
     def as_dict(self) -> dict[str, Any]:
         """The response body of ``/v1/authorize`` (and of ``pdp check``)."""

@@ -95,7 +95,6 @@ class ReloadFailure:
     problems: tuple[str, ...]
 
 
-
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """The cyclic garbage collector off for the first load, then as it was.
@@ -114,6 +113,7 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
 
 class BundleStore:
     """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""

@@ -126,6 +126,10 @@ def test_memory_section_measures_a_small_generated_bundle() -> None:
     text = memory.report(result)
     assert "RSS (MB)" in text and "at steady state" in text
     assert all(run["steady_decisions"] == 12 * run["workers"] for run in result["servers"])
+    # each of 1 and 2 workers on a fresh state directory, then restarted on what it left
+    assert [(run["start"], run["workers"]) for run in result["servers"]] == [
+        ("first start", 1), ("first start", 2), ("restart", 1), ("restart", 2)]
+    assert text.count("| restart |") == 2
 
 
 def test_cedarling_section_gets_the_same_answer_from_every_engine(tmp_path: Path) -> None:

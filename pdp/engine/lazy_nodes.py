@@ -64,6 +64,13 @@ class LazyNode:
         return lazy
 
     @property
+    def cedar_id(self) -> str:
+        """The node's id (``policy<N>``, its place in its file), without making it."""
+        if self._node is None and self._code is not None:
+            return self._code[1].cedar_id
+        return self.get().id
+
+    @property
     def is_made(self) -> bool:
         return self._node is not None
 

@@ -127,11 +127,12 @@ _CEDAR_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|//[^\n]*|;', re.D
 def _source_text(info: PolicyInfo, chunks: list[str]) -> str | None:
     # The parser numbers a file's policies policy0, policy1, ... in order of appearance;
     # the caller passes chunks only when their count matches the file's policies.
-    index = info.node.id.removeprefix("policy")
+    # Read without making the node (a load on cached facts makes it on first use).
+    index = info.lazy_node.cedar_id.removeprefix("policy")
     if not index.isdigit() or int(index) >= len(chunks):
         return None
     chunk = chunks[int(index)].lstrip()
-    policy_id = dict(info.node.annotations).get("id")
+    policy_id = info.annotations.get("id")
     if policy_id is not None and json.dumps(policy_id, ensure_ascii=False)[1:-1] not in chunk:
         return None  # not the policy it should be (the split disagreed with Cedar)
     return chunk + "\n"

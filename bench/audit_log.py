@@ -207,8 +207,8 @@ def batched_inserts(path: Path, synchronous: str, sql: str, n: int,
 def remove_db(path: Path) -> None:
     """Delete a measured file at once: its dirty pages, written back by the kernel
     later, would otherwise slow whichever run comes next (noise on a shared disk)."""
-    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        name.unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm", "-writer"):  # -writer: the appenders' turns
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def row(name: str, ours: Rate, batches: list[float], plain: Rate, schema: Rate,

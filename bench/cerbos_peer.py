@@ -47,6 +47,7 @@ from bench.http import (
     Run,
     Server,
     _free_port,
+    machine_times,
     tree_cpu_seconds,
     wrk,
 )
@@ -177,9 +178,11 @@ class Measured:
 
 
 def _drive(target: Target, ep: Endpoint, connections: int, scratch: Path) -> Run:
-    cpu = target.cpu_seconds()
+    cpu, (total, idle) = target.cpu_seconds(), machine_times()
     run = wrk(target.url, ep, seconds=SECONDS, connections=connections, scratch=scratch)
     run.cpu_us = (target.cpu_seconds() - cpu) / max(1, run.requests) * 1e6
+    total_after, idle_after = machine_times()
+    run.idle = (idle_after - idle) / max(1, total_after - total)
     assert run.not_ok == 0 and run.errors == 0, run
     return run
 
@@ -247,6 +250,10 @@ def _cpu(runs: Runs, name: str, c: int) -> float:
     return median(r.cpu_us for r in runs[name][c])
 
 
+def _idle(runs: Runs, name: str, c: int) -> float:
+    return median(r.idle for r in runs[name][c])
+
+
 def _verdict(ratio: float, *, at_least: bool) -> str:
     met = ratio >= 1.0 if at_least else ratio <= 1.0
     return f"{ratio:.2f}× **{'met' if met else 'not met'}**"
@@ -260,16 +267,17 @@ SETUP = (
     "`bench/peers/naive_app.py` (FastAPI + pyjwt + cedarpy with the policy set and entities "
     f"parsed once, a token cache, no log) under `uvicorn --workers {WORKERS}`. wrk, "
     f"{SECONDS:g} s per figure, median of {ROUNDS} rounds alternating all five lines; CPU is "
-    "user + system time of each server's processes (/proc) per answered request; every answer "
-    "checked (an allow).")
+    "user + system time of each server's processes (/proc) per answered request; machine idle "
+    "is the share of both cores' time left idle during each figure (/proc/stat: what the server "
+    "and wrk did not use, nor anything else running); every answer checked (an allow).")
 
 
 def report_cerbos(runs: Runs) -> str:
     """Ours (both doors, both durability levels) against Cerbos, each target judged."""
     lines = ["| ours | connections | ours: decisions/s | Cerbos: decisions/s "
              "| rate ratio (target ≥ 1.0) | ours: CPU µs/decision | Cerbos: CPU µs/decision "
-             "| CPU ratio (target ≤ 1.0 at 64) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| CPU ratio (target ≤ 1.0 at 64) | machine idle: ours / Cerbos |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     doors = (("ours", "`/v1/authorize`, power"), ("ours_authzen", "AuthZEN, power"),
              ("ours_process", "`/v1/authorize`, process"))
     for name, label in doors:
@@ -282,7 +290,8 @@ def report_cerbos(runs: Runs) -> str:
                    else f"{o_cpu / t_cpu:.2f}× —")
             lines.append(f"| {label} | {c} | {o_rps:,.0f} | {t_rps:,.0f} "
                          f"| {_verdict(o_rps / t_rps, at_least=True)} | {o_cpu:,.0f} "
-                         f"| {t_cpu:,.0f} | {cpu} |")
+                         f"| {t_cpu:,.0f} | {cpu} "
+                         f"| {_idle(runs, name, c):.0%} / {_idle(runs, 'cerbos', c):.0%} |")
     power, process = _rps(runs, "ours", 1), _rps(runs, "ours_process", 1)
     return "\n".join(lines) + (
         f"\n\nAt 1 connection `durability = \"process\"` does {process / power:.2f}× the "

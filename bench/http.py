@@ -93,6 +93,7 @@ class Run:
     errors: int
     tool: str
     cpu_us: float = 0.0  # the server's CPU time (every process) per answered request
+    idle: float = 0.0  # the machine's idle share of its CPU time during the run (/proc/stat)
 
 
 class Server:
@@ -193,6 +194,13 @@ def kill_tree(root: int) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def machine_times() -> tuple[int, int]:
+    """The whole machine's CPU time so far, and the idle part of it (idle + iowait), in
+    clock ticks (/proc/stat's first line)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
 
 
 def tree_cpu_seconds(root: int) -> float:

@@ -2,12 +2,15 @@
 answers a deny with ``audit.unavailable``, on the fast path and on the FastAPI route alike.
 
 The log really fails: another connection holds the SQLite file's write lock (as a long
-transaction in another process would) and the log's busy timeout is short. Nothing of
-our own is mocked.
+transaction in another process would) and the log's busy timeout is short; or another
+appender (a second worker) is stuck in its turn at writing the file, and the commit bound
+passes. Nothing of our own is mocked.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
@@ -38,10 +41,24 @@ def write_locked(path: Path) -> Iterator[None]:
             conn.execute("ROLLBACK")
 
 
+@contextmanager
+def turn_held(path: Path) -> Iterator[None]:
+    """Another worker stuck in its turn at writing the file (pdp.audit.sqlite.writer_turns)."""
+    fd = os.open(path.with_name(path.name + "-writer"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+BLOCKERS = {"write lock": write_locked, "turn held": turn_held}
+
+
 @pytest.fixture
 def parts(tmp_path: Path, bundle_copy: Any) -> Iterator[Components]:
     settings = load_settings(None, dev=True, policies=bundle_copy(), state_dir=tmp_path / "s",
-                             watch_policies=False, audit={"busy_timeout_ms": 50})
+                             watch_policies=False, audit={"busy_timeout_ms": 50, "commit_timeout_s": 0.5})
     components = build_components(settings)
     yield components
     components.close()
@@ -63,8 +80,9 @@ PATHS = ["fast path", "route"]
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("blocker", BLOCKERS)
 async def test_a_log_that_cannot_commit_makes_authorize_deny(
-        client: httpx.AsyncClient, parts: Components, path: str,
+        client: httpx.AsyncClient, parts: Components, path: str, blocker: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert parts.dev_issuer is not None
     if path == "route":
@@ -80,10 +98,13 @@ async def test_a_log_that_cannot_commit_makes_authorize_deny(
 
     allowed = await ask()
     assert allowed["decision"] == "allow"
-    with write_locked(parts.settings.sqlite_path):
+    with BLOCKERS[blocker](parts.settings.sqlite_path):
         refused = await ask()
     assert refused["decision"] == "deny"
     assert refused["reason_codes"] == ["audit.unavailable"]
-    assert (await ask())["decision"] == "allow"  # and back once the log commits again
-    recorded = [r["decision_id"] for r in parts.log.tail(10)]
-    assert allowed["decision_id"] in recorded and refused["decision_id"] not in recorded
+    again = await ask()
+    assert again["decision"] == "allow"  # and back once the log commits again
+    # The deny carries an id of its own and is not recorded; the allow it replaced was
+    # never written either (its caller was told it was not): the log holds the two allows.
+    recorded = [r["decision_id"] for r in parts.log.tail(10) if r["kind"] == "decision"]
+    assert recorded == [allowed["decision_id"], again["decision_id"]]

@@ -7,7 +7,8 @@ again on the same state, and checks that every acknowledged decision is in
 the log and that the log verifies. Once with SQLite, once with PostgreSQL,
 and once with SQLite locked by another process during the load, so that the
 acknowledged records sit in the spool when the server dies; each with the default
-server (a supervisor and one worker: both are killed at once) and with ``--in-process``.
+server (a supervisor and one worker: both are killed at once), with two workers appending
+to one log, and with ``--in-process``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def backend_env(request: pytest.FixtureRequest, workdir: Path) -> Iterator[dict[
     yield env
 
 
-@pytest.mark.parametrize("serve_args", [[], ["--in-process"]], ids=["supervised", "in-process"])
+@pytest.mark.parametrize("serve_args", [[], ["--in-process"], ["--workers", "2"]],
+                         ids=["supervised", "in-process", "two-workers"])
 def test_every_acknowledged_decision_survives_sigkill(workdir: Path,
                                                       backend_env: dict[str, str],
                                                       serve_args: list[str],
@@ -106,8 +108,10 @@ def test_every_acknowledged_decision_survives_sigkill(workdir: Path,
     with ExitStack() as stack:
         server = start_server(["--dev", *serve_args], cwd=workdir, env=backend_env)
         stack.callback(server.stop)
-        # The default serves from a worker; --in-process from the process itself.
-        assert len(children(server.process.pid)) == (0 if serve_args else 1)
+        # The default serves from a worker; --in-process from the process itself; with two
+        # workers both append to one log (SQLite: taking turns at the file).
+        workers = 0 if "--in-process" in serve_args else 2 if "--workers" in serve_args else 1
+        assert len(children(server.process.pid)) == workers
         issuer = DevIssuer.load_or_create(workdir / ".pdp")  # the server's dev issuer
         tokens = [issuer.mint("spiffe://example.org/services/etl", ttl_s=600)
                   for _ in range(CLIENTS)]

@@ -38,6 +38,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -321,11 +322,13 @@ class GroupCommitLog:
                         refused: list[Outcome] = [failed for _ in group.items]
                         _resolve(group.future, refused)
                         continue
-                    with self._claims:
-                        if group.state != _QUEUED:
-                            continue  # its caller gave up: the spool still holds them
-                        group.state = _TAKEN
-                    _resolve(group.future, self._timed_write(group.items))
+                    with self._turn():
+                        with self._claims:
+                            if group.state != _QUEUED:
+                                continue  # its caller gave up: the spool still holds them
+                            group.state = _TAKEN
+                        written = self._timed_write(group.items)
+                    _resolve(group.future, written)
                     self._after_commit()
                     continue
                 run: list[Append] = []  # the records before the next group
@@ -338,9 +341,11 @@ class GroupCommitLog:
                 if (failed := self._ensure_ready()) is not None:
                     self._settle(batch, [failed for _ in batch])
                     continue
-                batch = self._take(batch)
+                with self._turn():  # records are taken only once it is ours (see _turn)
+                    batch = self._take(batch)
+                    outcomes = self._timed_write(batch) if batch else []
                 if batch:
-                    self._settle(batch, self._timed_write(batch))
+                    self._settle(batch, outcomes)
                     self._after_commit()
             except BaseException as exc:  # never die with callers left waiting
                 log.exception("decision log writer failed a batch")
@@ -437,6 +442,16 @@ class GroupCommitLog:
         """Open what :meth:`_write` needs if it is not open (writer thread); raise if not.
 
         Called only while :meth:`_must_connect` says so."""
+
+    def _turn(self) -> AbstractContextManager[None]:
+        """Entered around taking a batch and writing it: the store's turn to write.
+
+        Nothing by default. A store whose file other processes append to waits here for
+        its turn (SQLite: :mod:`pdp.audit.sqlite.writer_turns`), before it takes any
+        record, so that a caller whose bound passes during the wait is refused and its
+        record never written; the turn is let go before the callers are answered.
+        """
+        return _NO_TURN
 
     def _batch_size(self, available: int) -> int:
         """How many of the ``available`` queued records (at most ``batch_max``) to write now.
@@ -536,6 +551,9 @@ class _Watched:
 
     def __exit__(self, *exc: object) -> None:
         self.log._busy_since = None
+
+
+_NO_TURN = nullcontext()  # GroupCommitLog._turn's default (reusable: it holds nothing)
 
 
 def unavailable(exc: BaseException) -> AuditUnavailable:

@@ -7,9 +7,12 @@ commit is on disk before any caller hears "stored"; ``NORMAL`` survives a
 crash of the process (the WAL is written) but not of the machine.
 
 The chain head (last ``seq`` and ``hash``) is read from the file at open, so
-the chain continues across restarts. If another process appended meanwhile,
-the next insert collides on ``seq``; the batch is then redone under the write
-lock from the head on disk, so several processes sharing a file keep one chain.
+the chain continues across restarts. Several processes appending to one file
+(``pdp serve --workers N``) take turns (:mod:`pdp.audit.sqlite.writer_turns`), and
+each turn learns there whether another appended since its own last one (then it reads
+the head again). If another writer appended anyway (one that takes no turns), the
+next insert collides on ``seq`` and the batch is redone under the write lock from the
+head on disk, so several processes sharing a file keep one chain.
 
 Besides ``decisions`` the file holds ``checkpoints`` (signed heads, see
 :mod:`pdp.audit.chain.checkpoint`) and the principal index, which the writer fills
@@ -49,6 +52,7 @@ from pdp.audit.sqlite.schema import (
     migrate,
     rollback_quietly,
 )
+from pdp.audit.sqlite.writer_turns import WriterTurns
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,14 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         self._index_due = index_every  # catch the principal index up once _seq reaches this
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._turns = WriterTurns(self.path.with_name(self.path.name + "-writer"),
+                                      self._busy)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot open decision log {self.path}: {exc}") from exc
+        try:
             self._conn = self._open_writer()
         except (OSError, sqlite3.Error) as exc:
+            self._turns.close()
             raise AuditUnavailable(f"cannot open decision log {self.path}: {exc}") from exc
         self._start_writer()
 
@@ -110,6 +120,8 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
 
     def _write_batch(self, conn: sqlite3.Connection,
                      batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
+        if self._turns.last_seq() != self._seq:  # another process appended since our turn
+            self._seq, self._head = read_head(conn)
         try:
             # Fast path: the cached head is current and no decision_id repeats an
             # old one. Few statements matter: each one hands the GIL over and back.
@@ -127,6 +139,7 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
                 insert_rows(conn, rows)
         if rows:
             self._seq, self._head = rows[-1][0], rows[-1][-1]
+            self._turns.committed(self._seq)
         return outcomes, rows
 
     def _drop_writer(self) -> None:
@@ -138,11 +151,19 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         if self._seq < self._index_due or self._conn is None:
             return
         try:
-            self._index_due = principal_index.catch_up(self._conn) + self.index_every
+            with self._turns:
+                self._index_due = principal_index.catch_up(self._conn) + self.index_every
         except sqlite3.Error as exc:
             # Queries stay exact (they scan the longer tail); try again a stretch later.
             log.error("decision log: principal index not brought up to date: %s", exc)
             self._index_due = self._seq + self.index_every
+
+    def _turn(self) -> WriterTurns:
+        return self._turns
+
+    def _writer_stopped(self) -> None:
+        super()._writer_stopped()
+        self._turns.close()
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms,

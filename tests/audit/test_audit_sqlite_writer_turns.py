@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ import pytest
 from pdp.audit import AuditUnavailable, SqliteDecisionLog
 from pdp.audit.sqlite import log as sqlite_log_module
 from pdp.audit.sqlite.writer_turns import WriterTurns
+from tests.audit.conftest import MakeRecord
 
-MakeRecord = Callable[..., dict[str, Any]]
 BOUND_S = 0.3
 
 

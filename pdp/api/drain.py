@@ -26,8 +26,6 @@ from typing import Any
 
 import uvicorn
 
-from pdp.api.onewrite import OneWriteMixin
-
 IDLE_GRACE_S = 0.5
 """How long a draining worker keeps a connection its client does not use. Far longer
 than the gap between two requests of a busy client, and short enough that a replaced
@@ -59,6 +57,8 @@ def draining_protocol_class() -> type[asyncio.Protocol]:
     brings; its h11 protocol has no hook, and drains as uvicorn does), writing each
     answer with a ``Content-Length`` in one write (:mod:`pdp.api.onewrite`)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from pdp.api.onewrite import OneWriteMixin
 
     return type("DrainingHttpProtocol", (OneWriteMixin, DrainingMixin, HttpToolsProtocol), {})
 

@@ -54,13 +54,10 @@ class DrainingMixin:
 
 def draining_protocol_class() -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol that can drain (httptools, which uvicorn[standard]
-    brings; its h11 protocol has no hook, and drains as uvicorn does), writing each
-    answer with a ``Content-Length`` in one write (:mod:`pdp.api.onewrite`)."""
+    brings; its h11 protocol has no hook, and drains as uvicorn does)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from pdp.api.onewrite import OneWriteMixin
-
-    return type("DrainingHttpProtocol", (OneWriteMixin, DrainingMixin, HttpToolsProtocol), {})
+    return type("DrainingHttpProtocol", (DrainingMixin, HttpToolsProtocol), {})
 
 
 class DrainingServer(uvicorn.Server):

@@ -26,6 +26,8 @@ from typing import Any
 
 import uvicorn
 
+from pdp.api.one_write import OneWriteMixin
+
 IDLE_GRACE_S = 0.5
 """How long a draining worker keeps a connection its client does not use. Far longer
 than the gap between two requests of a busy client, and short enough that a replaced
@@ -54,10 +56,11 @@ class DrainingMixin:
 
 def draining_protocol_class() -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol that can drain (httptools, which uvicorn[standard]
-    brings; its h11 protocol has no hook, and drains as uvicorn does)."""
+    brings; its h11 protocol has no hook, and drains as uvicorn does), and sends each
+    answer in one write (:mod:`pdp.api.one_write`)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    return type("DrainingHttpProtocol", (DrainingMixin, HttpToolsProtocol), {})
+    return type("DrainingHttpProtocol", (DrainingMixin, OneWriteMixin, HttpToolsProtocol), {})
 
 
 class DrainingServer(uvicorn.Server):

@@ -126,6 +126,10 @@ def serve(
         svid_tls.serve(create_app(components, freeze_gc=True), settings.host, settings.port,
                        sockets=[listener], log_level="warning", access_log=False, **tls)
         return
+    if "http" not in tls:  # else the client-certificate listener's, which does the same
+        from pdp.api.drain import draining_protocol_class  # each answer in one write
+
+        tls = {**tls, "http": draining_protocol_class()}
     server = uvicorn.Server(uvicorn.Config(
         create_app(components, freeze_gc=True), host=settings.host, port=settings.port,
         log_level="warning", access_log=False, **tls))  # the app logs requests ([log], requestlog)

@@ -51,10 +51,20 @@ class LoopDeadlines(Generic[T]):
         self._timer: asyncio.TimerHandle | None = None
 
     def watch(self, item: T) -> None:
-        """Expire ``item`` at ``bound_s`` from now unless it was answered by then."""
-        self._waiting.append((self._loop.time() + self._bound_s, item))
+        """Expire ``item`` at ``bound_s`` from now unless it was answered by then.
+
+        Records answered at the front are let go first: a commit answers its records
+        within milliseconds, and a record kept here until the timer's sweep (the bound,
+        2 s by default) kept its whole prepared body alive: at 64 connections some
+        4,000 records per worker, ~17 containers each, which every run of the
+        cyclic collector walked again (about a tenth of the loop thread's CPU).
+        """
+        waiting = self._waiting
+        while waiting and _answered(waiting[0][1]):
+            waiting.popleft()
+        waiting.append((self._loop.time() + self._bound_s, item))
         if self._timer is None:
-            self._timer = self._loop.call_at(self._waiting[0][0], self._sweep)
+            self._timer = self._loop.call_at(waiting[0][0], self._sweep)
 
     def _sweep(self) -> None:
         self._timer = None

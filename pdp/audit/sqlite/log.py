@@ -2,9 +2,13 @@
 
 Durability costs one fsync per transaction, not per record, so one writer
 thread commits everything queued since its last commit in one transaction
-(see :mod:`pdp.audit.chain.groupcommit`). With ``synchronous=FULL`` (the default) a
-commit is on disk before any caller hears "stored"; ``NORMAL`` survives a
-crash of the process (the WAL is written) but not of the machine.
+(see :mod:`pdp.audit.chain.groupcommit`). With ``synchronous=FULL`` (the default,
+``durability = "power"``) a commit is on disk before any caller hears "stored": the
+writer connection commits at ``NORMAL`` in its turn and the log fdatasyncs the ``-wal``
+file right after the turn (:mod:`pdp.audit.sqlite.wal_file`), so the other worker's
+commit does not wait for ours to reach the disk. ``NORMAL`` survives a crash of the
+process (the WAL is written) but not of the machine. ``EXTRA`` is SQLite's own,
+synced inside the turn.
 
 The chain head (last ``seq`` and ``hash``) is read from the file at open, so
 the chain continues across restarts. Several processes appending to one file
@@ -24,12 +28,14 @@ tables and indexes.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from pdp.audit.chain.groupcommit import Append, Outcome, Row
+from pdp.audit.chain.groupcommit import Append, Outcome, Row, unavailable
 from pdp.audit.chain.hashchain import GENESIS, ChainReport
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.query import DecisionFilter
@@ -52,6 +58,7 @@ from pdp.audit.sqlite.schema import (
     migrate,
     rollback_quietly,
 )
+from pdp.audit.sqlite.wal_file import WalFile, WalGone
 from pdp.audit.sqlite.writer_turns import WriterTurns
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,11 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.index_every = index_every
+        # FULL: commit at NORMAL in the turn, fdatasync the -wal after it (_made_durable).
+        self.syncs_after_turn = synchronous == "FULL"
+        self._wal: WalFile | None = None  # open while the writer connection is
+        self._wal_failed: str | None = None  # an fdatasync failed: refuse until restart
+        self._fdatasync: Callable[[int], None] = os.fdatasync  # tests put a failing one here
         self._seq, self._head = 0, GENESIS  # last committed record; read at open
         self._index_due = index_every  # catch the principal index up once _seq reaches this
         try:
@@ -146,8 +158,78 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         if self._conn is not None:
             rollback_quietly(self._conn)
         super()._drop_writer()
+        if self._wal is not None:  # its file may be gone with the connection: open anew
+            self._wal.close()
+            self._wal = None
+
+    def _made_durable(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """At ``FULL``: fdatasync the ``-wal`` now the turn is let go, before anyone hears
+        "stored"; if that fails, every record of the batch is ``AuditUnavailable``.
+
+        The sync begins after this batch's commit wrote its frames, so it covers them, and
+        any frames before them (another worker's, or a stored copy a retry is answered
+        with): a WAL is replayed as a prefix of its commits. A batch whose write failed
+        committed nothing (it refuses every record alike) and is answered as it is.
+        """
+        if not self.syncs_after_turn or not outcomes or isinstance(outcomes[0],
+                                                                   AuditUnavailable):
+            return outcomes
+        try:
+            with self._busy:  # a stalled disk shows on /readyz as a commit pending
+                self._sync_wal()
+        except OSError as exc:
+            failed = unavailable(exc)
+            self._last_error = str(failed)[:300]
+            return [failed for _ in outcomes]
+        return outcomes
+
+    def _sync_wal(self) -> None:
+        """fdatasync the ``-wal`` file; raise ``OSError`` if its frames are not known durable.
+
+        A file deleted behind our back (:class:`WalGone`) drops the connection: the next
+        batch reconnects and syncs whichever file SQLite then writes. A failed fdatasync
+        leaves the file's state on disk unknown: Linux may have marked the unwritten pages
+        clean and reports the error once per open file, so a second fdatasync can succeed
+        with frames missing on disk, and every later commit, chained after them, would be
+        lost with them in a power cut (the WAL is replayed only up to the first bad frame).
+        So the log refuses every later append until the process is restarted.
+        """
+        wal = self._wal
+        if wal is None:  # a commit without the writer's file open: nothing proves it synced
+            self._drop_writer()
+            raise WalGone("the -wal file is not open")
+        try:
+            wal.sync(self._fdatasync)
+        except WalGone as exc:
+            log.error("decision log: %s; reconnecting", exc)
+            self._drop_writer()
+            raise
+        except OSError as exc:
+            self._wal_failed = (f"fdatasync of {wal.path} failed ({exc}): the decision log "
+                                "refuses appends until the PDP is restarted (check the disk)")
+            log.critical("decision log: %s", self._wal_failed)
+            self._drop_writer()
+            raise
+
+    def _must_connect(self) -> bool:
+        return self._wal_failed is not None
+
+    def _ready_to_write(self) -> None:
+        if self._wal_failed is not None:  # refused before any record is taken
+            raise AuditUnavailable(self._wal_failed)
+
+    def _probe(self) -> None:
+        self._ready_to_write()  # /readyz stays "unavailable" after a failed fdatasync
 
     def _after_commit(self) -> None:
+        """Catch the principal index up every ``index_every`` records, in a turn.
+
+        At ``FULL`` this transaction is not fdatasynced on its own: the index is derived
+        from the records (its entries and watermark commit together), and a WAL is
+        replayed as a prefix of its commits, so a power cut loses it only together with
+        every commit after it, none of them acknowledged; the next catch-up redoes it from
+        the records. The next batch's fdatasync makes it durable with that batch.
+        """
         if self._seq < self._index_due or self._conn is None:
             return
         try:
@@ -167,11 +249,17 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms,
-                       synchronous=self.synchronous, writer=True)
+                       synchronous="NORMAL" if self.syncs_after_turn else self.synchronous,
+                       writer=True)
         try:
             migrate(conn)
             self._seq, self._head = read_head(conn)  # the chain continues across restarts
             self._index_due = principal_index.watermark(conn) + self.index_every
+            if self.syncs_after_turn:  # migrate's transaction opened the connection's WAL
+                if self._wal is not None:
+                    self._wal.close()
+                self._wal = None
+                self._wal = WalFile(self.path)
         except BaseException:
             conn.close()
             raise

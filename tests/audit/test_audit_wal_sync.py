@@ -1,10 +1,16 @@
-"""At ``durability = "power"`` (``synchronous = FULL``) the SQLite log commits at NORMAL in
-its writer's turn and fdatasyncs the ``-wal`` file after the turn (pdp.audit.sqlite.wal_file,
+"""At ``durability = "power"`` (``synchronous = FULL``) the SQLite log lets SQLite sync in
+its commit while it appends alone, and while another process appends to the same file it
+commits at NORMAL in its writer's turn and fdatasyncs the ``-wal`` file after the turn
+(pdp.audit.sqlite.sync_regime, pdp.audit.sqlite.wal_file,
 ``SqliteDecisionLog._made_durable``). Attacked here:
 
-- the order, from strace of real appenders (two processes on one file): before every
-  acknowledgement an fdatasync of the ``-wal`` began after that process's last write to
-  it (the batch's commit) and completed, and it began after the turn was let go;
+- the order, from strace of real appenders: before every acknowledgement, in either
+  regime, an fdatasync of the ``-wal`` began after that process's last write to it (the
+  batch's commit) and completed; one appender alone never syncs through the log's own
+  descriptor (SQLite's sync in the commit does it); two appenders on one file, once they
+  met, sync through the log's descriptor after the turn was let go, for every later ack;
+- the regime goes back to SQLite's after a quiet stretch, and the level the connection
+  commits at is the one the sync after the turn follows;
 - the file synced is the one SQLite writes: the same inode as SQLite's own descriptors
   on ``-wal`` and as the path, while other connections (this process's and another's)
   open and close, across a copy-back that starts the WAL over, with two logs on one
@@ -76,6 +82,11 @@ APPENDER = textwrap.dedent("""
     from pdp.audit import SqliteDecisionLog
     path, synchronous = Path(sys.argv[1]), sys.argv[2]
     log = SqliteDecisionLog(path, synchronous=synchronous)
+    if len(sys.argv) > 3:  # a barrier: start appending once every appender has opened
+        barrier, n = Path(sys.argv[3]), int(sys.argv[4])
+        (barrier / str(os.getpid())).touch()
+        while len(list(barrier.iterdir())) < n:
+            pass
     for line in sys.stdin:
         stored = log.append_sync(json.loads(line))
         os.write(1, ("ack " + stored["decision_id"] + "\\n").encode())
@@ -91,21 +102,25 @@ class Order:
 
     acks: int = 0
     unsynced: list[int] = field(default_factory=list)  # acks with no sync after the commit
-    synced_in_turn: list[int] = field(default_factory=list)  # that sync began in the turn
+    pipelined: list[int] = field(default_factory=list)  # synced by the log after the turn
+    own_syncs: int = 0  # good syncs through the log's own descriptor (O_RDONLY), in all
 
 
 def order_of(trace: str) -> Order:
-    """Read ``strace -f -y -e trace=pwrite64,write,fdatasync,fsync,flock`` of one appender.
+    """Read ``strace -f -y -e trace=pwrite64,write,fdatasync,fsync,flock,openat`` of one
+    appender.
 
     For each ``ack`` written to stdout: did an fdatasync (or fsync) of the ``-wal`` begin
     after the last completed write to the ``-wal`` (the batch's commit; also the header
-    when the WAL starts over) and complete with 0 before the ack? And did it begin after
-    the last ``LOCK_UN`` of the turns file, outside the turn?
+    when the WAL starts over) and complete with 0 before the ack? And was one of those
+    through the log's own descriptor (the ``-wal`` opened ``O_RDONLY``: SQLite opens it
+    read-write) and begun after the last ``LOCK_UN`` of the turns file, outside the turn?
     """
     order = Order()
     started: dict[str, tuple[str, int, str]] = {}  # tid -> (call, line, its arguments)
     last_write = last_unlock = -1  # lines where the last -wal write and unlock completed
-    syncs: list[int] = []  # lines where good -wal syncs since the last ack began
+    own: set[int] = set()  # descriptors the log opened on the -wal (O_RDONLY)
+    syncs: list[tuple[int, bool]] = []  # (line began, through own) of good syncs since ack
     for i, line in enumerate(trace.splitlines()):
         m = CALL.match(line.rstrip())
         if m is None:
@@ -114,11 +129,11 @@ def order_of(trace: str) -> Order:
         if name is not None:  # a call begins (and ends on this line unless unfinished)
             if name == "write" and rest.startswith("1<") and '"ack ' in rest:
                 order.acks += 1
-                after = [start for start in syncs if start > last_write]
+                after = [(start, mine) for start, mine in syncs if start > last_write]
                 if not after:
                     order.unsynced.append(order.acks)
-                elif max(after) < last_unlock:
-                    order.synced_in_turn.append(order.acks)
+                elif any(mine and start > last_unlock for start, mine in after):
+                    order.pipelined.append(order.acks)
                 syncs = []
                 continue
             if rest.endswith("<unfinished ...>"):
@@ -132,21 +147,29 @@ def order_of(trace: str) -> Order:
         if name in ("pwrite64", "write") and on_wal and re.search(r"= \d+$", rest):
             last_write = i
         elif name in ("fdatasync", "fsync") and on_wal and rest.endswith("= 0"):
-            syncs.append(start)
+            mine = int(args.split("<", 1)[0]) in own
+            syncs.append((start, mine))
+            order.own_syncs += mine
+        elif name == "openat" and '-wal"' in args and "O_RDONLY" in args:
+            opened = re.search(r"= (\d+)<", rest)
+            if opened is not None:
+                own.add(int(opened.group(1)))
         elif name == "flock" and "-writer>" in args and "LOCK_UN" in args:
             last_unlock = i
     return order
 
 
 def run_traced(path: Path, records: list[dict[str, object]], trace: Path,
-               synchronous: str = "FULL") -> subprocess.Popen[str]:
+               synchronous: str = "FULL",
+               barrier: tuple[Path, int] | None = None) -> subprocess.Popen[str]:
     feed = trace.with_suffix(".jsonl")
     feed.write_text("".join(json.dumps(r) + "\n" for r in records))
     with feed.open() as stdin:
         return subprocess.Popen(
             ["strace", "-f", "-qq", "-y", "-o", str(trace),
-             "-e", "trace=pwrite64,write,fdatasync,fsync,flock",
-             sys.executable, "-c", APPENDER, str(path), synchronous],
+             "-e", "trace=pwrite64,write,fdatasync,fsync,flock,openat",
+             sys.executable, "-c", APPENDER, str(path), synchronous,
+             *([str(barrier[0]), str(barrier[1])] if barrier else [])],
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
@@ -154,13 +177,17 @@ def run_traced(path: Path, records: list[dict[str, object]], trace: Path,
 def test_every_acknowledgement_follows_an_fdatasync_of_the_wal_begun_after_its_commit(
         tmp_path: Path, make_record: MakeRecord) -> None:
     """Two appenders on one file, each traced: every ack of each is preceded by an
-    fdatasync of the ``-wal`` that began after that appender's commit write and after it
-    let go of the turn."""
+    fdatasync of the ``-wal`` that began after that appender's commit write; and once
+    each has met the other (its first pipelined ack), every later ack follows a sync
+    through the log's own descriptor begun after it let go of the turn."""
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
     path = tmp_path / "decisions.db"
     SqliteDecisionLog(path).close()  # the schema first: the two then only append
-    procs = [run_traced(path, [make_record() for _ in range(150)], tmp_path / f"trace{n}")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [run_traced(path, [make_record() for _ in range(150)], tmp_path / f"trace{n}",
+                        barrier=(barrier, 2))
              for n in range(2)]
     for n, proc in enumerate(procs):
         out, err = proc.communicate(timeout=120)
@@ -171,10 +198,33 @@ def test_every_acknowledgement_follows_an_fdatasync_of_the_wal_begun_after_its_c
         order = order_of((tmp_path / f"trace{n}").read_text())
         assert order.acks == 150
         assert order.unsynced == [], f"acks without a sync after their commit: {order}"
-        assert order.synced_in_turn == [], f"syncs inside the turn: {order}"
+        assert order.pipelined, f"never pipelined with another appender: {order}"
+        met = order.pipelined[0]  # fewer than QUIET_TURNS turns follow: it stays pipelined
+        assert met <= 100 and order.pipelined == list(range(met, 151)), order
     with SqliteDecisionLog(path) as log:
         report = log.verify()
         assert report.ok and report.last_seq == 300
+
+
+def test_one_appender_alone_lets_sqlite_sync_in_its_commit(
+        tmp_path: Path, make_record: MakeRecord) -> None:
+    """Alone on its file the log never syncs through its own descriptor, and every ack
+    still follows a good fdatasync of the ``-wal`` (SQLite's, in the commit) begun after
+    the commit's write."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    path = tmp_path / "decisions.db"
+    SqliteDecisionLog(path).close()
+    proc = run_traced(path, [make_record() for _ in range(60)], tmp_path / "trace")
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode != 0 and "ptrace" in err:
+        pytest.skip(f"strace cannot trace here: {err.strip()[:200]}")
+    assert proc.returncode == 0, err
+    assert out.count("ack ") == 60
+    order = order_of((tmp_path / "trace").read_text())
+    assert order.acks == 60
+    assert order.unsynced == [], f"acks without a sync after their commit: {order}"
+    assert order.own_syncs == 0 and order.pipelined == [], order
 
 
 def test_the_order_check_tells_an_unsynced_log_from_a_synced_one(
@@ -270,10 +320,13 @@ def test_two_logs_on_one_file_and_a_reconnect_as_the_last_connection(
         two.close()
 
 
+@pytest.mark.parametrize("pipe", [False, True], ids=["sqlite-sync", "pipelined"])
 def test_a_wal_deleted_behind_the_log_refuses_the_batch(
-        tmp_path: Path, make_record: MakeRecord) -> None:
+        tmp_path: Path, make_record: MakeRecord, pipe: bool) -> None:
     path = tmp_path / "decisions.db"
     with SqliteDecisionLog(path) as log:
+        if pipe:
+            pipelined(log)
         log.append_sync(make_record())
         os.unlink(wal_of(path))
         with pytest.raises(AuditUnavailable, match="deleted or replaced"):
@@ -284,6 +337,13 @@ def test_a_wal_deleted_behind_the_log_refuses_the_batch(
 
 
 # -- a failed fdatasync ------------------------------------------------------------------
+
+def pipelined(log: SqliteDecisionLog) -> None:
+    """As if another process had just appended: the next batches commit at NORMAL and
+    are fdatasynced by the log (the only regime in which its own fdatasync can fail)."""
+    assert log.regime is not None
+    log.regime.pipelined = True
+
 
 class FailingSync:
     """An fdatasync that fails with EIO, as a disk that could not write the pages."""
@@ -303,6 +363,7 @@ def test_a_failed_fdatasync_answers_every_caller_of_its_batch_unavailable(
     log = SqliteDecisionLog(path)
     try:
         kept = log.append_sync(make_record())
+        pipelined(log)
         failing = FailingSync()
         log._fdatasync = failing
 
@@ -336,6 +397,7 @@ def test_a_failed_fdatasync_on_the_spool_path_refuses_the_whole_group(
         tmp_path: Path, make_record: MakeRecord) -> None:
     path = tmp_path / "decisions.db"
     with SqliteDecisionLog(path) as log:
+        pipelined(log)
         log._fdatasync = FailingSync()
         outcomes = log.append_many_sync([make_record() for _ in range(5)])
         assert len(outcomes) == 5 and all(isinstance(o, AuditUnavailable) for o in outcomes)

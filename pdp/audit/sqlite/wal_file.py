@@ -1,10 +1,13 @@
 """The log's own descriptor on the ``-wal`` file, fdatasynced after the writer's turn.
 
-At ``durability = "power"`` the writer connection commits at ``synchronous=NORMAL`` inside
-its turn (:mod:`pdp.audit.sqlite.writer_turns`) and the log fdatasyncs the ``-wal`` file
-through this descriptor once the turn is let go, before any caller hears "stored"
-(:meth:`pdp.audit.sqlite.log.SqliteDecisionLog._made_durable`). With ``FULL`` SQLite synced
-inside the turn, so the other worker waited for our sync (~0.2 ms) before it could commit.
+At ``durability = "power"``, while another process appends to the same file
+(:mod:`pdp.audit.sqlite.sync_regime`), the writer connection commits at
+``synchronous=NORMAL`` inside its turn (:mod:`pdp.audit.sqlite.writer_turns`) and the log
+fdatasyncs the ``-wal`` file through this descriptor once the turn is let go, before any
+caller hears "stored" (:meth:`pdp.audit.sqlite.log.SqliteDecisionLog._made_durable`). With
+``FULL`` SQLite syncs inside the turn, so the other worker waits for our sync (~0.2 ms)
+before it can commit. The descriptor stays open in SQLite's regime too, so a switch costs
+nothing.
 
 The sync must reach the file SQLite wrote the frames to. SQLite deletes ``-wal`` only when
 the last connection to the database closes (it must get an EXCLUSIVE lock on the database
@@ -56,6 +59,11 @@ class WalFile:
         linked. Raises ``OSError`` if the sync failed, :class:`WalGone` if the file was
         deleted (what was synced is then no longer where a restart looks)."""
         fdatasync(self.fd)
+        self.check_linked()
+
+    def check_linked(self) -> None:
+        """Raise :class:`WalGone` if the file was deleted (or renamed over): what SQLite
+        wrote or synced there is no longer where a restart looks."""
         if os.fstat(self.fd).st_nlink == 0:
             raise WalGone(f"{self.path} was deleted or replaced while the log wrote to it")
 

@@ -320,13 +320,14 @@ def test_two_logs_on_one_file_and_a_reconnect_as_the_last_connection(
         two.close()
 
 
-@pytest.mark.parametrize("pipe", [False, True], ids=["sqlite-sync", "pipelined"])
 def test_a_wal_deleted_behind_the_log_refuses_the_batch(
-        tmp_path: Path, make_record: MakeRecord, pipe: bool) -> None:
+        tmp_path: Path, make_record: MakeRecord) -> None:
+    """Pipelined: the log's own sync checks the file it synced is still linked. (In
+    SQLite's regime nothing of the PDP's follows the commit, as before this log synced
+    the ``-wal`` itself.)"""
     path = tmp_path / "decisions.db"
     with SqliteDecisionLog(path) as log:
-        if pipe:
-            pipelined(log)
+        pipelined(log)
         log.append_sync(make_record())
         os.unlink(wal_of(path))
         with pytest.raises(AuditUnavailable, match="deleted or replaced"):

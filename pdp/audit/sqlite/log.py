@@ -186,7 +186,9 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         :mod:`pdp.audit.sqlite.sync_regime`): fdatasync the ``-wal`` now the turn is let
         go, before anyone hears "stored"; if that fails, every record of the batch is
         ``AuditUnavailable``. A batch committed at ``FULL`` was synced by SQLite in its
-        commit; only that the ``-wal`` is still linked is checked (an ``fstat``).
+        commit and is answered as it is, with no system call here: even an ``fstat``
+        (to see the ``-wal`` still linked) measured +30-40 µs per append at one
+        connection (it lets go of the GIL; bench/RESULTS.md, round 10: pipe).
 
         The sync begins after this batch's commit wrote its frames, so it covers them, and
         any frames before them (another worker's, or a stored copy a retry is answered
@@ -194,23 +196,19 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         committed nothing (it refuses every record alike) and is answered as it is.
         """
         owes_sync, self._batch_owes_sync = self._batch_owes_sync, False
-        if self.regime is None or not outcomes or isinstance(outcomes[0], AuditUnavailable):
+        if not owes_sync or not outcomes or isinstance(outcomes[0], AuditUnavailable):
             return outcomes
         try:
-            if owes_sync:
-                with self._busy:  # a stalled disk shows on /readyz as a commit pending
-                    self._sync_wal(sync=True)
-            else:
-                self._sync_wal(sync=False)
+            with self._busy:  # a stalled disk shows on /readyz as a commit pending
+                self._sync_wal()
         except OSError as exc:
             failed = unavailable(exc)
             self._last_error = str(failed)[:300]
             return [failed for _ in outcomes]
         return outcomes
 
-    def _sync_wal(self, *, sync: bool) -> None:
-        """fdatasync the ``-wal`` file (if ``sync``; else SQLite did in its commit) and check
-        it is still linked; raise ``OSError`` if its frames are not known durable.
+    def _sync_wal(self) -> None:
+        """fdatasync the ``-wal`` file; raise ``OSError`` if its frames are not known durable.
 
         A file deleted behind our back (:class:`WalGone`) drops the connection: the next
         batch reconnects and syncs whichever file SQLite then writes. A failed fdatasync
@@ -225,10 +223,7 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
             self._drop_writer()
             raise WalGone("the -wal file is not open")
         try:
-            if sync:
-                wal.sync(self._fdatasync)
-            else:
-                wal.check_linked()
+            wal.sync(self._fdatasync)
         except WalGone as exc:
             log.error("decision log: %s; reconnecting", exc)
             self._drop_writer()

@@ -16,15 +16,19 @@ from tests.audit.pgschema import postgres_schema, require_postgres
 SQLITE_LEVEL = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}  # what the pragma reads back
 
 
-@pytest.mark.parametrize(("audit", "expected"), [
-    ({}, "FULL"),  # the default is power
-    ({"durability": "power"}, "FULL"),
-    ({"durability": "process"}, "NORMAL"),
-    ({"durability": "process", "synchronous": "FULL"}, "FULL"),  # more than asked is allowed
-    ({"durability": "power", "synchronous": "EXTRA"}, "EXTRA"),
+@pytest.mark.parametrize(("audit", "expected", "synced_after_turn"), [
+    # FULL: a log opens in SQLite's regime (it syncs in its commit); while another process
+    # appends it commits at NORMAL and fdatasyncs the -wal after its turn
+    # (tests/audit/test_audit_wal_sync.py proves each, before every answer).
+    ({}, "FULL", True),  # the default is power
+    ({"durability": "power"}, "FULL", True),
+    ({"durability": "process"}, "NORMAL", False),
+    ({"durability": "process", "synchronous": "FULL"}, "FULL", True),  # more is allowed
+    ({"durability": "power", "synchronous": "EXTRA"}, "EXTRA", False),  # SQLite's own sync
 ])
 def test_sqlite_commits_at_the_level_durability_chose(tmp_path: Path, audit: dict[str, str],
-                                                      expected: str) -> None:
+                                                      expected: str,
+                                                      synced_after_turn: bool) -> None:
     settings = load_settings(None, state_dir=tmp_path, dev=True, audit=audit)
     log = open_configured_log(settings, spool=False)
     try:
@@ -32,6 +36,8 @@ def test_sqlite_commits_at_the_level_durability_chose(tmp_path: Path, audit: dic
         assert conn is not None
         assert SQLITE_LEVEL[conn.execute("PRAGMA synchronous").fetchone()[0]] == expected
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert (log.regime is not None) is synced_after_turn  # type: ignore[attr-defined]
+        assert (log._wal is not None) is synced_after_turn  # type: ignore[attr-defined]
     finally:
         log.close()
 

@@ -328,7 +328,7 @@ class GroupCommitLog:
                                 continue  # its caller gave up: the spool still holds them
                             group.state = _TAKEN
                         written = self._timed_write(group.items)
-                    _resolve(group.future, written)
+                    _resolve(group.future, self._made_durable(written))
                     self._after_commit()
                     continue
                 run: list[Append] = []  # the records before the next group
@@ -345,7 +345,7 @@ class GroupCommitLog:
                     batch = self._take(batch)
                     outcomes = self._timed_write(batch) if batch else []
                 if batch:
-                    self._settle(batch, outcomes)
+                    self._settle(batch, self._made_durable(outcomes))
                     self._after_commit()
             except BaseException as exc:  # never die with callers left waiting
                 log.exception("decision log writer failed a batch")
@@ -452,6 +452,17 @@ class GroupCommitLog:
         record never written; the turn is let go before the callers are answered.
         """
         return _NO_TURN
+
+    def _made_durable(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Called once the turn was let go and before the callers hear ``outcomes``: what
+        they are to hear. The outcomes as they are by default (the commit made them durable).
+
+        A store whose commit leaves its records in the OS's cache (SQLite at ``durability =
+        "power"``: :meth:`pdp.audit.sqlite.log.SqliteDecisionLog._made_durable`) syncs here,
+        outside the turn, so another process's commit need not wait for this one's sync;
+        if the sync fails it answers ``AuditUnavailable`` instead.
+        """
+        return outcomes
 
     def _batch_size(self, available: int) -> int:
         """How many of the ``available`` queued records (at most ``batch_max``) to write now.

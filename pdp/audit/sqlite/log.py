@@ -2,9 +2,15 @@
 
 Durability costs one fsync per transaction, not per record, so one writer
 thread commits everything queued since its last commit in one transaction
-(see :mod:`pdp.audit.chain.groupcommit`). With ``synchronous=FULL`` (the default) a
-commit is on disk before any caller hears "stored"; ``NORMAL`` survives a
-crash of the process (the WAL is written) but not of the machine.
+(see :mod:`pdp.audit.chain.groupcommit`). With ``synchronous=FULL`` (the default,
+``durability = "power"``) a commit is on disk before any caller hears "stored". While
+this process is the only one appending, SQLite syncs in its commit (``FULL``); while
+another process appends to the same file, the writer connection commits at ``NORMAL``
+in its turn and the log fdatasyncs the ``-wal`` file right after the turn
+(:mod:`pdp.audit.sqlite.wal_file`), so the other worker's commit does not wait for ours
+to reach the disk (:mod:`pdp.audit.sqlite.sync_regime` chooses, batch by batch).
+``NORMAL`` survives a crash of the process (the WAL is written) but not of the machine.
+``EXTRA`` is SQLite's own, synced inside the turn.
 
 The chain head (last ``seq`` and ``hash``) is read from the file at open, so
 the chain continues across restarts. Several processes appending to one file
@@ -24,12 +30,14 @@ tables and indexes.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from pdp.audit.chain.groupcommit import Append, Outcome, Row
+from pdp.audit.chain.groupcommit import Append, Outcome, Row, unavailable
 from pdp.audit.chain.hashchain import GENESIS, ChainReport
 from pdp.audit.errors import AuditUnavailable
 from pdp.audit.query import DecisionFilter
@@ -52,6 +60,8 @@ from pdp.audit.sqlite.schema import (
     migrate,
     rollback_quietly,
 )
+from pdp.audit.sqlite.sync_regime import QUIET_TURNS, SyncRegime
+from pdp.audit.sqlite.wal_file import WalFile, WalGone
 from pdp.audit.sqlite.writer_turns import WriterTurns
 
 log = logging.getLogger(__name__)
@@ -73,7 +83,8 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
     def __init__(self, path: Path, *, batch_max: int = 512, synchronous: str = "FULL",
                  busy_timeout_ms: int = 5000,
                  index_every: int = principal_index.INDEX_EVERY,
-                 commit_timeout_s: float | None = None) -> None:
+                 commit_timeout_s: float | None = None,
+                 quiet_turns: int = QUIET_TURNS) -> None:
         super().__init__(batch_max=batch_max, commit_timeout_s=commit_timeout_s)
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS:
@@ -84,6 +95,14 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.index_every = index_every
+        # FULL: SQLite syncs in its commit while we append alone; while another process
+        # appends, commit at NORMAL in the turn and fdatasync the -wal after it.
+        self.regime = SyncRegime(quiet_turns) if synchronous == "FULL" else None
+        self._conn_owes_sync = False  # the writer connection is at NORMAL for the regime
+        self._batch_owes_sync = False  # the last batch committed so: _made_durable syncs
+        self._wal: WalFile | None = None  # open while the writer connection is
+        self._wal_failed: str | None = None  # an fdatasync failed: refuse until restart
+        self._fdatasync: Callable[[int], None] = os.fdatasync  # tests put a failing one here
         self._seq, self._head = 0, GENESIS  # last committed record; read at open
         self._index_due = index_every  # catch the principal index up once _seq reaches this
         try:
@@ -120,8 +139,12 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
 
     def _write_batch(self, conn: sqlite3.Connection,
                      batch: list[Append]) -> tuple[list[Outcome], list[Row]]:
-        if self._turns.last_seq() != self._seq:  # another process appended since our turn
+        others_appended = self._turns.last_seq() != self._seq  # since our last turn
+        if others_appended:
             self._seq, self._head = read_head(conn)
+        if self.regime is not None:
+            self._set_level(conn, owes_sync=self.regime.turn(others_appended))
+        self._batch_owes_sync = self._conn_owes_sync  # the redo below commits at it too
         try:
             # Fast path: the cached head is current and no decision_id repeats an
             # old one. Few statements matter: each one hands the GIL over and back.
@@ -142,12 +165,96 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
             self._turns.committed(self._seq)
         return outcomes, rows
 
+    def _set_level(self, conn: sqlite3.Connection, *, owes_sync: bool) -> None:
+        """Put the writer connection at ``NORMAL`` (``owes_sync``: the log syncs after the
+        turn) or ``FULL`` (SQLite syncs in its commit), if it is not there already. Called
+        outside a transaction, before the batch's insert."""
+        if owes_sync != self._conn_owes_sync:
+            conn.execute(f"PRAGMA synchronous={'NORMAL' if owes_sync else 'FULL'}")
+            self._conn_owes_sync = owes_sync
+
     def _drop_writer(self) -> None:
         if self._conn is not None:
             rollback_quietly(self._conn)
         super()._drop_writer()
+        if self._wal is not None:  # its file may be gone with the connection: open anew
+            self._wal.close()
+            self._wal = None
+
+    def _made_durable(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """If the batch was committed at ``NORMAL`` for ``FULL`` (pipelined, see
+        :mod:`pdp.audit.sqlite.sync_regime`): fdatasync the ``-wal`` now the turn is let
+        go, before anyone hears "stored"; if that fails, every record of the batch is
+        ``AuditUnavailable``. A batch committed at ``FULL`` was synced by SQLite in its
+        commit and is answered as it is, with no system call here: even an ``fstat``
+        (to see the ``-wal`` still linked) measured +30-40 µs per append at one
+        connection (it lets go of the GIL; bench/RESULTS.md, round 10: pipe).
+
+        The sync begins after this batch's commit wrote its frames, so it covers them, and
+        any frames before them (another worker's, or a stored copy a retry is answered
+        with): a WAL is replayed as a prefix of its commits. A batch whose write failed
+        committed nothing (it refuses every record alike) and is answered as it is.
+        """
+        owes_sync, self._batch_owes_sync = self._batch_owes_sync, False
+        if not owes_sync or not outcomes or isinstance(outcomes[0], AuditUnavailable):
+            return outcomes
+        try:
+            with self._busy:  # a stalled disk shows on /readyz as a commit pending
+                self._sync_wal()
+        except OSError as exc:
+            failed = unavailable(exc)
+            self._last_error = str(failed)[:300]
+            return [failed for _ in outcomes]
+        return outcomes
+
+    def _sync_wal(self) -> None:
+        """fdatasync the ``-wal`` file; raise ``OSError`` if its frames are not known durable.
+
+        A file deleted behind our back (:class:`WalGone`) drops the connection: the next
+        batch reconnects and syncs whichever file SQLite then writes. A failed fdatasync
+        leaves the file's state on disk unknown: Linux may have marked the unwritten pages
+        clean and reports the error once per open file, so a second fdatasync can succeed
+        with frames missing on disk, and every later commit, chained after them, would be
+        lost with them in a power cut (the WAL is replayed only up to the first bad frame).
+        So the log refuses every later append until the process is restarted.
+        """
+        wal = self._wal
+        if wal is None:  # a commit without the writer's file open: nothing proves it synced
+            self._drop_writer()
+            raise WalGone("the -wal file is not open")
+        try:
+            wal.sync(self._fdatasync)
+        except WalGone as exc:
+            log.error("decision log: %s; reconnecting", exc)
+            self._drop_writer()
+            raise
+        except OSError as exc:
+            self._wal_failed = (f"fdatasync of {wal.path} failed ({exc}): the decision log "
+                                "refuses appends until the PDP is restarted (check the disk)")
+            log.critical("decision log: %s", self._wal_failed)
+            self._drop_writer()
+            raise
+
+    def _must_connect(self) -> bool:
+        return self._wal_failed is not None
+
+    def _ready_to_write(self) -> None:
+        if self._wal_failed is not None:  # refused before any record is taken
+            raise AuditUnavailable(self._wal_failed)
+
+    def _probe(self) -> None:
+        self._ready_to_write()  # /readyz stays "unavailable" after a failed fdatasync
 
     def _after_commit(self) -> None:
+        """Catch the principal index up every ``index_every`` records, in a turn.
+
+        Committed at ``NORMAL`` (pipelined) this transaction is not fdatasynced on its
+        own: the index is derived from the records (its entries and watermark commit
+        together), and a WAL is replayed as a prefix of its commits, so a power cut loses
+        it only together with every commit after it, none of them acknowledged; the next
+        catch-up redoes it from the records. The next batch's sync (ours or SQLite's)
+        makes it durable with that batch.
+        """
         if self._seq < self._index_due or self._conn is None:
             return
         try:
@@ -166,12 +273,19 @@ class SqliteDecisionLog(SqlDecisionLog[sqlite3.Connection]):
         self._turns.close()
 
     def _open_writer(self) -> sqlite3.Connection:
+        owes_sync = self.regime is not None and self.regime.pipelined
         conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms,
-                       synchronous=self.synchronous, writer=True)
+                       synchronous="NORMAL" if owes_sync else self.synchronous, writer=True)
+        self._conn_owes_sync = owes_sync
         try:
             migrate(conn)
             self._seq, self._head = read_head(conn)  # the chain continues across restarts
             self._index_due = principal_index.watermark(conn) + self.index_every
+            if self.regime is not None:  # migrate's transaction opened the connection's WAL
+                if self._wal is not None:
+                    self._wal.close()
+                self._wal = None
+                self._wal = WalFile(self.path)
         except BaseException:
             conn.close()
             raise

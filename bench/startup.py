@@ -185,10 +185,12 @@ def run() -> dict[str, Any]:
             out["reload" if workers == 1 else f"reload_{workers}"] = _reload_latencies(
                 server, big, _token(server.state))
             server.stop()
-        # A restart on the same state directory: the policies Cedar's validator passed at
-        # the reload above are not validated again (pdp.engine.validation_cache), nor parsed
-        # into nodes (pdp.engine.scope_cache).
-        restarted = Serve(big, Path(tmp) / "s1", 1)
+        # A restart on the state directory of the last server, which loaded the files as
+        # they are now (each reload above appended to them): the policies Cedar's validator
+        # passed are not validated again (pdp.engine.validation_cache), nor parsed into
+        # nodes (pdp.engine.scope_cache). The first server's directory would hold verdicts
+        # for text the second server's reload has since changed: a first start in effect.
+        restarted = Serve(big, Path(tmp) / "s2", 1)
         out["ready_restart_1"] = restarted.ready_s
         restarted.stop()
     return out

@@ -6,25 +6,20 @@ has grown since its last copy-back.
   copy back (a WAL that never did would grow without end), and not at SQLite's 1,000;
 - a process killed with SIGKILL right after its appends were acknowledged, the WAL not
   yet copied back, leaves every acknowledged record readable and the chain whole;
-- at ``FULL`` the writer fsyncs the WAL between taking a record and acknowledging it
-  (strace: an ``fdatasync`` of the ``-wal`` file before every acknowledgement); the same
-  check finds none at ``NORMAL``, so it can tell.
+- that a commit is synced before its acknowledgement, whatever the WAL's length, is
+  read from strace in ``test_audit_wal_sync`` (which also tells ``NORMAL`` from ``FULL``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import signal
 import struct
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-import pytest
 
 from pdp.audit import SqliteDecisionLog
 from pdp.audit.sqlite.admin_state import SqliteAdminState
@@ -119,10 +114,10 @@ APPENDER = textwrap.dedent("""
 """)
 
 
-def run_appender(args: list[str], records: list[dict[str, object]],
-                 prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_appender(args: list[str],
+                 records: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*(prefix or []), sys.executable, "-c", APPENDER, *args],
+        [sys.executable, "-c", APPENDER, *args],
         input="".join(json.dumps(r) + "\n" for r in records), capture_output=True, text=True,
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
 
@@ -142,47 +137,3 @@ def test_sigkill_with_a_long_wal_keeps_every_acknowledged_record(
         for decision_id in acknowledged:
             assert log.get(decision_id) is not None
 
-
-def syncs_before_each_ack(trace: str) -> list[int]:
-    """From ``strace -f -e trace=openat,fdatasync,fsync,write``: for each acknowledgement
-    written to stdout, how many fsyncs of the ``-wal`` file completed since the previous one."""
-    wal_fds: set[str] = set()
-    pending: dict[str, str] = {}  # tid -> fd of an fsync not finished yet
-    counts: list[int] = []
-    since = 0
-    for line in trace.splitlines():
-        tid = line.split(maxsplit=1)[0]
-        if (m := re.search(r'openat\(.*-wal", .*\) = (\d+)', line)) is not None:
-            wal_fds.add(m.group(1))
-        elif (m := re.search(r"f(?:data)?sync\((\d+)", line)) is not None:
-            if line.rstrip().endswith("<unfinished ...>"):
-                pending[tid] = m.group(1)
-            elif m.group(1) in wal_fds and line.rstrip().endswith("= 0"):
-                since += 1
-        elif re.search(r"f(?:data)?sync resumed>.*= 0", line) and pending.pop(tid, "") in wal_fds:
-            since += 1
-        elif re.search(r'write\(1, "ack ', line):
-            counts.append(since)
-            since = 0
-    return counts
-
-
-@pytest.mark.parametrize(("synchronous", "synced"), [("FULL", True), ("NORMAL", False)])
-def test_at_full_the_wal_is_fsynced_before_every_acknowledgement(
-        tmp_path: Path, make_record: MakeRecord, synchronous: str, synced: bool) -> None:
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
-    path, trace = tmp_path / "decisions.db", tmp_path / "trace"
-    records = [make_record() for _ in range(20)]
-    done = run_appender([str(path), synchronous, "20", "close"], records,
-                        prefix=["strace", "-f", "-qq", "-o", str(trace),
-                                "-e", "trace=openat,fdatasync,fsync,write"])
-    if done.returncode != 0 and "ptrace" in done.stderr:
-        pytest.skip(f"strace cannot trace here: {done.stderr.strip()[:200]}")
-    assert done.returncode == 0, done.stderr
-    counts = syncs_before_each_ack(trace.read_text())
-    assert len(counts) == 20
-    if synced:
-        assert all(n >= 1 for n in counts), counts
-    else:
-        assert not any(counts[1:]), counts  # (the first may follow opening's own syncs)

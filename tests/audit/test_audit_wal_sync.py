@@ -174,14 +174,27 @@ def run_traced(path: Path, records: list[dict[str, object]], trace: Path,
             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def require_strace() -> None:
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+
+
+def traced_output(proc: subprocess.Popen[str]) -> str:
+    """A traced appender's stdout once it exited 0; skipped where strace cannot trace."""
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode != 0 and "ptrace" in err:
+        pytest.skip(f"strace cannot trace here: {err.strip()[:200]}")
+    assert proc.returncode == 0, err
+    return out
+
+
 def test_every_acknowledgement_follows_an_fdatasync_of_the_wal_begun_after_its_commit(
         tmp_path: Path, make_record: MakeRecord) -> None:
     """Two appenders on one file, each traced: every ack of each is preceded by an
     fdatasync of the ``-wal`` that began after that appender's commit write; and once
     each has met the other (its first pipelined ack), every later ack follows a sync
     through the log's own descriptor begun after it let go of the turn."""
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
+    require_strace()
     path = tmp_path / "decisions.db"
     SqliteDecisionLog(path).close()  # the schema first: the two then only append
     barrier = tmp_path / "barrier"
@@ -190,11 +203,7 @@ def test_every_acknowledgement_follows_an_fdatasync_of_the_wal_begun_after_its_c
                         barrier=(barrier, 2))
              for n in range(2)]
     for n, proc in enumerate(procs):
-        out, err = proc.communicate(timeout=120)
-        if proc.returncode != 0 and "ptrace" in err:
-            pytest.skip(f"strace cannot trace here: {err.strip()[:200]}")
-        assert proc.returncode == 0, err
-        assert out.count("ack ") == 150
+        assert traced_output(proc).count("ack ") == 150
         order = order_of((tmp_path / f"trace{n}").read_text())
         assert order.acks == 150
         assert order.unsynced == [], f"acks without a sync after their commit: {order}"
@@ -211,16 +220,11 @@ def test_one_appender_alone_lets_sqlite_sync_in_its_commit(
     """Alone on its file the log never syncs through its own descriptor, and every ack
     still follows a good fdatasync of the ``-wal`` (SQLite's, in the commit) begun after
     the commit's write."""
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
+    require_strace()
     path = tmp_path / "decisions.db"
     SqliteDecisionLog(path).close()
     proc = run_traced(path, [make_record() for _ in range(60)], tmp_path / "trace")
-    out, err = proc.communicate(timeout=120)
-    if proc.returncode != 0 and "ptrace" in err:
-        pytest.skip(f"strace cannot trace here: {err.strip()[:200]}")
-    assert proc.returncode == 0, err
-    assert out.count("ack ") == 60
+    assert traced_output(proc).count("ack ") == 60
     order = order_of((tmp_path / "trace").read_text())
     assert order.acks == 60
     assert order.unsynced == [], f"acks without a sync after their commit: {order}"
@@ -230,15 +234,11 @@ def test_one_appender_alone_lets_sqlite_sync_in_its_commit(
 def test_the_order_check_tells_an_unsynced_log_from_a_synced_one(
         tmp_path: Path, make_record: MakeRecord) -> None:
     """``process`` (NORMAL) acknowledges without a sync: the same reading says so."""
-    if shutil.which("strace") is None:
-        pytest.skip("strace is not installed")
+    require_strace()
     path = tmp_path / "decisions.db"
     SqliteDecisionLog(path, synchronous="NORMAL").close()
     proc = run_traced(path, [make_record() for _ in range(20)], tmp_path / "trace", "NORMAL")
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode != 0 and "ptrace" in err:
-        pytest.skip(f"strace cannot trace here: {err.strip()[:200]}")
-    assert proc.returncode == 0, err
+    traced_output(proc)
     order = order_of((tmp_path / "trace").read_text())
     assert order.acks == 20 and len(order.unsynced) == 20
 

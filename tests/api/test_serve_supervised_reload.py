@@ -287,20 +287,17 @@ def test_a_replacement_killed_while_it_starts_is_retried_then_given_up(
     db = workdir / ".pdp" / "decisions.db"
     token, sre = _token(workdir, ETL), _token(workdir, SRE)
     known = _ready_workers(server, token, db)
-    load = traffic(server, token)
-    with (workdir / "policies" / "datasets.cedar").open("a") as f:
-        f.write("\n// issue 16: a new version\n")
-    with ThreadPoolExecutor(1) as pool:
-        asked: Future[httpx.Response] = pool.submit(_reload, server, sre)
-        killed = 0
-        while killed < kills and not asked.done():
-            for pid in _children(server.process.pid) - known:
-                os.kill(pid, signal.SIGKILL)  # a fresh worker, still starting
-                known.add(pid)
-                killed += 1
-            time.sleep(0.002)
-        reloaded = asked.result(timeout=300)
-    answers = load.stop()
+    for _ in range(MISSED_ROLLOUTS + 1):
+        load = traffic(server, token)
+        with (workdir / "policies" / "datasets.cedar").open("a") as f:
+            f.write("\n// issue 16: a new version\n")
+        reloaded, killed = _reload_killing_replacements(server, sre, known, kills)
+        answers = load.stop()
+        if killed == kills or reloaded.status_code != 200:
+            break
+        # A replacement started and served before the 2 ms poll saw it (the machine was
+        # busy): a clean rollout to a new bundle. Try again from it.
+        known |= _children(server.process.pid)
     assert killed == kills
     assert answers and all(a.status == 200 for a in answers), [a for a in answers if a.status != 200][:5]
     assert all(a.body["decision_id"] in _records(db) for a in answers)
@@ -314,6 +311,27 @@ def test_a_replacement_killed_while_it_starts_is_retried_then_given_up(
         assert len({_sha(a) for a in answers}) == 1  # the old bundle throughout
         assert httpx.get(f"{server.url}/readyz", timeout=30).json()["status"] == "degraded"
     assert server.process.poll() is None
+
+
+MISSED_ROLLOUTS = 4
+"""Reloads the kill test may lose to a busy machine (a replacement ready before it was
+seen) before it counts as failed."""
+
+
+def _reload_killing_replacements(server: ServerProcess, sre: str, known: set[int],
+                                 kills: int) -> tuple[httpx.Response, int]:
+    """Ask for a reload and ``kill -9`` each worker forked after ``known`` (which grows
+    by them) as soon as it is seen, up to ``kills``: the answer, and how many died."""
+    with ThreadPoolExecutor(1) as pool:
+        asked: Future[httpx.Response] = pool.submit(_reload, server, sre)
+        killed = 0
+        while killed < kills and not asked.done():
+            for pid in _children(server.process.pid) - known:
+                os.kill(pid, signal.SIGKILL)  # a fresh worker, still starting
+                known.add(pid)
+                killed += 1
+            time.sleep(0.002)
+        return asked.result(timeout=300), killed
 
 
 def _rollout_under_way(workdir: Path, server: ServerProcess,

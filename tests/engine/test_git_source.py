@@ -122,10 +122,13 @@ def test_a_served_git_bundle_switches_commits_under_load_without_losing_a_reques
             t.join(timeout=20)
     finally:
         server.stop()
-    assert results and all(status == 200 for status, _, _ in results)
+    # The supervisor's log says which commits it loaded or refused, and when: a timeout above
+    # is read from it.
+    log = server.log.read_text()[-6000:]
+    assert results and all(status == 200 for status, _, _ in results), log
     assert all(decision in ("allow", "deny") for _, decision, _ in results)
     commits = [c for _, _, c in results]
-    assert commits[0] != new_commit and new_commit in commits
+    assert commits[0] != new_commit and new_commit in commits, log
     # The new commit allowed the read; the broken commit never replaced it.
     assert {d for _, d, c in results if c == new_commit} == {"allow"}, explanations[new_commit]
-    assert ready["status"] == "degraded" and ready["bundle"]["commit"] == new_commit
+    assert ready["status"] == "degraded" and ready["bundle"]["commit"] == new_commit, (ready, log)

@@ -29,10 +29,9 @@ from pydantic import ValidationError
 
 from pdp.api.bearer import PepBearerDep
 from pdp.api.deps import ComponentsDep, request_id
-from pdp.api.door import DoorRequest
+from pdp.api.door import DoorRequest, answer_routed
 from pdp.api.fastjson import DecisionJSON, FastJSONResponse
 from pdp.api.jsonbody import StrictJSONRoute, refused_media_type
-from pdp.api.limits import BodyTooLarge
 from pdp.api.models import (
     AuthorizeRequest,
     AuthorizeResponse,
@@ -72,10 +71,7 @@ async def authorize(request: Request, components: ComponentsDep,
     filled in by the PDP and may not be sent (400).
     """
     del bearer  # declared for the OpenAPI document; the door reads it (DoorRequest.bearer)
-    try:
-        return await answer_authorize(DoorRequest(request.scope, request.receive), components)
-    except BodyTooLarge as e:  # as RequestLimits answers it around the fast path
-        return e.answer()
+    return await answer_routed(answer_authorize, request, components)
 
 
 async def answer_authorize(request: DoorRequest, components: Components) -> Response:

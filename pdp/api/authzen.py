@@ -51,10 +51,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdp.api.bearer import PepBearerDep
 from pdp.api.deps import ComponentsDep, request_id
-from pdp.api.door import DoorRequest
+from pdp.api.door import DoorRequest, answer_routed
 from pdp.api.fastjson import DecisionJSON
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
-from pdp.api.limits import BodyTooLarge
 from pdp.api.models import NO_RESERVED_KEYS, Printable
 from pdp.api.openapi import inline_schema, json_body
 from pdp.api.pep import PepRefused, admit_pep, pep_name, refused_problem, require_pep
@@ -223,10 +222,7 @@ async def evaluation(request: Request, components: ComponentsDep,
     """May `subject` do `action` on `resource`? `{"decision": true|false}` (HTTP 200 either
     way); with `options.include_reasons`, also `context` with the decision's reasons."""
     del bearer  # declared for the OpenAPI document; the door reads it (DoorRequest.bearer)
-    try:
-        return await answer_evaluation(DoorRequest(request.scope, request.receive), components)
-    except BodyTooLarge as e:  # as RequestLimits answers it around the fast path
-        return e.answer()
+    return await answer_routed(answer_evaluation, request, components)
 
 
 async def answer_evaluation(request: DoorRequest, components: Components) -> Response:

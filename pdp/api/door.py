@@ -17,12 +17,17 @@ door's one function, so the two cannot read a request differently.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from pdp.api.bearer import Bearer
+from pdp.api.limits import BodyTooLarge
+from pdp.components import Components
 
 
 class DoorRequest(Request):
@@ -88,4 +93,19 @@ class DoorRequest(Request):
         return self._body
 
 
-__all__ = ["DoorRequest"]
+Answer = Callable[["DoorRequest", Components], Awaitable[Response]]
+"""A decision door's one function: the request, the app's components -> the answer."""
+
+
+async def answer_routed(answer: Answer, request: Request, components: Components) -> Response:
+    """``answer`` for a decision door's FastAPI route (``request`` is the route's): on a
+    :class:`DoorRequest` of its scope and ``receive``, as the fast path calls it. A body
+    over the limit streamed in is answered as :class:`pdp.api.limits.RequestLimits`
+    answers it around the fast path (FastAPI's own handler would answer a shorter 413)."""
+    try:
+        return await answer(DoorRequest(request.scope, request.receive), components)
+    except BodyTooLarge as e:
+        return e.answer()
+
+
+__all__ = ["Answer", "DoorRequest", "answer_routed"]

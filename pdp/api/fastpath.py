@@ -17,18 +17,11 @@ from the :class:`pdp.api.door.DoorRequest` both ways build (as ``HTTPBearer`` do
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pdp.api.authorize import AUTHORIZE_PATH, answer_authorize
 from pdp.api.authzen import EVALUATION_PATH, answer_evaluation
-from pdp.api.door import DoorRequest
-from pdp.components import Components
-
-Answer = Callable[[DoorRequest, Components], Awaitable[Response]]
-"""A shared decision path: the request, the app's components -> the answer."""
+from pdp.api.door import Answer, DoorRequest
 
 POST_PATHS: dict[str, Answer] = {AUTHORIZE_PATH: answer_authorize,
                                  EVALUATION_PATH: answer_evaluation}

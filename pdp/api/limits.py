@@ -31,7 +31,7 @@ class BodyTooLarge(HTTPException):
     parsing passes it on (as 413) instead of calling it "an error parsing the body".
 
     Raised past :class:`RequestLimits` it is answered there (:meth:`answer`); a
-    decision door's route answers it the same way itself (``pdp.api.authorize``)."""
+    decision door's route answers it the same way itself (``pdp.api.door.answer_routed``)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail="Request body too large")

@@ -29,19 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from uvicorn.server import ServerState
 
 from pdp.api.authorize import AUTHORIZE_PATH
 from pdp.api.authzen import EVALUATION_PATH
-from pdp.api.drain import draining_protocol_class
 from pdp.api.fastpath import POST_PATHS
 from pdp.api.requestlog import LOGGER_NAME, TurnBatchedHandler
 from pdp.components import build_components
 from pdp.server import create_app
-from tests.api.test_one_write import RecordingTransport
+from tests.api.test_authorize_fast_path import _request
+from tests.api.test_one_write import RecordingTransport, _connect
 from tests.identity.workloads import TrustDomain, settings_for
 
 ENVOY = "spiffe://example.org/peps/envoy"
@@ -61,8 +59,7 @@ def td() -> TrustDomain:
 @pytest.fixture(scope="module")
 def tokens(td: TrustDomain) -> dict[str, str]:
     forged = TrustDomain("example.org")  # the same name, another (untrusted) key
-    return {"etl": td.jwt_svid("/services/etl", ttl_s=3600),
-            "envoy": td.jwt_svid("/peps/envoy", ttl_s=3600),
+    return {"envoy": td.jwt_svid("/peps/envoy", ttl_s=3600),
             "not-listed": td.jwt_svid("/services/etl", ttl_s=3600),
             "forged": forged.jwt_svid("/peps/envoy", ttl_s=3600)}
 
@@ -102,24 +99,6 @@ def routes_only() -> Iterator[None]:
 
 
 # --- generated requests ------------------------------------------------------------------
-
-
-def _body(door: str, subject: str, context: Any, tokens: dict[str, str]) -> dict[str, Any]:
-    credential: dict[str, Any] = {"etl": {"token": tokens["etl"]},
-                                  "garbage": {"token": "not-a-jwt"}, "none": {}}[subject]
-    if door == AUTHORIZE_PATH:
-        out: dict[str, Any] = {"subject": credential, "action": "read",
-                               "resource": {"type": "App::Dataset", "id": "sales-daily"},
-                               "explain": True}
-    else:
-        out = {"subject": {"type": "Pdp::Workload", "id": "spiffe://example.org/services/etl",
-                           "properties": credential},
-               "action": {"name": "read"},
-               "resource": {"type": "App::Dataset", "id": "sales-daily"},
-               "options": {"include_reasons": True}}
-    if context is not None:
-        out["context"] = context
-    return out
 
 
 def _encoded(value: dict[str, Any], form: str) -> bytes:
@@ -172,9 +151,12 @@ _REQUESTS = st.fixed_dictionaries({
 })
 
 
-def _raw(request: dict[str, Any], tokens: dict[str, str], close: bool) -> bytes:
+def _raw(request: dict[str, Any], td: TrustDomain, tokens: dict[str, str],
+         close: bool) -> bytes:
     door = EVALUATION_PATH if request["path"].startswith(EVALUATION_PATH) else AUTHORIZE_PATH
-    body = _encoded(_body(door, request["subject"], request["context"], tokens), request["form"])
+    value = _request(td, door, request["subject"], "read", "sales-daily", request["context"],
+                     True)  # explained: the reasons are compared too
+    body = _encoded(value, request["form"])
     headers: list[tuple[bytes, bytes]] = [(b"host", b"pdp")]
     headers += [(b"content-type", v) for v in _CONTENT_TYPES[request["content_type"]]]
     headers += [(b"x-request-id", v) for v in _REQUEST_IDS[request["request_id"]]]
@@ -198,15 +180,6 @@ def _raw(request: dict[str, Any], tokens: dict[str, str], close: bool) -> bytes:
 
 
 # --- playing a connection ----------------------------------------------------------------
-
-
-def _connect(app: Any) -> tuple[Any, RecordingTransport]:
-    config = uvicorn.Config(app, lifespan="off", log_level="critical")
-    protocol = draining_protocol_class()(config=config, server_state=ServerState(),
-                                         app_state={})  # type: ignore[call-arg]
-    transport = RecordingTransport()
-    protocol.connection_made(transport)
-    return protocol, transport
 
 
 async def _idle(protocol: Any, transport: RecordingTransport) -> None:
@@ -308,10 +281,12 @@ def _lines(out: io.StringIO) -> list[str]:
 @given(requests=st.lists(_REQUESTS, min_size=1, max_size=3), pipelined=st.booleans(),
        cut=_mostly(False, [True], 8), close=_mostly(False, [True], 3))
 def test_the_fast_path_and_the_app_without_it_write_the_same_bytes(
-        served: tuple[Any, Any], tokens: dict[str, str], log_lines: io.StringIO,
+        served: tuple[Any, Any], td: TrustDomain, tokens: dict[str, str],
+        log_lines: io.StringIO,
         requests: list[dict[str, Any]], pipelined: bool, cut: bool, close: bool) -> None:
     app, components = served
-    raws = [_raw(r, tokens, close and i == len(requests) - 1) for i, r in enumerate(requests)]
+    raws = [_raw(r, td, tokens, close and i == len(requests) - 1)
+            for i, r in enumerate(requests)]
     seen = []
     for lean in (True, False):
         before = sum(1 for _ in components.log.iter_all())

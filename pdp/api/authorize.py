@@ -3,7 +3,7 @@
 :func:`answer_authorize` is ``POST /v1/authorize`` from the request to the answer,
 in this order:
 
-1. the calling PEP (:func:`pdp.api.pep.require_pep`: allowlist; a refusal is a
+1. the calling PEP (:func:`pdp.api.pep.admit_pep`: allowlist; a refusal is a
    recorded decision, answered 401/403);
 2. the body: ``application/json`` (else 415), strict JSON (else 400), an
    ``AuthorizeRequest`` (else 422), parsed in one step by pydantic-core;
@@ -11,11 +11,12 @@ in this order:
 4. the decision (``DecisionService.authorize``: verify, live context, decide, record);
 5. the answer: the decision as JSON (orjson), ``X-Request-ID`` echoed.
 
-It returns every outcome as a response and raises no client error, so there is
-nothing for FastAPI's exception handlers to render differently. Two ways lead to it
-and cannot answer differently: the FastAPI route below, which documents the
-operation in OpenAPI and serves when the fast path is not installed, and
-:class:`pdp.api.fastpath.FastPath`, which calls it before FastAPI's routing and
+It reads the request as a :class:`pdp.api.door.DoorRequest` (three headers scanned
+once, the body on demand), returns every outcome as a response and raises no client
+error, so there is nothing for FastAPI's exception handlers to render differently.
+Two ways lead to it and cannot answer differently: the FastAPI route below, which
+documents the operation in OpenAPI and serves when the fast path is not installed,
+and :class:`pdp.api.fastpath.FastPath`, which calls it before FastAPI's routing and
 dependency resolution (their cost per request is about uvicorn's own).
 """
 
@@ -26,10 +27,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
-from pdp.api.bearer import Bearer, PepBearerDep
+from pdp.api.bearer import PepBearerDep
 from pdp.api.deps import ComponentsDep, request_id
-from pdp.api.fastjson import FastJSONResponse
-from pdp.api.jsonbody import StrictJSONRoute, unsupported_media_type
+from pdp.api.door import DoorRequest, answer_routed
+from pdp.api.fastjson import DecisionJSON, FastJSONResponse
+from pdp.api.jsonbody import StrictJSONRoute, refused_media_type
 from pdp.api.models import (
     AuthorizeRequest,
     AuthorizeResponse,
@@ -39,7 +41,7 @@ from pdp.api.models import (
     to_input,
 )
 from pdp.api.openapi import json_body
-from pdp.api.pep import PepRefused, pep_name, refused_problem, require_pep
+from pdp.api.pep import PepRefused, admit_pep, pep_name, refused_problem, require_pep
 from pdp.api.problems import invalid_body, reserved_context
 from pdp.components import Components
 
@@ -68,37 +70,39 @@ async def authorize(request: Request, components: ComponentsDep,
     only a malformed request is a 4xx. `context.live` and `context.credential` are
     filled in by the PDP and may not be sent (400).
     """
-    return await answer_authorize(request, components, bearer)
+    del bearer  # declared for the OpenAPI document; the door reads it (DoorRequest.bearer)
+    return await answer_routed(answer_authorize, request, components)
 
 
-async def answer_authorize(request: Request, components: Components,
-                           bearer: Bearer) -> Response:
+async def answer_authorize(request: DoorRequest, components: Components) -> Response:
     """``POST /v1/authorize``, every outcome as a response (see the module docstring).
 
-    ``bearer``: the ``Authorization: Bearer`` credential :data:`pdp.api.bearer.pep_bearer`
-    read from the request (the calling PEP's, never the subject's).
+    The PEP's credential is ``request``'s ``Authorization: Bearer`` header, read as
+    :data:`pdp.api.bearer.pep_bearer` reads it (never the subject's).
     """
+    rid = request.request_id  # read once: the record keeps it, every answer echoes it
     try:
-        pep = await require_pep(request, components, bearer)
+        pep = await admit_pep(request, components, request.bearer())
     except PepRefused as e:  # recorded, with its decision id in the answer
-        return _echoed(request, refused_problem(e))
-    unsupported = await unsupported_media_type(request)  # the same 415 as every JSON door
+        return _echoed_id(rid, refused_problem(e))
+    content_type = request.content_type
+    # the same 415 as every JSON door
+    unsupported = await refused_media_type(content_type, request.body)
     if unsupported is not None:
-        return _echoed(request, unsupported)
+        return _echoed_id(rid, unsupported)
     raw = await request.body()
-    if not raw and "content-type" not in request.headers:  # no body at all, as FastAPI says
-        return _echoed(request, invalid_body(
+    if not raw and content_type is None:  # no body at all, as FastAPI says
+        return _echoed_id(rid, invalid_body(
             [{"type": "missing", "loc": ("body",), "msg": "Field required"}]))
     try:  # bytes to model in one step: the strict JSON of pdp.api.jsonbody, then the fields
         body = AuthorizeRequest.model_validate_json(raw)
     except ValidationError as e:
-        return _echoed(request, invalid_body(e.errors(include_url=False)))
+        return _echoed_id(rid, invalid_body(e.errors(include_url=False)))
     refused = reserved_context(body.context)
     if refused is not None:
-        return _echoed(request, refused)
-    rid = request_id(request)  # read once: the record keeps it, the answer echoes it
+        return _echoed_id(rid, refused)
     decision = await components.service.authorize(body.to_input(request_id=rid, pep=pep))
-    return FastJSONResponse(decision.as_dict(), headers=_echo_id(rid))
+    return DecisionJSON(decision.as_dict(), rid)
 
 
 @router.post("/authorize/batch", summary="Decide several requests for one subject",
@@ -120,17 +124,17 @@ async def authorize_batch(body: BatchRequest, request: Request,
 
 
 
-def _echo(request: Request) -> dict[str, str]:
-    return _echo_id(request_id(request))
-
-
 def _echo_id(rid: str | None) -> dict[str, str]:
     return {"x-request-id": rid} if rid else {}
 
 
 def _echoed(request: Request, response: Response) -> Response:
     """``response`` with the request's ``X-Request-ID``, like every decision answer."""
-    response.headers.update(_echo(request))
+    return _echoed_id(request_id(request), response)
+
+
+def _echoed_id(rid: str | None, response: Response) -> Response:
+    response.headers.update(_echo_id(rid))
     return response
 
 

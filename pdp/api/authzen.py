@@ -41,7 +41,7 @@ refusal recorded like any decision (``request.invalid``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,13 +49,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pdp.api.bearer import Bearer, PepBearerDep
+from pdp.api.bearer import PepBearerDep
 from pdp.api.deps import ComponentsDep, request_id
-from pdp.api.fastjson import FastJSONResponse
+from pdp.api.door import DoorRequest, answer_routed
+from pdp.api.fastjson import DecisionJSON
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
 from pdp.api.models import NO_RESERVED_KEYS, Printable
 from pdp.api.openapi import inline_schema, json_body
-from pdp.api.pep import PepRefused, pep_name, refused_problem, require_pep
+from pdp.api.pep import PepRefused, admit_pep, pep_name, refused_problem, require_pep
 from pdp.api.problems import problem, reserved_context
 from pdp.components import Components
 from pdp.decision.model import (
@@ -210,7 +211,7 @@ async def configuration(request: Request) -> JSONResponse:
     return JSONResponse({"policy_decision_point": base,
                          "access_evaluation_endpoint": base + EVALUATION_PATH,
                          "access_evaluations_endpoint": base + EVALUATIONS_PATH},
-                        headers=_echo(request))
+                        headers=_echo(request_id(request)))
 
 
 @router.post(EVALUATION_PATH, summary="AuthZEN access evaluation",
@@ -220,23 +221,25 @@ async def evaluation(request: Request, components: ComponentsDep,
                      bearer: PepBearerDep) -> Response:
     """May `subject` do `action` on `resource`? `{"decision": true|false}` (HTTP 200 either
     way); with `options.include_reasons`, also `context` with the decision's reasons."""
-    return await answer_evaluation(request, components, bearer)
+    del bearer  # declared for the OpenAPI document; the door reads it (DoorRequest.bearer)
+    return await answer_routed(answer_evaluation, request, components)
 
 
-async def answer_evaluation(request: Request, components: Components,
-                            bearer: Bearer) -> Response:
+async def answer_evaluation(request: DoorRequest, components: Components) -> Response:
     """``POST /access/v1/evaluation``, every outcome as a response: the one path of the
     route above and of the fast path (``pdp.api.fastpath``), like
     :func:`pdp.api.authorize.answer_authorize`. The calling PEP first (a refusal is
     recorded, 401/403), then the body (400), then the decision."""
+    rid = request.request_id
     try:
-        await require_pep(request, components, bearer)
+        pep = await admit_pep(request, components, request.bearer())
     except PepRefused as e:
-        return _echoed(request, refused_problem(e))
+        return _echoed(rid, refused_problem(e))
     try:
-        return await _evaluate(request, components, await _json_object(request))
+        body = await _json_object(request.content_type, request.body)
+        return await _evaluate(components, body, pep, rid)
     except BadRequest as e:
-        return _bad_request(request, e)
+        return _bad_request(rid, e)
 
 
 def _evaluations_schema() -> dict[str, Any]:
@@ -268,42 +271,43 @@ async def evaluations(request: Request, components: ComponentsDep) -> Response:
     `{"evaluations": [{"decision": ...}, ...]}` in request order (shorter when a
     short-circuit semantic stopped early). Without `evaluations` it answers like
     `/access/v1/evaluation`."""
+    pep, rid = pep_name(request), request_id(request)
     try:
-        body = await _json_object(request)
+        body = await _json_object(request.headers.get("content-type"), request.body)
         defaults = _validate(AzDefaults, body)
         if not defaults.evaluations:
             # The single evaluation, answered like /access/v1/evaluation.
-            return await _evaluate(request, components,
-                                   {k: v for k, v in body.items() if k != "evaluations"})
+            return await _evaluate(components,
+                                   {k: v for k, v in body.items() if k != "evaluations"},
+                                   pep, rid)
         if len(defaults.evaluations) > MAX_EVALUATIONS:
             raise BadRequest(f"at most {MAX_EVALUATIONS} evaluations per request")
         refused = reserved_context(defaults.context)
         if refused is not None:
-            return _echoed(request, refused)
-        items = [_prepare_item(request, components, body, item)
+            return _echoed(rid, refused)
+        items = [_prepare_item(components, body, item, pep, rid)
                  for item in defaults.evaluations]
     except BadRequest as e:
-        return _bad_request(request, e)
+        return _bad_request(rid, e)
     options = defaults.options
     results = await _run(components, items, options.evaluations_semantic)
-    return FastJSONResponse(
+    return DecisionJSON(
         {"evaluations": [_answer(r, item, options.include_reasons)
-                         for r, item in zip(results, items)]},
-        headers=_echo(request))
+                         for r, item in zip(results, items)]}, rid)
 
 
-async def _evaluate(request: Request, components: Components,
-                    body: dict[str, Any]) -> Response:
+async def _evaluate(components: Components, body: dict[str, Any], pep: str | None,
+                    rid: str | None) -> Response:
     """One evaluation, from its JSON object to its answer (``BadRequest`` for a body
-    that cannot be used): ``/evaluation``, and ``/evaluations`` without ``evaluations``."""
+    that cannot be used): ``/evaluation``, and ``/evaluations`` without ``evaluations``.
+    ``pep``: the verified calling PEP (or None); ``rid``: the request's ``X-Request-ID``."""
     parsed = _validate(AzEvaluationRequest, body)
     refused = reserved_context(parsed.context)
     if refused is not None:
-        return _echoed(request, refused)
-    prepared = _prepared(request, components, parsed)
+        return _echoed(rid, refused)
+    prepared = _prepared(components, parsed, pep, rid)
     decision = await components.service.authorize(prepared)
-    return FastJSONResponse(_answer(decision, prepared, parsed.options.include_reasons),
-                            headers=_echo(request))
+    return DecisionJSON(_answer(decision, prepared, parsed.options.include_reasons), rid)
 
 
 async def _run(components: Components, items: list[AuthorizeInput],
@@ -324,11 +328,14 @@ async def _run(components: Components, items: list[AuthorizeInput],
 # --- parsing ------------------------------------------------------------------------
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+async def _json_object(content_type: str | None,
+                       read: Callable[[], Awaitable[bytes]]) -> dict[str, Any]:
+    """The body (``read``) as a JSON object, declared ``application/json`` by
+    ``content_type`` (the request's header, None without one)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise BadRequest(f"content type must be application/json, not {media_type or 'none'!r}")
-    raw = await request.body()
+    raw = await read()
     if not raw.strip():
         raise BadRequest("the request body is empty")
     try:
@@ -359,38 +366,40 @@ def _merged(default: Any, own: Any) -> Any:
     return own
 
 
-def _prepare_item(request: Request, components: Components, top: dict[str, Any],
-                  item: Any) -> AuthorizeInput:
+def _prepare_item(components: Components, top: dict[str, Any], item: Any, pep: str | None,
+                  rid: str | None) -> AuthorizeInput:
     """One evaluation of a batch. One that cannot be asked is still a decision: refused
     (``decision: false``, ``request.invalid``) and recorded like any deny."""
     if not isinstance(item, dict):
-        return _refused_item(request, {}, "an evaluation must be a JSON object")
+        return _refused_item({}, "an evaluation must be a JSON object", pep, rid)
     merged = {key: _merged(top.get(key), item.get(key))
               for key in ("subject", "action", "resource", "context")}
     try:
         parsed = AzEvaluation.model_validate({k: v for k, v in merged.items() if v is not None})
     except ValidationError as e:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
-        return _refused_item(request, merged, f"invalid or missing field(s): {fields}")
+        return _refused_item(merged, f"invalid or missing field(s): {fields}", pep, rid)
     reserved = reserved_key(parsed.context)
     prepared = (ItemError(f"context.{reserved} is filled in by the PDP and may not be sent")
-                if reserved else _prepare(request, components, parsed))
+                if reserved else _prepare(components, parsed, pep, rid))
     if isinstance(prepared, ItemError):
-        return _refused_item(request, merged, prepared.message)
+        return _refused_item(merged, prepared.message, pep, rid)
     return prepared
 
 
-def _prepared(request: Request, components: Components, ev: AzEvaluation) -> AuthorizeInput:
+def _prepared(components: Components, ev: AzEvaluation, pep: str | None,
+              rid: str | None) -> AuthorizeInput:
     """A well-formed evaluation, prepared; one whose subject or action cannot be used
     (a credential for a non-workload type, ``action.properties`` clashing with
     ``context``) is a refusal, answered ``false`` and recorded like in a batch."""
-    prepared = _prepare(request, components, ev)
+    prepared = _prepare(components, ev, pep, rid)
     if isinstance(prepared, ItemError):
-        return _refused_item(request, ev.model_dump(), prepared.message)
+        return _refused_item(ev.model_dump(), prepared.message, pep, rid)
     return prepared
 
 
-def _refused_item(request: Request, merged: Mapping[str, Any], message: str) -> AuthorizeInput:
+def _refused_item(merged: Mapping[str, Any], message: str, pep: str | None,
+                  rid: str | None) -> AuthorizeInput:
     """The refusal of an evaluation that cannot be asked, naming what it could read of it."""
     def text(entity: Any, key: str) -> str:
         value = entity.get(key) if isinstance(entity, dict) else None
@@ -400,13 +409,14 @@ def _refused_item(request: Request, merged: Mapping[str, Any], message: str) -> 
         credential=None, action=text(merged.get("action"), "name"),
         resource=ResourceRef(type=text(merged.get("resource"), "type"),
                              id=text(merged.get("resource"), "id")),
-        request_id=request_id(request), pep=calling_pep(request) or "authzen",
+        request_id=rid, pep=pep or "authzen",
         refused=DecisionError(ReasonCode.REQUEST_INVALID, message))
 
 
-def _prepare(request: Request, components: Components,
-             ev: AzEvaluation) -> AuthorizeInput | ItemError:
-    """The AuthZEN 4-tuple as the PDP's ``AuthorizeInput`` (or why it cannot be)."""
+def _prepare(components: Components, ev: AzEvaluation, pep: str | None,
+             rid: str | None) -> AuthorizeInput | ItemError:
+    """The AuthZEN 4-tuple as the PDP's ``AuthorizeInput`` (or why it cannot be), asked
+    by the verified PEP ``pep`` (or None) with ``X-Request-ID`` ``rid``."""
     context = dict(ev.context or {})
     reserved = reserved_key(ev.action.properties)
     if reserved is not None:
@@ -419,13 +429,12 @@ def _prepare(request: Request, components: Components,
         "action": ev.action.name,
         "resource": ResourceRef(type=ev.resource.type, id=ev.resource.id,
                                 attrs=ev.resource.properties),
-        "context": context, "request_id": request_id(request),
+        "context": context, "request_id": rid,
     }
     properties = dict(ev.subject.properties or {})
     credential = _subject_credential(properties)
     if isinstance(credential, ItemError):
         return credential
-    pep = calling_pep(request)
     if credential is not None:
         if ev.subject.type != WORKLOAD_TYPE:
             return ItemError(f"a subject with a credential is a {WORKLOAD_TYPE}, "
@@ -456,12 +465,6 @@ def _subject_credential(properties: dict[str, Any]) -> Credential | ItemError | 
     return None
 
 
-def calling_pep(request: Request) -> str | None:
-    """The verified PEP calling (``require_pep`` set it: TLS client certificate or the
-    ``Authorization: Bearer`` PEP token), or None."""
-    return pep_name(request)
-
-
 def is_trusted_assertor(pep: str, trusted: list[str]) -> bool:
     """``pep`` is listed exactly, or under a pattern ending in ``/*`` (a path prefix)."""
     return any(pep == t or (t.endswith("/*") and pep.startswith(t[:-1])) for t in trusted)
@@ -488,15 +491,15 @@ def _answer(decision: Decision, request: AuthorizeInput, reasons: bool) -> dict[
     return out
 
 
-def _bad_request(request: Request, error: BadRequest) -> Response:
-    return _echoed(request, problem(400, "Bad request", error.detail, error.errors))
+def _bad_request(rid: str | None, error: BadRequest) -> Response:
+    return _echoed(rid, problem(400, "Bad request", error.detail, error.errors))
 
 
-def _echoed(request: Request, response: Response) -> Response:
-    response.headers.update(_echo(request))
+def _echoed(rid: str | None, response: Response) -> Response:
+    """``response`` with the request's ``X-Request-ID`` (``rid``), like every answer here."""
+    response.headers.update(_echo(rid))
     return response
 
 
-def _echo(request: Request) -> dict[str, str]:
-    rid = request_id(request)
+def _echo(rid: str | None) -> dict[str, str]:
     return {"x-request-id": rid} if rid else {}

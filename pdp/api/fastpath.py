@@ -11,25 +11,17 @@ this middleware.
 
 The only FastAPI parts it replaces are the two dependencies each route declares:
 the components (``app.state.components``, as :func:`pdp.api.deps.get_components`
-reads them) and the PEP's bearer credential, read by the same ``HTTPBearer``
-object (:data:`pdp.api.bearer.pep_bearer`).
+reads them) and the PEP's bearer credential, which the shared function reads itself
+from the :class:`pdp.api.door.DoorRequest` both ways build (as ``HTTPBearer`` does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pdp.api.authorize import AUTHORIZE_PATH, answer_authorize
 from pdp.api.authzen import EVALUATION_PATH, answer_evaluation
-from pdp.api.bearer import Bearer, pep_bearer
-from pdp.components import Components
-
-Answer = Callable[[Request, Components, Bearer], Awaitable[Response]]
-"""A shared decision path: the request, the app's components, the PEP's bearer
-credential -> the answer."""
+from pdp.api.door import Answer, DoorRequest
 
 POST_PATHS: dict[str, Answer] = {AUTHORIZE_PATH: answer_authorize,
                                  EVALUATION_PATH: answer_evaluation}
@@ -49,9 +41,7 @@ class FastPath:
         if answer is None:
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        response = await answer(request, request.app.state.components,
-                                await pep_bearer(request))
+        response = await answer(DoorRequest(scope, receive), scope["app"].state.components)
         await response(scope, receive, send)
 
 

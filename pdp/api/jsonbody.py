@@ -17,7 +17,7 @@ path and the routes accept exactly the same bytes. Ref: https://www.rfc-editor.o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
@@ -82,9 +82,16 @@ async def unsupported_media_type(request: Request) -> Response | None:
     or declares none and still sends bytes, is told what to send; an empty body
     without a content type stays FastAPI's 422 (the body is missing). RFC 9110 §15.5.16.
     """
-    content_type = request.headers.get("content-type")
+    return await refused_media_type(request.headers.get("content-type"), request.body)
+
+
+async def refused_media_type(content_type: str | None,
+                             body: Callable[[], Awaitable[bytes]]) -> Response | None:
+    """:func:`unsupported_media_type` from the request's ``content-type`` header (None
+    without one) and its ``body`` (read only when there is no such header): the one
+    rule of every JSON door, the decision doors' included (:mod:`pdp.api.door`)."""
     if content_type is None:
-        if not await request.body():
+        if not await body():
             return None
     elif is_json_media_type(content_type):
         return None
@@ -94,4 +101,4 @@ async def unsupported_media_type(request: Request) -> Response | None:
 
 
 __all__ = ["StrictJSONRequest", "StrictJSONRoute", "is_json_media_type", "parse_json",
-           "unsupported_media_type"]
+           "refused_media_type", "unsupported_media_type"]

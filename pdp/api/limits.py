@@ -15,6 +15,7 @@ import json
 import re
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_HEADER_BYTES = 131072
@@ -27,10 +28,19 @@ _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,%d}" % MAX_REQUEST_ID)
 
 class BodyTooLarge(HTTPException):
     """Raised while the body streams in: an ``HTTPException`` so that FastAPI's body
-    parsing passes it on (as 413) instead of calling it "an error parsing the body"."""
+    parsing passes it on (as 413) instead of calling it "an error parsing the body".
 
-    def __init__(self) -> None:
+    Raised past :class:`RequestLimits` it is answered there (:meth:`answer`); a
+    decision door's route answers it the same way itself (``pdp.api.door.answer_routed``)."""
+
+    def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail="Request body too large")
+        self.limit = limit
+
+    def answer(self) -> Response:
+        """The 413 :class:`RequestLimits` sends for a body over ``limit`` bytes."""
+        return problem_answer(413, "Request body too large",
+                              f"the body exceeds {self.limit} bytes")
 
 
 class RequestLimits:
@@ -81,7 +91,7 @@ class RequestLimits:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         try:
@@ -90,15 +100,26 @@ class RequestLimits:
             await self._too_large(send)
 
     async def _too_large(self, send: Send) -> None:
-        await send_problem(send, 413, "Request body too large",
-                           f"the body exceeds {self.max_body_bytes} bytes")
+        await _send(send, BodyTooLarge(self.max_body_bytes).answer())
+
+
+def problem_answer(status: int, title: str, detail: str) -> Response:
+    """An RFC 9457 problem answer as the middleware sends it (below FastAPI's handlers:
+    its own header order and JSON spacing)."""
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+    response = Response(body, status_code=status)
+    response.raw_headers = [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]
+    return response
 
 
 async def send_problem(send: Send, status: int, title: str, detail: str) -> None:
-    """An RFC 9457 problem answer, sent from middleware (below FastAPI's handlers)."""
-    body = json.dumps({"type": "about:blank", "title": title, "status": status,
-                       "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/problem+json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    """:func:`problem_answer`, sent from middleware."""
+    await _send(send, problem_answer(status, title, detail))
+
+
+async def _send(send: Send, response: Response) -> None:
+    await send({"type": "http.response.start", "status": response.status_code,
+                "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

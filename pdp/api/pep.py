@@ -155,13 +155,22 @@ def identify_pep(request: Request, components: Components,
 
 async def require_pep(request: Request, components: ComponentsDep,
                       bearer: PepBearerDep) -> str | None:
-    """Dependency of the decision endpoints: identify the PEP, enforce the allowlist,
-    and set ``request.state.pep`` (its principal id, or None) for the record.
+    """Dependency of the decision endpoints: :func:`admit_pep`, then set
+    ``request.state.pep`` (its principal id, or None) for the record."""
+    name = await admit_pep(request, components, bearer)
+    request.state.pep = name
+    return name
+
+
+async def admit_pep(request: Request, components: Components, bearer: Bearer) -> str | None:
+    """Identify the PEP and enforce the allowlist: its principal id, or None (no
+    credential, on open endpoints). The decision doors' one PEP check
+    (``pdp.api.authorize``, ``pdp.api.authzen``), and :func:`require_pep`'s.
 
     A refused caller is a decision too: it is denied and recorded (``pdp.api.refusals``)
     and :class:`PepRefused` carries its ``decision_id`` into the 401/403 problem."""
     try:
-        return check_pep(request, components, bearer)
+        return allowed_pep(request, components, bearer)
     except PepRefused as e:
         decision = await refuse(request, components,
                                 code=e.reason_code or ReasonCode.IDENTITY_MISSING,
@@ -171,9 +180,9 @@ async def require_pep(request: Request, components: ComponentsDep,
         raise
 
 
-def check_pep(request: Request, components: Components, bearer: Bearer) -> str | None:
-    """:func:`require_pep` without recording a refusal (for callers that record it
-    themselves, or answer without deciding)."""
+def allowed_pep(request: Request, components: Components, bearer: Bearer) -> str | None:
+    """The PEP's principal id (None: it presented nothing, on open endpoints), or
+    :class:`PepRefused` (401/403); nothing recorded, nothing set on the request."""
     settings = components.settings
     try:
         pep = identify_pep(request, components, bearer)
@@ -190,9 +199,7 @@ def check_pep(request: Request, components: Components, bearer: Bearer) -> str |
         if not _allowlist(tuple(settings.pep_allowlist)).allows(pep.name):
             raise PepRefused(403, f"{pep.name} is not on this PDP's PEP allowlist",
                              ReasonCode.IDENTITY_PEP_NOT_ALLOWED, pep=pep.name)
-    name = pep.name if pep is not None else None
-    request.state.pep = name
-    return name
+    return pep.name if pep is not None else None
 
 
 def refused_problem(exc: PepRefused) -> JSONResponse:
@@ -263,7 +270,8 @@ def pep_name(request: Request) -> str | None:
 
 
 __all__ = [
-    "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "check_pep", "check_pep_allowlist",
+    "PepAllowlist", "PepDep", "PepIdentity", "PepRefused", "admit_pep", "allowed_pep",
+    "check_pep_allowlist",
     "enforced", "identify_pep", "install_pep_handler", "pep_name", "refused_problem",
     "require_pep",
     "tls_client_chain",

@@ -207,7 +207,22 @@ def test_the_chain_head_is_planned_afresh_so_a_young_tables_plan_is_not_kept(
     grow = ("INSERT INTO decisions (seq, decision_id, policies, reason_codes, record, "
             "prev_hash, hash) SELECT n, 'id-' || n, '{}', '{}', repeat('x', 2000), '', "
             "'h' || n FROM generate_series(%s::bigint, %s::bigint) AS n")
+    for _ in range(3):
+        kept, fresh = _head_plans_kept_and_fresh(pg_dsn, grow)
+        # Another session's DDL can overflow this backend's invalidation queue (other tests'
+        # schemas come and go on the shared server): every cached plan is then planned
+        # again, on the grown table, and the trap does not show. Set it up again.
+        if "Seq Scan on decisions" in kept:
+            break
+    assert "Seq Scan on decisions" in kept  # the trap: the young table's plan, kept
+    assert "Index Scan Backward using decisions_pkey" in fresh
+
+
+def _head_plans_kept_and_fresh(pg_dsn: str, grow: str) -> tuple[str, str]:
+    """The head read's plan as the old way kept it (prepared while the table was young),
+    and planned now, after the table grew, on one connection."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE decisions")
         # An autovacuum ANALYZE of the grown table would invalidate the kept plan and
         # hide the trap (seen on a loaded machine): only this test's ANALYZE runs.
         conn.execute("ALTER TABLE decisions SET (autovacuum_enabled = false)")
@@ -226,8 +241,7 @@ def test_the_chain_head_is_planned_afresh_so_a_young_tables_plan_is_not_kept(
         assert [s for _, s in prepared] == [HEAD]  # the old way's only; none of ours
         kept = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE {prepared[0][0]}"))
         fresh = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {HEAD}"))
-    assert "Seq Scan on decisions" in kept  # the trap: the young table's plan, kept
-    assert "Index Scan Backward using decisions_pkey" in fresh
+    return kept, fresh
 
 
 def test_the_writer_never_prepares_the_head_read(pg_dsn: str, make_record: MakeRecord) -> None:

@@ -78,8 +78,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 # prefix and imported module; each says why. Everything else is imported at module level.
 FUNCTION_LEVEL_ALLOWED: Mapping[tuple[str, str], str] = {
     # The CLI defers what a command needs (uvicorn, the engine, the log, the broker) to the
-    # command itself, so `pdp --help`, `--version` and shell completion stay fast; no cycle
-    # is hidden (main.py registers every command module at module level; see pdp/cli).
+    # command itself, so `pdp --help`, `--version` and shell completion stay fast; main.py
+    # imports each command module in the function that registers it, when that command is
+    # looked up (pdp.cli.lazy_group): an import made then cannot close a cycle at import time.
     ("pdp.cli", "*"): "deferred per command: `pdp --help` and completion stay fast",
     # Optional dependencies: psycopg comes with the `postgres` extra only.
     ("pdp.audit.factory", "pdp.audit.postgres.settings"): "psycopg is optional (postgres extra)",

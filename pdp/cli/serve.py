@@ -7,8 +7,8 @@ while it ran: bench/RESULTS.md, "Issue 16, round 5"). That is also what one work
 gets, unless the server must be one process (:func:`in_process_reason`).
 
 The server's modules (uvicorn, FastAPI, the engine, the log) are imported inside the
-command, not at the top: every other ``pdp`` command, ``--help`` and shell completion
-import this module too, and should not pay a second and a half for a server they never start.
+command, not at the top: ``pdp --help`` and shell completion import this module too, and
+should not pay a second and a half for a server they never start.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pdp.cli.common import (
     fail,
     settings_from,
 )
+from pdp.cli.import_gc import without_collection
 from pdp.config import Settings
 
 
@@ -52,17 +53,18 @@ def serve(
     in_process: Annotated[bool, typer.Option("--in-process", help="Serve from this one process, without a supervisor (--workers 1 only): a reload loads beside the traffic and slows decisions while it runs.")] = False,
 ) -> None:
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
-    import uvicorn  # deferred: see the module docstring
+    with without_collection():  # collected once, by freeze_imported_modules
+        import uvicorn  # deferred: see the module docstring
 
-    from pdp.api.app import freeze_imported_modules
-    from pdp.api.pep import check_pep_allowlist
-    from pdp.api.svid_tls import svid_tls_for
-    from pdp.api.tls import uvicorn_tls_options
-    from pdp.audit.errors import AuditError
-    from pdp.engine.problems import BundleInvalid
-    from pdp.identity.dev_x509 import with_dev_x509_trust
-    from pdp.identity.trust_bundle import BundleError
-    from pdp.server import create_app
+        from pdp.api.app import freeze_imported_modules
+        from pdp.api.pep import check_pep_allowlist
+        from pdp.api.svid_tls import svid_tls_for
+        from pdp.api.tls import uvicorn_tls_options
+        from pdp.audit.errors import AuditError
+        from pdp.engine.problems import BundleInvalid
+        from pdp.identity.dev_x509 import with_dev_x509_trust
+        from pdp.identity.trust_bundle import BundleError
+        from pdp.server import create_app
 
     freeze_imported_modules()  # before the bundle's million objects: see its docstring
     settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,

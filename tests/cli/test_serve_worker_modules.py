@@ -1,0 +1,79 @@
+"""What a served worker has imported when ``/readyz`` first answers, read in a real
+``pdp serve --dev`` (a supervisor and its one worker, forked from it after its imports):
+the serve command's modules, none of the other commands' (``pdp.cli.main`` imports a
+command's module when that command runs: :mod:`pdp.cli.lazy_group`), and the cyclic
+collector back on after the imports it was off for (:mod:`pdp.cli.import_gc`).
+
+The worker writes its ``sys.modules`` on SIGUSR1, a handler installed before ``pdp``
+starts (the worker inherits it through the fork) by the small launcher below."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import POLICIES, REPO
+from tests.server import children, free_port
+
+OTHER_COMMANDS = ("pdp.cli.audit", "pdp.cli.bundle", "pdp.cli.check", "pdp.cli.config_cmd",
+                  "pdp.cli.context", "pdp.cli.grant", "pdp.cli.impact", "pdp.cli.revoke",
+                  "pdp.cli.scaffold", "pdp.cli.task", "pdp.cli.token", "pdp.cli.admin_client")
+
+LAUNCHER = """
+import gc, json, os, runpy, signal, sys
+out = sys.argv.pop(1)
+def dump(signum, frame):
+    with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
+        json.dump({"modules": sorted(sys.modules), "collecting": gc.isenabled()}, f)
+signal.signal(signal.SIGUSR1, dump)
+sys.argv[0] = "pdp"
+runpy.run_module("pdp.cli.main", run_name="__main__", alter_sys=True)
+"""
+
+
+def modules_at_ready(tmp_path: Path) -> dict[str, dict[str, object]]:
+    """``{"supervisor": ..., "worker": ...}``: each one's modules and collector state, read
+    right after the first 200 from ``/readyz``."""
+    out = tmp_path / "dumps"
+    out.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(out), "serve", "--dev", "--policies", str(POLICIES),
+         "--state-dir", str(tmp_path / "state"), "--port", str(port)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "pdp serve did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        (worker,) = children(process.pid)
+        roles = {"supervisor": process.pid, "worker": worker}
+        for pid in roles.values():
+            os.kill(pid, signal.SIGUSR1)
+        while len(list(out.glob("*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # the files are complete once written; a last moment for the second
+        return {role: json.loads((out / f"{pid}.json").read_text()) for role, pid in roles.items()}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_served_worker_has_imported_no_other_commands_module(tmp_path: Path) -> None:
+    state = modules_at_ready(tmp_path)
+    for role, seen in state.items():
+        modules = set(seen["modules"])  # type: ignore[arg-type]
+        assert {"pdp.cli.serve", "pdp.server", "uvicorn"} <= modules, role  # the real thing
+        assert sorted(modules.intersection(OTHER_COMMANDS)) == [], role
+        assert seen["collecting"] is True, role

@@ -53,7 +53,7 @@ def serve(
     in_process: Annotated[bool, typer.Option("--in-process", help="Serve from this one process, without a supervisor (--workers 1 only): a reload loads beside the traffic and slows decisions while it runs.")] = False,
 ) -> None:
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
-    with without_collection():  # collected once, by freeze_imported_modules
+    with without_collection():  # one collection, freeze_imported_modules' (pdp.cli.import_gc)
         import uvicorn  # deferred: see the module docstring
 
         from pdp.api.app import freeze_imported_modules
@@ -66,7 +66,9 @@ def serve(
         from pdp.identity.trust_bundle import BundleError
         from pdp.server import create_app
 
-    freeze_imported_modules()  # before the bundle's million objects: see its docstring
+        # Before the bundle's million objects (see its docstring), and before the
+        # collector is back on: no pass walks the imports between them and the freeze.
+        freeze_imported_modules()
     settings = settings_from(config, dev=dev, policies=policies, host=host, port=port,
                              state_dir=state_dir, tls_cert=tls_cert, tls_key=tls_key,
                              client_ca_bundle=client_ca_bundle,

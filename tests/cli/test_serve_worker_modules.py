@@ -2,13 +2,15 @@
 ``pdp serve --dev`` (a supervisor and its one worker, forked from it after its imports):
 the serve command's modules, none of the other commands' (``pdp.cli.main`` imports a
 command's module when that command runs: :mod:`pdp.cli.lazy_group`), and the cyclic
-collector back on after the imports it was off for (:mod:`pdp.cli.import_gc`).
+collector back on after the imports it was off for (:mod:`pdp.cli.import_gc`), which
+were frozen before it was.
 
 The worker writes its ``sys.modules`` on SIGUSR1, a handler installed before ``pdp``
 starts (the worker inherits it through the fork) by the small launcher below."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import POLICIES, REPO
 from tests.server import children, free_port
@@ -77,3 +81,20 @@ def test_a_served_worker_has_imported_no_other_commands_module(tmp_path: Path) -
         assert {"pdp.cli.serve", "pdp.server", "uvicorn"} <= modules, role  # the real thing
         assert sorted(modules.intersection(OTHER_COMMANDS)) == [], role
         assert seen["collecting"] is True, role
+
+
+def test_serve_freezes_its_imports_before_the_collector_is_back_on(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pdp.api.app
+    from pdp.cli.main import app
+
+    seen: list[bool] = []
+    freeze = pdp.api.app.freeze_imported_modules
+    monkeypatch.setattr(pdp.api.app, "freeze_imported_modules",
+                        lambda: (seen.append(gc.isenabled()), freeze())[1])
+    was = gc.isenabled()
+    # Stops at the configuration, right after the imports and the freeze.
+    result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 1 and "configuration" in result.output
+    assert seen == [False]  # frozen with no collection pass since the imports began
+    assert gc.isenabled() is was

@@ -1,9 +1,14 @@
-"""What a served worker has imported when ``/readyz`` first answers, read in a real
-``pdp serve --dev`` (a supervisor and its one worker, forked from it after its imports):
-the serve command's modules, none of the other commands' (``pdp.cli.main`` imports a
-command's module when that command runs: :mod:`pdp.cli.lazy_group`), and the cyclic
-collector back on after the imports it was off for (:mod:`pdp.cli.import_gc`), which
-were frozen before it was.
+"""What a first ``pdp serve`` start spends CPU on before ``/readyz``, and what it no longer
+does (bench/RESULTS.md, "Issue 16, round 11: start"):
+
+- a served worker (a real ``pdp serve --dev``: a supervisor and its one worker, forked
+  from it after its imports) holds the serve command's modules at ``/readyz`` and none of
+  the other commands' (``pdp.cli.main`` imports a command's module when that command
+  runs: :mod:`pdp.cli.lazy_group`), with the cyclic collector back on;
+- ``serve`` imports with the collector off and freezes the imports before it is back on
+  (:mod:`pdp.cli.import_gc`);
+- from the first load to its freeze no collection walks the load's objects but the
+  freeze's own.
 
 The worker writes its ``sys.modules`` on SIGUSR1, a handler installed before ``pdp``
 starts (the worker inherits it through the fork) by the small launcher below."""
@@ -98,3 +103,40 @@ def test_serve_freezes_its_imports_before_the_collector_is_back_on(
     assert result.exit_code == 1 and "configuration" in result.output
     assert seen == [False]  # frozen with no collection pass since the imports began
     assert gc.isenabled() is was
+
+
+@pytest.mark.parametrize("supervised", [True, False])
+def test_no_collection_runs_between_the_first_load_and_its_freeze(
+        supervised: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pdp.api.app
+    from pdp.cli.serve import build_for_serving
+    from pdp.config import load_settings
+    from pdp.engine.store import preload
+
+    collections: list[int] = []
+    at_freeze: list[tuple[int, bool]] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    freeze = pdp.api.app.freeze_loaded_bundle
+    monkeypatch.setattr(pdp.api.app, "freeze_loaded_bundle",
+                        lambda: (at_freeze.append((len(collections), gc.isenabled())), freeze())[1])
+    settings = load_settings(None, dev=True, policies=POLICIES, state_dir=tmp_path,
+                             watch_policies=False)
+    was = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(count)
+    try:
+        components = build_for_serving(settings, supervised=supervised)
+        components.close()
+    finally:
+        gc.callbacks.remove(count)
+        preload(None)
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+    # Nothing walked the load's objects before the freeze's own young collection; the
+    # collector is back on afterwards.
+    assert at_freeze == [(0, False)]
+    assert collections[0] == 1 and gc.isenabled() is was

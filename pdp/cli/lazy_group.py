@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 from typer.main import get_group
 
-from pdp.cli.import_gc import without_collection
+from pdp.collector import paused
 
 Register = Callable[[typer.Typer], None]
 """Registers one module's commands on the Typer app it is given, importing the module."""
@@ -45,7 +45,7 @@ class LazyCommands(MutableMapping[str, Any]):
 
     def _build(self, entry: Lazy) -> None:
         holder = typer.Typer(rich_markup_mode=self._markup)
-        with without_collection():  # the module's imports: pdp.cli.import_gc
+        with paused():  # the module's imports: pdp.collector
             entry.register(holder)
         commands = get_group(holder).commands
         if set(commands) != set(entry.names):  # the table in main.py is out of date

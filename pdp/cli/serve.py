@@ -34,7 +34,7 @@ from pdp.cli.common import (
     fail,
     settings_from,
 )
-from pdp.cli.import_gc import without_collection
+from pdp.collector import paused
 from pdp.config import Settings
 
 
@@ -53,7 +53,7 @@ def serve(
     in_process: Annotated[bool, typer.Option("--in-process", help="Serve from this one process, without a supervisor (--workers 1 only): a reload loads beside the traffic and slows decisions while it runs.")] = False,
 ) -> None:
     """Serve the HTTP API (`--dev`: trust a local issuer for example.org)."""
-    with without_collection():  # one collection, freeze_imported_modules' (pdp.cli.import_gc)
+    with paused():  # one collection, freeze_imported_modules' (pdp.collector)
         import uvicorn  # deferred: see the module docstring
 
         from pdp.api.app import freeze_imported_modules
@@ -226,7 +226,7 @@ def build_for_serving(settings: Settings, *, supervised: bool) -> Any:
 
     if supervised:
         return prepare_workers(settings)
-    with without_collection():  # until the bundle is frozen: see prepare_workers
+    with paused():  # until the bundle is frozen: see prepare_workers
         components = build_components(settings)
         freeze_loaded_bundle()
     return components
@@ -260,7 +260,7 @@ def prepare_workers(settings: Settings) -> Any:
     # (a young pass as the load returned, then one of the middle generation while the
     # archive stored the bundle: ~0.35 s at 10,000 policies), where the freeze's own
     # young collection walks them once.
-    with without_collection():
+    with paused():
         components = build_components(settings, log=MemoryDecisionLog())
         freeze_loaded_bundle()  # before the app below, which is dropped: see build_for_serving
     preload(components.bundles.current)

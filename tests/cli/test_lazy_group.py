@@ -16,8 +16,8 @@ import typer
 from typer.testing import CliRunner
 
 from pdp.cli import main
-from pdp.cli.import_gc import without_collection
 from pdp.cli.lazy_group import Lazy, LazyCommands
+from pdp.collector import paused
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -91,7 +91,7 @@ def run_python(code: str) -> str:
 def test_importing_the_command_imports_no_command_module() -> None:
     out = run_python("import sys, pdp.cli.main; print(sorted(m for m in sys.modules "
                      "if m.startswith(('pdp.', 'pydantic', 'fastapi', 'cedarpy'))))")
-    assert out == "['pdp.cli', 'pdp.cli.import_gc', 'pdp.cli.lazy_group', 'pdp.cli.main']"
+    assert out == "['pdp.cli', 'pdp.cli.lazy_group', 'pdp.cli.main', 'pdp.collector']"
 
 
 def test_a_command_imports_its_own_module_only() -> None:
@@ -99,8 +99,8 @@ def test_a_command_imports_its_own_module_only() -> None:
             "g = typer.main.get_command(m.app)\n"
             "assert g.get_command(g.context_class(g), 'token') is not None\n"
             "print(sorted(x for x in sys.modules if x.startswith('pdp.cli.')))")
-    assert run_python(code) == ("['pdp.cli.common', 'pdp.cli.import_gc', 'pdp.cli.lazy_group', "
-                                "'pdp.cli.main', 'pdp.cli.token']")
+    assert run_python(code) == ("['pdp.cli.common', 'pdp.cli.lazy_group', 'pdp.cli.main', "
+                                "'pdp.cli.token']")
 
 
 def test_a_module_registering_other_names_than_its_entry_lists_is_refused() -> None:
@@ -124,14 +124,14 @@ def test_listing_the_names_imports_nothing() -> None:
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_imports_without_collection_restore_the_collector_as_it_was(enabled: bool) -> None:
+def test_a_paused_collector_is_restored_as_it_was(enabled: bool) -> None:
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()
-        with without_collection():
+        with paused():
             assert not gc.isenabled()
         assert gc.isenabled() is enabled
-        with pytest.raises(ImportError), without_collection():
+        with pytest.raises(ImportError), paused():
             import pdp.no_such_module  # noqa: F401
         assert gc.isenabled() is enabled
     finally:

@@ -6,7 +6,7 @@ does (bench/RESULTS.md, "Issue 16, round 11: start"):
   the other commands' (``pdp.cli.main`` imports a command's module when that command
   runs: :mod:`pdp.cli.lazy_group`), with the cyclic collector back on;
 - ``serve`` imports with the collector off and freezes the imports before it is back on
-  (:mod:`pdp.cli.import_gc`);
+  (:mod:`pdp.collector`);
 - from the first load to its freeze no collection walks the load's objects but the
   freeze's own.
 

@@ -1,7 +1,7 @@
 """Options, parsers and helpers shared by the subcommands.
 
-Nothing here imports the engine, the log or the server: ``pdp --help``, ``pdp --version``
-and shell completion import every subcommand module, and should answer at once.
+Nothing here imports the engine, the log or the server: ``pdp --help`` and shell
+completion import every subcommand module (:mod:`pdp.cli.main`), and should answer at once.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pdp.collector import paused
 from pdp.engine.bundle import Bundle, load_bundle, version_on_disk
 from pdp.engine.bundle_watch import SAFETY_POLL_S, wakeups
 from pdp.engine.cache_budget import ANSWER_MEMO_BYTES
@@ -105,14 +105,10 @@ def collector_paused() -> Iterator[None]:
     worker (bench/RESULTS.md, "Issue 16, round 8: the first load without the collector").
     The PDP serves nothing before its first load; the server collects and freezes what the
     load built right after (``pdp.api.app.freeze_loaded_bundle``). Reloads keep the
-    collector: traffic runs beside them."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    collector: traffic runs beside them. (``pdp serve`` keeps it paused past the load,
+    until the bundle is frozen: :func:`pdp.cli.serve.prepare_workers`.)"""
+    with paused():
         yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class BundleStore:

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
 from pdp.api.bearer import PepBearerDep
-from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.deps import ComponentsDep, echoed_id, request_id, with_echoed_id
 from pdp.api.door import DoorRequest, answer_routed
 from pdp.api.fastjson import DecisionJSON, FastJSONResponse
 from pdp.api.jsonbody import StrictJSONRoute, refused_media_type
@@ -84,23 +84,23 @@ async def answer_authorize(request: DoorRequest, components: Components) -> Resp
     try:
         pep = await admit_pep(request, components, request.bearer())
     except PepRefused as e:  # recorded, with its decision id in the answer
-        return _echoed_id(rid, refused_problem(e))
+        return with_echoed_id(rid, refused_problem(e))
     content_type = request.content_type
     # the same 415 as every JSON door
     unsupported = await refused_media_type(content_type, request.body)
     if unsupported is not None:
-        return _echoed_id(rid, unsupported)
+        return with_echoed_id(rid, unsupported)
     raw = await request.body()
     if not raw and content_type is None:  # no body at all, as FastAPI says
-        return _echoed_id(rid, invalid_body(
+        return with_echoed_id(rid, invalid_body(
             [{"type": "missing", "loc": ("body",), "msg": "Field required"}]))
     try:  # bytes to model in one step: the strict JSON of pdp.api.jsonbody, then the fields
         body = AuthorizeRequest.model_validate_json(raw)
     except ValidationError as e:
-        return _echoed_id(rid, invalid_body(e.errors(include_url=False)))
+        return with_echoed_id(rid, invalid_body(e.errors(include_url=False)))
     refused = reserved_context(body.context)
     if refused is not None:
-        return _echoed_id(rid, refused)
+        return with_echoed_id(rid, refused)
     decision = await components.service.authorize(body.to_input(request_id=rid, pep=pep))
     return DecisionJSON(decision.as_dict(), rid)
 
@@ -115,27 +115,12 @@ async def authorize_batch(body: BatchRequest, request: Request,
     for i, item in enumerate(body.items):
         refused = reserved_context(item.context, f"items.{i}.context")
         if refused is not None:
-            return _echoed(request, refused)
+            return with_echoed_id(request_id(request), refused)
     rid = request_id(request)
     decisions = await components.service.authorize_batch(
         [to_input(body.subject, item, request_id=rid, pep=pep_name(request))
          for item in body.items])
-    return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=_echo_id(rid))
-
-
-
-def _echo_id(rid: str | None) -> dict[str, str]:
-    return {"x-request-id": rid} if rid else {}
-
-
-def _echoed(request: Request, response: Response) -> Response:
-    """``response`` with the request's ``X-Request-ID``, like every decision answer."""
-    return _echoed_id(request_id(request), response)
-
-
-def _echoed_id(rid: str | None, response: Response) -> Response:
-    response.headers.update(_echo_id(rid))
-    return response
+    return FastJSONResponse({"results": [d.as_dict() for d in decisions]}, headers=echoed_id(rid))
 
 
 __all__ = ["AUTHORIZE_PATH", "answer_authorize", "authorize", "authorize_batch", "pep_name",

@@ -50,7 +50,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdp.api.bearer import PepBearerDep
-from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.deps import ComponentsDep, echoed_id, request_id, with_echoed_id
 from pdp.api.door import DoorRequest, answer_routed
 from pdp.api.fastjson import DecisionJSON
 from pdp.api.jsonbody import StrictJSONRoute, parse_json
@@ -211,7 +211,7 @@ async def configuration(request: Request) -> JSONResponse:
     return JSONResponse({"policy_decision_point": base,
                          "access_evaluation_endpoint": base + EVALUATION_PATH,
                          "access_evaluations_endpoint": base + EVALUATIONS_PATH},
-                        headers=_echo(request_id(request)))
+                        headers=echoed_id(request_id(request)))
 
 
 @router.post(EVALUATION_PATH, summary="AuthZEN access evaluation",
@@ -234,7 +234,7 @@ async def answer_evaluation(request: DoorRequest, components: Components) -> Res
     try:
         pep = await admit_pep(request, components, request.bearer())
     except PepRefused as e:
-        return _echoed(rid, refused_problem(e))
+        return with_echoed_id(rid, refused_problem(e))
     try:
         body = await _json_object(request.content_type, request.body)
         return await _evaluate(components, body, pep, rid)
@@ -284,7 +284,7 @@ async def evaluations(request: Request, components: ComponentsDep) -> Response:
             raise BadRequest(f"at most {MAX_EVALUATIONS} evaluations per request")
         refused = reserved_context(defaults.context)
         if refused is not None:
-            return _echoed(rid, refused)
+            return with_echoed_id(rid, refused)
         items = [_prepare_item(components, body, item, pep, rid)
                  for item in defaults.evaluations]
     except BadRequest as e:
@@ -304,7 +304,7 @@ async def _evaluate(components: Components, body: dict[str, Any], pep: str | Non
     parsed = _validate(AzEvaluationRequest, body)
     refused = reserved_context(parsed.context)
     if refused is not None:
-        return _echoed(rid, refused)
+        return with_echoed_id(rid, refused)
     prepared = _prepared(components, parsed, pep, rid)
     decision = await components.service.authorize(prepared)
     return DecisionJSON(_answer(decision, prepared, parsed.options.include_reasons), rid)
@@ -492,14 +492,4 @@ def _answer(decision: Decision, request: AuthorizeInput, reasons: bool) -> dict[
 
 
 def _bad_request(rid: str | None, error: BadRequest) -> Response:
-    return _echoed(rid, problem(400, "Bad request", error.detail, error.errors))
-
-
-def _echoed(rid: str | None, response: Response) -> Response:
-    """``response`` with the request's ``X-Request-ID`` (``rid``), like every answer here."""
-    response.headers.update(_echo(rid))
-    return response
-
-
-def _echo(rid: str | None) -> dict[str, str]:
-    return {"x-request-id": rid} if rid else {}
+    return with_echoed_id(rid, problem(400, "Bad request", error.detail, error.errors))

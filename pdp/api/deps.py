@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from pdp.components import Components
 
@@ -27,3 +27,17 @@ def request_id(request: Request) -> str | None:
         if key == b"x-request-id":
             return value.decode("latin-1")
     return None
+
+
+def echoed_id(rid: str | None) -> dict[str, str]:
+    """The headers that echo a request's ``X-Request-ID`` (``rid``) in its answer: none
+    when it sent none."""
+    return {"x-request-id": rid} if rid else {}
+
+
+def with_echoed_id(rid: str | None, response: Response) -> Response:
+    """``response`` echoing the request's ``X-Request-ID`` (``rid``), like every decision
+    answer."""
+    response.headers.update(echoed_id(rid))
+    return response
+

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from pdp.api.bearer import Bearer, ForwardedBearerDep, bearer_token
-from pdp.api.deps import ComponentsDep, request_id
+from pdp.api.deps import ComponentsDep, echoed_id, request_id
 from pdp.api.forwarded import forwarded_credential
 from pdp.api.jsonbody import StrictJSONRoute
 from pdp.api.pep import PepAllowlist, enforced, tls_client_chain
@@ -246,7 +246,7 @@ def gateway_pep(request: Request, components: Components, door: str) -> str | No
 
 
 def _answer(request: Request, decision: Decision) -> Response:
-    headers = {DECISION_HEADER: decision.decision_id, **_echo(request)}
+    headers = {DECISION_HEADER: decision.decision_id, **echoed_id(request_id(request))}
     if decision.allowed:
         return Response(status_code=200, headers=headers)
     return JSONResponse(_explained(decision), status_code=403, headers=headers)
@@ -265,9 +265,4 @@ def _unrecorded(request: Request, explanation: str, code: str) -> JSONResponse:
     """The last resort: a deny that not even the decision service could give."""
     return JSONResponse({"decision": "deny", "decision_id": None, "reasons": [],
                          "reason_codes": [str(code)], "explanation": f"Denied: {explanation}."},
-                        status_code=403, headers=_echo(request))
-
-
-def _echo(request: Request) -> dict[str, str]:
-    rid = request_id(request)
-    return {"x-request-id": rid} if rid else {}
+                        status_code=403, headers=echoed_id(request_id(request)))

@@ -8,7 +8,7 @@ freezes what the work built (bench/RESULTS.md, "Issue 16, round 11: start"):
 
 - its imports (~900 modules, ~100,000 objects): about 230 passes, ~60 ms of CPU of the
   ~0.85 s of imports (:mod:`pdp.cli.serve`, :mod:`pdp.cli.lazy_group`);
-- the first load (``pdp.engine.store.collector_paused``), until the bundle is frozen.
+- the first load (``pdp.engine.store.BundleStore.load_initial``), until the bundle is frozen.
 
 Ref: https://docs.python.org/3/library/gc.html#gc.disable
 """

@@ -254,7 +254,7 @@ def prepare_workers(settings: Settings) -> Any:
     from pdp.engine.store import preload
 
     checkpoint_private_key(settings)
-    # The collector stays off from the first load (pdp.engine.store.collector_paused)
+    # The collector stays off from the first load (pdp.engine.store.BundleStore.load_initial)
     # until its objects are frozen: turned back on in between, with the load's million
     # objects all in its youngest generation, it walked them twice before the freeze
     # (a young pass as the load returned, then one of the middle generation while the

@@ -11,8 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,22 +94,6 @@ class ReloadFailure:
     problems: tuple[str, ...]
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the first load, then as it was.
-
-    A load builds millions of objects that all live on (10,000 policies), and each full
-    pass of the collector walks them all to find nothing: four passes, 0.82-0.89x the
-    wall time of a bare load, 0.93-1.00x of `pdp serve`'s first start to `/readyz` with one
-    worker (bench/RESULTS.md, "Issue 16, round 8: the first load without the collector").
-    The PDP serves nothing before its first load; the server collects and freezes what the
-    load built right after (``pdp.api.app.freeze_loaded_bundle``). Reloads keep the
-    collector: traffic runs beside them. (``pdp serve`` keeps it paused past the load,
-    until the bundle is frozen: :func:`pdp.cli.serve.prepare_workers`.)"""
-    with paused():
-        yield
-
-
 class BundleStore:
     """Holds the current bundle; ``reload()`` swaps in a new one only if it is valid."""
 
@@ -162,8 +145,18 @@ class BundleStore:
 
     def load_initial(self) -> Bundle:
         """The first load: with nothing to fall back to, a refused bundle raises
-        ``BundleInvalid``."""
-        with collector_paused():
+        ``BundleInvalid``.
+
+        It runs with the cyclic garbage collector paused (:func:`pdp.collector.paused`). A
+        load builds millions of objects that all live on (10,000 policies), and each full
+        pass of the collector walks them all to find nothing: four passes, 0.82-0.89x the
+        wall time of a bare load, 0.93-1.00x of `pdp serve`'s first start to `/readyz` with
+        one worker (bench/RESULTS.md, "Issue 16, round 8: the first load without the
+        collector"). The PDP serves nothing before its first load; the server collects and
+        freezes what the load built right after (``pdp.api.app.freeze_loaded_bundle``), and
+        ``pdp serve`` keeps the pause until then (:func:`pdp.cli.serve.prepare_workers`).
+        Reloads keep the collector: traffic runs beside them."""
+        with paused():
             bundle = self._load(first_load=True)
         with self._lock:
             self._current = bundle

@@ -1,4 +1,4 @@
-"""The first load runs with the cyclic collector paused (pdp.engine.store.collector_paused),
+"""The first load runs with the cyclic collector paused (pdp.engine.store.BundleStore.load_initial),
 and leaves it as it found it whatever happens: a refused bundle must not leave a
 long-running process without its collector."""
 

@@ -39,8 +39,10 @@ LAUNCHER = """
 import gc, json, os, runpy, signal, sys
 out = sys.argv.pop(1)
 def dump(signum, frame):
-    with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
+    path = os.path.join(out, f"{os.getpid()}.json")
+    with open(path + ".part", "w") as f:
         json.dump({"modules": sorted(sys.modules), "collecting": gc.isenabled()}, f)
+    os.replace(path + ".part", path)  # whole once it is there
 signal.signal(signal.SIGUSR1, dump)
 sys.argv[0] = "pdp"
 runpy.run_module("pdp.cli.main", run_name="__main__", alter_sys=True)
@@ -72,7 +74,6 @@ def modules_at_ready(tmp_path: Path) -> dict[str, dict[str, object]]:
             os.kill(pid, signal.SIGUSR1)
         while len(list(out.glob("*.json"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(0.1)  # the files are complete once written; a last moment for the second
         return {role: json.loads((out / f"{pid}.json").read_text()) for role, pid in roles.items()}
     finally:
         process.terminate()
